@@ -1,0 +1,49 @@
+//! Why a domain rule refused a command. The HTTP layer maps each variant to a status
+//! and a problem code; nothing here knows about HTTP.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// Bad input, naming the field (R18).
+    #[error("{field}: {message}")]
+    Validation { field: String, message: String },
+    /// The actor lacks a capability or the rank for what they asked (R2–R6).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Already a member, already invited, or a similar clash (R13).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The invitation's state does not allow the command (R10).
+    #[error("cannot {command} an invitation that is {from}")]
+    InvalidTransition { from: String, command: String },
+    /// The invitation quota (R8) or the resend cooldown (R14) is used up.
+    #[error("rate limited: {detail}")]
+    RateLimited { retry_after: Duration, detail: String },
+    /// Members plus pending member invitations would pass the seat limit (R9).
+    #[error("seats exhausted: {0}")]
+    SeatsExhausted(String),
+    #[error("the invitation token is not valid")]
+    TokenInvalid,
+    #[error("the invitation token was already used")]
+    TokenUsed,
+    #[error("the invitation has expired")]
+    TokenExpired,
+    #[error("two-factor authentication is required")]
+    MfaRequired,
+}
+
+impl DomainError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        DomainError::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn forbidden(reason: impl Into<String>) -> Self {
+        DomainError::Forbidden(reason.into())
+    }
+}

@@ -1,0 +1,24 @@
+//! The pure core: types and rules of invitations, roles and quotas. No I/O crate is
+//! imported here and time is always an argument, so every rule is a plain function
+//! that the tests drive table by table.
+
+pub mod email;
+pub mod error;
+pub mod ids;
+pub mod lifecycle;
+pub mod locale;
+pub mod members;
+pub mod quota;
+pub mod roles;
+pub mod token;
+
+pub use email::Email;
+pub use error::DomainError;
+pub use ids::{BusinessId, InvitationId, PublicBusinessId, UserId};
+pub use lifecycle::{Command, Decision, Effect, InvitationKind, InvitationStatus, InvitationView};
+pub use locale::Locale;
+pub use roles::{Capability, Role, RoleCatalog, RolePreset};
+pub use token::{InvitationToken, TokenHash, TokenNonce};
+
+/// The longest personal message an invitation may carry (R7).
+pub const MAX_MESSAGE_CHARS: usize = 1000;

@@ -1,0 +1,14 @@
+//! `invited`: a daemon that owns member invitations, partner requests, the emails
+//! they cause and the access an accepted invitation grants.
+//!
+//! See ARCHITECTURE.md for the map of this crate.
+
+pub mod actors;
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod mail;
+pub mod service;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,91 @@
+//! Users and businesses: the app registers its users, creates businesses with an
+//! owner, and reads them back.
+
+use serde_json::json;
+
+use super::{ServiceResult, Services, event, require_member};
+use crate::domain::{BusinessId, DomainError, Email, Locale, PublicBusinessId, Role, RolePreset, UserId};
+use crate::store::{BusinessRecord, NewBusiness, NewUser, UserRecord};
+
+pub struct NewBusinessInput {
+    pub name: String,
+    pub owner: UserId,
+    pub preset: Option<RolePreset>,
+    pub seat_limit: Option<u32>,
+    pub locale: Option<Locale>,
+}
+
+/// Checks a business name: 1 to 200 characters, no control characters (it is
+/// interpolated into email subjects).
+pub fn parse_business_name(raw: &str, field: &str) -> Result<String, DomainError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(DomainError::validation(field, "must be 1 to 200 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(DomainError::validation(field, "must not contain control characters"));
+    }
+    Ok(name.to_string())
+}
+
+impl Services {
+    pub async fn put_user(&self, user_id: UserId, email: Email, display_name: Option<String>, locale: Option<Locale>) -> ServiceResult<UserRecord> {
+        let mut tx = self.store.begin().await?;
+        let user = tx
+            .upsert_user(&NewUser {
+                user_id,
+                email,
+                display_name,
+                locale: locale.unwrap_or_else(|| self.settings.default_locale.clone()),
+            })
+            .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    pub async fn create_business(&self, input: NewBusinessInput) -> ServiceResult<BusinessRecord> {
+        let mut tx = self.store.begin().await?;
+        if tx.get_user(&input.owner).await?.is_none() {
+            return Err(DomainError::validation(
+                "owner_user_id",
+                format!("unknown user {}; register it with PUT /v1/users/{{id}} first", input.owner),
+            )
+            .into());
+        }
+        let business = tx
+            .insert_business(&NewBusiness {
+                id: BusinessId::new(),
+                public_id: PublicBusinessId::generate(),
+                name: input.name,
+                role_preset: input.preset.unwrap_or(self.settings.default_preset),
+                seat_limit: input.seat_limit,
+                locale: input.locale,
+            })
+            .await?;
+        let owner = Role::from_stored(Role::OWNER);
+        tx.insert_member(business.id, &input.owner, &owner).await?;
+        tx.insert_event(&event(
+            business.id,
+            None,
+            "member.added",
+            Some(&input.owner),
+            None,
+            json!({"user_id": input.owner, "role": owner.as_str()}),
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok(business)
+    }
+
+    /// A business, for its members only.
+    pub async fn get_business(&self, id: BusinessId, actor: &UserId) -> ServiceResult<BusinessRecord> {
+        let business = self
+            .store
+            .get_business(id)
+            .await?
+            .ok_or_else(|| DomainError::NotFound(format!("business {id}")))?;
+        let mut tx = self.store.begin().await?;
+        require_member(tx.as_mut(), id, actor).await?;
+        Ok(business)
+    }
+}

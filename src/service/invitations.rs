@@ -1,0 +1,292 @@
+//! Invitations: create (R7–R9, R13), read, list, timeline, quota (R33), and the
+//! commands on one invitation (R10–R15, R22) that its actor runs one at a time.
+
+use serde_json::json;
+
+use super::{ServiceResult, Services, event, lock_business, require_member};
+use crate::domain::lifecycle::{self, Command, Effect};
+use crate::domain::members::{check_capability, check_invite};
+use crate::domain::quota::{QuotaStatus, check_resend_cooldown, check_seats};
+use crate::domain::{
+    BusinessId, Capability, DomainError, Email, InvitationId, InvitationKind, InvitationStatus, Locale, TokenNonce,
+    UserId,
+};
+use crate::store::{InvitationQuery, InvitationRecord, MemberRecord, NewInvitation, TimelineEntry};
+
+/// One invitee of a create request, already parsed except for the role, which
+/// needs the business's catalog.
+pub struct Invitee {
+    pub email: Email,
+    pub role: Option<String>,
+    pub locale: Option<Locale>,
+}
+
+pub struct CreateInvitations {
+    pub business: BusinessId,
+    pub actor: UserId,
+    pub invitees: Vec<Invitee>,
+    pub message: Option<String>,
+}
+
+/// A command on one invitation, with who gives it.
+#[derive(Clone, Debug)]
+pub enum InvitationCommand {
+    /// The recipient accepts with the token; `user` becomes the member.
+    Accept { user: UserId, mfa_verified: bool },
+    /// The recipient declines with the token.
+    Decline,
+    Cancel { actor: UserId },
+    Resend { actor: UserId },
+}
+
+impl InvitationCommand {
+    fn command(&self) -> Command {
+        match self {
+            InvitationCommand::Accept { .. } => Command::Accept,
+            InvitationCommand::Decline => Command::Decline,
+            InvitationCommand::Cancel { .. } => Command::Cancel,
+            InvitationCommand::Resend { .. } => Command::Resend,
+        }
+    }
+}
+
+/// What a command produced.
+#[derive(Clone, Debug)]
+pub struct CommandOutcome {
+    pub invitation: InvitationRecord,
+    pub membership: Option<MemberRecord>,
+}
+
+impl Services {
+    /// Creates one invitation per invitee, all or nothing. The business row is
+    /// locked first, so the quota count and the inserts of concurrent requests,
+    /// from any replica, never interleave (R8).
+    pub async fn create_invitations(&self, req: CreateInvitations) -> ServiceResult<Vec<InvitationRecord>> {
+        let mut tx = self.store.begin().await?;
+        let business = lock_business(tx.as_mut(), req.business).await?;
+        let catalog = self.catalog(business.role_preset);
+        let mut roles = Vec::with_capacity(req.invitees.len());
+        for (i, invitee) in req.invitees.iter().enumerate() {
+            roles.push(match &invitee.role {
+                Some(raw) => catalog.parse_role(raw, &format!("invitees[{i}].role"))?,
+                None => catalog.default_role(),
+            });
+            if req.invitees[..i].iter().any(|earlier| earlier.email == invitee.email) {
+                return Err(DomainError::validation(format!("invitees[{i}].email"), "is listed twice").into());
+            }
+        }
+        let me = require_member(tx.as_mut(), req.business, &req.actor).await?;
+        for role in &roles {
+            check_invite(&catalog, &me.role, role)?;
+        }
+        for invitee in &req.invitees {
+            if tx.is_member_email(req.business, &invitee.email).await? {
+                return Err(DomainError::Conflict(format!("{} is already a member", invitee.email)).into());
+            }
+            if tx.has_pending_invitation(req.business, &invitee.email).await? {
+                return Err(DomainError::Conflict(format!("{} already has a pending invitation", invitee.email)).into());
+            }
+        }
+        let requested = req.invitees.len() as u32;
+        let members = tx.count_members(req.business).await?;
+        let pending = tx.count_pending_member_invitations(req.business).await?;
+        check_seats(business.seat_limit, members, pending, requested)?;
+
+        let now = tx.now().await?;
+        let quota = self.settings.quota;
+        let recent = tx.invitation_times_since(req.business, quota.window_start(now)).await?;
+        quota.check(&recent, requested, now)?;
+
+        let inviter = tx
+            .get_user(&req.actor)
+            .await?
+            .ok_or_else(|| DomainError::NotFound(format!("user {}", req.actor)))?;
+        let expires_at = now + chrono::Duration::from_std(self.settings.ttl).unwrap_or(chrono::Duration::MAX);
+        let mut created = Vec::with_capacity(req.invitees.len());
+        for (invitee, role) in req.invitees.into_iter().zip(roles) {
+            let id = InvitationId::new();
+            let nonce = TokenNonce::generate();
+            let token = self.token_for(id.0, &nonce);
+            let new = NewInvitation {
+                id,
+                business_id: req.business,
+                kind: InvitationKind::Member,
+                invited_by: req.actor.clone(),
+                email: Some(invitee.email),
+                partner_business_id: None,
+                role: Some(role),
+                message: req.message.clone(),
+                locale: self.invitation_locale(invitee.locale, &business),
+                grants: json!([]),
+                token_hash: token.hash(),
+                token_nonce: nonce,
+                created_at: now,
+                expires_at,
+                renewed_from: None,
+            };
+            tx.insert_invitation(&new).await?;
+            tx.insert_event(&event(
+                req.business,
+                Some(id),
+                "invitation.created",
+                Some(&req.actor),
+                None,
+                json!({"kind": "member", "email": new.email, "role": new.role.as_ref().map(|r| r.as_str())}),
+            ))
+            .await?;
+            let record = tx.lock_invitation(id).await?.expect("inserted in this transaction");
+            tx.enqueue_email(&self.member_invitation_email(&record, &business, &inviter)).await?;
+            created.push(record);
+        }
+        tx.commit().await?;
+        // Read back after commit so `delivery` shows the queued email.
+        let mut out = Vec::with_capacity(created.len());
+        for inv in created {
+            out.push(self.store.get_invitation(inv.id).await?.unwrap_or(inv));
+        }
+        Ok(out)
+    }
+
+    /// The invitation, for members of its business.
+    pub async fn get_invitation(&self, id: InvitationId, actor: &UserId) -> ServiceResult<InvitationRecord> {
+        let inv = self
+            .store
+            .get_invitation(id)
+            .await?
+            .ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?;
+        let mut tx = self.store.begin().await?;
+        require_member(tx.as_mut(), inv.business_id, actor).await?;
+        Ok(inv)
+    }
+
+    pub async fn list_invitations(&self, query: InvitationQuery, actor: &UserId) -> ServiceResult<Vec<InvitationRecord>> {
+        self.get_business(query.business_id, actor).await?;
+        Ok(self.store.list_invitations(&query).await?)
+    }
+
+    pub async fn timeline(&self, id: InvitationId, actor: &UserId) -> ServiceResult<Vec<TimelineEntry>> {
+        self.get_invitation(id, actor).await?;
+        Ok(self.store.timeline(id).await?)
+    }
+
+    /// R33: the quota as it stands, by the database clock.
+    pub async fn invitation_quota(&self, business: BusinessId, actor: &UserId) -> ServiceResult<QuotaStatus> {
+        self.get_business(business, actor).await?;
+        let (_now, recent) = self.store.quota_window(business, self.settings.quota.window).await?;
+        Ok(self.settings.quota.status(&recent))
+    }
+
+    /// The invitation a presented token belongs to (R12): malformed and unknown
+    /// tokens get the same answer.
+    pub async fn resolve_token(&self, raw: &str) -> ServiceResult<InvitationId> {
+        let token = crate::domain::InvitationToken::parse(raw).ok_or(DomainError::TokenInvalid)?;
+        Ok(self
+            .store
+            .find_invitation_by_token(&token.hash())
+            .await?
+            .ok_or(DomainError::TokenInvalid)?)
+    }
+
+    /// Runs one command on one invitation in one transaction. Callers go through
+    /// the invitation's actor, which serialises commands in this process; the
+    /// row lock serialises them across processes.
+    pub async fn execute(&self, id: InvitationId, cmd: InvitationCommand) -> ServiceResult<CommandOutcome> {
+        let mut tx = self.store.begin().await?;
+        let inv = tx
+            .lock_invitation(id)
+            .await?
+            .ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?;
+        let business = lock_business(tx.as_mut(), inv.business_id).await?;
+        let catalog = self.catalog(business.role_preset);
+        let actor = match &cmd {
+            InvitationCommand::Cancel { actor } | InvitationCommand::Resend { actor } => {
+                let me = require_member(tx.as_mut(), inv.business_id, actor).await?;
+                check_capability(&catalog, &me.role, Capability::MembersInvite)?;
+                Some(actor.clone())
+            }
+            InvitationCommand::Accept { user, .. } => Some(user.clone()),
+            InvitationCommand::Decline => None,
+        };
+        let now = tx.now().await?;
+        let decision = lifecycle::apply(&inv.view(), cmd.command(), now)?;
+        if let InvitationCommand::Resend { .. } = cmd {
+            let last = tx.last_invitation_email_at(id).await?;
+            check_resend_cooldown(last, self.settings.resend_cooldown, now)?;
+        }
+
+        let mut membership = None;
+        let mut accepted_by = None;
+        if let InvitationCommand::Accept { user, mfa_verified } = &cmd {
+            let accepter = tx.get_user(user).await?.ok_or_else(|| {
+                DomainError::validation("user_id", format!("unknown user {user}; register it with PUT /v1/users/{{id}} first"))
+            })?;
+            if tx.get_member(inv.business_id, user).await?.is_some() {
+                return Err(DomainError::Conflict(format!("user {user} is already a member")).into());
+            }
+            let role = inv.role.clone().unwrap_or_else(|| catalog.default_role());
+            let covered = match business.require_2fa.as_str() {
+                "all" => true,
+                "managers" => catalog.can(&role, Capability::MembersInvite),
+                _ => false,
+            };
+            if covered && !mfa_verified {
+                return Err(DomainError::MfaRequired.into());
+            }
+            accepted_by = Some(accepter);
+        }
+
+        if decision.to != inv.status {
+            tx.set_invitation_status(id, decision.to, actor.as_ref().filter(|_| decision.to == InvitationStatus::Accepted))
+                .await?;
+        }
+        tx.insert_event(&event(
+            inv.business_id,
+            Some(id),
+            decision.event,
+            actor.as_ref(),
+            Some((inv.status, decision.to)),
+            json!({}),
+        ))
+        .await?;
+        for effect in &decision.effects {
+            match effect {
+                Effect::SendInvitationEmail => {
+                    let inviter = tx
+                        .get_user(&inv.invited_by)
+                        .await?
+                        .ok_or_else(|| DomainError::NotFound(format!("user {}", inv.invited_by)))?;
+                    tx.enqueue_email(&self.member_invitation_email(&inv, &business, &inviter)).await?;
+                }
+                Effect::AddMember => {
+                    let user = &accepted_by.as_ref().expect("accept has an accepter").user_id;
+                    let role = inv.role.clone().unwrap_or_else(|| catalog.default_role());
+                    tx.insert_member(inv.business_id, user, &role).await?;
+                    tx.insert_event(&event(
+                        inv.business_id,
+                        Some(id),
+                        "member.added",
+                        Some(user),
+                        None,
+                        json!({"user_id": user, "role": role.as_str()}),
+                    ))
+                    .await?;
+                    membership = tx.get_member(inv.business_id, user).await?;
+                }
+                Effect::SendAcceptedEmail => {
+                    let accepter = accepted_by.as_ref().expect("accept has an accepter");
+                    if let Some(inviter) = tx.get_user(&inv.invited_by).await? {
+                        tx.enqueue_email(&self.invitation_accepted_email(&inv, &business, &inviter, accepter))
+                            .await?;
+                    }
+                }
+            }
+        }
+        tx.commit().await?;
+        let invitation = self
+            .store
+            .get_invitation(id)
+            .await?
+            .ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?;
+        Ok(CommandOutcome { invitation, membership })
+    }
+}

@@ -1,0 +1,110 @@
+//! Use cases: each public function is one operation of the API, carried out in
+//! one store transaction: read what the rules need (under row locks), ask the
+//! pure domain, then write the change with its events and outbox rows.
+//! Nothing here knows about HTTP or SQL.
+
+pub mod businesses;
+pub mod emails;
+pub mod invitations;
+pub mod members;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::domain::quota::QuotaPolicy;
+use crate::domain::{
+    BusinessId, DomainError, InvitationId, InvitationStatus, Locale, RoleCatalog, RolePreset, UserId,
+};
+use crate::store::{BusinessRecord, MemberRecord, NewEvent, Store, StoreError, StoreTx};
+
+/// The rules' settings, from the configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub default_preset: RolePreset,
+    pub quota: QuotaPolicy,
+    pub ttl: Duration,
+    pub resend_cooldown: Duration,
+    pub default_locale: Locale,
+    /// The domain of Message-IDs, taken from the sender address.
+    pub message_id_domain: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            // A unique index caught what a concurrent request slipped past the
+            // check: the same answer as the check would have given.
+            StoreError::Unique(constraint) => ServiceError::Domain(DomainError::Conflict(match constraint.as_str() {
+                "invitations_one_pending_per_address" => "this address already has a pending invitation".into(),
+                "members_pkey" => "this user is already a member".into(),
+                other => format!("already exists ({other})"),
+            })),
+            other => ServiceError::Store(other),
+        }
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Everything a use case needs: the store, the settings and the token key.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub settings: Arc<Settings>,
+    pub token_key: Arc<Vec<u8>>,
+}
+
+impl Services {
+    pub fn catalog(&self, preset: RolePreset) -> RoleCatalog {
+        RoleCatalog::preset(preset)
+    }
+}
+
+/// The actor's membership, or `forbidden` for someone outside the business.
+pub(crate) async fn require_member(
+    tx: &mut dyn StoreTx,
+    business: BusinessId,
+    actor: &UserId,
+) -> ServiceResult<MemberRecord> {
+    tx.get_member(business, actor)
+        .await?
+        .ok_or_else(|| DomainError::forbidden(format!("user {actor} is not a member of this business")).into())
+}
+
+/// The business, locked for the rest of the transaction, or `not_found`.
+pub(crate) async fn lock_business(tx: &mut dyn StoreTx, id: BusinessId) -> ServiceResult<BusinessRecord> {
+    tx.lock_business(id)
+        .await?
+        .ok_or_else(|| DomainError::NotFound(format!("business {id}")).into())
+}
+
+/// An event row for the same transaction (R16).
+pub(crate) fn event(
+    business: BusinessId,
+    invitation: Option<InvitationId>,
+    event_type: &str,
+    actor: Option<&UserId>,
+    transition: Option<(InvitationStatus, InvitationStatus)>,
+    data: serde_json::Value,
+) -> NewEvent {
+    NewEvent {
+        id: Uuid::now_v7(),
+        business_id: business,
+        invitation_id: invitation,
+        event_type: event_type.to_string(),
+        actor_user_id: actor.cloned(),
+        from_status: transition.map(|t| t.0),
+        to_status: transition.map(|t| t.1),
+        data,
+    }
+}

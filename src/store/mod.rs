@@ -1,0 +1,119 @@
+//! Storage: the only place with SQL. [`Store`] and [`StoreTx`] are the port; the
+//! Postgres adapter in [`postgres`] is the first implementation. A service
+//! operation opens one [`StoreTx`], reads what the domain rules need (under row
+//! locks), and writes the change, its events and its outbox rows before one
+//! commit, so every rule holds across replicas on one database.
+
+pub mod postgres;
+pub mod records;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::{BusinessId, Email, InvitationId, InvitationStatus, Role, TokenHash, UserId};
+pub use records::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or answered with a connection-level error.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A named unique constraint refused a write; the service maps it to a conflict.
+    #[error("unique constraint {0} violated")]
+    Unique(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One transaction. Dropping it without `commit` rolls everything back.
+#[async_trait]
+pub trait StoreTx: Send {
+    /// The database's clock: every rule about time (quota window, expiry) is
+    /// judged by it, never by a replica's clock. Read it once, after the locks.
+    async fn now(&mut self) -> StoreResult<DateTime<Utc>>;
+
+    async fn upsert_user(&mut self, user: &NewUser) -> StoreResult<UserRecord>;
+    async fn get_user(&mut self, id: &UserId) -> StoreResult<Option<UserRecord>>;
+
+    async fn insert_business(&mut self, business: &NewBusiness) -> StoreResult<BusinessRecord>;
+    /// Reads a business and locks its row until the end of the transaction: the
+    /// quota (R8) and seats (R9) serialise on it.
+    async fn lock_business(&mut self, id: BusinessId) -> StoreResult<Option<BusinessRecord>>;
+
+    async fn get_member(&mut self, business: BusinessId, user: &UserId) -> StoreResult<Option<MemberRecord>>;
+    async fn insert_member(&mut self, business: BusinessId, user: &UserId, role: &Role) -> StoreResult<()>;
+    async fn set_member_role(&mut self, business: BusinessId, user: &UserId, role: &Role) -> StoreResult<()>;
+    async fn delete_member(&mut self, business: BusinessId, user: &UserId) -> StoreResult<()>;
+    async fn is_member_email(&mut self, business: BusinessId, email: &Email) -> StoreResult<bool>;
+    async fn count_members(&mut self, business: BusinessId) -> StoreResult<u32>;
+
+    /// Creation times of the business's invitations since `since`, oldest first.
+    async fn invitation_times_since(&mut self, business: BusinessId, since: DateTime<Utc>) -> StoreResult<Vec<DateTime<Utc>>>;
+    async fn count_pending_member_invitations(&mut self, business: BusinessId) -> StoreResult<u32>;
+    async fn has_pending_invitation(&mut self, business: BusinessId, email: &Email) -> StoreResult<bool>;
+    async fn insert_invitation(&mut self, invitation: &NewInvitation) -> StoreResult<()>;
+    /// Reads an invitation and locks its row: commands on one invitation are
+    /// serialised across replicas by this lock (and within one by its actor).
+    async fn lock_invitation(&mut self, id: InvitationId) -> StoreResult<Option<InvitationRecord>>;
+    async fn set_invitation_status(
+        &mut self,
+        id: InvitationId,
+        status: InvitationStatus,
+        accepted_by: Option<&UserId>,
+    ) -> StoreResult<()>;
+    /// When the invitation email of this invitation was last queued (R14's cooldown).
+    async fn last_invitation_email_at(&mut self, id: InvitationId) -> StoreResult<Option<DateTime<Utc>>>;
+
+    async fn insert_event(&mut self, event: &NewEvent) -> StoreResult<()>;
+    /// Queues an email; it becomes visible to the dispatcher at commit.
+    async fn enqueue_email(&mut self, email: &NewEmail) -> StoreResult<()>;
+    /// Records the end of one delivery attempt (R27, R34).
+    async fn finish_email_attempt(&mut self, attempt: &EmailAttempt) -> StoreResult<()>;
+
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+}
+
+/// Notifications that new outbox rows were committed.
+#[async_trait]
+pub trait Wakeups: Send {
+    /// Resolves when another transaction queued mail (or the connection dropped,
+    /// in which case the caller falls back to polling).
+    async fn next(&mut self) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn begin(&self) -> StoreResult<Box<dyn StoreTx>>;
+
+    /// The database answers and its migrations are the ones this build ships.
+    async fn ready(&self) -> StoreResult<bool>;
+
+    /// The token key: created once, shared by every replica (see `domain::token`).
+    async fn token_key(&self) -> StoreResult<Vec<u8>>;
+
+    async fn get_business(&self, id: BusinessId) -> StoreResult<Option<BusinessRecord>>;
+    async fn get_member(&self, business: BusinessId, user: &UserId) -> StoreResult<Option<MemberRecord>>;
+    async fn list_members(&self, business: BusinessId) -> StoreResult<Vec<MemberRecord>>;
+    async fn get_invitation(&self, id: InvitationId) -> StoreResult<Option<InvitationRecord>>;
+    async fn find_invitation_by_token(&self, hash: &TokenHash) -> StoreResult<Option<InvitationId>>;
+    async fn list_invitations(&self, query: &InvitationQuery) -> StoreResult<Vec<InvitationRecord>>;
+    async fn timeline(&self, id: InvitationId) -> StoreResult<Vec<TimelineEntry>>;
+    /// Creation times inside the quota window ending at the database's now.
+    async fn quota_window(&self, business: BusinessId, window: Duration) -> StoreResult<(DateTime<Utc>, Vec<DateTime<Utc>>)>;
+
+    /// Reserves an idempotency key for a request; see [`IdempotencyClaim`].
+    async fn claim_idempotency_key(&self, api_key: &str, key: &str, request_hash: &[u8]) -> StoreResult<IdempotencyClaim>;
+    async fn complete_idempotency_key(&self, api_key: &str, key: &str, response: &StoredResponse) -> StoreResult<()>;
+    /// Forgets a reservation whose request failed before producing a response.
+    async fn release_idempotency_key(&self, api_key: &str, key: &str) -> StoreResult<()>;
+    async fn purge_idempotency_keys(&self, older_than: Duration) -> StoreResult<u64>;
+
+    /// Claims up to `limit` due emails: marks them `sending` with a lease and
+    /// commits before returning, so no lock is held across the SMTP exchange.
+    async fn claim_emails(&self, limit: u32, lease: Duration) -> StoreResult<Vec<ClaimedEmail>>;
+    async fn subscribe_outbox(&self) -> StoreResult<Box<dyn Wakeups>>;
+}

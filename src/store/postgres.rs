@@ -1,0 +1,842 @@
+//! The Postgres adapter of [`Store`]. SQL dialect details (enum casts, `FOR UPDATE
+//! SKIP LOCKED`, LISTEN/NOTIFY) stay in this file.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+use uuid::Uuid;
+
+use super::*;
+use crate::domain::{
+    BusinessId, Email, InvitationId, InvitationKind, InvitationStatus, Locale, PublicBusinessId, Role, RolePreset,
+    TokenHash, TokenNonce, UserId,
+};
+
+/// The migrations this build ships, applied by `invited migrate` and on start.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The NOTIFY channel that wakes the dispatcher.
+const OUTBOX_CHANNEL: &str = "invited_outbox";
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<PgStore> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy(url)
+            .map_err(map_err)?;
+        Ok(PgStore { pool })
+    }
+
+    pub fn from_pool(pool: PgPool) -> PgStore {
+        PgStore { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+    }
+}
+
+fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
+            StoreError::Unique(db.constraint().unwrap_or("unknown").to_string())
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+trait OrStore<T> {
+    fn st(self) -> StoreResult<T>;
+}
+
+impl<T> OrStore<T> for Result<T, sqlx::Error> {
+    fn st(self) -> StoreResult<T> {
+        self.map_err(map_err)
+    }
+}
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Other(format!("stored {what} {value:?} does not parse"))
+}
+
+fn get<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(row: &'r PgRow, col: &str) -> StoreResult<T> {
+    row.try_get(col).st()
+}
+
+fn user_id(raw: String) -> StoreResult<UserId> {
+    UserId::parse(&raw).map_err(|_| corrupt("user id", &raw))
+}
+
+fn email(raw: String) -> StoreResult<Email> {
+    Email::parse(&raw).map_err(|_| corrupt("email", &raw))
+}
+
+fn locale(raw: String) -> StoreResult<Locale> {
+    Locale::parse(&raw).map_err(|_| corrupt("locale", &raw))
+}
+
+fn status(raw: &str) -> StoreResult<InvitationStatus> {
+    InvitationStatus::parse(raw).ok_or_else(|| corrupt("status", raw))
+}
+
+fn user_from_row(row: &PgRow) -> StoreResult<UserRecord> {
+    Ok(UserRecord {
+        user_id: user_id(get(row, "user_id")?)?,
+        email: email(get(row, "email")?)?,
+        display_name: get(row, "display_name")?,
+        locale: locale(get(row, "locale")?)?,
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+    })
+}
+
+const BUSINESS_COLUMNS: &str =
+    "id, public_id, name, role_preset, seat_limit, locale, require_2fa, created_at, updated_at";
+
+fn business_from_row(row: &PgRow) -> StoreResult<BusinessRecord> {
+    let preset: String = get(row, "role_preset")?;
+    let public_id: String = get(row, "public_id")?;
+    Ok(BusinessRecord {
+        id: BusinessId(get(row, "id")?),
+        public_id: PublicBusinessId::parse(&public_id).map_err(|_| corrupt("business id", &public_id))?,
+        name: get(row, "name")?,
+        role_preset: RolePreset::parse(&preset).ok_or_else(|| corrupt("role preset", &preset))?,
+        seat_limit: get::<Option<i32>>(row, "seat_limit")?.map(|n| n as u32),
+        locale: get::<Option<String>>(row, "locale")?.map(locale).transpose()?,
+        require_2fa: get(row, "require_2fa")?,
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+    })
+}
+
+fn member_from_row(row: &PgRow) -> StoreResult<MemberRecord> {
+    Ok(MemberRecord {
+        business_id: BusinessId(get(row, "business_id")?),
+        user_id: user_id(get(row, "user_id")?)?,
+        email: email(get(row, "email")?)?,
+        role: Role::from_stored(&get::<String>(row, "role")?),
+        joined_at: get(row, "joined_at")?,
+    })
+}
+
+/// Invitation columns plus the delivery of its latest invitation email.
+const INVITATION_SELECT: &str = "
+    SELECT i.id, i.business_id, i.kind::text AS kind, i.invited_by, i.email, i.partner_business_id, i.role,
+           i.message, i.locale, i.grants, i.token_nonce, i.status::text AS status, i.created_at, i.expires_at,
+           i.updated_at, i.accepted_by, i.renewed_from,
+           d.status::text AS delivery_status, d.attempts AS delivery_attempts,
+           d.last_error AS delivery_last_error, d.sent_at AS delivery_sent_at
+    FROM invitations i
+    LEFT JOIN LATERAL (
+        SELECT o.status, o.attempts, o.last_error, o.sent_at FROM email_outbox o
+        WHERE o.invitation_id = i.id AND o.template IN ('member_invitation')
+        ORDER BY o.created_at DESC, o.id DESC LIMIT 1
+    ) d ON true";
+
+fn invitation_from_row(row: &PgRow) -> StoreResult<InvitationRecord> {
+    let kind: String = get(row, "kind")?;
+    let delivery = match get::<Option<String>>(row, "delivery_status")? {
+        Some(status) => Some(DeliveryRecord {
+            status,
+            attempts: get::<i32>(row, "delivery_attempts")? as u32,
+            last_error: get(row, "delivery_last_error")?,
+            sent_at: get(row, "delivery_sent_at")?,
+        }),
+        None => None,
+    };
+    Ok(InvitationRecord {
+        id: InvitationId(get(row, "id")?),
+        business_id: BusinessId(get(row, "business_id")?),
+        kind: InvitationKind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?,
+        invited_by: user_id(get(row, "invited_by")?)?,
+        email: get::<Option<String>>(row, "email")?.map(email).transpose()?,
+        partner_business_id: get::<Option<Uuid>>(row, "partner_business_id")?.map(BusinessId),
+        role: get::<Option<String>>(row, "role")?.map(|r| Role::from_stored(&r)),
+        message: get(row, "message")?,
+        locale: locale(get(row, "locale")?)?,
+        grants: get(row, "grants")?,
+        token_nonce: TokenNonce(get(row, "token_nonce")?),
+        status: status(&get::<String>(row, "status")?)?,
+        created_at: get(row, "created_at")?,
+        expires_at: get(row, "expires_at")?,
+        updated_at: get(row, "updated_at")?,
+        accepted_by: get::<Option<String>>(row, "accepted_by")?.map(user_id).transpose()?,
+        renewed_from: get::<Option<Uuid>>(row, "renewed_from")?.map(InvitationId),
+        delivery,
+    })
+}
+
+pub struct PgTx {
+    tx: Transaction<'static, Postgres>,
+}
+
+#[async_trait]
+impl StoreTx for PgTx {
+    async fn now(&mut self) -> StoreResult<DateTime<Utc>> {
+        // The wall clock, not now()'s transaction start: read after the row
+        // locks, it orders creation times the way the locks ordered the writes.
+        sqlx::query_scalar("SELECT clock_timestamp()").fetch_one(&mut *self.tx).await.st()
+    }
+
+    async fn upsert_user(&mut self, user: &NewUser) -> StoreResult<UserRecord> {
+        let row = sqlx::query(
+            "INSERT INTO users (user_id, email, display_name, locale) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (user_id) DO UPDATE
+               SET email = EXCLUDED.email, display_name = EXCLUDED.display_name,
+                   locale = EXCLUDED.locale, updated_at = now()
+             RETURNING user_id, email, display_name, locale, created_at, updated_at",
+        )
+        .bind(user.user_id.as_str())
+        .bind(user.email.as_str())
+        .bind(user.display_name.as_deref())
+        .bind(user.locale.as_str())
+        .fetch_one(&mut *self.tx)
+        .await
+        .st()?;
+        user_from_row(&row)
+    }
+
+    async fn get_user(&mut self, id: &UserId) -> StoreResult<Option<UserRecord>> {
+        let row = sqlx::query(
+            "SELECT user_id, email, display_name, locale, created_at, updated_at FROM users WHERE user_id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&mut *self.tx)
+        .await
+        .st()?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn insert_business(&mut self, b: &NewBusiness) -> StoreResult<BusinessRecord> {
+        let row = sqlx::query(
+            "INSERT INTO businesses (id, public_id, name, role_preset, seat_limit, locale)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             RETURNING id, public_id, name, role_preset, seat_limit, locale, require_2fa, created_at, updated_at",
+        )
+        .bind(b.id.0)
+        .bind(b.public_id.as_str())
+        .bind(&b.name)
+        .bind(b.role_preset.as_str())
+        .bind(b.seat_limit.map(|n| n as i32))
+        .bind(b.locale.as_ref().map(|l| l.as_str()))
+        .fetch_one(&mut *self.tx)
+        .await
+        .st()?;
+        business_from_row(&row)
+    }
+
+    async fn lock_business(&mut self, id: BusinessId) -> StoreResult<Option<BusinessRecord>> {
+        let sql = format!("SELECT {BUSINESS_COLUMNS} FROM businesses WHERE id = $1 FOR UPDATE");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.0)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .st()?;
+        row.as_ref().map(business_from_row).transpose()
+    }
+
+    async fn get_member(&mut self, business: BusinessId, user: &UserId) -> StoreResult<Option<MemberRecord>> {
+        let row = sqlx::query(MEMBER_SELECT_ONE)
+            .bind(business.0)
+            .bind(user.as_str())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .st()?;
+        row.as_ref().map(member_from_row).transpose()
+    }
+
+    async fn insert_member(&mut self, business: BusinessId, user: &UserId, role: &Role) -> StoreResult<()> {
+        sqlx::query("INSERT INTO members (business_id, user_id, role) VALUES ($1, $2, $3)")
+            .bind(business.0)
+            .bind(user.as_str())
+            .bind(role.as_str())
+            .execute(&mut *self.tx)
+            .await
+            .st()?;
+        Ok(())
+    }
+
+    async fn set_member_role(&mut self, business: BusinessId, user: &UserId, role: &Role) -> StoreResult<()> {
+        sqlx::query("UPDATE members SET role = $3 WHERE business_id = $1 AND user_id = $2")
+            .bind(business.0)
+            .bind(user.as_str())
+            .bind(role.as_str())
+            .execute(&mut *self.tx)
+            .await
+            .st()?;
+        Ok(())
+    }
+
+    async fn delete_member(&mut self, business: BusinessId, user: &UserId) -> StoreResult<()> {
+        sqlx::query("DELETE FROM members WHERE business_id = $1 AND user_id = $2")
+            .bind(business.0)
+            .bind(user.as_str())
+            .execute(&mut *self.tx)
+            .await
+            .st()?;
+        Ok(())
+    }
+
+    async fn is_member_email(&mut self, business: BusinessId, email: &Email) -> StoreResult<bool> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM members m JOIN users u ON u.user_id = m.user_id
+                            WHERE m.business_id = $1 AND lower(u.email) = $2)",
+        )
+        .bind(business.0)
+        .bind(email.as_str())
+        .fetch_one(&mut *self.tx)
+        .await
+        .st()
+    }
+
+    async fn count_members(&mut self, business: BusinessId) -> StoreResult<u32> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM members WHERE business_id = $1")
+            .bind(business.0)
+            .fetch_one(&mut *self.tx)
+            .await
+            .st()?;
+        Ok(n as u32)
+    }
+
+    async fn invitation_times_since(&mut self, business: BusinessId, since: DateTime<Utc>) -> StoreResult<Vec<DateTime<Utc>>> {
+        sqlx::query_scalar(
+            "SELECT created_at FROM invitations WHERE business_id = $1 AND created_at > $2 ORDER BY created_at",
+        )
+        .bind(business.0)
+        .bind(since)
+        .fetch_all(&mut *self.tx)
+        .await
+        .st()
+    }
+
+    async fn count_pending_member_invitations(&mut self, business: BusinessId) -> StoreResult<u32> {
+        // Pending by the database clock: one past its expiry no longer holds a seat.
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM invitations
+             WHERE business_id = $1 AND kind = 'member' AND status = 'pending' AND expires_at > now()",
+        )
+        .bind(business.0)
+        .fetch_one(&mut *self.tx)
+        .await
+        .st()?;
+        Ok(n as u32)
+    }
+
+    async fn has_pending_invitation(&mut self, business: BusinessId, email: &Email) -> StoreResult<bool> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM invitations
+                            WHERE business_id = $1 AND email = $2 AND kind = 'member' AND status = 'pending')",
+        )
+        .bind(business.0)
+        .bind(email.as_str())
+        .fetch_one(&mut *self.tx)
+        .await
+        .st()
+    }
+
+    async fn insert_invitation(&mut self, i: &NewInvitation) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO invitations (id, business_id, kind, invited_by, email, partner_business_id, role, message,
+                                      locale, grants, token_hash, token_nonce, status, created_at, expires_at,
+                                      updated_at, renewed_from)
+             VALUES ($1, $2, $3::invitation_kind, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13, $14, $13, $15)",
+        )
+        .bind(i.id.0)
+        .bind(i.business_id.0)
+        .bind(i.kind.as_str())
+        .bind(i.invited_by.as_str())
+        .bind(i.email.as_ref().map(|e| e.as_str()))
+        .bind(i.partner_business_id.map(|b| b.0))
+        .bind(i.role.as_ref().map(|r| r.as_str()))
+        .bind(i.message.as_deref())
+        .bind(i.locale.as_str())
+        .bind(&i.grants)
+        .bind(&i.token_hash.0)
+        .bind(&i.token_nonce.0)
+        .bind(i.created_at)
+        .bind(i.expires_at)
+        .bind(i.renewed_from.map(|r| r.0))
+        .execute(&mut *self.tx)
+        .await
+        .st()?;
+        Ok(())
+    }
+
+    async fn lock_invitation(&mut self, id: InvitationId) -> StoreResult<Option<InvitationRecord>> {
+        // Lock the invitation row first (the LATERAL join cannot be locked).
+        let found: Option<Uuid> = sqlx::query_scalar("SELECT id FROM invitations WHERE id = $1 FOR UPDATE")
+            .bind(id.0)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .st()?;
+        if found.is_none() {
+            return Ok(None);
+        }
+        let sql = format!("{INVITATION_SELECT} WHERE i.id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.0)
+            .fetch_one(&mut *self.tx)
+            .await
+            .st()?;
+        invitation_from_row(&row).map(Some)
+    }
+
+    async fn set_invitation_status(
+        &mut self,
+        id: InvitationId,
+        status: InvitationStatus,
+        accepted_by: Option<&UserId>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE invitations SET status = $2::invitation_status, updated_at = now(),
+                 accepted_at  = CASE WHEN $2 = 'accepted'  THEN now() END,
+                 accepted_by  = CASE WHEN $2 = 'accepted'  THEN $3 END,
+                 declined_at  = CASE WHEN $2 = 'declined'  THEN now() END,
+                 cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() END,
+                 expired_at   = CASE WHEN $2 = 'expired'   THEN now() END
+             WHERE id = $1",
+        )
+        .bind(id.0)
+        .bind(status.as_str())
+        .bind(accepted_by.map(|u| u.as_str()))
+        .execute(&mut *self.tx)
+        .await
+        .st()?;
+        Ok(())
+    }
+
+    async fn last_invitation_email_at(&mut self, id: InvitationId) -> StoreResult<Option<DateTime<Utc>>> {
+        sqlx::query_scalar(
+            "SELECT max(created_at) FROM email_outbox WHERE invitation_id = $1 AND template = 'member_invitation'",
+        )
+        .bind(id.0)
+        .fetch_one(&mut *self.tx)
+        .await
+        .st()
+    }
+
+    async fn insert_event(&mut self, e: &NewEvent) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO events (id, business_id, invitation_id, type, actor_user_id, from_status, to_status, data)
+             VALUES ($1, $2, $3, $4, $5, $6::invitation_status, $7::invitation_status, $8)",
+        )
+        .bind(e.id)
+        .bind(e.business_id.0)
+        .bind(e.invitation_id.map(|i| i.0))
+        .bind(&e.event_type)
+        .bind(e.actor_user_id.as_ref().map(|u| u.as_str()))
+        .bind(e.from_status.map(|s| s.as_str()))
+        .bind(e.to_status.map(|s| s.as_str()))
+        .bind(&e.data)
+        .execute(&mut *self.tx)
+        .await
+        .st()?;
+        Ok(())
+    }
+
+    async fn enqueue_email(&mut self, m: &NewEmail) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO email_outbox (id, business_id, invitation_id, template, locale, recipient, recipient_name,
+                                       context, message_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(m.id)
+        .bind(m.business_id.0)
+        .bind(m.invitation_id.map(|i| i.0))
+        .bind(&m.template)
+        .bind(m.locale.as_str())
+        .bind(m.recipient.as_str())
+        .bind(m.recipient_name.as_deref())
+        .bind(&m.context)
+        .bind(&m.message_id)
+        .execute(&mut *self.tx)
+        .await
+        .st()?;
+        // Delivered to listeners only if and when this transaction commits.
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(OUTBOX_CHANNEL)
+            .execute(&mut *self.tx)
+            .await
+            .st()?;
+        Ok(())
+    }
+
+    async fn finish_email_attempt(&mut self, a: &EmailAttempt) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO email_attempts (id, outbox_id, business_id, outcome, smtp_code, detail, duration_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(a.outbox_id)
+        .bind(a.business_id.0)
+        .bind(a.kind)
+        .bind(a.smtp_code.map(|c| c as i16))
+        .bind(a.detail.as_deref())
+        .bind(a.duration.as_millis().min(i32::MAX as u128) as i32)
+        .execute(&mut *self.tx)
+        .await
+        .st()?;
+        let q = match &a.outcome {
+            AttemptOutcome::Sent => sqlx::query(
+                "UPDATE email_outbox SET status = 'sent', sent_at = now(), lease_until = NULL, last_error = NULL,
+                        updated_at = now() WHERE id = $1",
+            )
+            .bind(a.outbox_id),
+            AttemptOutcome::Retry { after } => sqlx::query(
+                "UPDATE email_outbox SET status = 'retrying', lease_until = NULL, last_error = $2,
+                        available_at = now() + make_interval(secs => $3), updated_at = now() WHERE id = $1",
+            )
+            .bind(a.outbox_id)
+            .bind(a.detail.as_deref())
+            .bind(after.as_secs_f64()),
+            AttemptOutcome::Failed => sqlx::query(
+                "UPDATE email_outbox SET status = 'failed', lease_until = NULL, last_error = $2, updated_at = now()
+                 WHERE id = $1",
+            )
+            .bind(a.outbox_id)
+            .bind(a.detail.as_deref()),
+        };
+        q.execute(&mut *self.tx).await.st()?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.tx.commit().await.st()
+    }
+}
+
+const MEMBER_SELECT_ONE: &str = "
+    SELECT m.business_id, m.user_id, u.email, m.role, m.joined_at
+    FROM members m JOIN users u ON u.user_id = m.user_id
+    WHERE m.business_id = $1 AND m.user_id = $2";
+
+struct PgWakeups {
+    listener: PgListener,
+}
+
+#[async_trait]
+impl Wakeups for PgWakeups {
+    async fn next(&mut self) -> StoreResult<()> {
+        self.listener.recv().await.st().map(|_| ())
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn begin(&self) -> StoreResult<Box<dyn StoreTx>> {
+        let tx = self.pool.begin().await.st()?;
+        Ok(Box::new(PgTx { tx }))
+    }
+
+    async fn ready(&self) -> StoreResult<bool> {
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+                .fetch_all(&self.pool)
+                .await
+                .st()?;
+        let shipped: Vec<i64> = MIGRATOR.iter().filter(|m| m.migration_type.is_up_migration()).map(|m| m.version).collect();
+        Ok(shipped.iter().all(|v| applied.contains(v)))
+    }
+
+    async fn token_key(&self) -> StoreResult<Vec<u8>> {
+        let fresh: [u8; 32] = rand::random();
+        sqlx::query("INSERT INTO daemon_secrets (name, value) VALUES ('token_key', $1) ON CONFLICT (name) DO NOTHING")
+            .bind(&fresh[..])
+            .execute(&self.pool)
+            .await
+            .st()?;
+        sqlx::query_scalar("SELECT value FROM daemon_secrets WHERE name = 'token_key'")
+            .fetch_one(&self.pool)
+            .await
+            .st()
+    }
+
+    async fn get_business(&self, id: BusinessId) -> StoreResult<Option<BusinessRecord>> {
+        let sql = format!("SELECT {BUSINESS_COLUMNS} FROM businesses WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .st()?;
+        row.as_ref().map(business_from_row).transpose()
+    }
+
+    async fn get_member(&self, business: BusinessId, user: &UserId) -> StoreResult<Option<MemberRecord>> {
+        let row = sqlx::query(MEMBER_SELECT_ONE)
+            .bind(business.0)
+            .bind(user.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .st()?;
+        row.as_ref().map(member_from_row).transpose()
+    }
+
+    async fn list_members(&self, business: BusinessId) -> StoreResult<Vec<MemberRecord>> {
+        let rows = sqlx::query(
+            "SELECT m.business_id, m.user_id, u.email, m.role, m.joined_at
+             FROM members m JOIN users u ON u.user_id = m.user_id
+             WHERE m.business_id = $1 ORDER BY m.joined_at, m.user_id",
+        )
+        .bind(business.0)
+        .fetch_all(&self.pool)
+        .await
+        .st()?;
+        rows.iter().map(member_from_row).collect()
+    }
+
+    async fn get_invitation(&self, id: InvitationId) -> StoreResult<Option<InvitationRecord>> {
+        let sql = format!("{INVITATION_SELECT} WHERE i.id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .st()?;
+        row.as_ref().map(invitation_from_row).transpose()
+    }
+
+    async fn find_invitation_by_token(&self, hash: &TokenHash) -> StoreResult<Option<InvitationId>> {
+        let id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM invitations WHERE token_hash = $1")
+            .bind(&hash.0)
+            .fetch_optional(&self.pool)
+            .await
+            .st()?;
+        Ok(id.map(InvitationId))
+    }
+
+    async fn list_invitations(&self, q: &InvitationQuery) -> StoreResult<Vec<InvitationRecord>> {
+        let sql = format!(
+            "{INVITATION_SELECT}
+             WHERE (CASE WHEN $6 THEN i.partner_business_id = $1 ELSE i.business_id = $1 END)
+               AND ($2::invitation_status IS NULL OR i.status = $2::invitation_status)
+               AND ($3::invitation_kind IS NULL OR i.kind = $3::invitation_kind)
+               AND ($4::uuid IS NULL OR i.id < $4)
+             ORDER BY i.id DESC LIMIT $5"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(q.business_id.0)
+            .bind(q.status.map(|s| s.as_str()))
+            .bind(q.kind.map(|k| k.as_str()))
+            .bind(q.before.map(|b| b.0))
+            .bind(q.limit as i64)
+            .bind(q.incoming)
+            .fetch_all(&self.pool)
+            .await
+            .st()?;
+        rows.iter().map(invitation_from_row).collect()
+    }
+
+    async fn timeline(&self, id: InvitationId) -> StoreResult<Vec<TimelineEntry>> {
+        let events = sqlx::query(
+            "SELECT id, type, occurred_at, actor_user_id, from_status::text AS from_status,
+                    to_status::text AS to_status, data
+             FROM events WHERE invitation_id = $1 ORDER BY occurred_at, id",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await
+        .st()?;
+        let attempts = sqlx::query(
+            "SELECT a.id, a.attempted_at, o.template, o.recipient, a.outcome, a.smtp_code, a.detail, a.duration_ms
+             FROM email_attempts a JOIN email_outbox o ON o.id = a.outbox_id
+             WHERE o.invitation_id = $1 ORDER BY a.attempted_at, a.id",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await
+        .st()?;
+        let mut out = Vec::with_capacity(events.len() + attempts.len());
+        for row in &events {
+            out.push(TimelineEntry::Event {
+                id: get(row, "id")?,
+                event_type: get(row, "type")?,
+                at: get(row, "occurred_at")?,
+                actor_user_id: get(row, "actor_user_id")?,
+                from_status: get::<Option<String>>(row, "from_status")?.map(|s| status(&s)).transpose()?,
+                to_status: get::<Option<String>>(row, "to_status")?.map(|s| status(&s)).transpose()?,
+                data: get(row, "data")?,
+            });
+        }
+        for row in &attempts {
+            out.push(TimelineEntry::Delivery {
+                id: get(row, "id")?,
+                at: get(row, "attempted_at")?,
+                template: get(row, "template")?,
+                recipient: get(row, "recipient")?,
+                outcome: get(row, "outcome")?,
+                smtp_code: get::<Option<i16>>(row, "smtp_code")?.map(|c| c as u16),
+                detail: get(row, "detail")?,
+                duration_ms: get::<i32>(row, "duration_ms")? as u32,
+            });
+        }
+        out.sort_by_key(|e| e.at());
+        Ok(out)
+    }
+
+    async fn quota_window(&self, business: BusinessId, window: Duration) -> StoreResult<(DateTime<Utc>, Vec<DateTime<Utc>>)> {
+        let mut tx = self.begin().await?;
+        let now = tx.now().await?;
+        let since = now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+        let times = tx.invitation_times_since(business, since).await?;
+        Ok((now, times))
+    }
+
+    async fn claim_idempotency_key(&self, api_key: &str, key: &str, request_hash: &[u8]) -> StoreResult<IdempotencyClaim> {
+        // Expired keys are free again; the purge job only reclaims space.
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE api_key_name = $1 AND key = $2 AND created_at < now() - interval '24 hours'",
+        )
+        .bind(api_key)
+        .bind(key)
+        .execute(&self.pool)
+        .await
+        .st()?;
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (api_key_name, key, request_hash) VALUES ($1, $2, $3)
+             ON CONFLICT (api_key_name, key) DO NOTHING",
+        )
+        .bind(api_key)
+        .bind(key)
+        .bind(request_hash)
+        .execute(&self.pool)
+        .await
+        .st()?;
+        if inserted.rows_affected() == 1 {
+            return Ok(IdempotencyClaim::New);
+        }
+        let row = sqlx::query(
+            "SELECT request_hash, status, headers, body FROM idempotency_keys WHERE api_key_name = $1 AND key = $2",
+        )
+        .bind(api_key)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .st()?;
+        let Some(row) = row else {
+            // Released between our insert and select: the caller may retry.
+            return Ok(IdempotencyClaim::InProgress);
+        };
+        let stored_hash: Vec<u8> = get(&row, "request_hash")?;
+        if stored_hash != request_hash {
+            return Ok(IdempotencyClaim::Mismatch);
+        }
+        match get::<Option<i16>>(&row, "status")? {
+            None => Ok(IdempotencyClaim::InProgress),
+            Some(status) => {
+                let headers: Option<serde_json::Value> = get(&row, "headers")?;
+                let headers = headers
+                    .and_then(|h| serde_json::from_value::<Vec<(String, String)>>(h).ok())
+                    .unwrap_or_default();
+                Ok(IdempotencyClaim::Replay(StoredResponse {
+                    status: status as u16,
+                    headers,
+                    body: get::<Option<Vec<u8>>>(&row, "body")?.unwrap_or_default(),
+                }))
+            }
+        }
+    }
+
+    async fn complete_idempotency_key(&self, api_key: &str, key: &str, r: &StoredResponse) -> StoreResult<()> {
+        sqlx::query("UPDATE idempotency_keys SET status = $3, headers = $4, body = $5 WHERE api_key_name = $1 AND key = $2")
+            .bind(api_key)
+            .bind(key)
+            .bind(r.status as i16)
+            .bind(serde_json::to_value(&r.headers).unwrap_or_default())
+            .bind(&r.body)
+            .execute(&self.pool)
+            .await
+            .st()?;
+        Ok(())
+    }
+
+    async fn release_idempotency_key(&self, api_key: &str, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE api_key_name = $1 AND key = $2 AND status IS NULL")
+            .bind(api_key)
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .st()?;
+        Ok(())
+    }
+
+    async fn purge_idempotency_keys(&self, older_than: Duration) -> StoreResult<u64> {
+        let r = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)")
+            .bind(older_than.as_secs_f64())
+            .execute(&self.pool)
+            .await
+            .st()?;
+        Ok(r.rows_affected())
+    }
+
+    async fn claim_emails(&self, limit: u32, lease: Duration) -> StoreResult<Vec<ClaimedEmail>> {
+        // One statement: pick due rows (queued, retrying, or sending with a lapsed
+        // lease), skip rows another replica holds, mark them sending, commit.
+        let rows = sqlx::query(
+            "WITH due AS (
+                 SELECT id FROM email_outbox
+                 WHERE (status IN ('queued', 'retrying') AND available_at <= now())
+                    OR (status = 'sending' AND lease_until < now())
+                 ORDER BY available_at, id
+                 LIMIT $1
+                 FOR UPDATE SKIP LOCKED
+             )
+             UPDATE email_outbox o
+                SET status = 'sending', attempts = o.attempts + 1,
+                    lease_until = now() + make_interval(secs => $2), updated_at = now()
+               FROM due WHERE o.id = due.id
+             RETURNING o.id, o.business_id, o.invitation_id, o.template, o.locale, o.recipient, o.recipient_name,
+                       o.context, o.message_id, o.attempts, o.created_at",
+        )
+        .bind(limit as i64)
+        .bind(lease.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await
+        .st()?;
+        rows.iter()
+            .map(|row| {
+                Ok(ClaimedEmail {
+                    id: get(row, "id")?,
+                    business_id: BusinessId(get(row, "business_id")?),
+                    invitation_id: get::<Option<Uuid>>(row, "invitation_id")?.map(InvitationId),
+                    template: get(row, "template")?,
+                    locale: get(row, "locale")?,
+                    recipient: get(row, "recipient")?,
+                    recipient_name: get(row, "recipient_name")?,
+                    context: get(row, "context")?,
+                    message_id: get(row, "message_id")?,
+                    attempts: get::<i32>(row, "attempts")? as u32,
+                    created_at: get(row, "created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn subscribe_outbox(&self) -> StoreResult<Box<dyn Wakeups>> {
+        let mut listener = PgListener::connect_with(&self.pool).await.st()?;
+        listener.listen(OUTBOX_CHANNEL).await.st()?;
+        Ok(Box::new(PgWakeups { listener }))
+    }
+}

@@ -1,0 +1,254 @@
+//! What the store reads and writes, in domain types. Rows become these at the
+//! adapter's edge.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::domain::{
+    BusinessId, Email, InvitationId, InvitationKind, InvitationStatus, Locale, PublicBusinessId, Role, RolePreset,
+    TokenHash, TokenNonce, UserId,
+};
+
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    pub user_id: UserId,
+    pub email: Email,
+    pub display_name: Option<String>,
+    pub locale: Locale,
+}
+
+#[derive(Clone, Debug)]
+pub struct UserRecord {
+    pub user_id: UserId,
+    pub email: Email,
+    pub display_name: Option<String>,
+    pub locale: Locale,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl UserRecord {
+    /// How emails name this user.
+    pub fn name(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(self.email.as_str())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct NewBusiness {
+    pub id: BusinessId,
+    pub public_id: PublicBusinessId,
+    pub name: String,
+    pub role_preset: RolePreset,
+    pub seat_limit: Option<u32>,
+    pub locale: Option<Locale>,
+}
+
+#[derive(Clone, Debug)]
+pub struct BusinessRecord {
+    pub id: BusinessId,
+    pub public_id: PublicBusinessId,
+    pub name: String,
+    pub role_preset: RolePreset,
+    pub seat_limit: Option<u32>,
+    pub locale: Option<Locale>,
+    pub require_2fa: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug)]
+pub struct MemberRecord {
+    pub business_id: BusinessId,
+    pub user_id: UserId,
+    pub email: Email,
+    pub role: Role,
+    pub joined_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewInvitation {
+    pub id: InvitationId,
+    pub business_id: BusinessId,
+    pub kind: InvitationKind,
+    pub invited_by: UserId,
+    pub email: Option<Email>,
+    pub partner_business_id: Option<BusinessId>,
+    pub role: Option<Role>,
+    pub message: Option<String>,
+    pub locale: Locale,
+    pub grants: serde_json::Value,
+    pub token_hash: TokenHash,
+    pub token_nonce: TokenNonce,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub renewed_from: Option<InvitationId>,
+}
+
+/// The delivery of an invitation's latest invitation email.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub status: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct InvitationRecord {
+    pub id: InvitationId,
+    pub business_id: BusinessId,
+    pub kind: InvitationKind,
+    pub invited_by: UserId,
+    pub email: Option<Email>,
+    pub partner_business_id: Option<BusinessId>,
+    pub role: Option<Role>,
+    pub message: Option<String>,
+    pub locale: Locale,
+    pub grants: serde_json::Value,
+    pub token_nonce: TokenNonce,
+    pub status: InvitationStatus,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub accepted_by: Option<UserId>,
+    pub renewed_from: Option<InvitationId>,
+    pub delivery: Option<DeliveryRecord>,
+}
+
+impl InvitationRecord {
+    pub fn view(&self) -> crate::domain::InvitationView {
+        crate::domain::InvitationView {
+            kind: self.kind,
+            status: self.status,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct InvitationQuery {
+    pub business_id: BusinessId,
+    /// Partner invitations addressed to the business instead of sent by it.
+    pub incoming: bool,
+    pub status: Option<InvitationStatus>,
+    pub kind: Option<InvitationKind>,
+    /// Only invitations with an id below this one (newest first paging).
+    pub before: Option<InvitationId>,
+    pub limit: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    pub id: Uuid,
+    pub business_id: BusinessId,
+    pub invitation_id: Option<InvitationId>,
+    pub event_type: String,
+    pub actor_user_id: Option<UserId>,
+    pub from_status: Option<InvitationStatus>,
+    pub to_status: Option<InvitationStatus>,
+    pub data: serde_json::Value,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewEmail {
+    pub id: Uuid,
+    pub business_id: BusinessId,
+    pub invitation_id: Option<InvitationId>,
+    pub template: String,
+    pub locale: Locale,
+    pub recipient: Email,
+    pub recipient_name: Option<String>,
+    pub context: serde_json::Value,
+    pub message_id: String,
+}
+
+/// An email the dispatcher claimed; its lease is running.
+#[derive(Clone, Debug)]
+pub struct ClaimedEmail {
+    pub id: Uuid,
+    pub business_id: BusinessId,
+    pub invitation_id: Option<InvitationId>,
+    pub template: String,
+    pub locale: String,
+    pub recipient: String,
+    pub recipient_name: Option<String>,
+    pub context: serde_json::Value,
+    pub message_id: String,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Sent,
+    /// Try again after the given delay.
+    Retry { after: std::time::Duration },
+    /// Terminal: a 5xx answer, or the retry window ended.
+    Failed,
+}
+
+/// The end of one delivery attempt.
+#[derive(Clone, Debug)]
+pub struct EmailAttempt {
+    pub outbox_id: Uuid,
+    pub business_id: BusinessId,
+    pub outcome: AttemptOutcome,
+    /// `sent`, `transient` or `permanent`: what the server (or the network) said.
+    pub kind: &'static str,
+    pub smtp_code: Option<u16>,
+    pub detail: Option<String>,
+    pub duration: std::time::Duration,
+}
+
+#[derive(Clone, Debug)]
+pub enum TimelineEntry {
+    Event {
+        id: Uuid,
+        event_type: String,
+        at: DateTime<Utc>,
+        actor_user_id: Option<String>,
+        from_status: Option<InvitationStatus>,
+        to_status: Option<InvitationStatus>,
+        data: serde_json::Value,
+    },
+    Delivery {
+        id: Uuid,
+        at: DateTime<Utc>,
+        template: String,
+        recipient: String,
+        outcome: String,
+        smtp_code: Option<u16>,
+        detail: Option<String>,
+        duration_ms: u32,
+    },
+}
+
+impl TimelineEntry {
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            TimelineEntry::Event { at, .. } | TimelineEntry::Delivery { at, .. } => *at,
+        }
+    }
+}
+
+/// A stored HTTP response, replayed for a repeated Idempotency-Key.
+#[derive(Clone, Debug)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Clone, Debug)]
+pub enum IdempotencyClaim {
+    /// First use: go ahead, then complete (or release) the key.
+    New,
+    /// Done before with the same body: replay this.
+    Replay(StoredResponse),
+    /// The same key with another body.
+    Mismatch,
+    /// The first request with this key is still running.
+    InProgress,
+}
