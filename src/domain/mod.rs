@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod locale;
 pub mod members;
 pub mod quota;
+pub mod retry;
 pub mod roles;
 pub mod token;
 

@@ -4,6 +4,7 @@
 //! Nothing here knows about HTTP or SQL.
 
 pub mod businesses;
+pub mod delivery;
 pub mod emails;
 pub mod invitations;
 pub mod members;
@@ -37,6 +38,10 @@ pub enum ServiceError {
     Domain(#[from] DomainError),
     #[error(transparent)]
     Store(StoreError),
+    /// A part of the daemon that should have run the command is not there
+    /// (an actor stopped mid-request, the daemon is shutting down).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<StoreError> for ServiceError {

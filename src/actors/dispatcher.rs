@@ -1,0 +1,148 @@
+//! The dispatcher: claims due emails from the outbox (a lease, committed before
+//! any network call) and hands each to an idle mailer worker. It wakes on
+//! Postgres NOTIFY from the transaction that queued the mail, and polls as a
+//! fallback, so a lost notification only delays mail by one poll interval.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+
+use super::mailer::{MailerArgs, MailerMsg, MailerWorker};
+use crate::metrics;
+use crate::service::delivery::Delivery;
+
+pub enum DispatcherMsg {
+    /// Look for due mail.
+    Wake,
+    /// A worker finished its email.
+    Done { worker: usize },
+}
+
+pub struct Dispatcher;
+
+pub struct DispatcherArgs {
+    pub delivery: Arc<Delivery>,
+    pub workers: usize,
+    pub lease: Duration,
+    pub poll_interval: Duration,
+}
+
+pub struct DispatcherState {
+    delivery: Arc<Delivery>,
+    lease: Duration,
+    workers: Vec<ActorRef<MailerMsg>>,
+    idle: Vec<usize>,
+    /// The last claim filled every idle worker: more mail is probably due.
+    more_due: bool,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+async fn spawn_worker(myself: &ActorRef<DispatcherMsg>, delivery: &Arc<Delivery>, index: usize) -> Result<ActorRef<MailerMsg>, ActorProcessingErr> {
+    let args = MailerArgs { index, delivery: delivery.clone(), dispatcher: myself.clone() };
+    let (worker, _) = Actor::spawn_linked(None, MailerWorker, args, myself.get_cell()).await?;
+    Ok(worker)
+}
+
+impl Actor for Dispatcher {
+    type Msg = DispatcherMsg;
+    type State = DispatcherState;
+    type Arguments = DispatcherArgs;
+
+    async fn pre_start(&self, myself: ActorRef<DispatcherMsg>, args: DispatcherArgs) -> Result<DispatcherState, ActorProcessingErr> {
+        let mut workers = Vec::with_capacity(args.workers);
+        for index in 0..args.workers {
+            workers.push(spawn_worker(&myself, &args.delivery, index).await?);
+        }
+        metrics::actors_live("mailer", workers.len());
+        myself.send_interval(args.poll_interval, || DispatcherMsg::Wake);
+        let listener = tokio::spawn(listen(myself.clone(), args.delivery.clone(), args.poll_interval));
+        myself.send_message(DispatcherMsg::Wake)?;
+        Ok(DispatcherState {
+            delivery: args.delivery,
+            lease: args.lease,
+            idle: (0..workers.len()).rev().collect(),
+            workers,
+            more_due: false,
+            listener,
+        })
+    }
+
+    async fn post_stop(&self, _: ActorRef<DispatcherMsg>, state: &mut DispatcherState) -> Result<(), ActorProcessingErr> {
+        state.listener.abort();
+        Ok(())
+    }
+
+    async fn handle(&self, myself: ActorRef<DispatcherMsg>, msg: DispatcherMsg, state: &mut DispatcherState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            DispatcherMsg::Wake => {}
+            DispatcherMsg::Done { worker } => {
+                if !state.idle.contains(&worker) {
+                    state.idle.push(worker);
+                }
+                if !state.more_due {
+                    return Ok(());
+                }
+            }
+        }
+        if state.idle.is_empty() {
+            return Ok(());
+        }
+        let want = state.idle.len() as u32;
+        let claimed = match state.delivery.services.store.claim_emails(want, state.lease).await {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                // The poll tries again; the database may be restarting.
+                tracing::warn!(%error, "could not claim outbox emails");
+                return Ok(());
+            }
+        };
+        state.more_due = claimed.len() as u32 == want;
+        for email in claimed {
+            let worker = state.idle.pop().expect("claimed no more than idle workers");
+            if let Err(error) = state.workers[worker].send_message(MailerMsg::Send(Box::new(email))) {
+                // Its lease brings the email back; the worker is restarted by
+                // the supervision event.
+                tracing::warn!(%error, worker, "mailer worker unavailable");
+            }
+        }
+        if state.more_due && !state.idle.is_empty() {
+            myself.send_message(DispatcherMsg::Wake)?;
+        }
+        Ok(())
+    }
+
+    /// A crashed worker is replaced; the email it held comes back when its
+    /// lease ends.
+    async fn handle_supervisor_evt(&self, myself: ActorRef<DispatcherMsg>, event: SupervisionEvent, state: &mut DispatcherState) -> Result<(), ActorProcessingErr> {
+        if let SupervisionEvent::ActorFailed(cell, error) = event
+            && let Some(index) = state.workers.iter().position(|w| w.get_id() == cell.get_id())
+        {
+            tracing::error!(%error, worker = index, "mailer worker crashed; restarting it");
+            metrics::actor_restarted("mailer");
+            state.workers[index] = spawn_worker(&myself, &state.delivery, index).await?;
+            if !state.idle.contains(&index) {
+                state.idle.push(index);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Forwards NOTIFY wake-ups to the dispatcher; re-subscribes after a dropped
+/// connection. Ends when the dispatcher is gone.
+async fn listen(dispatcher: ActorRef<DispatcherMsg>, delivery: Arc<Delivery>, retry_every: Duration) {
+    loop {
+        match delivery.services.store.subscribe_outbox().await {
+            Ok(mut wakeups) => {
+                while wakeups.next().await.is_ok() {
+                    if dispatcher.send_message(DispatcherMsg::Wake).is_err() {
+                        return;
+                    }
+                }
+            }
+            Err(error) => tracing::debug!(%error, "outbox notifications unavailable; polling"),
+        }
+        tokio::time::sleep(retry_every).await;
+    }
+}

@@ -1,0 +1,211 @@
+//! The invitation registry: finds or spawns the actor of an invitation, forwards
+//! commands to it, restarts it when it crashes, and stops it when idle.
+//!
+//! Passivation is decided here, not by the child: the registry forgets the
+//! child and then queues `Stop` behind every command it already forwarded, so
+//! no command is lost to a stopping actor.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+
+use super::invitation::{InvitationActor, InvitationArgs, InvitationMsg};
+use crate::domain::InvitationId;
+use crate::service::invitations::{CommandOutcome, InvitationCommand};
+use crate::service::{ServiceError, ServiceResult, Services};
+use crate::store::InvitationRecord;
+use crate::metrics;
+
+pub enum RegistryMsg {
+    Execute {
+        id: InvitationId,
+        cmd: InvitationCommand,
+        reply: RpcReplyPort<ServiceResult<CommandOutcome>>,
+    },
+    Inspect {
+        id: InvitationId,
+        reply: RpcReplyPort<Option<InvitationRecord>>,
+    },
+    /// The live child of an invitation, if any (tests and diagnostics).
+    Child {
+        id: InvitationId,
+        reply: RpcReplyPort<Option<ActorRef<InvitationMsg>>>,
+    },
+    Stats(RpcReplyPort<RegistryStats>),
+    /// Periodic: stop children idle for longer than the idle time.
+    Passivate,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegistryStats {
+    pub live: usize,
+    pub restarts: u64,
+}
+
+pub struct InvitationRegistry;
+
+pub struct RegistryArgs {
+    pub services: Services,
+    pub idle: Duration,
+}
+
+struct Child {
+    actor: ActorRef<InvitationMsg>,
+    last_used: Instant,
+}
+
+pub struct RegistryState {
+    services: Services,
+    idle: Duration,
+    children: HashMap<InvitationId, Child>,
+    by_actor: HashMap<ActorId, InvitationId>,
+    restarts: u64,
+}
+
+impl RegistryState {
+    fn forget(&mut self, id: InvitationId) -> Option<Child> {
+        let child = self.children.remove(&id)?;
+        self.by_actor.remove(&child.actor.get_id());
+        metrics::actors_live("invitation", self.children.len());
+        Some(child)
+    }
+
+    async fn child(&mut self, myself: &ActorRef<RegistryMsg>, id: InvitationId) -> Result<ActorRef<InvitationMsg>, ActorProcessingErr> {
+        if let Some(child) = self.children.get_mut(&id) {
+            child.last_used = Instant::now();
+            return Ok(child.actor.clone());
+        }
+        let args = InvitationArgs { id, services: self.services.clone() };
+        let (actor, _) = Actor::spawn_linked(None, InvitationActor, args, myself.get_cell()).await?;
+        self.by_actor.insert(actor.get_id(), id);
+        self.children.insert(id, Child { actor: actor.clone(), last_used: Instant::now() });
+        metrics::actors_live("invitation", self.children.len());
+        Ok(actor)
+    }
+}
+
+impl Actor for InvitationRegistry {
+    type Msg = RegistryMsg;
+    type State = RegistryState;
+    type Arguments = RegistryArgs;
+
+    async fn pre_start(&self, myself: ActorRef<RegistryMsg>, args: RegistryArgs) -> Result<RegistryState, ActorProcessingErr> {
+        let every = (args.idle / 2).max(Duration::from_millis(50));
+        myself.send_interval(every, || RegistryMsg::Passivate);
+        Ok(RegistryState {
+            services: args.services,
+            idle: args.idle,
+            children: HashMap::new(),
+            by_actor: HashMap::new(),
+            restarts: 0,
+        })
+    }
+
+    async fn handle(&self, myself: ActorRef<RegistryMsg>, msg: RegistryMsg, state: &mut RegistryState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RegistryMsg::Execute { id, cmd, reply } => {
+                let child = state.child(&myself, id).await?;
+                if let Err(error) = child.send_message(InvitationMsg::Execute { cmd, reply }) {
+                    // The reply port went down with the message; the caller sees
+                    // `unavailable` and may retry.
+                    tracing::warn!(invitation_id = %id, %error, "invitation actor refused a command");
+                    state.forget(id);
+                }
+            }
+            RegistryMsg::Inspect { id, reply } => {
+                let child = state.child(&myself, id).await?;
+                let _ = child.send_message(InvitationMsg::Inspect(reply));
+            }
+            RegistryMsg::Child { id, reply } => {
+                let _ = reply.send(state.children.get(&id).map(|c| c.actor.clone()));
+            }
+            RegistryMsg::Stats(reply) => {
+                let _ = reply.send(RegistryStats { live: state.children.len(), restarts: state.restarts });
+            }
+            RegistryMsg::Passivate => {
+                let idle: Vec<InvitationId> = state
+                    .children
+                    .iter()
+                    .filter(|(_, c)| c.last_used.elapsed() >= state.idle)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in idle {
+                    if let Some(child) = state.forget(id) {
+                        let _ = child.actor.send_message(InvitationMsg::Stop);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Our own policy (ractor's default would stop the registry when a child
+    /// exits): a crashed invitation actor is started again at once and reads
+    /// its invitation anew; a stopped one is simply forgotten.
+    async fn handle_supervisor_evt(&self, myself: ActorRef<RegistryMsg>, event: SupervisionEvent, state: &mut RegistryState) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorFailed(cell, error) => {
+                let Some(id) = known_child(state, &cell) else { return Ok(()) };
+                tracing::error!(invitation_id = %id, %error, "invitation actor crashed; restarting it");
+                state.forget(id);
+                state.restarts += 1;
+                metrics::actor_restarted("invitation");
+                state.child(&myself, id).await?;
+            }
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                if let Some(id) = known_child(state, &cell) {
+                    state.forget(id);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn known_child(state: &RegistryState, cell: &ActorCell) -> Option<InvitationId> {
+    state.by_actor.get(&cell.get_id()).copied()
+}
+
+/// How the rest of the daemon reaches invitation actors. It looks the registry
+/// up by name on every call, so a restarted registry is found again.
+#[derive(Clone)]
+pub struct InvitationsHandle {
+    registry_name: String,
+}
+
+impl InvitationsHandle {
+    pub fn new(registry_name: String) -> InvitationsHandle {
+        InvitationsHandle { registry_name }
+    }
+
+    fn registry(&self) -> ServiceResult<ActorRef<RegistryMsg>> {
+        ActorRef::where_is(self.registry_name.clone())
+            .ok_or_else(|| ServiceError::Unavailable("the invitation registry is not running".into()))
+    }
+
+    /// Runs a command through the invitation's actor.
+    pub async fn execute(&self, id: InvitationId, cmd: InvitationCommand) -> ServiceResult<CommandOutcome> {
+        let registry = self.registry()?;
+        ractor::call!(registry, |reply| RegistryMsg::Execute { id, cmd, reply })
+            .map_err(|e| ServiceError::Unavailable(format!("invitation actor: {e}")))?
+    }
+
+    pub async fn inspect(&self, id: InvitationId) -> ServiceResult<Option<InvitationRecord>> {
+        let registry = self.registry()?;
+        ractor::call!(registry, |reply| RegistryMsg::Inspect { id, reply })
+            .map_err(|e| ServiceError::Unavailable(format!("invitation actor: {e}")))
+    }
+
+    pub async fn child(&self, id: InvitationId) -> ServiceResult<Option<ActorRef<InvitationMsg>>> {
+        let registry = self.registry()?;
+        ractor::call!(registry, |reply| RegistryMsg::Child { id, reply })
+            .map_err(|e| ServiceError::Unavailable(format!("invitation registry: {e}")))
+    }
+
+    pub async fn stats(&self) -> ServiceResult<RegistryStats> {
+        let registry = self.registry()?;
+        ractor::call!(registry, RegistryMsg::Stats).map_err(|e| ServiceError::Unavailable(format!("invitation registry: {e}")))
+    }
+}

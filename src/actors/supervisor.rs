@@ -1,0 +1,98 @@
+//! The root supervisor. Its policy, not ractor's default (which stops a
+//! supervisor when any child exits): a crashed child is started again, up to
+//! `MAX_RESTARTS` within `RESTART_WINDOW`; past that the root stops itself and
+//! the process exits non-zero, so the service manager restarts it whole.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
+
+use super::dispatcher::{Dispatcher, DispatcherArgs, DispatcherMsg};
+use super::registry::{InvitationRegistry, RegistryArgs, RegistryMsg};
+use crate::metrics;
+use crate::service::Services;
+use crate::service::delivery::Delivery;
+
+const MAX_RESTARTS: usize = 10;
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+pub struct RootSupervisor;
+
+#[derive(Clone)]
+pub struct SupervisorArgs {
+    pub services: Services,
+    pub delivery: Arc<Delivery>,
+    /// The registry's actor name (unique per daemon instance, so several can
+    /// run in one test process).
+    pub registry_name: String,
+    pub actor_idle: Duration,
+    pub workers: usize,
+    pub lease: Duration,
+    pub poll_interval: Duration,
+}
+
+pub enum SupervisorMsg {}
+
+pub struct SupervisorState {
+    args: SupervisorArgs,
+    registry: ActorRef<RegistryMsg>,
+    dispatcher: ActorRef<DispatcherMsg>,
+    restarts: Vec<Instant>,
+}
+
+async fn spawn_registry(myself: &ActorRef<SupervisorMsg>, args: &SupervisorArgs) -> Result<ActorRef<RegistryMsg>, ActorProcessingErr> {
+    let registry_args = RegistryArgs { services: args.services.clone(), idle: args.actor_idle };
+    let (registry, _) =
+        Actor::spawn_linked(Some(args.registry_name.clone()), InvitationRegistry, registry_args, myself.get_cell()).await?;
+    Ok(registry)
+}
+
+async fn spawn_dispatcher(myself: &ActorRef<SupervisorMsg>, args: &SupervisorArgs) -> Result<ActorRef<DispatcherMsg>, ActorProcessingErr> {
+    let dispatcher_args = DispatcherArgs {
+        delivery: args.delivery.clone(),
+        workers: args.workers,
+        lease: args.lease,
+        poll_interval: args.poll_interval,
+    };
+    let (dispatcher, _) = Actor::spawn_linked(None, Dispatcher, dispatcher_args, myself.get_cell()).await?;
+    Ok(dispatcher)
+}
+
+impl Actor for RootSupervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(&self, myself: ActorRef<SupervisorMsg>, args: SupervisorArgs) -> Result<SupervisorState, ActorProcessingErr> {
+        let registry = spawn_registry(&myself, &args).await?;
+        let dispatcher = spawn_dispatcher(&myself, &args).await?;
+        Ok(SupervisorState { args, registry, dispatcher, restarts: Vec::new() })
+    }
+
+    async fn handle_supervisor_evt(&self, myself: ActorRef<SupervisorMsg>, event: SupervisionEvent, state: &mut SupervisorState) -> Result<(), ActorProcessingErr> {
+        let (cell, why): (ActorCell, String) = match event {
+            SupervisionEvent::ActorFailed(cell, error) => (cell, error.to_string()),
+            // A child that stops on its own is as unexpected as a crash.
+            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason.unwrap_or_else(|| "stopped".into())),
+            _ => return Ok(()),
+        };
+        state.restarts.retain(|t| t.elapsed() < RESTART_WINDOW);
+        if state.restarts.len() >= MAX_RESTARTS {
+            tracing::error!(why, "too many restarts; stopping the daemon");
+            myself.stop(Some("restart budget exhausted".into()));
+            return Ok(());
+        }
+        state.restarts.push(Instant::now());
+        if cell.get_id() == state.registry.get_id() {
+            tracing::error!(why, "invitation registry exited; restarting it");
+            metrics::actor_restarted("registry");
+            state.registry = spawn_registry(&myself, &state.args).await?;
+        } else if cell.get_id() == state.dispatcher.get_id() {
+            tracing::error!(why, "dispatcher exited; restarting it");
+            metrics::actor_restarted("dispatcher");
+            state.dispatcher = spawn_dispatcher(&myself, &state.args).await?;
+        }
+        Ok(())
+    }
+}

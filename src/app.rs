@@ -1,0 +1,159 @@
+//! The composition root: builds the store, templates, mailer, use cases, actor
+//! tree and HTTP server from one `Config`, and owns the one shutdown path.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ractor::{Actor, ActorRef};
+use tokio::sync::watch;
+
+use crate::actors::supervisor::SupervisorMsg;
+use crate::actors::{InvitationsHandle, RootSupervisor, SupervisorArgs};
+use crate::config::{ApiKey, Config};
+use crate::domain::quota::QuotaPolicy;
+use crate::domain::retry::RetryPolicy;
+use crate::domain::Locale;
+use crate::http::{HttpState, router};
+use crate::mail::{Mailer, MailerConfig, Templates};
+use crate::service::delivery::Delivery;
+use crate::service::{Services, Settings};
+use crate::store::postgres::PgStore;
+
+/// A running daemon.
+pub struct RunningApp {
+    pub addr: SocketAddr,
+    pub services: Services,
+    pub invitations: InvitationsHandle,
+    supervisor: ActorRef<SupervisorMsg>,
+    supervisor_done: tokio::task::JoinHandle<()>,
+    stop_http: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// The part of the sender address after `@`, for Message-IDs.
+fn sender_domain(from: &str) -> String {
+    let addr = from.rsplit_once('<').map_or(from, |(_, rest)| rest.trim_end_matches('>'));
+    addr.rsplit_once('@').map_or("localhost", |(_, d)| d).trim().to_string()
+}
+
+/// Applies the migrations this build ships (`invited migrate`).
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let store = PgStore::connect(&config.database.url, config.database.max_connections).await?;
+    store.migrate().await?;
+    Ok(())
+}
+
+impl RunningApp {
+    /// Starts everything and binds the HTTP listener (port 0 picks a free one).
+    pub async fn start(config: &Config, api_keys: Vec<ApiKey>) -> anyhow::Result<RunningApp> {
+        let store = PgStore::connect(&config.database.url, config.database.max_connections).await?;
+        // Every replica may run this: sqlx takes an advisory lock around it.
+        store.migrate().await.context("applying migrations")?;
+        let token_key = crate::store::Store::token_key(&store).await.context("reading the token key")?;
+
+        let default_locale = Locale::parse(&config.templates.default_locale)
+            .map_err(|e| anyhow::anyhow!("templates.default_locale: {e}"))?;
+        let settings = Settings {
+            default_preset: config.roles.preset,
+            quota: QuotaPolicy {
+                limit: config.invitations.rate_limit.count,
+                window: config.invitations.rate_limit.window,
+            },
+            ttl: config.invitations.ttl,
+            resend_cooldown: config.invitations.resend_cooldown,
+            default_locale,
+            message_id_domain: sender_domain(&config.mail.from),
+        };
+        let services = Services {
+            store: Arc::new(store),
+            settings: Arc::new(settings),
+            token_key: Arc::new(token_key),
+        };
+
+        let templates = Templates::load(&config.templates.dir, &config.templates.default_locale)
+            .with_context(|| format!("loading templates from {}", config.templates.dir.display()))?;
+        let mailer = Mailer::new(MailerConfig {
+            smtp_url: config.smtp.url.clone(),
+            pool_size: config.smtp.pool_size,
+            timeout: config.smtp.timeout,
+            outbox_dir: config.mail.outbox_dir.clone(),
+        })?;
+        tracing::info!(target = %mailer.target(), "mail transport ready");
+        let delivery = Arc::new(Delivery {
+            services: services.clone(),
+            templates: Arc::new(templates),
+            mailer,
+            from: config.mail.from.clone(),
+            accept_url: config.links.accept_url.clone(),
+            retry: RetryPolicy {
+                initial_backoff: config.delivery.initial_backoff,
+                max_backoff: config.delivery.max_backoff,
+                give_up_after: config.delivery.give_up_after,
+            },
+        });
+
+        let registry_name = format!("invited.registry.{}", uuid::Uuid::now_v7());
+        let invitations = InvitationsHandle::new(registry_name.clone());
+        let (supervisor, supervisor_handle) = Actor::spawn(
+            None,
+            RootSupervisor,
+            SupervisorArgs {
+                services: services.clone(),
+                delivery,
+                registry_name,
+                actor_idle: config.invitations.actor_idle,
+                workers: config.delivery.workers as usize,
+                lease: config.delivery.lease,
+                poll_interval: config.delivery.poll_interval,
+            },
+        )
+        .await
+        .context("starting the actor tree")?;
+        let supervisor_done = tokio::spawn(async move {
+            let _ = supervisor_handle.await;
+        });
+
+        let state = HttpState {
+            services: services.clone(),
+            invitations: invitations.clone(),
+            api_keys: Arc::new(api_keys),
+            max_body: config.api.max_body,
+        };
+        let listener = tokio::net::TcpListener::bind(config.api.listen)
+            .await
+            .with_context(|| format!("binding {}", config.api.listen))?;
+        let addr = listener.local_addr()?;
+        let (stop_http, mut stopped) = watch::channel(false);
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        tracing::info!(%addr, "invited is serving");
+        Ok(RunningApp { addr, services, invitations, supervisor, supervisor_done, stop_http, server })
+    }
+
+    /// Resolves when the actor tree stopped by itself (restart budget spent).
+    pub async fn stopped(&mut self) {
+        let _ = (&mut self.supervisor_done).await;
+    }
+
+    /// The one shutdown path: stop taking requests, let requests in flight
+    /// finish, then stop the actors (a send cut off here is retried from its
+    /// lease by the next process).
+    pub async fn shutdown(self, deadline: Duration) {
+        let _ = self.stop_http.send(true);
+        let _ = tokio::time::timeout(deadline, self.server).await;
+        let _ = self.supervisor.stop_and_wait(Some("shutdown".into()), Some(deadline)).await;
+    }
+}
+
+/// Loads the configuration for a command, naming the file in errors.
+pub fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    Ok(Config::load(path)?)
+}
