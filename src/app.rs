@@ -13,9 +13,9 @@ use tokio::sync::watch;
 use crate::actors::supervisor::SupervisorMsg;
 use crate::actors::{InvitationsHandle, RootSupervisor, SupervisorArgs};
 use crate::config::{ApiKey, Config};
+use crate::domain::Locale;
 use crate::domain::quota::QuotaPolicy;
 use crate::domain::retry::RetryPolicy;
-use crate::domain::Locale;
 use crate::http::{HttpState, router};
 use crate::mail::{Mailer, MailerConfig, Templates};
 use crate::service::delivery::Delivery;
@@ -35,12 +35,18 @@ pub struct RunningApp {
 
 /// The part of the sender address after `@`, for Message-IDs.
 fn sender_domain(from: &str) -> String {
-    let addr = from.rsplit_once('<').map_or(from, |(_, rest)| rest.trim_end_matches('>'));
-    addr.rsplit_once('@').map_or("localhost", |(_, d)| d).trim().to_string()
+    let addr = from
+        .rsplit_once('<')
+        .map_or(from, |(_, rest)| rest.trim_end_matches('>'));
+    addr.rsplit_once('@')
+        .map_or("localhost", |(_, d)| d)
+        .trim()
+        .to_string()
 }
 
 /// Applies the migrations this build ships (`invited migrate`).
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    PgStore::ensure_database(&config.database.url).await?;
     let store = PgStore::connect(&config.database.url, config.database.max_connections).await?;
     store.migrate().await?;
     Ok(())
@@ -49,10 +55,15 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
 impl RunningApp {
     /// Starts everything and binds the HTTP listener (port 0 picks a free one).
     pub async fn start(config: &Config, api_keys: Vec<ApiKey>) -> anyhow::Result<RunningApp> {
+        PgStore::ensure_database(&config.database.url)
+            .await
+            .context("connecting to the database")?;
         let store = PgStore::connect(&config.database.url, config.database.max_connections).await?;
         // Every replica may run this: sqlx takes an advisory lock around it.
         store.migrate().await.context("applying migrations")?;
-        let token_key = crate::store::Store::token_key(&store).await.context("reading the token key")?;
+        let token_key = crate::store::Store::token_key(&store)
+            .await
+            .context("reading the token key")?;
 
         let default_locale = Locale::parse(&config.templates.default_locale)
             .map_err(|e| anyhow::anyhow!("templates.default_locale: {e}"))?;
@@ -74,7 +85,9 @@ impl RunningApp {
         };
 
         let templates = Templates::load(&config.templates.dir, &config.templates.default_locale)
-            .with_context(|| format!("loading templates from {}", config.templates.dir.display()))?;
+            .with_context(|| {
+                format!("loading templates from {}", config.templates.dir.display())
+            })?;
         let mailer = Mailer::new(MailerConfig {
             smtp_url: config.smtp.url.clone(),
             pool_size: config.smtp.pool_size,
@@ -135,7 +148,15 @@ impl RunningApp {
                 .await
         });
         tracing::info!(%addr, "invited is serving");
-        Ok(RunningApp { addr, services, invitations, supervisor, supervisor_done, stop_http, server })
+        Ok(RunningApp {
+            addr,
+            services,
+            invitations,
+            supervisor,
+            supervisor_done,
+            stop_http,
+            server,
+        })
     }
 
     /// Resolves when the actor tree stopped by itself (restart budget spent).
@@ -149,7 +170,10 @@ impl RunningApp {
     pub async fn shutdown(self, deadline: Duration) {
         let _ = self.stop_http.send(true);
         let _ = tokio::time::timeout(deadline, self.server).await;
-        let _ = self.supervisor.stop_and_wait(Some("shutdown".into()), Some(deadline)).await;
+        let _ = self
+            .supervisor
+            .stop_and_wait(Some("shutdown".into()), Some(deadline))
+            .await;
     }
 }
 

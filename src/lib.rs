@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod mail;
+pub mod metrics;
 pub mod service;
 pub mod store;
 pub mod telemetry;

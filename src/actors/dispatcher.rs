@@ -38,8 +38,16 @@ pub struct DispatcherState {
     listener: tokio::task::JoinHandle<()>,
 }
 
-async fn spawn_worker(myself: &ActorRef<DispatcherMsg>, delivery: &Arc<Delivery>, index: usize) -> Result<ActorRef<MailerMsg>, ActorProcessingErr> {
-    let args = MailerArgs { index, delivery: delivery.clone(), dispatcher: myself.clone() };
+async fn spawn_worker(
+    myself: &ActorRef<DispatcherMsg>,
+    delivery: &Arc<Delivery>,
+    index: usize,
+) -> Result<ActorRef<MailerMsg>, ActorProcessingErr> {
+    let args = MailerArgs {
+        index,
+        delivery: delivery.clone(),
+        dispatcher: myself.clone(),
+    };
     let (worker, _) = Actor::spawn_linked(None, MailerWorker, args, myself.get_cell()).await?;
     Ok(worker)
 }
@@ -49,14 +57,22 @@ impl Actor for Dispatcher {
     type State = DispatcherState;
     type Arguments = DispatcherArgs;
 
-    async fn pre_start(&self, myself: ActorRef<DispatcherMsg>, args: DispatcherArgs) -> Result<DispatcherState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<DispatcherMsg>,
+        args: DispatcherArgs,
+    ) -> Result<DispatcherState, ActorProcessingErr> {
         let mut workers = Vec::with_capacity(args.workers);
         for index in 0..args.workers {
             workers.push(spawn_worker(&myself, &args.delivery, index).await?);
         }
         metrics::actors_live("mailer", workers.len());
         myself.send_interval(args.poll_interval, || DispatcherMsg::Wake);
-        let listener = tokio::spawn(listen(myself.clone(), args.delivery.clone(), args.poll_interval));
+        let listener = tokio::spawn(listen(
+            myself.clone(),
+            args.delivery.clone(),
+            args.poll_interval,
+        ));
         myself.send_message(DispatcherMsg::Wake)?;
         Ok(DispatcherState {
             delivery: args.delivery,
@@ -68,12 +84,21 @@ impl Actor for Dispatcher {
         })
     }
 
-    async fn post_stop(&self, _: ActorRef<DispatcherMsg>, state: &mut DispatcherState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _: ActorRef<DispatcherMsg>,
+        state: &mut DispatcherState,
+    ) -> Result<(), ActorProcessingErr> {
         state.listener.abort();
         Ok(())
     }
 
-    async fn handle(&self, myself: ActorRef<DispatcherMsg>, msg: DispatcherMsg, state: &mut DispatcherState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<DispatcherMsg>,
+        msg: DispatcherMsg,
+        state: &mut DispatcherState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             DispatcherMsg::Wake => {}
             DispatcherMsg::Done { worker } => {
@@ -89,7 +114,13 @@ impl Actor for Dispatcher {
             return Ok(());
         }
         let want = state.idle.len() as u32;
-        let claimed = match state.delivery.services.store.claim_emails(want, state.lease).await {
+        let claimed = match state
+            .delivery
+            .services
+            .store
+            .claim_emails(want, state.lease)
+            .await
+        {
             Ok(claimed) => claimed,
             Err(error) => {
                 // The poll tries again; the database may be restarting.
@@ -100,7 +131,8 @@ impl Actor for Dispatcher {
         state.more_due = claimed.len() as u32 == want;
         for email in claimed {
             let worker = state.idle.pop().expect("claimed no more than idle workers");
-            if let Err(error) = state.workers[worker].send_message(MailerMsg::Send(Box::new(email))) {
+            if let Err(error) = state.workers[worker].send_message(MailerMsg::Send(Box::new(email)))
+            {
                 // Its lease brings the email back; the worker is restarted by
                 // the supervision event.
                 tracing::warn!(%error, worker, "mailer worker unavailable");
@@ -114,9 +146,17 @@ impl Actor for Dispatcher {
 
     /// A crashed worker is replaced; the email it held comes back when its
     /// lease ends.
-    async fn handle_supervisor_evt(&self, myself: ActorRef<DispatcherMsg>, event: SupervisionEvent, state: &mut DispatcherState) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<DispatcherMsg>,
+        event: SupervisionEvent,
+        state: &mut DispatcherState,
+    ) -> Result<(), ActorProcessingErr> {
         if let SupervisionEvent::ActorFailed(cell, error) = event
-            && let Some(index) = state.workers.iter().position(|w| w.get_id() == cell.get_id())
+            && let Some(index) = state
+                .workers
+                .iter()
+                .position(|w| w.get_id() == cell.get_id())
         {
             tracing::error!(%error, worker = index, "mailer worker crashed; restarting it");
             metrics::actor_restarted("mailer");
@@ -131,7 +171,11 @@ impl Actor for Dispatcher {
 
 /// Forwards NOTIFY wake-ups to the dispatcher; re-subscribes after a dropped
 /// connection. Ends when the dispatcher is gone.
-async fn listen(dispatcher: ActorRef<DispatcherMsg>, delivery: Arc<Delivery>, retry_every: Duration) {
+async fn listen(
+    dispatcher: ActorRef<DispatcherMsg>,
+    delivery: Arc<Delivery>,
+    retry_every: Duration,
+) {
     loop {
         match delivery.services.store.subscribe_outbox().await {
             Ok(mut wakeups) => {

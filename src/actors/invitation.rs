@@ -43,20 +43,35 @@ impl Actor for InvitationActor {
     type State = InvitationState;
     type Arguments = InvitationArgs;
 
-    async fn pre_start(&self, myself: ActorRef<InvitationMsg>, args: InvitationArgs) -> Result<InvitationState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<InvitationMsg>,
+        args: InvitationArgs,
+    ) -> Result<InvitationState, ActorProcessingErr> {
         // Loading is a message, not done here, so that the registry spawning us
         // never waits on the database.
         myself.send_message(InvitationMsg::Load)?;
-        Ok(InvitationState { id: args.id, services: args.services, cached: None })
+        Ok(InvitationState {
+            id: args.id,
+            services: args.services,
+            cached: None,
+        })
     }
 
-    async fn handle(&self, myself: ActorRef<InvitationMsg>, msg: InvitationMsg, state: &mut InvitationState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<InvitationMsg>,
+        msg: InvitationMsg,
+        state: &mut InvitationState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             InvitationMsg::Load => {
                 // A failed read leaves the cache empty; commands read the row anyway.
                 match state.services.store.get_invitation(state.id).await {
                     Ok(found) => state.cached = found,
-                    Err(error) => tracing::warn!(invitation_id = %state.id, %error, "could not load invitation"),
+                    Err(error) => {
+                        tracing::warn!(invitation_id = %state.id, %error, "could not load invitation")
+                    }
                 }
             }
             InvitationMsg::Execute { cmd, reply } => {

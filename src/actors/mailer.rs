@@ -33,22 +33,43 @@ impl Actor for MailerWorker {
     type State = MailerState;
     type Arguments = MailerArgs;
 
-    async fn pre_start(&self, _: ActorRef<MailerMsg>, args: MailerArgs) -> Result<MailerState, ActorProcessingErr> {
-        Ok(MailerState { index: args.index, delivery: args.delivery, dispatcher: args.dispatcher })
+    async fn pre_start(
+        &self,
+        _: ActorRef<MailerMsg>,
+        args: MailerArgs,
+    ) -> Result<MailerState, ActorProcessingErr> {
+        Ok(MailerState {
+            index: args.index,
+            delivery: args.delivery,
+            dispatcher: args.dispatcher,
+        })
     }
 
-    async fn handle(&self, _: ActorRef<MailerMsg>, msg: MailerMsg, state: &mut MailerState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _: ActorRef<MailerMsg>,
+        msg: MailerMsg,
+        state: &mut MailerState,
+    ) -> Result<(), ActorProcessingErr> {
         let MailerMsg::Send(email) = msg;
         let span = tracing::info_span!("deliver", email_id = %email.id, business_id = %email.business_id,
             invitation_id = ?email.invitation_id.map(|i| i.0), template = %email.template);
         let _guard = span.enter();
         match state.delivery.deliver(&email).await {
-            Ok(outcome) => tracing::debug!(?outcome, attempt = email.attempts, "delivery attempt recorded"),
+            Ok(outcome) => tracing::debug!(
+                ?outcome,
+                attempt = email.attempts,
+                "delivery attempt recorded"
+            ),
             // The lease runs out and another attempt follows: nothing is dropped.
-            Err(error) => tracing::warn!(%error, "could not record a delivery attempt; the lease will retry it"),
+            Err(error) => {
+                tracing::warn!(%error, "could not record a delivery attempt; the lease will retry it")
+            }
         }
         // The dispatcher may be restarting; it finds its workers idle again.
-        let _ = state.dispatcher.send_message(DispatcherMsg::Done { worker: state.index });
+        let _ = state.dispatcher.send_message(DispatcherMsg::Done {
+            worker: state.index,
+        });
         Ok(())
     }
 }

@@ -8,14 +8,16 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
 
 use super::invitation::{InvitationActor, InvitationArgs, InvitationMsg};
 use crate::domain::InvitationId;
+use crate::metrics;
 use crate::service::invitations::{CommandOutcome, InvitationCommand};
 use crate::service::{ServiceError, ServiceResult, Services};
 use crate::store::InvitationRecord;
-use crate::metrics;
 
 pub enum RegistryMsg {
     Execute {
@@ -71,15 +73,29 @@ impl RegistryState {
         Some(child)
     }
 
-    async fn child(&mut self, myself: &ActorRef<RegistryMsg>, id: InvitationId) -> Result<ActorRef<InvitationMsg>, ActorProcessingErr> {
+    async fn child(
+        &mut self,
+        myself: &ActorRef<RegistryMsg>,
+        id: InvitationId,
+    ) -> Result<ActorRef<InvitationMsg>, ActorProcessingErr> {
         if let Some(child) = self.children.get_mut(&id) {
             child.last_used = Instant::now();
             return Ok(child.actor.clone());
         }
-        let args = InvitationArgs { id, services: self.services.clone() };
-        let (actor, _) = Actor::spawn_linked(None, InvitationActor, args, myself.get_cell()).await?;
+        let args = InvitationArgs {
+            id,
+            services: self.services.clone(),
+        };
+        let (actor, _) =
+            Actor::spawn_linked(None, InvitationActor, args, myself.get_cell()).await?;
         self.by_actor.insert(actor.get_id(), id);
-        self.children.insert(id, Child { actor: actor.clone(), last_used: Instant::now() });
+        self.children.insert(
+            id,
+            Child {
+                actor: actor.clone(),
+                last_used: Instant::now(),
+            },
+        );
         metrics::actors_live("invitation", self.children.len());
         Ok(actor)
     }
@@ -90,7 +106,11 @@ impl Actor for InvitationRegistry {
     type State = RegistryState;
     type Arguments = RegistryArgs;
 
-    async fn pre_start(&self, myself: ActorRef<RegistryMsg>, args: RegistryArgs) -> Result<RegistryState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RegistryMsg>,
+        args: RegistryArgs,
+    ) -> Result<RegistryState, ActorProcessingErr> {
         let every = (args.idle / 2).max(Duration::from_millis(50));
         myself.send_interval(every, || RegistryMsg::Passivate);
         Ok(RegistryState {
@@ -102,7 +122,12 @@ impl Actor for InvitationRegistry {
         })
     }
 
-    async fn handle(&self, myself: ActorRef<RegistryMsg>, msg: RegistryMsg, state: &mut RegistryState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<RegistryMsg>,
+        msg: RegistryMsg,
+        state: &mut RegistryState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             RegistryMsg::Execute { id, cmd, reply } => {
                 let child = state.child(&myself, id).await?;
@@ -121,7 +146,10 @@ impl Actor for InvitationRegistry {
                 let _ = reply.send(state.children.get(&id).map(|c| c.actor.clone()));
             }
             RegistryMsg::Stats(reply) => {
-                let _ = reply.send(RegistryStats { live: state.children.len(), restarts: state.restarts });
+                let _ = reply.send(RegistryStats {
+                    live: state.children.len(),
+                    restarts: state.restarts,
+                });
             }
             RegistryMsg::Passivate => {
                 let idle: Vec<InvitationId> = state
@@ -143,10 +171,17 @@ impl Actor for InvitationRegistry {
     /// Our own policy (ractor's default would stop the registry when a child
     /// exits): a crashed invitation actor is started again at once and reads
     /// its invitation anew; a stopped one is simply forgotten.
-    async fn handle_supervisor_evt(&self, myself: ActorRef<RegistryMsg>, event: SupervisionEvent, state: &mut RegistryState) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<RegistryMsg>,
+        event: SupervisionEvent,
+        state: &mut RegistryState,
+    ) -> Result<(), ActorProcessingErr> {
         match event {
             SupervisionEvent::ActorFailed(cell, error) => {
-                let Some(id) = known_child(state, &cell) else { return Ok(()) };
+                let Some(id) = known_child(state, &cell) else {
+                    return Ok(());
+                };
                 tracing::error!(invitation_id = %id, %error, "invitation actor crashed; restarting it");
                 state.forget(id);
                 state.restarts += 1;
@@ -181,12 +216,17 @@ impl InvitationsHandle {
     }
 
     fn registry(&self) -> ServiceResult<ActorRef<RegistryMsg>> {
-        ActorRef::where_is(self.registry_name.clone())
-            .ok_or_else(|| ServiceError::Unavailable("the invitation registry is not running".into()))
+        ActorRef::where_is(self.registry_name.clone()).ok_or_else(|| {
+            ServiceError::Unavailable("the invitation registry is not running".into())
+        })
     }
 
     /// Runs a command through the invitation's actor.
-    pub async fn execute(&self, id: InvitationId, cmd: InvitationCommand) -> ServiceResult<CommandOutcome> {
+    pub async fn execute(
+        &self,
+        id: InvitationId,
+        cmd: InvitationCommand,
+    ) -> ServiceResult<CommandOutcome> {
         let registry = self.registry()?;
         ractor::call!(registry, |reply| RegistryMsg::Execute { id, cmd, reply })
             .map_err(|e| ServiceError::Unavailable(format!("invitation actor: {e}")))?
@@ -206,6 +246,180 @@ impl InvitationsHandle {
 
     pub async fn stats(&self) -> ServiceResult<RegistryStats> {
         let registry = self.registry()?;
-        ractor::call!(registry, RegistryMsg::Stats).map_err(|e| ServiceError::Unavailable(format!("invitation registry: {e}")))
+        ractor::call!(registry, RegistryMsg::Stats)
+            .map_err(|e| ServiceError::Unavailable(format!("invitation registry: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sqlx::PgPool;
+
+    use super::*;
+    use crate::domain::quota::QuotaPolicy;
+    use crate::domain::{Email, InvitationStatus, Locale, RolePreset, UserId};
+    use crate::service::Settings;
+    use crate::service::businesses::NewBusinessInput;
+    use crate::service::invitations::{CreateInvitations, Invitee};
+    use crate::store::Store;
+    use crate::store::postgres::PgStore;
+
+    async fn services(pool: PgPool) -> Services {
+        let store = PgStore::from_pool(pool);
+        let token_key = store.token_key().await.unwrap();
+        Services {
+            store: Arc::new(store),
+            settings: Arc::new(Settings {
+                default_preset: RolePreset::BusinessManager,
+                quota: QuotaPolicy {
+                    limit: 5,
+                    window: Duration::from_secs(86400),
+                },
+                ttl: Duration::from_secs(86400),
+                resend_cooldown: Duration::from_secs(0),
+                default_locale: Locale::parse("en-US").unwrap(),
+                message_id_domain: "example.test".into(),
+            }),
+            token_key: Arc::new(token_key),
+        }
+    }
+
+    /// A panicking invitation actor is restarted by the registry (our
+    /// supervision policy, not ractor's default stop) and the new actor
+    /// rebuilds its state from the database; the registry keeps serving.
+    #[sqlx::test(migrations = "./migrations")]
+    async fn a_crashed_invitation_actor_is_restarted_with_its_state_rebuilt(pool: PgPool) {
+        let s = services(pool).await;
+        let owner = UserId::parse("owner").unwrap();
+        s.put_user(
+            owner.clone(),
+            Email::parse("o@x.example").unwrap(),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+        let business = s
+            .create_business(NewBusinessInput {
+                name: "B".into(),
+                owner: owner.clone(),
+                preset: None,
+                seat_limit: None,
+                locale: None,
+            })
+            .await
+            .unwrap()
+            .id;
+        let inv = s
+            .create_invitations(CreateInvitations {
+                business,
+                actor: owner.clone(),
+                invitees: vec![Invitee {
+                    email: Email::parse("i@x.example").unwrap(),
+                    role: None,
+                    locale: None,
+                }],
+                message: None,
+            })
+            .await
+            .unwrap()
+            .remove(0);
+
+        let name = format!("test.registry.{}", uuid::Uuid::now_v7());
+        let (registry, _) = Actor::spawn(
+            Some(name.clone()),
+            InvitationRegistry,
+            RegistryArgs {
+                services: s.clone(),
+                idle: Duration::from_secs(600),
+            },
+        )
+        .await
+        .unwrap();
+        let handle = InvitationsHandle::new(name);
+
+        let cached = handle
+            .inspect(inv.id)
+            .await
+            .unwrap()
+            .expect("state loaded from the database");
+        assert_eq!(cached.status, InvitationStatus::Pending);
+        let first = handle.child(inv.id).await.unwrap().expect("a live actor");
+
+        // Change the row behind the actor's back, then crash the actor.
+        let cancelled = s
+            .execute(
+                inv.id,
+                InvitationCommand::Cancel {
+                    actor: owner.clone(),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(cancelled.invitation.status, InvitationStatus::Cancelled);
+        first.send_message(InvitationMsg::Crash).unwrap();
+
+        // Wait for the supervision event: the registry reports the restart.
+        let mut stats = handle.stats().await.unwrap();
+        while stats.restarts == 0 {
+            tokio::task::yield_now().await;
+            stats = handle.stats().await.unwrap();
+        }
+        let second = handle.child(inv.id).await.unwrap().expect("restarted");
+        assert_ne!(first.get_id(), second.get_id());
+        assert_eq!(stats.live, 1);
+        let rebuilt = handle
+            .inspect(inv.id)
+            .await
+            .unwrap()
+            .expect("state rebuilt");
+        assert_eq!(
+            rebuilt.status,
+            InvitationStatus::Cancelled,
+            "read anew from the database"
+        );
+
+        // And it still serves commands.
+        let again = handle
+            .execute(inv.id, InvitationCommand::Resend { actor: owner })
+            .await;
+        assert!(
+            matches!(
+                again,
+                Err(ServiceError::Domain(
+                    crate::domain::DomainError::InvalidTransition { .. }
+                ))
+            ),
+            "{again:?}"
+        );
+        registry.stop(None);
+    }
+
+    /// Idle actors are stopped; the next command starts a fresh one.
+    #[sqlx::test(migrations = "./migrations")]
+    async fn idle_actors_are_passivated(pool: PgPool) {
+        let s = services(pool).await;
+        let name = format!("test.registry.{}", uuid::Uuid::now_v7());
+        let (registry, _) = Actor::spawn(
+            Some(name.clone()),
+            InvitationRegistry,
+            RegistryArgs {
+                services: s,
+                idle: Duration::from_millis(100),
+            },
+        )
+        .await
+        .unwrap();
+        let handle = InvitationsHandle::new(name);
+        let id = InvitationId::new();
+        assert!(handle.inspect(id).await.unwrap().is_none());
+        assert_eq!(handle.stats().await.unwrap().live, 1);
+        while handle.stats().await.unwrap().live != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(handle.child(id).await.unwrap().is_none());
+        registry.stop(None);
     }
 }

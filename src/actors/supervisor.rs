@@ -41,21 +41,36 @@ pub struct SupervisorState {
     restarts: Vec<Instant>,
 }
 
-async fn spawn_registry(myself: &ActorRef<SupervisorMsg>, args: &SupervisorArgs) -> Result<ActorRef<RegistryMsg>, ActorProcessingErr> {
-    let registry_args = RegistryArgs { services: args.services.clone(), idle: args.actor_idle };
-    let (registry, _) =
-        Actor::spawn_linked(Some(args.registry_name.clone()), InvitationRegistry, registry_args, myself.get_cell()).await?;
+async fn spawn_registry(
+    myself: &ActorRef<SupervisorMsg>,
+    args: &SupervisorArgs,
+) -> Result<ActorRef<RegistryMsg>, ActorProcessingErr> {
+    let registry_args = RegistryArgs {
+        services: args.services.clone(),
+        idle: args.actor_idle,
+    };
+    let (registry, _) = Actor::spawn_linked(
+        Some(args.registry_name.clone()),
+        InvitationRegistry,
+        registry_args,
+        myself.get_cell(),
+    )
+    .await?;
     Ok(registry)
 }
 
-async fn spawn_dispatcher(myself: &ActorRef<SupervisorMsg>, args: &SupervisorArgs) -> Result<ActorRef<DispatcherMsg>, ActorProcessingErr> {
+async fn spawn_dispatcher(
+    myself: &ActorRef<SupervisorMsg>,
+    args: &SupervisorArgs,
+) -> Result<ActorRef<DispatcherMsg>, ActorProcessingErr> {
     let dispatcher_args = DispatcherArgs {
         delivery: args.delivery.clone(),
         workers: args.workers,
         lease: args.lease,
         poll_interval: args.poll_interval,
     };
-    let (dispatcher, _) = Actor::spawn_linked(None, Dispatcher, dispatcher_args, myself.get_cell()).await?;
+    let (dispatcher, _) =
+        Actor::spawn_linked(None, Dispatcher, dispatcher_args, myself.get_cell()).await?;
     Ok(dispatcher)
 }
 
@@ -64,17 +79,33 @@ impl Actor for RootSupervisor {
     type State = SupervisorState;
     type Arguments = SupervisorArgs;
 
-    async fn pre_start(&self, myself: ActorRef<SupervisorMsg>, args: SupervisorArgs) -> Result<SupervisorState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        args: SupervisorArgs,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
         let registry = spawn_registry(&myself, &args).await?;
         let dispatcher = spawn_dispatcher(&myself, &args).await?;
-        Ok(SupervisorState { args, registry, dispatcher, restarts: Vec::new() })
+        Ok(SupervisorState {
+            args,
+            registry,
+            dispatcher,
+            restarts: Vec::new(),
+        })
     }
 
-    async fn handle_supervisor_evt(&self, myself: ActorRef<SupervisorMsg>, event: SupervisionEvent, state: &mut SupervisorState) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        event: SupervisionEvent,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
         let (cell, why): (ActorCell, String) = match event {
             SupervisionEvent::ActorFailed(cell, error) => (cell, error.to_string()),
             // A child that stops on its own is as unexpected as a crash.
-            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason.unwrap_or_else(|| "stopped".into())),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                (cell, reason.unwrap_or_else(|| "stopped".into()))
+            }
             _ => return Ok(()),
         };
         state.restarts.retain(|t| t.elapsed() < RESTART_WINDOW);

@@ -44,17 +44,39 @@ pub trait StoreTx: Send {
     /// quota (R8) and seats (R9) serialise on it.
     async fn lock_business(&mut self, id: BusinessId) -> StoreResult<Option<BusinessRecord>>;
 
-    async fn get_member(&mut self, business: BusinessId, user: &UserId) -> StoreResult<Option<MemberRecord>>;
-    async fn insert_member(&mut self, business: BusinessId, user: &UserId, role: &Role) -> StoreResult<()>;
-    async fn set_member_role(&mut self, business: BusinessId, user: &UserId, role: &Role) -> StoreResult<()>;
+    async fn get_member(
+        &mut self,
+        business: BusinessId,
+        user: &UserId,
+    ) -> StoreResult<Option<MemberRecord>>;
+    async fn insert_member(
+        &mut self,
+        business: BusinessId,
+        user: &UserId,
+        role: &Role,
+    ) -> StoreResult<()>;
+    async fn set_member_role(
+        &mut self,
+        business: BusinessId,
+        user: &UserId,
+        role: &Role,
+    ) -> StoreResult<()>;
     async fn delete_member(&mut self, business: BusinessId, user: &UserId) -> StoreResult<()>;
     async fn is_member_email(&mut self, business: BusinessId, email: &Email) -> StoreResult<bool>;
     async fn count_members(&mut self, business: BusinessId) -> StoreResult<u32>;
 
     /// Creation times of the business's invitations since `since`, oldest first.
-    async fn invitation_times_since(&mut self, business: BusinessId, since: DateTime<Utc>) -> StoreResult<Vec<DateTime<Utc>>>;
+    async fn invitation_times_since(
+        &mut self,
+        business: BusinessId,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<DateTime<Utc>>>;
     async fn count_pending_member_invitations(&mut self, business: BusinessId) -> StoreResult<u32>;
-    async fn has_pending_invitation(&mut self, business: BusinessId, email: &Email) -> StoreResult<bool>;
+    async fn has_pending_invitation(
+        &mut self,
+        business: BusinessId,
+        email: &Email,
+    ) -> StoreResult<bool>;
     async fn insert_invitation(&mut self, invitation: &NewInvitation) -> StoreResult<()>;
     /// Reads an invitation and locks its row: commands on one invitation are
     /// serialised across replicas by this lock (and within one by its actor).
@@ -66,7 +88,10 @@ pub trait StoreTx: Send {
         accepted_by: Option<&UserId>,
     ) -> StoreResult<()>;
     /// When the invitation email of this invitation was last queued (R14's cooldown).
-    async fn last_invitation_email_at(&mut self, id: InvitationId) -> StoreResult<Option<DateTime<Utc>>>;
+    async fn last_invitation_email_at(
+        &mut self,
+        id: InvitationId,
+    ) -> StoreResult<Option<DateTime<Utc>>>;
 
     async fn insert_event(&mut self, event: &NewEvent) -> StoreResult<()>;
     /// Queues an email; it becomes visible to the dispatcher at commit.
@@ -96,18 +121,38 @@ pub trait Store: Send + Sync + 'static {
     async fn token_key(&self) -> StoreResult<Vec<u8>>;
 
     async fn get_business(&self, id: BusinessId) -> StoreResult<Option<BusinessRecord>>;
-    async fn get_member(&self, business: BusinessId, user: &UserId) -> StoreResult<Option<MemberRecord>>;
+    async fn get_member(
+        &self,
+        business: BusinessId,
+        user: &UserId,
+    ) -> StoreResult<Option<MemberRecord>>;
     async fn list_members(&self, business: BusinessId) -> StoreResult<Vec<MemberRecord>>;
     async fn get_invitation(&self, id: InvitationId) -> StoreResult<Option<InvitationRecord>>;
-    async fn find_invitation_by_token(&self, hash: &TokenHash) -> StoreResult<Option<InvitationId>>;
-    async fn list_invitations(&self, query: &InvitationQuery) -> StoreResult<Vec<InvitationRecord>>;
+    async fn find_invitation_by_token(&self, hash: &TokenHash)
+    -> StoreResult<Option<InvitationId>>;
+    async fn list_invitations(&self, query: &InvitationQuery)
+    -> StoreResult<Vec<InvitationRecord>>;
     async fn timeline(&self, id: InvitationId) -> StoreResult<Vec<TimelineEntry>>;
     /// Creation times inside the quota window ending at the database's now.
-    async fn quota_window(&self, business: BusinessId, window: Duration) -> StoreResult<(DateTime<Utc>, Vec<DateTime<Utc>>)>;
+    async fn quota_window(
+        &self,
+        business: BusinessId,
+        window: Duration,
+    ) -> StoreResult<(DateTime<Utc>, Vec<DateTime<Utc>>)>;
 
     /// Reserves an idempotency key for a request; see [`IdempotencyClaim`].
-    async fn claim_idempotency_key(&self, api_key: &str, key: &str, request_hash: &[u8]) -> StoreResult<IdempotencyClaim>;
-    async fn complete_idempotency_key(&self, api_key: &str, key: &str, response: &StoredResponse) -> StoreResult<()>;
+    async fn claim_idempotency_key(
+        &self,
+        api_key: &str,
+        key: &str,
+        request_hash: &[u8],
+    ) -> StoreResult<IdempotencyClaim>;
+    async fn complete_idempotency_key(
+        &self,
+        api_key: &str,
+        key: &str,
+        response: &StoredResponse,
+    ) -> StoreResult<()>;
     /// Forgets a reservation whose request failed before producing a response.
     async fn release_idempotency_key(&self, api_key: &str, key: &str) -> StoreResult<()>;
     async fn purge_idempotency_keys(&self, older_than: Duration) -> StoreResult<u64>;

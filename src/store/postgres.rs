@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::*;
 use crate::domain::{
-    BusinessId, Email, InvitationId, InvitationKind, InvitationStatus, Locale, PublicBusinessId, Role, RolePreset,
-    TokenHash, TokenNonce, UserId,
+    BusinessId, Email, InvitationId, InvitationKind, InvitationStatus, Locale, PublicBusinessId,
+    Role, RolePreset, TokenHash, TokenNonce, UserId,
 };
 
 /// The migrations this build ships, applied by `invited migrate` and on start.
@@ -44,6 +44,16 @@ impl PgStore {
         &self.pool
     }
 
+    /// Creates the database named in `url` if it does not exist yet, so the
+    /// default configuration works on a fresh Postgres.
+    pub async fn ensure_database(url: &str) -> StoreResult<()> {
+        use sqlx::migrate::MigrateDatabase as _;
+        if !Postgres::database_exists(url).await.st()? {
+            Postgres::create_database(url).await.st()?;
+        }
+        Ok(())
+    }
+
     pub async fn migrate(&self) -> StoreResult<()> {
         MIGRATOR
             .run(&self.pool)
@@ -62,7 +72,11 @@ fn map_err(e: sqlx::Error) -> StoreError {
         | sqlx::Error::PoolClosed
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
-        sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) => {
+        sqlx::Error::Database(db)
+            if db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
+        {
             StoreError::Unavailable(e.to_string())
         }
         _ => StoreError::Other(e.to_string()),
@@ -83,7 +97,10 @@ fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Other(format!("stored {what} {value:?} does not parse"))
 }
 
-fn get<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(row: &'r PgRow, col: &str) -> StoreResult<T> {
+fn get<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
+    row: &'r PgRow,
+    col: &str,
+) -> StoreResult<T> {
     row.try_get(col).st()
 }
 
@@ -122,11 +139,14 @@ fn business_from_row(row: &PgRow) -> StoreResult<BusinessRecord> {
     let public_id: String = get(row, "public_id")?;
     Ok(BusinessRecord {
         id: BusinessId(get(row, "id")?),
-        public_id: PublicBusinessId::parse(&public_id).map_err(|_| corrupt("business id", &public_id))?,
+        public_id: PublicBusinessId::parse(&public_id)
+            .map_err(|_| corrupt("business id", &public_id))?,
         name: get(row, "name")?,
         role_preset: RolePreset::parse(&preset).ok_or_else(|| corrupt("role preset", &preset))?,
         seat_limit: get::<Option<i32>>(row, "seat_limit")?.map(|n| n as u32),
-        locale: get::<Option<String>>(row, "locale")?.map(locale).transpose()?,
+        locale: get::<Option<String>>(row, "locale")?
+            .map(locale)
+            .transpose()?,
         require_2fa: get(row, "require_2fa")?,
         created_at: get(row, "created_at")?,
         updated_at: get(row, "updated_at")?,
@@ -173,7 +193,9 @@ fn invitation_from_row(row: &PgRow) -> StoreResult<InvitationRecord> {
         business_id: BusinessId(get(row, "business_id")?),
         kind: InvitationKind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?,
         invited_by: user_id(get(row, "invited_by")?)?,
-        email: get::<Option<String>>(row, "email")?.map(email).transpose()?,
+        email: get::<Option<String>>(row, "email")?
+            .map(email)
+            .transpose()?,
         partner_business_id: get::<Option<Uuid>>(row, "partner_business_id")?.map(BusinessId),
         role: get::<Option<String>>(row, "role")?.map(|r| Role::from_stored(&r)),
         message: get(row, "message")?,
@@ -184,7 +206,9 @@ fn invitation_from_row(row: &PgRow) -> StoreResult<InvitationRecord> {
         created_at: get(row, "created_at")?,
         expires_at: get(row, "expires_at")?,
         updated_at: get(row, "updated_at")?,
-        accepted_by: get::<Option<String>>(row, "accepted_by")?.map(user_id).transpose()?,
+        accepted_by: get::<Option<String>>(row, "accepted_by")?
+            .map(user_id)
+            .transpose()?,
         renewed_from: get::<Option<Uuid>>(row, "renewed_from")?.map(InvitationId),
         delivery,
     })
@@ -199,7 +223,10 @@ impl StoreTx for PgTx {
     async fn now(&mut self) -> StoreResult<DateTime<Utc>> {
         // The wall clock, not now()'s transaction start: read after the row
         // locks, it orders creation times the way the locks ordered the writes.
-        sqlx::query_scalar("SELECT clock_timestamp()").fetch_one(&mut *self.tx).await.st()
+        sqlx::query_scalar("SELECT clock_timestamp()")
+            .fetch_one(&mut *self.tx)
+            .await
+            .st()
     }
 
     async fn upsert_user(&mut self, user: &NewUser) -> StoreResult<UserRecord> {
@@ -259,7 +286,11 @@ impl StoreTx for PgTx {
         row.as_ref().map(business_from_row).transpose()
     }
 
-    async fn get_member(&mut self, business: BusinessId, user: &UserId) -> StoreResult<Option<MemberRecord>> {
+    async fn get_member(
+        &mut self,
+        business: BusinessId,
+        user: &UserId,
+    ) -> StoreResult<Option<MemberRecord>> {
         let row = sqlx::query(MEMBER_SELECT_ONE)
             .bind(business.0)
             .bind(user.as_str())
@@ -269,7 +300,12 @@ impl StoreTx for PgTx {
         row.as_ref().map(member_from_row).transpose()
     }
 
-    async fn insert_member(&mut self, business: BusinessId, user: &UserId, role: &Role) -> StoreResult<()> {
+    async fn insert_member(
+        &mut self,
+        business: BusinessId,
+        user: &UserId,
+        role: &Role,
+    ) -> StoreResult<()> {
         sqlx::query("INSERT INTO members (business_id, user_id, role) VALUES ($1, $2, $3)")
             .bind(business.0)
             .bind(user.as_str())
@@ -280,7 +316,12 @@ impl StoreTx for PgTx {
         Ok(())
     }
 
-    async fn set_member_role(&mut self, business: BusinessId, user: &UserId, role: &Role) -> StoreResult<()> {
+    async fn set_member_role(
+        &mut self,
+        business: BusinessId,
+        user: &UserId,
+        role: &Role,
+    ) -> StoreResult<()> {
         sqlx::query("UPDATE members SET role = $3 WHERE business_id = $1 AND user_id = $2")
             .bind(business.0)
             .bind(user.as_str())
@@ -322,7 +363,11 @@ impl StoreTx for PgTx {
         Ok(n as u32)
     }
 
-    async fn invitation_times_since(&mut self, business: BusinessId, since: DateTime<Utc>) -> StoreResult<Vec<DateTime<Utc>>> {
+    async fn invitation_times_since(
+        &mut self,
+        business: BusinessId,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<DateTime<Utc>>> {
         sqlx::query_scalar(
             "SELECT created_at FROM invitations WHERE business_id = $1 AND created_at > $2 ORDER BY created_at",
         )
@@ -346,7 +391,11 @@ impl StoreTx for PgTx {
         Ok(n as u32)
     }
 
-    async fn has_pending_invitation(&mut self, business: BusinessId, email: &Email) -> StoreResult<bool> {
+    async fn has_pending_invitation(
+        &mut self,
+        business: BusinessId,
+        email: &Email,
+    ) -> StoreResult<bool> {
         sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM invitations
                             WHERE business_id = $1 AND email = $2 AND kind = 'member' AND status = 'pending')",
@@ -388,11 +437,12 @@ impl StoreTx for PgTx {
 
     async fn lock_invitation(&mut self, id: InvitationId) -> StoreResult<Option<InvitationRecord>> {
         // Lock the invitation row first (the LATERAL join cannot be locked).
-        let found: Option<Uuid> = sqlx::query_scalar("SELECT id FROM invitations WHERE id = $1 FOR UPDATE")
-            .bind(id.0)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .st()?;
+        let found: Option<Uuid> =
+            sqlx::query_scalar("SELECT id FROM invitations WHERE id = $1 FOR UPDATE")
+                .bind(id.0)
+                .fetch_optional(&mut *self.tx)
+                .await
+                .st()?;
         if found.is_none() {
             return Ok(None);
         }
@@ -429,7 +479,10 @@ impl StoreTx for PgTx {
         Ok(())
     }
 
-    async fn last_invitation_email_at(&mut self, id: InvitationId) -> StoreResult<Option<DateTime<Utc>>> {
+    async fn last_invitation_email_at(
+        &mut self,
+        id: InvitationId,
+    ) -> StoreResult<Option<DateTime<Utc>>> {
         sqlx::query_scalar(
             "SELECT max(created_at) FROM email_outbox WHERE invitation_id = $1 AND template = 'member_invitation'",
         )
@@ -553,12 +606,17 @@ impl Store for PgStore {
     }
 
     async fn ready(&self) -> StoreResult<bool> {
-        let applied: Vec<i64> =
-            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-                .fetch_all(&self.pool)
-                .await
-                .st()?;
-        let shipped: Vec<i64> = MIGRATOR.iter().filter(|m| m.migration_type.is_up_migration()).map(|m| m.version).collect();
+        let applied: Vec<i64> = sqlx::query_scalar(
+            "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .st()?;
+        let shipped: Vec<i64> = MIGRATOR
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration())
+            .map(|m| m.version)
+            .collect();
         Ok(shipped.iter().all(|v| applied.contains(v)))
     }
 
@@ -585,7 +643,11 @@ impl Store for PgStore {
         row.as_ref().map(business_from_row).transpose()
     }
 
-    async fn get_member(&self, business: BusinessId, user: &UserId) -> StoreResult<Option<MemberRecord>> {
+    async fn get_member(
+        &self,
+        business: BusinessId,
+        user: &UserId,
+    ) -> StoreResult<Option<MemberRecord>> {
         let row = sqlx::query(MEMBER_SELECT_ONE)
             .bind(business.0)
             .bind(user.as_str())
@@ -618,12 +680,16 @@ impl Store for PgStore {
         row.as_ref().map(invitation_from_row).transpose()
     }
 
-    async fn find_invitation_by_token(&self, hash: &TokenHash) -> StoreResult<Option<InvitationId>> {
-        let id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM invitations WHERE token_hash = $1")
-            .bind(&hash.0)
-            .fetch_optional(&self.pool)
-            .await
-            .st()?;
+    async fn find_invitation_by_token(
+        &self,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<InvitationId>> {
+        let id: Option<Uuid> =
+            sqlx::query_scalar("SELECT id FROM invitations WHERE token_hash = $1")
+                .bind(&hash.0)
+                .fetch_optional(&self.pool)
+                .await
+                .st()?;
         Ok(id.map(InvitationId))
     }
 
@@ -675,8 +741,12 @@ impl Store for PgStore {
                 event_type: get(row, "type")?,
                 at: get(row, "occurred_at")?,
                 actor_user_id: get(row, "actor_user_id")?,
-                from_status: get::<Option<String>>(row, "from_status")?.map(|s| status(&s)).transpose()?,
-                to_status: get::<Option<String>>(row, "to_status")?.map(|s| status(&s)).transpose()?,
+                from_status: get::<Option<String>>(row, "from_status")?
+                    .map(|s| status(&s))
+                    .transpose()?,
+                to_status: get::<Option<String>>(row, "to_status")?
+                    .map(|s| status(&s))
+                    .transpose()?,
                 data: get(row, "data")?,
             });
         }
@@ -696,7 +766,11 @@ impl Store for PgStore {
         Ok(out)
     }
 
-    async fn quota_window(&self, business: BusinessId, window: Duration) -> StoreResult<(DateTime<Utc>, Vec<DateTime<Utc>>)> {
+    async fn quota_window(
+        &self,
+        business: BusinessId,
+        window: Duration,
+    ) -> StoreResult<(DateTime<Utc>, Vec<DateTime<Utc>>)> {
         let mut tx = self.begin().await?;
         let now = tx.now().await?;
         let since = now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
@@ -704,7 +778,12 @@ impl Store for PgStore {
         Ok((now, times))
     }
 
-    async fn claim_idempotency_key(&self, api_key: &str, key: &str, request_hash: &[u8]) -> StoreResult<IdempotencyClaim> {
+    async fn claim_idempotency_key(
+        &self,
+        api_key: &str,
+        key: &str,
+        request_hash: &[u8],
+    ) -> StoreResult<IdempotencyClaim> {
         // Expired keys are free again; the purge job only reclaims space.
         sqlx::query(
             "DELETE FROM idempotency_keys WHERE api_key_name = $1 AND key = $2 AND created_at < now() - interval '24 hours'",
@@ -759,7 +838,12 @@ impl Store for PgStore {
         }
     }
 
-    async fn complete_idempotency_key(&self, api_key: &str, key: &str, r: &StoredResponse) -> StoreResult<()> {
+    async fn complete_idempotency_key(
+        &self,
+        api_key: &str,
+        key: &str,
+        r: &StoredResponse,
+    ) -> StoreResult<()> {
         sqlx::query("UPDATE idempotency_keys SET status = $3, headers = $4, body = $5 WHERE api_key_name = $1 AND key = $2")
             .bind(api_key)
             .bind(key)
@@ -773,21 +857,25 @@ impl Store for PgStore {
     }
 
     async fn release_idempotency_key(&self, api_key: &str, key: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM idempotency_keys WHERE api_key_name = $1 AND key = $2 AND status IS NULL")
-            .bind(api_key)
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .st()?;
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE api_key_name = $1 AND key = $2 AND status IS NULL",
+        )
+        .bind(api_key)
+        .bind(key)
+        .execute(&self.pool)
+        .await
+        .st()?;
         Ok(())
     }
 
     async fn purge_idempotency_keys(&self, older_than: Duration) -> StoreResult<u64> {
-        let r = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)")
-            .bind(older_than.as_secs_f64())
-            .execute(&self.pool)
-            .await
-            .st()?;
+        let r = sqlx::query(
+            "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)",
+        )
+        .bind(older_than.as_secs_f64())
+        .execute(&self.pool)
+        .await
+        .st()?;
         Ok(r.rows_affected())
     }
 

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::{
-    BusinessId, Email, InvitationId, InvitationKind, InvitationStatus, Locale, PublicBusinessId, Role, RolePreset,
-    TokenHash, TokenNonce, UserId,
+    BusinessId, Email, InvitationId, InvitationKind, InvitationStatus, Locale, PublicBusinessId,
+    Role, RolePreset, TokenHash, TokenNonce, UserId,
 };
 
 #[derive(Clone, Debug)]
@@ -184,7 +184,9 @@ pub struct ClaimedEmail {
 pub enum AttemptOutcome {
     Sent,
     /// Try again after the given delay.
-    Retry { after: std::time::Duration },
+    Retry {
+        after: std::time::Duration,
+    },
     /// Terminal: a 5xx answer, or the retry window ended.
     Failed,
 }

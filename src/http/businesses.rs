@@ -1,0 +1,129 @@
+//! `POST /v1/businesses` and `GET /v1/businesses/{id}`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::HttpState;
+use super::error::ApiError;
+use super::json::{RawPath, StrictJson, StrictQuery, actor_from_query, business_path};
+use super::wire::BusinessJson;
+use crate::domain::{Locale, RolePreset, UserId};
+use crate::service::businesses::{NewBusinessInput, parse_business_name};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBusinessBody {
+    pub name: String,
+    pub owner_user_id: String,
+    pub role_preset: Option<String>,
+    /// Signed, so that `0` and `-3` are refused by our rule with our message
+    /// rather than by the type with serde's.
+    pub seat_limit: Option<i64>,
+    pub locale: Option<String>,
+}
+
+/// `?actor_user_id=` and nothing else.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActorQuery {
+    pub actor_user_id: Option<String>,
+}
+
+pub async fn create_business(
+    State(state): State<HttpState>,
+    StrictJson(body): StrictJson<CreateBusinessBody>,
+) -> Result<Response, ApiError> {
+    let input = parse_create(body)?;
+    let business = state.services.create_business(input).await?;
+    let mut response = (StatusCode::CREATED, Json(BusinessJson::from(&business))).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/businesses/{}", business.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+fn parse_create(body: CreateBusinessBody) -> Result<NewBusinessInput, ApiError> {
+    let name = parse_business_name(&body.name, "name")?;
+    let owner = UserId::parse_field(&body.owner_user_id, "owner_user_id")?;
+    let preset = body
+        .role_preset
+        .as_deref()
+        .map(|raw| {
+            RolePreset::parse(raw).ok_or_else(|| {
+                ApiError::validation(
+                    "role_preset",
+                    "must be \"business_manager\" or \"account_levels\"",
+                )
+            })
+        })
+        .transpose()?;
+    let seat_limit = body
+        .seat_limit
+        .map(|n| {
+            u32::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
+                ApiError::validation("seat_limit", "must be a whole number of at least 1")
+            })
+        })
+        .transpose()?;
+    let locale = body
+        .locale
+        .as_deref()
+        .map(|raw| Locale::parse_field(raw, "locale"))
+        .transpose()?;
+    Ok(NewBusinessInput {
+        name,
+        owner,
+        preset,
+        seat_limit,
+        locale,
+    })
+}
+
+pub async fn get_business(
+    State(state): State<HttpState>,
+    RawPath(id): RawPath<String>,
+    StrictQuery(query): StrictQuery<ActorQuery>,
+) -> Result<Json<BusinessJson>, ApiError> {
+    let id = business_path(&id)?;
+    let actor = actor_from_query(query.actor_user_id.as_deref())?;
+    let business = state.services.get_business(id, &actor).await?;
+    Ok(Json(BusinessJson::from(&business)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(role_preset: Option<&str>, seat_limit: Option<i64>) -> CreateBusinessBody {
+        CreateBusinessBody {
+            name: "Acme".into(),
+            owner_user_id: "u1".into(),
+            role_preset: role_preset.map(Into::into),
+            seat_limit,
+            locale: Some("fr-ca".into()),
+        }
+    }
+
+    #[test]
+    fn a_valid_business_parses() {
+        let input = parse_create(body(Some("account_levels"), Some(10))).unwrap();
+        assert_eq!(input.preset, Some(RolePreset::AccountLevels));
+        assert_eq!(input.seat_limit, Some(10));
+        assert_eq!(input.locale.unwrap().as_str(), "fr-CA");
+    }
+
+    #[test]
+    fn bad_presets_and_seat_limits_name_their_field() {
+        let field = |b| parse_create(b).err().unwrap().errors[0].field.clone();
+        assert_eq!(field(body(Some("admins"), None)), "role_preset");
+        assert_eq!(field(body(None, Some(0))), "seat_limit");
+        assert_eq!(field(body(None, Some(-1))), "seat_limit");
+        assert_eq!(field(body(None, Some(i64::MAX))), "seat_limit");
+        let mut b = body(None, None);
+        b.name = " ".into();
+        assert_eq!(field(b), "name");
+    }
+}

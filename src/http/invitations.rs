@@ -1,0 +1,507 @@
+//! Invitations: create (R7–R9), read, list, timeline (R34), quota (R33), and
+//! the commands on one invitation (resend, cancel, accept and decline by
+//! token), which go through the invitation's actor.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::HttpState;
+use super::businesses::ActorQuery;
+use super::error::ApiError;
+use super::json::{
+    RawPath, StrictJson, StrictQuery, actor_from_query, business_path, invitation_path,
+};
+use super::paging::{decode_cursor, next_cursor, parse_limit};
+use super::wire::{
+    AcceptJson, InvitationJson, Items, MemberJson, Page, QuotaJson, TimelineItemJson,
+};
+use crate::domain::{
+    Email, InvitationId, InvitationKind, InvitationStatus, Locale, MAX_MESSAGE_CHARS, UserId,
+};
+use crate::service::invitations::{CreateInvitations, InvitationCommand, Invitee};
+use crate::store::InvitationQuery;
+
+/// The most invitees one request may name.
+pub const MAX_INVITEES: usize = 100;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInvitationsBody {
+    pub actor_user_id: String,
+    pub invitees: Vec<InviteeBody>,
+    pub message: Option<String>,
+    /// Read as any JSON so that a grant is refused for what it is (not yet
+    /// supported) rather than for its shape.
+    pub grants: Option<Vec<serde_json::Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InviteeBody {
+    pub email: String,
+    pub role: Option<String>,
+    pub locale: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub actor_user_id: Option<String>,
+    pub status: Option<String>,
+    pub kind: Option<String>,
+    pub direction: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// The body of commands given by a member of the sending business.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActorBody {
+    pub actor_user_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptBody {
+    pub token: String,
+    pub user_id: String,
+    #[serde(default)]
+    pub mfa_verified: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclineBody {
+    pub token: String,
+}
+
+pub async fn create_invitations(
+    State(state): State<HttpState>,
+    RawPath(id): RawPath<String>,
+    StrictJson(body): StrictJson<CreateInvitationsBody>,
+) -> Result<Response, ApiError> {
+    let business = business_path(&id)?;
+    let req = parse_create(business, body)?;
+    let created = state.services.create_invitations(req).await?;
+    let items = created.iter().map(InvitationJson::from).collect();
+    Ok((StatusCode::CREATED, Json(Items { items })).into_response())
+}
+
+fn parse_create(
+    business: crate::domain::BusinessId,
+    body: CreateInvitationsBody,
+) -> Result<CreateInvitations, ApiError> {
+    let actor = UserId::parse_field(&body.actor_user_id, "actor_user_id")?;
+    if body.invitees.is_empty() {
+        return Err(ApiError::validation(
+            "invitees",
+            "must name at least one invitee",
+        ));
+    }
+    if body.invitees.len() > MAX_INVITEES {
+        return Err(ApiError::validation(
+            "invitees",
+            format!("may name at most {MAX_INVITEES} invitees"),
+        ));
+    }
+    let mut invitees = Vec::with_capacity(body.invitees.len());
+    for (i, invitee) in body.invitees.into_iter().enumerate() {
+        invitees.push(Invitee {
+            email: Email::parse_field(&invitee.email, &format!("invitees[{i}].email"))?,
+            // The role is checked by the service against the business's catalog.
+            role: invitee.role,
+            locale: invitee
+                .locale
+                .as_deref()
+                .map(|raw| Locale::parse_field(raw, &format!("invitees[{i}].locale")))
+                .transpose()?,
+        });
+    }
+    let message = body.message.map(parse_message).transpose()?.flatten();
+    if body.grants.is_some_and(|g| !g.is_empty()) {
+        return Err(ApiError::validation(
+            "grants",
+            "profile grants arrive with partner support",
+        ));
+    }
+    Ok(CreateInvitations {
+        business,
+        actor,
+        invitees,
+        message,
+    })
+}
+
+/// The personal message (R7): at most 1,000 characters, and no control
+/// characters but line breaks and tabs (R30: it goes into an email). An empty
+/// message is no message.
+fn parse_message(raw: String) -> Result<Option<String>, ApiError> {
+    if raw.chars().count() > MAX_MESSAGE_CHARS {
+        return Err(ApiError::validation(
+            "message",
+            format!("must be at most {MAX_MESSAGE_CHARS} characters"),
+        ));
+    }
+    if raw
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(ApiError::validation(
+            "message",
+            "must not contain control characters other than line breaks and tabs",
+        ));
+    }
+    Ok((!raw.is_empty()).then_some(raw))
+}
+
+pub async fn get_invitation(
+    State(state): State<HttpState>,
+    RawPath(id): RawPath<String>,
+    StrictQuery(query): StrictQuery<ActorQuery>,
+) -> Result<Json<InvitationJson>, ApiError> {
+    let id = invitation_path(&id)?;
+    let actor = actor_from_query(query.actor_user_id.as_deref())?;
+    let invitation = state.services.get_invitation(id, &actor).await?;
+    Ok(Json(InvitationJson::from(&invitation)))
+}
+
+/// Newest first; the cursor is the last item's id (ids are time-ordered v7
+/// UUIDs, so "below the cursor" is "older than the last one seen").
+pub async fn list_invitations(
+    State(state): State<HttpState>,
+    RawPath(id): RawPath<String>,
+    StrictQuery(query): StrictQuery<ListQuery>,
+) -> Result<Json<Page<InvitationJson>>, ApiError> {
+    let business = business_path(&id)?;
+    let actor = actor_from_query(query.actor_user_id.as_deref())?;
+    let query = parse_list(business, &query)?;
+    let limit = query.limit;
+    let found = state.services.list_invitations(query, &actor).await?;
+    let next_cursor = next_cursor(&found, limit, |i| i.id.0.as_bytes().to_vec());
+    Ok(Json(Page {
+        items: found.iter().map(InvitationJson::from).collect(),
+        next_cursor,
+    }))
+}
+
+fn parse_list(
+    business: crate::domain::BusinessId,
+    q: &ListQuery,
+) -> Result<InvitationQuery, ApiError> {
+    let status = q
+        .status
+        .as_deref()
+        .map(|raw| {
+            InvitationStatus::parse(raw).ok_or_else(|| {
+                ApiError::validation(
+                    "status",
+                    "must be pending, accepted, declined, cancelled or expired",
+                )
+            })
+        })
+        .transpose()?;
+    let kind = q
+        .kind
+        .as_deref()
+        .map(|raw| {
+            InvitationKind::parse(raw).ok_or_else(|| {
+                ApiError::validation("kind", "must be member, partner_invite or partner_request")
+            })
+        })
+        .transpose()?;
+    let incoming = match q.direction.as_deref() {
+        None | Some("outgoing") => false,
+        Some("incoming") => true,
+        Some(_) => {
+            return Err(ApiError::validation(
+                "direction",
+                "must be incoming or outgoing",
+            ));
+        }
+    };
+    let before = q
+        .cursor
+        .as_deref()
+        .map(|raw| decode_cursor(raw, |b| uuid::Uuid::from_slice(b).ok().map(InvitationId)))
+        .transpose()?;
+    Ok(InvitationQuery {
+        business_id: business,
+        incoming,
+        status,
+        kind,
+        before,
+        limit: parse_limit(q.limit.as_deref())?,
+    })
+}
+
+pub async fn timeline(
+    State(state): State<HttpState>,
+    RawPath(id): RawPath<String>,
+    StrictQuery(query): StrictQuery<ActorQuery>,
+) -> Result<Json<Items<TimelineItemJson>>, ApiError> {
+    let id = invitation_path(&id)?;
+    let actor = actor_from_query(query.actor_user_id.as_deref())?;
+    let mut entries = state.services.timeline(id, &actor).await?;
+    // Oldest first whatever order the store merged events and attempts in;
+    // the sort is stable, so equal times keep the store's order.
+    entries.sort_by_key(|e| e.at());
+    Ok(Json(Items {
+        items: entries.iter().map(TimelineItemJson::from).collect(),
+    }))
+}
+
+/// `202`: the email is queued again, not yet sent (R14).
+pub async fn resend(
+    State(state): State<HttpState>,
+    RawPath(id): RawPath<String>,
+    StrictJson(body): StrictJson<ActorBody>,
+) -> Result<Response, ApiError> {
+    let id = invitation_path(&id)?;
+    let actor = UserId::parse_field(&body.actor_user_id, "actor_user_id")?;
+    let outcome = state
+        .invitations
+        .execute(id, InvitationCommand::Resend { actor })
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(InvitationJson::from(&outcome.invitation)),
+    )
+        .into_response())
+}
+
+pub async fn cancel(
+    State(state): State<HttpState>,
+    RawPath(id): RawPath<String>,
+    StrictJson(body): StrictJson<ActorBody>,
+) -> Result<Json<InvitationJson>, ApiError> {
+    let id = invitation_path(&id)?;
+    let actor = UserId::parse_field(&body.actor_user_id, "actor_user_id")?;
+    let outcome = state
+        .invitations
+        .execute(id, InvitationCommand::Cancel { actor })
+        .await?;
+    Ok(Json(InvitationJson::from(&outcome.invitation)))
+}
+
+pub async fn quota(
+    State(state): State<HttpState>,
+    RawPath(id): RawPath<String>,
+    StrictQuery(query): StrictQuery<ActorQuery>,
+) -> Result<Json<QuotaJson>, ApiError> {
+    let business = business_path(&id)?;
+    let actor = actor_from_query(query.actor_user_id.as_deref())?;
+    let status = state.services.invitation_quota(business, &actor).await?;
+    Ok(Json(QuotaJson::from(&status)))
+}
+
+/// The recipient accepts with the token from the email (R12, R13, R15).
+pub async fn accept(
+    State(state): State<HttpState>,
+    StrictJson(body): StrictJson<AcceptBody>,
+) -> Result<Json<AcceptJson>, ApiError> {
+    let user = UserId::parse_field(&body.user_id, "user_id")?;
+    let id = state.services.resolve_token(&body.token).await?;
+    let cmd = InvitationCommand::Accept {
+        user,
+        mfa_verified: body.mfa_verified.unwrap_or(false),
+    };
+    let outcome = state.invitations.execute(id, cmd).await?;
+    Ok(Json(AcceptJson {
+        invitation: InvitationJson::from(&outcome.invitation),
+        membership: outcome.membership.as_ref().map(MemberJson::from),
+    }))
+}
+
+pub async fn decline(
+    State(state): State<HttpState>,
+    StrictJson(body): StrictJson<DeclineBody>,
+) -> Result<Json<InvitationJson>, ApiError> {
+    let id = state.services.resolve_token(&body.token).await?;
+    let outcome = state
+        .invitations
+        .execute(id, InvitationCommand::Decline)
+        .await?;
+    Ok(Json(InvitationJson::from(&outcome.invitation)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::BusinessId;
+    use crate::http::json::parse_strict;
+
+    fn create(json: &str) -> Result<CreateInvitations, ApiError> {
+        parse_create(BusinessId::new(), parse_strict(json.as_bytes())?)
+    }
+
+    fn field(json: &str) -> String {
+        let e = create(json).err().expect("refused");
+        assert_eq!(
+            (e.status.as_u16(), e.code),
+            (422, "validation_failed"),
+            "{json}"
+        );
+        e.errors[0].field.clone()
+    }
+
+    #[test]
+    fn a_valid_request_parses() {
+        let req = create(
+            r#"{"actor_user_id":"u1","invitees":[{"email":"A@B.example","role":"manager","locale":"fr-ca"}],
+                "message":"Welcome!\nSee you","grants":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(req.invitees[0].email.as_str(), "a@b.example");
+        assert_eq!(req.invitees[0].locale.as_ref().unwrap().as_str(), "fr-CA");
+        assert_eq!(req.message.as_deref(), Some("Welcome!\nSee you"));
+    }
+
+    #[test]
+    fn each_bad_input_names_its_field() {
+        assert_eq!(field(r#"{"actor_user_id":"u1","invitees":[]}"#), "invitees");
+        assert_eq!(
+            field(r#"{"actor_user_id":"u1","invitees":[{"email":"nope"}]}"#),
+            "invitees[0].email"
+        );
+        assert_eq!(
+            field(
+                r#"{"actor_user_id":"u1","invitees":[{"email":"a@b.example"},{"email":"x@y.example","locale":"english"}]}"#
+            ),
+            "invitees[1].locale"
+        );
+        assert_eq!(
+            field(r#"{"actor_user_id":"","invitees":[{"email":"a@b.example"}]}"#),
+            "actor_user_id"
+        );
+        let long = "x".repeat(MAX_MESSAGE_CHARS + 1);
+        assert_eq!(
+            field(&format!(
+                r#"{{"actor_user_id":"u1","invitees":[{{"email":"a@b.example"}}],"message":"{long}"}}"#
+            )),
+            "message"
+        );
+        assert_eq!(
+            field(
+                r#"{"actor_user_id":"u1","invitees":[{"email":"a@b.example"}],"message":"a\u0007b"}"#
+            ),
+            "message"
+        );
+        assert_eq!(
+            field(
+                r#"{"actor_user_id":"u1","invitees":[{"email":"a@b.example"}],"grants":[{"profile_id":"p"}]}"#
+            ),
+            "grants"
+        );
+        let many: Vec<String> = (0..=MAX_INVITEES)
+            .map(|i| format!(r#"{{"email":"u{i}@b.example"}}"#))
+            .collect();
+        assert_eq!(
+            field(&format!(
+                r#"{{"actor_user_id":"u1","invitees":[{}]}}"#,
+                many.join(",")
+            )),
+            "invitees"
+        );
+    }
+
+    #[test]
+    fn a_message_of_exactly_the_limit_passes_and_empty_is_none() {
+        assert!(
+            parse_message("é".repeat(MAX_MESSAGE_CHARS))
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(parse_message(String::new()).unwrap(), None);
+    }
+
+    fn list(query: ListQuery) -> Result<InvitationQuery, ApiError> {
+        parse_list(BusinessId::new(), &query)
+    }
+
+    fn query() -> ListQuery {
+        ListQuery {
+            actor_user_id: Some("u1".into()),
+            status: None,
+            kind: None,
+            direction: None,
+            limit: None,
+            cursor: None,
+        }
+    }
+
+    #[test]
+    fn list_filters_parse_and_junk_is_refused() {
+        let q = list(ListQuery {
+            status: Some("pending".into()),
+            kind: Some("member".into()),
+            direction: Some("incoming".into()),
+            limit: Some("10".into()),
+            ..query()
+        })
+        .unwrap();
+        assert_eq!(
+            (q.status, q.kind, q.incoming, q.limit),
+            (
+                Some(InvitationStatus::Pending),
+                Some(InvitationKind::Member),
+                true,
+                10
+            )
+        );
+        let d = list(query()).unwrap();
+        assert_eq!((d.incoming, d.limit, d.before), (false, 50, None));
+
+        let field = |q| list(q).err().unwrap().errors[0].field.clone();
+        assert_eq!(
+            field(ListQuery {
+                status: Some("done".into()),
+                ..query()
+            }),
+            "status"
+        );
+        assert_eq!(
+            field(ListQuery {
+                kind: Some("x".into()),
+                ..query()
+            }),
+            "kind"
+        );
+        assert_eq!(
+            field(ListQuery {
+                direction: Some("up".into()),
+                ..query()
+            }),
+            "direction"
+        );
+        assert_eq!(
+            field(ListQuery {
+                limit: Some("501".into()),
+                ..query()
+            }),
+            "limit"
+        );
+        assert_eq!(
+            field(ListQuery {
+                cursor: Some("junk!".into()),
+                ..query()
+            }),
+            "cursor"
+        );
+    }
+
+    #[test]
+    fn the_cursor_of_a_page_leads_to_the_next() {
+        let id = InvitationId::new();
+        let cursor = crate::http::paging::encode_cursor(id.0.as_bytes());
+        let q = list(ListQuery {
+            cursor: Some(cursor),
+            ..query()
+        })
+        .unwrap();
+        assert_eq!(q.before, Some(id));
+    }
+}

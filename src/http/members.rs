@@ -1,0 +1,155 @@
+//! Members of a business: list, change a role (R6), revoke or leave (R4),
+//! transfer ownership (R5).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+use super::HttpState;
+use super::error::ApiError;
+use super::json::{RawPath, StrictJson, StrictQuery, actor_from_query, business_path};
+use super::paging::{decode_cursor, next_cursor, parse_limit};
+use super::wire::{Items, MemberJson, Page};
+use crate::domain::UserId;
+use crate::store::MemberRecord;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MembersQuery {
+    pub actor_user_id: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetRoleBody {
+    pub actor_user_id: String,
+    pub role: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveQuery {
+    pub actor_user_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferBody {
+    pub actor_user_id: String,
+    pub new_owner_user_id: String,
+}
+
+/// Members come from the store whole, ordered by `(joined_at, user_id)`; a
+/// page is cut from that order, and the cursor holds the last item's sort key
+/// (not its position), so a member leaving between pages skips nobody.
+pub async fn list_members(
+    State(state): State<HttpState>,
+    RawPath(id): RawPath<String>,
+    StrictQuery(query): StrictQuery<MembersQuery>,
+) -> Result<Json<Page<MemberJson>>, ApiError> {
+    let id = business_path(&id)?;
+    let actor = actor_from_query(query.actor_user_id.as_deref())?;
+    let limit = parse_limit(query.limit.as_deref())?;
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|raw| decode_cursor(raw, decode_member_key))
+        .transpose()?;
+    let members = state.services.list_members(id, &actor).await?;
+    let page: Vec<MemberRecord> = members
+        .into_iter()
+        .filter(|m| after.as_ref().is_none_or(|after| member_key(m) > *after))
+        .take(limit as usize)
+        .collect();
+    let next_cursor = next_cursor(&page, limit, |m| encode_member_key(&member_key(m)));
+    Ok(Json(Page {
+        items: page.iter().map(MemberJson::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// The sort key of a member: join time in microseconds (the database's
+/// precision) and user id.
+type MemberKey = (i64, String);
+
+fn member_key(m: &MemberRecord) -> MemberKey {
+    (
+        m.joined_at.timestamp_micros(),
+        m.user_id.as_str().to_string(),
+    )
+}
+
+fn encode_member_key((micros, user): &MemberKey) -> Vec<u8> {
+    let mut bytes = micros.to_be_bytes().to_vec();
+    bytes.extend_from_slice(user.as_bytes());
+    bytes
+}
+
+fn decode_member_key(bytes: &[u8]) -> Option<MemberKey> {
+    let (micros, user) = bytes.split_first_chunk::<8>()?;
+    let user = std::str::from_utf8(user).ok()?;
+    UserId::parse(user).ok()?;
+    Some((i64::from_be_bytes(*micros), user.to_string()))
+}
+
+pub async fn set_member_role(
+    State(state): State<HttpState>,
+    RawPath((id, user_id)): RawPath<(String, String)>,
+    StrictJson(body): StrictJson<SetRoleBody>,
+) -> Result<Json<MemberJson>, ApiError> {
+    let id = business_path(&id)?;
+    let target = UserId::parse_field(&user_id, "user_id")?;
+    let actor = UserId::parse_field(&body.actor_user_id, "actor_user_id")?;
+    let member = state
+        .services
+        .set_member_role(id, &actor, &target, &body.role)
+        .await?;
+    Ok(Json(MemberJson::from(&member)))
+}
+
+pub async fn remove_member(
+    State(state): State<HttpState>,
+    RawPath((id, user_id)): RawPath<(String, String)>,
+    StrictQuery(query): StrictQuery<RemoveQuery>,
+) -> Result<StatusCode, ApiError> {
+    let id = business_path(&id)?;
+    let target = UserId::parse_field(&user_id, "user_id")?;
+    let actor = actor_from_query(query.actor_user_id.as_deref())?;
+    state.services.remove_member(id, &actor, &target).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Answers with the members after the transfer, both changed roles included.
+pub async fn transfer_ownership(
+    State(state): State<HttpState>,
+    RawPath(id): RawPath<String>,
+    StrictJson(body): StrictJson<TransferBody>,
+) -> Result<Json<Items<MemberJson>>, ApiError> {
+    let id = business_path(&id)?;
+    let actor = UserId::parse_field(&body.actor_user_id, "actor_user_id")?;
+    let new_owner = UserId::parse_field(&body.new_owner_user_id, "new_owner_user_id")?;
+    let members = state
+        .services
+        .transfer_ownership(id, &actor, &new_owner)
+        .await?;
+    Ok(Json(Items {
+        items: members.iter().map(MemberJson::from).collect(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::paging::encode_cursor;
+
+    #[test]
+    fn a_member_cursor_round_trips() {
+        let key = (1_700_000_000_123_456, "user-42".to_string());
+        let cursor = encode_cursor(&encode_member_key(&key));
+        assert_eq!(decode_cursor(&cursor, decode_member_key).unwrap(), key);
+        assert!(decode_cursor("AAAA", decode_member_key).is_err());
+    }
+}

@@ -1,0 +1,116 @@
+//! HTTP: the v1 API of API.md, and the only code that knows its JSON. Handlers
+//! parse raw input into domain types, call one use case (or an invitation's
+//! actor) and turn records into wire structs; refusals become problem+json.
+//!
+//! Layers, outermost first: tracing, the body limit, then on `/v1` routes the
+//! API-key check and `Idempotency-Key` handling, then the handler.
+
+pub mod auth;
+pub mod businesses;
+pub mod error;
+pub mod health;
+pub mod idempotency;
+pub mod invitations;
+pub mod json;
+pub mod members;
+pub mod paging;
+pub mod users;
+pub mod wire;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post, put};
+use tower_http::trace::TraceLayer;
+
+use crate::actors::InvitationsHandle;
+use crate::config::ApiKey;
+use crate::service::Services;
+pub use auth::generate_api_key;
+use error::ApiError;
+
+/// What every handler reaches.
+#[derive(Clone)]
+pub struct HttpState {
+    pub services: Services,
+    pub invitations: InvitationsHandle,
+    pub api_keys: Arc<Vec<ApiKey>>,
+    /// The largest request body, in bytes (`api.max_body`).
+    pub max_body: usize,
+}
+
+/// The whole HTTP interface.
+pub fn router(state: HttpState) -> Router {
+    let v1 = Router::new()
+        .route("/users/{user_id}", put(users::put_user))
+        .route("/businesses", post(businesses::create_business))
+        .route("/businesses/{id}", get(businesses::get_business))
+        .route("/businesses/{id}/members", get(members::list_members))
+        .route(
+            "/businesses/{id}/members/{user_id}",
+            axum::routing::patch(members::set_member_role).delete(members::remove_member),
+        )
+        .route(
+            "/businesses/{id}/ownership",
+            post(members::transfer_ownership),
+        )
+        .route(
+            "/businesses/{id}/invitations",
+            post(invitations::create_invitations).get(invitations::list_invitations),
+        )
+        .route("/businesses/{id}/invitation-quota", get(invitations::quota))
+        // Static segments win over `{id}` in axum's router, so these two are
+        // never taken for an invitation id.
+        .route("/invitations/accept", post(invitations::accept))
+        .route("/invitations/decline", post(invitations::decline))
+        .route("/invitations/{id}", get(invitations::get_invitation))
+        .route("/invitations/{id}/timeline", get(invitations::timeline))
+        .route("/invitations/{id}/resend", post(invitations::resend))
+        .route("/invitations/{id}/cancel", post(invitations::cancel))
+        // `route_layer`: only matched routes are checked, so an unknown path
+        // is a 404 whoever asks. The later layer runs first: the key is
+        // checked before an idempotency key is looked at.
+        .route_layer(from_fn_with_state(state.clone(), idempotency::idempotency))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_api_key));
+
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .nest("/v1", v1)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.max_body))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .with_state(state)
+}
+
+/// One span per request with the method and the route template only: the
+/// concrete path and query may hold user ids, and bodies hold tokens.
+fn request_span(req: &Request) -> tracing::Span {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    tracing::info_span!("http", method = %req.method(), route = route.unwrap_or("<unmatched>"))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+/// No code of API.md says "wrong method"; `not_found` is the nearest (there is
+/// nothing at this path for this method), with the standard status.
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "not_found",
+        "Method not allowed",
+        "this route does not take this method",
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,83 @@
+//! `PUT /v1/users/{user_id}`: the app registers (or updates) one of its users.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+
+use super::HttpState;
+use super::error::ApiError;
+use super::json::{RawPath, StrictJson};
+use super::wire::UserJson;
+use crate::domain::{Email, Locale, UserId};
+
+/// The longest display name; it is interpolated into emails, so it is bounded
+/// like a business name.
+const MAX_DISPLAY_NAME_CHARS: usize = 200;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutUserBody {
+    pub email: String,
+    pub display_name: Option<String>,
+    pub locale: Option<String>,
+}
+
+pub async fn put_user(
+    State(state): State<HttpState>,
+    RawPath(user_id): RawPath<String>,
+    StrictJson(body): StrictJson<PutUserBody>,
+) -> Result<Json<UserJson>, ApiError> {
+    let user_id = UserId::parse_field(&user_id, "user_id")?;
+    let email = Email::parse_field(&body.email, "email")?;
+    let display_name = body
+        .display_name
+        .as_deref()
+        .map(parse_display_name)
+        .transpose()?;
+    let locale = body
+        .locale
+        .as_deref()
+        .map(|raw| Locale::parse_field(raw, "locale"))
+        .transpose()?;
+    let user = state
+        .services
+        .put_user(user_id, email, display_name, locale)
+        .await?;
+    Ok(Json(UserJson::from(&user)))
+}
+
+/// A display name: trimmed, 1 to 200 characters, no control characters (R30:
+/// it may end up in a header of an email).
+fn parse_display_name(raw: &str) -> Result<String, ApiError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err(ApiError::validation(
+            "display_name",
+            format!("must be 1 to {MAX_DISPLAY_NAME_CHARS} characters (or null)"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            "display_name",
+            "must not contain control characters",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_are_trimmed_and_bounded() {
+        assert_eq!(
+            parse_display_name("  Ada Lovelace ").unwrap(),
+            "Ada Lovelace"
+        );
+        for bad in ["", "   ", "Ada\r\nBcc: x@y.example", &"x".repeat(201)] {
+            let e = parse_display_name(bad).unwrap_err();
+            assert_eq!(e.errors[0].field, "display_name", "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! The JSON the API answers with, built from store records. Field names and
+//! shapes here are the v1 interface (API.md): change them only with it.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::domain::quota::QuotaStatus;
+use crate::store::{
+    BusinessRecord, DeliveryRecord, InvitationRecord, MemberRecord, TimelineEntry, UserRecord,
+};
+
+/// `{"items": [...]}`: a whole, unpaginated list.
+#[derive(Serialize)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}
+
+/// `{"items": [...], "next_cursor": ...}`: one page of a list.
+#[derive(Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct UserJson {
+    pub user_id: String,
+    pub email: String,
+    pub display_name: Option<String>,
+    pub locale: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&UserRecord> for UserJson {
+    fn from(u: &UserRecord) -> Self {
+        UserJson {
+            user_id: u.user_id.as_str().to_string(),
+            email: u.email.as_str().to_string(),
+            display_name: u.display_name.clone(),
+            locale: u.locale.as_str().to_string(),
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct BusinessJson {
+    pub id: String,
+    /// The public Business ID partners type in.
+    pub business_id: String,
+    pub name: String,
+    pub role_preset: &'static str,
+    pub seat_limit: Option<u32>,
+    pub locale: Option<String>,
+    pub require_2fa: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&BusinessRecord> for BusinessJson {
+    fn from(b: &BusinessRecord) -> Self {
+        BusinessJson {
+            id: b.id.to_string(),
+            business_id: b.public_id.as_str().to_string(),
+            name: b.name.clone(),
+            role_preset: b.role_preset.as_str(),
+            seat_limit: b.seat_limit,
+            locale: b.locale.as_ref().map(|l| l.as_str().to_string()),
+            require_2fa: b.require_2fa.clone(),
+            created_at: b.created_at,
+            updated_at: b.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct MemberJson {
+    pub user_id: String,
+    pub email: String,
+    pub role: String,
+    pub joined_at: DateTime<Utc>,
+}
+
+impl From<&MemberRecord> for MemberJson {
+    fn from(m: &MemberRecord) -> Self {
+        MemberJson {
+            user_id: m.user_id.as_str().to_string(),
+            email: m.email.as_str().to_string(),
+            role: m.role.as_str().to_string(),
+            joined_at: m.joined_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct DeliveryJson {
+    pub status: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl From<&DeliveryRecord> for DeliveryJson {
+    fn from(d: &DeliveryRecord) -> Self {
+        DeliveryJson {
+            status: d.status.clone(),
+            attempts: d.attempts,
+            last_error: d.last_error.clone(),
+            sent_at: d.sent_at,
+        }
+    }
+}
+
+/// The invitation object of API.md, and nothing more: the token nonce, who
+/// accepted and what it renewed stay inside.
+#[derive(Serialize)]
+pub struct InvitationJson {
+    pub id: String,
+    pub kind: &'static str,
+    pub business_id: String,
+    pub invited_by: String,
+    pub email: Option<String>,
+    pub partner_business_id: Option<String>,
+    pub role: Option<String>,
+    pub message: Option<String>,
+    pub locale: String,
+    pub grants: serde_json::Value,
+    pub status: &'static str,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// `null` while no invitation email exists (partner invitations).
+    pub delivery: Option<DeliveryJson>,
+}
+
+impl From<&InvitationRecord> for InvitationJson {
+    fn from(i: &InvitationRecord) -> Self {
+        InvitationJson {
+            id: i.id.to_string(),
+            kind: i.kind.as_str(),
+            business_id: i.business_id.to_string(),
+            invited_by: i.invited_by.as_str().to_string(),
+            email: i.email.as_ref().map(|e| e.as_str().to_string()),
+            partner_business_id: i.partner_business_id.map(|b| b.to_string()),
+            role: i.role.as_ref().map(|r| r.as_str().to_string()),
+            message: i.message.clone(),
+            locale: i.locale.as_str().to_string(),
+            // Always a list on the wire, even if a row holds JSON null.
+            grants: match &i.grants {
+                serde_json::Value::Null => serde_json::Value::Array(Vec::new()),
+                other => other.clone(),
+            },
+            status: i.status.as_str(),
+            created_at: i.created_at,
+            expires_at: i.expires_at,
+            updated_at: i.updated_at,
+            delivery: i.delivery.as_ref().map(DeliveryJson::from),
+        }
+    }
+}
+
+/// `POST /v1/invitations/accept`.
+#[derive(Serialize)]
+pub struct AcceptJson {
+    pub invitation: InvitationJson,
+    pub membership: Option<MemberJson>,
+}
+
+#[derive(Serialize)]
+pub struct QuotaJson {
+    pub limit: u32,
+    pub window_seconds: u64,
+    pub used: u32,
+    pub remaining: u32,
+    pub next_slot_at: Option<DateTime<Utc>>,
+}
+
+impl From<&QuotaStatus> for QuotaJson {
+    fn from(q: &QuotaStatus) -> Self {
+        QuotaJson {
+            limit: q.limit,
+            window_seconds: q.window_seconds,
+            used: q.used,
+            remaining: q.remaining,
+            next_slot_at: q.next_slot_at,
+        }
+    }
+}
+
+/// One timeline item (R34): `type` is the event type, or `delivery_attempt`.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum TimelineItemJson {
+    Event {
+        #[serde(rename = "type")]
+        kind: String,
+        at: DateTime<Utc>,
+        id: String,
+        actor_user_id: Option<String>,
+        from_status: Option<&'static str>,
+        to_status: Option<&'static str>,
+        data: serde_json::Value,
+    },
+    Delivery {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        at: DateTime<Utc>,
+        id: String,
+        template: String,
+        recipient: String,
+        outcome: String,
+        smtp_code: Option<u16>,
+        detail: Option<String>,
+        duration_ms: u32,
+    },
+}
+
+impl From<&TimelineEntry> for TimelineItemJson {
+    fn from(entry: &TimelineEntry) -> Self {
+        match entry {
+            TimelineEntry::Event {
+                id,
+                event_type,
+                at,
+                actor_user_id,
+                from_status,
+                to_status,
+                data,
+            } => TimelineItemJson::Event {
+                kind: event_type.clone(),
+                at: *at,
+                id: id.to_string(),
+                actor_user_id: actor_user_id.clone(),
+                from_status: from_status.map(|s| s.as_str()),
+                to_status: to_status.map(|s| s.as_str()),
+                data: data.clone(),
+            },
+            TimelineEntry::Delivery {
+                id,
+                at,
+                template,
+                recipient,
+                outcome,
+                smtp_code,
+                detail,
+                duration_ms,
+            } => TimelineItemJson::Delivery {
+                kind: "delivery_attempt",
+                at: *at,
+                id: id.to_string(),
+                template: template.clone(),
+                recipient: recipient.clone(),
+                outcome: outcome.clone(),
+                smtp_code: *smtp_code,
+                detail: detail.clone(),
+                duration_ms: *duration_ms,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::domain::{
+        BusinessId, Email, InvitationId, InvitationKind, InvitationStatus, Locale, Role,
+        TokenNonce, UserId,
+    };
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    fn invitation() -> InvitationRecord {
+        InvitationRecord {
+            id: InvitationId::new(),
+            business_id: BusinessId::new(),
+            kind: InvitationKind::Member,
+            invited_by: UserId::parse("u1").unwrap(),
+            email: Some(Email::parse("a@b.example").unwrap()),
+            partner_business_id: None,
+            role: Some(Role::from_stored("employee")),
+            message: None,
+            locale: Locale::parse("fr-FR").unwrap(),
+            grants: serde_json::json!([]),
+            token_nonce: TokenNonce(vec![1, 2, 3]),
+            status: InvitationStatus::Pending,
+            created_at: at(0),
+            expires_at: at(7 * 86_400),
+            updated_at: at(0),
+            accepted_by: None,
+            renewed_from: None,
+            delivery: None,
+        }
+    }
+
+    #[test]
+    fn an_invitation_has_exactly_the_api_fields() {
+        let json = serde_json::to_value(InvitationJson::from(&invitation())).unwrap();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "business_id",
+                "created_at",
+                "delivery",
+                "email",
+                "expires_at",
+                "grants",
+                "id",
+                "invited_by",
+                "kind",
+                "locale",
+                "message",
+                "partner_business_id",
+                "role",
+                "status",
+                "updated_at"
+            ]
+        );
+        assert_eq!(json["delivery"], serde_json::Value::Null);
+        assert_eq!(json["status"], "pending");
+        assert_eq!(json["created_at"], "2027-01-15T08:00:00Z");
+    }
+
+    #[test]
+    fn timeline_items_carry_their_type_and_time() {
+        let event = TimelineEntry::Event {
+            id: Uuid::now_v7(),
+            event_type: "invitation.created".into(),
+            at: at(0),
+            actor_user_id: Some("u1".into()),
+            from_status: None,
+            to_status: Some(InvitationStatus::Pending),
+            data: serde_json::json!({}),
+        };
+        let json = serde_json::to_value(TimelineItemJson::from(&event)).unwrap();
+        assert_eq!(json["type"], "invitation.created");
+        assert_eq!(json["to_status"], "pending");
+        let delivery = TimelineEntry::Delivery {
+            id: Uuid::now_v7(),
+            at: at(5),
+            template: "member_invitation".into(),
+            recipient: "a@b.example".into(),
+            outcome: "sent".into(),
+            smtp_code: Some(250),
+            detail: None,
+            duration_ms: 12,
+        };
+        let json = serde_json::to_value(TimelineItemJson::from(&delivery)).unwrap();
+        assert_eq!(json["type"], "delivery_attempt");
+        assert_eq!(json["smtp_code"], 250);
+        assert_eq!(json["at"], "2027-01-15T08:00:05Z");
+    }
+}

@@ -1,0 +1,421 @@
+//! Delivery of built messages: pooled SMTP (lettre) or one `.eml` file per
+//! message, and the transient/permanent classification of failures that the
+//! outbox retries on (R27).
+//!
+//! lettre's own `is_transient`/`is_permanent` only cover SMTP replies: a refused
+//! connection or a timeout is neither. The daemon needs every failure on one
+//! side, so `classify` decides: 4xx and anything about the connection is
+//! transient, 5xx and messages the server can never take are permanent.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lettre::transport::smtp::PoolConfig;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+
+use super::message::MessageError;
+
+/// How to deliver mail. With `smtp_url` unset, messages are written as `.eml`
+/// files into `outbox_dir` instead (development, and a way to look at exactly
+/// what would be sent).
+#[derive(Clone)]
+pub struct MailerConfig {
+    /// `smtp://host:port` (no TLS), `smtp://host:port?tls=required` (STARTTLS),
+    /// `smtp://host?tls=opportunistic`, `smtps://host:port` (implicit TLS);
+    /// optional `user:password@` (percent-encoded).
+    pub smtp_url: Option<String>,
+    /// Idle connections kept in the pool. It does not cap concurrent
+    /// connections: bound concurrency with the number of senders (R28).
+    pub pool_size: u32,
+    /// Bounds one send attempt: the TCP connect, and the whole attempt from
+    /// taking a connection to the server's final reply.
+    pub timeout: Duration,
+    pub outbox_dir: PathBuf,
+}
+
+impl fmt::Debug for MailerConfig {
+    // Hand-written so a password in the URL never reaches a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MailerConfig")
+            .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
+            .field("pool_size", &self.pool_size)
+            .field("timeout", &self.timeout)
+            .field("outbox_dir", &self.outbox_dir)
+            .finish()
+    }
+}
+
+/// The server's reply to a delivered message (or, for the file transport, a
+/// synthetic 250 naming the file). Recorded on the delivery attempt (R34).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmtpReply {
+    pub code: u16,
+    pub text: String,
+}
+
+impl fmt::Display for SmtpReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.code, self.text)
+    }
+}
+
+/// What went wrong: a reply from the server, or a failure described in words
+/// (connection refused, timeout, TLS, I/O, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    Reply(SmtpReply),
+    Other(String),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Reply(reply) => write!(f, "SMTP {reply}"),
+            Failure::Other(text) => f.write_str(text),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MailError {
+    /// Worth retrying later: 4xx replies, connection, timeout, TLS and I/O errors.
+    #[error("transient mail failure: {0}")]
+    Transient(Failure),
+    /// Retrying the same message cannot help: 5xx replies, unbuildable messages,
+    /// an unusable configuration.
+    #[error("permanent mail failure: {0}")]
+    Permanent(Failure),
+}
+
+impl MailError {
+    /// `"transient"` or `"permanent"`, for metric labels and event payloads.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MailError::Transient(_) => "transient",
+            MailError::Permanent(_) => "permanent",
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        matches!(self, MailError::Transient(_))
+    }
+
+    pub fn failure(&self) -> &Failure {
+        match self {
+            MailError::Transient(failure) | MailError::Permanent(failure) => failure,
+        }
+    }
+
+    /// The SMTP reply, when the server gave one.
+    pub fn reply(&self) -> Option<&SmtpReply> {
+        match self.failure() {
+            Failure::Reply(reply) => Some(reply),
+            Failure::Other(_) => None,
+        }
+    }
+
+    pub fn code(&self) -> Option<u16> {
+        self.reply().map(|r| r.code)
+    }
+}
+
+impl From<MessageError> for MailError {
+    fn from(e: MessageError) -> Self {
+        MailError::Permanent(Failure::Other(e.to_string()))
+    }
+}
+
+/// The result of one delivery attempt, as actors pass it around.
+pub type SendOutcome = Result<SmtpReply, MailError>;
+
+/// Sends messages. Cloning is cheap and clones share the SMTP connection pool.
+#[derive(Clone)]
+pub struct Mailer {
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Smtp {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        /// The URL without password, for logs.
+        target: String,
+        /// lettre's async transport only times out the TCP connect: a server
+        /// that stops answering mid-conversation would hold a send forever.
+        deadline: Duration,
+    },
+    Files {
+        dir: PathBuf,
+    },
+}
+
+impl fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mailer")
+            .field("target", &self.target())
+            .finish()
+    }
+}
+
+impl Mailer {
+    /// Builds the transport; no connection is made until the first send. Fails
+    /// (permanently) on an unusable URL or an outbox directory that cannot be
+    /// created. Call it inside a Tokio runtime: the SMTP pool spawns its idle
+    /// cleanup task here.
+    pub fn new(cfg: MailerConfig) -> Result<Mailer, MailError> {
+        let inner = match cfg.smtp_url.as_deref() {
+            Some(url) => {
+                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .map_err(|e| {
+                        // lettre's messages name the scheme or parse problem,
+                        // never the credentials.
+                        MailError::Permanent(Failure::Other(format!("invalid smtp_url: {e}")))
+                    })?
+                    .timeout(Some(cfg.timeout))
+                    .pool_config(PoolConfig::new().max_size(cfg.pool_size.max(1)))
+                    .build();
+                Inner::Smtp {
+                    transport,
+                    target: redact_url(url),
+                    deadline: cfg.timeout,
+                }
+            }
+            None => {
+                std::fs::create_dir_all(&cfg.outbox_dir).map_err(|e| {
+                    MailError::Permanent(Failure::Other(format!(
+                        "cannot create outbox directory {}: {e}",
+                        cfg.outbox_dir.display()
+                    )))
+                })?;
+                Inner::Files {
+                    dir: cfg.outbox_dir,
+                }
+            }
+        };
+        Ok(Mailer { inner })
+    }
+
+    /// Where mail goes, safe to log: the SMTP URL without password, or
+    /// `file://<dir>`.
+    pub fn target(&self) -> String {
+        match &self.inner {
+            Inner::Smtp { target, .. } => target.clone(),
+            Inner::Files { dir } => format!("file://{}", dir.display()),
+        }
+    }
+
+    /// Delivers `msg` to the recipients of its envelope.
+    ///
+    /// An attempt that exceeds the deadline is transient. It may still have
+    /// been delivered (the reply can be lost after the server took it); the
+    /// retry then sends a duplicate with the same Message-ID, which is what
+    /// at-least-once delivery allows (R27).
+    pub async fn send(&self, msg: &Message) -> Result<SmtpReply, MailError> {
+        match &self.inner {
+            Inner::Smtp {
+                transport,
+                deadline,
+                ..
+            } => {
+                let raw = msg.formatted();
+                let attempt = transport.send_raw(msg.envelope(), &raw);
+                let response = tokio::time::timeout(*deadline, attempt)
+                    .await
+                    .map_err(|_| {
+                        MailError::Transient(Failure::Other(format!(
+                            "SMTP send did not finish within {deadline:?}"
+                        )))
+                    })?
+                    .map_err(classify)?;
+                Ok(SmtpReply {
+                    code: response.code().into(),
+                    text: response.message().collect::<Vec<_>>().join(" "),
+                })
+            }
+            Inner::Files { dir } => write_eml(dir, msg).await,
+        }
+    }
+
+    /// Closes pooled SMTP connections (QUIT). Part of the shutdown path; later
+    /// sends fail as transient.
+    pub async fn shutdown(&self) {
+        if let Inner::Smtp { transport, .. } = &self.inner {
+            transport.shutdown().await;
+        }
+    }
+}
+
+/// Sorts a lettre SMTP error into transient or permanent, keeping the reply.
+fn classify(e: lettre::transport::smtp::Error) -> MailError {
+    if let Some(code) = e.status() {
+        let code = u16::from(code);
+        // For reply errors lettre keeps the server's text as the source.
+        let text = std::error::Error::source(&e)
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let failure = Failure::Reply(SmtpReply { code, text });
+        return if code >= 500 {
+            MailError::Permanent(failure)
+        } else {
+            MailError::Transient(failure)
+        };
+    }
+    let text = e.to_string();
+    // The only client-side refusals about the message itself: non-ASCII
+    // content or addresses the server has no extension for. Every other
+    // client error (e.g. STARTTLS required but not offered) is about the
+    // server or its configuration and may be fixed while we retry.
+    if e.is_client() && text.contains("non-ascii") {
+        MailError::Permanent(Failure::Other(text))
+    } else {
+        MailError::Transient(Failure::Other(text))
+    }
+}
+
+/// Writes `msg` as `<dir>/<message-id>.eml`, through a temporary file and a
+/// rename so that a reader never sees half a message. A retry of the same
+/// message replaces the file.
+async fn write_eml(dir: &Path, msg: &Message) -> Result<SmtpReply, MailError> {
+    let stem = msg
+        .headers()
+        .get_raw("Message-ID")
+        .map(file_stem)
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let name = format!("{stem}.eml");
+    let path = dir.join(&name);
+    // A dot file with a unique suffix: invisible to `*.eml` readers, never
+    // shared by two concurrent writers.
+    let tmp = dir.join(format!(".{stem}.{}.tmp", uuid::Uuid::now_v7()));
+
+    let io_err = |what: &str, e: std::io::Error| {
+        MailError::Transient(Failure::Other(format!("{what} {}: {e}", path.display())))
+    };
+    let result = async {
+        let mut file = tokio::fs::File::create(&tmp).await?;
+        file.write_all(&msg.formatted()).await?;
+        // Flushed to disk before the rename makes it visible.
+        file.sync_all().await?;
+        drop(file);
+        tokio::fs::rename(&tmp, &path).await
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(io_err("cannot write", e));
+    }
+    Ok(SmtpReply {
+        code: 250,
+        text: format!("2.0.0 written to {name}"),
+    })
+}
+
+/// The Message-ID without its angle brackets, limited to characters that are
+/// safe in a file name on any system.
+fn file_stem(message_id: &str) -> String {
+    message_id
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@' | '+') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect::<String>()
+        .trim_start_matches('.')
+        .to_owned()
+}
+
+/// `url` with any password replaced by `***`; unparsable input is not echoed.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "<unparsable smtp url>".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mailer_is_shareable_across_tasks() {
+        fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>() {}
+        assert_send_sync_clone::<Mailer>();
+        assert_send_sync_clone::<MailError>();
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("smtp://bob:s3cret@mail.test:587?tls=required"),
+            "smtp://bob:***@mail.test:587?tls=required"
+        );
+        assert_eq!(redact_url("smtp://127.0.0.1:2525"), "smtp://127.0.0.1:2525");
+        let cfg = MailerConfig {
+            smtp_url: Some("smtps://u:hunter2@mail.test".into()),
+            pool_size: 2,
+            timeout: Duration::from_secs(5),
+            outbox_dir: "outbox".into(),
+        };
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn file_stems_are_safe() {
+        assert_eq!(
+            file_stem("<0190-ab@info.example.test>"),
+            "0190-ab@info.example.test"
+        );
+        assert_eq!(file_stem("<../../etc/passwd@x>"), "_.._etc_passwd@x");
+        assert_eq!(file_stem("<a b/c@d>"), "a_b_c@d");
+    }
+
+    #[test]
+    fn error_kinds_and_display() {
+        let e = MailError::Transient(Failure::Reply(SmtpReply {
+            code: 451,
+            text: "4.3.0 try later".into(),
+        }));
+        assert_eq!(e.kind(), "transient");
+        assert_eq!(e.code(), Some(451));
+        assert!(e.to_string().contains("451 4.3.0 try later"), "{e}");
+        let e = MailError::Permanent(Failure::Other("boom".into()));
+        assert_eq!(e.kind(), "permanent");
+        assert_eq!(e.code(), None);
+    }
+
+    #[tokio::test]
+    async fn bad_urls_are_rejected() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let cfg = |url: &str| MailerConfig {
+            smtp_url: Some(url.into()),
+            pool_size: 1,
+            timeout: Duration::from_secs(1),
+            outbox_dir: "unused".into(),
+        };
+        for url in [
+            "http://mail.test",
+            "smtp://mail.test?tls=sometimes",
+            "not a url",
+        ] {
+            let err = Mailer::new(cfg(url)).unwrap_err();
+            assert_eq!(err.kind(), "permanent", "{url}: {err}");
+        }
+        assert!(Mailer::new(cfg("smtp://u:p@mail.test:2525")).is_ok());
+        assert!(Mailer::new(cfg("smtp://mail.test:587?tls=required")).is_ok());
+        assert!(Mailer::new(cfg("smtps://mail.test")).is_ok());
+    }
+}

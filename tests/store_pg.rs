@@ -1,0 +1,381 @@
+//! Store and use-case tests against a real Postgres: each test gets a fresh,
+//! migrated database from `#[sqlx::test]`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use invited::domain::quota::QuotaPolicy;
+use invited::domain::{BusinessId, DomainError, Email, Locale, RolePreset, UserId};
+use invited::service::businesses::NewBusinessInput;
+use invited::service::invitations::{CreateInvitations, InvitationCommand, Invitee};
+use invited::service::{ServiceError, Services, Settings};
+use invited::store::postgres::PgStore;
+use invited::store::{IdempotencyClaim, Store, StoredResponse};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+async fn services_on(pool: PgPool, limit: u32) -> Services {
+    let store = PgStore::from_pool(pool);
+    let token_key = store.token_key().await.unwrap();
+    Services {
+        store: Arc::new(store),
+        settings: Arc::new(Settings {
+            default_preset: RolePreset::BusinessManager,
+            quota: QuotaPolicy {
+                limit,
+                window: Duration::from_secs(24 * 3600),
+            },
+            ttl: Duration::from_secs(7 * 86400),
+            resend_cooldown: Duration::from_secs(600),
+            default_locale: Locale::parse("en-US").unwrap(),
+            message_id_domain: "example.test".into(),
+        }),
+        token_key: Arc::new(token_key),
+    }
+}
+
+fn uid(s: &str) -> UserId {
+    UserId::parse(s).unwrap()
+}
+
+async fn owner_and_business(s: &Services, seat_limit: Option<u32>) -> BusinessId {
+    s.put_user(
+        uid("owner"),
+        Email::parse("owner@brand.example").unwrap(),
+        Some("Olive".into()),
+        None,
+    )
+    .await
+    .unwrap();
+    s.create_business(NewBusinessInput {
+        name: "Brand".into(),
+        owner: uid("owner"),
+        preset: None,
+        seat_limit,
+        locale: None,
+    })
+    .await
+    .unwrap()
+    .id
+}
+
+fn invite(business: BusinessId, emails: &[&str]) -> CreateInvitations {
+    CreateInvitations {
+        business,
+        actor: uid("owner"),
+        invitees: emails
+            .iter()
+            .map(|e| Invitee {
+                email: Email::parse(e).unwrap(),
+                role: None,
+                locale: None,
+            })
+            .collect(),
+        message: None,
+    }
+}
+
+async fn count(pool: &PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+/// R8: 40 concurrent creates for one business, from two separate connection
+/// pools (as two daemon processes would have), let exactly 5 through.
+#[sqlx::test(migrations = "./migrations")]
+async fn quota_holds_under_concurrency_across_two_pools(pool: PgPool) {
+    let a = services_on(pool.clone(), 5).await;
+    let business = owner_and_business(&a, None).await;
+    let second_pool = PgPoolOptions::new()
+        .max_connections(20)
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let b = services_on(second_pool, 5).await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            s.create_invitations(invite(business, &[&format!("person{i}@example.test")]))
+                .await
+        }));
+    }
+    let mut ok = 0;
+    let mut limited = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(items) => ok += items.len(),
+            Err(ServiceError::Domain(DomainError::RateLimited { retry_after, .. })) => {
+                assert!(
+                    retry_after > Duration::from_secs(23 * 3600),
+                    "{retry_after:?}"
+                );
+                limited += 1;
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((ok, limited), (5, 35));
+    assert_eq!(count(&pool, "SELECT count(*) FROM invitations").await, 5);
+    assert_eq!(count(&pool, "SELECT count(*) FROM email_outbox").await, 5);
+}
+
+/// R8: a batch that would pass the limit is refused whole.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_batch_over_the_quota_writes_nothing(pool: PgPool) {
+    let s = services_on(pool.clone(), 5).await;
+    let business = owner_and_business(&s, None).await;
+    s.create_invitations(invite(
+        business,
+        &["a@x.example", "b@x.example", "c@x.example"],
+    ))
+    .await
+    .unwrap();
+    let err = s
+        .create_invitations(invite(
+            business,
+            &["d@x.example", "e@x.example", "f@x.example"],
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ServiceError::Domain(DomainError::RateLimited { .. })),
+        "{err:?}"
+    );
+    assert_eq!(count(&pool, "SELECT count(*) FROM invitations").await, 3);
+    let status = s.invitation_quota(business, &uid("owner")).await.unwrap();
+    assert_eq!((status.used, status.remaining), (3, 2));
+    assert!(status.next_slot_at.is_some());
+}
+
+/// R13: one pending invitation per address, even when two requests race past
+/// the check: the partial unique index has the last word.
+#[sqlx::test(migrations = "./migrations")]
+async fn one_pending_invitation_per_address(pool: PgPool) {
+    let s = services_on(pool.clone(), 100).await;
+    let business = owner_and_business(&s, None).await;
+    s.create_invitations(invite(business, &["dup@x.example"]))
+        .await
+        .unwrap();
+    let err = s
+        .create_invitations(invite(business, &["DUP@x.example"]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ServiceError::Domain(DomainError::Conflict(_))),
+        "{err:?}"
+    );
+    // Straight to the table, bypassing the use case: the index refuses too.
+    let raw = sqlx::query(
+        "INSERT INTO invitations (id, business_id, kind, invited_by, email, role, locale, token_hash, token_nonce,
+                                  created_at, expires_at, updated_at)
+         SELECT gen_random_uuid(), business_id, 'member', invited_by, email, role, locale, '\\x00', token_nonce,
+                now(), now() + interval '1 day', now() FROM invitations",
+    )
+    .execute(&pool)
+    .await;
+    let e = raw.unwrap_err().to_string();
+    assert!(e.contains("invitations_one_pending_per_address"), "{e}");
+}
+
+/// The schema ties timestamps to states and keeps events append-only.
+#[sqlx::test(migrations = "./migrations")]
+async fn the_database_enforces_states_and_append_only_events(pool: PgPool) {
+    let s = services_on(pool.clone(), 100).await;
+    let business = owner_and_business(&s, None).await;
+    s.create_invitations(invite(business, &["x@x.example"]))
+        .await
+        .unwrap();
+    let e = sqlx::query("UPDATE invitations SET status = 'accepted'")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("check constraint"), "{e}");
+    let e = sqlx::query("UPDATE invitations SET status = 'bogus'")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("invalid input value for enum"),
+        "{e}"
+    );
+    let e = sqlx::query("DELETE FROM events")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("append-only"), "{e}");
+    assert!(
+        count(
+            &pool,
+            "SELECT count(*) FROM events WHERE type = 'invitation.created'"
+        )
+        .await
+            == 1
+    );
+}
+
+/// R9: members plus pending member invitations never pass the seat limit.
+#[sqlx::test(migrations = "./migrations")]
+async fn seats_limit_members_plus_pending(pool: PgPool) {
+    let s = services_on(pool.clone(), 100).await;
+    let business = owner_and_business(&s, Some(3)).await;
+    s.create_invitations(invite(business, &["a@x.example", "b@x.example"]))
+        .await
+        .unwrap();
+    let err = s
+        .create_invitations(invite(business, &["c@x.example"]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ServiceError::Domain(DomainError::SeatsExhausted(_))),
+        "{err:?}"
+    );
+    assert_eq!(count(&pool, "SELECT count(*) FROM invitations").await, 2);
+}
+
+/// R11: an accept after `expires_at` is refused by database time although no
+/// sweep has moved the invitation, and nothing changes.
+#[sqlx::test(migrations = "./migrations")]
+async fn accept_after_expiry_is_refused_by_database_time(pool: PgPool) {
+    let s = services_on(pool.clone(), 100).await;
+    let business = owner_and_business(&s, None).await;
+    let inv = s
+        .create_invitations(invite(business, &["late@x.example"]))
+        .await
+        .unwrap()
+        .remove(0);
+    s.put_user(
+        uid("late"),
+        Email::parse("late@x.example").unwrap(),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    sqlx::query("UPDATE invitations SET created_at = now() - interval '2 days', expires_at = now() - interval '1 second'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let err = s
+        .execute(
+            inv.id,
+            InvitationCommand::Accept {
+                user: uid("late"),
+                mfa_verified: false,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ServiceError::Domain(DomainError::TokenExpired)),
+        "{err:?}"
+    );
+    assert_eq!(count(&pool, "SELECT count(*) FROM members").await, 1);
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM invitations WHERE status = 'pending'"
+        )
+        .await,
+        1
+    );
+}
+
+/// The outbox: concurrent claims get disjoint rows; a lapsed lease makes a row
+/// claimable again with the same Message-ID.
+#[sqlx::test(migrations = "./migrations")]
+async fn claims_are_disjoint_and_leases_lapse(pool: PgPool) {
+    let s = services_on(pool.clone(), 100).await;
+    let business = owner_and_business(&s, None).await;
+    let emails: Vec<String> = (0..10).map(|i| format!("c{i}@x.example")).collect();
+    let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+    s.create_invitations(invite(business, &refs)).await.unwrap();
+    let (a, b) = tokio::join!(
+        s.store.claim_emails(6, Duration::from_secs(60)),
+        s.store.claim_emails(6, Duration::from_secs(60))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.len() + b.len(), 10);
+    assert!(a.iter().all(|x| b.iter().all(|y| x.id != y.id)));
+    assert!(
+        s.store
+            .claim_emails(10, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    sqlx::query("UPDATE email_outbox SET lease_until = now() - interval '1 second' WHERE id = $1")
+        .bind(a[0].id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let again = s
+        .store
+        .claim_emails(10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].id, &again[0].message_id, again[0].attempts),
+        (a[0].id, &a[0].message_id, 2)
+    );
+}
+
+/// Idempotency keys: first use, replay, mismatch, in progress, release.
+#[sqlx::test(migrations = "./migrations")]
+async fn idempotency_keys(pool: PgPool) {
+    let store = PgStore::from_pool(pool);
+    assert!(matches!(
+        store
+            .claim_idempotency_key("app", "k1", b"h1")
+            .await
+            .unwrap(),
+        IdempotencyClaim::New
+    ));
+    assert!(matches!(
+        store
+            .claim_idempotency_key("app", "k1", b"h1")
+            .await
+            .unwrap(),
+        IdempotencyClaim::InProgress
+    ));
+    assert!(matches!(
+        store
+            .claim_idempotency_key("app", "k1", b"h2")
+            .await
+            .unwrap(),
+        IdempotencyClaim::Mismatch
+    ));
+    let response = StoredResponse {
+        status: 201,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: b"{}".to_vec(),
+    };
+    store
+        .complete_idempotency_key("app", "k1", &response)
+        .await
+        .unwrap();
+    match store
+        .claim_idempotency_key("app", "k1", b"h1")
+        .await
+        .unwrap()
+    {
+        IdempotencyClaim::Replay(r) => assert_eq!((r.status, r.body), (201, b"{}".to_vec())),
+        other => panic!("{other:?}"),
+    }
+    // Another API key has its own namespace.
+    assert!(matches!(
+        store
+            .claim_idempotency_key("other", "k1", b"h9")
+            .await
+            .unwrap(),
+        IdempotencyClaim::New
+    ));
+    store.release_idempotency_key("other", "k1").await.unwrap();
+    assert!(matches!(
+        store
+            .claim_idempotency_key("other", "k1", b"h9")
+            .await
+            .unwrap(),
+        IdempotencyClaim::New
+    ));
+}
