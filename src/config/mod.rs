@@ -1,0 +1,981 @@
+//! Configuration: one typed value, loaded once at start from defaults, a TOML
+//! file, `INVITED_<SECTION>__<KEY>` environment variables and `DATABASE_URL`.
+//! This is the only module that reads the environment for settings (the one
+//! exception is `RUST_LOG`, honoured by [`crate::telemetry`]).
+//!
+//! Every value is parsed here into the type the daemon uses, so a typo or a bad
+//! value stops start-up with one message naming the key, e.g.
+//! `invalid configuration: invitations.ttl: "7x" is not a duration (use 30s, 10m, 24h, 7d)`.
+//!
+//! # Environment variables
+//!
+//! * `INVITED_<SECTION>__<KEY>` sets `<section>.<key>` (a double underscore
+//!   between section and key; names are case-insensitive), e.g.
+//!   `INVITED_API__LISTEN=0.0.0.0:8080`, `INVITED_SMTP__POOL_SIZE=8`. An
+//!   `INVITED_` variable that names no key is an error, like a typo in the file.
+//! * `INVITED_API__KEYS` is a comma-separated list of `name:key` pairs
+//!   (`ci:s3cret,ops:0ther`), because lists of tables are awkward in the
+//!   environment. The name is everything before the first `:`, so a key may
+//!   contain `:` but not `,`. When set, it replaces the file's `api.keys`;
+//!   set to the empty string, it leaves no key at all.
+//! * `INVITED_INVITATIONS__REMINDERS` is a comma-separated list of durations
+//!   (`2d,5d`); the empty string means no reminders.
+//! * `INVITED_CONFIG` is not a setting: it is left to the command line, which
+//!   may read the path of the configuration file from it.
+//! * `DATABASE_URL` (the sqlx convention) sets `database.url` and wins over
+//!   `INVITED_DATABASE__URL`. An empty value counts as unset.
+
+mod parse;
+mod raw;
+mod render;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::IsTerminal as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest as _, Sha256};
+
+pub use crate::domain::RolePreset;
+pub use parse::{ParseDurationError, format_duration, parse_duration};
+
+use raw::{RawApiKey, RawConfig};
+use render::redact_url;
+
+/// The prefix of every setting in the environment.
+const ENV_PREFIX: &str = "INVITED_";
+/// Read by the command line for the path of the file, so not a setting.
+const CONFIG_PATH_VAR: &str = "INVITED_CONFIG";
+const DATABASE_URL_VAR: &str = "DATABASE_URL";
+/// Keys whose environment form is a comma-separated list.
+const API_KEYS: &str = "api.keys";
+const REMINDERS: &str = "invitations.reminders";
+
+/// The whole configuration of the daemon. Build it with [`Config::load`];
+/// `Config::default()` is the configuration with nothing set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub api: ApiConfig,
+    pub smtp: SmtpConfig,
+    pub mail: MailConfig,
+    pub links: LinksConfig,
+    pub invitations: InvitationsConfig,
+    pub delivery: DeliveryConfig,
+    pub roles: RolesConfig,
+    pub templates: TemplatesConfig,
+    pub log: LogConfig,
+}
+
+/// `[database]`. `Debug` masks the password in the URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    /// `database.url`, a `postgres://` URL. Default
+    /// `postgres://postgres@127.0.0.1:5432/invited`.
+    pub url: String,
+    /// `database.max_connections`, the pool size, at least 1. Default 10.
+    pub max_connections: u32,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// `api.listen`. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// `api.keys`, the accepted bearer keys, by hash only. Default none.
+    pub keys: Vec<ApiKey>,
+    /// `api.max_body`, the largest request body in bytes. Default 64 KiB.
+    pub max_body: usize,
+}
+
+/// An API key as kept in memory: its name and the SHA-256 of the key. The
+/// plaintext is hashed while the configuration is read and then dropped.
+/// `Debug` masks the hash too, so that not even it reaches a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub name: String,
+    pub sha256: [u8; 32],
+}
+
+/// `[smtp]`. `Debug` masks the password in the URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpConfig {
+    /// `smtp.url`: `smtp://host:port` (optionally `?tls=required` or
+    /// `?tls=opportunistic`), `smtps://host:port`, with optional user and
+    /// password. `None` (the default, or an empty value) writes mail to
+    /// `mail.outbox_dir` instead.
+    pub url: Option<String>,
+    /// `smtp.pool_size`, open SMTP connections, at least 1. Default 4.
+    pub pool_size: u32,
+    /// `smtp.timeout`, per SMTP command. Default 30s.
+    pub timeout: Duration,
+}
+
+/// `[mail]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailConfig {
+    /// `mail.from`, a mailbox such as `Name <address@host>`. Default
+    /// `Invitations <no-reply@localhost>`.
+    pub from: String,
+    /// `mail.outbox_dir`, where mail goes without SMTP. Default `./outbox`.
+    pub outbox_dir: PathBuf,
+    /// `mail.send_rate`. Default `50/s`.
+    pub send_rate: SendRate,
+}
+
+/// At most `count` emails per `per` (`50/s`, `10/m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendRate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+/// `[links]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinksConfig {
+    /// `links.accept_url`, an http(s) URL containing `{token}`. Default
+    /// `http://localhost:3000/invitations/accept?token={token}`.
+    pub accept_url: String,
+}
+
+/// `[invitations]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvitationsConfig {
+    /// `invitations.ttl`. Default 7d.
+    pub ttl: Duration,
+    /// `invitations.rate_limit`. Default `5 per 24h`.
+    pub rate_limit: RateLimit,
+    /// `invitations.resend_cooldown` (may be 0s). Default 10m.
+    pub resend_cooldown: Duration,
+    /// `invitations.reminders`, ascending, without duplicates, each shorter
+    /// than `ttl`. Default `["2d", "5d"]`.
+    pub reminders: Vec<Duration>,
+    /// `invitations.expiry_schedule`, a `cron` expression with a leading
+    /// seconds field (6 or 7 fields). Default `0 * * * * *`.
+    pub expiry_schedule: String,
+    /// `invitations.actor_idle`: how long an idle invitation actor lives.
+    /// Default 60s.
+    pub actor_idle: Duration,
+}
+
+/// At most `count` events per sliding `window` (`5 per 24h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub count: u32,
+    pub window: Duration,
+}
+
+/// `[delivery]`: email retries and the mailer workers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryConfig {
+    /// `delivery.initial_backoff`, at most `max_backoff`. Default 30s.
+    pub initial_backoff: Duration,
+    /// `delivery.max_backoff`. Default 1h.
+    pub max_backoff: Duration,
+    /// `delivery.give_up_after`. Default 5d.
+    pub give_up_after: Duration,
+    /// `delivery.lease`: how long a claimed email may be held before another
+    /// worker reclaims it. Default 60s.
+    pub lease: Duration,
+    /// `delivery.workers`, mailer workers, at least 1. Default 8.
+    pub workers: u32,
+    /// `delivery.poll_interval`. Default 1s.
+    pub poll_interval: Duration,
+}
+
+/// `[roles]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolesConfig {
+    /// `roles.preset`: `business_manager` (default) or `account_levels`.
+    pub preset: RolePreset,
+}
+
+/// `[templates]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplatesConfig {
+    /// `templates.dir`. Default `./templates`.
+    pub dir: PathBuf,
+    /// `templates.default_locale`, a language tag in canonical case. Default
+    /// `en-US`.
+    pub default_locale: String,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `log.format`. Default `pretty` when stderr is a terminal, else `json`.
+    pub format: LogFormat,
+    /// `log.filter`, a `tracing` filter (`RUST_LOG` wins over it). Default
+    /// `info`.
+    pub filter: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// For people at a terminal.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Why the configuration was refused. Each variant displays as one line
+/// starting `invalid configuration:` and naming the key at fault (and the
+/// environment variable, when the value came from one).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or is not TOML.
+    #[error("invalid configuration: {}: {message}", path.display())]
+    File { path: PathBuf, message: String },
+    /// A key that no part of the daemon reads: usually a typo.
+    #[error("invalid configuration: unknown key {key}{}", unknown_hint(key, var.as_deref()))]
+    UnknownKey { key: String, var: Option<String> },
+    /// A key whose value does not parse or breaks a rule.
+    #[error("invalid configuration: {key}{}: {message}", from_var(var.as_deref()))]
+    Invalid {
+        key: String,
+        var: Option<String>,
+        message: String,
+    },
+}
+
+fn from_var(var: Option<&str>) -> String {
+    var.map(|var| format!(" (from {var})")).unwrap_or_default()
+}
+
+fn unknown_hint(key: &str, var: Option<&str>) -> String {
+    match var {
+        // A top-level name from the environment is most likely a single
+        // underscore where the double one belongs.
+        Some(var) if !key.contains('.') => format!(
+            " (from {var}; put a double underscore between section and key, \
+             like INVITED_SMTP__POOL_SIZE)"
+        ),
+        _ => from_var(var),
+    }
+}
+
+impl Config {
+    /// Loads the configuration from the file at `path` (if given; a missing
+    /// file is an error) and the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut env = Vec::new();
+        for (name, value) in std::env::vars_os() {
+            // Names and values that are not UTF-8 cannot be ours, unless they
+            // carry our prefix, in which case silence would hide a setting.
+            let Ok(name) = name.into_string() else {
+                continue;
+            };
+            match value.into_string() {
+                Ok(value) => env.push((name, value)),
+                Err(_) if EnvOverlay::is_ours(&name) => {
+                    return Err(ConfigError::Invalid {
+                        key: name,
+                        var: None,
+                        message: "the value is not valid UTF-8".into(),
+                    });
+                }
+                Err(_) => {}
+            }
+        }
+        Config::load_from(path, env)
+    }
+
+    /// Loads the configuration from the file at `path` (if given) and the
+    /// environment `env`, given explicitly so that tests need not touch the
+    /// process environment. `Config::load_from(None, [])` is the default.
+    pub fn load_from(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let overlay = EnvOverlay::collect(env);
+        let mut builder = config::Config::builder();
+        if let Some(path) = path {
+            // Read the file ourselves: config-rs would report a missing file
+            // without saying which path it looked at.
+            let text = std::fs::read_to_string(path).map_err(|error| ConfigError::File {
+                path: path.to_owned(),
+                message: error.to_string(),
+            })?;
+            builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
+        }
+        for (key, (var, value)) in &overlay.values {
+            let value: config::Value = match key.as_str() {
+                // Parsed separately below: its environment form differs.
+                API_KEYS => continue,
+                REMINDERS => split_list(value).into(),
+                _ => value.as_str().into(),
+            };
+            builder = builder
+                .set_override(key, value)
+                .map_err(|_| ConfigError::UnknownKey {
+                    key: key.clone(),
+                    var: Some(var.clone()),
+                })?;
+        }
+        if let Some(url) = &overlay.database_url {
+            builder = builder
+                .set_override("database.url", url.as_str())
+                .expect("database.url is a valid path");
+        }
+        let built = builder.build().map_err(|error| match error {
+            config::ConfigError::FileParse { cause, .. } => ConfigError::File {
+                path: path.map(Path::to_owned).unwrap_or_default(),
+                message: cause.to_string().trim_end().to_owned(),
+            },
+            other => overlay.invalid(".", other.to_string()),
+        })?;
+        let raw: RawConfig = serde_path_to_error::deserialize(built)
+            .map_err(|error| overlay.deserialize_error(error))?;
+        overlay.convert(raw)
+    }
+}
+
+/// The configuration with nothing set; the field docs give the values.
+impl Default for Config {
+    fn default() -> Config {
+        // Cannot fail: with no file and no environment only built-in values
+        // are used, and `config_defaults` checks them.
+        Config::load_from(None, []).expect("the built-in defaults are valid")
+    }
+}
+
+impl ApiKey {
+    /// The key as the configuration would keep it: name and hash.
+    pub fn from_plaintext(name: impl Into<String>, key: &str) -> ApiKey {
+        ApiKey {
+            name: name.into(),
+            sha256: ApiKey::digest(key),
+        }
+    }
+
+    /// The SHA-256 of a presented key, to compare with [`ApiKey::sha256`].
+    pub fn digest(key: &str) -> [u8; 32] {
+        Sha256::digest(key.as_bytes()).into()
+    }
+
+    /// Whether `presented` is this key. Compares hashes in constant time, so
+    /// the time taken says nothing about how much of the hash matched.
+    pub fn matches(&self, presented: &str) -> bool {
+        let presented = ApiKey::digest(presented);
+        let difference = self
+            .sha256
+            .iter()
+            .zip(presented.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        difference == 0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("name", &self.name)
+            .field("sha256", &render::MASK)
+            .finish()
+    }
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+impl fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("pool_size", &self.pool_size)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// Splits a comma-separated environment value, dropping empty items so that
+/// the empty string is the empty list.
+fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The settings found in the environment, kept with the variable each came
+/// from so that an error can name it.
+struct EnvOverlay {
+    /// Dotted key → (variable name, value).
+    values: BTreeMap<String, (String, String)>,
+    database_url: Option<String>,
+}
+
+impl EnvOverlay {
+    fn is_ours(name: &str) -> bool {
+        name == DATABASE_URL_VAR || strip_prefix_ignore_case(name, ENV_PREFIX).is_some()
+    }
+
+    fn collect(env: impl IntoIterator<Item = (String, String)>) -> EnvOverlay {
+        let mut values = BTreeMap::new();
+        let mut database_url = None;
+        for (name, value) in env {
+            if name == DATABASE_URL_VAR {
+                database_url = Some(value).filter(|url| !url.is_empty());
+                continue;
+            }
+            if name.eq_ignore_ascii_case(CONFIG_PATH_VAR) {
+                continue;
+            }
+            if let Some(rest) = strip_prefix_ignore_case(&name, ENV_PREFIX) {
+                let key = rest.to_ascii_lowercase().replace("__", ".");
+                values.insert(key, (name, value));
+            }
+        }
+        EnvOverlay {
+            values,
+            database_url,
+        }
+    }
+
+    /// The environment variable that supplied `key` (a dotted path, possibly
+    /// with a `[n]` index), if one did.
+    fn var_for(&self, key: &str) -> Option<String> {
+        if self.database_url.is_some() && key == "database.url" {
+            return Some(DATABASE_URL_VAR.to_owned());
+        }
+        self.values.iter().find_map(|(set, (var, _))| {
+            let related = key == set
+                || key
+                    .strip_prefix(set.as_str())
+                    .is_some_and(|rest| rest.starts_with(['.', '[']))
+                || set
+                    .strip_prefix(key)
+                    .is_some_and(|rest| rest.starts_with('.'));
+            related.then(|| var.clone())
+        })
+    }
+
+    fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            key: key.to_owned(),
+            var: self.var_for(key),
+            message: message.into(),
+        }
+    }
+
+    /// Names the key of a deserialisation failure. With `deny_unknown_fields`
+    /// and string-typed raw fields, the failures are unknown keys, a table or
+    /// list where a value belongs (or the reverse), and missing names in
+    /// `[[api.keys]]`.
+    fn deserialize_error(
+        &self,
+        error: serde_path_to_error::Error<config::ConfigError>,
+    ) -> ConfigError {
+        let key = error.path().to_string();
+        let mut inner = error.into_inner();
+        // config-rs wraps the cause once per level of nesting it passes.
+        while let config::ConfigError::At { error, .. } = inner {
+            inner = *error;
+        }
+        let message = match inner {
+            config::ConfigError::Message(message) if message.starts_with("unknown field") => {
+                return ConfigError::UnknownKey {
+                    var: self.var_for(&key),
+                    key,
+                };
+            }
+            config::ConfigError::Type {
+                unexpected,
+                expected,
+                ..
+            } => {
+                let expected = if expected.starts_with("struct ") {
+                    "a table"
+                } else {
+                    expected
+                };
+                format!("expected {expected}, found {unexpected}")
+            }
+            // config-rs glues the field onto the path without a dot
+            // (`api.keys[0]name`), so recover the field from the end.
+            config::ConfigError::NotFound(missing) => {
+                let field = missing.strip_prefix(key.as_str()).unwrap_or(&missing);
+                format!("{} is missing", field.trim_start_matches('.'))
+            }
+            other => other.to_string(),
+        };
+        self.invalid(&key, message)
+    }
+
+    fn convert(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let database = DatabaseConfig {
+            url: self.value(
+                "database.url",
+                raw.database.url,
+                "postgres://postgres@127.0.0.1:5432/invited".into(),
+                parse_database_url,
+            )?,
+            max_connections: self.count(
+                "database.max_connections",
+                raw.database.max_connections,
+                10,
+            )?,
+        };
+
+        let api = ApiConfig {
+            listen: self.value(
+                "api.listen",
+                raw.api.listen,
+                SocketAddr::from(([127, 0, 0, 1], 8080)),
+                |text| {
+                    text.trim().parse().map_err(|_| {
+                        format!(
+                            "{text:?} is not a socket address (use 127.0.0.1:8080 or [::]:8080)"
+                        )
+                    })
+                },
+            )?,
+            keys: self.api_keys(raw.api.keys)?,
+            max_body: self.value("api.max_body", raw.api.max_body, 64 * 1024, |text| {
+                match parse::parse_byte_size(text)? {
+                    0 => Err("must be larger than 0".into()),
+                    bytes => Ok(bytes),
+                }
+            })?,
+        };
+
+        // An empty URL is "no SMTP": `INVITED_SMTP__URL=` is the natural way
+        // to switch it off from a container's environment.
+        let smtp_url = raw.smtp.url.filter(|url| !url.trim().is_empty());
+        let smtp = SmtpConfig {
+            url: match smtp_url {
+                Some(url) => Some(
+                    parse_smtp_url(&url).map_err(|message| self.invalid("smtp.url", message))?,
+                ),
+                None => None,
+            },
+            pool_size: self.count("smtp.pool_size", raw.smtp.pool_size, 4)?,
+            timeout: self.positive_duration("smtp.timeout", raw.smtp.timeout, secs(30))?,
+        };
+
+        let mail = MailConfig {
+            from: self.value(
+                "mail.from",
+                raw.mail.from,
+                "Invitations <no-reply@localhost>".into(),
+                |text| {
+                    // The mailer hands this to lettre, so lettre's parser is the
+                    // one that decides what is valid.
+                    text.parse::<lettre::message::Mailbox>()
+                        .map(|_| text.trim().to_owned())
+                        .map_err(|_| {
+                            format!(
+                                "{text:?} is not a mailbox \
+                                 (use Name <address@example.com> or address@example.com)"
+                            )
+                        })
+                },
+            )?,
+            outbox_dir: self.path("mail.outbox_dir", raw.mail.outbox_dir, "./outbox")?,
+            send_rate: self.value(
+                "mail.send_rate",
+                raw.mail.send_rate,
+                SendRate {
+                    count: 50,
+                    per: secs(1),
+                },
+                parse::parse_send_rate,
+            )?,
+        };
+
+        let links = LinksConfig {
+            accept_url: self.value(
+                "links.accept_url",
+                raw.links.accept_url,
+                "http://localhost:3000/invitations/accept?token={token}".into(),
+                parse_accept_url,
+            )?,
+        };
+
+        let invitations = self.invitations(raw.invitations)?;
+        let delivery = self.delivery(raw.delivery)?;
+
+        let roles = RolesConfig {
+            preset: self.value(
+                "roles.preset",
+                raw.roles.preset,
+                RolePreset::BusinessManager,
+                |text| {
+                    RolePreset::parse(text.trim()).ok_or_else(|| {
+                        format!(
+                            "{text:?} is not a role preset (use business_manager or account_levels)"
+                        )
+                    })
+                },
+            )?,
+        };
+
+        let templates = TemplatesConfig {
+            dir: self.path("templates.dir", raw.templates.dir, "./templates")?,
+            default_locale: self.value(
+                "templates.default_locale",
+                raw.templates.default_locale,
+                "en-US".into(),
+                |text| {
+                    crate::domain::Locale::parse(text.trim())
+                        .map(|locale| locale.as_str().to_owned())
+                        .map_err(|message| format!("{text:?} is {message}"))
+                },
+            )?,
+        };
+
+        let log = LogConfig {
+            format: match raw.log.format {
+                Some(text) => match text.trim().to_ascii_lowercase().as_str() {
+                    "pretty" => LogFormat::Pretty,
+                    "json" => LogFormat::Json,
+                    _ => {
+                        return Err(self.invalid(
+                            "log.format",
+                            format!("{text:?} is not a log format (use pretty or json)"),
+                        ));
+                    }
+                },
+                None if std::io::stderr().is_terminal() => LogFormat::Pretty,
+                None => LogFormat::Json,
+            },
+            filter: self.value("log.filter", raw.log.filter, "info".into(), |text| {
+                tracing_subscriber::EnvFilter::try_new(text)
+                    .map(|_| text.to_owned())
+                    .map_err(|error| format!("{text:?} is not a tracing filter ({error})"))
+            })?,
+        };
+
+        Ok(Config {
+            database,
+            api,
+            smtp,
+            mail,
+            links,
+            invitations,
+            delivery,
+            roles,
+            templates,
+            log,
+        })
+    }
+
+    fn invitations(&self, raw: raw::RawInvitations) -> Result<InvitationsConfig, ConfigError> {
+        let ttl = self.positive_duration("invitations.ttl", raw.ttl, days(7))?;
+        let mut reminders = match raw.reminders {
+            None => vec![days(2), days(5)],
+            Some(list) => {
+                let mut reminders = Vec::with_capacity(list.len());
+                for (index, text) in list.iter().enumerate() {
+                    let key = format!("{REMINDERS}[{index}]");
+                    let reminder = parse_duration(text)
+                        .map_err(|error| self.invalid(&key, error.to_string()))?;
+                    // A reminder at or after expiry would remind of nothing.
+                    if reminder.is_zero() || reminder >= ttl {
+                        return Err(self.invalid(
+                            &key,
+                            format!(
+                                "{text:?} must be longer than 0s and shorter than invitations.ttl ({})",
+                                format_duration(ttl)
+                            ),
+                        ));
+                    }
+                    reminders.push(reminder);
+                }
+                reminders
+            }
+        };
+        reminders.sort();
+        reminders.dedup();
+        Ok(InvitationsConfig {
+            ttl,
+            rate_limit: self.value(
+                "invitations.rate_limit",
+                raw.rate_limit,
+                RateLimit {
+                    count: 5,
+                    window: hours(24),
+                },
+                parse::parse_rate_limit,
+            )?,
+            resend_cooldown: self.duration(
+                "invitations.resend_cooldown",
+                raw.resend_cooldown,
+                mins(10),
+            )?,
+            reminders,
+            expiry_schedule: self.value(
+                "invitations.expiry_schedule",
+                raw.expiry_schedule,
+                "0 * * * * *".into(),
+                parse_schedule,
+            )?,
+            actor_idle: self.positive_duration(
+                "invitations.actor_idle",
+                raw.actor_idle,
+                secs(60),
+            )?,
+        })
+    }
+
+    fn delivery(&self, raw: raw::RawDelivery) -> Result<DeliveryConfig, ConfigError> {
+        let delivery = DeliveryConfig {
+            initial_backoff: self.positive_duration(
+                "delivery.initial_backoff",
+                raw.initial_backoff,
+                secs(30),
+            )?,
+            max_backoff: self.positive_duration(
+                "delivery.max_backoff",
+                raw.max_backoff,
+                hours(1),
+            )?,
+            give_up_after: self.positive_duration(
+                "delivery.give_up_after",
+                raw.give_up_after,
+                days(5),
+            )?,
+            lease: self.positive_duration("delivery.lease", raw.lease, secs(60))?,
+            workers: self.count("delivery.workers", raw.workers, 8)?,
+            poll_interval: self.positive_duration(
+                "delivery.poll_interval",
+                raw.poll_interval,
+                secs(1),
+            )?,
+        };
+        if delivery.initial_backoff > delivery.max_backoff {
+            return Err(self.invalid(
+                "delivery.initial_backoff",
+                format!(
+                    "{} is longer than delivery.max_backoff ({})",
+                    format_duration(delivery.initial_backoff),
+                    format_duration(delivery.max_backoff)
+                ),
+            ));
+        }
+        Ok(delivery)
+    }
+
+    /// `api.keys` from the environment when `INVITED_API__KEYS` is set, else
+    /// from the file. Plaintext keys are hashed here and go no further.
+    fn api_keys(&self, from_file: Option<Vec<RawApiKey>>) -> Result<Vec<ApiKey>, ConfigError> {
+        // (key path for errors, name, key material)
+        let mut entries: Vec<(String, String, Result<[u8; 32], String>)> = Vec::new();
+        if let Some((_, value)) = self.values.get(API_KEYS) {
+            for (index, pair) in split_list(value).iter().enumerate() {
+                // Never echo the pair: it holds the key.
+                let (name, key) = pair.split_once(':').ok_or_else(|| {
+                    self.invalid(
+                        API_KEYS,
+                        format!("entry {} is not written name:key", index + 1),
+                    )
+                })?;
+                let material = if key.is_empty() {
+                    Err("the key is empty".to_owned())
+                } else {
+                    Ok(ApiKey::digest(key))
+                };
+                entries.push((API_KEYS.to_owned(), name.trim().to_owned(), material));
+            }
+        } else {
+            for (index, entry) in from_file.into_iter().flatten().enumerate() {
+                let material = match (entry.key.as_deref(), entry.sha256.as_deref()) {
+                    (Some(""), None) => Err("the key is empty".to_owned()),
+                    (Some(key), None) => Ok(ApiKey::digest(key)),
+                    (None, Some(hash)) => <[u8; 32] as hex::FromHex>::from_hex(hash.trim())
+                        .map_err(|_| "sha256 must be 64 hexadecimal digits".to_owned()),
+                    (Some(_), Some(_)) => Err("give either key or sha256, not both".to_owned()),
+                    (None, None) => Err("needs a key or a sha256".to_owned()),
+                };
+                entries.push((
+                    format!("{API_KEYS}[{index}]"),
+                    entry.name.trim().to_owned(),
+                    material,
+                ));
+            }
+        }
+
+        let mut keys: Vec<ApiKey> = Vec::with_capacity(entries.len());
+        for (path, name, material) in entries {
+            let sha256 = material.map_err(|message| self.invalid(&path, message))?;
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                return Err(self.invalid(
+                    &path,
+                    format!("name {name:?} must be letters, digits, '-', '_' or '.'"),
+                ));
+            }
+            if keys.iter().any(|other| other.name == name) {
+                return Err(self.invalid(&path, format!("name {name:?} is used twice")));
+            }
+            if let Some(other) = keys.iter().find(|other| other.sha256 == sha256) {
+                return Err(self.invalid(
+                    &path,
+                    format!("{name:?} has the same key as {:?}", other.name),
+                ));
+            }
+            keys.push(ApiKey { name, sha256 });
+        }
+        Ok(keys)
+    }
+
+    /// The value of `key`: `default` when unset, else `raw` parsed, its error
+    /// message prefixed with the key.
+    fn value<T>(
+        &self,
+        key: &str,
+        raw: Option<String>,
+        default: T,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        match raw {
+            None => Ok(default),
+            Some(text) => parse(&text).map_err(|message| self.invalid(key, message)),
+        }
+    }
+
+    fn duration(
+        &self,
+        key: &str,
+        raw: Option<String>,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        self.value(key, raw, default, |text| {
+            parse_duration(text).map_err(|error| error.to_string())
+        })
+    }
+
+    /// A duration for which zero would make no sense (a timeout, a period).
+    fn positive_duration(
+        &self,
+        key: &str,
+        raw: Option<String>,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        self.value(key, raw, default, |text| match parse_duration(text) {
+            Ok(duration) if duration.is_zero() => Err(format!("{text:?} must be longer than 0s")),
+            Ok(duration) => Ok(duration),
+            Err(error) => Err(error.to_string()),
+        })
+    }
+
+    /// A count of things (connections, workers): a whole number, at least 1.
+    fn count(&self, key: &str, raw: Option<String>, default: u32) -> Result<u32, ConfigError> {
+        self.value(key, raw, default, |text| match text.trim().parse::<u32>() {
+            Ok(0) => Err("must be at least 1".into()),
+            Ok(count) => Ok(count),
+            Err(_) => Err(format!("{text:?} is not a whole number")),
+        })
+    }
+
+    fn path(&self, key: &str, raw: Option<String>, default: &str) -> Result<PathBuf, ConfigError> {
+        self.value(key, raw, PathBuf::from(default), |text| {
+            if text.trim().is_empty() {
+                Err("must not be empty".into())
+            } else {
+                Ok(PathBuf::from(text))
+            }
+        })
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = name.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &name[prefix.len()..])
+}
+
+/// Error messages never echo a database or SMTP URL unmasked: they may carry a
+/// password.
+fn parse_database_url(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text.trim()).map_err(|error| format!("not a URL ({error})"))?;
+    match url.scheme() {
+        "postgres" | "postgresql" => Ok(text.trim().to_owned()),
+        scheme => Err(format!(
+            "scheme {scheme:?} is not supported (use postgres://user@host:5432/database)"
+        )),
+    }
+}
+
+/// Accepts what lettre's `from_url` accepts, so a URL that passes here cannot
+/// fail later when the mailer builds its transport.
+fn parse_smtp_url(text: &str) -> Result<String, String> {
+    let hint = "use smtp://host:port, smtp://host:port?tls=required or smtps://host:port";
+    let url =
+        url::Url::parse(text.trim()).map_err(|error| format!("not a URL ({error}); {hint}"))?;
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{:?} has no host; {hint}", redact_url(text.trim())));
+    }
+    let tls = url
+        .query_pairs()
+        .find(|(k, _)| k == "tls")
+        .map(|(_, v)| v.into_owned());
+    match (url.scheme(), tls.as_deref()) {
+        ("smtp", None | Some("required" | "opportunistic")) | ("smtps", _) => {
+            Ok(text.trim().to_owned())
+        }
+        ("smtp", Some(tls)) => Err(format!("tls={tls:?} is not required or opportunistic")),
+        (scheme, _) => Err(format!("scheme {scheme:?} is not smtp or smtps; {hint}")),
+    }
+}
+
+fn parse_accept_url(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if !text.contains("{token}") {
+        return Err(format!("{text:?} must contain {{token}}"));
+    }
+    // Check the URL a recipient will actually receive.
+    let sample = text.replace("{token}", "TOKEN");
+    let url =
+        url::Url::parse(&sample).map_err(|error| format!("{text:?} is not a URL ({error})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{text:?} is not an http(s) URL with a host"));
+    }
+    Ok(text.to_owned())
+}
+
+/// The `cron` crate wants a leading seconds field (6 or 7 fields); a crontab
+/// habit of 5 fields gets only a caret from it, so say what is wrong here.
+fn parse_schedule(text: &str) -> Result<String, String> {
+    let fields = text.split_whitespace().count();
+    if (6..=7).contains(&fields) {
+        Ok(text.split_whitespace().collect::<Vec<_>>().join(" "))
+    } else {
+        Err(format!(
+            "{text:?} has {fields} fields; a schedule needs 6 or 7, seconds first (\"0 * * * * *\" is every minute)"
+        ))
+    }
+}
+
+const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+const fn mins(n: u64) -> Duration {
+    Duration::from_secs(n * 60)
+}
+
+const fn hours(n: u64) -> Duration {
+    Duration::from_secs(n * 3_600)
+}
+
+const fn days(n: u64) -> Duration {
+    Duration::from_secs(n * 86_400)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,122 @@
+//! The configuration as written: every scalar is an optional string, so that
+//! TOML numbers, TOML strings and environment variables all arrive the same way
+//! and one converter per key (in `mod.rs`) owns both its syntax and its error.
+//! `deny_unknown_fields` everywhere is what turns a typo into a start-up error.
+
+use serde::Deserialize;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub database: RawDatabase,
+    #[serde(default)]
+    pub api: RawApi,
+    #[serde(default)]
+    pub smtp: RawSmtp,
+    #[serde(default)]
+    pub mail: RawMail,
+    #[serde(default)]
+    pub links: RawLinks,
+    #[serde(default)]
+    pub invitations: RawInvitations,
+    #[serde(default)]
+    pub delivery: RawDelivery,
+    #[serde(default)]
+    pub roles: RawRoles,
+    #[serde(default)]
+    pub templates: RawTemplates,
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDatabase {
+    pub url: Option<String>,
+    pub max_connections: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApi {
+    pub listen: Option<String>,
+    pub keys: Option<Vec<RawApiKey>>,
+    pub max_body: Option<String>,
+}
+
+/// One `[[api.keys]]` entry. Deliberately not `Debug`: it may hold a plaintext
+/// key, which lives only until it is hashed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApiKey {
+    pub name: String,
+    pub key: Option<String>,
+    pub sha256: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSmtp {
+    pub url: Option<String>,
+    pub pool_size: Option<String>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMail {
+    pub from: Option<String>,
+    pub outbox_dir: Option<String>,
+    pub send_rate: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLinks {
+    pub accept_url: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawInvitations {
+    pub ttl: Option<String>,
+    pub rate_limit: Option<String>,
+    pub resend_cooldown: Option<String>,
+    pub reminders: Option<Vec<String>>,
+    pub expiry_schedule: Option<String>,
+    pub actor_idle: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDelivery {
+    pub initial_backoff: Option<String>,
+    pub max_backoff: Option<String>,
+    pub give_up_after: Option<String>,
+    pub lease: Option<String>,
+    pub workers: Option<String>,
+    pub poll_interval: Option<String>,
+}
+
+/// `roles.catalog` (custom catalogs) is not supported yet, so it is rejected
+/// as unknown rather than silently ignored.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoles {
+    pub preset: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTemplates {
+    pub dir: Option<String>,
+    pub default_locale: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    pub format: Option<String>,
+    pub filter: Option<String>,
+}

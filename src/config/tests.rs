@@ -1,0 +1,460 @@
+//! Loading tests: defaults, the three layers, and one clear error per bad key.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::*;
+
+/// A TOML file in the temp directory, removed on drop.
+struct TempToml(PathBuf);
+
+impl TempToml {
+    fn new(text: &str) -> TempToml {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "invited-config-test-{}-{}.toml",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, text).expect("write temp config");
+        TempToml(path)
+    }
+}
+
+impl Drop for TempToml {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn load(file: &str, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let file = TempToml::new(file);
+    Config::load_from(Some(&file.0), env(pairs))
+}
+
+fn load_err(file: &str, pairs: &[(&str, &str)]) -> String {
+    load(file, pairs)
+        .expect_err("should be refused")
+        .to_string()
+}
+
+#[test]
+fn config_defaults() {
+    let config = Config::load_from(None, []).unwrap();
+    assert_eq!(
+        config.database.url,
+        "postgres://postgres@127.0.0.1:5432/invited"
+    );
+    assert_eq!(config.database.max_connections, 10);
+    assert_eq!(config.api.listen, "127.0.0.1:8080".parse().unwrap());
+    assert!(config.api.keys.is_empty());
+    assert_eq!(config.api.max_body, 64 * 1024);
+    assert_eq!(config.smtp.url, None);
+    assert_eq!(config.smtp.pool_size, 4);
+    assert_eq!(config.smtp.timeout, secs(30));
+    assert_eq!(config.mail.from, "Invitations <no-reply@localhost>");
+    assert_eq!(config.mail.outbox_dir, PathBuf::from("./outbox"));
+    assert_eq!(
+        config.mail.send_rate,
+        SendRate {
+            count: 50,
+            per: secs(1)
+        }
+    );
+    assert_eq!(
+        config.links.accept_url,
+        "http://localhost:3000/invitations/accept?token={token}"
+    );
+    let inv = &config.invitations;
+    assert_eq!(inv.ttl, days(7));
+    assert_eq!(
+        inv.rate_limit,
+        RateLimit {
+            count: 5,
+            window: hours(24)
+        }
+    );
+    assert_eq!(inv.resend_cooldown, mins(10));
+    assert_eq!(inv.reminders, vec![days(2), days(5)]);
+    assert_eq!(inv.expiry_schedule, "0 * * * * *");
+    assert_eq!(inv.actor_idle, secs(60));
+    let del = &config.delivery;
+    assert_eq!(del.initial_backoff, secs(30));
+    assert_eq!(del.max_backoff, hours(1));
+    assert_eq!(del.give_up_after, days(5));
+    assert_eq!(del.lease, secs(60));
+    assert_eq!(del.workers, 8);
+    assert_eq!(del.poll_interval, secs(1));
+    assert_eq!(config.roles.preset, RolePreset::BusinessManager);
+    assert_eq!(config.templates.dir, PathBuf::from("./templates"));
+    assert_eq!(config.templates.default_locale, "en-US");
+    let want_format = if std::io::stderr().is_terminal() {
+        LogFormat::Pretty
+    } else {
+        LogFormat::Json
+    };
+    assert_eq!(config.log.format, want_format);
+    assert_eq!(config.log.filter, "info");
+    assert_eq!(Config::default(), config);
+}
+
+#[test]
+fn config_file_then_env_then_database_url() {
+    let file = r#"
+        [database]
+        url = "postgres://file@db/invited"
+        max_connections = 20
+
+        [api]
+        listen = "0.0.0.0:9000"
+        max_body = "1MiB"
+
+        [smtp]
+        pool_size = 2
+        timeout = "10s"
+
+        [invitations]
+        ttl = "3d"
+        reminders = ["1d"]
+        rate_limit = "10 per 1h"
+
+        [roles]
+        preset = "account_levels"
+
+        [log]
+        format = "json"
+    "#;
+    // The file alone.
+    let config = load(file, &[]).unwrap();
+    assert_eq!(config.database.url, "postgres://file@db/invited");
+    assert_eq!(config.database.max_connections, 20);
+    assert_eq!(config.api.listen, "0.0.0.0:9000".parse().unwrap());
+    assert_eq!(config.api.max_body, 1 << 20);
+    assert_eq!(config.smtp.pool_size, 2);
+    assert_eq!(config.invitations.ttl, days(3));
+    assert_eq!(config.invitations.reminders, vec![days(1)]);
+    assert_eq!(config.invitations.rate_limit.count, 10);
+    assert_eq!(config.roles.preset, RolePreset::AccountLevels);
+    assert_eq!(config.log.format, LogFormat::Json);
+    // Keys the file leaves out keep their defaults.
+    assert_eq!(config.delivery.workers, 8);
+
+    // The environment overrides the file, key by key.
+    let config = load(
+        file,
+        &[
+            ("INVITED_DATABASE__URL", "postgres://env@db/invited"),
+            ("INVITED_SMTP__POOL_SIZE", "6"),
+            ("INVITED_API__LISTEN", "127.0.0.1:7000"),
+            ("INVITED_INVITATIONS__REMINDERS", "2d, 1d,2d"),
+            ("INVITED_DELIVERY__WORKERS", "3"),
+            ("invited_log__format", "pretty"),
+            ("INVITED_CONFIG", "/etc/invited.toml"),
+            ("HOME", "/root"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.database.url, "postgres://env@db/invited");
+    assert_eq!(config.smtp.pool_size, 6);
+    assert_eq!(config.smtp.timeout, secs(10), "from the file");
+    assert_eq!(config.api.listen, "127.0.0.1:7000".parse().unwrap());
+    assert_eq!(config.invitations.reminders, vec![days(1), days(2)]);
+    assert_eq!(config.delivery.workers, 3);
+    assert_eq!(config.log.format, LogFormat::Pretty);
+
+    // DATABASE_URL wins over both.
+    let config = load(
+        file,
+        &[
+            ("INVITED_DATABASE__URL", "postgres://env@db/invited"),
+            ("DATABASE_URL", "postgres://dburl@db/invited"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.database.url, "postgres://dburl@db/invited");
+
+    // An empty DATABASE_URL counts as unset; an empty reminders list is none.
+    let config = load(
+        file,
+        &[("DATABASE_URL", ""), ("INVITED_INVITATIONS__REMINDERS", "")],
+    )
+    .unwrap();
+    assert_eq!(config.database.url, "postgres://file@db/invited");
+    assert!(config.invitations.reminders.is_empty());
+}
+
+#[test]
+fn config_unknown_key_in_file_is_named() {
+    assert_eq!(
+        load_err("[smtp]\npool_sise = 4\n", &[]),
+        "invalid configuration: unknown key smtp.pool_sise"
+    );
+    assert_eq!(
+        load_err("[smtpp]\npool_size = 4\n", &[]),
+        "invalid configuration: unknown key smtpp"
+    );
+    // Custom role catalogs are not supported yet: refused, not ignored.
+    assert_eq!(
+        load_err("[roles]\ncatalog = \"roles.toml\"\n", &[]),
+        "invalid configuration: unknown key roles.catalog"
+    );
+    assert_eq!(
+        load_err(
+            "[[api.keys]]\nname = \"ci\"\nkey = \"k\"\nscope = \"all\"\n",
+            &[]
+        ),
+        "invalid configuration: unknown key api.keys[0].scope"
+    );
+}
+
+#[test]
+fn config_unknown_env_var_is_named() {
+    assert_eq!(
+        Config::load_from(None, env(&[("INVITED_SMTP__POOL_SISE", "4")]))
+            .unwrap_err()
+            .to_string(),
+        "invalid configuration: unknown key smtp.pool_sise (from INVITED_SMTP__POOL_SISE)"
+    );
+    let error = Config::load_from(None, env(&[("INVITED_SMTP_POOL_SIZE", "4")])).unwrap_err();
+    assert_eq!(
+        error,
+        ConfigError::UnknownKey {
+            key: "smtp_pool_size".into(),
+            var: Some("INVITED_SMTP_POOL_SIZE".into()),
+        }
+    );
+    assert!(error.to_string().contains("double underscore"), "{error}");
+}
+
+#[test]
+fn config_bad_duration_names_the_key() {
+    assert_eq!(
+        load_err("[invitations]\nttl = \"7x\"\n", &[]),
+        r#"invalid configuration: invitations.ttl: "7x" is not a duration (use 30s, 10m, 24h, 7d)"#
+    );
+    assert_eq!(
+        Config::load_from(None, env(&[("INVITED_DELIVERY__LEASE", "1 minute")]))
+            .unwrap_err()
+            .to_string(),
+        r#"invalid configuration: delivery.lease (from INVITED_DELIVERY__LEASE): "1 minute" is not a duration (use 30s, 10m, 24h, 7d)"#
+    );
+    assert_eq!(
+        load_err("[invitations]\nreminders = [\"2d\", \"soon\"]\n", &[]),
+        r#"invalid configuration: invitations.reminders[1]: "soon" is not a duration (use 30s, 10m, 24h, 7d)"#
+    );
+}
+
+#[test]
+fn config_bad_values_name_their_key() {
+    for (file, key) in [
+        (
+            "[database]\nmax_connections = 0",
+            "database.max_connections:",
+        ),
+        ("[database]\nurl = \"mysql://db/x\"", "database.url:"),
+        ("[api]\nlisten = \"localhost\"", "api.listen:"),
+        ("[api]\nmax_body = \"lots\"", "api.max_body:"),
+        ("[api]\nlisten = { host = \"x\" }", "api.listen:"),
+        ("[smtp]\nurl = \"http://mail.example.com\"", "smtp.url:"),
+        (
+            "[smtp]\nurl = \"smtp://mail.example.com?tls=maybe\"",
+            "smtp.url:",
+        ),
+        ("[smtp]\npool_size = -1", "smtp.pool_size:"),
+        ("[smtp]\ntimeout = \"0s\"", "smtp.timeout:"),
+        ("[mail]\nfrom = \"nobody\"", "mail.from:"),
+        ("[mail]\nsend_rate = \"fast\"", "mail.send_rate:"),
+        ("[mail]\noutbox_dir = \"\"", "mail.outbox_dir:"),
+        (
+            "[links]\naccept_url = \"http://x/accept\"",
+            "links.accept_url:",
+        ),
+        (
+            "[links]\naccept_url = \"ftp://x/{token}\"",
+            "links.accept_url:",
+        ),
+        (
+            "[invitations]\nrate_limit = \"5/day\"",
+            "invitations.rate_limit:",
+        ),
+        (
+            "[invitations]\nreminders = [\"8d\"]",
+            "invitations.reminders[0]:",
+        ),
+        (
+            "[invitations]\nreminders = \"2d\"",
+            "invitations.reminders:",
+        ),
+        (
+            "[invitations]\nexpiry_schedule = \"*/5 * * * *\"",
+            "invitations.expiry_schedule:",
+        ),
+        (
+            "[delivery]\ninitial_backoff = \"2h\"",
+            "delivery.initial_backoff:",
+        ),
+        ("[delivery]\nworkers = \"many\"", "delivery.workers:"),
+        ("[roles]\npreset = \"admin\"", "roles.preset:"),
+        (
+            "[templates]\ndefault_locale = \"english\"",
+            "templates.default_locale:",
+        ),
+        ("[log]\nformat = \"xml\"", "log.format:"),
+        ("[log]\nfilter = \"foo=loud\"", "log.filter:"),
+        ("[[api.keys]]\nkey = \"k\"", "api.keys[0]:"),
+        ("[[api.keys]]\nname = \"ci\"", "api.keys[0]:"),
+        (
+            "[[api.keys]]\nname = \"ci\"\nsha256 = \"abc\"",
+            "api.keys[0]:",
+        ),
+        ("[[api.keys]]\nname = \"c i\"\nkey = \"k\"", "api.keys[0]:"),
+        (
+            "[[api.keys]]\nname = \"a\"\nkey = \"k\"\n[[api.keys]]\nname = \"a\"\nkey = \"j\"",
+            "api.keys[1]:",
+        ),
+        (
+            "[[api.keys]]\nname = \"a\"\nkey = \"k\"\n[[api.keys]]\nname = \"b\"\nkey = \"k\"",
+            "api.keys[1]:",
+        ),
+    ] {
+        let message = load_err(file, &[]);
+        let want = format!("invalid configuration: {key}");
+        assert!(message.starts_with(&want), "{file:?}: {message}");
+        assert!(!message.contains('\n'), "one line: {message}");
+    }
+    // Numbers may be written as TOML numbers or strings.
+    let config = load("[smtp]\npool_size = \"7\"\n[api]\nmax_body = 4096\n", &[]).unwrap();
+    assert_eq!(config.smtp.pool_size, 7);
+    assert_eq!(config.api.max_body, 4096);
+}
+
+#[test]
+fn config_file_errors_name_the_file() {
+    let missing = std::env::temp_dir().join("invited-config-test-does-not-exist.toml");
+    let message = Config::load_from(Some(&missing), [])
+        .unwrap_err()
+        .to_string();
+    assert!(message.starts_with("invalid configuration: "), "{message}");
+    assert!(
+        message.contains("invited-config-test-does-not-exist.toml"),
+        "{message}"
+    );
+
+    let file = TempToml::new("[smtp\n");
+    let message = Config::load_from(Some(&file.0), [])
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains(&*file.0.to_string_lossy()), "{message}");
+}
+
+#[test]
+fn config_api_keys_keep_only_the_hash() {
+    let plaintext = "correct-horse-battery-staple";
+    let hash = hex::encode(ApiKey::digest("other-key"));
+    let config = load(
+        &format!(
+            "[[api.keys]]\nname = \"ci\"\nkey = \"{plaintext}\"\n\
+             [[api.keys]]\nname = \"ops\"\nsha256 = \"{hash}\"\n"
+        ),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(config.api.keys.len(), 2);
+    assert_eq!(config.api.keys[0].name, "ci");
+    assert_eq!(config.api.keys[0].sha256, ApiKey::digest(plaintext));
+    assert!(config.api.keys[0].matches(plaintext));
+    assert!(!config.api.keys[0].matches("guess"));
+    assert!(config.api.keys[1].matches("other-key"));
+
+    let debug = format!("{config:?}");
+    assert!(!debug.contains(plaintext), "{debug}");
+    assert!(!debug.contains(&hash), "{debug}");
+    let redacted = config.redacted_toml();
+    assert!(!redacted.contains(plaintext), "{redacted}");
+    assert!(!redacted.contains(&hash), "{redacted}");
+    assert!(
+        redacted.contains(r#"{ name = "ci", sha256 = "***" }"#),
+        "{redacted}"
+    );
+
+    // The environment form replaces the file's list.
+    let config = load(
+        &format!("[[api.keys]]\nname = \"ci\"\nkey = \"{plaintext}\"\n"),
+        &[("INVITED_API__KEYS", "web:k:with:colons, cli:abc")],
+    )
+    .unwrap();
+    let names: Vec<&str> = config.api.keys.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["web", "cli"]);
+    assert!(config.api.keys[0].matches("k:with:colons"));
+    assert!(!format!("{config:?}").contains("k:with:colons"));
+
+    // A malformed environment entry is named without echoing the key.
+    let message = Config::load_from(None, env(&[("INVITED_API__KEYS", "web:ok,secretvalue")]))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        message,
+        "invalid configuration: api.keys (from INVITED_API__KEYS): entry 2 is not written name:key"
+    );
+}
+
+#[test]
+fn config_redacted_output_masks_smtp_password() {
+    let config = load(
+        "[smtp]\nurl = \"smtps://mailer:hunter2@smtp.example.com:465\"\n",
+        &[("DATABASE_URL", "postgres://app:pgsecret@db:5432/invited")],
+    )
+    .unwrap();
+    // The real URL is kept for the mailer...
+    assert_eq!(
+        config.smtp.url.as_deref(),
+        Some("smtps://mailer:hunter2@smtp.example.com:465")
+    );
+    // ...and shown nowhere.
+    let redacted = config.redacted_toml();
+    assert!(
+        redacted.contains(r#"url = "smtps://mailer:***@smtp.example.com:465""#),
+        "{redacted}"
+    );
+    assert!(
+        redacted.contains(r#"url = "postgres://app:***@db:5432/invited""#),
+        "{redacted}"
+    );
+    let debug = format!("{config:?}");
+    for secret in ["hunter2", "pgsecret"] {
+        assert!(!redacted.contains(secret), "{redacted}");
+        assert!(!debug.contains(secret), "{debug}");
+    }
+    // A bad URL is not echoed either.
+    let message = load_err("[smtp]\nurl = \"smtp://user:hunter2@\"\n", &[]);
+    assert!(
+        message.starts_with("invalid configuration: smtp.url: "),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2"), "{message}");
+
+    // An empty SMTP URL means "no SMTP".
+    let config = load("", &[("INVITED_SMTP__URL", "")]).unwrap();
+    assert_eq!(config.smtp.url, None);
+}
+
+#[test]
+fn config_redacted_output_reads_back_as_the_same_configuration() {
+    let config = load(
+        "[mail]\nsend_rate = \"5/10s\"\n[invitations]\nrate_limit = \"5 per 90m\"\n\
+         [smtp]\nurl = \"smtp://relay.example.com:2525?tls=required\"\n\
+         [delivery]\ninitial_backoff = \"500ms\"\n",
+        &[],
+    )
+    .unwrap();
+    let text = config.redacted_toml();
+    let again = load(&text, &[]).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(again, config, "{text}");
+}
