@@ -4,7 +4,9 @@
 use serde_json::json;
 
 use super::{ServiceResult, Services, event, require_member};
-use crate::domain::{BusinessId, DomainError, Email, Locale, PublicBusinessId, Role, RolePreset, UserId};
+use crate::domain::{
+    BusinessId, DomainError, Email, Locale, PublicBusinessId, Role, RolePreset, UserId,
+};
 use crate::store::{BusinessRecord, NewBusiness, NewUser, UserRecord};
 
 pub struct NewBusinessInput {
@@ -20,16 +22,28 @@ pub struct NewBusinessInput {
 pub fn parse_business_name(raw: &str, field: &str) -> Result<String, DomainError> {
     let name = raw.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(DomainError::validation(field, "must be 1 to 200 characters"));
+        return Err(DomainError::validation(
+            field,
+            "must be 1 to 200 characters",
+        ));
     }
     if name.chars().any(char::is_control) {
-        return Err(DomainError::validation(field, "must not contain control characters"));
+        return Err(DomainError::validation(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(name.to_string())
 }
 
 impl Services {
-    pub async fn put_user(&self, user_id: UserId, email: Email, display_name: Option<String>, locale: Option<Locale>) -> ServiceResult<UserRecord> {
+    pub async fn put_user(
+        &self,
+        user_id: UserId,
+        email: Email,
+        display_name: Option<String>,
+        locale: Option<Locale>,
+    ) -> ServiceResult<UserRecord> {
         let mut tx = self.store.begin().await?;
         let user = tx
             .upsert_user(&NewUser {
@@ -48,7 +62,10 @@ impl Services {
         if tx.get_user(&input.owner).await?.is_none() {
             return Err(DomainError::validation(
                 "owner_user_id",
-                format!("unknown user {}; register it with PUT /v1/users/{{id}} first", input.owner),
+                format!(
+                    "unknown user {}; register it with PUT /v1/users/{{id}} first",
+                    input.owner
+                ),
             )
             .into());
         }
@@ -78,7 +95,11 @@ impl Services {
     }
 
     /// A business, for its members only.
-    pub async fn get_business(&self, id: BusinessId, actor: &UserId) -> ServiceResult<BusinessRecord> {
+    pub async fn get_business(
+        &self,
+        id: BusinessId,
+        actor: &UserId,
+    ) -> ServiceResult<BusinessRecord> {
         let business = self
             .store
             .get_business(id)

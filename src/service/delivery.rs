@@ -11,8 +11,8 @@ use serde_json::json;
 
 use super::emails::{MEMBER_INVITATION, TOKEN_NONCE_KEY};
 use super::{ServiceResult, Services, event};
-use crate::domain::retry::RetryPolicy;
 use crate::domain::TokenNonce;
+use crate::domain::retry::RetryPolicy;
 use crate::mail::{Mailer, TemplateName, Templates, build_message};
 use crate::metrics;
 use crate::store::{AttemptOutcome, ClaimedEmail, EmailAttempt};
@@ -41,12 +41,22 @@ impl Delivery {
         let elapsed = started.elapsed();
         let now = Utc::now();
         let (outcome, kind, code, detail) = match &sent {
-            Ok(reply) => (AttemptOutcome::Sent, "sent", Some(reply.code), Some(reply.to_string())),
+            Ok(reply) => (
+                AttemptOutcome::Sent,
+                "sent",
+                Some(reply.code),
+                Some(reply.to_string()),
+            ),
             Err(error) => {
                 let detail = Some(error.failure().to_string());
                 let outcome = if error.is_transient() {
                     let deadline = self.retry.deadline(email.created_at, expires_at(email));
-                    match self.retry.next_retry(email.attempts, rand::rng().random::<f64>(), now, deadline) {
+                    match self.retry.next_retry(
+                        email.attempts,
+                        rand::rng().random::<f64>(),
+                        now,
+                        deadline,
+                    ) {
                         Some(after) => AttemptOutcome::Retry { after },
                         None => AttemptOutcome::Failed,
                     }
@@ -107,8 +117,12 @@ impl Delivery {
     /// Renders the stored context into a message. The token is derived again
     /// here and exists only in the message (see `domain::token`).
     fn compose(&self, email: &ClaimedEmail) -> Result<lettre::Message, crate::mail::MailError> {
-        let permanent = |what: String| crate::mail::MailError::Permanent(crate::mail::Failure::Other(what));
-        let template: TemplateName = email.template.parse().map_err(|_| permanent(format!("unknown template {}", email.template)))?;
+        let permanent =
+            |what: String| crate::mail::MailError::Permanent(crate::mail::Failure::Other(what));
+        let template: TemplateName = email
+            .template
+            .parse()
+            .map_err(|_| permanent(format!("unknown template {}", email.template)))?;
         let mut context = email.context.clone();
         if let Some(map) = context.as_object_mut()
             && let Some(nonce) = map.remove(TOKEN_NONCE_KEY)
@@ -117,9 +131,14 @@ impl Delivery {
                 .as_str()
                 .and_then(|n| hex::decode(n).ok())
                 .ok_or_else(|| permanent("stored token nonce is not hex".into()))?;
-            let invitation = email.invitation_id.ok_or_else(|| permanent("token without invitation".into()))?;
+            let invitation = email
+                .invitation_id
+                .ok_or_else(|| permanent("token without invitation".into()))?;
             let token = self.services.token_for(invitation.0, &TokenNonce(nonce));
-            map.insert("accept_url".into(), json!(self.accept_url.replace("{token}", token.expose())));
+            map.insert(
+                "accept_url".into(),
+                json!(self.accept_url.replace("{token}", token.expose())),
+            );
         }
         let rendered = self
             .templates

@@ -28,7 +28,10 @@ impl Services {
         business: &BusinessRecord,
         inviter: &UserRecord,
     ) -> NewEmail {
-        let recipient = inv.email.clone().expect("member invitations have an address");
+        let recipient = inv
+            .email
+            .clone()
+            .expect("member invitations have an address");
         NewEmail {
             id: Uuid::now_v7(),
             business_id: business.id,
@@ -83,7 +86,11 @@ impl Services {
 
     /// The locale an invitation is written in: the invitee's if given, else the
     /// business's, else the configured default.
-    pub(crate) fn invitation_locale(&self, requested: Option<Locale>, business: &BusinessRecord) -> Locale {
+    pub(crate) fn invitation_locale(
+        &self,
+        requested: Option<Locale>,
+        business: &BusinessRecord,
+    ) -> Locale {
         requested
             .or_else(|| business.locale.clone())
             .unwrap_or_else(|| self.settings.default_locale.clone())

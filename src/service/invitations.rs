@@ -8,8 +8,8 @@ use crate::domain::lifecycle::{self, Command, Effect};
 use crate::domain::members::{check_capability, check_invite};
 use crate::domain::quota::{QuotaStatus, check_resend_cooldown, check_seats};
 use crate::domain::{
-    BusinessId, Capability, DomainError, Email, InvitationId, InvitationKind, InvitationStatus, Locale, TokenNonce,
-    UserId,
+    BusinessId, Capability, DomainError, Email, InvitationId, InvitationKind, InvitationStatus,
+    Locale, TokenNonce, UserId,
 };
 use crate::store::{InvitationQuery, InvitationRecord, MemberRecord, NewInvitation, TimelineEntry};
 
@@ -32,11 +32,18 @@ pub struct CreateInvitations {
 #[derive(Clone, Debug)]
 pub enum InvitationCommand {
     /// The recipient accepts with the token; `user` becomes the member.
-    Accept { user: UserId, mfa_verified: bool },
+    Accept {
+        user: UserId,
+        mfa_verified: bool,
+    },
     /// The recipient declines with the token.
     Decline,
-    Cancel { actor: UserId },
-    Resend { actor: UserId },
+    Cancel {
+        actor: UserId,
+    },
+    Resend {
+        actor: UserId,
+    },
 }
 
 impl InvitationCommand {
@@ -61,7 +68,10 @@ impl Services {
     /// Creates one invitation per invitee, all or nothing. The business row is
     /// locked first, so the quota count and the inserts of concurrent requests,
     /// from any replica, never interleave (R8).
-    pub async fn create_invitations(&self, req: CreateInvitations) -> ServiceResult<Vec<InvitationRecord>> {
+    pub async fn create_invitations(
+        &self,
+        req: CreateInvitations,
+    ) -> ServiceResult<Vec<InvitationRecord>> {
         let mut tx = self.store.begin().await?;
         let business = lock_business(tx.as_mut(), req.business).await?;
         let catalog = self.catalog(business.role_preset);
@@ -71,8 +81,15 @@ impl Services {
                 Some(raw) => catalog.parse_role(raw, &format!("invitees[{i}].role"))?,
                 None => catalog.default_role(),
             });
-            if req.invitees[..i].iter().any(|earlier| earlier.email == invitee.email) {
-                return Err(DomainError::validation(format!("invitees[{i}].email"), "is listed twice").into());
+            if req.invitees[..i]
+                .iter()
+                .any(|earlier| earlier.email == invitee.email)
+            {
+                return Err(DomainError::validation(
+                    format!("invitees[{i}].email"),
+                    "is listed twice",
+                )
+                .into());
             }
         }
         let me = require_member(tx.as_mut(), req.business, &req.actor).await?;
@@ -81,10 +98,21 @@ impl Services {
         }
         for invitee in &req.invitees {
             if tx.is_member_email(req.business, &invitee.email).await? {
-                return Err(DomainError::Conflict(format!("{} is already a member", invitee.email)).into());
+                return Err(DomainError::Conflict(format!(
+                    "{} is already a member",
+                    invitee.email
+                ))
+                .into());
             }
-            if tx.has_pending_invitation(req.business, &invitee.email).await? {
-                return Err(DomainError::Conflict(format!("{} already has a pending invitation", invitee.email)).into());
+            if tx
+                .has_pending_invitation(req.business, &invitee.email)
+                .await?
+            {
+                return Err(DomainError::Conflict(format!(
+                    "{} already has a pending invitation",
+                    invitee.email
+                ))
+                .into());
             }
         }
         let requested = req.invitees.len() as u32;
@@ -94,14 +122,17 @@ impl Services {
 
         let now = tx.now().await?;
         let quota = self.settings.quota;
-        let recent = tx.invitation_times_since(req.business, quota.window_start(now)).await?;
+        let recent = tx
+            .invitation_times_since(req.business, quota.window_start(now))
+            .await?;
         quota.check(&recent, requested, now)?;
 
         let inviter = tx
             .get_user(&req.actor)
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("user {}", req.actor)))?;
-        let expires_at = now + chrono::Duration::from_std(self.settings.ttl).unwrap_or(chrono::Duration::MAX);
+        let expires_at =
+            now + chrono::Duration::from_std(self.settings.ttl).unwrap_or(chrono::Duration::MAX);
         let mut created = Vec::with_capacity(req.invitees.len());
         for (invitee, role) in req.invitees.into_iter().zip(roles) {
             let id = InvitationId::new();
@@ -134,8 +165,12 @@ impl Services {
                 json!({"kind": "member", "email": new.email, "role": new.role.as_ref().map(|r| r.as_str())}),
             ))
             .await?;
-            let record = tx.lock_invitation(id).await?.expect("inserted in this transaction");
-            tx.enqueue_email(&self.member_invitation_email(&record, &business, &inviter)).await?;
+            let record = tx
+                .lock_invitation(id)
+                .await?
+                .expect("inserted in this transaction");
+            tx.enqueue_email(&self.member_invitation_email(&record, &business, &inviter))
+                .await?;
             created.push(record);
         }
         tx.commit().await?;
@@ -148,7 +183,11 @@ impl Services {
     }
 
     /// The invitation, for members of its business.
-    pub async fn get_invitation(&self, id: InvitationId, actor: &UserId) -> ServiceResult<InvitationRecord> {
+    pub async fn get_invitation(
+        &self,
+        id: InvitationId,
+        actor: &UserId,
+    ) -> ServiceResult<InvitationRecord> {
         let inv = self
             .store
             .get_invitation(id)
@@ -159,20 +198,35 @@ impl Services {
         Ok(inv)
     }
 
-    pub async fn list_invitations(&self, query: InvitationQuery, actor: &UserId) -> ServiceResult<Vec<InvitationRecord>> {
+    pub async fn list_invitations(
+        &self,
+        query: InvitationQuery,
+        actor: &UserId,
+    ) -> ServiceResult<Vec<InvitationRecord>> {
         self.get_business(query.business_id, actor).await?;
         Ok(self.store.list_invitations(&query).await?)
     }
 
-    pub async fn timeline(&self, id: InvitationId, actor: &UserId) -> ServiceResult<Vec<TimelineEntry>> {
+    pub async fn timeline(
+        &self,
+        id: InvitationId,
+        actor: &UserId,
+    ) -> ServiceResult<Vec<TimelineEntry>> {
         self.get_invitation(id, actor).await?;
         Ok(self.store.timeline(id).await?)
     }
 
     /// R33: the quota as it stands, by the database clock.
-    pub async fn invitation_quota(&self, business: BusinessId, actor: &UserId) -> ServiceResult<QuotaStatus> {
+    pub async fn invitation_quota(
+        &self,
+        business: BusinessId,
+        actor: &UserId,
+    ) -> ServiceResult<QuotaStatus> {
         self.get_business(business, actor).await?;
-        let (_now, recent) = self.store.quota_window(business, self.settings.quota.window).await?;
+        let (_now, recent) = self
+            .store
+            .quota_window(business, self.settings.quota.window)
+            .await?;
         Ok(self.settings.quota.status(&recent))
     }
 
@@ -190,13 +244,24 @@ impl Services {
     /// Runs one command on one invitation in one transaction. Callers go through
     /// the invitation's actor, which serialises commands in this process; the
     /// row lock serialises them across processes.
-    pub async fn execute(&self, id: InvitationId, cmd: InvitationCommand) -> ServiceResult<CommandOutcome> {
+    pub async fn execute(
+        &self,
+        id: InvitationId,
+        cmd: InvitationCommand,
+    ) -> ServiceResult<CommandOutcome> {
+        // Lock order everywhere: the business, then the invitation.
+        let business_id = self
+            .store
+            .get_invitation(id)
+            .await?
+            .ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?
+            .business_id;
         let mut tx = self.store.begin().await?;
+        let business = lock_business(tx.as_mut(), business_id).await?;
         let inv = tx
             .lock_invitation(id)
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?;
-        let business = lock_business(tx.as_mut(), inv.business_id).await?;
         let catalog = self.catalog(business.role_preset);
         let actor = match &cmd {
             InvitationCommand::Cancel { actor } | InvitationCommand::Resend { actor } => {
@@ -218,10 +283,15 @@ impl Services {
         let mut accepted_by = None;
         if let InvitationCommand::Accept { user, mfa_verified } = &cmd {
             let accepter = tx.get_user(user).await?.ok_or_else(|| {
-                DomainError::validation("user_id", format!("unknown user {user}; register it with PUT /v1/users/{{id}} first"))
+                DomainError::validation(
+                    "user_id",
+                    format!("unknown user {user}; register it with PUT /v1/users/{{id}} first"),
+                )
             })?;
             if tx.get_member(inv.business_id, user).await?.is_some() {
-                return Err(DomainError::Conflict(format!("user {user} is already a member")).into());
+                return Err(
+                    DomainError::Conflict(format!("user {user} is already a member")).into(),
+                );
             }
             let role = inv.role.clone().unwrap_or_else(|| catalog.default_role());
             let covered = match business.require_2fa.as_str() {
@@ -236,8 +306,14 @@ impl Services {
         }
 
         if decision.to != inv.status {
-            tx.set_invitation_status(id, decision.to, actor.as_ref().filter(|_| decision.to == InvitationStatus::Accepted))
-                .await?;
+            tx.set_invitation_status(
+                id,
+                decision.to,
+                actor
+                    .as_ref()
+                    .filter(|_| decision.to == InvitationStatus::Accepted),
+            )
+            .await?;
         }
         tx.insert_event(&event(
             inv.business_id,
@@ -255,10 +331,14 @@ impl Services {
                         .get_user(&inv.invited_by)
                         .await?
                         .ok_or_else(|| DomainError::NotFound(format!("user {}", inv.invited_by)))?;
-                    tx.enqueue_email(&self.member_invitation_email(&inv, &business, &inviter)).await?;
+                    tx.enqueue_email(&self.member_invitation_email(&inv, &business, &inviter))
+                        .await?;
                 }
                 Effect::AddMember => {
-                    let user = &accepted_by.as_ref().expect("accept has an accepter").user_id;
+                    let user = &accepted_by
+                        .as_ref()
+                        .expect("accept has an accepter")
+                        .user_id;
                     let role = inv.role.clone().unwrap_or_else(|| catalog.default_role());
                     tx.insert_member(inv.business_id, user, &role).await?;
                     tx.insert_event(&event(
@@ -275,8 +355,10 @@ impl Services {
                 Effect::SendAcceptedEmail => {
                     let accepter = accepted_by.as_ref().expect("accept has an accepter");
                     if let Some(inviter) = tx.get_user(&inv.invited_by).await? {
-                        tx.enqueue_email(&self.invitation_accepted_email(&inv, &business, &inviter, accepter))
-                            .await?;
+                        tx.enqueue_email(
+                            &self.invitation_accepted_email(&inv, &business, &inviter, accepter),
+                        )
+                        .await?;
                     }
                 }
             }
@@ -287,6 +369,9 @@ impl Services {
             .get_invitation(id)
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?;
-        Ok(CommandOutcome { invitation, membership })
+        Ok(CommandOutcome {
+            invitation,
+            membership,
+        })
     }
 }

@@ -8,7 +8,11 @@ use crate::domain::{BusinessId, DomainError, Role, UserId};
 use crate::store::MemberRecord;
 
 impl Services {
-    pub async fn list_members(&self, business: BusinessId, actor: &UserId) -> ServiceResult<Vec<MemberRecord>> {
+    pub async fn list_members(
+        &self,
+        business: BusinessId,
+        actor: &UserId,
+    ) -> ServiceResult<Vec<MemberRecord>> {
         self.get_business(business, actor).await?;
         Ok(self.store.list_members(business).await?)
     }
@@ -42,7 +46,12 @@ impl Services {
         Ok(updated)
     }
 
-    pub async fn remove_member(&self, business: BusinessId, actor: &UserId, target: &UserId) -> ServiceResult<()> {
+    pub async fn remove_member(
+        &self,
+        business: BusinessId,
+        actor: &UserId,
+        target: &UserId,
+    ) -> ServiceResult<()> {
         let mut tx = self.store.begin().await?;
         let b = lock_business(tx.as_mut(), business).await?;
         let catalog = self.catalog(b.role_preset);
@@ -76,12 +85,15 @@ impl Services {
         let me = require_member(tx.as_mut(), business, actor).await?;
         let them = target_member(tx.as_mut(), business, new_owner).await?;
         if actor == new_owner {
-            return Err(DomainError::validation("new_owner_user_id", "is already the owner").into());
+            return Err(
+                DomainError::validation("new_owner_user_id", "is already the owner").into(),
+            );
         }
         let old_owner_role = check_transfer(&catalog, &me.role, &them.role)?;
         // Demote first: the one-owner index allows no moment with two owners.
         tx.set_member_role(business, actor, &old_owner_role).await?;
-        tx.set_member_role(business, new_owner, &Role::from_stored(Role::OWNER)).await?;
+        tx.set_member_role(business, new_owner, &Role::from_stored(Role::OWNER))
+            .await?;
         tx.insert_event(&event(
             business,
             None,

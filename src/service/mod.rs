@@ -16,7 +16,8 @@ use uuid::Uuid;
 
 use crate::domain::quota::QuotaPolicy;
 use crate::domain::{
-    BusinessId, DomainError, InvitationId, InvitationStatus, Locale, RoleCatalog, RolePreset, UserId,
+    BusinessId, DomainError, InvitationId, InvitationStatus, Locale, RoleCatalog, RolePreset,
+    UserId,
 };
 use crate::store::{BusinessRecord, MemberRecord, NewEvent, Store, StoreError, StoreTx};
 
@@ -49,11 +50,15 @@ impl From<StoreError> for ServiceError {
         match e {
             // A unique index caught what a concurrent request slipped past the
             // check: the same answer as the check would have given.
-            StoreError::Unique(constraint) => ServiceError::Domain(DomainError::Conflict(match constraint.as_str() {
-                "invitations_one_pending_per_address" => "this address already has a pending invitation".into(),
-                "members_pkey" => "this user is already a member".into(),
-                other => format!("already exists ({other})"),
-            })),
+            StoreError::Unique(constraint) => {
+                ServiceError::Domain(DomainError::Conflict(match constraint.as_str() {
+                    "invitations_one_pending_per_address" => {
+                        "this address already has a pending invitation".into()
+                    }
+                    "members_pkey" => "this user is already a member".into(),
+                    other => format!("already exists ({other})"),
+                }))
+            }
             other => ServiceError::Store(other),
         }
     }
@@ -81,13 +86,16 @@ pub(crate) async fn require_member(
     business: BusinessId,
     actor: &UserId,
 ) -> ServiceResult<MemberRecord> {
-    tx.get_member(business, actor)
-        .await?
-        .ok_or_else(|| DomainError::forbidden(format!("user {actor} is not a member of this business")).into())
+    tx.get_member(business, actor).await?.ok_or_else(|| {
+        DomainError::forbidden(format!("user {actor} is not a member of this business")).into()
+    })
 }
 
 /// The business, locked for the rest of the transaction, or `not_found`.
-pub(crate) async fn lock_business(tx: &mut dyn StoreTx, id: BusinessId) -> ServiceResult<BusinessRecord> {
+pub(crate) async fn lock_business(
+    tx: &mut dyn StoreTx,
+    id: BusinessId,
+) -> ServiceResult<BusinessRecord> {
     tx.lock_business(id)
         .await?
         .ok_or_else(|| DomainError::NotFound(format!("business {id}")).into())

@@ -41,7 +41,10 @@ pub trait StoreTx: Send {
 
     async fn insert_business(&mut self, business: &NewBusiness) -> StoreResult<BusinessRecord>;
     /// Reads a business and locks its row until the end of the transaction: the
-    /// quota (R8) and seats (R9) serialise on it.
+    /// quota (R8) and seats (R9) serialise on it. The lock is `FOR NO KEY
+    /// UPDATE`, so inserts that merely reference the row (events, outbox,
+    /// attempts) never wait on it. Lock order everywhere: business, then
+    /// invitation.
     async fn lock_business(&mut self, id: BusinessId) -> StoreResult<Option<BusinessRecord>>;
 
     async fn get_member(
@@ -161,4 +164,7 @@ pub trait Store: Send + Sync + 'static {
     /// commits before returning, so no lock is held across the SMTP exchange.
     async fn claim_emails(&self, limit: u32, lease: Duration) -> StoreResult<Vec<ClaimedEmail>>;
     async fn subscribe_outbox(&self) -> StoreResult<Box<dyn Wakeups>>;
+
+    /// Closes every connection (shutdown).
+    async fn close(&self);
 }

@@ -277,7 +277,8 @@ impl StoreTx for PgTx {
     }
 
     async fn lock_business(&mut self, id: BusinessId) -> StoreResult<Option<BusinessRecord>> {
-        let sql = format!("SELECT {BUSINESS_COLUMNS} FROM businesses WHERE id = $1 FOR UPDATE");
+        let sql =
+            format!("SELECT {BUSINESS_COLUMNS} FROM businesses WHERE id = $1 FOR NO KEY UPDATE");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.0)
             .fetch_optional(&mut *self.tx)
@@ -926,5 +927,9 @@ impl Store for PgStore {
         let mut listener = PgListener::connect_with(&self.pool).await.st()?;
         listener.listen(OUTBOX_CHANNEL).await.st()?;
         Ok(Box::new(PgWakeups { listener }))
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
     }
 }

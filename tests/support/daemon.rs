@@ -25,7 +25,11 @@ pub struct TestDaemon {
 
 /// The URL of the database a `#[sqlx::test]` pool points at.
 pub fn database_url(pool: &PgPool) -> String {
-    let db = pool.connect_options().get_database().unwrap_or("postgres").to_string();
+    let db = pool
+        .connect_options()
+        .get_database()
+        .unwrap_or("postgres")
+        .to_string();
     format!("postgres://postgres@127.0.0.1:5432/{db}")
 }
 
@@ -51,8 +55,14 @@ impl TestDaemon {
         TestDaemon::start_with(pool, SmtpSink::start(), |_| {}).await
     }
 
-    pub async fn start_with(pool: &PgPool, sink: SmtpSink, configure: impl FnOnce(&mut Config)) -> TestDaemon {
+    pub async fn start_with(
+        pool: &PgPool,
+        sink: SmtpSink,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestDaemon {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // Warnings and errors show in a failing test's output (RUST_LOG wins).
+        invited::telemetry::init(invited::config::LogFormat::Pretty, "warn");
         let db_url = database_url(pool);
         let mut config = test_config(&db_url, &sink.url());
         configure(&mut config);
@@ -60,7 +70,13 @@ impl TestDaemon {
             .await
             .expect("the daemon starts");
         let base = format!("http://{}", app.addr);
-        TestDaemon { app: Some(app), base, sink, db_url, client: reqwest::Client::new() }
+        TestDaemon {
+            app: Some(app),
+            base,
+            sink,
+            db_url,
+            client: reqwest::Client::new(),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -71,7 +87,11 @@ impl TestDaemon {
         let resp = req.bearer_auth(API_KEY).send().await.expect("request sent");
         let status = resp.status();
         let bytes = resp.bytes().await.expect("body read");
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
         (status, body)
     }
 
@@ -80,7 +100,8 @@ impl TestDaemon {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(self.client.post(self.url(path)).json(&body)).await
+        self.send(self.client.post(self.url(path)).json(&body))
+            .await
     }
 
     pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
@@ -88,7 +109,8 @@ impl TestDaemon {
     }
 
     pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(self.client.patch(self.url(path)).json(&body)).await
+        self.send(self.client.patch(self.url(path)).json(&body))
+            .await
     }
 
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
@@ -102,7 +124,10 @@ impl TestDaemon {
     /// Registers a user with the daemon.
     pub async fn user(&self, id: &str, email: &str, locale: &str) {
         let (status, body) = self
-            .put(&format!("/v1/users/{id}"), serde_json::json!({"email": email, "display_name": id, "locale": locale}))
+            .put(
+                &format!("/v1/users/{id}"),
+                serde_json::json!({"email": email, "display_name": id, "locale": locale}),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "PUT user {id}: {body}");
     }
@@ -110,7 +135,10 @@ impl TestDaemon {
     /// Creates a business owned by `owner` and returns its internal id.
     pub async fn business(&self, name: &str, owner: &str) -> String {
         let (status, body) = self
-            .post("/v1/businesses", serde_json::json!({"name": name, "owner_user_id": owner}))
+            .post(
+                "/v1/businesses",
+                serde_json::json!({"name": name, "owner_user_id": owner}),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "POST business: {body}");
         body["id"].as_str().expect("business id").to_string()
