@@ -174,6 +174,7 @@ impl RunningApp {
             .supervisor
             .stop_and_wait(Some("shutdown".into()), Some(deadline))
             .await;
+        self.services.store.close().await;
     }
 }
 

@@ -9,7 +9,11 @@ use invited::app::{RunningApp, load_config, migrate};
 use invited::config::ApiKey;
 
 #[derive(Parser)]
-#[command(name = "invited", version, about = "Invitations, partner requests and their emails, as a daemon")]
+#[command(
+    name = "invited",
+    version,
+    about = "Invitations, partner requests and their emails, as a daemon"
+)]
 struct Cli {
     /// A TOML configuration file; `INVITED_*` variables and `DATABASE_URL` override it.
     #[arg(long, global = true, env = "INVITED_CONFIG")]
@@ -105,7 +109,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

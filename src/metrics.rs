@@ -15,7 +15,8 @@ pub fn invitations_created(kind: &'static str, n: usize) {
 }
 
 pub fn invitation_transition(kind: &'static str, to: &'static str) {
-    metrics::counter!("invited_invitation_transitions_total", "kind" => kind, "to" => to).increment(1);
+    metrics::counter!("invited_invitation_transitions_total", "kind" => kind, "to" => to)
+        .increment(1);
 }
 
 pub fn rate_limited() {
@@ -34,5 +35,6 @@ pub fn email_sent(template: &str, locale: &str) {
 }
 
 pub fn email_failed(template: &str) {
-    metrics::counter!("invited_email_failed_total", "template" => template.to_string()).increment(1);
+    metrics::counter!("invited_email_failed_total", "template" => template.to_string())
+        .increment(1);
 }

@@ -585,3 +585,32 @@ async fn idempotency_key_replays(pool: PgPool) {
     assert_eq!(count(&pool, "SELECT count(*) FROM invitations").await, 1);
     d.stop().await;
 }
+
+/// The one shutdown path stops the actors and closes every connection the
+/// daemon opened, the LISTEN connection included.
+#[sqlx::test(migrations = false)]
+async fn shutdown_leaves_no_connection_behind(pool: PgPool) {
+    let d = TestDaemon::start(&pool).await;
+    brand(&d).await;
+    let others = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'invited'";
+    assert!(
+        count(&pool, others).await > 0,
+        "the daemon is connected while it runs"
+    );
+    d.stop().await;
+    let mut left = count(&pool, others).await;
+    for _ in 0..50 {
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        left = count(&pool, others).await;
+    }
+    let who: Vec<String> = sqlx::query_scalar(
+        "SELECT coalesce(query, '') FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'invited'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(left, 0, "connections left after shutdown: {who:?}");
+}

@@ -168,6 +168,21 @@ impl Actor for InvitationRegistry {
         Ok(())
     }
 
+    async fn post_stop(
+        &self,
+        myself: ActorRef<RegistryMsg>,
+        _: &mut RegistryState,
+    ) -> Result<(), ActorProcessingErr> {
+        myself
+            .get_cell()
+            .stop_children_and_wait(
+                Some("shutdown".into()),
+                Some(super::supervisor::STOP_DEADLINE),
+            )
+            .await;
+        Ok(())
+    }
+
     /// Our own policy (ractor's default would stop the registry when a child
     /// exits): a crashed invitation actor is started again at once and reads
     /// its invitation anew; a stopped one is simply forgotten.

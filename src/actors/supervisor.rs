@@ -15,6 +15,8 @@ use crate::service::Services;
 use crate::service::delivery::Delivery;
 
 const MAX_RESTARTS: usize = 10;
+/// How long stopping children may take: in-flight sends finish within it.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(30);
 const RESTART_WINDOW: Duration = Duration::from_secs(60);
 
 pub struct RootSupervisor;

@@ -52,7 +52,8 @@ impl Email {
 
     /// Parses and names the field on failure.
     pub fn parse_field(raw: &str, field: &str) -> Result<Email, DomainError> {
-        Email::parse(raw).map_err(|m| DomainError::validation(field, format!("not an email address: {m}")))
+        Email::parse(raw)
+            .map_err(|m| DomainError::validation(field, format!("not an email address: {m}")))
     }
 
     pub fn as_str(&self) -> &str {

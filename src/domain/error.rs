@@ -21,7 +21,10 @@ pub enum DomainError {
     InvalidTransition { from: String, command: String },
     /// The invitation quota (R8) or the resend cooldown (R14) is used up.
     #[error("rate limited: {detail}")]
-    RateLimited { retry_after: Duration, detail: String },
+    RateLimited {
+        retry_after: Duration,
+        detail: String,
+    },
     /// Members plus pending member invitations would pass the seat limit (R9).
     #[error("seats exhausted: {0}")]
     SeatsExhausted(String),

@@ -74,9 +74,13 @@ impl InvitationKind {
     }
 
     pub fn parse(raw: &str) -> Option<InvitationKind> {
-        [InvitationKind::Member, InvitationKind::PartnerInvite, InvitationKind::PartnerRequest]
-            .into_iter()
-            .find(|k| k.as_str() == raw)
+        [
+            InvitationKind::Member,
+            InvitationKind::PartnerInvite,
+            InvitationKind::PartnerRequest,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == raw)
     }
 }
 
@@ -114,7 +118,13 @@ pub enum Command {
 }
 
 impl Command {
-    pub const ALL: [Command; 5] = [Command::Accept, Command::Decline, Command::Cancel, Command::Resend, Command::Expire];
+    pub const ALL: [Command; 5] = [
+        Command::Accept,
+        Command::Decline,
+        Command::Cancel,
+        Command::Resend,
+        Command::Expire,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -150,7 +160,11 @@ pub struct Decision {
 
 /// The whole lifecycle. Errors name why a command cannot apply; nothing else
 /// changes when one is returned.
-pub fn apply(inv: &InvitationView, command: Command, now: DateTime<Utc>) -> Result<Decision, DomainError> {
+pub fn apply(
+    inv: &InvitationView,
+    command: Command,
+    now: DateTime<Utc>,
+) -> Result<Decision, DomainError> {
     use Command::*;
     use InvitationStatus::*;
     let status = inv.effective_status(now);
@@ -162,12 +176,26 @@ pub fn apply(inv: &InvitationView, command: Command, now: DateTime<Utc>) -> Resu
         (Pending, Accept) => {
             let effects = match inv.kind {
                 InvitationKind::Member => vec![Effect::AddMember, Effect::SendAcceptedEmail],
-                InvitationKind::PartnerInvite | InvitationKind::PartnerRequest => vec![Effect::SendAcceptedEmail],
+                InvitationKind::PartnerInvite | InvitationKind::PartnerRequest => {
+                    vec![Effect::SendAcceptedEmail]
+                }
             };
-            Ok(Decision { to: Accepted, event: "invitation.accepted", effects })
+            Ok(Decision {
+                to: Accepted,
+                event: "invitation.accepted",
+                effects,
+            })
         }
-        (Pending, Decline) => Ok(Decision { to: Declined, event: "invitation.declined", effects: vec![] }),
-        (Pending, Cancel) => Ok(Decision { to: Cancelled, event: "invitation.cancelled", effects: vec![] }),
+        (Pending, Decline) => Ok(Decision {
+            to: Declined,
+            event: "invitation.declined",
+            effects: vec![],
+        }),
+        (Pending, Cancel) => Ok(Decision {
+            to: Cancelled,
+            event: "invitation.cancelled",
+            effects: vec![],
+        }),
         (Pending, Resend) => Ok(Decision {
             to: Pending,
             event: "invitation.resent",
@@ -175,7 +203,11 @@ pub fn apply(inv: &InvitationView, command: Command, now: DateTime<Utc>) -> Resu
         }),
         // Expire is only for the sweep, and only once the time has come; the
         // stored status is what the sweep moves.
-        (Expired, Expire) if inv.status == Pending => Ok(Decision { to: Expired, event: "invitation.expired", effects: vec![] }),
+        (Expired, Expire) if inv.status == Pending => Ok(Decision {
+            to: Expired,
+            event: "invitation.expired",
+            effects: vec![],
+        }),
         // The recipient's answers with a token get the token errors of R12.
         (Expired, Accept | Decline) => Err(DomainError::TokenExpired),
         (Accepted | Declined | Cancelled, Accept | Decline) => Err(DomainError::TokenUsed),
@@ -186,15 +218,19 @@ pub fn apply(inv: &InvitationView, command: Command, now: DateTime<Utc>) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
     use InvitationStatus::*;
+    use chrono::TimeZone;
 
     fn at(secs: i64) -> DateTime<Utc> {
         Utc.timestamp_opt(1_800_000_000 + secs, 0).unwrap()
     }
 
     fn inv(status: InvitationStatus) -> InvitationView {
-        InvitationView { kind: InvitationKind::Member, status, expires_at: at(1000) }
+        InvitationView {
+            kind: InvitationKind::Member,
+            status,
+            expires_at: at(1000),
+        }
     }
 
     #[derive(Debug, PartialEq)]
@@ -221,15 +257,64 @@ mod tests {
         let now = at(0);
         let table: [(InvitationStatus, [Want; 5]); 5] = [
             // accept, decline, cancel, resend, expire
-            (Pending, [Want::To(Accepted), Want::To(Declined), Want::To(Cancelled), Want::To(Pending), Want::Invalid]),
-            (Accepted, [Want::Used, Want::Used, Want::Invalid, Want::Invalid, Want::Invalid]),
-            (Declined, [Want::Used, Want::Used, Want::Invalid, Want::Invalid, Want::Invalid]),
-            (Cancelled, [Want::Used, Want::Used, Want::Invalid, Want::Invalid, Want::Invalid]),
-            (Expired, [Want::Expired, Want::Expired, Want::Invalid, Want::Invalid, Want::Invalid]),
+            (
+                Pending,
+                [
+                    Want::To(Accepted),
+                    Want::To(Declined),
+                    Want::To(Cancelled),
+                    Want::To(Pending),
+                    Want::Invalid,
+                ],
+            ),
+            (
+                Accepted,
+                [
+                    Want::Used,
+                    Want::Used,
+                    Want::Invalid,
+                    Want::Invalid,
+                    Want::Invalid,
+                ],
+            ),
+            (
+                Declined,
+                [
+                    Want::Used,
+                    Want::Used,
+                    Want::Invalid,
+                    Want::Invalid,
+                    Want::Invalid,
+                ],
+            ),
+            (
+                Cancelled,
+                [
+                    Want::Used,
+                    Want::Used,
+                    Want::Invalid,
+                    Want::Invalid,
+                    Want::Invalid,
+                ],
+            ),
+            (
+                Expired,
+                [
+                    Want::Expired,
+                    Want::Expired,
+                    Want::Invalid,
+                    Want::Invalid,
+                    Want::Invalid,
+                ],
+            ),
         ];
         for (status, wants) in table {
             for (command, want) in Command::ALL.into_iter().zip(wants) {
-                assert_eq!(outcome(apply(&inv(status), command, now)), want, "{status} + {command:?}");
+                assert_eq!(
+                    outcome(apply(&inv(status), command, now)),
+                    want,
+                    "{status} + {command:?}"
+                );
             }
         }
     }
@@ -240,15 +325,64 @@ mod tests {
     fn every_state_and_command_after_expiry() {
         let now = at(1000);
         let table: [(InvitationStatus, [Want; 5]); 5] = [
-            (Pending, [Want::Expired, Want::Expired, Want::Invalid, Want::Invalid, Want::To(Expired)]),
-            (Accepted, [Want::Used, Want::Used, Want::Invalid, Want::Invalid, Want::Invalid]),
-            (Declined, [Want::Used, Want::Used, Want::Invalid, Want::Invalid, Want::Invalid]),
-            (Cancelled, [Want::Used, Want::Used, Want::Invalid, Want::Invalid, Want::Invalid]),
-            (Expired, [Want::Expired, Want::Expired, Want::Invalid, Want::Invalid, Want::Invalid]),
+            (
+                Pending,
+                [
+                    Want::Expired,
+                    Want::Expired,
+                    Want::Invalid,
+                    Want::Invalid,
+                    Want::To(Expired),
+                ],
+            ),
+            (
+                Accepted,
+                [
+                    Want::Used,
+                    Want::Used,
+                    Want::Invalid,
+                    Want::Invalid,
+                    Want::Invalid,
+                ],
+            ),
+            (
+                Declined,
+                [
+                    Want::Used,
+                    Want::Used,
+                    Want::Invalid,
+                    Want::Invalid,
+                    Want::Invalid,
+                ],
+            ),
+            (
+                Cancelled,
+                [
+                    Want::Used,
+                    Want::Used,
+                    Want::Invalid,
+                    Want::Invalid,
+                    Want::Invalid,
+                ],
+            ),
+            (
+                Expired,
+                [
+                    Want::Expired,
+                    Want::Expired,
+                    Want::Invalid,
+                    Want::Invalid,
+                    Want::Invalid,
+                ],
+            ),
         ];
         for (status, wants) in table {
             for (command, want) in Command::ALL.into_iter().zip(wants) {
-                assert_eq!(outcome(apply(&inv(status), command, now)), want, "{status} + {command:?}");
+                assert_eq!(
+                    outcome(apply(&inv(status), command, now)),
+                    want,
+                    "{status} + {command:?}"
+                );
             }
         }
     }
@@ -257,11 +391,28 @@ mod tests {
     fn effects_of_each_accepted_command() {
         let now = at(0);
         let member = apply(&inv(Pending), Command::Accept, now).unwrap();
-        assert_eq!(member.effects, vec![Effect::AddMember, Effect::SendAcceptedEmail]);
+        assert_eq!(
+            member.effects,
+            vec![Effect::AddMember, Effect::SendAcceptedEmail]
+        );
         assert_eq!(member.event, "invitation.accepted");
-        let partner = InvitationView { kind: InvitationKind::PartnerInvite, ..inv(Pending) };
-        assert_eq!(apply(&partner, Command::Accept, now).unwrap().effects, vec![Effect::SendAcceptedEmail]);
-        assert_eq!(apply(&inv(Pending), Command::Resend, now).unwrap().effects, vec![Effect::SendInvitationEmail]);
-        assert!(apply(&inv(Pending), Command::Cancel, now).unwrap().effects.is_empty());
+        let partner = InvitationView {
+            kind: InvitationKind::PartnerInvite,
+            ..inv(Pending)
+        };
+        assert_eq!(
+            apply(&partner, Command::Accept, now).unwrap().effects,
+            vec![Effect::SendAcceptedEmail]
+        );
+        assert_eq!(
+            apply(&inv(Pending), Command::Resend, now).unwrap().effects,
+            vec![Effect::SendInvitationEmail]
+        );
+        assert!(
+            apply(&inv(Pending), Command::Cancel, now)
+                .unwrap()
+                .effects
+                .is_empty()
+        );
     }
 }

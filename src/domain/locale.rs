@@ -13,7 +13,8 @@ impl Locale {
     pub fn parse(raw: &str) -> Result<Locale, String> {
         let mut parts = raw.split(['-', '_']);
         let language = parts.next().unwrap_or_default();
-        if !(2..=3).contains(&language.len()) || !language.bytes().all(|b| b.is_ascii_alphabetic()) {
+        if !(2..=3).contains(&language.len()) || !language.bytes().all(|b| b.is_ascii_alphabetic())
+        {
             return Err("not a language tag (like en-US or fr-CA)".into());
         }
         let mut out = language.to_ascii_lowercase();
@@ -84,7 +85,16 @@ mod tests {
 
     #[test]
     fn refuses_malformed_tags() {
-        for raw in ["", "e", "english", "en-", "en-USA-x", "en US", "fr-CA\r\n", "12-US"] {
+        for raw in [
+            "",
+            "e",
+            "english",
+            "en-",
+            "en-USA-x",
+            "en US",
+            "fr-CA\r\n",
+            "12-US",
+        ] {
             assert!(Locale::parse(raw).is_err(), "{raw:?}");
         }
     }

@@ -5,7 +5,11 @@ use super::{Capability, DomainError, Role, RoleCatalog};
 
 /// R2 + R3: inviting `invited` needs `members.invite`, a role not ranked above
 /// the actor's, and never the owner role.
-pub fn check_invite(catalog: &RoleCatalog, actor: &Role, invited: &Role) -> Result<(), DomainError> {
+pub fn check_invite(
+    catalog: &RoleCatalog,
+    actor: &Role,
+    invited: &Role,
+) -> Result<(), DomainError> {
     check_capability(catalog, actor, Capability::MembersInvite)?;
     if invited.is_owner() {
         return Err(DomainError::forbidden(
@@ -21,7 +25,11 @@ pub fn check_invite(catalog: &RoleCatalog, actor: &Role, invited: &Role) -> Resu
 }
 
 /// R2/R14: a plain capability check, with a reason naming it.
-pub fn check_capability(catalog: &RoleCatalog, actor: &Role, capability: Capability) -> Result<(), DomainError> {
+pub fn check_capability(
+    catalog: &RoleCatalog,
+    actor: &Role,
+    capability: Capability,
+) -> Result<(), DomainError> {
     if catalog.can(actor, capability) {
         Ok(())
     } else {
@@ -33,7 +41,12 @@ pub fn check_capability(catalog: &RoleCatalog, actor: &Role, capability: Capabil
 }
 
 /// R4: revoking a member, or leaving when `is_self`.
-pub fn check_revoke(catalog: &RoleCatalog, actor: &Role, target: &Role, is_self: bool) -> Result<(), DomainError> {
+pub fn check_revoke(
+    catalog: &RoleCatalog,
+    actor: &Role,
+    target: &Role,
+    is_self: bool,
+) -> Result<(), DomainError> {
     if target.is_owner() {
         return Err(DomainError::forbidden(
             "the owner cannot leave or be revoked; transfer ownership first",
@@ -53,7 +66,12 @@ pub fn check_revoke(catalog: &RoleCatalog, actor: &Role, target: &Role, is_self:
 }
 
 /// R6 (following R3): changing `target`'s role to `new_role`.
-pub fn check_set_role(catalog: &RoleCatalog, actor: &Role, target: &Role, new_role: &Role) -> Result<(), DomainError> {
+pub fn check_set_role(
+    catalog: &RoleCatalog,
+    actor: &Role,
+    target: &Role,
+    new_role: &Role,
+) -> Result<(), DomainError> {
     check_capability(catalog, actor, Capability::MembersSetRole)?;
     if target.is_owner() || new_role.is_owner() {
         return Err(DomainError::forbidden(
@@ -71,9 +89,15 @@ pub fn check_set_role(catalog: &RoleCatalog, actor: &Role, target: &Role, new_ro
 
 /// R5: only the owner transfers, only to a holder of the admin-equivalent role.
 /// Returns the role the old owner takes.
-pub fn check_transfer(catalog: &RoleCatalog, actor: &Role, new_owner: &Role) -> Result<Role, DomainError> {
+pub fn check_transfer(
+    catalog: &RoleCatalog,
+    actor: &Role,
+    new_owner: &Role,
+) -> Result<Role, DomainError> {
     if !actor.is_owner() {
-        return Err(DomainError::forbidden("only the owner may transfer ownership"));
+        return Err(DomainError::forbidden(
+            "only the owner may transfer ownership",
+        ));
     }
     let admin = catalog
         .admin_equivalent()
@@ -110,7 +134,11 @@ mod tests {
             ("employee", "manager", false),
         ];
         for (actor, invited, ok) in cases {
-            assert_eq!(check_invite(&bm, &r(actor), &r(invited)).is_ok(), ok, "business_manager {actor} -> {invited}");
+            assert_eq!(
+                check_invite(&bm, &r(actor), &r(invited)).is_ok(),
+                ok,
+                "business_manager {actor} -> {invited}"
+            );
         }
         let al = RoleCatalog::preset(RolePreset::AccountLevels);
         let cases = [
@@ -126,7 +154,11 @@ mod tests {
             ("viewer", "viewer", false),
         ];
         for (actor, invited, ok) in cases {
-            assert_eq!(check_invite(&al, &r(actor), &r(invited)).is_ok(), ok, "account_levels {actor} -> {invited}");
+            assert_eq!(
+                check_invite(&al, &r(actor), &r(invited)).is_ok(),
+                ok,
+                "account_levels {actor} -> {invited}"
+            );
         }
     }
 
@@ -146,7 +178,11 @@ mod tests {
             ("employee", "employee", false, false),
             ("employee", "manager", false, false),
         ] {
-            assert_eq!(check_revoke(&bm, &r(actor), &r(target), is_self).is_ok(), ok, "bm {actor} {target} self={is_self}");
+            assert_eq!(
+                check_revoke(&bm, &r(actor), &r(target), is_self).is_ok(),
+                ok,
+                "bm {actor} {target} self={is_self}"
+            );
         }
         let al = RoleCatalog::preset(RolePreset::AccountLevels);
         for (actor, target, is_self, ok) in [
@@ -161,7 +197,11 @@ mod tests {
             ("viewer", "viewer", true, true),
             ("viewer", "author", false, false),
         ] {
-            assert_eq!(check_revoke(&al, &r(actor), &r(target), is_self).is_ok(), ok, "al {actor} {target} self={is_self}");
+            assert_eq!(
+                check_revoke(&al, &r(actor), &r(target), is_self).is_ok(),
+                ok,
+                "al {actor} {target} self={is_self}"
+            );
         }
     }
 
@@ -178,7 +218,11 @@ mod tests {
             ("manager", "owner", "employee", false),
             ("employee", "employee", "manager", false),
         ] {
-            assert_eq!(check_set_role(&bm, &r(actor), &r(target), &r(new)).is_ok(), ok, "bm {actor} {target}->{new}");
+            assert_eq!(
+                check_set_role(&bm, &r(actor), &r(target), &r(new)).is_ok(),
+                ok,
+                "bm {actor} {target}->{new}"
+            );
         }
         let al = RoleCatalog::preset(RolePreset::AccountLevels);
         for (actor, target, new, ok) in [
@@ -188,7 +232,11 @@ mod tests {
             ("manager", "viewer", "author", false),
             ("viewer", "viewer", "author", false),
         ] {
-            assert_eq!(check_set_role(&al, &r(actor), &r(target), &r(new)).is_ok(), ok, "al {actor} {target}->{new}");
+            assert_eq!(
+                check_set_role(&al, &r(actor), &r(target), &r(new)).is_ok(),
+                ok,
+                "al {actor} {target}->{new}"
+            );
         }
     }
 
@@ -196,11 +244,17 @@ mod tests {
     #[test]
     fn transfer_rules_for_both_presets() {
         let bm = RoleCatalog::preset(RolePreset::BusinessManager);
-        assert_eq!(check_transfer(&bm, &r("owner"), &r("manager")).unwrap(), r("manager"));
+        assert_eq!(
+            check_transfer(&bm, &r("owner"), &r("manager")).unwrap(),
+            r("manager")
+        );
         assert!(check_transfer(&bm, &r("owner"), &r("employee")).is_err());
         assert!(check_transfer(&bm, &r("manager"), &r("manager")).is_err());
         let al = RoleCatalog::preset(RolePreset::AccountLevels);
-        assert_eq!(check_transfer(&al, &r("owner"), &r("admin")).unwrap(), r("admin"));
+        assert_eq!(
+            check_transfer(&al, &r("owner"), &r("admin")).unwrap(),
+            r("admin")
+        );
         assert!(check_transfer(&al, &r("owner"), &r("manager")).is_err());
         assert!(check_transfer(&al, &r("admin"), &r("admin")).is_err());
     }

@@ -32,7 +32,8 @@ impl QuotaPolicy {
 
     /// The start of the window that ends at `now`.
     pub fn window_start(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        now.checked_sub_signed(self.window()).unwrap_or(DateTime::<Utc>::MIN_UTC)
+        now.checked_sub_signed(self.window())
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
     }
 
     /// `recent` holds the creation times inside the window, oldest first.
@@ -49,7 +50,12 @@ impl QuotaPolicy {
 
     /// R8: may `requested` more invitations be created now? If not, the wait is
     /// the time until enough of the oldest ones leave the window.
-    pub fn check(&self, recent: &[DateTime<Utc>], requested: u32, now: DateTime<Utc>) -> Result<(), DomainError> {
+    pub fn check(
+        &self,
+        recent: &[DateTime<Utc>],
+        requested: u32,
+        now: DateTime<Utc>,
+    ) -> Result<(), DomainError> {
         let used = recent.len() as u32;
         if used + requested <= self.limit {
             return Ok(());
@@ -61,7 +67,10 @@ impl QuotaPolicy {
             // The (used + requested - limit)-th oldest must leave the window.
             let must_leave = (used + requested - self.limit) as usize;
             let frees_at = recent[must_leave - 1] + self.window();
-            (frees_at - now).to_std().unwrap_or(Duration::ZERO).max(Duration::from_secs(1))
+            (frees_at - now)
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .max(Duration::from_secs(1))
         };
         Err(DomainError::RateLimited {
             retry_after,
@@ -88,16 +97,26 @@ pub fn check_resend_cooldown(
     let wait = (ready_at - now).to_std().unwrap_or(Duration::ZERO);
     Err(DomainError::RateLimited {
         retry_after: wait.max(Duration::from_secs(1)),
-        detail: format!("this invitation was sent less than {} s ago", cooldown.as_secs()),
+        detail: format!(
+            "this invitation was sent less than {} s ago",
+            cooldown.as_secs()
+        ),
     })
 }
 
 /// R9: members plus pending member invitations never exceed the seat limit.
-pub fn check_seats(seat_limit: Option<u32>, members: u32, pending: u32, requested: u32) -> Result<(), DomainError> {
+pub fn check_seats(
+    seat_limit: Option<u32>,
+    members: u32,
+    pending: u32,
+    requested: u32,
+) -> Result<(), DomainError> {
     match seat_limit {
-        Some(limit) if members + pending + requested > limit => Err(DomainError::SeatsExhausted(format!(
-            "{members} members and {pending} pending invitations of {limit} seats; {requested} more requested"
-        ))),
+        Some(limit) if members + pending + requested > limit => {
+            Err(DomainError::SeatsExhausted(format!(
+                "{members} members and {pending} pending invitations of {limit} seats; {requested} more requested"
+            )))
+        }
         _ => Ok(()),
     }
 }
@@ -156,7 +175,10 @@ mod tests {
         let p = policy();
         let s = p.status(&[t(10), t(20)]);
         assert_eq!((s.used, s.remaining), (2, 3));
-        assert_eq!(s.next_slot_at, Some(t(10) + chrono::Duration::seconds(DAY as i64)));
+        assert_eq!(
+            s.next_slot_at,
+            Some(t(10) + chrono::Duration::seconds(DAY as i64))
+        );
         assert_eq!(p.status(&[]).next_slot_at, None);
     }
 
@@ -175,7 +197,13 @@ mod tests {
     fn seats() {
         assert!(check_seats(None, 100, 100, 100).is_ok());
         assert!(check_seats(Some(3), 1, 1, 1).is_ok());
-        assert!(matches!(check_seats(Some(3), 1, 1, 2), Err(DomainError::SeatsExhausted(_))));
-        assert!(matches!(check_seats(Some(3), 3, 0, 1), Err(DomainError::SeatsExhausted(_))));
+        assert!(matches!(
+            check_seats(Some(3), 1, 1, 2),
+            Err(DomainError::SeatsExhausted(_))
+        ));
+        assert!(matches!(
+            check_seats(Some(3), 3, 0, 1),
+            Err(DomainError::SeatsExhausted(_))
+        ));
     }
 }

@@ -23,13 +23,20 @@ impl RetryPolicy {
             .checked_mul(1u32 << exp.min(31))
             .unwrap_or(self.max_backoff)
             .min(self.max_backoff);
-        ceiling.mul_f64(jitter.clamp(0.0, 1.0)).max(Duration::from_secs(1))
+        ceiling
+            .mul_f64(jitter.clamp(0.0, 1.0))
+            .max(Duration::from_secs(1))
     }
 
     /// The moment a message queued at `queued_at` stops being retried: the
     /// retry window's end, or the invitation's expiry if that comes first.
-    pub fn deadline(&self, queued_at: DateTime<Utc>, expires_at: Option<DateTime<Utc>>) -> DateTime<Utc> {
-        let window_end = queued_at + chrono::Duration::from_std(self.give_up_after).unwrap_or(chrono::Duration::MAX);
+    pub fn deadline(
+        &self,
+        queued_at: DateTime<Utc>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> DateTime<Utc> {
+        let window_end = queued_at
+            + chrono::Duration::from_std(self.give_up_after).unwrap_or(chrono::Duration::MAX);
         expires_at.map_or(window_end, |e| e.min(window_end))
     }
 
@@ -80,6 +87,9 @@ mod tests {
         assert_eq!(p.deadline(t0, Some(expiry)), expiry);
         assert_eq!(p.deadline(t0, None), t0 + chrono::Duration::days(5));
         assert!(p.next_retry(1, 1.0, t0, expiry).is_some());
-        assert!(p.next_retry(1, 1.0, expiry - chrono::Duration::seconds(10), expiry).is_none());
+        assert!(
+            p.next_retry(1, 1.0, expiry - chrono::Duration::seconds(10), expiry)
+                .is_none()
+        );
     }
 }

@@ -154,7 +154,12 @@ impl RoleCatalog {
                     role(
                         "manager",
                         60,
-                        &["campaigns.manage", "billing.view", "content.publish", "content.view"],
+                        &[
+                            "campaigns.manage",
+                            "billing.view",
+                            "content.publish",
+                            "content.view",
+                        ],
                     ),
                     role("author", 40, &["content.publish", "content.view"]),
                     role("viewer", 20, &["content.view"]),
@@ -176,7 +181,10 @@ impl RoleCatalog {
             let names: Vec<&str> = self.roles.iter().map(|r| r.name.as_str()).collect();
             Err(DomainError::validation(
                 field,
-                format!("unknown role {raw:?}; this business's roles are {}", names.join(", ")),
+                format!(
+                    "unknown role {raw:?}; this business's roles are {}",
+                    names.join(", ")
+                ),
             ))
         }
     }

@@ -98,7 +98,10 @@ mod tests {
         assert_eq!(t, InvitationToken::derive(b"k1", id, &nonce));
         assert_ne!(t, InvitationToken::derive(b"k2", id, &nonce));
         assert_ne!(t, InvitationToken::derive(b"k1", Uuid::now_v7(), &nonce));
-        assert_ne!(t, InvitationToken::derive(b"k1", id, &TokenNonce::generate()));
+        assert_ne!(
+            t,
+            InvitationToken::derive(b"k1", id, &TokenNonce::generate())
+        );
         assert!(InvitationToken::parse(t.expose()).is_some());
     }
 

@@ -1,137 +1,38 @@
-//! Router tests without a database: a fake store that answers readiness and
-//! idempotency keys and fails everything else, which is enough to show that
-//! every route is wired, authenticated, size-limited and answers problems.
+//! Router tests against a real Postgres (`#[sqlx::test]` gives each test a
+//! fresh, migrated database): every route is wired, authenticated,
+//! size-limited and answers problems; idempotency keys are stored, replayed
+//! and released in the real `idempotency_keys` table.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use chrono::{DateTime, Utc};
+use ractor::{Actor, ActorRef};
 use serde_json::Value;
+use sqlx::PgPool;
 use tower::ServiceExt as _;
 
 use super::*;
+use crate::actors::registry::{InvitationRegistry, RegistryArgs, RegistryMsg};
 use crate::domain::quota::QuotaPolicy;
-use crate::domain::{BusinessId, InvitationId, Locale, RolePreset, TokenHash, UserId};
+use crate::domain::{Locale, RolePreset};
 use crate::service::Settings;
-use crate::store::{
-    ClaimedEmail, IdempotencyClaim, InvitationQuery, InvitationRecord, MemberRecord, Store,
-    StoreError, StoreResult, StoreTx, StoredResponse, TimelineEntry, Wakeups,
-};
+use crate::store::postgres::PgStore;
+use crate::store::{IdempotencyClaim, Store};
 
 const KEY: &str = "test-api-key";
+/// The name the API key is stored under: idempotency keys are scoped by it.
+const KEY_NAME: &str = "app";
 const MAX_BODY: usize = 1024;
+/// The `detail` of the router's own 404 (the fallback), which no handler uses.
+const NO_SUCH_ROUTE: &str = "no such route";
 
-type IdemMap = HashMap<(String, String), (Vec<u8>, Option<StoredResponse>)>;
-
-#[derive(Default)]
-struct FakeStore {
-    ready: bool,
-    idem: Mutex<IdemMap>,
-}
-
-fn down<T>() -> StoreResult<T> {
-    Err(StoreError::Unavailable(
-        "fake store: connection refused to 10.0.0.7".into(),
-    ))
-}
-
-#[async_trait]
-impl Store for FakeStore {
-    async fn begin(&self) -> StoreResult<Box<dyn StoreTx>> {
-        down()
-    }
-    async fn ready(&self) -> StoreResult<bool> {
-        Ok(self.ready)
-    }
-    async fn token_key(&self) -> StoreResult<Vec<u8>> {
-        down()
-    }
-    async fn get_business(
-        &self,
-        _: BusinessId,
-    ) -> StoreResult<Option<crate::store::BusinessRecord>> {
-        down()
-    }
-    async fn get_member(&self, _: BusinessId, _: &UserId) -> StoreResult<Option<MemberRecord>> {
-        down()
-    }
-    async fn list_members(&self, _: BusinessId) -> StoreResult<Vec<MemberRecord>> {
-        down()
-    }
-    async fn get_invitation(&self, _: InvitationId) -> StoreResult<Option<InvitationRecord>> {
-        down()
-    }
-    async fn find_invitation_by_token(&self, _: &TokenHash) -> StoreResult<Option<InvitationId>> {
-        down()
-    }
-    async fn list_invitations(&self, _: &InvitationQuery) -> StoreResult<Vec<InvitationRecord>> {
-        down()
-    }
-    async fn timeline(&self, _: InvitationId) -> StoreResult<Vec<TimelineEntry>> {
-        down()
-    }
-    async fn quota_window(
-        &self,
-        _: BusinessId,
-        _: Duration,
-    ) -> StoreResult<(DateTime<Utc>, Vec<DateTime<Utc>>)> {
-        down()
-    }
-    async fn claim_idempotency_key(
-        &self,
-        api_key: &str,
-        key: &str,
-        hash: &[u8],
-    ) -> StoreResult<IdempotencyClaim> {
-        let mut map = self.idem.lock().unwrap();
-        let k = (api_key.to_string(), key.to_string());
-        Ok(match map.get(&k) {
-            None => {
-                map.insert(k, (hash.to_vec(), None));
-                IdempotencyClaim::New
-            }
-            Some((h, _)) if h != hash => IdempotencyClaim::Mismatch,
-            Some((_, Some(stored))) => IdempotencyClaim::Replay(stored.clone()),
-            Some((_, None)) => IdempotencyClaim::InProgress,
-        })
-    }
-    async fn complete_idempotency_key(
-        &self,
-        api_key: &str,
-        key: &str,
-        response: &StoredResponse,
-    ) -> StoreResult<()> {
-        let mut map = self.idem.lock().unwrap();
-        if let Some(entry) = map.get_mut(&(api_key.to_string(), key.to_string())) {
-            entry.1 = Some(response.clone());
-        }
-        Ok(())
-    }
-    async fn release_idempotency_key(&self, api_key: &str, key: &str) -> StoreResult<()> {
-        self.idem
-            .lock()
-            .unwrap()
-            .remove(&(api_key.to_string(), key.to_string()));
-        Ok(())
-    }
-    async fn purge_idempotency_keys(&self, _: Duration) -> StoreResult<u64> {
-        Ok(0)
-    }
-    async fn claim_emails(&self, _: u32, _: Duration) -> StoreResult<Vec<ClaimedEmail>> {
-        down()
-    }
-    async fn subscribe_outbox(&self) -> StoreResult<Box<dyn Wakeups>> {
-        down()
-    }
-}
-
-fn app_with(store: Arc<FakeStore>) -> Router {
-    let services = Services {
-        store,
+async fn services(pool: &PgPool) -> Services {
+    let store = PgStore::from_pool(pool.clone());
+    let token_key = store.token_key().await.unwrap();
+    Services {
+        store: Arc::new(store),
         settings: Arc::new(Settings {
             default_preset: RolePreset::BusinessManager,
             quota: QuotaPolicy {
@@ -143,22 +44,45 @@ fn app_with(store: Arc<FakeStore>) -> Router {
             default_locale: Locale::parse("en-US").unwrap(),
             message_id_domain: "invited.test".into(),
         }),
-        token_key: Arc::new(b"test token key".to_vec()),
-    };
+        token_key: Arc::new(token_key),
+    }
+}
+
+/// A registry name no other test uses (ractor's names are process-wide).
+fn registry_name() -> String {
+    format!("test.registry.{}", uuid::Uuid::now_v7())
+}
+
+/// A real invitation registry under `name`, for the routes that go through it.
+async fn spawn_registry(services: &Services, name: &str) -> ActorRef<RegistryMsg> {
+    let (registry, _) = Actor::spawn(
+        Some(name.to_string()),
+        InvitationRegistry,
+        RegistryArgs {
+            services: services.clone(),
+            idle: Duration::from_secs(600),
+        },
+    )
+    .await
+    .unwrap();
+    registry
+}
+
+/// The router over `services`, reaching invitation actors through the
+/// registry named `registry` (which may not be running: then commands on
+/// invitations answer `unavailable`).
+fn app_on(services: Services, registry: &str) -> Router {
     router(HttpState {
         services,
-        // No registry runs in these tests: commands answer `unavailable`.
-        invitations: InvitationsHandle::new("http-tests-no-registry".into()),
-        api_keys: Arc::new(vec![ApiKey::from_plaintext("app", KEY)]),
+        invitations: InvitationsHandle::new(registry.to_string()),
+        api_keys: Arc::new(vec![ApiKey::from_plaintext(KEY_NAME, KEY)]),
         max_body: MAX_BODY,
     })
 }
 
-fn app() -> Router {
-    app_with(Arc::new(FakeStore {
-        ready: true,
-        ..FakeStore::default()
-    }))
+/// The router for tests that never reach an invitation actor.
+async fn app(pool: &PgPool) -> Router {
+    app_on(services(pool).await, &registry_name())
 }
 
 fn request(method: Method, uri: &str, body: Option<&str>) -> axum::http::request::Builder {
@@ -200,33 +124,68 @@ async fn call(
     send(app, req).await
 }
 
+/// Whether the database holds an idempotency key of the test API key.
+async fn key_is_stored(pool: &PgPool, key: &str) -> bool {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM idempotency_keys WHERE api_key_name = $1 AND key = $2)",
+    )
+    .bind(KEY_NAME)
+    .bind(key)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// Ids no row has.
 const B: &str = "0192f0c8-8d3a-7c4e-9f1a-3b2c1d0e4f5a";
 const I: &str = "0192f0c8-8d3a-7c4e-9f1a-3b2c1d0e4f5b";
 
-#[tokio::test]
-async fn health_needs_no_key_and_readiness_follows_the_store() {
-    let (status, _, _) = send(
-        &app(),
-        Request::get("/healthz").body(Body::empty()).unwrap(),
-    )
-    .await;
+#[sqlx::test(migrations = "./migrations")]
+async fn health_needs_no_key_and_readiness_follows_the_store(pool: PgPool) {
+    let app = app(&pool).await;
+    let (status, _, json) = send(&app, Request::get("/healthz").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _, _) = send(&app(), Request::get("/readyz").body(Body::empty()).unwrap()).await;
-    assert_eq!(status, StatusCode::OK);
-    let not_ready = app_with(Arc::new(FakeStore::default()));
-    let (status, headers, json) = send(
-        &not_ready,
-        Request::get("/readyz").body(Body::empty()).unwrap(),
-    )
-    .await;
+    assert_eq!(json["status"], "ok");
+    let (status, _, json) = send(&app, Request::get("/readyz").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    assert_eq!(json["status"], "ready");
+
+    // The database goes away: every connection is closed, so the store
+    // answers `StoreError::Unavailable` from now on.
+    pool.close().await;
+    let (status, headers, json) =
+        send(&app, Request::get("/readyz").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
     assert_eq!(json["code"], "unavailable");
+    // The process itself still runs.
+    let (status, _, _) = send(&app, Request::get("/healthz").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A use case meeting the closed pool answers 503 without leaking the
+    // database's error (sqlx says "attempted to acquire a connection on a
+    // closed pool").
+    let (status, headers, json) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/businesses/{B}?actor_user_id=u1"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{json}");
+    assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+    assert_eq!(json["code"], "unavailable");
+    assert_eq!(json["detail"], ApiError::unavailable().detail.as_str());
+    let detail = json["detail"].as_str().unwrap();
+    assert!(
+        !detail.contains("pool") && !detail.contains("closed"),
+        "internals leaked: {json}"
+    );
 }
 
-#[tokio::test]
-async fn v1_needs_a_known_bearer_key() {
-    let app = app();
+#[sqlx::test(migrations = "./migrations")]
+async fn v1_needs_a_known_bearer_key(pool: PgPool) {
+    let app = app(&pool).await;
     for auth in [None, Some("Bearer wrong"), Some("Basic dGVzdA==")] {
         let mut b = Request::get(format!("/v1/businesses/{B}?actor_user_id=u1"));
         if let Some(auth) = auth {
@@ -240,108 +199,155 @@ async fn v1_needs_a_known_bearer_key() {
     }
 }
 
-#[tokio::test]
-async fn unknown_routes_and_methods_are_problems() {
-    let app = app();
+#[sqlx::test(migrations = "./migrations")]
+async fn unknown_routes_and_methods_are_problems(pool: PgPool) {
+    let app = app(&pool).await;
     let (status, headers, json) = call(&app, Method::GET, "/v1/nothing-here", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
     assert_eq!(json["code"], "not_found");
+    // The fallback's own detail, which `every_route_is_reachable` relies on
+    // to tell it from a handler's 404.
+    assert_eq!(json["detail"], NO_SUCH_ROUTE);
+    // Unknown paths are 404 whoever asks: no key needed to learn that.
+    let (status, _, json) = send(
+        &app,
+        Request::get("/v1/nothing-here")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, &json["detail"]),
+        (StatusCode::NOT_FOUND, &Value::from(NO_SUCH_ROUTE))
+    );
     let (status, _, json) = call(&app, Method::DELETE, "/v1/businesses", None).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(json["status"], 405);
 }
 
 /// Every route of this stage answers from its handler: not the fallback's
-/// 404, not a 405. With the store down, reaching the use case means 503.
-#[tokio::test]
-async fn every_route_is_reachable() {
-    let app = app();
+/// 404, not a 405. The first two create real rows; the others name a business
+/// or an invitation that does not exist, and their handler's use case looks
+/// it up in the database and answers a 404 that names it.
+#[sqlx::test(migrations = "./migrations")]
+async fn every_route_is_reachable(pool: PgPool) {
+    let services = services(&pool).await;
+    let name = registry_name();
+    let registry = spawn_registry(&services, &name).await;
+    let app = app_on(services, &name);
+
     let actor = r#"{"actor_user_id":"u1"}"#;
-    let routes: Vec<(Method, String, Option<String>, StatusCode)> = vec![
+    let business = format!("business {B}");
+    let invitation = format!("invitation {I}");
+    // (method, uri, body, status, problem code and a part of its detail)
+    type Route = (
+        Method,
+        String,
+        Option<String>,
+        StatusCode,
+        Option<(&'static str, String)>,
+    );
+    let not_found = |what: &str| Some(("not_found", what.to_string()));
+    let routes: Vec<Route> = vec![
         (
             Method::PUT,
             "/v1/users/u1".into(),
             Some(r#"{"email":"a@b.example"}"#.into()),
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::OK,
+            None,
         ),
         (
             Method::POST,
             "/v1/businesses".into(),
             Some(r#"{"name":"Acme","owner_user_id":"u1"}"#.into()),
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::CREATED,
+            None,
         ),
         (
             Method::GET,
             format!("/v1/businesses/{B}?actor_user_id=u1"),
             None,
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::NOT_FOUND,
+            not_found(&business),
         ),
         (
             Method::GET,
             format!("/v1/businesses/{B}/members?actor_user_id=u1"),
             None,
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::NOT_FOUND,
+            not_found(&business),
         ),
         (
             Method::PATCH,
             format!("/v1/businesses/{B}/members/u2"),
             Some(r#"{"actor_user_id":"u1","role":"manager"}"#.into()),
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::NOT_FOUND,
+            not_found(&business),
         ),
         (
             Method::DELETE,
             format!("/v1/businesses/{B}/members/u2?actor_user_id=u1"),
             None,
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::NOT_FOUND,
+            not_found(&business),
         ),
         (
             Method::POST,
             format!("/v1/businesses/{B}/ownership"),
             Some(r#"{"actor_user_id":"u1","new_owner_user_id":"u2"}"#.into()),
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::NOT_FOUND,
+            not_found(&business),
         ),
         (
             Method::POST,
             format!("/v1/businesses/{B}/invitations"),
             Some(r#"{"actor_user_id":"u1","invitees":[{"email":"a@b.example"}]}"#.into()),
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::NOT_FOUND,
+            not_found(&business),
         ),
         (
             Method::GET,
             format!("/v1/businesses/{B}/invitations?actor_user_id=u1&limit=5"),
             None,
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::NOT_FOUND,
+            not_found(&business),
         ),
         (
             Method::GET,
             format!("/v1/businesses/{B}/invitation-quota?actor_user_id=u1"),
             None,
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::NOT_FOUND,
+            not_found(&business),
         ),
         (
             Method::GET,
             format!("/v1/invitations/{I}?actor_user_id=u1"),
             None,
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::NOT_FOUND,
+            not_found(&invitation),
         ),
         (
             Method::GET,
             format!("/v1/invitations/{I}/timeline?actor_user_id=u1"),
             None,
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::NOT_FOUND,
+            not_found(&invitation),
         ),
+        // These two run through the invitation's actor.
         (
             Method::POST,
             format!("/v1/invitations/{I}/resend"),
             Some(actor.into()),
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::NOT_FOUND,
+            not_found(&invitation),
         ),
         (
             Method::POST,
             format!("/v1/invitations/{I}/cancel"),
             Some(actor.into()),
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::NOT_FOUND,
+            not_found(&invitation),
         ),
         // A junk token is refused before any look-up.
         (
@@ -349,38 +355,46 @@ async fn every_route_is_reachable() {
             "/v1/invitations/accept".into(),
             Some(r#"{"token":"junk","user_id":"u1","mfa_verified":true}"#.into()),
             StatusCode::NOT_FOUND,
+            Some(("token_invalid", String::new())),
         ),
         (
             Method::POST,
             "/v1/invitations/decline".into(),
             Some(r#"{"token":"junk"}"#.into()),
             StatusCode::NOT_FOUND,
+            Some(("token_invalid", String::new())),
         ),
     ];
-    for (method, uri, body, want) in routes {
+    for (method, uri, body, want_status, want_problem) in routes {
         let (status, headers, json) = call(&app, method.clone(), &uri, body.as_deref()).await;
-        assert_eq!(status, want, "{method} {uri}: {json}");
-        assert_eq!(
-            headers[header::CONTENT_TYPE],
-            "application/problem+json",
-            "{method} {uri}"
-        );
-        assert_ne!(json["detail"], "no such route", "{method} {uri}");
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            assert!(
-                !json["detail"].as_str().unwrap().contains("10.0.0.7"),
-                "internals leaked: {json}"
-            );
-        }
-        if status == StatusCode::NOT_FOUND {
-            assert_eq!(json["code"], "token_invalid", "{method} {uri}");
+        assert_eq!(status, want_status, "{method} {uri}: {json}");
+        match want_problem {
+            None => {
+                assert_eq!(
+                    headers[header::CONTENT_TYPE],
+                    "application/json",
+                    "{method} {uri}"
+                );
+            }
+            Some((code, detail)) => {
+                assert_eq!(
+                    headers[header::CONTENT_TYPE],
+                    "application/problem+json",
+                    "{method} {uri}"
+                );
+                assert_eq!(json["code"], code, "{method} {uri}: {json}");
+                let got = json["detail"].as_str().unwrap();
+                assert_ne!(got, NO_SUCH_ROUTE, "{method} {uri}");
+                assert!(got.contains(&detail), "{method} {uri}: {json}");
+            }
         }
     }
+    registry.stop(None);
 }
 
-#[tokio::test]
-async fn input_errors_through_the_router() {
-    let app = app();
+#[sqlx::test(migrations = "./migrations")]
+async fn input_errors_through_the_router(pool: PgPool) {
+    let app = app(&pool).await;
     let uri = format!("/v1/businesses/{B}/invitations");
     let (status, _, json) = call(&app, Method::POST, &uri, Some("{not json")).await;
     assert_eq!(
@@ -436,6 +450,7 @@ async fn input_errors_through_the_router() {
         (status, &json["code"]),
         (StatusCode::NOT_FOUND, &Value::from("not_found"))
     );
+    assert_ne!(json["detail"], NO_SUCH_ROUTE);
 
     let (status, _, json) = call(
         &app,
@@ -461,13 +476,13 @@ async fn post_keyed(
     send(app, req).await
 }
 
-#[tokio::test]
-async fn idempotency_keys_replay_refuse_mismatches_and_release_failures() {
-    let store = Arc::new(FakeStore {
-        ready: true,
-        ..FakeStore::default()
-    });
-    let app = app_with(store.clone());
+#[sqlx::test(migrations = "./migrations")]
+async fn idempotency_keys_replay_refuse_mismatches_and_release_failures(pool: PgPool) {
+    let services = services(&pool).await;
+    let store = services.store.clone();
+    // Not running yet: commands on invitations answer 503 until it starts.
+    let name = registry_name();
+    let app = app_on(services.clone(), &name);
     let uri = format!("/v1/businesses/{B}/invitations");
 
     // A 422 is an answer: stored, then replayed with the marker.
@@ -475,6 +490,7 @@ async fn idempotency_keys_replay_refuse_mismatches_and_release_failures() {
     let (status, headers, first) = post_keyed(&app, "k1", &uri, bad).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(headers.get("idempotent-replayed").is_none());
+    assert!(key_is_stored(&pool, "k1").await);
     let (status, headers, again) = post_keyed(&app, "k1", &uri, bad).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(headers["idempotent-replayed"], "true");
@@ -487,26 +503,38 @@ async fn idempotency_keys_replay_refuse_mismatches_and_release_failures() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(json["errors"][0]["field"], "Idempotency-Key");
 
-    // A 503 is not an answer: the key is released for a retry.
-    let good = r#"{"actor_user_id":"u1","invitees":[{"email":"a@b.example"}]}"#;
-    let (status, _, _) = post_keyed(&app, "k2", &uri, good).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(
-        !store
-            .idem
-            .lock()
-            .unwrap()
-            .contains_key(&("app".into(), "k2".into()))
+    // A 503 is not an answer: the key is released for a retry. The 503 is
+    // real: the invitation registry this router reaches is not running.
+    let cancel = format!("/v1/invitations/{I}/cancel");
+    let actor = r#"{"actor_user_id":"u1"}"#;
+    let (status, _, json) = post_keyed(&app, "k2", &cancel, actor).await;
+    assert_eq!(
+        (status, &json["code"]),
+        (StatusCode::SERVICE_UNAVAILABLE, &Value::from("unavailable"))
     );
+    assert!(!key_is_stored(&pool, "k2").await);
+    // Once the registry runs, the retry with the same key is carried out
+    // (not refused as in progress, not replayed) and its answer is stored.
+    let registry = spawn_registry(&services, &name).await;
+    let (status, headers, json) = post_keyed(&app, "k2", &cancel, actor).await;
+    assert_eq!(
+        (status, &json["code"]),
+        (StatusCode::NOT_FOUND, &Value::from("not_found"))
+    );
+    assert!(headers.get("idempotent-replayed").is_none());
+    let (status, headers, _) = post_keyed(&app, "k2", &cancel, actor).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(headers["idempotent-replayed"], "true");
+    registry.stop(None);
 
-    // A key whose first request is still running.
-    store.idem.lock().unwrap().insert(
-        ("app".into(), "k3".into()),
-        (
-            idempotency::request_hash(&Method::POST, &uri, good.as_bytes()),
-            None,
-        ),
-    );
+    // A key whose first request is still running: claimed in the database,
+    // with no response recorded yet.
+    let good = r#"{"actor_user_id":"u1","invitees":[{"email":"a@b.example"}]}"#;
+    let hash = idempotency::request_hash(&Method::POST, &uri, good.as_bytes());
+    assert!(matches!(
+        store.claim_idempotency_key(KEY_NAME, "k3", &hash).await,
+        Ok(IdempotencyClaim::New)
+    ));
     let (status, _, json) = post_keyed(&app, "k3", &uri, good).await;
     assert_eq!(
         (status, &json["code"]),
@@ -522,11 +550,5 @@ async fn idempotency_keys_replay_refuse_mismatches_and_release_failures() {
     let big = format!(r#"{{"m":"{}"}}"#, "x".repeat(MAX_BODY));
     let (status, _, _) = post_keyed(&app, "k4", &uri, &big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(
-        !store
-            .idem
-            .lock()
-            .unwrap()
-            .contains_key(&("app".into(), "k4".into()))
-    );
+    assert!(!key_is_stored(&pool, "k4").await);
 }
