@@ -84,12 +84,20 @@ impl Actor for Dispatcher {
         })
     }
 
+    /// Stop claiming, then let each worker finish the email it holds.
     async fn post_stop(
         &self,
-        _: ActorRef<DispatcherMsg>,
+        myself: ActorRef<DispatcherMsg>,
         state: &mut DispatcherState,
     ) -> Result<(), ActorProcessingErr> {
         state.listener.abort();
+        myself
+            .get_cell()
+            .stop_children_and_wait(
+                Some("shutdown".into()),
+                Some(super::supervisor::STOP_DEADLINE),
+            )
+            .await;
         Ok(())
     }
 

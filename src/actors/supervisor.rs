@@ -96,6 +96,20 @@ impl Actor for RootSupervisor {
         })
     }
 
+    /// ractor does not stop children with their supervisor: the tree is
+    /// stopped from the top, each level waiting for the one below.
+    async fn post_stop(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        _: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        myself
+            .get_cell()
+            .stop_children_and_wait(Some("shutdown".into()), Some(STOP_DEADLINE))
+            .await;
+        Ok(())
+    }
+
     async fn handle_supervisor_evt(
         &self,
         myself: ActorRef<SupervisorMsg>,
