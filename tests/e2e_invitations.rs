@@ -614,3 +614,72 @@ async fn shutdown_leaves_no_connection_behind(pool: PgPool) {
     .unwrap();
     assert_eq!(left, 0, "connections left after shutdown: {who:?}");
 }
+
+/// Listing: newest first, cursor pagination without gaps or repeats, and the
+/// status filter.
+#[sqlx::test(migrations = false)]
+async fn listing_pages_and_filters(pool: PgPool) {
+    let d = TestDaemon::start(&pool).await;
+    let b = brand(&d).await;
+    let path = format!("/v1/businesses/{b}/invitations");
+    let mut created = Vec::new();
+    for i in 0..5 {
+        let (_, body) = d.post(&path, json!({"actor_user_id": "olive", "invitees": [{"email": format!("l{i}@x.example")}]})).await;
+        created.push(body["items"][0]["id"].as_str().unwrap().to_string());
+    }
+    let (status, _) = d
+        .post(
+            &format!("/v1/invitations/{}/cancel", created[1]),
+            json!({"actor_user_id": "olive"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{path}?actor_user_id=olive&limit=2&cursor={c}"),
+            None => format!("{path}?actor_user_id=olive&limit=2"),
+        };
+        let (status, page) = d.get(&url).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen.extend(items.iter().map(|i| i["id"].as_str().unwrap().to_string()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    let mut newest_first = created.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first);
+
+    let (_, cancelled) = d
+        .get(&format!("{path}?actor_user_id=olive&status=cancelled"))
+        .await;
+    let ids: Vec<&str> = cancelled["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![created[1].as_str()]);
+    let (_, pending) = d
+        .get(&format!("{path}?actor_user_id=olive&status=pending"))
+        .await;
+    assert_eq!(pending["items"].as_array().unwrap().len(), 4);
+    let (status, problem) = d
+        .get(&format!("{path}?actor_user_id=olive&status=bogus"))
+        .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("validation_failed"))
+    );
+    let (status, _) = d
+        .get(&format!("{path}?actor_user_id=olive&limit=501"))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    d.stop().await;
+}
