@@ -13,8 +13,6 @@ use tokio::sync::watch;
 use crate::actors::supervisor::SupervisorMsg;
 use crate::actors::{InvitationsHandle, RootSupervisor, SupervisorArgs};
 use crate::config::{ApiKey, Config};
-use crate::domain::Locale;
-use crate::domain::quota::QuotaPolicy;
 use crate::domain::retry::RetryPolicy;
 use crate::http::{HttpState, router};
 use crate::mail::{Mailer, MailerConfig, Templates};
@@ -31,17 +29,6 @@ pub struct RunningApp {
     supervisor_done: tokio::task::JoinHandle<()>,
     stop_http: watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-/// The part of the sender address after `@`, for Message-IDs.
-fn sender_domain(from: &str) -> String {
-    let addr = from
-        .rsplit_once('<')
-        .map_or(from, |(_, rest)| rest.trim_end_matches('>'));
-    addr.rsplit_once('@')
-        .map_or("localhost", |(_, d)| d)
-        .trim()
-        .to_string()
 }
 
 /// Applies the migrations this build ships (`invited migrate`).
@@ -61,28 +48,10 @@ impl RunningApp {
         let store = PgStore::connect(&config.database.url, config.database.max_connections).await?;
         // Every replica may run this: sqlx takes an advisory lock around it.
         store.migrate().await.context("applying migrations")?;
-        let token_key = crate::store::Store::token_key(&store)
+        let settings = Settings::from_config(config)?;
+        let services = Services::new(Arc::new(store), settings)
             .await
             .context("reading the token key")?;
-
-        let default_locale = Locale::parse(&config.templates.default_locale)
-            .map_err(|e| anyhow::anyhow!("templates.default_locale: {e}"))?;
-        let settings = Settings {
-            default_preset: config.roles.preset,
-            quota: QuotaPolicy {
-                limit: config.invitations.rate_limit.count,
-                window: config.invitations.rate_limit.window,
-            },
-            ttl: config.invitations.ttl,
-            resend_cooldown: config.invitations.resend_cooldown,
-            default_locale,
-            message_id_domain: sender_domain(&config.mail.from),
-        };
-        let services = Services {
-            store: Arc::new(store),
-            settings: Arc::new(settings),
-            token_key: Arc::new(token_key),
-        };
 
         let templates = Templates::load(&config.templates.dir, &config.templates.default_locale)
             .with_context(|| {

@@ -4,8 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use invited::domain::quota::QuotaPolicy;
-use invited::domain::{BusinessId, DomainError, Email, Locale, RolePreset, UserId};
+use invited::domain::{BusinessId, DomainError, Email, UserId};
 use invited::service::businesses::NewBusinessInput;
 use invited::service::invitations::{CreateInvitations, InvitationCommand, Invitee};
 use invited::service::{ServiceError, Services, Settings};
@@ -15,23 +14,11 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 async fn services_on(pool: PgPool, limit: u32) -> Services {
-    let store = PgStore::from_pool(pool);
-    let token_key = store.token_key().await.unwrap();
-    Services {
-        store: Arc::new(store),
-        settings: Arc::new(Settings {
-            default_preset: RolePreset::BusinessManager,
-            quota: QuotaPolicy {
-                limit,
-                window: Duration::from_secs(24 * 3600),
-            },
-            ttl: Duration::from_secs(7 * 86400),
-            resend_cooldown: Duration::from_secs(600),
-            default_locale: Locale::parse("en-US").unwrap(),
-            message_id_domain: "example.test".into(),
-        }),
-        token_key: Arc::new(token_key),
-    }
+    let mut settings = Settings::from_config(&invited::config::Config::default()).unwrap();
+    settings.quota.limit = limit;
+    Services::new(Arc::new(PgStore::from_pool(pool)), settings)
+        .await
+        .unwrap()
 }
 
 fn uid(s: &str) -> UserId {

@@ -91,13 +91,7 @@ impl Actor for Dispatcher {
         state: &mut DispatcherState,
     ) -> Result<(), ActorProcessingErr> {
         state.listener.abort();
-        myself
-            .get_cell()
-            .stop_children_and_wait(
-                Some("shutdown".into()),
-                Some(super::supervisor::STOP_DEADLINE),
-            )
-            .await;
+        super::stop_children(&myself.get_cell()).await;
         Ok(())
     }
 

@@ -16,3 +16,13 @@ pub mod supervisor;
 
 pub use registry::InvitationsHandle;
 pub use supervisor::{RootSupervisor, SupervisorArgs};
+
+/// How long stopping children may take: in-flight sends finish within it.
+pub const STOP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// ractor does not stop children with their parent, so each supervising
+/// actor stops and awaits its own in `post_stop`: the tree stops from the top.
+pub(crate) async fn stop_children(cell: &ractor::ActorCell) {
+    cell.stop_children_and_wait(Some("shutdown".into()), Some(STOP_DEADLINE))
+        .await;
+}

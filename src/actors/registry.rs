@@ -173,13 +173,7 @@ impl Actor for InvitationRegistry {
         myself: ActorRef<RegistryMsg>,
         _: &mut RegistryState,
     ) -> Result<(), ActorProcessingErr> {
-        myself
-            .get_cell()
-            .stop_children_and_wait(
-                Some("shutdown".into()),
-                Some(super::supervisor::STOP_DEADLINE),
-            )
-            .await;
+        super::stop_children(&myself.get_cell()).await;
         Ok(())
     }
 
@@ -273,32 +267,18 @@ mod tests {
     use sqlx::PgPool;
 
     use super::*;
-    use crate::domain::quota::QuotaPolicy;
-    use crate::domain::{Email, InvitationStatus, Locale, RolePreset, UserId};
+    use crate::domain::{Email, InvitationStatus, UserId};
     use crate::service::Settings;
     use crate::service::businesses::NewBusinessInput;
     use crate::service::invitations::{CreateInvitations, Invitee};
-    use crate::store::Store;
     use crate::store::postgres::PgStore;
 
     async fn services(pool: PgPool) -> Services {
-        let store = PgStore::from_pool(pool);
-        let token_key = store.token_key().await.unwrap();
-        Services {
-            store: Arc::new(store),
-            settings: Arc::new(Settings {
-                default_preset: RolePreset::BusinessManager,
-                quota: QuotaPolicy {
-                    limit: 5,
-                    window: Duration::from_secs(86400),
-                },
-                ttl: Duration::from_secs(86400),
-                resend_cooldown: Duration::from_secs(0),
-                default_locale: Locale::parse("en-US").unwrap(),
-                message_id_domain: "example.test".into(),
-            }),
-            token_key: Arc::new(token_key),
-        }
+        let mut settings = Settings::from_config(&crate::config::Config::default()).unwrap();
+        settings.resend_cooldown = Duration::ZERO;
+        Services::new(Arc::new(PgStore::from_pool(pool)), settings)
+            .await
+            .unwrap()
     }
 
     /// A panicking invitation actor is restarted by the registry (our

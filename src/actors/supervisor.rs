@@ -15,8 +15,6 @@ use crate::service::Services;
 use crate::service::delivery::Delivery;
 
 const MAX_RESTARTS: usize = 10;
-/// How long stopping children may take: in-flight sends finish within it.
-pub const STOP_DEADLINE: Duration = Duration::from_secs(30);
 const RESTART_WINDOW: Duration = Duration::from_secs(60);
 
 pub struct RootSupervisor;
@@ -103,10 +101,7 @@ impl Actor for RootSupervisor {
         myself: ActorRef<SupervisorMsg>,
         _: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        myself
-            .get_cell()
-            .stop_children_and_wait(Some("shutdown".into()), Some(STOP_DEADLINE))
-            .await;
+        super::stop_children(&myself.get_cell()).await;
         Ok(())
     }
 

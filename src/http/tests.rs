@@ -15,11 +15,9 @@ use tower::ServiceExt as _;
 
 use super::*;
 use crate::actors::registry::{InvitationRegistry, RegistryArgs, RegistryMsg};
-use crate::domain::quota::QuotaPolicy;
-use crate::domain::{Locale, RolePreset};
 use crate::service::Settings;
+use crate::store::IdempotencyClaim;
 use crate::store::postgres::PgStore;
-use crate::store::{IdempotencyClaim, Store};
 
 const KEY: &str = "test-api-key";
 /// The name the API key is stored under: idempotency keys are scoped by it.
@@ -29,23 +27,10 @@ const MAX_BODY: usize = 1024;
 const NO_SUCH_ROUTE: &str = "no such route";
 
 async fn services(pool: &PgPool) -> Services {
-    let store = PgStore::from_pool(pool.clone());
-    let token_key = store.token_key().await.unwrap();
-    Services {
-        store: Arc::new(store),
-        settings: Arc::new(Settings {
-            default_preset: RolePreset::BusinessManager,
-            quota: QuotaPolicy {
-                limit: 5,
-                window: Duration::from_secs(86_400),
-            },
-            ttl: Duration::from_secs(7 * 86_400),
-            resend_cooldown: Duration::from_secs(600),
-            default_locale: Locale::parse("en-US").unwrap(),
-            message_id_domain: "invited.test".into(),
-        }),
-        token_key: Arc::new(token_key),
-    }
+    let settings = Settings::from_config(&crate::config::Config::default()).unwrap();
+    Services::new(Arc::new(PgStore::from_pool(pool.clone())), settings)
+        .await
+        .unwrap()
 }
 
 /// A registry name no other test uses (ractor's names are process-wide).

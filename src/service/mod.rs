@@ -74,7 +74,49 @@ pub struct Services {
     pub token_key: Arc<Vec<u8>>,
 }
 
+impl Settings {
+    /// The settings of a configuration. The default locale was validated when
+    /// the configuration was loaded.
+    pub fn from_config(config: &crate::config::Config) -> Result<Settings, DomainError> {
+        Ok(Settings {
+            default_preset: config.roles.preset,
+            quota: QuotaPolicy {
+                limit: config.invitations.rate_limit.count,
+                window: config.invitations.rate_limit.window,
+            },
+            ttl: config.invitations.ttl,
+            resend_cooldown: config.invitations.resend_cooldown,
+            default_locale: Locale::parse_field(
+                &config.templates.default_locale,
+                "templates.default_locale",
+            )?,
+            message_id_domain: sender_domain(&config.mail.from),
+        })
+    }
+}
+
+/// The part of the sender address after `@`, for Message-IDs.
+fn sender_domain(from: &str) -> String {
+    let addr = from
+        .rsplit_once('<')
+        .map_or(from, |(_, rest)| rest.trim_end_matches('>'));
+    addr.rsplit_once('@')
+        .map_or("localhost", |(_, d)| d)
+        .trim()
+        .to_string()
+}
+
 impl Services {
+    /// Wires the use cases to a store, reading (or creating) the token key.
+    pub async fn new(store: Arc<dyn Store>, settings: Settings) -> Result<Services, StoreError> {
+        let token_key = store.token_key().await?;
+        Ok(Services {
+            store,
+            settings: Arc::new(settings),
+            token_key: Arc::new(token_key),
+        })
+    }
+
     pub fn catalog(&self, preset: RolePreset) -> RoleCatalog {
         RoleCatalog::preset(preset)
     }
