@@ -331,3 +331,97 @@ fn fr_ca_falls_back_to_en_us_when_only_en_us_exists() {
     }
     std::fs::remove_dir_all(&root).expect("clean up");
 }
+
+/// R20/R25: the partner request reaches each manager in their own language,
+/// with the subject of the source documents, decoded from the real message.
+#[tokio::test]
+async fn partner_request_subject_is_exact_in_each_locale() {
+    let sink = SmtpSink::start();
+    let mailer = smtp_mailer(&sink);
+    let t = templates();
+    let cases = [
+        (
+            "fr-FR",
+            "Vous avez une nouvelle demande de partenariat !",
+            "29 novembre 2026",
+        ),
+        ("zh-TW", "您有一項新的合作夥伴請求!", "2026年11月29日"),
+        (
+            "en-GB",
+            "You have a new partner request!",
+            "29 November 2026",
+        ),
+    ];
+    let mut ctx = TemplateName::PartnerRequest.sample_context();
+    ctx["partner_business_name"] = "Brand Ç & Co".into();
+    for (locale, _, _) in cases {
+        let rendered = t
+            .render(TemplateName::PartnerRequest, locale, &ctx)
+            .expect("render partner_request");
+        assert_eq!(rendered.locale, locale);
+        let id = new_message_id("info.example.test");
+        mailer.send(&message(&id, &rendered)).await.expect("send");
+    }
+
+    let mails = sink.wait_for(cases.len(), WAIT).await;
+    for (mail, (locale, subject, date)) in mails.iter().zip(cases) {
+        assert_eq!(
+            mail.header("Subject").as_deref(),
+            Some(subject),
+            "{locale}:\n{}",
+            mail.header_block()
+        );
+        let (text, html) = (mail.text_body(), mail.html_body());
+        for part in [&text, &html] {
+            assert!(part.contains(date), "{locale}: expiry missing:\n{part}");
+        }
+        assert!(text.contains("Brand Ç & Co"), "{locale}:\n{text}");
+        assert!(html.contains("Brand Ç &amp; Co"), "{locale}:\n{html}");
+        assert!(
+            html.contains(&format!("<html lang=\"{locale}\">")),
+            "{locale}:\n{html}"
+        );
+    }
+}
+
+/// R30 in a locale other than en-US: a personal message holding `<script>`
+/// is escaped in the HTML part and shown as typed in the text part.
+#[tokio::test]
+async fn script_in_a_french_partner_request_is_escaped_in_html_only() {
+    let evil = "Bonjour <script>alert(1)</script>\r\nBcc: evil@x.test";
+    let sink = SmtpSink::start();
+    let mailer = smtp_mailer(&sink);
+    let mut ctx = TemplateName::PartnerRequest.sample_context();
+    ctx["message"] = evil.into();
+    ctx["inviter_name"] = "Ève <script>x</script>".into();
+    let rendered = templates()
+        .render(TemplateName::PartnerRequest, "fr-CA", &ctx)
+        .expect("render");
+    let id = new_message_id("info.example.test");
+    mailer.send(&message(&id, &rendered)).await.expect("send");
+
+    let mails = sink.wait_for(1, WAIT).await;
+    let mail = &mails[0];
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some("Vous avez une nouvelle demande de partenariat !")
+    );
+    assert_eq!(rcpt(mail), vec![TO.to_owned()], "no extra recipient");
+    let html = mail.html_body();
+    assert!(
+        html.contains("Bonjour &lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Ève &lt;script&gt;x&lt;/script&gt;"),
+        "{html}"
+    );
+    assert!(!html.contains("<script"), "{html}");
+    let text = mail.text_body();
+    assert!(text.contains("Bonjour <script>alert(1)</script>"), "{text}");
+    assert!(text.contains("Bcc: evil@x.test"), "{text}");
+    assert!(
+        text.contains("Message d’Ève <script>x</script>\u{a0}:"),
+        "{text}"
+    );
+}

@@ -7,6 +7,8 @@
 
 use chrono::{DateTime, Datelike};
 
+use super::templates::BRITISH_ENGLISH_REGIONS;
+
 const EN_MONTHS: [&str; 12] = [
     "January",
     "February",
@@ -42,7 +44,9 @@ const FR_MONTHS: [&str; 12] = [
 /// matching the template fallback (R25).
 ///
 /// * `en-US` (and other `en`): `November 29, 2026`
-/// * `en-GB`, `en-AU`, `en-IE`, `en-NZ`: `29 November 2026`
+/// * `en-GB` and the other regions that write British English (`en-AU`,
+///   `en-IE`, `en-IN`, ...; the ones `Templates::resolve_locale` sends to
+///   `en-GB`): `29 November 2026`
 /// * `fr-*`: `29 novembre 2026` (`1er` on the first of the month)
 /// * `zh-*`: `2026年11月29日`
 pub fn format_date(rfc3339: &str, locale: &str) -> Result<String, chrono::ParseError> {
@@ -54,7 +58,12 @@ pub fn format_date(rfc3339: &str, locale: &str) -> Result<String, chrono::ParseE
         "fr" if day == 1 => format!("1er {} {year}", FR_MONTHS[month0]),
         "fr" => format!("{day} {} {year}", FR_MONTHS[month0]),
         "zh" => format!("{year}年{}月{day}日", month0 + 1),
-        "en" if matches!(tag.as_str(), "en-gb" | "en-au" | "en-ie" | "en-nz") => {
+        "en" if tag.split('-').nth(1).is_some_and(|region| {
+            BRITISH_ENGLISH_REGIONS
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(region))
+        }) =>
+        {
             format!("{day} {} {year}", EN_MONTHS[month0])
         }
         _ => format!("{} {day}, {year}", EN_MONTHS[month0]),
@@ -77,6 +86,29 @@ mod tests {
             format_date("2026-03-01T00:00:00+01:00", "fr-FR").unwrap(),
             "1er mars 2026"
         );
+    }
+
+    /// The five shipped locales (R25), on the first of a month and on a
+    /// two-digit day, and the tags that write English the British way.
+    #[test]
+    fn formats_every_shipped_locale() {
+        let first = "2027-02-01T09:00:00Z";
+        let late = "2026-12-31T23:59:59Z";
+        for (locale, on_first, on_late) in [
+            ("en-US", "February 1, 2027", "December 31, 2026"),
+            ("en-GB", "1 February 2027", "31 December 2026"),
+            ("fr-FR", "1er février 2027", "31 décembre 2026"),
+            ("fr-CA", "1er février 2027", "31 décembre 2026"),
+            ("zh-TW", "2027年2月1日", "2026年12月31日"),
+        ] {
+            assert_eq!(format_date(first, locale).unwrap(), on_first, "{locale}");
+            assert_eq!(format_date(late, locale).unwrap(), on_late, "{locale}");
+        }
+        for locale in ["en-au", "en_IE", "en-IN", "en-NZ", "en-150"] {
+            assert_eq!(format_date(late, locale).unwrap(), "31 December 2026");
+        }
+        assert_eq!(format_date(late, "en-CA").unwrap(), "December 31, 2026");
+        assert_eq!(format_date(late, "en").unwrap(), "December 31, 2026");
     }
 
     #[test]

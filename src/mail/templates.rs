@@ -25,18 +25,32 @@ use super::one_line;
 pub enum TemplateName {
     MemberInvitation,
     InvitationAccepted,
+    /// R32: the member invitation again; the same context keys.
+    Reminder,
+    /// R20: to the owner and managers of a business another one invites to
+    /// be its partner (direction `invite`).
+    PartnerInvitation,
+    /// R20: to the owner and managers of a business another one asks for
+    /// access (direction `request`). Same subject and keys as `PartnerInvitation`.
+    PartnerRequest,
 }
 
 impl TemplateName {
-    pub const ALL: [TemplateName; 2] = [
+    pub const ALL: [TemplateName; 5] = [
         TemplateName::MemberInvitation,
         TemplateName::InvitationAccepted,
+        TemplateName::Reminder,
+        TemplateName::PartnerInvitation,
+        TemplateName::PartnerRequest,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             TemplateName::MemberInvitation => "member_invitation",
             TemplateName::InvitationAccepted => "invitation_accepted",
+            TemplateName::Reminder => "reminder",
+            TemplateName::PartnerInvitation => "partner_invitation",
+            TemplateName::PartnerRequest => "partner_request",
         }
     }
 
@@ -44,7 +58,7 @@ impl TemplateName {
     /// and tests. The keys are the contract with the callers that build contexts.
     pub fn sample_context(self) -> serde_json::Value {
         match self {
-            TemplateName::MemberInvitation => json!({
+            TemplateName::MemberInvitation | TemplateName::Reminder => json!({
                 "inviter_name": "Ada Lovelace",
                 "business_name": "Analytical Engines Ltd",
                 "role": "manager",
@@ -53,14 +67,42 @@ impl TemplateName {
                 "expires_at": "2026-11-29T10:00:00Z",
                 "recipient_email": "charles@example.test",
             }),
+            // `role` is "" and `partner_business_name` is set for a partner
+            // acceptance (see `sample_contexts`); older outbox rows may lack
+            // `partner_business_name`, so templates test it with `is defined`.
             TemplateName::InvitationAccepted => json!({
                 "inviter_name": "Ada Lovelace",
                 "business_name": "Analytical Engines Ltd",
                 "accepted_by_name": "Charles Babbage",
                 "accepted_by_email": "charles@example.test",
                 "role": "manager",
+                "partner_business_name": null,
+            }),
+            TemplateName::PartnerInvitation | TemplateName::PartnerRequest => json!({
+                "recipient_name": "Grace Hopper",
+                "business_name": "Compiler Agency",
+                "partner_business_name": "Analytical Engines Ltd",
+                "inviter_name": "Ada Lovelace",
+                "message": "We would love to work with your team on our profiles.",
+                "expires_at": "2026-11-29T10:00:00Z",
             }),
         }
+    }
+
+    /// `sample_context` and the variants of it that take the templates'
+    /// other branches: no personal message, a partner acceptance. `check`
+    /// renders them all.
+    pub fn sample_contexts(self) -> Vec<serde_json::Value> {
+        let sample = self.sample_context();
+        let mut variant = sample.clone();
+        match self {
+            TemplateName::InvitationAccepted => {
+                variant["role"] = "".into();
+                variant["partner_business_name"] = "Compiler Agency".into();
+            }
+            _ => variant["message"] = serde_json::Value::Null,
+        }
+        vec![sample, variant]
     }
 }
 
@@ -92,6 +134,23 @@ pub struct Rendered {
     pub locale: String,
 }
 
+/// The locales R25 ships, each a directory under `templates/` holding every
+/// template. Their order is also the order in which a language picks its
+/// locale when a tag has no directory of its own (`fr-BE` -> `fr-FR`, see
+/// `Templates::resolve_locale`).
+pub const SHIPPED_LOCALES: [&str; 5] = ["en-US", "en-GB", "fr-FR", "fr-CA", "zh-TW"];
+
+/// Files every locale directory needs besides the templates: the HTML layout
+/// and the helper macros (`as_role`; French `de`) the templates import.
+pub const SUPPORT_FILES: [&str; 2] = ["base.html", "helpers.txt"];
+
+/// Regions whose English is written the British way (spelling, day-first
+/// dates): Britain itself, and those whose tags take `en-GB` before the
+/// language's first locale (CLDR puts them under `en-001`, which follows
+/// British usage). The `date` filter uses the same list.
+pub(super) const BRITISH_ENGLISH_REGIONS: [&str; 9] =
+    ["GB", "AU", "NZ", "IE", "ZA", "IN", "SG", "MT", "150"];
+
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     // The underlying errors are part of the message (not `#[source]`) so that a
@@ -100,6 +159,10 @@ pub enum TemplateError {
     Io { dir: PathBuf, error: std::io::Error },
     #[error("default locale {locale:?} has no template directory under {}", dir.display())]
     MissingDefaultLocale { locale: String, dir: PathBuf },
+    #[error("shipped locale {locale} has no template directory under {}", dir.display())]
+    MissingLocale { locale: String, dir: PathBuf },
+    #[error("locale {locale} has no {file} (every locale directory needs every template)")]
+    MissingTemplate { locale: String, file: String },
     #[error("unknown template name {0:?}")]
     UnknownTemplate(String),
     #[error("the context for template {template} must be a JSON object")]
@@ -115,6 +178,7 @@ pub enum TemplateError {
 #[derive(Debug)]
 pub struct Templates {
     env: Environment<'static>,
+    dir: PathBuf,
     /// Names of the locale directories found at load time, as spelled on disk.
     locales: BTreeSet<String>,
     default_locale: String,
@@ -162,6 +226,7 @@ impl Templates {
 
         Ok(Templates {
             env,
+            dir: dir.to_owned(),
             locales,
             default_locale,
         })
@@ -176,15 +241,77 @@ impl Templates {
         &self.default_locale
     }
 
-    /// The locale whose templates are used for `requested`: the exact tag
-    /// (`fr-CA`), then its language (`fr`), then the default locale (R25).
+    /// The locale whose templates are used for `requested` (R25's
+    /// `fr-CA -> fr -> en-US`), in this order:
+    ///
+    /// 1. the tag itself, then the tag shortened one subtag at a time down to
+    ///    its language (RFC 4647 lookup): `fr-CA`, then a `fr` directory if
+    ///    there is one; `en-GB-oxendict` finds `en-GB`;
+    /// 2. for English of a region that writes British English (`en-AU`,
+    ///    `en-IE`, `en-IN`, ...): `en-GB`;
+    /// 3. another locale of the same language and a compatible script: the
+    ///    default locale if it is one, else the first in `SHIPPED_LOCALES`
+    ///    order (`en` -> `en-US`, `fr-BE` -> `fr-FR`, `zh`/`zh-HK`/`zh-Hant`
+    ///    -> `zh-TW`), else the first other directory alphabetically. Chinese
+    ///    tags marked Simplified (`zh-CN`, `zh-SG`, `zh-Hans`) never get the
+    ///    Traditional `zh-TW`: they are a different script, so CLDR does not
+    ///    fall back between them either;
+    /// 4. the default locale.
+    ///
     /// Matching ignores case and accepts `_` for `-`. Only locales with a
     /// directory count, so a requested tag never reaches the file system.
     pub fn resolve_locale(&self, requested: &str) -> &str {
         let tag = requested.trim().replace('_', "-");
-        let language = tag.split('-').next().unwrap_or_default();
-        find_locale(&self.locales, &tag)
-            .or_else(|| find_locale(&self.locales, language))
+        let wanted = Subtags::parse(&tag);
+        if wanted.language.is_empty() {
+            return &self.default_locale;
+        }
+        // 1. Lookup by truncation; a singleton (`x` in `fr-x-foo`) goes with
+        //    the subtag after it.
+        let mut prefix = tag.as_str();
+        loop {
+            if let Some(found) = find_locale(&self.locales, prefix) {
+                return found;
+            }
+            match prefix.rsplit_once('-') {
+                Some((rest, _)) => {
+                    prefix = match rest.rsplit_once('-') {
+                        Some((before, last)) if last.len() == 1 => before,
+                        _ if rest.len() == 1 => return &self.default_locale,
+                        _ => rest,
+                    }
+                }
+                None => break,
+            }
+        }
+        // 2. British English regions.
+        if wanted.language.eq_ignore_ascii_case("en")
+            && wanted.region.is_some_and(|r| {
+                BRITISH_ENGLISH_REGIONS
+                    .iter()
+                    .any(|b| b.eq_ignore_ascii_case(r))
+            })
+            && let Some(found) = find_locale(&self.locales, "en-GB")
+        {
+            return found;
+        }
+        // 3. A sibling of the same language and script.
+        let sibling = |locale: &str| {
+            let have = Subtags::parse(locale);
+            have.language.eq_ignore_ascii_case(wanted.language)
+                && match (wanted.script(), have.script()) {
+                    (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                    _ => true,
+                }
+        };
+        if sibling(&self.default_locale) {
+            return &self.default_locale;
+        }
+        SHIPPED_LOCALES
+            .iter()
+            .filter_map(|l| find_locale(&self.locales, l))
+            .chain(self.locales.iter().map(String::as_str))
+            .find(|l| sibling(l))
             .unwrap_or(&self.default_locale)
     }
 
@@ -222,16 +349,58 @@ impl Templates {
         })
     }
 
-    /// Renders every template with its sample context in each of `locales`
-    /// (after fallback), so a broken or missing template fails at deploy time
-    /// rather than on the first invitation.
+    /// Renders every template with its sample contexts in each of `locales`
+    /// (after fallback), so a broken template fails at deploy time rather
+    /// than on the first invitation.
     pub fn check(&self, locales: &[&str]) -> Result<(), TemplateError> {
         for locale in locales {
             for name in TemplateName::ALL {
-                self.render(name, locale, &name.sample_context())?;
+                for ctx in name.sample_contexts() {
+                    self.render(name, locale, &ctx)?;
+                }
             }
         }
         Ok(())
+    }
+
+    /// What `invited templates check` runs: every locale of
+    /// `SHIPPED_LOCALES` has its own directory, every locale directory has
+    /// every template file (`<name>.subject.txt`, `.txt`, `.html`) and the
+    /// `SUPPORT_FILES`, and every template renders with each of its sample
+    /// contexts under strict undefined (a variable the contexts lack fails).
+    /// Returns every problem found, not only the first; empty means good.
+    pub fn check_all(&self) -> Vec<TemplateError> {
+        let mut problems = Vec::new();
+        for locale in SHIPPED_LOCALES {
+            if find_locale(&self.locales, locale).is_none() {
+                problems.push(TemplateError::MissingLocale {
+                    locale: locale.to_owned(),
+                    dir: self.dir.clone(),
+                });
+            }
+        }
+        for locale in &self.locales {
+            let files = TemplateName::ALL
+                .iter()
+                .flat_map(|name| {
+                    ["subject.txt", "txt", "html"].map(|suffix| format!("{name}.{suffix}"))
+                })
+                .chain(SUPPORT_FILES.map(String::from));
+            let mut complete = true;
+            for file in files {
+                if !self.dir.join(locale).join(&file).is_file() {
+                    complete = false;
+                    problems.push(TemplateError::MissingTemplate {
+                        locale: locale.clone(),
+                        file,
+                    });
+                }
+            }
+            if complete && let Err(e) = self.check(&[locale]) {
+                problems.push(e);
+            }
+        }
+        problems
     }
 }
 
@@ -251,6 +420,55 @@ fn read_locale_dirs(dir: &Path) -> Result<BTreeSet<String>, TemplateError> {
         }
     }
     Ok(locales)
+}
+
+/// The subtags of a language tag that locale fallback looks at.
+#[derive(Debug, Clone, Copy)]
+struct Subtags<'a> {
+    language: &'a str,
+    script: Option<&'a str>,
+    region: Option<&'a str>,
+}
+
+impl<'a> Subtags<'a> {
+    fn parse(tag: &'a str) -> Subtags<'a> {
+        let mut parts = tag.split('-');
+        let language = parts.next().unwrap_or_default();
+        let (mut script, mut region) = (None, None);
+        for part in parts {
+            let alpha = part.chars().all(|c| c.is_ascii_alphabetic());
+            let digits = part.chars().all(|c| c.is_ascii_digit());
+            if part.len() == 4 && alpha && script.is_none() && region.is_none() {
+                script = Some(part);
+            } else if region.is_none()
+                && ((part.len() == 2 && alpha) || (part.len() == 3 && digits))
+            {
+                region = Some(part);
+            } else {
+                break;
+            }
+        }
+        Subtags {
+            language,
+            script,
+            region,
+        }
+    }
+
+    /// The script: explicit (`zh-Hant`), or implied by the region for Chinese
+    /// (`zh-TW`, `zh-HK`, `zh-MO` are Traditional; `zh-CN`, `zh-SG`, `zh-MY`
+    /// Simplified). `None` when the tag does not say.
+    fn script(&self) -> Option<&'a str> {
+        if self.script.is_some() || !self.language.eq_ignore_ascii_case("zh") {
+            return self.script;
+        }
+        let region = self.region?.to_ascii_uppercase();
+        match region.as_str() {
+            "TW" | "HK" | "MO" => Some("Hant"),
+            "CN" | "SG" | "MY" => Some("Hans"),
+            _ => None,
+        }
+    }
 }
 
 fn find_locale<'a>(locales: &'a BTreeSet<String>, tag: &str) -> Option<&'a str> {
@@ -500,5 +718,300 @@ mod tests {
             )
             .unwrap();
         assert_eq!(r.subject, "Invitation accepted");
+    }
+
+    fn shipped() -> Templates {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        Templates::load(&dir, "en-US").unwrap()
+    }
+
+    /// `invited templates check` passes on the shipped tree: the five R25
+    /// locales, each with every template, rendering every sample context.
+    #[test]
+    fn every_shipped_locale_has_every_template_and_renders() {
+        let t = shipped();
+        let problems: Vec<String> = t.check_all().iter().map(|e| e.to_string()).collect();
+        assert!(problems.is_empty(), "{problems:#?}");
+        assert_eq!(
+            t.locales().collect::<BTreeSet<_>>(),
+            SHIPPED_LOCALES.into_iter().collect::<BTreeSet<_>>()
+        );
+        for locale in SHIPPED_LOCALES {
+            assert_eq!(t.resolve_locale(locale), locale);
+        }
+    }
+
+    #[test]
+    fn check_all_names_missing_locales_and_templates() {
+        // Only invitation_accepted and base.html, only two locales.
+        let tree = TempTree::new(&["en-US", "fr-FR"]);
+        let t = Templates::load(&tree.0, "en-US").unwrap();
+        let problems: Vec<String> = t.check_all().iter().map(|e| e.to_string()).collect();
+        for locale in ["en-GB", "fr-CA", "zh-TW"] {
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.starts_with(&format!("shipped locale {locale} "))),
+                "{problems:#?}"
+            );
+        }
+        assert!(
+            problems.contains(&"locale fr-FR has no partner_request.subject.txt (every locale directory needs every template)".to_owned()),
+            "{problems:#?}"
+        );
+        assert!(
+            problems.contains(
+                &"locale en-US has no helpers.txt (every locale directory needs every template)"
+                    .to_owned()
+            ),
+            "{problems:#?}"
+        );
+    }
+
+    #[test]
+    fn r25_subjects_are_exact_in_every_locale() {
+        let t = shipped();
+        let table = [
+            (
+                "en-US",
+                "You have a new partner request!",
+                "Invitation accepted",
+            ),
+            (
+                "en-GB",
+                "You have a new partner request!",
+                "Invitation accepted",
+            ),
+            (
+                "fr-FR",
+                "Vous avez une nouvelle demande de partenariat !",
+                "Invitation acceptée",
+            ),
+            (
+                "fr-CA",
+                "Vous avez une nouvelle demande de partenariat !",
+                "Invitation acceptée",
+            ),
+            ("zh-TW", "您有一項新的合作夥伴請求!", "已接受邀請"),
+        ];
+        for (locale, partner, accepted) in table {
+            for name in [
+                TemplateName::PartnerInvitation,
+                TemplateName::PartnerRequest,
+            ] {
+                for ctx in name.sample_contexts() {
+                    let r = t.render(name, locale, &ctx).unwrap();
+                    assert_eq!(r.locale, locale);
+                    assert_eq!(r.subject, partner, "{name} in {locale}");
+                }
+            }
+            for ctx in TemplateName::InvitationAccepted.sample_contexts() {
+                let r = t
+                    .render(TemplateName::InvitationAccepted, locale, &ctx)
+                    .unwrap();
+                assert_eq!(r.subject, accepted, "{locale}");
+            }
+        }
+    }
+
+    #[test]
+    fn other_subjects_read_naturally_per_locale() {
+        let t = shipped();
+        let subject = |name: TemplateName, locale| {
+            t.render(name, locale, &name.sample_context())
+                .unwrap()
+                .subject
+        };
+        let member = TemplateName::MemberInvitation;
+        let reminder = TemplateName::Reminder;
+        assert_eq!(
+            subject(member, "en-GB"),
+            "Ada Lovelace invited you to join Analytical Engines Ltd"
+        );
+        assert_eq!(
+            subject(member, "fr-FR"),
+            "Ada Lovelace vous invite à rejoindre Analytical Engines Ltd"
+        );
+        assert_eq!(
+            subject(member, "fr-CA"),
+            "Ada Lovelace vous invite à vous joindre à Analytical Engines Ltd"
+        );
+        assert_eq!(
+            subject(member, "zh-TW"),
+            "Ada Lovelace邀請您加入「Analytical Engines Ltd」"
+        );
+        assert_eq!(
+            subject(reminder, "fr-FR"),
+            "Rappel : Ada Lovelace vous invite à rejoindre Analytical Engines Ltd"
+        );
+        assert_eq!(
+            subject(reminder, "zh-TW"),
+            "提醒：Ada Lovelace邀請您加入「Analytical Engines Ltd」"
+        );
+    }
+
+    /// Every email with an expiry writes it the way its locale writes dates,
+    /// in both parts.
+    #[test]
+    fn dates_are_written_the_locale_way() {
+        let t = shipped();
+        let expected = [
+            ("en-US", "November 29, 2026"),
+            ("en-GB", "29 November 2026"),
+            ("fr-FR", "29 novembre 2026"),
+            ("fr-CA", "29 novembre 2026"),
+            ("zh-TW", "2026年11月29日"),
+        ];
+        for (locale, date) in expected {
+            for name in [
+                TemplateName::MemberInvitation,
+                TemplateName::Reminder,
+                TemplateName::PartnerInvitation,
+                TemplateName::PartnerRequest,
+            ] {
+                let r = t.render(name, locale, &name.sample_context()).unwrap();
+                assert!(r.text.contains(date), "{name} {locale}:\n{}", r.text);
+                assert!(r.html.contains(date), "{name} {locale}:\n{}", r.html);
+            }
+        }
+        let mut ctx = TemplateName::PartnerRequest.sample_context();
+        ctx["expires_at"] = "2026-12-01T08:00:00Z".into();
+        let r = t
+            .render(TemplateName::PartnerRequest, "fr-CA", &ctx)
+            .unwrap();
+        assert!(
+            r.text.contains("Elle expire le 1er décembre 2026."),
+            "{}",
+            r.text
+        );
+    }
+
+    #[test]
+    fn fallback_chain_with_the_shipped_locales() {
+        let t = shipped();
+        for (requested, resolved) in [
+            ("fr-CA", "fr-CA"),
+            ("FR_ca", "fr-CA"),
+            ("fr", "fr-FR"),
+            ("fr-BE", "fr-FR"),
+            ("fr-CH", "fr-FR"),
+            ("fr-CA-x-quebec", "fr-CA"),
+            ("fr-x-foo", "fr-FR"),
+            ("en", "en-US"),
+            ("en-CA", "en-US"),
+            ("en-AU", "en-GB"),
+            ("en-IE", "en-GB"),
+            ("en-IN", "en-GB"),
+            ("en-GB-oxendict", "en-GB"),
+            ("zh", "zh-TW"),
+            ("zh-HK", "zh-TW"),
+            ("zh-Hant", "zh-TW"),
+            ("zh-Hant-HK", "zh-TW"),
+            ("zh-CN", "en-US"),
+            ("zh-Hans", "en-US"),
+            ("zh-SG", "en-US"),
+            ("de-DE", "en-US"),
+            ("x-private", "en-US"),
+            ("", "en-US"),
+            ("../etc", "en-US"),
+        ] {
+            assert_eq!(t.resolve_locale(requested), resolved, "{requested}");
+        }
+        // The configured default wins among the locales of its own language.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let gb = Templates::load(&dir, "en-GB").unwrap();
+        assert_eq!(gb.resolve_locale("en"), "en-GB");
+        assert_eq!(gb.resolve_locale("en-CA"), "en-GB");
+        assert_eq!(gb.resolve_locale("en-US"), "en-US");
+        assert_eq!(gb.resolve_locale("de"), "en-GB");
+        assert_eq!(gb.resolve_locale("fr-BE"), "fr-FR");
+    }
+
+    #[test]
+    fn invitation_accepted_names_the_role_or_the_partner() {
+        let t = shipped();
+        let name = TemplateName::InvitationAccepted;
+        let [member, partner] = <[serde_json::Value; 2]>::try_from(name.sample_contexts()).unwrap();
+        let r = t.render(name, "en-US", &member).unwrap();
+        assert!(
+            r.text
+                .contains("joined Analytical Engines Ltd as a manager."),
+            "{}",
+            r.text
+        );
+        let r = t.render(name, "fr-FR", &member).unwrap();
+        assert!(
+            r.text
+                .contains("a rejoint Analytical Engines Ltd en tant que gestionnaire."),
+            "{}",
+            r.text
+        );
+        let r = t.render(name, "zh-TW", &member).unwrap();
+        assert!(
+            r.text
+                .contains("並以管理者身分加入「Analytical Engines Ltd」。"),
+            "{}",
+            r.text
+        );
+        for locale in SHIPPED_LOCALES {
+            let r = t.render(name, locale, &partner).unwrap();
+            for part in [&r.text, &r.html] {
+                assert!(part.contains("Compiler Agency"), "{locale}:\n{part}");
+                for role in ["manager", "gestionnaire", "管理者"] {
+                    assert!(!part.contains(role), "{locale}:\n{part}");
+                }
+            }
+        }
+        // Rows queued before `partner_business_name` existed still render.
+        let mut legacy = member.clone();
+        legacy
+            .as_object_mut()
+            .unwrap()
+            .remove("partner_business_name");
+        for locale in SHIPPED_LOCALES {
+            assert_eq!(
+                t.render(name, locale, &legacy).unwrap(),
+                t.render(name, locale, &member).unwrap()
+            );
+        }
+        // A role outside the presets shows by its key.
+        let mut custom = member;
+        custom["role"] = "campaign_lead".into();
+        let r = t.render(name, "fr-CA", &custom).unwrap();
+        assert!(
+            r.text.contains(
+                "fait maintenant partie d’Analytical Engines Ltd avec le rôle «\u{a0}campaign_lead\u{a0}»."
+            ),
+            "{}",
+            r.text
+        );
+    }
+
+    /// R30 in another locale than en-US: the personal message is escaped in
+    /// the HTML part and as typed in the text part.
+    #[test]
+    fn personal_message_is_escaped_in_html_and_typed_in_text() {
+        let t = shipped();
+        let evil = "<script>alert('x')</script> & co";
+        for (name, locale) in [
+            (TemplateName::PartnerRequest, "zh-TW"),
+            (TemplateName::PartnerInvitation, "fr-FR"),
+            (TemplateName::MemberInvitation, "fr-CA"),
+            (TemplateName::Reminder, "en-GB"),
+        ] {
+            let mut ctx = name.sample_context();
+            ctx["message"] = evil.into();
+            ctx["inviter_name"] = "<b>Eve</b>".into();
+            let r = t.render(name, locale, &ctx).unwrap();
+            assert!(r.text.contains(evil), "{name} {locale}:\n{}", r.text);
+            assert!(
+                r.html
+                    .contains("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; co"),
+                "{name} {locale}:\n{}",
+                r.html
+            );
+            assert!(!r.html.contains("<script"), "{name} {locale}");
+            assert!(!r.html.contains("<b>Eve"), "{name} {locale}");
+        }
     }
 }
