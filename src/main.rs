@@ -1,5 +1,6 @@
 //! The `invited` binary: parses the command line and hands over to `app`.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use invited::app::{RunningApp, load_config, migrate};
 use invited::config::ApiKey;
+use invited::mail::{TemplateName, Templates};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +36,26 @@ enum Command {
     Migrate,
     /// Print the effective configuration (secrets masked); exit non-zero on any error.
     CheckConfig,
+    /// Check or preview the email templates in `templates.dir`.
+    #[command(subcommand)]
+    Templates(TemplatesCommand),
+}
+
+#[derive(Subcommand)]
+enum TemplatesCommand {
+    /// Render every template in every locale with its sample contexts; exit
+    /// non-zero on a missing template, variable or locale.
+    Check,
+    /// Print one template rendered with its sample context: subject, text, HTML.
+    Render {
+        /// member_invitation, invitation_accepted, reminder, partner_invitation
+        /// or partner_request.
+        name: TemplateName,
+        /// A language tag; falls back like a real email would (default:
+        /// `templates.default_locale`).
+        #[arg(long)]
+        locale: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,6 +71,9 @@ fn main() -> ExitCode {
         print!("{}", config.redacted_toml());
         return ExitCode::SUCCESS;
     }
+    if let Command::Templates(command) = &cli.command {
+        return templates(&config, command);
+    }
     invited::telemetry::init(config.log.format, &config.log.filter);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -62,7 +87,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Migrate => migrate(&config).await,
             Command::Serve { dev } => serve(config, dev).await,
-            Command::CheckConfig => unreachable!("handled above"),
+            Command::CheckConfig | Command::Templates(_) => unreachable!("handled above"),
         }
     });
     match result {
@@ -71,6 +96,64 @@ fn main() -> ExitCode {
             tracing::error!(error = format!("{error:#}"), "invited stopped");
             eprintln!("invited: {error:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn templates(config: &invited::config::Config, command: &TemplatesCommand) -> ExitCode {
+    let dir = &config.templates.dir;
+    let templates = match Templates::load(dir, &config.templates.default_locale) {
+        Ok(templates) => templates,
+        Err(error) => {
+            eprintln!("invited: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match command {
+        TemplatesCommand::Check => {
+            let problems = templates.check_all();
+            if !problems.is_empty() {
+                for problem in &problems {
+                    eprintln!("invited: {problem}");
+                }
+                eprintln!(
+                    "{} template problem(s) in {}",
+                    problems.len(),
+                    dir.display()
+                );
+                return ExitCode::FAILURE;
+            }
+            let locales: Vec<&str> = templates.locales().collect();
+            println!(
+                "templates ok: {} templates in {} locales ({}) under {}",
+                TemplateName::ALL.len(),
+                locales.len(),
+                locales.join(", "),
+                dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        TemplatesCommand::Render { name, locale } => {
+            let requested = locale.as_deref().unwrap_or(templates.default_locale());
+            match templates.render(*name, requested, &name.sample_context()) {
+                Ok(r) => {
+                    // A closed pipe (`| head`) is not an error worth a panic.
+                    let _ = writeln!(
+                        std::io::stdout().lock(),
+                        "Template: {name}\nLocale: {} (requested {requested})\nSubject: {}\n\n\
+                         ----- text/plain -----\n{}\n\n----- text/html -----\n{}",
+                        r.locale,
+                        r.subject,
+                        r.text.trim_end(),
+                        r.html.trim_end()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("invited: {error}");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }
