@@ -75,7 +75,13 @@ impl RunningApp {
                 max_backoff: config.delivery.max_backoff,
                 give_up_after: config.delivery.give_up_after,
             },
+            send_rate: Arc::new(crate::service::delivery::send_limiter(
+                config.mail.send_rate,
+            )),
         });
+        let schedule =
+            crate::actors::scheduler::parse_schedule(&config.invitations.expiry_schedule)
+                .map_err(|e| anyhow::anyhow!("invitations.expiry_schedule: {e}"))?;
 
         let registry_name = format!("invited.registry.{}", uuid::Uuid::now_v7());
         let invitations = InvitationsHandle::new(registry_name.clone());
@@ -90,6 +96,7 @@ impl RunningApp {
                 workers: config.delivery.workers as usize,
                 lease: config.delivery.lease,
                 poll_interval: config.delivery.poll_interval,
+                schedule,
             },
         )
         .await

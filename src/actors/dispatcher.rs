@@ -17,6 +17,8 @@ pub enum DispatcherMsg {
     Wake,
     /// A worker finished its email.
     Done { worker: usize },
+    /// The send rate lets the next email go.
+    RateReady,
 }
 
 pub struct Dispatcher;
@@ -35,6 +37,8 @@ pub struct DispatcherState {
     idle: Vec<usize>,
     /// The last claim filled every idle worker: more mail is probably due.
     more_due: bool,
+    /// A `RateReady` is on its way.
+    rate_wake_pending: bool,
     listener: tokio::task::JoinHandle<()>,
 }
 
@@ -80,6 +84,7 @@ impl Actor for Dispatcher {
             idle: (0..workers.len()).rev().collect(),
             workers,
             more_due: false,
+            rate_wake_pending: false,
             listener,
         })
     }
@@ -103,6 +108,7 @@ impl Actor for Dispatcher {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             DispatcherMsg::Wake => {}
+            DispatcherMsg::RateReady => state.rate_wake_pending = false,
             DispatcherMsg::Done { worker } => {
                 if !state.idle.contains(&worker) {
                     state.idle.push(worker);
@@ -115,7 +121,31 @@ impl Actor for Dispatcher {
         if state.idle.is_empty() {
             return Ok(());
         }
-        let want = state.idle.len() as u32;
+        // One token of `mail.send_rate` per email, taken before the claim: an
+        // email never waits for its turn while its lease runs. A token is only
+        // lost when the outbox turns out to be emptier than hoped; after a
+        // short claim the next one asks for a single email, so an idle outbox
+        // costs at most one token per wake-up.
+        let room = if state.more_due { state.idle.len() } else { 1 };
+        let mut want = 0u32;
+        while (want as usize) < room {
+            match state.delivery.send_rate.check() {
+                Ok(()) => want += 1,
+                Err(not_until) => {
+                    if !state.rate_wake_pending {
+                        state.rate_wake_pending = true;
+                        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                            &governor::clock::DefaultClock::default(),
+                        ));
+                        myself.send_after(wait, || DispatcherMsg::RateReady);
+                    }
+                    break;
+                }
+            }
+        }
+        if want == 0 {
+            return Ok(());
+        }
         let claimed = match state
             .delivery
             .services

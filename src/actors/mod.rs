@@ -5,13 +5,15 @@
 //! ```text
 //! RootSupervisor
 //!   |-- InvitationRegistry --> InvitationActor (one per live invitation)
-//!   |-- Dispatcher ----------> MailerPool (factory of mailer workers)
+//!   |-- Dispatcher ----------> MailerWorker x delivery.workers
+//!   |-- Scheduler: expiry sweep, reminders, idempotency purge (cron)
 //! ```
 
 pub mod dispatcher;
 pub mod invitation;
 pub mod mailer;
 pub mod registry;
+pub mod scheduler;
 pub mod supervisor;
 
 pub use registry::InvitationsHandle;

@@ -10,6 +10,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use super::dispatcher::{Dispatcher, DispatcherArgs, DispatcherMsg};
 use super::registry::{InvitationRegistry, RegistryArgs, RegistryMsg};
+use super::scheduler::{Scheduler, SchedulerArgs, SchedulerMsg};
 use crate::metrics;
 use crate::service::Services;
 use crate::service::delivery::Delivery;
@@ -30,6 +31,8 @@ pub struct SupervisorArgs {
     pub workers: usize,
     pub lease: Duration,
     pub poll_interval: Duration,
+    /// `invitations.expiry_schedule`: when the scheduler runs its chores.
+    pub schedule: cron::Schedule,
 }
 
 pub enum SupervisorMsg {}
@@ -38,6 +41,7 @@ pub struct SupervisorState {
     args: SupervisorArgs,
     registry: ActorRef<RegistryMsg>,
     dispatcher: ActorRef<DispatcherMsg>,
+    scheduler: ActorRef<SchedulerMsg>,
     restarts: Vec<Instant>,
 }
 
@@ -74,6 +78,19 @@ async fn spawn_dispatcher(
     Ok(dispatcher)
 }
 
+async fn spawn_scheduler(
+    myself: &ActorRef<SupervisorMsg>,
+    args: &SupervisorArgs,
+) -> Result<ActorRef<SchedulerMsg>, ActorProcessingErr> {
+    let scheduler_args = SchedulerArgs {
+        services: args.services.clone(),
+        schedule: args.schedule.clone(),
+    };
+    let (scheduler, _) =
+        Actor::spawn_linked(None, Scheduler, scheduler_args, myself.get_cell()).await?;
+    Ok(scheduler)
+}
+
 impl Actor for RootSupervisor {
     type Msg = SupervisorMsg;
     type State = SupervisorState;
@@ -86,10 +103,12 @@ impl Actor for RootSupervisor {
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let registry = spawn_registry(&myself, &args).await?;
         let dispatcher = spawn_dispatcher(&myself, &args).await?;
+        let scheduler = spawn_scheduler(&myself, &args).await?;
         Ok(SupervisorState {
             args,
             registry,
             dispatcher,
+            scheduler,
             restarts: Vec::new(),
         })
     }
@@ -134,6 +153,10 @@ impl Actor for RootSupervisor {
             tracing::error!(why, "dispatcher exited; restarting it");
             metrics::actor_restarted("dispatcher");
             state.dispatcher = spawn_dispatcher(&myself, &state.args).await?;
+        } else if cell.get_id() == state.scheduler.get_id() {
+            tracing::error!(why, "scheduler exited; restarting it");
+            metrics::actor_restarted("scheduler");
+            state.scheduler = spawn_scheduler(&myself, &state.args).await?;
         }
         Ok(())
     }

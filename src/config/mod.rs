@@ -953,7 +953,10 @@ fn parse_accept_url(text: &str) -> Result<String, String> {
 fn parse_schedule(text: &str) -> Result<String, String> {
     let fields = text.split_whitespace().count();
     if (6..=7).contains(&fields) {
-        Ok(text.split_whitespace().collect::<Vec<_>>().join(" "))
+        let normalized = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        <cron::Schedule as std::str::FromStr>::from_str(&normalized)
+            .map_err(|e| format!("{text:?} is not a cron schedule: {e}"))?;
+        Ok(normalized)
     } else {
         Err(format!(
             "{text:?} has {fields} fields; a schedule needs 6 or 7, seconds first (\"0 * * * * *\" is every minute)"

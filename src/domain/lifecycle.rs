@@ -215,10 +215,43 @@ pub fn apply(
     }
 }
 
+/// R31: only an invitation that is over without being accepted (expired,
+/// declined, cancelled) may be renewed; a pending one past its expiry counts
+/// as expired. Renewal creates a new invitation; the old one never changes.
+pub fn check_renewable(inv: &InvitationView, now: DateTime<Utc>) -> Result<(), DomainError> {
+    match inv.effective_status(now) {
+        InvitationStatus::Expired | InvitationStatus::Declined | InvitationStatus::Cancelled => {
+            Ok(())
+        }
+        status @ (InvitationStatus::Pending | InvitationStatus::Accepted) => {
+            Err(DomainError::InvalidTransition {
+                from: status.as_str().to_string(),
+                command: "renew".to_string(),
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use InvitationStatus::*;
+
+    #[test]
+    fn only_finished_unaccepted_invitations_are_renewable() {
+        for (status, ok) in [
+            (Pending, false),
+            (Accepted, false),
+            (Declined, true),
+            (Cancelled, true),
+            (Expired, true),
+        ] {
+            assert_eq!(check_renewable(&inv(status), at(0)).is_ok(), ok, "{status}");
+        }
+        // Pending past its expiry, before the sweep: already expired.
+        assert!(check_renewable(&inv(Pending), at(1000)).is_ok());
+        assert!(check_renewable(&inv(Accepted), at(1000)).is_err());
+    }
     use chrono::TimeZone;
 
     fn at(secs: i64) -> DateTime<Utc> {

@@ -287,6 +287,19 @@ pub async fn cancel(
     Ok(Json(InvitationJson::from(&outcome.invitation)))
 }
 
+/// R31: `201` with the new invitation that replaces an expired, declined or
+/// cancelled one.
+pub async fn renew(
+    State(state): State<HttpState>,
+    RawPath(id): RawPath<String>,
+    StrictJson(body): StrictJson<ActorBody>,
+) -> Result<Response, ApiError> {
+    let id = invitation_path(&id)?;
+    let actor = UserId::parse_field(&body.actor_user_id, "actor_user_id")?;
+    let renewed = state.services.renew_invitation(id, &actor).await?;
+    Ok((StatusCode::CREATED, Json(InvitationJson::from(&renewed))).into_response())
+}
+
 pub async fn quota(
     State(state): State<HttpState>,
     RawPath(id): RawPath<String>,

@@ -70,6 +70,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/invitations/{id}/timeline", get(invitations::timeline))
         .route("/invitations/{id}/resend", post(invitations::resend))
         .route("/invitations/{id}/cancel", post(invitations::cancel))
+        .route("/invitations/{id}/renew", post(invitations::renew))
         // `route_layer`: only matched routes are checked, so an unknown path
         // is a 404 whoever asks. The later layer runs first: the key is
         // checked before an idempotency key is looked at.

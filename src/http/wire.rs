@@ -131,6 +131,8 @@ pub struct InvitationJson {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The invitation this one renewed (R31), if any.
+    pub renewed_from: Option<String>,
     /// `null` while no invitation email exists (partner invitations).
     pub delivery: Option<DeliveryJson>,
 }
@@ -156,6 +158,7 @@ impl From<&InvitationRecord> for InvitationJson {
             created_at: i.created_at,
             expires_at: i.expires_at,
             updated_at: i.updated_at,
+            renewed_from: i.renewed_from.map(|r| r.to_string()),
             delivery: i.delivery.as_ref().map(DeliveryJson::from),
         }
     }
@@ -324,6 +327,7 @@ mod tests {
                 "locale",
                 "message",
                 "partner_business_id",
+                "renewed_from",
                 "role",
                 "status",
                 "updated_at"

@@ -9,12 +9,14 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
 
 use super::message::MessageError;
 
@@ -27,8 +29,8 @@ pub struct MailerConfig {
     /// `smtp://host?tls=opportunistic`, `smtps://host:port` (implicit TLS);
     /// optional `user:password@` (percent-encoded).
     pub smtp_url: Option<String>,
-    /// Idle connections kept in the pool. It does not cap concurrent
-    /// connections: bound concurrency with the number of senders (R28).
+    /// At most this many SMTP exchanges run at once (a semaphore shared by
+    /// every clone), and lettre keeps as many idle connections (R28).
     pub pool_size: u32,
     /// Bounds one send attempt: the TCP connect, and the whole attempt from
     /// taking a connection to the server's final reply.
@@ -146,6 +148,9 @@ enum Inner {
         /// lettre's async transport only times out the TCP connect: a server
         /// that stops answering mid-conversation would hold a send forever.
         deadline: Duration,
+        /// `smtp.pool_size` permits: lettre's pool only caps idle
+        /// connections, so this is what bounds open connections (R28).
+        connections: Arc<Semaphore>,
     },
     Files {
         dir: PathBuf,
@@ -181,6 +186,7 @@ impl Mailer {
                     transport,
                     target: redact_url(url),
                     deadline: cfg.timeout,
+                    connections: Arc::new(Semaphore::new(cfg.pool_size.max(1) as usize)),
                 }
             }
             None => {
@@ -218,8 +224,14 @@ impl Mailer {
             Inner::Smtp {
                 transport,
                 deadline,
+                connections,
                 ..
             } => {
+                // Waiting for a connection is not part of the attempt's deadline.
+                let _permit = connections
+                    .acquire()
+                    .await
+                    .map_err(|_| MailError::Transient(Failure::Other("mailer closed".into())))?;
                 let raw = msg.formatted();
                 let attempt = transport.send_raw(msg.envelope(), &raw);
                 let response = tokio::time::timeout(*deadline, attempt)

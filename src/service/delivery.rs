@@ -9,13 +9,29 @@ use chrono::{DateTime, Utc};
 use rand::RngExt as _;
 use serde_json::json;
 
-use super::emails::{MEMBER_INVITATION, TOKEN_NONCE_KEY};
+use super::emails::{MEMBER_INVITATION, REMINDER, TOKEN_NONCE_KEY};
 use super::{ServiceResult, Services, event};
 use crate::domain::TokenNonce;
 use crate::domain::retry::RetryPolicy;
 use crate::mail::{Mailer, TemplateName, Templates, build_message};
 use crate::metrics;
 use crate::store::{AttemptOutcome, ClaimedEmail, EmailAttempt};
+
+/// `mail.send_rate` as one token bucket. Every mailer worker of a process
+/// shares it: the dispatcher takes a token per email before claiming it, so a
+/// lease never runs while an email waits for its turn (R28).
+pub type SendLimiter = governor::DefaultDirectRateLimiter;
+
+/// The limiter of a configured rate: `count` per `per`, with a burst of
+/// `count` (so `50/s` sends at most 50 in any second).
+pub fn send_limiter(rate: crate::config::SendRate) -> SendLimiter {
+    let count = std::num::NonZeroU32::new(rate.count.max(1)).expect("at least 1");
+    let period = (rate.per / count.get()).max(std::time::Duration::from_nanos(1));
+    let quota = governor::Quota::with_period(period)
+        .expect("a positive period")
+        .allow_burst(count);
+    governor::RateLimiter::direct(quota)
+}
 
 /// What delivery needs besides the store.
 pub struct Delivery {
@@ -26,13 +42,18 @@ pub struct Delivery {
     /// `links.accept_url`, with `{token}` to replace.
     pub accept_url: String,
     pub retry: RetryPolicy,
+    pub send_rate: Arc<SendLimiter>,
 }
 
 impl Delivery {
     /// Sends one email and records the attempt. An error here means the outcome
     /// could not be recorded; the lease then runs out and the email is tried
     /// again (at least once, R29).
-    pub async fn deliver(&self, email: &ClaimedEmail) -> ServiceResult<AttemptOutcome> {
+    /// `None`: nothing was attempted (a reminder whose invitation is over).
+    pub async fn deliver(&self, email: &ClaimedEmail) -> ServiceResult<Option<AttemptOutcome>> {
+        if email.template == REMINDER && self.reminder_moot(email).await? {
+            return Ok(None);
+        }
         let started = Instant::now();
         let sent = match self.compose(email) {
             Ok(message) => self.mailer.send(&message).await,
@@ -111,7 +132,40 @@ impl Delivery {
             AttemptOutcome::Failed => metrics::email_failed(&email.template),
             AttemptOutcome::Retry { .. } => {}
         }
-        Ok(outcome)
+        Ok(Some(outcome))
+    }
+
+    /// A reminder is never sent once its invitation left `pending` or passed
+    /// its expiry (R32): checked under the invitation's row lock, by database
+    /// time, just before the send. The row is marked `cancelled` (no attempt
+    /// was made) with an event for the timeline.
+    async fn reminder_moot(&self, email: &ClaimedEmail) -> ServiceResult<bool> {
+        let Some(invitation) = email.invitation_id else {
+            return Ok(false);
+        };
+        let mut tx = self.services.store.begin().await?;
+        let inv = tx.lock_invitation(invitation).await?;
+        let now = tx.now().await?;
+        let status = inv.as_ref().map(|i| i.view().effective_status(now));
+        if status == Some(crate::domain::InvitationStatus::Pending) {
+            return Ok(false);
+        }
+        let why = format!(
+            "not sent: the invitation is {}",
+            status.map_or("gone", |s| s.as_str())
+        );
+        tx.cancel_email(email.id, &why).await?;
+        tx.insert_event(&event(
+            email.business_id,
+            email.invitation_id,
+            "notification.cancelled",
+            None,
+            None,
+            json!({"template": email.template, "message_id": email.message_id, "reason": why}),
+        ))
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Renders the stored context into a message. The token is derived again

@@ -12,6 +12,8 @@ use crate::store::{BusinessRecord, InvitationRecord, NewEmail, UserRecord};
 /// Template names as stored in the outbox.
 pub const MEMBER_INVITATION: &str = "member_invitation";
 pub const INVITATION_ACCEPTED: &str = "invitation_accepted";
+/// R32: the invitation again, same token and link, as a reminder.
+pub const REMINDER: &str = "reminder";
 
 /// The context key carrying the token nonce (hex) to the delivery side; it is
 /// removed before rendering and replaced by `accept_url`.
@@ -50,6 +52,20 @@ impl Services {
             }),
             recipient,
             message_id: new_message_id(&self.settings.message_id_domain),
+        }
+    }
+
+    /// A reminder carries what the invitation email carries (same context,
+    /// same token), under its own template and Message-ID.
+    pub(crate) fn reminder_email(
+        &self,
+        inv: &InvitationRecord,
+        business: &BusinessRecord,
+        inviter: &UserRecord,
+    ) -> NewEmail {
+        NewEmail {
+            template: REMINDER.into(),
+            ..self.member_invitation_email(inv, business, inviter)
         }
     }
 

@@ -72,6 +72,17 @@ impl Services {
         &self,
         req: CreateInvitations,
     ) -> ServiceResult<Vec<InvitationRecord>> {
+        self.create_invitations_linked(req, None).await
+    }
+
+    /// The one create path; renew (R31) takes it too, with `renewed_from`
+    /// naming the invitation it replaces, so a renewal counts towards the
+    /// quota under the same lock as any creation (R8).
+    pub(crate) async fn create_invitations_linked(
+        &self,
+        req: CreateInvitations,
+        renewed_from: Option<InvitationId>,
+    ) -> ServiceResult<Vec<InvitationRecord>> {
         let mut tx = self.store.begin().await?;
         let business = lock_business(tx.as_mut(), req.business).await?;
         let catalog = self.catalog(business.role_preset);
@@ -153,7 +164,7 @@ impl Services {
                 token_nonce: nonce,
                 created_at: now,
                 expires_at,
-                renewed_from: None,
+                renewed_from,
             };
             tx.insert_invitation(&new).await?;
             tx.insert_event(&event(
@@ -165,6 +176,18 @@ impl Services {
                 json!({"kind": "member", "email": new.email, "role": new.role.as_ref().map(|r| r.as_str())}),
             ))
             .await?;
+            if let Some(old) = renewed_from {
+                // On the old invitation's timeline, in the same transaction.
+                tx.insert_event(&event(
+                    req.business,
+                    Some(old),
+                    "invitation.renewed",
+                    Some(&req.actor),
+                    None,
+                    json!({"renewed_to": id}),
+                ))
+                .await?;
+            }
             let record = tx
                 .lock_invitation(id)
                 .await?

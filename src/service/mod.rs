@@ -4,10 +4,12 @@
 //! Nothing here knows about HTTP or SQL.
 
 pub mod businesses;
+pub mod chores;
 pub mod delivery;
 pub mod emails;
 pub mod invitations;
 pub mod members;
+pub mod renew;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +30,8 @@ pub struct Settings {
     pub quota: QuotaPolicy,
     pub ttl: Duration,
     pub resend_cooldown: Duration,
+    /// R32: reminder offsets after creation, ascending.
+    pub reminders: Vec<Duration>,
     pub default_locale: Locale,
     /// The domain of Message-IDs, taken from the sender address.
     pub message_id_domain: String,
@@ -86,6 +90,7 @@ impl Settings {
             },
             ttl: config.invitations.ttl,
             resend_cooldown: config.invitations.resend_cooldown,
+            reminders: config.invitations.reminders.clone(),
             default_locale: Locale::parse_field(
                 &config.templates.default_locale,
                 "templates.default_locale",

@@ -101,6 +101,35 @@ pub trait StoreTx: Send {
     async fn enqueue_email(&mut self, email: &NewEmail) -> StoreResult<()>;
     /// Records the end of one delivery attempt (R27, R34).
     async fn finish_email_attempt(&mut self, attempt: &EmailAttempt) -> StoreResult<()>;
+    /// Withdraws a claimed email before any attempt (status `cancelled`).
+    async fn cancel_email(&mut self, id: uuid::Uuid, reason: &str) -> StoreResult<()>;
+
+    /// R11: moves up to `limit` pending invitations past their expiry (by the
+    /// database clock) to `expired` and returns them. Rows another
+    /// transaction holds are skipped, and a row is only moved while still
+    /// pending, so with several replicas each invitation expires once.
+    async fn expire_due_invitations(
+        &mut self,
+        limit: u32,
+    ) -> StoreResult<Vec<(InvitationId, BusinessId)>>;
+    /// R32: up to `limit` pending, unexpired member invitations created at
+    /// least `offset` ago (and less than `next` ago, when a later reminder
+    /// exists) that have no reminder at `offset` yet; their rows are locked.
+    async fn due_reminders(
+        &mut self,
+        offset: Duration,
+        next: Option<Duration>,
+        limit: u32,
+    ) -> StoreResult<Vec<InvitationId>>;
+    /// Records the reminder at `offset`; `false` if it already exists (another
+    /// replica queued it), in which case no email may be queued.
+    async fn record_reminder(
+        &mut self,
+        invitation: InvitationId,
+        business: BusinessId,
+        offset: Duration,
+        outbox_id: uuid::Uuid,
+    ) -> StoreResult<bool>;
 
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }

@@ -580,6 +580,96 @@ impl StoreTx for PgTx {
         Ok(())
     }
 
+    async fn cancel_email(&mut self, id: Uuid, reason: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE email_outbox SET status = 'cancelled', lease_until = NULL, last_error = $2, updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(reason)
+        .execute(&mut *self.tx)
+        .await
+        .st()?;
+        Ok(())
+    }
+
+    async fn expire_due_invitations(
+        &mut self,
+        limit: u32,
+    ) -> StoreResult<Vec<(InvitationId, BusinessId)>> {
+        // The locking read re-checks `status = 'pending'` on a row another
+        // transaction changed meanwhile, so a row is moved at most once.
+        let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "WITH due AS (
+                 SELECT id FROM invitations
+                 WHERE status = 'pending' AND expires_at <= now()
+                 ORDER BY expires_at, id
+                 LIMIT $1
+                 FOR UPDATE SKIP LOCKED
+             )
+             UPDATE invitations i
+                SET status = 'expired', expired_at = now(), updated_at = now()
+               FROM due WHERE i.id = due.id AND i.status = 'pending'
+             RETURNING i.id, i.business_id",
+        )
+        .bind(limit as i64)
+        .fetch_all(&mut *self.tx)
+        .await
+        .st()?;
+        Ok(rows
+            .into_iter()
+            .map(|(i, b)| (InvitationId(i), BusinessId(b)))
+            .collect())
+    }
+
+    async fn due_reminders(
+        &mut self,
+        offset: Duration,
+        next: Option<Duration>,
+        limit: u32,
+    ) -> StoreResult<Vec<InvitationId>> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT i.id FROM invitations i
+             WHERE i.status = 'pending' AND i.kind = 'member' AND i.expires_at > now()
+               AND i.created_at <= now() - make_interval(secs => $1)
+               AND ($2::float8 IS NULL OR i.created_at > now() - make_interval(secs => $2))
+               AND NOT EXISTS (SELECT 1 FROM invitation_reminders r
+                               WHERE r.invitation_id = i.id AND r.offset_secs = $3)
+             ORDER BY i.created_at, i.id
+             LIMIT $4
+             FOR UPDATE OF i SKIP LOCKED",
+        )
+        .bind(offset.as_secs_f64())
+        .bind(next.map(|n| n.as_secs_f64()))
+        .bind(offset.as_secs().max(1) as i64)
+        .bind(limit as i64)
+        .fetch_all(&mut *self.tx)
+        .await
+        .st()?;
+        Ok(ids.into_iter().map(InvitationId).collect())
+    }
+
+    async fn record_reminder(
+        &mut self,
+        invitation: InvitationId,
+        business: BusinessId,
+        offset: Duration,
+        outbox_id: Uuid,
+    ) -> StoreResult<bool> {
+        let r = sqlx::query(
+            "INSERT INTO invitation_reminders (invitation_id, business_id, offset_secs, outbox_id)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (invitation_id, offset_secs) DO NOTHING",
+        )
+        .bind(invitation.0)
+        .bind(business.0)
+        .bind(offset.as_secs().max(1) as i64)
+        .bind(outbox_id)
+        .execute(&mut *self.tx)
+        .await
+        .st()?;
+        Ok(r.rows_affected() == 1)
+    }
+
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         self.tx.commit().await.st()
     }

@@ -3,4 +3,6 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod outbox;
+pub mod process;
 pub mod smtp_sink;

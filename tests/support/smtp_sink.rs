@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -39,6 +40,12 @@ struct Shared {
     rejected: Mutex<Vec<ReceivedMail>>,
     /// Number of accepted messages; `wait_for` awaits it instead of polling.
     accepted_count: watch::Sender<usize>,
+    /// How long the server takes at the end of DATA before answering: a slow
+    /// server keeps sends in flight.
+    delay: Duration,
+    /// Messages between DATA and the answer right now, and the most at once.
+    in_data: AtomicUsize,
+    max_in_data: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -56,18 +63,43 @@ impl SmtpSink {
     /// of `script`, then with 250 once the script is used up. Rejected messages
     /// are kept apart (`rejected()`), not in `messages()`.
     pub fn start_with(script: Vec<Reply>) -> SmtpSink {
+        SmtpSink::start_opts(script, Duration::ZERO, 0)
+    }
+
+    /// A sink that waits `delay` at the end of each message before its 250.
+    pub fn start_slow(delay: Duration) -> SmtpSink {
+        SmtpSink::start_opts(Vec::new(), delay, 0)
+    }
+
+    /// A port on 127.0.0.1 with nothing listening on it (connections are
+    /// refused), for a sink started there later with `start_on`.
+    pub fn closed_port() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener.local_addr().expect("local address").port()
+    }
+
+    /// A sink that accepts every message, on a given port.
+    pub fn start_on(port: u16) -> SmtpSink {
+        SmtpSink::start_opts(Vec::new(), Duration::ZERO, port)
+    }
+
+    fn start_opts(script: Vec<Reply>, delay: Duration, port: u16) -> SmtpSink {
         let shared = Arc::new(Shared {
             script: Mutex::new(script.into()),
             accepted: Mutex::new(Vec::new()),
             rejected: Mutex::new(Vec::new()),
             accepted_count: watch::Sender::new(0),
+            delay,
+            in_data: AtomicUsize::new(0),
+            max_in_data: AtomicUsize::new(0),
         });
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the SMTP sink on 127.0.0.1:0");
+        let listener =
+            TcpListener::bind(("127.0.0.1", port)).expect("bind the SMTP sink on 127.0.0.1");
         let port = listener.local_addr().expect("sink local address").port();
         let mut server = Server::new(SinkHandler::new(shared.clone()));
         server
             .with_name("sink.test")
-            .with_num_threads(8)
+            .with_num_threads(16)
             .with_ssl(SslConfig::None)
             .expect("SslConfig::None always works")
             .with_tcp_listener(listener);
@@ -95,6 +127,25 @@ impl SmtpSink {
     /// The messages accepted so far, in order.
     pub fn messages(&self) -> Vec<ReceivedMail> {
         lock(&self.shared.accepted).clone()
+    }
+
+    /// The most messages that were between DATA and the server's answer at
+    /// the same time: a bound on concurrent SMTP transactions.
+    pub fn max_concurrent(&self) -> usize {
+        self.shared.max_in_data.load(Ordering::SeqCst)
+    }
+
+    /// Messages between DATA and the server's answer right now.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_data.load(Ordering::SeqCst)
+    }
+
+    /// The Message-IDs of the accepted messages, in order (with repeats).
+    pub fn message_ids(&self) -> Vec<String> {
+        self.messages()
+            .iter()
+            .map(|m| m.header("Message-ID").expect("a Message-ID"))
+            .collect()
     }
 
     /// The messages answered with a scripted 4xx/5xx, in order.
@@ -259,6 +310,8 @@ impl Handler for SinkHandler {
         self.from = from.to_owned();
         self.to = to.to_vec();
         self.data.clear();
+        let now = self.shared.in_data.fetch_add(1, Ordering::SeqCst) + 1;
+        self.shared.max_in_data.fetch_max(now, Ordering::SeqCst);
         response::OK
     }
 
@@ -279,6 +332,10 @@ impl Handler for SinkHandler {
     }
 
     fn data_end(&mut self) -> Response {
+        if !self.shared.delay.is_zero() {
+            std::thread::sleep(self.shared.delay);
+        }
+        self.shared.in_data.fetch_sub(1, Ordering::SeqCst);
         let mail = ReceivedMail {
             raw: String::from_utf8_lossy(&std::mem::take(&mut self.data)).into_owned(),
             from: std::mem::take(&mut self.from),

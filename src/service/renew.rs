@@ -1,0 +1,56 @@
+//! Renew (R31): a new pending invitation to the same address, with a fresh
+//! token and expiry, linked to the expired, declined or cancelled one it
+//! replaces. It is created by the create path itself, so it counts towards the
+//! quota (R8) and passes every check a new invitation passes (membership,
+//! seats, one pending invitation per address, `members.invite`).
+
+use super::chores::BATCH;
+use super::invitations::{CreateInvitations, Invitee};
+use super::{ServiceResult, Services};
+use crate::domain::lifecycle::check_renewable;
+use crate::domain::{DomainError, InvitationId, InvitationKind, InvitationStatus, UserId};
+use crate::store::InvitationRecord;
+
+impl Services {
+    pub async fn renew_invitation(
+        &self,
+        id: InvitationId,
+        actor: &UserId,
+    ) -> ServiceResult<InvitationRecord> {
+        // Members of the business only; others learn nothing of its state.
+        let old = self.get_invitation(id, actor).await?;
+        let now = {
+            let mut tx = self.store.begin().await?;
+            tx.now().await?
+        };
+        // Terminal states never change, so this check cannot go stale before
+        // the create below.
+        check_renewable(&old.view(), now)?;
+        if old.kind != InvitationKind::Member {
+            return Err(
+                DomainError::Conflict("only member invitations can be renewed".into()).into(),
+            );
+        }
+        if old.status == InvitationStatus::Pending {
+            // Past its expiry but not swept yet: expire it now, so that the
+            // new pending invitation is the only one for the address (R13).
+            self.expire_due(BATCH).await?;
+        }
+        let email = old
+            .email
+            .clone()
+            .ok_or_else(|| DomainError::Conflict("the invitation has no address".into()))?;
+        let req = CreateInvitations {
+            business: old.business_id,
+            actor: actor.clone(),
+            invitees: vec![Invitee {
+                email,
+                role: old.role.as_ref().map(|r| r.as_str().to_string()),
+                locale: Some(old.locale.clone()),
+            }],
+            message: old.message.clone(),
+        };
+        let mut created = self.create_invitations_linked(req, Some(id)).await?;
+        Ok(created.remove(0))
+    }
+}
