@@ -57,6 +57,18 @@ uuid_id!(
     /// The id of one invitation.
     InvitationId
 );
+uuid_id!(
+    /// The id of a profile, an asset of one business (R23).
+    ProfileId
+);
+uuid_id!(
+    /// The id of one grant of a permission on a profile (R23).
+    GrantId
+);
+uuid_id!(
+    /// The id of one partnership between two businesses (R19).
+    PartnershipId
+);
 
 /// The app's own id of a user: an opaque string, non-empty, without control
 /// characters, at most 200 characters.

@@ -144,6 +144,11 @@ pub enum Effect {
     SendInvitationEmail,
     /// Create the membership with the invited role (R13).
     AddMember,
+    /// Create the partnership between the two businesses (R21).
+    EstablishPartnership,
+    /// Apply the profile grants the invitation carries (R13), after the
+    /// membership or partnership they need.
+    ApplyGrants,
     /// Queue "Invitation accepted" to the inviting user (R22).
     SendAcceptedEmail,
 }
@@ -175,10 +180,16 @@ pub fn apply(
     match (status, command) {
         (Pending, Accept) => {
             let effects = match inv.kind {
-                InvitationKind::Member => vec![Effect::AddMember, Effect::SendAcceptedEmail],
-                InvitationKind::PartnerInvite | InvitationKind::PartnerRequest => {
-                    vec![Effect::SendAcceptedEmail]
-                }
+                InvitationKind::Member => vec![
+                    Effect::AddMember,
+                    Effect::ApplyGrants,
+                    Effect::SendAcceptedEmail,
+                ],
+                InvitationKind::PartnerInvite | InvitationKind::PartnerRequest => vec![
+                    Effect::EstablishPartnership,
+                    Effect::ApplyGrants,
+                    Effect::SendAcceptedEmail,
+                ],
             };
             Ok(Decision {
                 to: Accepted,
@@ -426,7 +437,11 @@ mod tests {
         let member = apply(&inv(Pending), Command::Accept, now).unwrap();
         assert_eq!(
             member.effects,
-            vec![Effect::AddMember, Effect::SendAcceptedEmail]
+            vec![
+                Effect::AddMember,
+                Effect::ApplyGrants,
+                Effect::SendAcceptedEmail
+            ]
         );
         assert_eq!(member.event, "invitation.accepted");
         let partner = InvitationView {
@@ -435,7 +450,11 @@ mod tests {
         };
         assert_eq!(
             apply(&partner, Command::Accept, now).unwrap().effects,
-            vec![Effect::SendAcceptedEmail]
+            vec![
+                Effect::EstablishPartnership,
+                Effect::ApplyGrants,
+                Effect::SendAcceptedEmail
+            ]
         );
         assert_eq!(
             apply(&inv(Pending), Command::Resend, now).unwrap().effects,

@@ -2,12 +2,14 @@
 //! imported here and time is always an argument, so every rule is a plain function
 //! that the tests drive table by table.
 
+pub mod access;
 pub mod email;
 pub mod error;
 pub mod ids;
 pub mod lifecycle;
 pub mod locale;
 pub mod members;
+pub mod partners;
 pub mod quota;
 pub mod retry;
 pub mod roles;
@@ -15,7 +17,9 @@ pub mod token;
 
 pub use email::Email;
 pub use error::DomainError;
-pub use ids::{BusinessId, InvitationId, PublicBusinessId, UserId};
+pub use ids::{
+    BusinessId, GrantId, InvitationId, PartnershipId, ProfileId, PublicBusinessId, UserId,
+};
 pub use lifecycle::{Command, Decision, Effect, InvitationKind, InvitationStatus, InvitationView};
 pub use locale::Locale;
 pub use roles::{Capability, Role, RoleCatalog, RolePreset};

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::HttpState;
+use super::access::{GrantBody, parse_grants};
 use super::businesses::ActorQuery;
 use super::error::ApiError;
 use super::json::{
@@ -21,6 +22,7 @@ use super::wire::{
 use crate::domain::{
     Email, InvitationId, InvitationKind, InvitationStatus, Locale, MAX_MESSAGE_CHARS, UserId,
 };
+use crate::domain::access::InvitationGrant;
 use crate::service::invitations::{CreateInvitations, InvitationCommand, Invitee};
 use crate::store::InvitationQuery;
 
@@ -33,9 +35,8 @@ pub struct CreateInvitationsBody {
     pub actor_user_id: String,
     pub invitees: Vec<InviteeBody>,
     pub message: Option<String>,
-    /// Read as any JSON so that a grant is refused for what it is (not yet
-    /// supported) rather than for its shape.
-    pub grants: Option<Vec<serde_json::Value>>,
+    /// Profile grants every invitation of the request carries (R7, R13).
+    pub grants: Option<Vec<GrantBody>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,8 +86,11 @@ pub async fn create_invitations(
     StrictJson(body): StrictJson<CreateInvitationsBody>,
 ) -> Result<Response, ApiError> {
     let business = business_path(&id)?;
-    let req = parse_create(business, body)?;
-    let created = state.services.create_invitations(req).await?;
+    let (req, grants) = parse_create(business, body)?;
+    let created = state
+        .services
+        .create_invitations_granting(req, grants, None)
+        .await?;
     let items = created.iter().map(InvitationJson::from).collect();
     Ok((StatusCode::CREATED, Json(Items { items })).into_response())
 }
@@ -94,7 +98,7 @@ pub async fn create_invitations(
 fn parse_create(
     business: crate::domain::BusinessId,
     body: CreateInvitationsBody,
-) -> Result<CreateInvitations, ApiError> {
+) -> Result<(CreateInvitations, Vec<InvitationGrant>), ApiError> {
     let actor = UserId::parse_field(&body.actor_user_id, "actor_user_id")?;
     if body.invitees.is_empty() {
         return Err(ApiError::validation(
@@ -122,24 +126,22 @@ fn parse_create(
         });
     }
     let message = body.message.map(parse_message).transpose()?.flatten();
-    if body.grants.is_some_and(|g| !g.is_empty()) {
-        return Err(ApiError::validation(
-            "grants",
-            "profile grants arrive with partner support",
-        ));
-    }
-    Ok(CreateInvitations {
-        business,
-        actor,
-        invitees,
-        message,
-    })
+    let grants = parse_grants(body.grants)?;
+    Ok((
+        CreateInvitations {
+            business,
+            actor,
+            invitees,
+            message,
+        },
+        grants,
+    ))
 }
 
 /// The personal message (R7): at most 1,000 characters, and no control
 /// characters but line breaks and tabs (R30: it goes into an email). An empty
 /// message is no message.
-fn parse_message(raw: String) -> Result<Option<String>, ApiError> {
+pub(crate) fn parse_message(raw: String) -> Result<Option<String>, ApiError> {
     if raw.chars().count() > MAX_MESSAGE_CHARS {
         return Err(ApiError::validation(
             "message",
@@ -348,7 +350,7 @@ mod tests {
     use crate::http::json::parse_strict;
 
     fn create(json: &str) -> Result<CreateInvitations, ApiError> {
-        parse_create(BusinessId::new(), parse_strict(json.as_bytes())?)
+        parse_create(BusinessId::new(), parse_strict(json.as_bytes())?).map(|(req, _)| req)
     }
 
     fn field(json: &str) -> String {
@@ -407,7 +409,7 @@ mod tests {
             field(
                 r#"{"actor_user_id":"u1","invitees":[{"email":"a@b.example"}],"grants":[{"profile_id":"p"}]}"#
             ),
-            "grants"
+            "grants[0].profile_id"
         );
         let many: Vec<String> = (0..=MAX_INVITEES)
             .map(|i| format!(r#"{{"email":"u{i}@b.example"}}"#))

@@ -5,6 +5,7 @@
 //! Layers, outermost first: tracing, the body limit, then on `/v1` routes the
 //! API-key check and `Idempotency-Key` handling, then the handler.
 
+pub mod access;
 pub mod auth;
 pub mod businesses;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod invitations;
 pub mod json;
 pub mod members;
 pub mod paging;
+pub mod partners;
 pub mod users;
 pub mod wire;
 
@@ -70,6 +72,27 @@ pub fn router(state: HttpState) -> Router {
         .route("/invitations/{id}/timeline", get(invitations::timeline))
         .route("/invitations/{id}/resend", post(invitations::resend))
         .route("/invitations/{id}/cancel", post(invitations::cancel))
+        // Partners (R19–R21), profiles, grants and access (R1, R15, R23, R24).
+        .route(
+            "/businesses/{id}/partners",
+            post(partners::create_partner).get(partners::list_partners),
+        )
+        .route(
+            "/businesses/{id}/partners/{partner_id}",
+            axum::routing::delete(partners::end_partnership),
+        )
+        .route("/invitations/{id}/accept", post(partners::accept))
+        .route("/invitations/{id}/decline", post(partners::decline))
+        .route("/businesses/{id}/security", put(access::set_security))
+        .route("/businesses/{id}/profiles", post(access::create_profile))
+        .route("/profiles/{profile_id}/grants", post(access::add_grant))
+        .route(
+            "/profiles/{profile_id}/grants/{grant_id}",
+            axum::routing::delete(access::remove_grant),
+        )
+        .route("/access", get(access::access))
+        .route("/authorize", get(access::authorize))
+        .route("/users/{user_id}/profiles", get(access::user_profiles))
         .route("/invitations/{id}/renew", post(invitations::renew))
         // `route_layer`: only matched routes are checked, so an unknown path
         // is a 404 whoever asks. The later layer runs first: the key is

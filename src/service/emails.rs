@@ -90,6 +90,8 @@ impl Services {
                 "accepted_by_name": accepted_by.name(),
                 "accepted_by_email": accepted_by.email.as_str(),
                 "role": inv.role.as_ref().map(|r| r.as_str()).unwrap_or_default(),
+                // Set for partner acceptances (see `partners`).
+                "partner_business_name": null,
             }),
             message_id: new_message_id(&self.settings.message_id_domain),
         }

@@ -11,7 +11,13 @@ use crate::domain::{
     BusinessId, Capability, DomainError, Email, InvitationId, InvitationKind, InvitationStatus,
     Locale, TokenNonce, UserId,
 };
-use crate::store::{InvitationQuery, InvitationRecord, MemberRecord, NewInvitation, TimelineEntry};
+use crate::domain::access::InvitationGrant;
+use crate::domain::partners::TwoFactorPolicy;
+use crate::store::{
+    InvitationQuery, InvitationRecord, MemberRecord, NewInvitation, PartnershipRecord, StoreTx,
+    TimelineEntry,
+};
+use chrono::{DateTime, Utc};
 
 /// One invitee of a create request, already parsed except for the role, which
 /// needs the business's catalog.
@@ -44,6 +50,16 @@ pub enum InvitationCommand {
     Resend {
         actor: UserId,
     },
+    /// The owner or a manager of the receiving business accepts a partner
+    /// invitation (R21); `mfa_verified` as for a member accept (R15).
+    AcceptPartner {
+        actor: UserId,
+        mfa_verified: bool,
+    },
+    /// The owner or a manager of the receiving business declines it.
+    DeclinePartner {
+        actor: UserId,
+    },
 }
 
 impl InvitationCommand {
@@ -53,6 +69,8 @@ impl InvitationCommand {
             InvitationCommand::Decline => Command::Decline,
             InvitationCommand::Cancel { .. } => Command::Cancel,
             InvitationCommand::Resend { .. } => Command::Resend,
+            InvitationCommand::AcceptPartner { .. } => Command::Accept,
+            InvitationCommand::DeclinePartner { .. } => Command::Decline,
         }
     }
 }
@@ -62,6 +80,8 @@ impl InvitationCommand {
 pub struct CommandOutcome {
     pub invitation: InvitationRecord,
     pub membership: Option<MemberRecord>,
+    /// The partnership an accepted partner invitation established.
+    pub partnership: Option<PartnershipRecord>,
 }
 
 impl Services {
@@ -81,6 +101,19 @@ impl Services {
     pub(crate) async fn create_invitations_linked(
         &self,
         req: CreateInvitations,
+        renewed_from: Option<InvitationId>,
+    ) -> ServiceResult<Vec<InvitationRecord>> {
+        self.create_invitations_granting(req, Vec::new(), renewed_from)
+            .await
+    }
+
+    /// The create path with the profile grants every invitation of the
+    /// request carries (R7, R13): profiles of this business, checked here,
+    /// applied when each invitation is accepted.
+    pub async fn create_invitations_granting(
+        &self,
+        req: CreateInvitations,
+        grants: Vec<InvitationGrant>,
         renewed_from: Option<InvitationId>,
     ) -> ServiceResult<Vec<InvitationRecord>> {
         let mut tx = self.store.begin().await?;
@@ -130,13 +163,12 @@ impl Services {
         let members = tx.count_members(req.business).await?;
         let pending = tx.count_pending_member_invitations(req.business).await?;
         check_seats(business.seat_limit, members, pending, requested)?;
-
-        let now = tx.now().await?;
-        let quota = self.settings.quota;
-        let recent = tx
-            .invitation_times_since(req.business, quota.window_start(now))
+        self.check_invitation_grants(tx.as_mut(), req.business, &grants)
             .await?;
-        quota.check(&recent, requested, now)?;
+
+        let now = self
+            .check_quota(tx.as_mut(), req.business, requested)
+            .await?;
 
         let inviter = tx
             .get_user(&req.actor)
@@ -159,7 +191,7 @@ impl Services {
                 role: Some(role),
                 message: req.message.clone(),
                 locale: self.invitation_locale(invitee.locale, &business),
-                grants: json!([]),
+                grants: InvitationGrant::to_stored(&grants),
                 token_hash: token.hash(),
                 token_nonce: nonce,
                 created_at: now,
@@ -205,7 +237,29 @@ impl Services {
         Ok(out)
     }
 
-    /// The invitation, for members of its business.
+    /// R8: may `requested` more invitations be created now? The caller holds
+    /// the business row lock (`lock_business`) and inserts in the same
+    /// transaction, so no request, replica or restart slips a 6th through.
+    /// Answers the database's now, read after the lock, for the inserts.
+    pub(crate) async fn check_quota(
+        &self,
+        tx: &mut dyn StoreTx,
+        business: BusinessId,
+        requested: u32,
+    ) -> ServiceResult<DateTime<Utc>> {
+        let now = tx.now().await?;
+        let quota = self.settings.quota;
+        let recent = tx
+            .invitation_times_since(business, quota.window_start(now))
+            .await?;
+        quota
+            .check(&recent, requested, now)
+            .inspect_err(|_| crate::metrics::rate_limited())?;
+        Ok(now)
+    }
+
+    /// The invitation, for members of its business (and, for a partner
+    /// invitation, of the business it is addressed to).
     pub async fn get_invitation(
         &self,
         id: InvitationId,
@@ -217,6 +271,11 @@ impl Services {
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?;
         let mut tx = self.store.begin().await?;
+        if let Some(receiving) = inv.partner_business_id
+            && tx.get_member(receiving, actor).await?.is_some()
+        {
+            return Ok(inv);
+        }
         require_member(tx.as_mut(), inv.business_id, actor).await?;
         Ok(inv)
     }
@@ -286,14 +345,28 @@ impl Services {
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?;
         let catalog = self.catalog(business.role_preset);
+        // For a partner invitation: the receiving business and the member
+        // answering for it.
+        let mut answering = None;
         let actor = match &cmd {
             InvitationCommand::Cancel { actor } | InvitationCommand::Resend { actor } => {
                 let me = require_member(tx.as_mut(), inv.business_id, actor).await?;
                 check_capability(&catalog, &me.role, Capability::MembersInvite)?;
                 Some(actor.clone())
             }
-            InvitationCommand::Accept { user, .. } => Some(user.clone()),
-            InvitationCommand::Decline => None,
+            InvitationCommand::Accept { user, .. } => {
+                token_answers(&inv)?;
+                Some(user.clone())
+            }
+            InvitationCommand::Decline => {
+                token_answers(&inv)?;
+                None
+            }
+            InvitationCommand::AcceptPartner { actor, .. }
+            | InvitationCommand::DeclinePartner { actor } => {
+                answering = Some(self.partner_answerer(tx.as_mut(), &inv, actor).await?);
+                Some(actor.clone())
+            }
         };
         let now = tx.now().await?;
         let decision = lifecycle::apply(&inv.view(), cmd.command(), now)?;
@@ -317,16 +390,23 @@ impl Services {
                 );
             }
             let role = inv.role.clone().unwrap_or_else(|| catalog.default_role());
-            let covered = match business.require_2fa.as_str() {
-                "all" => true,
-                "managers" => catalog.can(&role, Capability::MembersInvite),
-                _ => false,
-            };
-            if covered && !mfa_verified {
-                return Err(DomainError::MfaRequired.into());
-            }
+            TwoFactorPolicy::parse(&business.require_2fa)
+                .unwrap_or(TwoFactorPolicy::Off)
+                .check_accept(&catalog, &role, *mfa_verified)?;
             accepted_by = Some(accepter);
         }
+        if let (InvitationCommand::AcceptPartner { actor, mfa_verified }, Some((target, me))) =
+            (&cmd, &answering)
+        {
+            self.check_partner_mfa(target, me, *mfa_verified)?;
+            accepted_by = Some(tx.get_user(actor).await?.ok_or_else(|| {
+                DomainError::validation(
+                    "actor_user_id",
+                    format!("unknown user {actor}; register it with PUT /v1/users/{{id}} first"),
+                )
+            })?);
+        }
+        let mut partnership = None;
 
         if decision.to != inv.status {
             tx.set_invitation_status(
@@ -354,7 +434,36 @@ impl Services {
                         .get_user(&inv.invited_by)
                         .await?
                         .ok_or_else(|| DomainError::NotFound(format!("user {}", inv.invited_by)))?;
-                    tx.enqueue_email(&self.member_invitation_email(&inv, &business, &inviter))
+                    match &inv.partner_business_id {
+                        Some(receiving) if inv.kind != InvitationKind::Member => {
+                            let target = tx.read_business(*receiving).await?.ok_or_else(|| {
+                                DomainError::NotFound(format!("business {receiving}"))
+                            })?;
+                            self.queue_partner_emails(
+                                tx.as_mut(),
+                                &inv,
+                                &business,
+                                &target,
+                                &inviter,
+                            )
+                            .await?;
+                        }
+                        _ => {
+                            tx.enqueue_email(
+                                &self.member_invitation_email(&inv, &business, &inviter),
+                            )
+                            .await?;
+                        }
+                    }
+                }
+                Effect::EstablishPartnership => {
+                    let accepter = &accepted_by.as_ref().expect("accept has an accepter").user_id;
+                    partnership =
+                        Some(self.establish_partnership(tx.as_mut(), &inv, accepter).await?);
+                }
+                Effect::ApplyGrants => {
+                    let accepter = &accepted_by.as_ref().expect("accept has an accepter").user_id;
+                    self.apply_accepted_grants(tx.as_mut(), &inv, accepter)
                         .await?;
                 }
                 Effect::AddMember => {
@@ -378,10 +487,15 @@ impl Services {
                 Effect::SendAcceptedEmail => {
                     let accepter = accepted_by.as_ref().expect("accept has an accepter");
                     if let Some(inviter) = tx.get_user(&inv.invited_by).await? {
-                        tx.enqueue_email(
-                            &self.invitation_accepted_email(&inv, &business, &inviter, accepter),
-                        )
-                        .await?;
+                        let email = match &answering {
+                            Some((receiving, _)) => self.partner_accepted_email(
+                                &inv, &business, receiving, &inviter, accepter,
+                            ),
+                            None => {
+                                self.invitation_accepted_email(&inv, &business, &inviter, accepter)
+                            }
+                        };
+                        tx.enqueue_email(&email).await?;
                     }
                 }
             }
@@ -395,6 +509,17 @@ impl Services {
         Ok(CommandOutcome {
             invitation,
             membership,
+            partnership,
         })
+    }
+}
+
+/// The token commands answer member invitations only: a partner invitation's
+/// token is never sent, so as far as a token holder can tell there is none.
+fn token_answers(inv: &InvitationRecord) -> Result<(), DomainError> {
+    if inv.kind == InvitationKind::Member {
+        Ok(())
+    } else {
+        Err(DomainError::TokenInvalid)
     }
 }

@@ -58,6 +58,10 @@ impl Services {
         let me = require_member(tx.as_mut(), business, actor).await?;
         let them = target_member(tx.as_mut(), business, target).await?;
         check_revoke(&catalog, &me.role, &them.role, actor == target)?;
+        // The grants their membership carried go with it (R23), with events.
+        let removed = tx.delete_member_grants(business, target).await?;
+        super::access::grants_removed(tx.as_mut(), &removed, Some(actor), "member_removed")
+            .await?;
         tx.delete_member(business, target).await?;
         tx.insert_event(&event(
             business,

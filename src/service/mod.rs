@@ -3,12 +3,14 @@
 //! pure domain, then write the change with its events and outbox rows.
 //! Nothing here knows about HTTP or SQL.
 
+pub mod access;
 pub mod businesses;
 pub mod chores;
 pub mod delivery;
 pub mod emails;
 pub mod invitations;
 pub mod members;
+pub mod partners;
 pub mod renew;
 
 use std::sync::Arc;
@@ -60,6 +62,16 @@ impl From<StoreError> for ServiceError {
                         "this address already has a pending invitation".into()
                     }
                     "members_pkey" => "this user is already a member".into(),
+                    "invitations_one_pending_per_pair" => {
+                        "a partner invitation between the two businesses is already pending"
+                            .into()
+                    }
+                    "partnerships_one_live_per_pair" => {
+                        "the two businesses are already partners".into()
+                    }
+                    "profile_grants_one_per_business" | "profile_grants_one_per_user" => {
+                        "this grant already exists".into()
+                    }
                     other => format!("already exists ({other})"),
                 }))
             }

@@ -4,6 +4,7 @@
 //! locks), and writes the change, its events and its outbox rows before one
 //! commit, so every rule holds across replicas on one database.
 
+pub mod access;
 pub mod postgres;
 pub mod records;
 
@@ -13,6 +14,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{BusinessId, Email, InvitationId, InvitationStatus, Role, TokenHash, UserId};
+pub use access::{
+    AccessTx, GrantRecord, NewGrant, NewPartnership, NewProfile, PartnershipRecord, ProfileRecord,
+};
 pub use records::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +35,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// One transaction. Dropping it without `commit` rolls everything back.
 #[async_trait]
-pub trait StoreTx: Send {
+pub trait StoreTx: AccessTx + Send {
     /// The database's clock: every rule about time (quota window, expiry) is
     /// judged by it, never by a replica's clock. Read it once, after the locks.
     async fn now(&mut self) -> StoreResult<DateTime<Utc>>;

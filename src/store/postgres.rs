@@ -15,6 +15,8 @@ use crate::domain::{
     Role, RolePreset, TokenHash, TokenNonce, UserId,
 };
 
+mod access;
+
 /// The migrations this build ships, applied by `invited migrate` and on start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -1,0 +1,458 @@
+//! Profiles, grants and access (R1, R15, R23, R24): `POST
+//! /v1/businesses/{id}/profiles`, `POST|DELETE /v1/profiles/{id}/grants`,
+//! `GET /v1/access`, `GET /v1/authorize`, `GET /v1/users/{id}/profiles` and
+//! `PUT /v1/businesses/{id}/security`, with their JSON.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::HttpState;
+use super::error::ApiError;
+use super::json::{RawPath, StrictJson, StrictQuery, actor_from_query, business_path};
+use super::wire::{BusinessJson, Page};
+use crate::domain::access::{Grantee, InvitationGrant, Permission};
+use crate::domain::partners::TwoFactorPolicy;
+use crate::domain::{BusinessId, GrantId, ProfileId, UserId};
+use crate::service::access::Access;
+use crate::store::{GrantRecord, ProfileRecord};
+
+/// One grant of an invitation's `grants`, or of a partner request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantBody {
+    pub profile_id: String,
+    /// `publisher`, the only permission; may be left out.
+    pub permission: Option<String>,
+}
+
+/// Parses the `grants` of a create request (R7), naming the field of a bad one.
+pub fn parse_grants(grants: Option<Vec<GrantBody>>) -> Result<Vec<InvitationGrant>, ApiError> {
+    let mut out = Vec::new();
+    for (i, g) in grants.unwrap_or_default().into_iter().enumerate() {
+        out.push(InvitationGrant {
+            profile_id: ProfileId::parse_field(&g.profile_id, &format!("grants[{i}].profile_id"))?,
+            permission: parse_permission(
+                g.permission.as_deref(),
+                &format!("grants[{i}].permission"),
+            )?,
+        });
+    }
+    Ok(out)
+}
+
+fn parse_permission(raw: Option<&str>, field: &str) -> Result<Permission, ApiError> {
+    Ok(raw
+        .map(|p| Permission::parse_field(p, field))
+        .transpose()?
+        .unwrap_or(Permission::Publisher))
+}
+
+fn profile_path(raw: &str) -> Result<ProfileId, ApiError> {
+    ProfileId::parse_field(raw, "profile_id").map_err(|_| ApiError::not_found("no such profile"))
+}
+
+#[derive(Serialize)]
+pub struct ProfileJson {
+    pub id: String,
+    pub business_id: String,
+    pub name: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&ProfileRecord> for ProfileJson {
+    fn from(p: &ProfileRecord) -> Self {
+        ProfileJson {
+            id: p.id.to_string(),
+            business_id: p.business_id.to_string(),
+            name: p.name.clone(),
+            created_by: p.created_by.as_str().to_string(),
+            created_at: p.created_at,
+        }
+    }
+}
+
+/// The grantee of a grant: `{"user_id"}` or `{"business_id"}`, as in requests.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum GranteeJson {
+    User { user_id: String },
+    Business { business_id: String },
+}
+
+impl From<&Grantee> for GranteeJson {
+    fn from(g: &Grantee) -> Self {
+        match g {
+            Grantee::User(u) => GranteeJson::User {
+                user_id: u.as_str().to_string(),
+            },
+            Grantee::Business(b) => GranteeJson::Business {
+                business_id: b.to_string(),
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct GrantJson {
+    pub id: String,
+    pub profile_id: String,
+    /// The business that owns the profile.
+    pub business_id: String,
+    pub permission: &'static str,
+    pub grantee: GranteeJson,
+    /// The grant this one derives from (a partner's grant to its member).
+    pub derived_from: Option<String>,
+    /// The business whose membership carries a grant to a user.
+    pub holder_business_id: String,
+    pub granted_by: String,
+    pub invitation_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&GrantRecord> for GrantJson {
+    fn from(g: &GrantRecord) -> Self {
+        GrantJson {
+            id: g.id.to_string(),
+            profile_id: g.profile_id.to_string(),
+            business_id: g.business_id.to_string(),
+            permission: g.permission.as_str(),
+            grantee: GranteeJson::from(&g.grantee),
+            derived_from: g.parent.map(|p| p.to_string()),
+            holder_business_id: g.holder.to_string(),
+            granted_by: g.granted_by.as_str().to_string(),
+            invitation_id: g.invitation_id.map(|i| i.to_string()),
+            created_at: g.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProfileBody {
+    pub actor_user_id: String,
+    pub name: String,
+}
+
+pub async fn create_profile(
+    State(state): State<HttpState>,
+    RawPath(id): RawPath<String>,
+    StrictJson(body): StrictJson<CreateProfileBody>,
+) -> Result<Response, ApiError> {
+    let business = business_path(&id)?;
+    let actor = UserId::parse_field(&body.actor_user_id, "actor_user_id")?;
+    let profile = state
+        .services
+        .create_profile(business, &actor, &body.name)
+        .await?;
+    Ok((StatusCode::CREATED, Json(ProfileJson::from(&profile))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GranteeBody {
+    pub user_id: Option<String>,
+    pub business_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddGrantBody {
+    pub actor_user_id: String,
+    pub grantee: GranteeBody,
+    pub permission: Option<String>,
+}
+
+fn parse_grantee(g: GranteeBody) -> Result<Grantee, ApiError> {
+    match (g.user_id, g.business_id) {
+        (Some(u), None) => Ok(Grantee::User(UserId::parse_field(&u, "grantee.user_id")?)),
+        (None, Some(b)) => Ok(Grantee::Business(BusinessId::parse_field(
+            &b,
+            "grantee.business_id",
+        )?)),
+        _ => Err(ApiError::validation(
+            "grantee",
+            "must name exactly one of user_id or business_id",
+        )),
+    }
+}
+
+pub async fn add_grant(
+    State(state): State<HttpState>,
+    RawPath(id): RawPath<String>,
+    StrictJson(body): StrictJson<AddGrantBody>,
+) -> Result<Response, ApiError> {
+    let profile = profile_path(&id)?;
+    let actor = UserId::parse_field(&body.actor_user_id, "actor_user_id")?;
+    let grantee = parse_grantee(body.grantee)?;
+    let permission = parse_permission(body.permission.as_deref(), "permission")?;
+    let grant = state
+        .services
+        .add_grant(profile, &actor, grantee, permission)
+        .await?;
+    Ok((StatusCode::CREATED, Json(GrantJson::from(&grant))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActorOnlyQuery {
+    pub actor_user_id: Option<String>,
+}
+
+pub async fn remove_grant(
+    State(state): State<HttpState>,
+    RawPath((profile, grant)): RawPath<(String, String)>,
+    StrictQuery(query): StrictQuery<ActorOnlyQuery>,
+) -> Result<StatusCode, ApiError> {
+    let profile = profile_path(&profile)?;
+    let grant = GrantId::parse_field(&grant, "grant_id")
+        .map_err(|_| ApiError::not_found("no such grant"))?;
+    let actor = actor_from_query(query.actor_user_id.as_deref())?;
+    state.services.remove_grant(profile, grant, &actor).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessQuery {
+    pub user_id: Option<String>,
+    pub profile_id: Option<String>,
+    pub permission: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct AccessJson {
+    pub allowed: bool,
+    /// The chain of grants, the business grant first.
+    pub via: Vec<GrantJson>,
+    pub reason: String,
+}
+
+impl From<&Access> for AccessJson {
+    fn from(a: &Access) -> Self {
+        AccessJson {
+            allowed: a.decision.allowed,
+            via: a.via.iter().map(GrantJson::from).collect(),
+            reason: a.decision.reason.clone(),
+        }
+    }
+}
+
+fn required<'a>(raw: Option<&'a str>, field: &str) -> Result<&'a str, ApiError> {
+    raw.ok_or_else(|| ApiError::validation(field, "is required"))
+}
+
+/// R24: `GET /v1/access?user_id=&profile_id=&permission=publisher`.
+pub async fn access(
+    State(state): State<HttpState>,
+    StrictQuery(q): StrictQuery<AccessQuery>,
+) -> Result<Json<AccessJson>, ApiError> {
+    let user = UserId::parse_field(required(q.user_id.as_deref(), "user_id")?, "user_id")?;
+    let profile = ProfileId::parse_field(
+        required(q.profile_id.as_deref(), "profile_id")?,
+        "profile_id",
+    )?;
+    let permission = parse_permission(q.permission.as_deref(), "permission")?;
+    let access = state
+        .services
+        .check_access(&user, profile, permission)
+        .await?;
+    Ok(Json(AccessJson::from(&access)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeQuery {
+    pub user_id: Option<String>,
+    pub business_id: Option<String>,
+    pub capability: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct AuthorizeJson {
+    pub allowed: bool,
+    /// The user's role in the business, `null` for a non-member.
+    pub role: Option<String>,
+}
+
+/// A capability name as the catalog writes them: `billing.edit`.
+fn parse_capability(raw: &str) -> Result<&str, ApiError> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 100
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok {
+        Ok(raw)
+    } else {
+        Err(ApiError::validation(
+            "capability",
+            "must be a capability name such as campaigns.send (lowercase letters, digits, '.', '_', '-')",
+        ))
+    }
+}
+
+/// R1: `GET /v1/authorize?user_id=&business_id=&capability=`.
+pub async fn authorize(
+    State(state): State<HttpState>,
+    StrictQuery(q): StrictQuery<AuthorizeQuery>,
+) -> Result<Json<AuthorizeJson>, ApiError> {
+    let user = UserId::parse_field(required(q.user_id.as_deref(), "user_id")?, "user_id")?;
+    let business = BusinessId::parse_field(
+        required(q.business_id.as_deref(), "business_id")?,
+        "business_id",
+    )?;
+    let capability = parse_capability(required(q.capability.as_deref(), "capability")?)?;
+    let answer = state
+        .services
+        .authorize(&user, business, capability)
+        .await?;
+    Ok(Json(AuthorizeJson {
+        allowed: answer.allowed,
+        role: answer.role.map(|r| r.as_str().to_string()),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoQuery {}
+
+#[derive(Serialize)]
+pub struct BusinessRefJson {
+    pub id: String,
+    pub name: String,
+}
+
+/// One entry of the profile switcher.
+#[derive(Serialize)]
+pub struct UserProfileJson {
+    pub id: String,
+    pub name: String,
+    pub business: BusinessRefJson,
+    /// The chain of grants that gives access; empty for the owner's own.
+    pub via: Vec<GrantJson>,
+}
+
+/// `GET /v1/users/{user_id}/profiles`: every profile the user may publish
+/// on, in one page.
+pub async fn user_profiles(
+    State(state): State<HttpState>,
+    RawPath(user_id): RawPath<String>,
+    StrictQuery(_): StrictQuery<NoQuery>,
+) -> Result<Json<Page<UserProfileJson>>, ApiError> {
+    let user = UserId::parse_field(&user_id, "user_id")?;
+    let found = state.services.user_profiles(&user).await?;
+    Ok(Json(Page {
+        items: found
+            .iter()
+            .map(|(p, access)| UserProfileJson {
+                id: p.id.to_string(),
+                name: p.name.clone(),
+                business: BusinessRefJson {
+                    id: p.business_id.to_string(),
+                    name: p.business_name.clone(),
+                },
+                via: access.via.iter().map(GrantJson::from).collect(),
+            })
+            .collect(),
+        next_cursor: None,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityBody {
+    pub actor_user_id: String,
+    pub require_2fa: String,
+}
+
+/// R15: `PUT /v1/businesses/{id}/security`.
+pub async fn set_security(
+    State(state): State<HttpState>,
+    RawPath(id): RawPath<String>,
+    StrictJson(body): StrictJson<SecurityBody>,
+) -> Result<Json<BusinessJson>, ApiError> {
+    let business = business_path(&id)?;
+    let actor = UserId::parse_field(&body.actor_user_id, "actor_user_id")?;
+    let policy = TwoFactorPolicy::parse(&body.require_2fa).ok_or_else(|| {
+        ApiError::validation("require_2fa", "must be \"off\", \"managers\" or \"all\"")
+    })?;
+    let updated = state
+        .services
+        .set_security(business, &actor, policy)
+        .await?;
+    Ok(Json(BusinessJson::from(&updated)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::json::parse_strict;
+
+    fn field(e: ApiError) -> String {
+        assert_eq!(e.status.as_u16(), 422);
+        e.errors[0].field.clone()
+    }
+
+    #[test]
+    fn grants_parse_and_name_the_bad_field() {
+        let id = ProfileId::new();
+        let body: Vec<GrantBody> = parse_strict(
+            format!(
+                r#"[{{"profile_id":"{id}","permission":"publisher"}},{{"profile_id":"{id}"}}]"#
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let grants = parse_grants(Some(body)).unwrap();
+        assert_eq!(grants.len(), 2);
+        assert_eq!(grants[1].permission, Permission::Publisher);
+        let bad: Vec<GrantBody> = parse_strict(br#"[{"profile_id":"p"}]"#).unwrap();
+        assert_eq!(
+            field(parse_grants(Some(bad)).unwrap_err()),
+            "grants[0].profile_id"
+        );
+        let bad: Vec<GrantBody> =
+            parse_strict(format!(r#"[{{"profile_id":"{id}","permission":"admin"}}]"#).as_bytes())
+                .unwrap();
+        assert_eq!(
+            field(parse_grants(Some(bad)).unwrap_err()),
+            "grants[0].permission"
+        );
+    }
+
+    #[test]
+    fn a_grantee_is_a_user_or_a_business() {
+        let g = |u: Option<&str>, b: Option<&str>| {
+            parse_grantee(GranteeBody {
+                user_id: u.map(Into::into),
+                business_id: b.map(Into::into),
+            })
+        };
+        assert_eq!(
+            g(Some("emma"), None).unwrap(),
+            Grantee::User(UserId::parse("emma").unwrap())
+        );
+        let b = BusinessId::new();
+        assert_eq!(g(None, Some(&b.to_string())).unwrap(), Grantee::Business(b));
+        assert_eq!(field(g(None, None).unwrap_err()), "grantee");
+        assert_eq!(field(g(Some("a"), Some("b")).unwrap_err()), "grantee");
+        assert_eq!(
+            field(g(None, Some("x")).unwrap_err()),
+            "grantee.business_id"
+        );
+    }
+
+    #[test]
+    fn capabilities_are_names() {
+        assert!(parse_capability("campaigns.send").is_ok());
+        assert!(parse_capability("security.require_2fa").is_ok());
+        for bad in ["", "Billing", "a b", "x\n"] {
+            assert_eq!(field(parse_capability(bad).unwrap_err()), "capability");
+        }
+    }
+}

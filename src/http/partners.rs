@@ -1,0 +1,241 @@
+//! Partners (R19–R21): `POST|GET /v1/businesses/{id}/partners`, `DELETE
+//! /v1/businesses/{id}/partners/{partner_id}`, and the receiving business's
+//! answers `POST /v1/invitations/{id}/accept|decline`, which go through the
+//! invitation's actor like every command on one invitation.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::HttpState;
+use super::access::{GrantBody, parse_grants};
+use super::error::ApiError;
+use super::invitations::parse_message;
+use super::json::{
+    RawPath, StrictJson, StrictQuery, actor_from_query, business_path, invitation_path,
+};
+use super::wire::{InvitationJson, Page};
+use crate::domain::partners::Direction;
+use crate::domain::{BusinessId, PublicBusinessId, UserId};
+use crate::service::invitations::InvitationCommand;
+use crate::service::partners::CreatePartner;
+use crate::store::PartnershipRecord;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePartnerBody {
+    pub actor_user_id: String,
+    /// The other business's public Business ID.
+    pub partner_business_id: String,
+    pub direction: String,
+    pub message: Option<String>,
+    pub grants: Option<Vec<GrantBody>>,
+}
+
+fn parse_create(business: BusinessId, body: CreatePartnerBody) -> Result<CreatePartner, ApiError> {
+    let actor = UserId::parse_field(&body.actor_user_id, "actor_user_id")?;
+    let partner = PublicBusinessId::parse(&body.partner_business_id)
+        .map_err(|m| ApiError::validation("partner_business_id", m))?;
+    let direction = Direction::parse(&body.direction)
+        .ok_or_else(|| ApiError::validation("direction", "must be \"invite\" or \"request\""))?;
+    Ok(CreatePartner {
+        business,
+        actor,
+        partner,
+        direction,
+        message: body.message.map(parse_message).transpose()?.flatten(),
+        grants: parse_grants(body.grants)?,
+    })
+}
+
+/// `201` the partner invitation (R19, R20).
+pub async fn create_partner(
+    State(state): State<HttpState>,
+    RawPath(id): RawPath<String>,
+    StrictJson(body): StrictJson<CreatePartnerBody>,
+) -> Result<Response, ApiError> {
+    let business = business_path(&id)?;
+    let req = parse_create(business, body)?;
+    let created = state.services.create_partner_invitation(req).await?;
+    Ok((StatusCode::CREATED, Json(InvitationJson::from(&created))).into_response())
+}
+
+/// One partnership, seen from the business in the path.
+#[derive(Serialize)]
+pub struct PartnershipJson {
+    pub id: String,
+    pub business_id: String,
+    /// The other business's internal id.
+    pub partner_business_id: String,
+    pub partner_name: String,
+    /// How it began: `partner_invite` or `partner_request`.
+    pub kind: &'static str,
+    /// The business that sent the invitation.
+    pub initiated_by_business_id: String,
+    pub invitation_id: Option<String>,
+    pub established_at: DateTime<Utc>,
+}
+
+impl PartnershipJson {
+    pub fn seen_from(p: &PartnershipRecord, me: BusinessId) -> PartnershipJson {
+        let (other, name) = p.other(me);
+        PartnershipJson {
+            id: p.id.to_string(),
+            business_id: me.to_string(),
+            partner_business_id: other.to_string(),
+            partner_name: name.to_string(),
+            kind: p.direction.kind().as_str(),
+            initiated_by_business_id: p.business_id.to_string(),
+            invitation_id: p.invitation_id.map(|i| i.to_string()),
+            established_at: p.established_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnersQuery {
+    pub actor_user_id: Option<String>,
+}
+
+/// Every live partnership, in one page.
+pub async fn list_partners(
+    State(state): State<HttpState>,
+    RawPath(id): RawPath<String>,
+    StrictQuery(query): StrictQuery<PartnersQuery>,
+) -> Result<Json<Page<PartnershipJson>>, ApiError> {
+    let business = business_path(&id)?;
+    let actor = actor_from_query(query.actor_user_id.as_deref())?;
+    let found = state.services.list_partnerships(business, &actor).await?;
+    Ok(Json(Page {
+        items: found
+            .iter()
+            .map(|p| PartnershipJson::seen_from(p, business))
+            .collect(),
+        next_cursor: None,
+    }))
+}
+
+/// `204`: the partnership and every grant it carried are gone (R23).
+/// `{partner_id}` is the partner's business id (or the partnership's id).
+pub async fn end_partnership(
+    State(state): State<HttpState>,
+    RawPath((id, partner)): RawPath<(String, String)>,
+    StrictQuery(query): StrictQuery<PartnersQuery>,
+) -> Result<StatusCode, ApiError> {
+    let business = business_path(&id)?;
+    let partner =
+        uuid::Uuid::parse_str(&partner).map_err(|_| ApiError::not_found("no such partner"))?;
+    let actor = actor_from_query(query.actor_user_id.as_deref())?;
+    state
+        .services
+        .end_partnership(business, partner, &actor)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerBody {
+    pub actor_user_id: String,
+    /// As for a member accept: the user completed 2FA (R15).
+    #[serde(default)]
+    pub mfa_verified: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclinePartnerBody {
+    pub actor_user_id: String,
+}
+
+#[derive(Serialize)]
+pub struct PartnerAcceptJson {
+    pub invitation: InvitationJson,
+    pub partnership: Option<PartnershipJson>,
+}
+
+/// R21: the owner or a manager of the receiving business accepts.
+pub async fn accept(
+    State(state): State<HttpState>,
+    RawPath(id): RawPath<String>,
+    StrictJson(body): StrictJson<AnswerBody>,
+) -> Result<Json<PartnerAcceptJson>, ApiError> {
+    let id = invitation_path(&id)?;
+    let actor = UserId::parse_field(&body.actor_user_id, "actor_user_id")?;
+    let cmd = InvitationCommand::AcceptPartner {
+        actor,
+        mfa_verified: body.mfa_verified.unwrap_or(false),
+    };
+    let outcome = state.invitations.execute(id, cmd).await?;
+    let receiving = outcome.invitation.partner_business_id;
+    Ok(Json(PartnerAcceptJson {
+        invitation: InvitationJson::from(&outcome.invitation),
+        partnership: outcome
+            .partnership
+            .as_ref()
+            .zip(receiving)
+            .map(|(p, me)| PartnershipJson::seen_from(p, me)),
+    }))
+}
+
+/// R21: the owner or a manager of the receiving business declines.
+pub async fn decline(
+    State(state): State<HttpState>,
+    RawPath(id): RawPath<String>,
+    StrictJson(body): StrictJson<DeclinePartnerBody>,
+) -> Result<Json<InvitationJson>, ApiError> {
+    let id = invitation_path(&id)?;
+    let actor = UserId::parse_field(&body.actor_user_id, "actor_user_id")?;
+    let outcome = state
+        .invitations
+        .execute(id, InvitationCommand::DeclinePartner { actor })
+        .await?;
+    Ok(Json(InvitationJson::from(&outcome.invitation)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::json::parse_strict;
+
+    fn create(json: &str) -> Result<CreatePartner, ApiError> {
+        parse_create(BusinessId::new(), parse_strict(json.as_bytes())?)
+    }
+
+    #[test]
+    fn a_partner_request_parses_and_bad_fields_are_named() {
+        let public = PublicBusinessId::generate();
+        let ok = create(&format!(
+            r#"{{"actor_user_id":"u1","partner_business_id":"{}","direction":"request","message":"hi"}}"#,
+            public.as_str()
+        ))
+        .unwrap();
+        assert_eq!(ok.direction, Direction::Request);
+        let field = |json: String| create(&json).err().unwrap().errors[0].field.clone();
+        assert_eq!(
+            field(
+                r#"{"actor_user_id":"u1","partner_business_id":"nope","direction":"invite"}"#
+                    .into()
+            ),
+            "partner_business_id"
+        );
+        assert_eq!(
+            field(format!(
+                r#"{{"actor_user_id":"u1","partner_business_id":"{}","direction":"sideways"}}"#,
+                public.as_str()
+            )),
+            "direction"
+        );
+        assert_eq!(
+            field(format!(
+                r#"{{"actor_user_id":"u1","partner_business_id":"{}","direction":"invite","grants":[{{"profile_id":"x"}}]}}"#,
+                public.as_str()
+            )),
+            "grants[0].profile_id"
+        );
+    }
+}
