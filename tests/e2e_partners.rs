@@ -309,6 +309,23 @@ async fn partner_invitations_conflict_count_and_decline(pool: PgPool) {
     assert_eq!(quota["used"], 1, "{quota}");
 
     let id = req["id"].as_str().unwrap();
+    // R14 for partner invitations: a resend inside the cooldown is refused;
+    // after it, the receiving managers get the request again.
+    let resend = format!("/v1/invitations/{id}/resend");
+    let (status, body) = d.post(&resend, json!({"actor_user_id": "wen"})).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    sqlx::query("UPDATE email_outbox SET created_at = created_at - interval '11 minutes'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (status, body) = d.post(&resend, json!({"actor_user_id": "wen"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let again = d.sink.wait_for(2, WAIT).await;
+    assert_eq!(again[1].to, vec!["olive@brand.example".to_string()]);
+    assert_eq!(
+        again[1].header("Subject").unwrap(),
+        "You have a new partner request!"
+    );
     let (status, body) = d
         .post(
             &format!("/v1/invitations/{id}/decline"),
@@ -545,6 +562,22 @@ async fn invitation_grants_apply_on_acceptance(pool: PgPool) {
     let ivy = access(&d, "ivy", &p).await;
     assert_eq!(ivy["allowed"], true, "{ivy}");
     assert_eq!(ivy["via"][0]["granted_by"], "olive");
+    // R23: a grant lives as long as the membership that carries it.
+    let (status, _) = d
+        .delete(&format!(
+            "/v1/businesses/{brand}/members/ivy?actor_user_id=olive"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(access(&d, "ivy", &p).await["allowed"], false);
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM events WHERE type = 'grant.removed'"
+        )
+        .await,
+        1
+    );
 
     // A partner invitation with a grant: the agency holds it on acceptance.
     let public = public_id(&d, &agency, "amelie").await;

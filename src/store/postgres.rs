@@ -177,7 +177,8 @@ const INVITATION_SELECT: &str = "
     FROM invitations i
     LEFT JOIN LATERAL (
         SELECT o.status, o.attempts, o.last_error, o.sent_at FROM email_outbox o
-        WHERE o.invitation_id = i.id AND o.template IN ('member_invitation')
+        WHERE o.invitation_id = i.id
+          AND o.template IN ('member_invitation', 'partner_invitation', 'partner_request')
         ORDER BY o.created_at DESC, o.id DESC LIMIT 1
     ) d ON true";
 
@@ -489,7 +490,8 @@ impl StoreTx for PgTx {
         id: InvitationId,
     ) -> StoreResult<Option<DateTime<Utc>>> {
         sqlx::query_scalar(
-            "SELECT max(created_at) FROM email_outbox WHERE invitation_id = $1 AND template = 'member_invitation'",
+            "SELECT max(created_at) FROM email_outbox
+             WHERE invitation_id = $1 AND template IN ('member_invitation', 'partner_invitation', 'partner_request')",
         )
         .bind(id.0)
         .fetch_one(&mut *self.tx)
