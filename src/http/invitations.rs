@@ -19,10 +19,10 @@ use super::paging::{decode_cursor, next_cursor, parse_limit};
 use super::wire::{
     AcceptJson, InvitationJson, Items, MemberJson, Page, QuotaJson, TimelineItemJson,
 };
+use crate::domain::access::InvitationGrant;
 use crate::domain::{
     Email, InvitationId, InvitationKind, InvitationStatus, Locale, MAX_MESSAGE_CHARS, UserId,
 };
-use crate::domain::access::InvitationGrant;
 use crate::service::invitations::{CreateInvitations, InvitationCommand, Invitee};
 use crate::store::InvitationQuery;
 

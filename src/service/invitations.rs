@@ -4,15 +4,15 @@
 use serde_json::json;
 
 use super::{ServiceResult, Services, event, lock_business, require_member};
+use crate::domain::access::InvitationGrant;
 use crate::domain::lifecycle::{self, Command, Effect};
 use crate::domain::members::{check_capability, check_invite};
+use crate::domain::partners::TwoFactorPolicy;
 use crate::domain::quota::{QuotaStatus, check_resend_cooldown, check_seats};
 use crate::domain::{
     BusinessId, Capability, DomainError, Email, InvitationId, InvitationKind, InvitationStatus,
     Locale, TokenNonce, UserId,
 };
-use crate::domain::access::InvitationGrant;
-use crate::domain::partners::TwoFactorPolicy;
 use crate::store::{
     InvitationQuery, InvitationRecord, MemberRecord, NewInvitation, PartnershipRecord, StoreTx,
     TimelineEntry,
@@ -395,8 +395,13 @@ impl Services {
                 .check_accept(&catalog, &role, *mfa_verified)?;
             accepted_by = Some(accepter);
         }
-        if let (InvitationCommand::AcceptPartner { actor, mfa_verified }, Some((target, me))) =
-            (&cmd, &answering)
+        if let (
+            InvitationCommand::AcceptPartner {
+                actor,
+                mfa_verified,
+            },
+            Some((target, me)),
+        ) = (&cmd, &answering)
         {
             self.check_partner_mfa(target, me, *mfa_verified)?;
             accepted_by = Some(tx.get_user(actor).await?.ok_or_else(|| {
@@ -457,12 +462,20 @@ impl Services {
                     }
                 }
                 Effect::EstablishPartnership => {
-                    let accepter = &accepted_by.as_ref().expect("accept has an accepter").user_id;
-                    partnership =
-                        Some(self.establish_partnership(tx.as_mut(), &inv, accepter).await?);
+                    let accepter = &accepted_by
+                        .as_ref()
+                        .expect("accept has an accepter")
+                        .user_id;
+                    partnership = Some(
+                        self.establish_partnership(tx.as_mut(), &inv, accepter)
+                            .await?,
+                    );
                 }
                 Effect::ApplyGrants => {
-                    let accepter = &accepted_by.as_ref().expect("accept has an accepter").user_id;
+                    let accepter = &accepted_by
+                        .as_ref()
+                        .expect("accept has an accepter")
+                        .user_id;
                     self.apply_accepted_grants(tx.as_mut(), &inv, accepter)
                         .await?;
                 }

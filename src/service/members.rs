@@ -60,8 +60,7 @@ impl Services {
         check_revoke(&catalog, &me.role, &them.role, actor == target)?;
         // The grants their membership carried go with it (R23), with events.
         let removed = tx.delete_member_grants(business, target).await?;
-        super::access::grants_removed(tx.as_mut(), &removed, Some(actor), "member_removed")
-            .await?;
+        super::access::grants_removed(tx.as_mut(), &removed, Some(actor), "member_removed").await?;
         tx.delete_member(business, target).await?;
         tx.insert_event(&event(
             business,

@@ -63,8 +63,7 @@ impl From<StoreError> for ServiceError {
                     }
                     "members_pkey" => "this user is already a member".into(),
                     "invitations_one_pending_per_pair" => {
-                        "a partner invitation between the two businesses is already pending"
-                            .into()
+                        "a partner invitation between the two businesses is already pending".into()
                     }
                     "partnerships_one_live_per_pair" => {
                         "the two businesses are already partners".into()
