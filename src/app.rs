@@ -10,10 +10,15 @@ use anyhow::Context as _;
 use ractor::{Actor, ActorRef};
 use tokio::sync::watch;
 
+use crate::actors::publisher::PublisherArgs;
 use crate::actors::supervisor::SupervisorMsg;
 use crate::actors::{InvitationsHandle, RootSupervisor, SupervisorArgs};
+use crate::commands::Commands;
 use crate::config::{ApiKey, Config};
 use crate::domain::retry::RetryPolicy;
+use crate::events::bus::Bus;
+use crate::events::publisher::SinkPublisher;
+use crate::events::sinks::{NatsSink, Sink, WebhookSink};
 use crate::http::{HttpState, router};
 use crate::mail::{Mailer, MailerConfig, Templates};
 use crate::service::delivery::Delivery;
@@ -29,6 +34,69 @@ pub struct RunningApp {
     supervisor_done: tokio::task::JoinHandle<()>,
     stop_http: watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Outbound events and inbound commands (R17, API.md): one sink per webhook
+/// and one for NATS, fed by the publisher; and, with NATS, the command
+/// consumer, which runs commands through the HTTP router as the caller
+/// `nats` (so it needs no API key).
+async fn events_wiring(
+    config: &Config,
+    services: &Services,
+    invitations: &InvitationsHandle,
+) -> anyhow::Result<(Option<PublisherArgs>, Option<Arc<Commands>>)> {
+    let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
+    for webhook in &config.webhooks {
+        let sink = WebhookSink::new(&webhook.url, &webhook.secret, config.events.timeout)
+            .map_err(|e| anyhow::anyhow!("webhook: {e}"))?;
+        sinks.push(Arc::new(sink));
+    }
+    let mut commands = None;
+    if let Some(url) = &config.nats.url {
+        let bus = Bus::connect(url, &config.nats.subject_prefix, config.events.timeout)
+            .await
+            .context("connecting to NATS")?;
+        sinks.push(Arc::new(NatsSink::new(bus.clone())));
+        let state = HttpState {
+            services: services.clone(),
+            invitations: invitations.clone(),
+            api_keys: Arc::new(Vec::new()),
+            max_body: config.api.max_body,
+        };
+        commands = Some(Arc::new(Commands {
+            bus,
+            router: router(state),
+            store: services.store.clone(),
+            max_body: config.api.max_body,
+        }));
+    }
+    if sinks.is_empty() {
+        return Ok((None, commands));
+    }
+    let owner = uuid::Uuid::now_v7();
+    let retry = RetryPolicy {
+        initial_backoff: config.events.initial_backoff,
+        max_backoff: config.events.max_backoff,
+        give_up_after: Duration::MAX,
+    };
+    let publisher = PublisherArgs {
+        store: services.store.clone(),
+        sinks: sinks
+            .into_iter()
+            .map(|sink| {
+                Arc::new(SinkPublisher {
+                    store: services.store.clone(),
+                    sink,
+                    owner,
+                    lease: config.events.lease,
+                    retry,
+                    batch: 100,
+                })
+            })
+            .collect(),
+        poll_interval: config.events.poll_interval,
+    };
+    Ok((Some(publisher), commands))
 }
 
 /// Applies the migrations this build ships (`invited migrate`).
@@ -85,6 +153,7 @@ impl RunningApp {
 
         let registry_name = format!("invited.registry.{}", uuid::Uuid::now_v7());
         let invitations = InvitationsHandle::new(registry_name.clone());
+        let (publisher, commands) = events_wiring(config, &services, &invitations).await?;
         let (supervisor, supervisor_handle) = Actor::spawn(
             None,
             RootSupervisor,
@@ -97,6 +166,8 @@ impl RunningApp {
                 lease: config.delivery.lease,
                 poll_interval: config.delivery.poll_interval,
                 schedule,
+                publisher,
+                commands,
             },
         )
         .await

@@ -5,8 +5,10 @@
 
 pub mod actors;
 pub mod app;
+pub mod commands;
 pub mod config;
 pub mod domain;
+pub mod events;
 pub mod http;
 pub mod mail;
 pub mod metrics;

@@ -7,11 +7,15 @@
 //!   |-- InvitationRegistry --> InvitationActor (one per live invitation)
 //!   |-- Dispatcher ----------> MailerWorker x delivery.workers
 //!   |-- Scheduler: expiry sweep, reminders, idempotency purge (cron)
+//!   |-- Publisher: events to each webhook and NATS, one cursor per sink (R17)
+//!   |-- CommandConsumer: NATS JetStream commands through the HTTP router
 //! ```
 
+pub mod commands;
 pub mod dispatcher;
 pub mod invitation;
 pub mod mailer;
+pub mod publisher;
 pub mod registry;
 pub mod scheduler;
 pub mod supervisor;

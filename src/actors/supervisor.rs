@@ -8,9 +8,12 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 
+use super::commands::{CommandConsumer, CommandConsumerMsg};
 use super::dispatcher::{Dispatcher, DispatcherArgs, DispatcherMsg};
+use super::publisher::{Publisher, PublisherArgs, PublisherMsg};
 use super::registry::{InvitationRegistry, RegistryArgs, RegistryMsg};
 use super::scheduler::{Scheduler, SchedulerArgs, SchedulerMsg};
+use crate::commands::Commands;
 use crate::metrics;
 use crate::service::Services;
 use crate::service::delivery::Delivery;
@@ -33,6 +36,10 @@ pub struct SupervisorArgs {
     pub poll_interval: Duration,
     /// `invitations.expiry_schedule`: when the scheduler runs its chores.
     pub schedule: cron::Schedule,
+    /// The event publisher, when a webhook or NATS is configured (R17).
+    pub publisher: Option<PublisherArgs>,
+    /// The NATS command consumer, when `nats.url` is set.
+    pub commands: Option<Arc<Commands>>,
 }
 
 pub enum SupervisorMsg {}
@@ -42,7 +49,33 @@ pub struct SupervisorState {
     registry: ActorRef<RegistryMsg>,
     dispatcher: ActorRef<DispatcherMsg>,
     scheduler: ActorRef<SchedulerMsg>,
+    publisher: Option<ActorRef<PublisherMsg>>,
+    commands: Option<ActorRef<CommandConsumerMsg>>,
     restarts: Vec<Instant>,
+}
+
+async fn spawn_publisher(
+    myself: &ActorRef<SupervisorMsg>,
+    args: &SupervisorArgs,
+) -> Result<Option<ActorRef<PublisherMsg>>, ActorProcessingErr> {
+    let Some(publisher_args) = args.publisher.clone() else {
+        return Ok(None);
+    };
+    let (publisher, _) =
+        Actor::spawn_linked(None, Publisher, publisher_args, myself.get_cell()).await?;
+    Ok(Some(publisher))
+}
+
+async fn spawn_commands(
+    myself: &ActorRef<SupervisorMsg>,
+    args: &SupervisorArgs,
+) -> Result<Option<ActorRef<CommandConsumerMsg>>, ActorProcessingErr> {
+    let Some(commands) = args.commands.clone() else {
+        return Ok(None);
+    };
+    let (consumer, _) =
+        Actor::spawn_linked(None, CommandConsumer, commands, myself.get_cell()).await?;
+    Ok(Some(consumer))
 }
 
 async fn spawn_registry(
@@ -104,11 +137,15 @@ impl Actor for RootSupervisor {
         let registry = spawn_registry(&myself, &args).await?;
         let dispatcher = spawn_dispatcher(&myself, &args).await?;
         let scheduler = spawn_scheduler(&myself, &args).await?;
+        let publisher = spawn_publisher(&myself, &args).await?;
+        let commands = spawn_commands(&myself, &args).await?;
         Ok(SupervisorState {
             args,
             registry,
             dispatcher,
             scheduler,
+            publisher,
+            commands,
             restarts: Vec::new(),
         })
     }
@@ -157,6 +194,22 @@ impl Actor for RootSupervisor {
             tracing::error!(why, "scheduler exited; restarting it");
             metrics::actor_restarted("scheduler");
             state.scheduler = spawn_scheduler(&myself, &state.args).await?;
+        } else if state
+            .publisher
+            .as_ref()
+            .is_some_and(|p| p.get_id() == cell.get_id())
+        {
+            tracing::error!(why, "event publisher exited; restarting it");
+            metrics::actor_restarted("publisher");
+            state.publisher = spawn_publisher(&myself, &state.args).await?;
+        } else if state
+            .commands
+            .as_ref()
+            .is_some_and(|c| c.get_id() == cell.get_id())
+        {
+            tracing::error!(why, "command consumer exited; restarting it");
+            metrics::actor_restarted("commands");
+            state.commands = spawn_commands(&myself, &state.args).await?;
         }
         Ok(())
     }

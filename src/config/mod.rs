@@ -67,6 +67,49 @@ pub struct Config {
     pub roles: RolesConfig,
     pub templates: TemplatesConfig,
     pub log: LogConfig,
+    /// `[[webhooks]]`: each gets every event (R17). Default none.
+    pub webhooks: Vec<WebhookConfig>,
+    pub nats: NatsConfig,
+    pub events: EventsConfig,
+}
+
+/// One `[[webhooks]]` entry: events are `POST`ed to `url`, signed with
+/// `secret` (`Invited-Signature`). `Debug` masks the secret and any password
+/// in the URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// An http(s) URL.
+    pub url: String,
+    /// The HMAC-SHA256 key, at least 16 bytes.
+    pub secret: String,
+}
+
+/// `[nats]`. `Debug` masks a password in the URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NatsConfig {
+    /// `nats.url` (`nats://host:4222`, `tls://host:4222`). `None` (the
+    /// default) turns off the event publisher to NATS and the command
+    /// consumer.
+    pub url: Option<String>,
+    /// `nats.subject_prefix`: subjects are `<prefix>.events.<type>`,
+    /// `<prefix>.commands.<name>`, `<prefix>.results.<id>`. Default `invited`.
+    pub subject_prefix: String,
+}
+
+/// `[events]`: delivery of outbound events to webhooks and NATS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// `events.initial_backoff`, at most `max_backoff`. Default 1s.
+    pub initial_backoff: Duration,
+    /// `events.max_backoff`. Default 5m. Events are retried forever.
+    pub max_backoff: Duration,
+    /// `events.timeout`, of one delivery, shorter than `lease`. Default 10s.
+    pub timeout: Duration,
+    /// `events.lease`: how long a replica keeps a sink without renewing it.
+    /// Default 30s.
+    pub lease: Duration,
+    /// `events.poll_interval`, the fallback when a NOTIFY is lost. Default 5s.
+    pub poll_interval: Duration,
 }
 
 /// `[database]`. `Debug` masks the password in the URL.
@@ -387,6 +430,24 @@ impl fmt::Debug for DatabaseConfig {
     }
 }
 
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &redact_url(&self.url))
+            .field("secret", &render::MASK)
+            .finish()
+    }
+}
+
+impl fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("subject_prefix", &self.subject_prefix)
+            .finish()
+    }
+}
+
 impl fmt::Debug for SmtpConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SmtpConfig")
@@ -657,6 +718,24 @@ impl EnvOverlay {
             })?,
         };
 
+        let webhooks = self.webhooks(raw.webhooks)?;
+        let nats_url = raw.nats.url.filter(|url| !url.trim().is_empty());
+        let nats = NatsConfig {
+            url: match nats_url {
+                Some(url) => Some(
+                    parse_nats_url(&url).map_err(|message| self.invalid("nats.url", message))?,
+                ),
+                None => None,
+            },
+            subject_prefix: self.value(
+                "nats.subject_prefix",
+                raw.nats.subject_prefix,
+                "invited".into(),
+                parse_subject_prefix,
+            )?,
+        };
+        let events = self.events(raw.events)?;
+
         Ok(Config {
             database,
             api,
@@ -668,7 +747,77 @@ impl EnvOverlay {
             roles,
             templates,
             log,
+            webhooks,
+            nats,
+            events,
         })
+    }
+
+    fn webhooks(&self, raw: Vec<raw::RawWebhook>) -> Result<Vec<WebhookConfig>, ConfigError> {
+        let mut webhooks: Vec<WebhookConfig> = Vec::with_capacity(raw.len());
+        for (index, entry) in raw.into_iter().enumerate() {
+            let key = format!("webhooks[{index}]");
+            let url = parse_webhook_url(&entry.url)
+                .map_err(|message| self.invalid(&format!("{key}.url"), message))?;
+            // Never echo the secret.
+            if entry.secret.len() < 16 {
+                return Err(
+                    self.invalid(&format!("{key}.secret"), "must be at least 16 bytes long")
+                );
+            }
+            if webhooks.iter().any(|w| w.url == url) {
+                return Err(self.invalid(
+                    &format!("{key}.url"),
+                    "is configured twice (each URL has one delivery cursor)",
+                ));
+            }
+            webhooks.push(WebhookConfig {
+                url,
+                secret: entry.secret,
+            });
+        }
+        Ok(webhooks)
+    }
+
+    fn events(&self, raw: raw::RawEvents) -> Result<EventsConfig, ConfigError> {
+        let events = EventsConfig {
+            initial_backoff: self.positive_duration(
+                "events.initial_backoff",
+                raw.initial_backoff,
+                secs(1),
+            )?,
+            max_backoff: self.positive_duration("events.max_backoff", raw.max_backoff, mins(5))?,
+            timeout: self.positive_duration("events.timeout", raw.timeout, secs(10))?,
+            lease: self.positive_duration("events.lease", raw.lease, secs(30))?,
+            poll_interval: self.positive_duration(
+                "events.poll_interval",
+                raw.poll_interval,
+                secs(5),
+            )?,
+        };
+        if events.initial_backoff > events.max_backoff {
+            return Err(self.invalid(
+                "events.initial_backoff",
+                format!(
+                    "{} is longer than events.max_backoff ({})",
+                    format_duration(events.initial_backoff),
+                    format_duration(events.max_backoff)
+                ),
+            ));
+        }
+        // A delivery still running when its lease lapses could overlap with
+        // another replica's, and arrive after a later event.
+        if events.timeout >= events.lease {
+            return Err(self.invalid(
+                "events.timeout",
+                format!(
+                    "{} must be shorter than events.lease ({})",
+                    format_duration(events.timeout),
+                    format_duration(events.lease)
+                ),
+            ));
+        }
+        Ok(events)
     }
 
     fn invitations(&self, raw: raw::RawInvitations) -> Result<InvitationsConfig, ConfigError> {
@@ -930,6 +1079,51 @@ fn parse_smtp_url(text: &str) -> Result<String, String> {
         }
         ("smtp", Some(tls)) => Err(format!("tls={tls:?} is not required or opportunistic")),
         (scheme, _) => Err(format!("scheme {scheme:?} is not smtp or smtps; {hint}")),
+    }
+}
+
+/// An http(s) URL with a host. Errors never echo it unmasked.
+fn parse_webhook_url(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text.trim()).map_err(|error| format!("not a URL ({error})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "{:?} is not an http(s) URL with a host",
+            redact_url(text.trim())
+        ));
+    }
+    Ok(text.trim().to_owned())
+}
+
+fn parse_nats_url(text: &str) -> Result<String, String> {
+    let hint = "use nats://host:4222 or tls://host:4222";
+    let url =
+        url::Url::parse(text.trim()).map_err(|error| format!("not a URL ({error}); {hint}"))?;
+    if !matches!(url.scheme(), "nats" | "tls") || url.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "{:?} is not a NATS URL; {hint}",
+            redact_url(text.trim())
+        ));
+    }
+    Ok(text.trim().to_owned())
+}
+
+/// Dot-separated tokens of letters, digits, `-` and `_`: no wildcard, no
+/// empty token, so `<prefix>.events.<type>` is always a valid subject.
+fn parse_subject_prefix(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let valid = !text.is_empty()
+        && text.split('.').all(|token| {
+            !token.is_empty()
+                && token
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        });
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "{text:?} is not a subject prefix (dot-separated tokens of letters, digits, '-' and '_')"
+        ))
     }
 }
 

@@ -28,6 +28,13 @@ pub(super) struct RawConfig {
     pub templates: RawTemplates,
     #[serde(default)]
     pub log: RawLog,
+    /// `[[webhooks]]`: where outbound events go (R17).
+    #[serde(default)]
+    pub webhooks: Vec<RawWebhook>,
+    #[serde(default)]
+    pub nats: RawNats,
+    #[serde(default)]
+    pub events: RawEvents,
 }
 
 #[derive(Deserialize, Default)]
@@ -119,4 +126,30 @@ pub(super) struct RawTemplates {
 pub(super) struct RawLog {
     pub format: Option<String>,
     pub filter: Option<String>,
+}
+
+/// One `[[webhooks]]` entry. Deliberately not `Debug`: it holds the signing
+/// secret.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWebhook {
+    pub url: String,
+    pub secret: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNats {
+    pub url: Option<String>,
+    pub subject_prefix: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEvents {
+    pub initial_backoff: Option<String>,
+    pub max_backoff: Option<String>,
+    pub timeout: Option<String>,
+    pub lease: Option<String>,
+    pub poll_interval: Option<String>,
 }

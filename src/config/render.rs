@@ -114,6 +114,36 @@ impl Config {
         line("\n[log]".into());
         line(format!("format = {}", quote(self.log.format.as_str())));
         line(format!("filter = {}", quote(&self.log.filter)));
+
+        line("\n[nats]".into());
+        match &self.nats.url {
+            Some(url) => line(format!("url = {}", quote(&redact_url(url)))),
+            None => line("# url is not set: no NATS publisher, no command consumer".into()),
+        }
+        line(format!(
+            "subject_prefix = {}",
+            quote(&self.nats.subject_prefix)
+        ));
+
+        let ev = &self.events;
+        line("\n[events]".into());
+        line(format!(
+            "initial_backoff = {}",
+            quote(&d(ev.initial_backoff))
+        ));
+        line(format!("max_backoff = {}", quote(&d(ev.max_backoff))));
+        line(format!("timeout = {}", quote(&d(ev.timeout))));
+        line(format!("lease = {}", quote(&d(ev.lease))));
+        line(format!("poll_interval = {}", quote(&d(ev.poll_interval))));
+
+        if self.webhooks.is_empty() {
+            line("\n# no [[webhooks]]".into());
+        }
+        for webhook in &self.webhooks {
+            line("\n[[webhooks]]".into());
+            line(format!("url = {}", quote(&redact_url(&webhook.url))));
+            line(format!("secret = {}", quote(MASK)));
+        }
         out
     }
 }

@@ -458,3 +458,58 @@ fn config_redacted_output_reads_back_as_the_same_configuration() {
     let again = load(&text, &[]).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(again, config, "{text}");
 }
+
+#[test]
+fn config_reads_webhooks_and_nats_and_masks_their_secrets() {
+    let config = load(
+        "[nats]\nurl = \"nats://bus:natspass@127.0.0.1:4222\"\nsubject_prefix = \"acme.invited\"\n\
+         [events]\ninitial_backoff = \"500ms\"\n\
+         [[webhooks]]\nurl = \"https://hooks.example.com/invited\"\nsecret = \"whsec-0123456789abcdef\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(config.webhooks.len(), 1);
+    assert_eq!(config.webhooks[0].url, "https://hooks.example.com/invited");
+    assert_eq!(config.webhooks[0].secret, "whsec-0123456789abcdef");
+    assert_eq!(config.nats.subject_prefix, "acme.invited");
+    assert_eq!(config.events.initial_backoff, Duration::from_millis(500));
+    let redacted = config.redacted_toml();
+    let debug = format!("{config:?}");
+    for secret in ["whsec-0123456789abcdef", "natspass"] {
+        assert!(!redacted.contains(secret), "{redacted}");
+        assert!(!debug.contains(secret), "{debug}");
+    }
+    assert!(redacted.contains("[[webhooks]]"), "{redacted}");
+
+    // Defaults: nothing configured, prefix `invited`.
+    let config = Config::default();
+    assert!(config.webhooks.is_empty());
+    assert_eq!(config.nats.url, None);
+    assert_eq!(config.nats.subject_prefix, "invited");
+    let config = load("", &[("INVITED_NATS__URL", "nats://127.0.0.1:4222")]).unwrap();
+    assert_eq!(config.nats.url.as_deref(), Some("nats://127.0.0.1:4222"));
+
+    for (file, key) in [
+        (
+            "[[webhooks]]\nurl = \"ftp://x\"\nsecret = \"0123456789abcdef\"\n",
+            "webhooks[0].url",
+        ),
+        (
+            "[[webhooks]]\nurl = \"https://x.example\"\nsecret = \"short\"\n",
+            "webhooks[0].secret",
+        ),
+        ("[nats]\nurl = \"http://x:4222\"\n", "nats.url"),
+        ("[nats]\nsubject_prefix = \"a.*\"\n", "nats.subject_prefix"),
+        (
+            "[events]\ntimeout = \"30s\"\nlease = \"30s\"\n",
+            "events.timeout",
+        ),
+    ] {
+        let message = load_err(file, &[]);
+        assert!(
+            message.starts_with(&format!("invalid configuration: {key}")),
+            "{message}"
+        );
+        assert!(!message.contains("short\""), "{message}");
+    }
+}

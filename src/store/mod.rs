@@ -5,6 +5,7 @@
 //! commit, so every rule holds across replicas on one database.
 
 pub mod access;
+pub mod events;
 pub mod postgres;
 pub mod records;
 
@@ -17,6 +18,7 @@ use crate::domain::{BusinessId, Email, InvitationId, InvitationStatus, Role, Tok
 pub use access::{
     AccessTx, GrantRecord, NewGrant, NewPartnership, NewProfile, PartnershipRecord, ProfileRecord,
 };
+pub use events::{EventCursor, EventLog, EventPosition, EventRecord, SinkLag};
 pub use records::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -147,7 +149,7 @@ pub trait Wakeups: Send {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: EventLog + Send + Sync + 'static {
     async fn begin(&self) -> StoreResult<Box<dyn StoreTx>>;
 
     /// The database answers and its migrations are the ones this build ships.

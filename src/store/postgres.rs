@@ -16,6 +16,7 @@ use crate::domain::{
 };
 
 mod access;
+mod events;
 
 /// The migrations this build ships, applied by `invited migrate` and on start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

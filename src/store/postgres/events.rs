@@ -1,0 +1,187 @@
+//! [`EventLog`] for Postgres: the commit-ordered read of `events` (through
+//! `event_commits`) and the per-sink cursors with their leases. Every
+//! statement here is its own short transaction; none is open while a sink
+//! talks to the network.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgListener, PgRow};
+use uuid::Uuid;
+
+use super::{OrStore as _, PgStore, PgWakeups, get};
+use crate::domain::{BusinessId, InvitationId};
+use crate::store::{
+    EventCursor, EventLog, EventPosition, EventRecord, SinkLag, StoreResult, Wakeups,
+};
+
+/// The NOTIFY channel of the `events_record_commit` trigger.
+const EVENTS_CHANNEL: &str = "invited_events";
+
+fn event_from_row(row: &PgRow) -> StoreResult<EventRecord> {
+    Ok(EventRecord {
+        position: EventPosition {
+            commit_seq: get(row, "commit_seq")?,
+            event_seq: get(row, "seq")?,
+        },
+        id: get(row, "id")?,
+        event_type: get(row, "type")?,
+        occurred_at: get(row, "occurred_at")?,
+        business_id: BusinessId(get(row, "business_id")?),
+        invitation_id: get::<Option<Uuid>>(row, "invitation_id")?.map(InvitationId),
+        actor_user_id: get(row, "actor_user_id")?,
+        from_status: get(row, "from_status")?,
+        to_status: get(row, "to_status")?,
+        data: get(row, "data")?,
+    })
+}
+
+#[async_trait]
+impl EventLog for PgStore {
+    async fn lease_event_cursor(
+        &self,
+        sink: &str,
+        owner: Uuid,
+        lease: Duration,
+    ) -> StoreResult<Option<EventCursor>> {
+        sqlx::query("INSERT INTO event_cursors (sink) VALUES ($1) ON CONFLICT (sink) DO NOTHING")
+            .bind(sink)
+            .execute(&self.pool)
+            .await
+            .st()?;
+        let row = sqlx::query(
+            "UPDATE event_cursors
+                SET lease_owner = $2, lease_until = now() + make_interval(secs => $3), updated_at = now()
+              WHERE sink = $1 AND (lease_owner IS NULL OR lease_until < now() OR lease_owner = $2)
+          RETURNING commit_seq, event_seq, attempts,
+                    greatest(extract(epoch FROM available_at - now()), 0)::float8 AS wait",
+        )
+        .bind(sink)
+        .bind(owner)
+        .bind(lease.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await
+        .st()?;
+        row.map(|row| {
+            Ok(EventCursor {
+                position: EventPosition {
+                    commit_seq: get(&row, "commit_seq")?,
+                    event_seq: get(&row, "event_seq")?,
+                },
+                attempts: get::<i32>(&row, "attempts")?.max(0) as u32,
+                wait: Duration::from_secs_f64(get::<f64>(&row, "wait")?.max(0.0)),
+            })
+        })
+        .transpose()
+    }
+
+    async fn events_after(
+        &self,
+        after: EventPosition,
+        limit: u32,
+    ) -> StoreResult<Vec<EventRecord>> {
+        let rows = sqlx::query(
+            "SELECT c.commit_seq, e.seq, e.id, e.type, e.occurred_at, e.business_id, e.invitation_id,
+                    e.actor_user_id, e.from_status::text AS from_status, e.to_status::text AS to_status, e.data
+               FROM event_commits c JOIN events e ON e.txid = c.txid
+              WHERE c.commit_seq >= $1 AND (c.commit_seq, e.seq) > ($1, $2)
+              ORDER BY c.commit_seq, e.seq
+              LIMIT $3",
+        )
+        .bind(after.commit_seq)
+        .bind(after.event_seq)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .st()?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn advance_event_cursor(
+        &self,
+        sink: &str,
+        owner: Uuid,
+        to: EventPosition,
+        lease: Duration,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE event_cursors
+                SET commit_seq = $3, event_seq = $4, attempts = 0, last_error = NULL, available_at = now(),
+                    lease_until = now() + make_interval(secs => $5), updated_at = now()
+              WHERE sink = $1 AND lease_owner = $2",
+        )
+        .bind(sink)
+        .bind(owner)
+        .bind(to.commit_seq)
+        .bind(to.event_seq)
+        .bind(lease.as_secs_f64())
+        .execute(&self.pool)
+        .await
+        .st()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn event_delivery_failed(
+        &self,
+        sink: &str,
+        owner: Uuid,
+        error: &str,
+        retry_after: Duration,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE event_cursors
+                SET attempts = attempts + 1, last_error = $3,
+                    available_at = now() + make_interval(secs => $4), updated_at = now()
+              WHERE sink = $1 AND lease_owner = $2",
+        )
+        .bind(sink)
+        .bind(owner)
+        .bind(error)
+        .bind(retry_after.as_secs_f64())
+        .execute(&self.pool)
+        .await
+        .st()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_event_cursor(&self, sink: &str, owner: Uuid) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE event_cursors SET lease_owner = NULL, lease_until = NULL, updated_at = now()
+              WHERE sink = $1 AND lease_owner = $2",
+        )
+        .bind(sink)
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .st()?;
+        Ok(())
+    }
+
+    async fn subscribe_events(&self) -> StoreResult<Box<dyn Wakeups>> {
+        let mut listener = PgListener::connect_with(&self.pool).await.st()?;
+        listener.listen(EVENTS_CHANNEL).await.st()?;
+        Ok(Box::new(PgWakeups { listener }))
+    }
+
+    async fn event_lag(&self) -> StoreResult<Vec<SinkLag>> {
+        let rows: Vec<(String, i64, f64)> = sqlx::query_as(
+            "SELECT k.sink, count(e.id),
+                    coalesce(extract(epoch FROM now() - min(c.committed_at) FILTER (WHERE e.id IS NOT NULL)), 0)::float8
+               FROM event_cursors k
+               LEFT JOIN event_commits c ON c.commit_seq >= k.commit_seq
+               LEFT JOIN events e ON e.txid = c.txid AND (c.commit_seq, e.seq) > (k.commit_seq, k.event_seq)
+              GROUP BY k.sink ORDER BY k.sink",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .st()?;
+        Ok(rows
+            .into_iter()
+            .map(|(sink, depth, age)| SinkLag {
+                sink,
+                depth: depth.max(0) as u64,
+                oldest_age_seconds: age.max(0.0),
+            })
+            .collect())
+    }
+}

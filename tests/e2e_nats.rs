@@ -1,0 +1,310 @@
+//! NATS JetStream, end to end against the real server on 127.0.0.1:4222:
+//! commands published by a plain client are run, answered on the results
+//! subject and acknowledged once; events are published with `Nats-Msg-Id`.
+//! Each test has its own subject prefix (so its own streams) and deletes its
+//! streams at the end, so parallel tests and reruns never meet.
+
+mod support;
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, message::PublishMessage, stream};
+use futures::StreamExt as _;
+use invited::events::bus::stream_name;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use support::daemon::TestDaemon;
+use support::smtp_sink::SmtpSink;
+use uuid::Uuid;
+
+const NATS: &str = "nats://127.0.0.1:4222";
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Bus {
+    prefix: String,
+    client: async_nats::Client,
+    js: jetstream::Context,
+}
+
+impl Bus {
+    /// A fresh prefix; the commands stream is created here with a 1-second
+    /// duplicate window, so that a repeated `Nats-Msg-Id` published after it
+    /// reaches the daemon and the daemon's own idempotency is what is tested.
+    async fn new() -> Bus {
+        let prefix = format!("t{}", Uuid::now_v7().simple());
+        let client = async_nats::connect(NATS)
+            .await
+            .expect("NATS runs on 127.0.0.1:4222 (.ci/run starts it)");
+        let js = jetstream::new(client.clone());
+        js.create_stream(stream::Config {
+            name: stream_name(&prefix, "COMMANDS"),
+            subjects: vec![format!("{prefix}.commands.>")],
+            retention: stream::RetentionPolicy::WorkQueue,
+            duplicate_window: Duration::from_secs(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        Bus { prefix, client, js }
+    }
+
+    async fn command(&self, name: &str, id: Option<&str>, body: &[u8]) {
+        let mut publish = PublishMessage::build().payload(body.to_vec().into());
+        if let Some(id) = id {
+            publish = publish.message_id(id);
+        }
+        self.js
+            .send_publish(format!("{}.commands.{name}", self.prefix), publish)
+            .await
+            .unwrap()
+            .await
+            .expect("the commands stream stores the command");
+    }
+
+    async fn subscribe(&self, what: &str) -> async_nats::Subscriber {
+        let sub = self
+            .client
+            .subscribe(format!("{}.{what}.>", self.prefix))
+            .await
+            .unwrap();
+        self.client.flush().await.unwrap();
+        sub
+    }
+
+    async fn cleanup(&self) {
+        for what in ["COMMANDS", "EVENTS"] {
+            let _ = self.js.delete_stream(stream_name(&self.prefix, what)).await;
+        }
+    }
+}
+
+async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
+    tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("a message in time")
+        .expect("the subscription is open")
+}
+
+fn json_of(message: &async_nats::Message) -> Value {
+    serde_json::from_slice(&message.payload).expect("a JSON payload")
+}
+
+fn header(message: &async_nats::Message, name: &str) -> Option<String> {
+    message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(name))
+        .map(|v| v.as_str().to_string())
+}
+
+async fn daemon(pool: &PgPool, bus: &Bus) -> TestDaemon {
+    let prefix = bus.prefix.clone();
+    TestDaemon::start_with(pool, SmtpSink::start(), move |config| {
+        config.nats.url = Some(NATS.to_string());
+        config.nats.subject_prefix = prefix;
+        config.events.poll_interval = Duration::from_millis(200);
+    })
+    .await
+}
+
+async fn invitations_of(pool: &PgPool, business: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM invitations WHERE business_id = $1::uuid")
+        .bind(business)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// A command from a plain NATS client creates an invitation; its result
+/// appears on `<prefix>.results.<Nats-Msg-Id>`; the same message again (past
+/// JetStream's own duplicate window) creates nothing and gets the same
+/// result; the invitation's events appear on `<prefix>.events.>` with
+/// `Nats-Msg-Id` = the event id.
+#[sqlx::test(migrations = false)]
+async fn a_nats_command_creates_one_invitation_and_answers_on_the_results_subject(pool: PgPool) {
+    let bus = Bus::new().await;
+    let mut results = bus.subscribe("results").await;
+    let mut events = bus.subscribe("events").await;
+    let d = daemon(&pool, &bus).await;
+    d.user("olive", "olive@brand.example", "en-US").await;
+    let b = d.business("Brand & Co", "olive").await;
+
+    let id = format!("cmd-{}", Uuid::now_v7());
+    let command = serde_json::to_vec(&json!({
+        "business_id": b,
+        "actor_user_id": "olive",
+        "invitees": [{"email": "charles@agency.example", "role": "manager"}],
+        "message": "Welcome!"
+    }))
+    .unwrap();
+    bus.command("create_invitations", Some(&id), &command).await;
+
+    let result = next(&mut results).await;
+    assert_eq!(
+        result.subject.as_str(),
+        format!("{}.results.{id}", bus.prefix)
+    );
+    assert_eq!(header(&result, "Invited-Status").as_deref(), Some("201"));
+    let body = json_of(&result);
+    assert_eq!(body["status"], 201, "{body}");
+    let invitation = &body["result"]["items"][0];
+    assert_eq!(invitation["email"], "charles@agency.example");
+    assert_eq!(invitation["status"], "pending");
+    let invitation_id = invitation["id"].as_str().unwrap().to_string();
+    assert_eq!(invitations_of(&pool, &b).await, 1);
+    // The HTTP API sees the same invitation.
+    let (status, got) = d
+        .get(&format!(
+            "/v1/invitations/{invitation_id}?actor_user_id=olive"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+
+    // Published again after the stream's duplicate window: the daemon's
+    // idempotency key replays the stored result and changes nothing.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    bus.command("create_invitations", Some(&id), &command).await;
+    let again = next(&mut results).await;
+    assert_eq!(
+        again.subject.as_str(),
+        format!("{}.results.{id}", bus.prefix)
+    );
+    assert_eq!(json_of(&again), body);
+    assert_eq!(invitations_of(&pool, &b).await, 1);
+    let keys: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM idempotency_keys WHERE api_key_name = 'nats' AND key = $1 AND status = 201",
+    )
+    .bind(&id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(keys, 1, "kept with the HTTP Idempotency-Keys, scope nats");
+
+    // The invitation's creation is published as an event.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let message = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .expect("invitation.created is published")
+            .unwrap();
+        let event = json_of(&message);
+        if event["type"] == "invitation.created" && event["invitation_id"] == json!(invitation_id) {
+            assert_eq!(
+                message.subject.as_str(),
+                format!("{}.events.invitation.created", bus.prefix)
+            );
+            assert_eq!(
+                header(&message, "Nats-Msg-Id").as_deref(),
+                event["id"].as_str()
+            );
+            assert_eq!(event["business_id"], json!(b));
+            break;
+        }
+    }
+    // Kept by the events stream too.
+    let mut events_stream = bus
+        .js
+        .get_stream(stream_name(&bus.prefix, "EVENTS"))
+        .await
+        .unwrap();
+    assert!(events_stream.info().await.unwrap().state.messages >= 1);
+
+    // A user put over the queue (a PUT in HTTP terms).
+    let user_cmd = format!("user-{}", Uuid::now_v7());
+    bus.command(
+        "put_user",
+        Some(&user_cmd),
+        br#"{"user_id":"charles","email":"charles@agency.example","display_name":"Charles","locale":"en-GB"}"#,
+    )
+    .await;
+    let result = next(&mut results).await;
+    assert_eq!(json_of(&result)["status"], 200, "{}", json_of(&result));
+    let (status, _) = d.get("/v1/businesses/x?actor_user_id=charles").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    d.stop().await;
+    bus.cleanup().await;
+}
+
+/// Malformed commands are answered with the problem HTTP would give and
+/// acknowledged: nothing stays pending and nothing is redelivered.
+#[sqlx::test(migrations = false)]
+async fn a_malformed_command_gets_a_problem_and_is_not_redelivered(pool: PgPool) {
+    let bus = Bus::new().await;
+    let mut results = bus.subscribe("results").await;
+    let d = daemon(&pool, &bus).await;
+    d.user("olive", "olive@brand.example", "en-US").await;
+    let b = d.business("Brand & Co", "olive").await;
+
+    // Not JSON at all: 400.
+    let bad = format!("bad-{}", Uuid::now_v7());
+    bus.command("cancel", Some(&bad), b"{not json").await;
+    let result = next(&mut results).await;
+    assert_eq!(
+        result.subject.as_str(),
+        format!("{}.results.{bad}", bus.prefix)
+    );
+    assert_eq!(
+        header(&result, "Content-Type").as_deref(),
+        Some("application/problem+json")
+    );
+    let problem = json_of(&result);
+    assert_eq!(
+        (problem["status"].clone(), problem["code"].clone()),
+        (json!(400), json!("validation_failed")),
+        "{problem}"
+    );
+
+    // An unknown field: 422 naming it, by the HTTP layer's own parser.
+    let unknown = format!("unknown-{}", Uuid::now_v7());
+    let body = serde_json::to_vec(&json!({
+        "business_id": b, "actor_user_id": "olive",
+        "invitees": [{"email": "x@y.example"}], "colour": "red"
+    }))
+    .unwrap();
+    bus.command("create_invitations", Some(&unknown), &body)
+        .await;
+    let problem = json_of(&next(&mut results).await);
+    assert_eq!(problem["status"], 422, "{problem}");
+    assert!(problem.to_string().contains("colour"), "{problem}");
+    assert_eq!(invitations_of(&pool, &b).await, 0);
+
+    // No Nats-Msg-Id: refused on `<prefix>.results.unidentified`.
+    bus.command("cancel", None, br#"{"invitation_id":"x"}"#)
+        .await;
+    let result = next(&mut results).await;
+    assert_eq!(
+        result.subject.as_str(),
+        format!("{}.results.unidentified", bus.prefix)
+    );
+    assert_eq!(json_of(&result)["status"], 422);
+
+    // An unknown command: 404.
+    let nothing = format!("nothing-{}", Uuid::now_v7());
+    bus.command("launch_rockets", Some(&nothing), b"{}").await;
+    assert_eq!(json_of(&next(&mut results).await)["status"], 404);
+
+    // All acknowledged: nothing pending, nothing redelivered, no second answer.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut commands = bus
+        .js
+        .get_stream(stream_name(&bus.prefix, "COMMANDS"))
+        .await
+        .unwrap();
+    let info = commands.consumer_info("invited").await.unwrap();
+    assert_eq!(
+        (info.num_ack_pending, info.num_redelivered, info.num_pending),
+        (0, 0, 0)
+    );
+    assert_eq!(commands.info().await.unwrap().state.messages, 0);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), results.next())
+            .await
+            .is_err(),
+        "no second answer"
+    );
+
+    d.stop().await;
+    bus.cleanup().await;
+}

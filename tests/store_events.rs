@@ -1,0 +1,213 @@
+//! The event log read as an outbox (R17), against a real Postgres: events come
+//! in commit order (not transaction-id order), an uncommitted event is never
+//! read and never skipped, and a sink's lease keeps other replicas out.
+
+use std::time::Duration;
+
+use invited::store::postgres::PgStore;
+use invited::store::{EventLog, EventPosition};
+use sqlx::{Connection, PgConnection, PgPool};
+use uuid::Uuid;
+
+async fn business(pool: &PgPool) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO businesses (id, public_id, name, role_preset) VALUES ($1, $2, 'B', 'business_manager')",
+    )
+    .bind(id)
+    .bind(id.simple().to_string())
+    .execute(pool)
+    .await
+    .unwrap();
+    id
+}
+
+async fn insert_event(conn: &mut PgConnection, business: Uuid, event_type: &str) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query("INSERT INTO events (id, business_id, type) VALUES ($1, $2, $3)")
+        .bind(id)
+        .bind(business)
+        .bind(event_type)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    id
+}
+
+async fn connect(pool: &PgPool) -> PgConnection {
+    PgConnection::connect_with(&pool.connect_options())
+        .await
+        .unwrap()
+}
+
+async fn ids_after(store: &PgStore, after: EventPosition) -> Vec<Uuid> {
+    store
+        .events_after(after, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect()
+}
+
+/// The case that breaks a cursor on transaction ids: B takes its xid first
+/// (as a transaction does when it locks a business row), A writes and commits,
+/// then B writes and commits. B's event must come after A's, and must not be
+/// skipped by a cursor that already moved past A's.
+#[sqlx::test]
+async fn events_come_in_commit_order_and_late_commits_are_not_skipped(pool: PgPool) {
+    let store = PgStore::from_pool(pool.clone());
+    let b = business(&pool).await;
+
+    let mut conn_b = connect(&pool).await;
+    sqlx::query("BEGIN").execute(&mut conn_b).await.unwrap();
+    let xid_b: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+        .fetch_one(&mut conn_b)
+        .await
+        .unwrap();
+
+    let mut conn_a = connect(&pool).await;
+    sqlx::query("BEGIN").execute(&mut conn_a).await.unwrap();
+    let e_a = insert_event(&mut conn_a, b, "invitation.created").await;
+    let xid_a: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+        .fetch_one(&mut conn_a)
+        .await
+        .unwrap();
+    assert!(
+        xid_b.parse::<u64>().unwrap() < xid_a.parse::<u64>().unwrap(),
+        "B holds the older transaction id"
+    );
+    // Uncommitted: nothing to read.
+    assert!(ids_after(&store, EventPosition::START).await.is_empty());
+    sqlx::query("COMMIT").execute(&mut conn_a).await.unwrap();
+
+    let e_b = insert_event(&mut conn_b, b, "invitation.cancelled").await;
+    let first = store.events_after(EventPosition::START, 100).await.unwrap();
+    assert_eq!(
+        first.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![e_a],
+        "B's event is invisible until B commits"
+    );
+    let cursor = first[0].position;
+    sqlx::query("COMMIT").execute(&mut conn_b).await.unwrap();
+
+    // A cursor already past A's event still finds B's (older xid) event.
+    assert_eq!(ids_after(&store, cursor).await, vec![e_b]);
+    assert_eq!(
+        ids_after(&store, EventPosition::START).await,
+        vec![e_a, e_b]
+    );
+
+    // A rolled-back event is never read.
+    let mut conn_c = connect(&pool).await;
+    sqlx::query("BEGIN").execute(&mut conn_c).await.unwrap();
+    insert_event(&mut conn_c, b, "invitation.accepted").await;
+    sqlx::query("ROLLBACK").execute(&mut conn_c).await.unwrap();
+    assert_eq!(
+        ids_after(&store, EventPosition::START).await,
+        vec![e_a, e_b]
+    );
+
+    // Several events of one transaction keep their insertion order.
+    let mut conn_d = connect(&pool).await;
+    sqlx::query("BEGIN").execute(&mut conn_d).await.unwrap();
+    let d1 = insert_event(&mut conn_d, b, "member.added").await;
+    let d2 = insert_event(&mut conn_d, b, "invitation.accepted").await;
+    sqlx::query("COMMIT").execute(&mut conn_d).await.unwrap();
+    assert_eq!(
+        ids_after(&store, EventPosition::START).await,
+        vec![e_a, e_b, d1, d2]
+    );
+}
+
+/// One replica at a time holds a sink; the cursor only moves for the holder;
+/// a failure records its reason and delays the next attempt; the lag counts
+/// what is left.
+#[sqlx::test]
+async fn a_sink_lease_keeps_other_replicas_out(pool: PgPool) {
+    let store = PgStore::from_pool(pool.clone());
+    let b = business(&pool).await;
+    let mut conn = connect(&pool).await;
+    let e1 = insert_event(&mut conn, b, "invitation.created").await;
+    insert_event(&mut conn, b, "invitation.sent").await;
+
+    let (me, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let lease = Duration::from_secs(30);
+    let cursor = store
+        .lease_event_cursor("webhook:x", me, lease)
+        .await
+        .unwrap()
+        .expect("a new sink is free");
+    assert_eq!(cursor.position, EventPosition::START);
+    assert!(
+        store
+            .lease_event_cursor("webhook:x", other, lease)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Another sink is independent.
+    assert!(
+        store
+            .lease_event_cursor("nats", other, lease)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let lag = store.event_lag().await.unwrap();
+    let x = lag.iter().find(|l| l.sink == "webhook:x").unwrap();
+    assert_eq!(x.depth, 2);
+
+    let events = store.events_after(cursor.position, 100).await.unwrap();
+    assert_eq!(events[0].id, e1);
+    assert!(
+        !store
+            .advance_event_cursor("webhook:x", other, events[0].position, lease)
+            .await
+            .unwrap(),
+        "only the holder moves the cursor"
+    );
+    assert!(
+        store
+            .advance_event_cursor("webhook:x", me, events[0].position, lease)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .event_delivery_failed(
+                "webhook:x",
+                me,
+                "answered HTTP 500",
+                Duration::from_secs(60)
+            )
+            .await
+            .unwrap()
+    );
+    let cursor = store
+        .lease_event_cursor("webhook:x", me, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cursor.position, events[0].position);
+    assert_eq!(cursor.attempts, 1);
+    assert!(cursor.wait > Duration::from_secs(50), "{:?}", cursor.wait);
+    let last_error: Option<String> =
+        sqlx::query_scalar("SELECT last_error FROM event_cursors WHERE sink = 'webhook:x'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(last_error.as_deref(), Some("answered HTTP 500"));
+    let lag = store.event_lag().await.unwrap();
+    assert_eq!(lag.iter().find(|l| l.sink == "webhook:x").unwrap().depth, 1);
+
+    // Released, the other replica takes over where the cursor is.
+    store.release_event_cursor("webhook:x", me).await.unwrap();
+    let taken = store
+        .lease_event_cursor("webhook:x", other, lease)
+        .await
+        .unwrap()
+        .expect("released");
+    assert_eq!(taken.position, events[0].position);
+}
