@@ -11,8 +11,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::HttpState;
-use super::error::ApiError;
+use super::error::{ApiError, Problem};
 use super::json::{RawPath, StrictJson, StrictQuery, actor_from_query, business_path};
+use super::openapi::{Unavailable, ValidationFailed};
 use super::wire::{BusinessJson, Page};
 use crate::domain::access::{Grantee, InvitationGrant, Permission};
 use crate::domain::partners::TwoFactorPolicy;
@@ -21,11 +22,13 @@ use crate::service::access::Access;
 use crate::store::{GrantRecord, ProfileRecord};
 
 /// One grant of an invitation's `grants`, or of a partner request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantBody {
+    #[schema(value_type = uuid::Uuid)]
     pub profile_id: String,
     /// `publisher`, the only permission; may be left out.
+    #[schema(value_type = Option<super::openapi::values::Permission>)]
     pub permission: Option<String>,
 }
 
@@ -55,9 +58,11 @@ fn profile_path(raw: &str) -> Result<ProfileId, ApiError> {
     ProfileId::parse_field(raw, "profile_id").map_err(|_| ApiError::not_found("no such profile"))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ProfileJson {
+    #[schema(value_type = uuid::Uuid)]
     pub id: String,
+    #[schema(value_type = uuid::Uuid)]
     pub business_id: String,
     pub name: String,
     pub created_by: String,
@@ -77,7 +82,7 @@ impl From<&ProfileRecord> for ProfileJson {
 }
 
 /// The grantee of a grant: `{"user_id"}` or `{"business_id"}`, as in requests.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum GranteeJson {
     User { user_id: String },
@@ -97,12 +102,16 @@ impl From<&Grantee> for GranteeJson {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct GrantJson {
+    #[schema(value_type = uuid::Uuid)]
     pub id: String,
+    #[schema(value_type = uuid::Uuid)]
     pub profile_id: String,
     /// The business that owns the profile.
+    #[schema(value_type = uuid::Uuid)]
     pub business_id: String,
+    #[schema(value_type = super::openapi::values::Permission)]
     pub permission: &'static str,
     pub grantee: GranteeJson,
     /// The grant this one derives from (a partner's grant to its member).
@@ -131,13 +140,27 @@ impl From<&GrantRecord> for GrantJson {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProfileBody {
     pub actor_user_id: String,
     pub name: String,
 }
 
+/// Creates a profile of the business (the thing Publisher access is on).
+#[utoipa::path(
+    post,
+    path = "/v1/businesses/{id}/profiles",
+    tag = "access",
+    params(("id" = uuid::Uuid, Path, description = "The business's internal id")),
+    request_body = CreateProfileBody,
+    responses(
+        (status = 201, description = "The profile", body = ProfileJson),
+        (status = 403, description = "`forbidden`: the actor is not a member or may not manage profiles", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such business", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn create_profile(
     State(state): State<HttpState>,
     RawPath(id): RawPath<String>,
@@ -152,18 +175,22 @@ pub async fn create_profile(
     Ok((StatusCode::CREATED, Json(ProfileJson::from(&profile))).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// Exactly one of `user_id` (a member, or a partner's member) and
+/// `business_id` (a partner business, by internal id).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GranteeBody {
     pub user_id: Option<String>,
     pub business_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddGrantBody {
     pub actor_user_id: String,
     pub grantee: GranteeBody,
+    /// `publisher` when left out.
+    #[schema(value_type = Option<super::openapi::values::Permission>)]
     pub permission: Option<String>,
 }
 
@@ -181,6 +208,21 @@ fn parse_grantee(g: GranteeBody) -> Result<Grantee, ApiError> {
     }
 }
 
+/// Grants a permission on a profile to a user or a partner business (R23).
+#[utoipa::path(
+    post,
+    path = "/v1/profiles/{profile_id}/grants",
+    tag = "access",
+    params(("profile_id" = uuid::Uuid, Path, description = "The profile")),
+    request_body = AddGrantBody,
+    responses(
+        (status = 201, description = "The grant", body = GrantJson),
+        (status = 403, description = "`forbidden`: the actor may not grant this to this grantee (R23)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such profile", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: the grantee already holds this grant", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn add_grant(
     State(state): State<HttpState>,
     RawPath(id): RawPath<String>,
@@ -197,12 +239,29 @@ pub async fn add_grant(
     Ok((StatusCode::CREATED, Json(GrantJson::from(&grant))).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ActorOnlyQuery {
+    /// The acting user.
+    #[param(required = true)]
     pub actor_user_id: Option<String>,
 }
 
+/// Removes a grant and every grant derived from it (R23).
+#[utoipa::path(
+    delete,
+    path = "/v1/profiles/{profile_id}/grants/{grant_id}",
+    tag = "access",
+    params(("profile_id" = uuid::Uuid, Path, description = "The profile"), ("grant_id" = uuid::Uuid, Path, description = "The grant"), ActorOnlyQuery),
+    responses(
+        (status = 204, description = "The grant and the grants derived from it are gone"),
+        (status = 403, description = "`forbidden`: the actor may not remove this grant", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such profile or grant", body = Problem, content_type = "application/problem+json"),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn remove_grant(
     State(state): State<HttpState>,
     RawPath((profile, grant)): RawPath<(String, String)>,
@@ -216,15 +275,20 @@ pub async fn remove_grant(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AccessQuery {
+    #[param(required = true)]
     pub user_id: Option<String>,
+    #[param(required = true, value_type = Option<uuid::Uuid>)]
     pub profile_id: Option<String>,
+    /// `publisher` when left out.
+    #[param(value_type = Option<super::openapi::values::Permission>)]
     pub permission: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AccessJson {
     pub allowed: bool,
     /// The chain of grants, the business grant first.
@@ -247,6 +311,18 @@ fn required<'a>(raw: Option<&'a str>, field: &str) -> Result<&'a str, ApiError> 
 }
 
 /// R24: `GET /v1/access?user_id=&profile_id=&permission=publisher`.
+#[utoipa::path(
+    get,
+    path = "/v1/access",
+    tag = "access",
+    params(AccessQuery),
+    responses(
+        (status = 200, description = "Whether the user may, and through which grants (R24)", body = AccessJson),
+        (status = 404, description = "`not_found`: no such profile", body = Problem, content_type = "application/problem+json"),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn access(
     State(state): State<HttpState>,
     StrictQuery(q): StrictQuery<AccessQuery>,
@@ -264,15 +340,21 @@ pub async fn access(
     Ok(Json(AccessJson::from(&access)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuthorizeQuery {
+    #[param(required = true)]
     pub user_id: Option<String>,
+    /// The business's internal id.
+    #[param(required = true, value_type = Option<uuid::Uuid>)]
     pub business_id: Option<String>,
+    /// A capability name such as `campaigns.send`.
+    #[param(required = true)]
     pub capability: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AuthorizeJson {
     pub allowed: bool,
     /// The user's role in the business, `null` for a non-member.
@@ -297,6 +379,18 @@ fn parse_capability(raw: &str) -> Result<&str, ApiError> {
 }
 
 /// R1: `GET /v1/authorize?user_id=&business_id=&capability=`.
+#[utoipa::path(
+    get,
+    path = "/v1/authorize",
+    tag = "access",
+    params(AuthorizeQuery),
+    responses(
+        (status = 200, description = "Whether the user's role has the capability (R1)", body = AuthorizeJson),
+        (status = 404, description = "`not_found`: no such business", body = Problem, content_type = "application/problem+json"),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn authorize(
     State(state): State<HttpState>,
     StrictQuery(q): StrictQuery<AuthorizeQuery>,
@@ -321,15 +415,17 @@ pub async fn authorize(
 #[serde(deny_unknown_fields)]
 pub struct NoQuery {}
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct BusinessRefJson {
+    #[schema(value_type = uuid::Uuid)]
     pub id: String,
     pub name: String,
 }
 
 /// One entry of the profile switcher.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserProfileJson {
+    #[schema(value_type = uuid::Uuid)]
     pub id: String,
     pub name: String,
     pub business: BusinessRefJson,
@@ -339,6 +435,17 @@ pub struct UserProfileJson {
 
 /// `GET /v1/users/{user_id}/profiles`: every profile the user may publish
 /// on, in one page.
+#[utoipa::path(
+    get,
+    path = "/v1/users/{user_id}/profiles",
+    tag = "access",
+    params(("user_id" = String, Path, description = "The app's own id of the user")),
+    responses(
+        (status = 200, description = "The profiles the user may publish on, in one page", body = Page<UserProfileJson>),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn user_profiles(
     State(state): State<HttpState>,
     RawPath(user_id): RawPath<String>,
@@ -363,14 +470,28 @@ pub async fn user_profiles(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityBody {
     pub actor_user_id: String,
+    #[schema(value_type = super::openapi::values::TwoFactorPolicy)]
     pub require_2fa: String,
 }
 
 /// R15: `PUT /v1/businesses/{id}/security`.
+#[utoipa::path(
+    put,
+    path = "/v1/businesses/{id}/security",
+    tag = "businesses",
+    params(("id" = uuid::Uuid, Path, description = "The business's internal id")),
+    request_body = SecurityBody,
+    responses(
+        (status = 200, description = "The business with its new policy (R15)", body = BusinessJson),
+        (status = 403, description = "`forbidden`: the actor is not a member or may not change security", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such business", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn set_security(
     State(state): State<HttpState>,
     RawPath(id): RawPath<String>,

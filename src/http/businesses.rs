@@ -7,31 +7,52 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::HttpState;
-use super::error::ApiError;
+use super::error::{ApiError, Problem};
 use super::json::{RawPath, StrictJson, StrictQuery, actor_from_query, business_path};
+use super::openapi::{Unavailable, ValidationFailed};
 use super::wire::BusinessJson;
 use crate::domain::{Locale, RolePreset, UserId};
 use crate::service::businesses::{NewBusinessInput, parse_business_name};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBusinessBody {
     pub name: String,
+    /// A user registered with `PUT /v1/users/{user_id}`.
     pub owner_user_id: String,
+    /// `business_manager` when left out.
+    #[schema(value_type = Option<super::openapi::values::RolePreset>)]
     pub role_preset: Option<String>,
-    /// Signed, so that `0` and `-3` are refused by our rule with our message
-    /// rather than by the type with serde's.
+    /// At least 1; no limit when left out.
+    // Signed, so that `0` and `-3` are refused by our rule with our message
+    // rather than by the type with serde's.
+    #[schema(minimum = 1)]
     pub seat_limit: Option<i64>,
     pub locale: Option<String>,
 }
 
 /// `?actor_user_id=` and nothing else.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ActorQuery {
+    /// The acting user.
+    #[param(required = true)]
     pub actor_user_id: Option<String>,
 }
 
+/// Creates a business with its owner as first member.
+#[utoipa::path(
+    post,
+    path = "/v1/businesses",
+    tag = "businesses",
+    request_body = CreateBusinessBody,
+    responses(
+        (status = 201, description = "The business, with its public `business_id`", body = BusinessJson,
+            headers(("Location" = String, description = "`/v1/businesses/{id}`"))),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn create_business(
     State(state): State<HttpState>,
     StrictJson(body): StrictJson<CreateBusinessBody>,
@@ -82,6 +103,20 @@ fn parse_create(body: CreateBusinessBody) -> Result<NewBusinessInput, ApiError> 
     })
 }
 
+/// One business, for its members.
+#[utoipa::path(
+    get,
+    path = "/v1/businesses/{id}",
+    tag = "businesses",
+    params(("id" = uuid::Uuid, Path, description = "The business's internal id"), ActorQuery),
+    responses(
+        (status = 200, description = "The business", body = BusinessJson),
+        (status = 403, description = "`forbidden`: the actor is not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such business", body = Problem, content_type = "application/problem+json"),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn get_business(
     State(state): State<HttpState>,
     RawPath(id): RawPath<String>,

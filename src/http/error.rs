@@ -14,8 +14,28 @@ use crate::service::ServiceError;
 /// Where the `type` URIs of problems point.
 const PROBLEM_BASE: &str = "https://invited.dev/problems/";
 
+/// Every `code` a problem may carry: the list of API.md, and the enum of the
+/// `Problem` schema in `GET /v1/openapi.json`. [`ApiError::new`] refuses any
+/// other (in debug builds, so every test run checks each problem it sends).
+pub const PROBLEM_CODES: [&str; 14] = [
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "validation_failed",
+    "conflict",
+    "invalid_transition",
+    "rate_limited",
+    "seats_exhausted",
+    "token_invalid",
+    "token_used",
+    "token_expired",
+    "mfa_required",
+    "payload_too_large",
+    "unavailable",
+];
+
 /// One field named by a validation problem.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -43,6 +63,10 @@ impl ApiError {
         title: &'static str,
         detail: impl Into<String>,
     ) -> ApiError {
+        debug_assert!(
+            PROBLEM_CODES.contains(&code),
+            "problem code {code:?} is not one of API.md's"
+        );
         ApiError {
             status,
             code,
@@ -205,15 +229,25 @@ impl From<ServiceError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem document, sent as `application/problem+json`. Its
+/// schema is the `Problem` of the OpenAPI document.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
+    /// `https://invited.dev/problems/<code>`.
     #[serde(rename = "type")]
+    #[schema(format = "uri")]
     kind: String,
     title: &'a str,
+    /// The HTTP status, repeated.
     status: u16,
+    /// What went wrong, for programs: one of API.md's codes.
+    #[schema(value_type = super::openapi::ProblemCode)]
     code: &'a str,
+    /// What went wrong, for people.
     detail: &'a str,
+    /// The fields a `validation_failed` problem names; absent otherwise.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    #[schema(value_type = Vec<FieldError>)]
     errors: &'a [FieldError],
 }
 

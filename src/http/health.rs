@@ -7,12 +7,27 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::HttpState;
-use super::error::ApiError;
+use super::error::{ApiError, Problem};
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "The process runs: `{\"status\": \"ok\"}`", body = Object)),
+)]
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The database answers and its migrations are current: `{\"status\": \"ready\"}`", body = Object),
+        (status = 503, description = "`unavailable`: the database does not answer, or its migrations are not this build's", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn readyz(State(state): State<HttpState>) -> Response {
     match state.services.store.ready().await {
         Ok(true) => Json(json!({"status": "ready"})).into_response(),

@@ -11,10 +11,11 @@ use serde::Deserialize;
 use super::HttpState;
 use super::access::{GrantBody, parse_grants};
 use super::businesses::ActorQuery;
-use super::error::ApiError;
+use super::error::{ApiError, Problem};
 use super::json::{
     RawPath, StrictJson, StrictQuery, actor_from_query, business_path, invitation_path,
 };
+use super::openapi::{Unavailable, ValidationFailed};
 use super::paging::{decode_cursor, next_cursor, parse_limit};
 use super::wire::{
     AcceptJson, InvitationJson, Items, MemberJson, Page, QuotaJson, TimelineItemJson,
@@ -29,57 +30,91 @@ use crate::store::InvitationQuery;
 /// The most invitees one request may name.
 pub const MAX_INVITEES: usize = 100;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateInvitationsBody {
     pub actor_user_id: String,
+    /// 1 to 100 addresses; all are invited or none.
     pub invitees: Vec<InviteeBody>,
+    /// At most 1,000 characters, shown in the email.
     pub message: Option<String>,
     /// Profile grants every invitation of the request carries (R7, R13).
     pub grants: Option<Vec<GrantBody>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InviteeBody {
     pub email: String,
+    /// A role of the business's catalog; the preset's default when left out.
     pub role: Option<String>,
+    /// The email's language (BCP 47); the business's, then the daemon's default.
     pub locale: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// The acting user.
+    #[param(required = true)]
     pub actor_user_id: Option<String>,
+    #[param(value_type = Option<super::openapi::values::InvitationStatus>)]
     pub status: Option<String>,
+    #[param(value_type = Option<super::openapi::values::InvitationKind>)]
     pub kind: Option<String>,
+    /// `outgoing` (sent by the business, the default) or `incoming` (partner
+    /// invitations it received).
+    #[param(pattern = "^(incoming|outgoing)$")]
     pub direction: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
 /// The body of commands given by a member of the sending business.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActorBody {
     pub actor_user_id: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptBody {
+    /// The token of the email's accept link.
     pub token: String,
+    /// The user who accepts, registered with `PUT /v1/users/{user_id}`.
     pub user_id: String,
+    /// The user completed two-factor authentication (R15); `false` when left out.
     #[serde(default)]
     pub mfa_verified: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeclineBody {
     pub token: String,
 }
 
+/// Invites one or more addresses, all or nothing (R7–R9).
+#[utoipa::path(
+    post,
+    path = "/v1/businesses/{id}/invitations",
+    tag = "invitations",
+    params(("id" = uuid::Uuid, Path, description = "The business's internal id")),
+    request_body = CreateInvitationsBody,
+    responses(
+        (status = 201, description = "The invitations, one per invitee", body = Items<InvitationJson>),
+        (status = 403, description = "`forbidden`: the actor is not a member of the business or lacks the capability", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such business", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict` (an invitee is already a member or has a pending invitation) or `seats_exhausted` (R9)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: the 24-hour invitation quota is used up (R8)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a slot frees up"))),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn create_invitations(
     State(state): State<HttpState>,
     RawPath(id): RawPath<String>,
@@ -160,6 +195,19 @@ pub(crate) fn parse_message(raw: String) -> Result<Option<String>, ApiError> {
     Ok((!raw.is_empty()).then_some(raw))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/invitations/{id}",
+    tag = "invitations",
+    params(("id" = uuid::Uuid, Path, description = "The invitation"), ActorQuery),
+    responses(
+        (status = 200, description = "The invitation", body = InvitationJson),
+        (status = 403, description = "`forbidden`: the actor is not a member of the business or lacks the capability", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such invitation (or not visible to the actor)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn get_invitation(
     State(state): State<HttpState>,
     RawPath(id): RawPath<String>,
@@ -173,6 +221,19 @@ pub async fn get_invitation(
 
 /// Newest first; the cursor is the last item's id (ids are time-ordered v7
 /// UUIDs, so "below the cursor" is "older than the last one seen").
+#[utoipa::path(
+    get,
+    path = "/v1/businesses/{id}/invitations",
+    tag = "invitations",
+    params(("id" = uuid::Uuid, Path, description = "The business's internal id"), ListQuery),
+    responses(
+        (status = 200, description = "One page of invitations, newest first", body = Page<InvitationJson>),
+        (status = 403, description = "`forbidden`: the actor is not a member of the business or lacks the capability", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such business", body = Problem, content_type = "application/problem+json"),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn list_invitations(
     State(state): State<HttpState>,
     RawPath(id): RawPath<String>,
@@ -240,6 +301,20 @@ fn parse_list(
     })
 }
 
+/// Events and delivery attempts of one invitation, oldest first (R34).
+#[utoipa::path(
+    get,
+    path = "/v1/invitations/{id}/timeline",
+    tag = "invitations",
+    params(("id" = uuid::Uuid, Path, description = "The invitation"), ActorQuery),
+    responses(
+        (status = 200, description = "The invitation's history, oldest first", body = Items<TimelineItemJson>),
+        (status = 403, description = "`forbidden`: the actor is not a member of the business or lacks the capability", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such invitation (or not visible to the actor)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn timeline(
     State(state): State<HttpState>,
     RawPath(id): RawPath<String>,
@@ -257,6 +332,21 @@ pub async fn timeline(
 }
 
 /// `202`: the email is queued again, not yet sent (R14).
+#[utoipa::path(
+    post,
+    path = "/v1/invitations/{id}/resend",
+    tag = "invitations",
+    params(("id" = uuid::Uuid, Path, description = "The invitation")),
+    request_body = ActorBody,
+    responses(
+        (status = 202, description = "The email is queued again, with the same token", body = InvitationJson),
+        (status = 403, description = "`forbidden`: the actor is not a member of the business or lacks the capability", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such invitation (or not visible to the actor)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_transition`: the invitation is no longer pending", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: inside the resend cooldown (R14)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a resend is allowed"))),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn resend(
     State(state): State<HttpState>,
     RawPath(id): RawPath<String>,
@@ -275,6 +365,20 @@ pub async fn resend(
         .into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/invitations/{id}/cancel",
+    tag = "invitations",
+    params(("id" = uuid::Uuid, Path, description = "The invitation")),
+    request_body = ActorBody,
+    responses(
+        (status = 200, description = "The cancelled invitation", body = InvitationJson),
+        (status = 403, description = "`forbidden`: the actor is not a member of the business or lacks the capability", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such invitation (or not visible to the actor)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_transition`: the invitation is no longer pending", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn cancel(
     State(state): State<HttpState>,
     RawPath(id): RawPath<String>,
@@ -291,6 +395,21 @@ pub async fn cancel(
 
 /// R31: `201` with the new invitation that replaces an expired, declined or
 /// cancelled one.
+#[utoipa::path(
+    post,
+    path = "/v1/invitations/{id}/renew",
+    tag = "invitations",
+    params(("id" = uuid::Uuid, Path, description = "The invitation")),
+    request_body = ActorBody,
+    responses(
+        (status = 201, description = "The new invitation, with `renewed_from` (R31)", body = InvitationJson),
+        (status = 403, description = "`forbidden`: the actor is not a member of the business or lacks the capability", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such invitation (or not visible to the actor)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_transition` (still pending, or accepted), `conflict` or `seats_exhausted`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: the 24-hour invitation quota is used up (R8)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a slot frees up"))),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn renew(
     State(state): State<HttpState>,
     RawPath(id): RawPath<String>,
@@ -302,6 +421,20 @@ pub async fn renew(
     Ok((StatusCode::CREATED, Json(InvitationJson::from(&renewed))).into_response())
 }
 
+/// What is left of the 24-hour invitation quota (R33).
+#[utoipa::path(
+    get,
+    path = "/v1/businesses/{id}/invitation-quota",
+    tag = "invitations",
+    params(("id" = uuid::Uuid, Path, description = "The business's internal id"), ActorQuery),
+    responses(
+        (status = 200, description = "The quota", body = QuotaJson),
+        (status = 403, description = "`forbidden`: the actor is not a member of the business or lacks the capability", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such business", body = Problem, content_type = "application/problem+json"),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn quota(
     State(state): State<HttpState>,
     RawPath(id): RawPath<String>,
@@ -314,6 +447,20 @@ pub async fn quota(
 }
 
 /// The recipient accepts with the token from the email (R12, R13, R15).
+#[utoipa::path(
+    post,
+    path = "/v1/invitations/accept",
+    tag = "invitations",
+    request_body = AcceptBody,
+    responses(
+        (status = 200, description = "The accepted invitation and the new membership", body = AcceptJson),
+        (status = 403, description = "`mfa_required`: the business requires 2FA for this role (R15)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`token_invalid`: no member invitation has this token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`token_used` (the invitation is no longer pending), `seats_exhausted` or `conflict` (already a member)", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`token_expired`: the invitation expired (R11)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn accept(
     State(state): State<HttpState>,
     StrictJson(body): StrictJson<AcceptBody>,
@@ -331,6 +478,20 @@ pub async fn accept(
     }))
 }
 
+/// The recipient declines with the token from the email.
+#[utoipa::path(
+    post,
+    path = "/v1/invitations/decline",
+    tag = "invitations",
+    request_body = DeclineBody,
+    responses(
+        (status = 200, description = "The declined invitation", body = InvitationJson),
+        (status = 404, description = "`token_invalid`: no member invitation has this token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`token_used`: the invitation is no longer pending", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`token_expired`: the invitation expired", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn decline(
     State(state): State<HttpState>,
     StrictJson(body): StrictJson<DeclineBody>,

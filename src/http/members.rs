@@ -7,35 +7,45 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::HttpState;
-use super::error::ApiError;
+use super::error::{ApiError, Problem};
 use super::json::{RawPath, StrictJson, StrictQuery, actor_from_query, business_path};
+use super::openapi::{Unavailable, ValidationFailed};
 use super::paging::{decode_cursor, next_cursor, parse_limit};
 use super::wire::{Items, MemberJson, Page};
 use crate::domain::UserId;
 use crate::store::MemberRecord;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct MembersQuery {
+    /// The acting user.
+    #[param(required = true)]
     pub actor_user_id: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetRoleBody {
     pub actor_user_id: String,
     pub role: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RemoveQuery {
+    /// The acting user: a manager revoking, or the member leaving.
+    #[param(required = true)]
     pub actor_user_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferBody {
     pub actor_user_id: String,
@@ -45,6 +55,19 @@ pub struct TransferBody {
 /// Members come from the store whole, ordered by `(joined_at, user_id)`; a
 /// page is cut from that order, and the cursor holds the last item's sort key
 /// (not its position), so a member leaving between pages skips nobody.
+#[utoipa::path(
+    get,
+    path = "/v1/businesses/{id}/members",
+    tag = "businesses",
+    params(("id" = uuid::Uuid, Path, description = "The business's internal id"), MembersQuery),
+    responses(
+        (status = 200, description = "One page of members, oldest first", body = Page<MemberJson>),
+        (status = 403, description = "`forbidden`: the actor is not a member or lacks the capability", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such business or member", body = Problem, content_type = "application/problem+json"),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn list_members(
     State(state): State<HttpState>,
     RawPath(id): RawPath<String>,
@@ -95,6 +118,21 @@ fn decode_member_key(bytes: &[u8]) -> Option<MemberKey> {
     Some((i64::from_be_bytes(*micros), user.to_string()))
 }
 
+/// Changes a member's role (R6).
+#[utoipa::path(
+    patch,
+    path = "/v1/businesses/{id}/members/{user_id}",
+    tag = "businesses",
+    params(("id" = uuid::Uuid, Path, description = "The business's internal id"), ("user_id" = String, Path, description = "The member")),
+    request_body = SetRoleBody,
+    responses(
+        (status = 200, description = "The member with the new role", body = MemberJson),
+        (status = 403, description = "`forbidden`: the actor is not a member or lacks the capability", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such business or member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: the change is not allowed (the owner's role, an unknown role)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn set_member_role(
     State(state): State<HttpState>,
     RawPath((id, user_id)): RawPath<(String, String)>,
@@ -110,6 +148,21 @@ pub async fn set_member_role(
     Ok(Json(MemberJson::from(&member)))
 }
 
+/// Revokes a member, or the member leaves (R4).
+#[utoipa::path(
+    delete,
+    path = "/v1/businesses/{id}/members/{user_id}",
+    tag = "businesses",
+    params(("id" = uuid::Uuid, Path, description = "The business's internal id"), ("user_id" = String, Path, description = "The member"), RemoveQuery),
+    responses(
+        (status = 204, description = "The member is gone, with the grants their membership carried"),
+        (status = 403, description = "`forbidden`: the actor is not a member or lacks the capability", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such business or member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: the owner cannot leave or be revoked", body = Problem, content_type = "application/problem+json"),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn remove_member(
     State(state): State<HttpState>,
     RawPath((id, user_id)): RawPath<(String, String)>,
@@ -123,6 +176,20 @@ pub async fn remove_member(
 }
 
 /// Answers with the members after the transfer, both changed roles included.
+#[utoipa::path(
+    post,
+    path = "/v1/businesses/{id}/ownership",
+    tag = "businesses",
+    params(("id" = uuid::Uuid, Path, description = "The business's internal id")),
+    request_body = TransferBody,
+    responses(
+        (status = 200, description = "The members after the transfer (R5)", body = Items<MemberJson>),
+        (status = 403, description = "`forbidden`: the actor is not a member or lacks the capability", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such business or member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: the new owner is not a member, or already the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn transfer_ownership(
     State(state): State<HttpState>,
     RawPath(id): RawPath<String>,

@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod invitations;
 pub mod json;
 pub mod members;
+pub mod openapi;
 pub mod paging;
 pub mod partners;
 pub mod users;
@@ -94,6 +95,8 @@ pub fn router(state: HttpState) -> Router {
         .route("/authorize", get(access::authorize))
         .route("/users/{user_id}/profiles", get(access::user_profiles))
         .route("/invitations/{id}/renew", post(invitations::renew))
+        // The OpenAPI document of all of the above; behind the key like all of /v1.
+        .route("/openapi.json", get(openapi::openapi_json))
         // `route_layer`: only matched routes are checked, so an unknown path
         // is a 404 whoever asks. The later layer runs first: the key is
         // checked before an idempotency key is looked at.

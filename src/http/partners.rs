@@ -12,11 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use super::HttpState;
 use super::access::{GrantBody, parse_grants};
-use super::error::ApiError;
+use super::error::{ApiError, Problem};
 use super::invitations::parse_message;
 use super::json::{
     RawPath, StrictJson, StrictQuery, actor_from_query, business_path, invitation_path,
 };
+use super::openapi::{Unavailable, ValidationFailed};
 use super::wire::{InvitationJson, Page};
 use crate::domain::partners::Direction;
 use crate::domain::{BusinessId, PublicBusinessId, UserId};
@@ -24,12 +25,13 @@ use crate::service::invitations::InvitationCommand;
 use crate::service::partners::CreatePartner;
 use crate::store::PartnershipRecord;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePartnerBody {
     pub actor_user_id: String,
     /// The other business's public Business ID.
     pub partner_business_id: String,
+    #[schema(value_type = super::openapi::values::Direction)]
     pub direction: String,
     pub message: Option<String>,
     pub grants: Option<Vec<GrantBody>>,
@@ -52,6 +54,21 @@ fn parse_create(business: BusinessId, body: CreatePartnerBody) -> Result<CreateP
 }
 
 /// `201` the partner invitation (R19, R20).
+#[utoipa::path(
+    post,
+    path = "/v1/businesses/{id}/partners",
+    tag = "partners",
+    params(("id" = uuid::Uuid, Path, description = "The business's internal id")),
+    request_body = CreatePartnerBody,
+    responses(
+        (status = 201, description = "The partner invitation", body = InvitationJson),
+        (status = 403, description = "`forbidden`: the actor is not a member of the business or may not manage partners", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such business, or no business has that public Business ID", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conflict`: a pending partner invitation or a live partnership already joins the two", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: the 24-hour invitation quota is used up (R8)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a slot frees up"))),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn create_partner(
     State(state): State<HttpState>,
     RawPath(id): RawPath<String>,
@@ -64,14 +81,18 @@ pub async fn create_partner(
 }
 
 /// One partnership, seen from the business in the path.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PartnershipJson {
+    #[schema(value_type = uuid::Uuid)]
     pub id: String,
+    #[schema(value_type = uuid::Uuid)]
     pub business_id: String,
     /// The other business's internal id.
+    #[schema(value_type = uuid::Uuid)]
     pub partner_business_id: String,
     pub partner_name: String,
     /// How it began: `partner_invite` or `partner_request`.
+    #[schema(value_type = super::openapi::values::InvitationKind)]
     pub kind: &'static str,
     /// The business that sent the invitation.
     pub initiated_by_business_id: String,
@@ -95,13 +116,29 @@ impl PartnershipJson {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PartnersQuery {
+    /// The acting user.
+    #[param(required = true)]
     pub actor_user_id: Option<String>,
 }
 
 /// Every live partnership, in one page.
+#[utoipa::path(
+    get,
+    path = "/v1/businesses/{id}/partners",
+    tag = "partners",
+    params(("id" = uuid::Uuid, Path, description = "The business's internal id"), PartnersQuery),
+    responses(
+        (status = 200, description = "Every live partnership, in one page", body = Page<PartnershipJson>),
+        (status = 403, description = "`forbidden`: the actor is not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such business", body = Problem, content_type = "application/problem+json"),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn list_partners(
     State(state): State<HttpState>,
     RawPath(id): RawPath<String>,
@@ -121,6 +158,19 @@ pub async fn list_partners(
 
 /// `204`: the partnership and every grant it carried are gone (R23).
 /// `{partner_id}` is the partner's business id (or the partnership's id).
+#[utoipa::path(
+    delete,
+    path = "/v1/businesses/{id}/partners/{partner_id}",
+    tag = "partners",
+    params(("id" = uuid::Uuid, Path, description = "The business's internal id"), ("partner_id" = uuid::Uuid, Path, description = "The partner's internal business id, or the partnership's id"), PartnersQuery),
+    responses(
+        (status = 204, description = "The partnership and every grant it carried are gone (R23)"),
+        (status = 403, description = "`forbidden`: the actor is not a member of the business or may not manage partners", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such business or partnership", body = Problem, content_type = "application/problem+json"),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn end_partnership(
     State(state): State<HttpState>,
     RawPath((id, partner)): RawPath<(String, String)>,
@@ -137,7 +187,7 @@ pub async fn end_partnership(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerBody {
     pub actor_user_id: String,
@@ -146,19 +196,34 @@ pub struct AnswerBody {
     pub mfa_verified: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeclinePartnerBody {
     pub actor_user_id: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PartnerAcceptJson {
     pub invitation: InvitationJson,
     pub partnership: Option<PartnershipJson>,
 }
 
 /// R21: the owner or a manager of the receiving business accepts.
+#[utoipa::path(
+    post,
+    path = "/v1/invitations/{id}/accept",
+    tag = "partners",
+    params(("id" = uuid::Uuid, Path, description = "The partner invitation")),
+    request_body = AnswerBody,
+    responses(
+        (status = 200, description = "The accepted invitation and the partnership", body = PartnerAcceptJson),
+        (status = 403, description = "`forbidden` (not the receiving business's owner or a partners manager) or `mfa_required` (R15)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such partner invitation", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`token_used` (no longer pending) or `conflict` (the businesses are already partners)", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`token_expired`: the invitation expired", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn accept(
     State(state): State<HttpState>,
     RawPath(id): RawPath<String>,
@@ -183,6 +248,21 @@ pub async fn accept(
 }
 
 /// R21: the owner or a manager of the receiving business declines.
+#[utoipa::path(
+    post,
+    path = "/v1/invitations/{id}/decline",
+    tag = "partners",
+    params(("id" = uuid::Uuid, Path, description = "The partner invitation")),
+    request_body = DeclinePartnerBody,
+    responses(
+        (status = 200, description = "The declined invitation", body = InvitationJson),
+        (status = 403, description = "`forbidden`: not the receiving business's owner or a partners manager", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such partner invitation", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`token_used`: the invitation is no longer pending", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`token_expired`: the invitation expired", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn decline(
     State(state): State<HttpState>,
     RawPath(id): RawPath<String>,

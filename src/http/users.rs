@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::HttpState;
 use super::error::ApiError;
 use super::json::{RawPath, StrictJson};
+use super::openapi::Unavailable;
 use super::wire::UserJson;
 use crate::domain::{Email, Locale, UserId};
 
@@ -14,7 +15,7 @@ use crate::domain::{Email, Locale, UserId};
 /// like a business name.
 const MAX_DISPLAY_NAME_CHARS: usize = 200;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutUserBody {
     pub email: String,
@@ -22,6 +23,18 @@ pub struct PutUserBody {
     pub locale: Option<String>,
 }
 
+/// Registers or updates one of the app's users.
+#[utoipa::path(
+    put,
+    path = "/v1/users/{user_id}",
+    tag = "users",
+    params(("user_id" = String, Path, description = "The app's own id of the user")),
+    request_body = PutUserBody,
+    responses(
+        (status = 200, description = "The user, created or updated", body = UserJson),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn put_user(
     State(state): State<HttpState>,
     RawPath(user_id): RawPath<String>,

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::domain::quota::QuotaStatus;
 use crate::store::{
@@ -10,19 +11,20 @@ use crate::store::{
 };
 
 /// `{"items": [...]}`: a whole, unpaginated list.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Items<T> {
     pub items: Vec<T>,
 }
 
 /// `{"items": [...], "next_cursor": ...}`: one page of a list.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
+    /// Pass as `?cursor=` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserJson {
     pub user_id: String,
     pub email: String,
@@ -45,15 +47,19 @@ impl From<&UserRecord> for UserJson {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct BusinessJson {
+    /// The internal id, used in paths.
+    #[schema(value_type = uuid::Uuid)]
     pub id: String,
     /// The public Business ID partners type in.
     pub business_id: String,
     pub name: String,
+    #[schema(value_type = super::openapi::values::RolePreset)]
     pub role_preset: &'static str,
     pub seat_limit: Option<u32>,
     pub locale: Option<String>,
+    #[schema(value_type = super::openapi::values::TwoFactorPolicy)]
     pub require_2fa: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -75,7 +81,7 @@ impl From<&BusinessRecord> for BusinessJson {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct MemberJson {
     pub user_id: String,
     pub email: String,
@@ -94,8 +100,9 @@ impl From<&MemberRecord> for MemberJson {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct DeliveryJson {
+    #[schema(value_type = super::openapi::values::DeliveryStatus)]
     pub status: String,
     pub attempts: u32,
     pub last_error: Option<String>,
@@ -115,23 +122,35 @@ impl From<&DeliveryRecord> for DeliveryJson {
 
 /// The invitation object of API.md, and nothing more: the token nonce, who
 /// accepted and what it renewed stay inside.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct InvitationJson {
+    #[schema(value_type = uuid::Uuid)]
     pub id: String,
+    #[schema(value_type = super::openapi::values::InvitationKind)]
     pub kind: &'static str,
+    /// The sending business (internal id).
+    #[schema(value_type = uuid::Uuid)]
     pub business_id: String,
     pub invited_by: String,
+    /// Member invitations only.
     pub email: Option<String>,
+    /// Partner invitations only: the receiving business (internal id).
+    #[schema(value_type = Option<uuid::Uuid>)]
     pub partner_business_id: Option<String>,
     pub role: Option<String>,
     pub message: Option<String>,
     pub locale: String,
+    /// The profile grants the invitation carries:
+    /// `[{"profile_id": "<uuid>", "permission": "publisher"}]`.
+    #[schema(value_type = Vec<Object>)]
     pub grants: serde_json::Value,
+    #[schema(value_type = super::openapi::values::InvitationStatus)]
     pub status: &'static str,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The invitation this one renewed (R31), if any.
+    #[schema(value_type = Option<uuid::Uuid>)]
     pub renewed_from: Option<String>,
     /// `null` while no invitation email exists (partner invitations).
     pub delivery: Option<DeliveryJson>,
@@ -165,13 +184,13 @@ impl From<&InvitationRecord> for InvitationJson {
 }
 
 /// `POST /v1/invitations/accept`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct AcceptJson {
     pub invitation: InvitationJson,
     pub membership: Option<MemberJson>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct QuotaJson {
     pub limit: u32,
     pub window_seconds: u64,
@@ -193,20 +212,26 @@ impl From<&QuotaStatus> for QuotaJson {
 }
 
 /// One timeline item (R34): `type` is the event type, or `delivery_attempt`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum TimelineItemJson {
+    /// An event of the invitation (`invitation.created`, ...).
     Event {
         #[serde(rename = "type")]
         kind: String,
         at: DateTime<Utc>,
+        #[schema(value_type = uuid::Uuid)]
         id: String,
         actor_user_id: Option<String>,
+        #[schema(value_type = Option<super::openapi::values::InvitationStatus>)]
         from_status: Option<&'static str>,
+        #[schema(value_type = Option<super::openapi::values::InvitationStatus>)]
         to_status: Option<&'static str>,
         data: serde_json::Value,
     },
+    /// One attempt to deliver an email of the invitation.
     Delivery {
+        /// Always `delivery_attempt`.
         #[serde(rename = "type")]
         kind: &'static str,
         at: DateTime<Utc>,

@@ -1,0 +1,345 @@
+//! `GET /v1/openapi.json`: the OpenAPI 3.1 document of the whole HTTP
+//! interface, generated from the code with utoipa. Each handler carries its
+//! `#[utoipa::path]` (method, path as mounted, parameters, body, success and
+//! the problems it can give), the wire types derive `ToSchema`, and [`ApiDoc`]
+//! lists every path. What the router's layers do to every `/v1` route (the
+//! API key, `Idempotency-Key` on `POST`, the body limit and JSON parsing) is
+//! added once, by [`Layers`], rather than repeated on thirty handlers.
+//!
+//! The tests below read the router's own source, so a route without an entry
+//! here fails them.
+
+use std::sync::LazyLock;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, RefOr, Required};
+use utoipa::{Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
+
+use super::error::{PROBLEM_CODES, Problem};
+use super::{access, businesses, health, invitations, members, partners, users};
+
+/// The media type of every problem.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// The name of the bearer API-key scheme in `components.securitySchemes`.
+pub const API_KEY_SCHEME: &str = "api_key";
+
+/// The document: every path of the router, the schemas they reach (collected
+/// from the paths), the shared problem responses, and the layers' additions.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "invited",
+        description = "Member invitations, partner requests, their emails and the access they \
+            grant. Every `/v1` request carries `Authorization: Bearer <api key>`; errors are \
+            `application/problem+json` (RFC 9457) with a `code`."
+    ),
+    paths(
+        users::put_user,
+        businesses::create_business,
+        businesses::get_business,
+        members::list_members,
+        members::set_member_role,
+        members::remove_member,
+        members::transfer_ownership,
+        invitations::create_invitations,
+        invitations::list_invitations,
+        invitations::quota,
+        invitations::accept,
+        invitations::decline,
+        invitations::get_invitation,
+        invitations::timeline,
+        invitations::resend,
+        invitations::cancel,
+        invitations::renew,
+        partners::create_partner,
+        partners::list_partners,
+        partners::end_partnership,
+        partners::accept,
+        partners::decline,
+        access::set_security,
+        access::create_profile,
+        access::add_grant,
+        access::remove_grant,
+        access::access,
+        access::authorize,
+        access::user_profiles,
+        openapi_json,
+        health::healthz,
+        health::readyz,
+    ),
+    components(
+        schemas(Problem, ProblemCode),
+        responses(BadRequest, Unauthorized, PayloadTooLarge, ValidationFailed, Unavailable, IdempotencyConflict)
+    ),
+    modifiers(&Layers),
+    tags(
+        (name = "users", description = "The app's users"),
+        (name = "businesses", description = "Businesses, their members and security policy"),
+        (name = "invitations", description = "Member invitations and the commands on one invitation"),
+        (name = "partners", description = "Partner invitations and partnerships"),
+        (name = "access", description = "Profiles, grants and access checks"),
+        (name = "operations", description = "Probes and metrics: no API key"),
+        (name = "meta", description = "This document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as served, built once.
+static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+    ApiDoc::openapi()
+        .to_json()
+        .expect("the OpenAPI document always serialises")
+});
+
+/// `GET /v1/openapi.json`. It lives under `/v1`, so like every `/v1` request
+/// it needs the API key (API.md): one rule for the whole prefix, and the
+/// document is for those who call the API, who hold a key.
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    tag = "meta",
+    responses(
+        (status = 200, description = "This OpenAPI 3.1 document", content_type = "application/json", body = Object),
+    )
+)]
+pub async fn openapi_json() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.as_str(),
+    )
+}
+
+/// The `code` of a problem: one of API.md's codes ([`PROBLEM_CODES`]).
+pub struct ProblemCode;
+
+impl PartialSchema for ProblemCode {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("One of API.md's problem codes"))
+            .enum_values(Some(PROBLEM_CODES))
+            .into()
+    }
+}
+
+impl ToSchema for ProblemCode {}
+
+/// A response whose body is a [`Problem`].
+fn problem_response(description: &str) -> ResponseBuilder {
+    ResponseBuilder::new().description(description).content(
+        PROBLEM_JSON,
+        ContentBuilder::new()
+            .schema(Some(
+                utoipa::openapi::Ref::from_schema_name(Problem::name()),
+            ))
+            .build(),
+    )
+}
+
+/// The problem responses that the router's layers and extractors give on
+/// every route they wrap, as named components.
+macro_rules! problem_responses {
+    ($($name:ident: $description:literal;)*) => {$(
+        #[doc = $description]
+        pub struct $name;
+
+        impl<'s> ToResponse<'s> for $name {
+            fn response() -> (&'s str, RefOr<Response>) {
+                (stringify!($name), problem_response($description).build().into())
+            }
+        }
+    )*};
+}
+
+problem_responses! {
+    BadRequest: "`validation_failed`: the body is not JSON";
+    Unauthorized: "`unauthorized`: no `Authorization: Bearer <api key>`, or not a configured key";
+    PayloadTooLarge: "`payload_too_large`: the body is larger than `api.max_body`";
+    ValidationFailed: "`validation_failed`: a field, query parameter or header is missing, unknown or invalid; `errors` names it";
+    Unavailable: "`unavailable`: the database or a part of the daemon cannot answer; retry later";
+    IdempotencyConflict: "`conflict`: a request with this `Idempotency-Key` is still running";
+}
+
+/// What the router's layers add to each route, by the same facts the router
+/// goes by: under `/v1` the API key is required (`401`); a `POST` may carry
+/// `Idempotency-Key` (a reused key with another request is `422`, one still
+/// running `409`); a route with a body reads it strictly (`400`, `413`).
+pub struct Layers;
+
+impl Modify for Layers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            API_KEY_SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key of the configuration: `Authorization: Bearer <key>`",
+                    ))
+                    .build(),
+            ),
+        );
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            for (method, op) in operations_mut(item) {
+                op.security = Some(vec![SecurityRequirement::new(
+                    API_KEY_SCHEME,
+                    Vec::<String>::new(),
+                )]);
+                add_ref(op, "401", "Unauthorized");
+                if op.request_body.is_some() {
+                    add_ref(op, "400", "BadRequest");
+                    add_ref(op, "413", "PayloadTooLarge");
+                    add_ref(op, "422", "ValidationFailed");
+                }
+                if method == "post" {
+                    idempotency(op);
+                }
+            }
+        }
+    }
+}
+
+/// The operations of a path item with their (lowercase) methods.
+pub fn operations_mut(item: &mut PathItem) -> Vec<(&'static str, &mut Operation)> {
+    [
+        ("get", item.get.as_mut()),
+        ("put", item.put.as_mut()),
+        ("post", item.post.as_mut()),
+        ("delete", item.delete.as_mut()),
+        ("patch", item.patch.as_mut()),
+        ("head", item.head.as_mut()),
+        ("options", item.options.as_mut()),
+        ("trace", item.trace.as_mut()),
+    ]
+    .into_iter()
+    .filter_map(|(method, op)| op.map(|op| (method, op)))
+    .collect()
+}
+
+/// Adds the named response component under `status`, unless the handler
+/// already documents that status itself.
+fn add_ref(op: &mut Operation, status: &str, component: &str) {
+    op.responses
+        .responses
+        .entry(status.to_string())
+        .or_insert_with(|| RefOr::Ref(utoipa::openapi::Ref::from_response_name(component)));
+}
+
+/// `Idempotency-Key` on a `POST`: the header, and its two problems.
+fn idempotency(op: &mut Operation) {
+    let header = ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "The same key with the same request within 24 hours returns the first response \
+             (with `Idempotent-Replayed: true`) and does nothing again; with another request it is \
+             `422`. 1 to 255 visible ASCII characters.",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(255)),
+        ))
+        .build();
+    op.parameters
+        .get_or_insert_with(Vec::new)
+        .push(RefOr::T(header));
+    add_ref(op, "422", "ValidationFailed");
+    match op.responses.responses.get_mut("409") {
+        Some(RefOr::T(conflict)) => {
+            if !conflict.description.ends_with('.') {
+                conflict.description.push('.');
+            }
+            conflict.description.push_str(
+                " Also `conflict` while a request with the same `Idempotency-Key` is still running.",
+            );
+        }
+        Some(RefOr::Ref(_)) => {}
+        None => add_ref(op, "409", "IdempotencyConflict"),
+    }
+}
+
+/// Schema-only enumerations: the closed sets of strings the wire carries as
+/// plain strings, so clients see their values. The tests check each against
+/// the domain's parser.
+pub mod values {
+    use utoipa::ToSchema;
+
+    /// What an invitation is for.
+    #[derive(ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum InvitationKind {
+        Member,
+        PartnerInvite,
+        PartnerRequest,
+    }
+
+    /// Where an invitation is in its life (R10).
+    #[derive(ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum InvitationStatus {
+        Pending,
+        Accepted,
+        Declined,
+        Cancelled,
+        Expired,
+    }
+
+    /// Where the invitation email is.
+    #[derive(ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum DeliveryStatus {
+        Queued,
+        Sending,
+        Sent,
+        Retrying,
+        Failed,
+    }
+
+    /// Who must have completed 2FA to accept (R15).
+    #[derive(ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum TwoFactorPolicy {
+        Off,
+        Managers,
+        All,
+    }
+
+    /// The role catalog of a business (R1).
+    #[derive(ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum RolePreset {
+        BusinessManager,
+        AccountLevels,
+    }
+
+    /// A partner invitation invites the other business in, or asks to be let in.
+    #[derive(ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum Direction {
+        Invite,
+        Request,
+    }
+
+    /// The permissions a grant gives; only `publisher` for now.
+    #[derive(ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum Permission {
+        Publisher,
+    }
+}
+
+#[cfg(test)]
+mod tests;
