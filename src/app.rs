@@ -33,7 +33,52 @@ pub struct RunningApp {
     supervisor: ActorRef<SupervisorMsg>,
     supervisor_done: tokio::task::JoinHandle<()>,
     stop_http: watch::Sender<bool>,
+    sampler: tokio::task::JoinHandle<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// How often the gauges (queue depths, pending invitations, pool) are read.
+const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
+/// Reads the gauges that no event updates: what is waiting in the database.
+/// `sinks` are the configured event sinks as (cursor name, channel).
+async fn sample_gauges(
+    store: Arc<dyn crate::store::Store>,
+    every: Duration,
+    sinks: Vec<(String, &'static str)>,
+) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match store.stats().await {
+            Ok(stats) => {
+                crate::metrics::outbox("email", stats.email_depth, stats.email_oldest_age_seconds);
+                for kind in ["member", "partner_invite", "partner_request"] {
+                    let n = stats
+                        .pending
+                        .iter()
+                        .find(|(k, _)| k == kind)
+                        .map_or(0, |(_, n)| *n);
+                    crate::metrics::invitations_pending(kind, n);
+                }
+                crate::metrics::db_pool(stats.pool_active, stats.pool_idle);
+                // Per channel: the events waiting summed over its sinks, and
+                // the oldest wait among them. A cursor of a sink no longer
+                // configured is left out.
+                for channel in ["webhook", "nats"] {
+                    let (mut depth, mut age) = (0u64, 0f64);
+                    for lag in &stats.events {
+                        if sinks.iter().any(|(n, c)| *c == channel && *n == lag.sink) {
+                            depth += lag.depth;
+                            age = age.max(lag.oldest_age_seconds);
+                        }
+                    }
+                    crate::metrics::outbox(channel, depth, age);
+                }
+            }
+            Err(error) => tracing::debug!(%error, "could not sample gauges"),
+        }
+    }
 }
 
 /// Outbound events and inbound commands (R17, API.md): one sink per webhook
@@ -154,6 +199,11 @@ impl RunningApp {
         let registry_name = format!("invited.registry.{}", uuid::Uuid::now_v7());
         let invitations = InvitationsHandle::new(registry_name.clone());
         let (publisher, commands) = events_wiring(config, &services, &invitations).await?;
+        let sinks: Vec<(String, &'static str)> = publisher
+            .iter()
+            .flat_map(|p| &p.sinks)
+            .map(|s| (s.sink.name().to_string(), s.sink.channel()))
+            .collect();
         let (supervisor, supervisor_handle) = Actor::spawn(
             None,
             RootSupervisor,
@@ -182,6 +232,8 @@ impl RunningApp {
             api_keys: Arc::new(api_keys),
             max_body: config.api.max_body,
         };
+        crate::metrics::install();
+        let sampler = tokio::spawn(sample_gauges(services.store.clone(), SAMPLE_EVERY, sinks));
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
             .with_context(|| format!("binding {}", config.api.listen))?;
@@ -202,6 +254,7 @@ impl RunningApp {
             supervisor,
             supervisor_done,
             stop_http,
+            sampler,
             server,
         })
     }
@@ -216,6 +269,7 @@ impl RunningApp {
     /// lease by the next process).
     pub async fn shutdown(self, deadline: Duration) {
         let _ = self.stop_http.send(true);
+        self.sampler.abort();
         let _ = tokio::time::timeout(deadline, self.server).await;
         let _ = self
             .supervisor

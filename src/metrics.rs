@@ -1,6 +1,60 @@
 //! Metric names in one place, as `OPERATIONS.md` lists them. Recording goes
-//! through the `metrics` facade; the Prometheus exporter that serves them is
-//! installed by the composition root.
+//! through the `metrics` facade; the Prometheus recorder is installed once per
+//! process on first use and rendered by `GET /metrics`.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder (once; later calls reuse it, so several
+/// daemons in one test process share it).
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let buckets = [
+            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        ];
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&buckets)
+            .expect("static buckets are valid")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed by an embedding program;
+        // then our handle renders only what reaches it, which is nothing.
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+        }
+        handle
+    })
+}
+
+/// The Prometheus text exposition of every metric.
+pub fn render() -> String {
+    install().render()
+}
+
+pub fn http_request(route: &str, status: u16, seconds: f64) {
+    let route = route.to_string();
+    metrics::counter!("invited_http_requests_total", "route" => route.clone(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("invited_http_request_seconds", "route" => route).record(seconds);
+}
+
+pub fn invitations_pending(kind: &'static str, n: u64) {
+    metrics::gauge!("invited_invitations_pending", "kind" => kind).set(n as f64);
+}
+
+pub fn outbox(channel: &'static str, depth: u64, oldest_age_seconds: f64) {
+    metrics::gauge!("invited_outbox_depth", "channel" => channel).set(depth as f64);
+    metrics::gauge!("invited_outbox_oldest_age_seconds", "channel" => channel)
+        .set(oldest_age_seconds);
+}
+
+pub fn db_pool(active: u32, idle: u32) {
+    metrics::gauge!("invited_db_pool_connections", "state" => "active").set(active as f64);
+    metrics::gauge!("invited_db_pool_connections", "state" => "idle").set(idle as f64);
+}
 
 pub fn actors_live(actor: &'static str, n: usize) {
     metrics::gauge!("invited_actors_live", "actor" => actor).set(n as f64);

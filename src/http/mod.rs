@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod invitations;
 pub mod json;
 pub mod members;
+pub mod observe;
 pub mod openapi;
 pub mod paging;
 pub mod partners;
@@ -106,10 +107,12 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(observe::metrics_text))
         .nest("/v1", v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body))
+        .layer(axum::middleware::from_fn(observe::record))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }

@@ -234,6 +234,9 @@ impl Services {
         for inv in created {
             out.push(self.store.get_invitation(inv.id).await?.unwrap_or(inv));
         }
+        for inv in &out {
+            crate::metrics::invitations_created(inv.kind.as_str(), 1);
+        }
         Ok(out)
     }
 
@@ -514,6 +517,9 @@ impl Services {
             }
         }
         tx.commit().await?;
+        if decision.to != inv.status {
+            crate::metrics::invitation_transition(inv.kind.as_str(), decision.to.as_str());
+        }
         let invitation = self
             .store
             .get_invitation(id)

@@ -202,4 +202,7 @@ pub trait Store: EventLog + Send + Sync + 'static {
 
     /// Closes every connection (shutdown).
     async fn close(&self);
+
+    /// Gauges for operators: queue depths, pending invitations, pool use.
+    async fn stats(&self) -> StoreResult<StoreStats>;
 }

@@ -1029,4 +1029,30 @@ impl Store for PgStore {
     async fn close(&self) {
         self.pool.close().await;
     }
+
+    async fn stats(&self) -> StoreResult<StoreStats> {
+        let (depth, oldest): (i64, Option<f64>) = sqlx::query_as(
+            "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8
+             FROM email_outbox WHERE status IN ('queued', 'sending', 'retrying')",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .st()?;
+        let pending: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT kind::text, count(*) FROM invitations WHERE status = 'pending' GROUP BY kind",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .st()?;
+        let size = self.pool.size();
+        let idle = self.pool.num_idle() as u32;
+        Ok(StoreStats {
+            email_depth: depth as u64,
+            email_oldest_age_seconds: oldest.unwrap_or(0.0).max(0.0),
+            pending: pending.into_iter().map(|(k, n)| (k, n as u64)).collect(),
+            pool_active: size.saturating_sub(idle),
+            pool_idle: idle,
+            events: self.event_lag().await?,
+        })
+    }
 }

@@ -254,3 +254,18 @@ pub enum IdempotencyClaim {
     /// The first request with this key is still running.
     InProgress,
 }
+
+/// What the metrics sampler reads.
+#[derive(Clone, Debug, Default)]
+pub struct StoreStats {
+    /// Emails not yet sent or failed.
+    pub email_depth: u64,
+    /// Age of the oldest of them, in seconds (0 when there is none).
+    pub email_oldest_age_seconds: f64,
+    /// Pending invitations by kind (`member`, `partner_invite`, `partner_request`).
+    pub pending: Vec<(String, u64)>,
+    pub pool_active: u32,
+    pub pool_idle: u32,
+    /// Outbound events (R17): how far behind each sink's cursor is.
+    pub events: Vec<super::SinkLag>,
+}
