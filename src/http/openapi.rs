@@ -21,7 +21,7 @@ use utoipa::openapi::{ContentBuilder, RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
 
 use super::error::{PROBLEM_CODES, Problem};
-use super::{access, businesses, health, invitations, members, partners, users};
+use super::{access, businesses, health, invitations, members, observe, partners, users};
 
 /// The media type of every problem.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -72,6 +72,7 @@ pub const API_KEY_SCHEME: &str = "api_key";
         openapi_json,
         health::healthz,
         health::readyz,
+        observe::metrics_text,
     ),
     components(
         schemas(Problem, ProblemCode),
