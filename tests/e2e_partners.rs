@@ -786,3 +786,66 @@ async fn authorize_answers_any_capability(pool: PgPool) {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     d.stop().await;
 }
+
+/// R31 with R13: a renewed member invitation carries the profile grants of
+/// the one it replaces; a delivered partner request is recorded as sent.
+#[sqlx::test(migrations = false)]
+async fn renewal_keeps_grants_and_partner_emails_are_recorded_as_sent(pool: PgPool) {
+    let d = TestDaemon::start(&pool).await;
+    let (brand, agency) = brand_and_agency(&d, &pool).await;
+    let p = profile(&d, &brand, "olive", "Brand").await;
+    let (status, body) = d
+        .post(
+            &format!("/v1/businesses/{brand}/invitations"),
+            json!({"actor_user_id": "olive", "invitees": [{"email": "rita@brand.example"}],
+                   "grants": [{"profile_id": p, "permission": "publisher"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["items"][0]["id"].as_str().unwrap().to_string();
+    let (status, _) = d
+        .post(
+            &format!("/v1/invitations/{id}/cancel"),
+            json!({"actor_user_id": "olive"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, renewed) = d
+        .post(
+            &format!("/v1/invitations/{id}/renew"),
+            json!({"actor_user_id": "olive"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{renewed}");
+    assert_eq!(renewed["grants"], body["items"][0]["grants"], "{renewed}");
+    assert_eq!(renewed["grants"][0]["profile_id"], p.as_str());
+
+    let public = public_id(&d, &agency, "amelie").await;
+    let (status, inv) = d
+        .post(
+            &format!("/v1/businesses/{brand}/partners"),
+            json!({"actor_user_id": "olive", "partner_business_id": public, "direction": "request"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{inv}");
+    let inv_id = inv["id"].as_str().unwrap().to_string();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let sent: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE type = 'invitation.sent' AND invitation_id = $1::uuid",
+        )
+        .bind(&inv_id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if sent > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no invitation.sent for the partner request"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    d.stop().await;
+}

@@ -10,6 +10,7 @@ use rand::RngExt as _;
 use serde_json::json;
 
 use super::emails::{MEMBER_INVITATION, REMINDER, TOKEN_NONCE_KEY};
+use super::partners::{PARTNER_INVITATION, PARTNER_REQUEST};
 use super::{ServiceResult, Services, event};
 use crate::domain::TokenNonce;
 use crate::domain::retry::RetryPolicy;
@@ -101,7 +102,12 @@ impl Delivery {
         })
         .await?;
         match &outcome {
-            AttemptOutcome::Sent if email.template == MEMBER_INVITATION => {
+            // The invitation itself reached someone: the member invitation, or
+            // a partner invitation/request to one of the receiving managers.
+            AttemptOutcome::Sent
+                if [MEMBER_INVITATION, PARTNER_INVITATION, PARTNER_REQUEST]
+                    .contains(&email.template.as_str()) =>
+            {
                 tx.insert_event(&event(
                     email.business_id,
                     email.invitation_id,

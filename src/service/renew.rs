@@ -7,6 +7,7 @@
 use super::chores::BATCH;
 use super::invitations::{CreateInvitations, Invitee};
 use super::{ServiceResult, Services};
+use crate::domain::access::InvitationGrant;
 use crate::domain::lifecycle::check_renewable;
 use crate::domain::{DomainError, InvitationId, InvitationKind, InvitationStatus, UserId};
 use crate::store::InvitationRecord;
@@ -50,7 +51,11 @@ impl Services {
             }],
             message: old.message.clone(),
         };
-        let mut created = self.create_invitations_linked(req, Some(id)).await?;
+        // The profile grants it carried come along, checked again (R13).
+        let grants = InvitationGrant::from_stored(&old.grants);
+        let mut created = self
+            .create_invitations_granting(req, grants, Some(id))
+            .await?;
         Ok(created.remove(0))
     }
 }
