@@ -23,7 +23,9 @@ use crate::http::{HttpState, router};
 use crate::mail::{Mailer, MailerConfig, Templates};
 use crate::service::delivery::Delivery;
 use crate::service::{Services, Settings};
+use crate::store::Store;
 use crate::store::postgres::PgStore;
+use crate::store::sqlite::{ProcessLock, SqliteStore};
 
 /// A running daemon.
 pub struct RunningApp {
@@ -32,6 +34,8 @@ pub struct RunningApp {
     pub invitations: InvitationsHandle,
     supervisor: ActorRef<SupervisorMsg>,
     supervisor_done: tokio::task::JoinHandle<()>,
+    /// Keeps other processes off an SQLite file until this app is dropped.
+    _db_lock: Option<ProcessLock>,
     stop_http: watch::Sender<bool>,
     sampler: tokio::task::JoinHandle<()>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -146,36 +150,71 @@ async fn events_wiring(
 
 /// Applies the migrations this build ships (`invited migrate`).
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
-    PgStore::ensure_database(&config.database.url).await?;
-    let store = PgStore::connect(&config.database.url, config.database.max_connections).await?;
-    store.migrate().await?;
+    let (store, _lock) = open_store(config).await?;
+    store.close().await;
     Ok(())
+}
+
+/// The store `database.url` names, created if missing and migrated: the
+/// embedded SQLite adapter for `sqlite:` URLs (with the lock that keeps a
+/// second process off the file), Postgres otherwise.
+async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Option<ProcessLock>)> {
+    let url = &config.database.url;
+    if url.starts_with("sqlite:") {
+        let lock = SqliteStore::lock_file(url)?;
+        let store = SqliteStore::connect(url, config.database.max_connections).await?;
+        store
+            .migrate()
+            .await
+            .with_context(|| format!("opening the SQLite database {url}"))?;
+        tracing::info!(
+            database = %crate::store::sqlite::describe(url),
+            "embedded SQLite database (one process only; several replicas need PostgreSQL)"
+        );
+        return Ok((Arc::new(store), Some(lock)));
+    }
+    PgStore::ensure_database(url)
+        .await
+        .context("connecting to the database")?;
+    let store = PgStore::connect(url, config.database.max_connections).await?;
+    // Every replica may run this: sqlx takes an advisory lock around it.
+    store.migrate().await.context("applying migrations")?;
+    Ok((Arc::new(store), None))
 }
 
 impl RunningApp {
     /// Starts everything and binds the HTTP listener (port 0 picks a free one).
     pub async fn start(config: &Config, api_keys: Vec<ApiKey>) -> anyhow::Result<RunningApp> {
-        PgStore::ensure_database(&config.database.url)
-            .await
-            .context("connecting to the database")?;
-        let store = PgStore::connect(&config.database.url, config.database.max_connections).await?;
-        // Every replica may run this: sqlx takes an advisory lock around it.
-        store.migrate().await.context("applying migrations")?;
+        let (store, db_lock) = open_store(config).await?;
         let settings = Settings::from_config(config)?;
-        let services = Services::new(Arc::new(store), settings)
+        let services = Services::new(store, settings)
             .await
             .context("reading the token key")?;
 
-        let templates = Templates::load(&config.templates.dir, &config.templates.default_locale)
-            .with_context(|| {
-                format!("loading templates from {}", config.templates.dir.display())
-            })?;
+        let templates =
+            Templates::load_or_embedded(&config.templates.dir, &config.templates.default_locale)
+                .with_context(|| {
+                    format!("loading templates from {}", config.templates.dir.display())
+                })?;
+        if templates.is_embedded() {
+            tracing::info!(
+                "templates.dir {} does not exist: using the templates built into the binary",
+                config.templates.dir.display()
+            );
+        }
         let mailer = Mailer::new(MailerConfig {
             smtp_url: config.smtp.url.clone(),
             pool_size: config.smtp.pool_size,
             timeout: config.smtp.timeout,
             outbox_dir: config.mail.outbox_dir.clone(),
         })?;
+        if config.smtp.url.is_none() {
+            tracing::info!(
+                outbox_dir = %config.mail.outbox_dir.display(),
+                "no SMTP server configured (smtp.url): every email is written as an .eml file into {}",
+                config.mail.outbox_dir.display()
+            );
+        }
         tracing::info!(target = %mailer.target(), "mail transport ready");
         let delivery = Arc::new(Delivery {
             services: services.clone(),
@@ -253,6 +292,7 @@ impl RunningApp {
             invitations,
             supervisor,
             supervisor_done,
+            _db_lock: db_lock,
             stop_http,
             sampler,
             server,

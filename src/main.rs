@@ -102,12 +102,18 @@ fn main() -> ExitCode {
 
 fn templates(config: &invited::config::Config, command: &TemplatesCommand) -> ExitCode {
     let dir = &config.templates.dir;
-    let templates = match Templates::load(dir, &config.templates.default_locale) {
+    // The directory when it exists, else what the binary carries.
+    let templates = match Templates::load_or_embedded(dir, &config.templates.default_locale) {
         Ok(templates) => templates,
         Err(error) => {
             eprintln!("invited: {error}");
             return ExitCode::FAILURE;
         }
+    };
+    let source = if templates.is_embedded() {
+        format!("the binary ({} does not exist)", dir.display())
+    } else {
+        dir.display().to_string()
     };
     match command {
         TemplatesCommand::Check => {
@@ -116,20 +122,15 @@ fn templates(config: &invited::config::Config, command: &TemplatesCommand) -> Ex
                 for problem in &problems {
                     eprintln!("invited: {problem}");
                 }
-                eprintln!(
-                    "{} template problem(s) in {}",
-                    problems.len(),
-                    dir.display()
-                );
+                eprintln!("{} template problem(s) in {source}", problems.len());
                 return ExitCode::FAILURE;
             }
             let locales: Vec<&str> = templates.locales().collect();
             println!(
-                "templates ok: {} templates in {} locales ({}) under {}",
+                "templates ok: {} templates in {} locales ({}) under {source}",
                 TemplateName::ALL.len(),
                 locales.len(),
-                locales.join(", "),
-                dir.display()
+                locales.join(", ")
             );
             ExitCode::SUCCESS
         }

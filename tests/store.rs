@@ -1,5 +1,10 @@
-//! Store and use-case tests against a real Postgres: each test gets a fresh,
-//! migrated database from `#[sqlx::test]`.
+//! Store and use-case tests, each run on both stores (`both_stores!`): a
+//! fresh Postgres database from `#[sqlx::test]` and a fresh SQLite file.
+//! None is Postgres-only: the quota race runs its two halves on two pools
+//! on Postgres (as two replicas would) and on the one store on SQLite (one
+//! process is all SQLite serves).
+
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,15 +15,29 @@ use invited::service::invitations::{CreateInvitations, InvitationCommand, Invite
 use invited::service::{ServiceError, Services, Settings};
 use invited::store::postgres::PgStore;
 use invited::store::{IdempotencyClaim, Store, StoredResponse};
-use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use support::db::{Arg, Db, ago};
 
-async fn services_on(pool: PgPool, limit: u32) -> Services {
+async fn services_on(store: Arc<dyn Store>, limit: u32) -> Services {
     let mut settings = Settings::from_config(&invited::config::Config::default()).unwrap();
     settings.quota.limit = limit;
-    Services::new(Arc::new(PgStore::from_pool(pool)), settings)
-        .await
-        .unwrap()
+    Services::new(store, settings).await.unwrap()
+}
+
+/// A second way into the database: another pool on Postgres (a second
+/// replica), the same store on SQLite (one process).
+async fn second_store(db: &Db) -> Arc<dyn Store> {
+    match db {
+        Db::Pg(pool) => {
+            let second = PgPoolOptions::new()
+                .max_connections(20)
+                .connect_with((*pool.connect_options()).clone())
+                .await
+                .unwrap();
+            Arc::new(PgStore::from_pool(second))
+        }
+        Db::Sqlite { .. } => db.store(),
+    }
 }
 
 fn uid(s: &str) -> UserId {
@@ -62,307 +81,307 @@ fn invite(business: BusinessId, emails: &[&str]) -> CreateInvitations {
     }
 }
 
-async fn count(pool: &PgPool, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
-}
-
-/// R8: 40 concurrent creates for one business, from two separate connection
-/// pools (as two daemon processes would have), let exactly 5 through.
-#[sqlx::test(migrations = "./migrations")]
-async fn quota_holds_under_concurrency_across_two_pools(pool: PgPool) {
-    let a = services_on(pool.clone(), 5).await;
-    let business = owner_and_business(&a, None).await;
-    let second_pool = PgPoolOptions::new()
-        .max_connections(20)
-        .connect_with((*pool.connect_options()).clone())
-        .await
-        .unwrap();
-    let b = services_on(second_pool, 5).await;
-    let mut tasks = Vec::new();
-    for i in 0..40 {
-        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
-        tasks.push(tokio::spawn(async move {
-            s.create_invitations(invite(business, &[&format!("person{i}@example.test")]))
-                .await
-        }));
-    }
-    let mut ok = 0;
-    let mut limited = 0;
-    for t in tasks {
-        match t.await.unwrap() {
-            Ok(items) => ok += items.len(),
-            Err(ServiceError::Domain(DomainError::RateLimited { retry_after, .. })) => {
-                assert!(
-                    retry_after > Duration::from_secs(23 * 3600),
-                    "{retry_after:?}"
-                );
-                limited += 1;
-            }
-            Err(other) => panic!("unexpected {other:?}"),
+both_stores! {
+    /// R8: 40 concurrent creates for one business, from two separate connection
+    /// pools (as two daemon processes would have), let exactly 5 through.
+    async fn quota_holds_under_concurrency_across_two_pools(db: Db) {
+        let a = services_on(db.store(), 5).await;
+        let business = owner_and_business(&a, None).await;
+        let b = services_on(second_store(&db).await, 5).await;
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tasks.push(tokio::spawn(async move {
+                s.create_invitations(invite(business, &[&format!("person{i}@example.test")]))
+                    .await
+            }));
         }
+        let mut ok = 0;
+        let mut limited = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(items) => ok += items.len(),
+                Err(ServiceError::Domain(DomainError::RateLimited { retry_after, .. })) => {
+                    assert!(
+                        retry_after > Duration::from_secs(23 * 3600),
+                        "{retry_after:?}"
+                    );
+                    limited += 1;
+                }
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!((ok, limited), (5, 35));
+        assert_eq!(db.count("SELECT count(*) FROM invitations").await, 5);
+        assert_eq!(db.count("SELECT count(*) FROM email_outbox").await, 5);
     }
-    assert_eq!((ok, limited), (5, 35));
-    assert_eq!(count(&pool, "SELECT count(*) FROM invitations").await, 5);
-    assert_eq!(count(&pool, "SELECT count(*) FROM email_outbox").await, 5);
 }
 
-/// R8: a batch that would pass the limit is refused whole.
-#[sqlx::test(migrations = "./migrations")]
-async fn a_batch_over_the_quota_writes_nothing(pool: PgPool) {
-    let s = services_on(pool.clone(), 5).await;
-    let business = owner_and_business(&s, None).await;
-    s.create_invitations(invite(
-        business,
-        &["a@x.example", "b@x.example", "c@x.example"],
-    ))
-    .await
-    .unwrap();
-    let err = s
-        .create_invitations(invite(
+both_stores! {
+    /// R8: a batch that would pass the limit is refused whole.
+    async fn a_batch_over_the_quota_writes_nothing(db: Db) {
+        let s = services_on(db.store(), 5).await;
+        let business = owner_and_business(&s, None).await;
+        s.create_invitations(invite(
             business,
-            &["d@x.example", "e@x.example", "f@x.example"],
+            &["a@x.example", "b@x.example", "c@x.example"],
         ))
         .await
-        .unwrap_err();
-    assert!(
-        matches!(err, ServiceError::Domain(DomainError::RateLimited { .. })),
-        "{err:?}"
-    );
-    assert_eq!(count(&pool, "SELECT count(*) FROM invitations").await, 3);
-    let status = s.invitation_quota(business, &uid("owner")).await.unwrap();
-    assert_eq!((status.used, status.remaining), (3, 2));
-    assert!(status.next_slot_at.is_some());
-}
-
-/// R13: one pending invitation per address, even when two requests race past
-/// the check: the partial unique index has the last word.
-#[sqlx::test(migrations = "./migrations")]
-async fn one_pending_invitation_per_address(pool: PgPool) {
-    let s = services_on(pool.clone(), 100).await;
-    let business = owner_and_business(&s, None).await;
-    s.create_invitations(invite(business, &["dup@x.example"]))
-        .await
         .unwrap();
-    let err = s
-        .create_invitations(invite(business, &["DUP@x.example"]))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, ServiceError::Domain(DomainError::Conflict(_))),
-        "{err:?}"
-    );
-    // Straight to the table, bypassing the use case: the index refuses too.
-    let raw = sqlx::query(
-        "INSERT INTO invitations (id, business_id, kind, invited_by, email, role, locale, token_hash, token_nonce,
-                                  created_at, expires_at, updated_at)
-         SELECT gen_random_uuid(), business_id, 'member', invited_by, email, role, locale, '\\x00', token_nonce,
-                now(), now() + interval '1 day', now() FROM invitations",
-    )
-    .execute(&pool)
-    .await;
-    let e = raw.unwrap_err().to_string();
-    assert!(e.contains("invitations_one_pending_per_address"), "{e}");
+        let err = s
+            .create_invitations(invite(
+                business,
+                &["d@x.example", "e@x.example", "f@x.example"],
+            ))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ServiceError::Domain(DomainError::RateLimited { .. })),
+            "{err:?}"
+        );
+        assert_eq!(db.count("SELECT count(*) FROM invitations").await, 3);
+        let status = s.invitation_quota(business, &uid("owner")).await.unwrap();
+        assert_eq!((status.used, status.remaining), (3, 2));
+        assert!(status.next_slot_at.is_some());
+    }
 }
 
-/// The schema ties timestamps to states and keeps events append-only.
-#[sqlx::test(migrations = "./migrations")]
-async fn the_database_enforces_states_and_append_only_events(pool: PgPool) {
-    let s = services_on(pool.clone(), 100).await;
-    let business = owner_and_business(&s, None).await;
-    s.create_invitations(invite(business, &["x@x.example"]))
-        .await
-        .unwrap();
-    let e = sqlx::query("UPDATE invitations SET status = 'accepted'")
-        .execute(&pool)
-        .await
-        .unwrap_err();
-    assert!(e.to_string().contains("check constraint"), "{e}");
-    let e = sqlx::query("UPDATE invitations SET status = 'bogus'")
-        .execute(&pool)
-        .await
-        .unwrap_err();
-    assert!(
-        e.to_string().contains("invalid input value for enum"),
-        "{e}"
-    );
-    let e = sqlx::query("DELETE FROM events")
-        .execute(&pool)
-        .await
-        .unwrap_err();
-    assert!(e.to_string().contains("append-only"), "{e}");
-    assert!(
-        count(
-            &pool,
-            "SELECT count(*) FROM events WHERE type = 'invitation.created'"
-        )
-        .await
-            == 1
-    );
+both_stores! {
+    /// R13: one pending invitation per address, even when two requests race past
+    /// the check: the partial unique index has the last word.
+    async fn one_pending_invitation_per_address(db: Db) {
+        let s = services_on(db.store(), 100).await;
+        let business = owner_and_business(&s, None).await;
+        s.create_invitations(invite(business, &["dup@x.example"]))
+            .await
+            .unwrap();
+        let err = s
+            .create_invitations(invite(business, &["DUP@x.example"]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ServiceError::Domain(DomainError::Conflict(_))),
+            "{err:?}"
+        );
+        // Straight to the table, bypassing the use case: the index refuses too.
+        let e = db
+            .try_exec(
+                "INSERT INTO invitations (id, business_id, kind, invited_by, email, role, locale, token_hash, token_nonce,
+                                          created_at, expires_at, updated_at)
+                 SELECT $1, business_id, 'member', invited_by, email, role, locale, token_nonce, token_nonce,
+                        $2, $3, $2 FROM invitations",
+                &[Arg::Uuid(uuid::Uuid::now_v7()), ago(0), ago(-86400)],
+            )
+            .await
+            .unwrap_err();
+        // Postgres names the index; SQLite names its columns.
+        assert!(
+            e.contains("invitations_one_pending_per_address")
+                || e.contains("invitations.business_id, invitations.email"),
+            "{e}"
+        );
+    }
 }
 
-/// R9: members plus pending member invitations never pass the seat limit.
-#[sqlx::test(migrations = "./migrations")]
-async fn seats_limit_members_plus_pending(pool: PgPool) {
-    let s = services_on(pool.clone(), 100).await;
-    let business = owner_and_business(&s, Some(3)).await;
-    s.create_invitations(invite(business, &["a@x.example", "b@x.example"]))
-        .await
-        .unwrap();
-    let err = s
-        .create_invitations(invite(business, &["c@x.example"]))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, ServiceError::Domain(DomainError::SeatsExhausted(_))),
-        "{err:?}"
-    );
-    assert_eq!(count(&pool, "SELECT count(*) FROM invitations").await, 2);
+both_stores! {
+    /// The schema ties timestamps to states and keeps events append-only.
+    async fn the_database_enforces_states_and_append_only_events(db: Db) {
+        let s = services_on(db.store(), 100).await;
+        let business = owner_and_business(&s, None).await;
+        s.create_invitations(invite(business, &["x@x.example"]))
+            .await
+            .unwrap();
+        let e = db
+            .try_exec("UPDATE invitations SET status = 'accepted'", &[])
+            .await
+            .unwrap_err();
+        assert!(e.to_lowercase().contains("check constraint"), "{e}");
+        // An enum on Postgres, a CHECK on SQLite.
+        let e = db
+            .try_exec("UPDATE invitations SET status = 'bogus'", &[])
+            .await
+            .unwrap_err();
+        assert!(
+            e.contains("invalid input value for enum") || e.contains("CHECK constraint failed"),
+            "{e}"
+        );
+        let e = db.try_exec("DELETE FROM events", &[]).await.unwrap_err();
+        assert!(e.contains("append-only"), "{e}");
+        assert!(
+            db.count("SELECT count(*) FROM events WHERE type = 'invitation.created'"
+            )
+            .await
+                == 1
+        );
+    }
 }
 
-/// R11: an accept after `expires_at` is refused by database time although no
-/// sweep has moved the invitation, and nothing changes.
-#[sqlx::test(migrations = "./migrations")]
-async fn accept_after_expiry_is_refused_by_database_time(pool: PgPool) {
-    let s = services_on(pool.clone(), 100).await;
-    let business = owner_and_business(&s, None).await;
-    let inv = s
-        .create_invitations(invite(business, &["late@x.example"]))
-        .await
-        .unwrap()
-        .remove(0);
-    s.put_user(
-        uid("late"),
-        Email::parse("late@x.example").unwrap(),
-        None,
-        None,
-    )
-    .await
-    .unwrap();
-    sqlx::query("UPDATE invitations SET created_at = now() - interval '2 days', expires_at = now() - interval '1 second'")
-        .execute(&pool)
-        .await
-        .unwrap();
-    let err = s
-        .execute(
-            inv.id,
-            InvitationCommand::Accept {
-                user: uid("late"),
-                mfa_verified: false,
-            },
-        )
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, ServiceError::Domain(DomainError::TokenExpired)),
-        "{err:?}"
-    );
-    assert_eq!(count(&pool, "SELECT count(*) FROM members").await, 1);
-    assert_eq!(
-        count(
-            &pool,
-            "SELECT count(*) FROM invitations WHERE status = 'pending'"
-        )
-        .await,
-        1
-    );
+both_stores! {
+    /// R9: members plus pending member invitations never pass the seat limit.
+    async fn seats_limit_members_plus_pending(db: Db) {
+        let s = services_on(db.store(), 100).await;
+        let business = owner_and_business(&s, Some(3)).await;
+        s.create_invitations(invite(business, &["a@x.example", "b@x.example"]))
+            .await
+            .unwrap();
+        let err = s
+            .create_invitations(invite(business, &["c@x.example"]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ServiceError::Domain(DomainError::SeatsExhausted(_))),
+            "{err:?}"
+        );
+        assert_eq!(db.count("SELECT count(*) FROM invitations").await, 2);
+    }
 }
 
-/// The outbox: concurrent claims get disjoint rows; a lapsed lease makes a row
-/// claimable again with the same Message-ID.
-#[sqlx::test(migrations = "./migrations")]
-async fn claims_are_disjoint_and_leases_lapse(pool: PgPool) {
-    let s = services_on(pool.clone(), 100).await;
-    let business = owner_and_business(&s, None).await;
-    let emails: Vec<String> = (0..10).map(|i| format!("c{i}@x.example")).collect();
-    let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
-    s.create_invitations(invite(business, &refs)).await.unwrap();
-    let (a, b) = tokio::join!(
-        s.store.claim_emails(6, Duration::from_secs(60)),
-        s.store.claim_emails(6, Duration::from_secs(60))
-    );
-    let (a, b) = (a.unwrap(), b.unwrap());
-    assert_eq!(a.len() + b.len(), 10);
-    assert!(a.iter().all(|x| b.iter().all(|y| x.id != y.id)));
-    assert!(
-        s.store
-            .claim_emails(10, Duration::from_secs(60))
+both_stores! {
+    /// R11: an accept after `expires_at` is refused by database time although no
+    /// sweep has moved the invitation, and nothing changes.
+    async fn accept_after_expiry_is_refused_by_database_time(db: Db) {
+        let s = services_on(db.store(), 100).await;
+        let business = owner_and_business(&s, None).await;
+        let inv = s
+            .create_invitations(invite(business, &["late@x.example"]))
             .await
             .unwrap()
-            .is_empty()
-    );
-    sqlx::query("UPDATE email_outbox SET lease_until = now() - interval '1 second' WHERE id = $1")
-        .bind(a[0].id)
-        .execute(&pool)
+            .remove(0);
+        s.put_user(
+            uid("late"),
+            Email::parse("late@x.example").unwrap(),
+            None,
+            None,
+        )
         .await
         .unwrap();
-    let again = s
-        .store
-        .claim_emails(10, Duration::from_secs(60))
-        .await
-        .unwrap();
-    assert_eq!(again.len(), 1);
-    assert_eq!(
-        (again[0].id, &again[0].message_id, again[0].attempts),
-        (a[0].id, &a[0].message_id, 2)
-    );
+        db.exec(
+            "UPDATE invitations SET created_at = $1, expires_at = $2",
+            &[ago(2 * 86400), ago(1)],
+        )
+        .await;
+        let err = s
+            .execute(
+                inv.id,
+                InvitationCommand::Accept {
+                    user: uid("late"),
+                    mfa_verified: false,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ServiceError::Domain(DomainError::TokenExpired)),
+            "{err:?}"
+        );
+        assert_eq!(db.count("SELECT count(*) FROM members").await, 1);
+        assert_eq!(
+            db.count("SELECT count(*) FROM invitations WHERE status = 'pending'"
+            )
+            .await,
+            1
+        );
+    }
 }
 
-/// Idempotency keys: first use, replay, mismatch, in progress, release.
-#[sqlx::test(migrations = "./migrations")]
-async fn idempotency_keys(pool: PgPool) {
-    let store = PgStore::from_pool(pool);
-    assert!(matches!(
-        store
-            .claim_idempotency_key("app", "k1", b"h1")
+both_stores! {
+    /// The outbox: concurrent claims get disjoint rows; a lapsed lease makes a row
+    /// claimable again with the same Message-ID.
+    async fn claims_are_disjoint_and_leases_lapse(db: Db) {
+        let s = services_on(db.store(), 100).await;
+        let business = owner_and_business(&s, None).await;
+        let emails: Vec<String> = (0..10).map(|i| format!("c{i}@x.example")).collect();
+        let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+        s.create_invitations(invite(business, &refs)).await.unwrap();
+        let (a, b) = tokio::join!(
+            s.store.claim_emails(6, Duration::from_secs(60)),
+            s.store.claim_emails(6, Duration::from_secs(60))
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.len() + b.len(), 10);
+        assert!(a.iter().all(|x| b.iter().all(|y| x.id != y.id)));
+        assert!(
+            s.store
+                .claim_emails(10, Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        db.exec(
+            "UPDATE email_outbox SET lease_until = $1 WHERE id = $2",
+            &[ago(1), Arg::Uuid(a[0].id)],
+        )
+        .await;
+        let again = s
+            .store
+            .claim_emails(10, Duration::from_secs(60))
             .await
-            .unwrap(),
-        IdempotencyClaim::New
-    ));
-    assert!(matches!(
-        store
-            .claim_idempotency_key("app", "k1", b"h1")
-            .await
-            .unwrap(),
-        IdempotencyClaim::InProgress
-    ));
-    assert!(matches!(
-        store
-            .claim_idempotency_key("app", "k1", b"h2")
-            .await
-            .unwrap(),
-        IdempotencyClaim::Mismatch
-    ));
-    let response = StoredResponse {
-        status: 201,
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: b"{}".to_vec(),
-    };
-    store
-        .complete_idempotency_key("app", "k1", &response)
-        .await
-        .unwrap();
-    match store
-        .claim_idempotency_key("app", "k1", b"h1")
-        .await
-        .unwrap()
-    {
-        IdempotencyClaim::Replay(r) => assert_eq!((r.status, r.body), (201, b"{}".to_vec())),
-        other => panic!("{other:?}"),
+            .unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(
+            (again[0].id, &again[0].message_id, again[0].attempts),
+            (a[0].id, &a[0].message_id, 2)
+        );
     }
-    // Another API key has its own namespace.
-    assert!(matches!(
+}
+
+both_stores! {
+    /// Idempotency keys: first use, replay, mismatch, in progress, release.
+    async fn idempotency_keys(db: Db) {
+        let store = db.store();
+        assert!(matches!(
+            store
+                .claim_idempotency_key("app", "k1", b"h1")
+                .await
+                .unwrap(),
+            IdempotencyClaim::New
+        ));
+        assert!(matches!(
+            store
+                .claim_idempotency_key("app", "k1", b"h1")
+                .await
+                .unwrap(),
+            IdempotencyClaim::InProgress
+        ));
+        assert!(matches!(
+            store
+                .claim_idempotency_key("app", "k1", b"h2")
+                .await
+                .unwrap(),
+            IdempotencyClaim::Mismatch
+        ));
+        let response = StoredResponse {
+            status: 201,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: b"{}".to_vec(),
+        };
         store
-            .claim_idempotency_key("other", "k1", b"h9")
+            .complete_idempotency_key("app", "k1", &response)
             .await
-            .unwrap(),
-        IdempotencyClaim::New
-    ));
-    store.release_idempotency_key("other", "k1").await.unwrap();
-    assert!(matches!(
-        store
-            .claim_idempotency_key("other", "k1", b"h9")
+            .unwrap();
+        match store
+            .claim_idempotency_key("app", "k1", b"h1")
             .await
-            .unwrap(),
-        IdempotencyClaim::New
-    ));
+            .unwrap()
+        {
+            IdempotencyClaim::Replay(r) => assert_eq!((r.status, r.body), (201, b"{}".to_vec())),
+            other => panic!("{other:?}"),
+        }
+        // Another API key has its own namespace.
+        assert!(matches!(
+            store
+                .claim_idempotency_key("other", "k1", b"h9")
+                .await
+                .unwrap(),
+            IdempotencyClaim::New
+        ));
+        store.release_idempotency_key("other", "k1").await.unwrap();
+        assert!(matches!(
+            store
+                .claim_idempotency_key("other", "k1", b"h9")
+                .await
+                .unwrap(),
+            IdempotencyClaim::New
+        ));
+    }
 }

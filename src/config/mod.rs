@@ -115,8 +115,8 @@ pub struct EventsConfig {
 /// `[database]`. `Debug` masks the password in the URL.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DatabaseConfig {
-    /// `database.url`, a `postgres://` URL. Default
-    /// `postgres://postgres@127.0.0.1:5432/invited`.
+    /// `database.url`: `sqlite://<file>` (the embedded store, one process)
+    /// or `postgres://…` (several replicas). Default `sqlite://invited.db`.
     pub url: String,
     /// `database.max_connections`, the pool size, at least 1. Default 10.
     pub max_connections: u32,
@@ -579,7 +579,7 @@ impl EnvOverlay {
             url: self.value(
                 "database.url",
                 raw.database.url,
-                "postgres://postgres@127.0.0.1:5432/invited".into(),
+                "sqlite://invited.db".into(),
                 parse_database_url,
             )?,
             max_connections: self.count(
@@ -1053,9 +1053,9 @@ fn strip_prefix_ignore_case<'a>(name: &'a str, prefix: &str) -> Option<&'a str> 
 fn parse_database_url(text: &str) -> Result<String, String> {
     let url = url::Url::parse(text.trim()).map_err(|error| format!("not a URL ({error})"))?;
     match url.scheme() {
-        "postgres" | "postgresql" => Ok(text.trim().to_owned()),
+        "postgres" | "postgresql" | "sqlite" => Ok(text.trim().to_owned()),
         scheme => Err(format!(
-            "scheme {scheme:?} is not supported (use postgres://user@host:5432/database)"
+            "scheme {scheme:?} is not supported (use sqlite://invited.db or postgres://user@host:5432/database)"
         )),
     }
 }

@@ -48,10 +48,7 @@ fn load_err(file: &str, pairs: &[(&str, &str)]) -> String {
 #[test]
 fn config_defaults() {
     let config = Config::load_from(None, []).unwrap();
-    assert_eq!(
-        config.database.url,
-        "postgres://postgres@127.0.0.1:5432/invited"
-    );
+    assert_eq!(config.database.url, "sqlite://invited.db");
     assert_eq!(config.database.max_connections, 10);
     assert_eq!(config.api.listen, "127.0.0.1:8080".parse().unwrap());
     assert!(config.api.keys.is_empty());

@@ -190,6 +190,39 @@ impl Templates {
     /// Fails if `dir` cannot be read or has no directory for `default_locale`.
     pub fn load(dir: &Path, default_locale: &str) -> Result<Templates, TemplateError> {
         let locales = read_locale_dirs(dir)?;
+        Templates::build(dir, locales, default_locale, Some(dir))
+    }
+
+    /// The templates built into the binary (`templates/` at compile time),
+    /// for a daemon started where no template directory exists.
+    pub fn embedded(default_locale: &str) -> Result<Templates, TemplateError> {
+        let locales = EMBEDDED_TEMPLATES
+            .iter()
+            .filter_map(|(name, _)| name.split_once('/').map(|(l, _)| l.to_owned()))
+            .collect();
+        Templates::build(Path::new(EMBEDDED_DIR), locales, default_locale, None)
+    }
+
+    /// `dir` when it exists, else the built-in templates.
+    pub fn load_or_embedded(dir: &Path, default_locale: &str) -> Result<Templates, TemplateError> {
+        if dir.exists() {
+            Templates::load(dir, default_locale)
+        } else {
+            Templates::embedded(default_locale)
+        }
+    }
+
+    /// Whether these are the built-in templates.
+    pub fn is_embedded(&self) -> bool {
+        self.dir == Path::new(EMBEDDED_DIR)
+    }
+
+    fn build(
+        dir: &Path,
+        locales: BTreeSet<String>,
+        default_locale: &str,
+        on_disk: Option<&Path>,
+    ) -> Result<Templates, TemplateError> {
         let default_locale = find_locale(&locales, default_locale)
             .ok_or_else(|| TemplateError::MissingDefaultLocale {
                 locale: default_locale.to_owned(),
@@ -198,7 +231,15 @@ impl Templates {
             .to_owned();
 
         let mut env = Environment::new();
-        env.set_loader(minijinja::path_loader(dir));
+        match on_disk {
+            Some(dir) => env.set_loader(minijinja::path_loader(dir)),
+            None => env.set_loader(|name: &str| {
+                Ok(EMBEDDED_TEMPLATES
+                    .iter()
+                    .find(|(file, _)| *file == name)
+                    .map(|(_, text)| (*text).to_owned()))
+            }),
+        }
         // Templates ship with the binary's release; re-statting files on every
         // render would only cost syscalls.
         env.set_auto_reload(false);
@@ -388,7 +429,13 @@ impl Templates {
                 .chain(SUPPORT_FILES.map(String::from));
             let mut complete = true;
             for file in files {
-                if !self.dir.join(locale).join(&file).is_file() {
+                let present = if self.is_embedded() {
+                    let name = format!("{locale}/{file}");
+                    EMBEDDED_TEMPLATES.iter().any(|(f, _)| *f == name)
+                } else {
+                    self.dir.join(locale).join(&file).is_file()
+                };
+                if !present {
                     complete = false;
                     problems.push(TemplateError::MissingTemplate {
                         locale: locale.clone(),
@@ -403,6 +450,11 @@ impl Templates {
         problems
     }
 }
+
+include!(concat!(env!("OUT_DIR"), "/embedded_templates.rs"));
+
+/// How the built-in templates are named in messages.
+const EMBEDDED_DIR: &str = "<built-in templates>";
 
 fn read_locale_dirs(dir: &Path) -> Result<BTreeSet<String>, TemplateError> {
     let io_err = |error| TemplateError::Io {

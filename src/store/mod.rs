@@ -8,6 +8,7 @@ pub mod access;
 pub mod events;
 pub mod postgres;
 pub mod records;
+pub mod sqlite;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
-//! Starts the real daemon in-process on port 0, against a fresh Postgres
-//! database (from `#[sqlx::test]`) and a real SMTP sink on 127.0.0.1, and talks
-//! to it over HTTP like an app would.
+//! Starts the real daemon in-process on port 0, against a fresh database (a
+//! Postgres one from `#[sqlx::test]`, or a [`Db`] of either store) and a real
+//! SMTP sink on 127.0.0.1, and talks to it over HTTP like an app would.
 
 use std::time::Duration;
 
@@ -10,7 +10,25 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;
 
+use super::db::Db;
 use super::smtp_sink::SmtpSink;
+
+/// What a daemon can be started on: a `#[sqlx::test]` pool or a [`Db`].
+pub trait DaemonDb {
+    fn database_url(&self) -> String;
+}
+
+impl DaemonDb for PgPool {
+    fn database_url(&self) -> String {
+        database_url(self)
+    }
+}
+
+impl DaemonDb for Db {
+    fn database_url(&self) -> String {
+        self.url()
+    }
+}
 
 pub const API_KEY: &str = "test-key-0123456789abcdef";
 pub const ACCEPT_URL: &str = "https://app.example.test/invitations/accept?token={token}";
@@ -51,19 +69,19 @@ pub fn test_config(db_url: &str, smtp_url: &str) -> Config {
 }
 
 impl TestDaemon {
-    pub async fn start(pool: &PgPool) -> TestDaemon {
+    pub async fn start(pool: &(impl DaemonDb + ?Sized)) -> TestDaemon {
         TestDaemon::start_with(pool, SmtpSink::start(), |_| {}).await
     }
 
     pub async fn start_with(
-        pool: &PgPool,
+        pool: &(impl DaemonDb + ?Sized),
         sink: SmtpSink,
         configure: impl FnOnce(&mut Config),
     ) -> TestDaemon {
         let _ = rustls::crypto::ring::default_provider().install_default();
         // Warnings and errors show in a failing test's output (RUST_LOG wins).
         invited::telemetry::init(invited::config::LogFormat::Pretty, "warn");
-        let db_url = database_url(pool);
+        let db_url = pool.database_url();
         let mut config = test_config(&db_url, &sink.url());
         configure(&mut config);
         let app = RunningApp::start(&config, vec![ApiKey::from_plaintext("test", API_KEY)])

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod db;
 pub mod outbox;
 pub mod process;
 pub mod smtp_sink;

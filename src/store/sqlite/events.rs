@@ -1,0 +1,204 @@
+//! [`EventLog`] for SQLite. SQLite commits one write transaction at a time
+//! (the adapter's write lock, then the database's), so the autoincrement
+//! `events.seq` is already in commit order: when a reader sees `seq = n`,
+//! every smaller number is committed (or was rolled back and never seen).
+//! A position is `(seq, seq)`; no `event_commits` table is needed.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::SqliteRow;
+use uuid::Uuid;
+
+use super::{
+    OrStore as _, SqliteStore, SqliteWakeups, get, h, json_at, now, opt_uuid_at, plus, uuid_at,
+};
+use crate::domain::{BusinessId, InvitationId};
+use crate::store::{
+    EventCursor, EventLog, EventPosition, EventRecord, SinkLag, StoreResult, Wakeups,
+};
+
+fn event_from_row(row: &SqliteRow) -> StoreResult<EventRecord> {
+    let seq: i64 = get(row, "seq")?;
+    Ok(EventRecord {
+        position: EventPosition {
+            commit_seq: seq,
+            event_seq: seq,
+        },
+        id: uuid_at(row, "id")?,
+        event_type: get(row, "type")?,
+        occurred_at: get(row, "occurred_at")?,
+        business_id: BusinessId(uuid_at(row, "business_id")?),
+        invitation_id: opt_uuid_at(row, "invitation_id")?.map(InvitationId),
+        actor_user_id: get(row, "actor_user_id")?,
+        from_status: get(row, "from_status")?,
+        to_status: get(row, "to_status")?,
+        data: json_at(row, "data")?,
+    })
+}
+
+#[async_trait]
+impl EventLog for SqliteStore {
+    async fn lease_event_cursor(
+        &self,
+        sink: &str,
+        owner: Uuid,
+        lease: Duration,
+    ) -> StoreResult<Option<EventCursor>> {
+        let mut tx = self.write_tx().await?;
+        let at = now();
+        sqlx::query(
+            "INSERT INTO event_cursors (sink, available_at, updated_at) VALUES ($1, $2, $2)
+             ON CONFLICT (sink) DO NOTHING",
+        )
+        .bind(sink)
+        .bind(at)
+        .execute(&mut *tx.tx)
+        .await
+        .st()?;
+        let row = sqlx::query(
+            "UPDATE event_cursors
+                SET lease_owner = $2, lease_until = $4, updated_at = $3
+              WHERE sink = $1 AND (lease_owner IS NULL OR lease_until < $3 OR lease_owner = $2)
+          RETURNING commit_seq, event_seq, attempts, available_at",
+        )
+        .bind(sink)
+        .bind(h(owner))
+        .bind(at)
+        .bind(plus(at, lease))
+        .fetch_optional(&mut *tx.tx)
+        .await
+        .st()?;
+        tx.commit_inner().await?;
+        row.map(|row| {
+            let available: DateTime<Utc> = get(&row, "available_at")?;
+            Ok(EventCursor {
+                position: EventPosition {
+                    commit_seq: get(&row, "commit_seq")?,
+                    event_seq: get(&row, "event_seq")?,
+                },
+                attempts: get::<i64>(&row, "attempts")?.max(0) as u32,
+                wait: (available - at).to_std().unwrap_or(Duration::ZERO),
+            })
+        })
+        .transpose()
+    }
+
+    async fn events_after(
+        &self,
+        after: EventPosition,
+        limit: u32,
+    ) -> StoreResult<Vec<EventRecord>> {
+        let rows = sqlx::query(
+            "SELECT seq, id, type, occurred_at, business_id, invitation_id, actor_user_id,
+                    from_status, to_status, data
+               FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after.commit_seq.max(after.event_seq))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .st()?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn advance_event_cursor(
+        &self,
+        sink: &str,
+        owner: Uuid,
+        to: EventPosition,
+        lease: Duration,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let at = now();
+        let done = sqlx::query(
+            "UPDATE event_cursors
+                SET commit_seq = $3, event_seq = $4, attempts = 0, last_error = NULL, available_at = $5,
+                    lease_until = $6, updated_at = $5
+              WHERE sink = $1 AND lease_owner = $2",
+        )
+        .bind(sink)
+        .bind(h(owner))
+        .bind(to.commit_seq)
+        .bind(to.event_seq)
+        .bind(at)
+        .bind(plus(at, lease))
+        .execute(&mut *tx.tx)
+        .await
+        .st()?;
+        tx.commit_inner().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn event_delivery_failed(
+        &self,
+        sink: &str,
+        owner: Uuid,
+        error: &str,
+        retry_after: Duration,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let at = now();
+        let done = sqlx::query(
+            "UPDATE event_cursors
+                SET attempts = attempts + 1, last_error = $3, available_at = $4, updated_at = $5
+              WHERE sink = $1 AND lease_owner = $2",
+        )
+        .bind(sink)
+        .bind(h(owner))
+        .bind(error)
+        .bind(plus(at, retry_after))
+        .bind(at)
+        .execute(&mut *tx.tx)
+        .await
+        .st()?;
+        tx.commit_inner().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_event_cursor(&self, sink: &str, owner: Uuid) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE event_cursors SET lease_owner = NULL, lease_until = NULL, updated_at = $3
+              WHERE sink = $1 AND lease_owner = $2",
+        )
+        .bind(sink)
+        .bind(h(owner))
+        .bind(now())
+        .execute(&mut *tx.tx)
+        .await
+        .st()?;
+        tx.commit_inner().await
+    }
+
+    async fn subscribe_events(&self) -> StoreResult<Box<dyn Wakeups>> {
+        Ok(Box::new(SqliteWakeups {
+            rx: self.events.subscribe(),
+        }))
+    }
+
+    async fn event_lag(&self) -> StoreResult<Vec<SinkLag>> {
+        let rows: Vec<(String, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "SELECT k.sink, count(e.seq), min(e.occurred_at)
+               FROM event_cursors k
+               LEFT JOIN events e ON e.seq > k.commit_seq
+              GROUP BY k.sink ORDER BY k.sink",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .st()?;
+        let at = now();
+        Ok(rows
+            .into_iter()
+            .map(|(sink, depth, oldest)| SinkLag {
+                sink,
+                depth: depth.max(0) as u64,
+                oldest_age_seconds: oldest
+                    .map(|t| (at - t).num_milliseconds() as f64 / 1000.0)
+                    .unwrap_or(0.0)
+                    .max(0.0),
+            })
+            .collect())
+    }
+}
