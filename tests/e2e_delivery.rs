@@ -1,6 +1,11 @@
 //! Delivery and time, end to end: retries against a real SMTP server on
 //! 127.0.0.1 (R27), the send rate and connection bound (R28), the expiry
 //! sweep (R11), reminders (R32) and renew (R31), with the daemon in-process.
+//! Every test runs on both stores (`both_stores!`) except two that are
+//! Postgres-only by nature: `send_rate_and_pool_size_bound_sending` (it
+//! queues its rows with Postgres SQL from `support::outbox`) and
+//! `concurrent_sweeps_expire_once_and_remind_once` (four replicas, each its
+//! own pool, racing on `SKIP LOCKED`).
 
 mod support;
 
@@ -14,6 +19,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use support::daemon::{TestDaemon, token_from};
+use support::db::ago;
 use support::smtp_sink::{Reply, SmtpSink};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -70,130 +76,133 @@ fn of_type<'a>(items: &'a [Value], kind: &str) -> Vec<&'a Value> {
     items.iter().filter(|i| i["type"] == kind).collect()
 }
 
-/// R27: 451, 451, then 250: delivered once, three attempts recorded with the
-/// server's replies, and every attempt carried the same Message-ID.
-#[sqlx::test(migrations = false)]
-async fn two_451_then_250_is_delivered_once_after_three_attempts(pool: PgPool) {
-    let sink = SmtpSink::start_with(vec![Reply::Transient, Reply::Transient]);
-    let d = TestDaemon::start_with(&pool, sink, |c| {
-        c.delivery.initial_backoff = Duration::from_secs(1);
-        c.delivery.max_backoff = Duration::from_secs(1);
-    })
-    .await;
-    let b = brand(&d).await;
-    let id = invite(&d, &b, "r@x.example").await;
-    let inv = eventually(
-        &d,
-        &format!("/v1/invitations/{id}?actor_user_id=olive"),
-        |v| v["delivery"]["status"] == "sent",
-    )
-    .await;
-    assert_eq!(inv["delivery"]["attempts"], 3, "{inv}");
-
-    let delivered = d.sink.messages();
-    assert_eq!(delivered.len(), 1, "delivered exactly once");
-    let rejected = d.sink.rejected();
-    assert_eq!(rejected.len(), 2);
-    let ids: HashSet<String> = delivered
-        .iter()
-        .chain(rejected.iter())
-        .map(|m| m.header("Message-ID").unwrap())
-        .collect();
-    assert_eq!(ids.len(), 1, "one Message-ID on every attempt: {ids:?}");
-
-    let items = timeline(&d, &id).await;
-    let attempts = of_type(&items, "delivery_attempt");
-    let outcomes: Vec<(&str, u64)> = attempts
-        .iter()
-        .map(|a| {
-            (
-                a["outcome"].as_str().unwrap(),
-                a["smtp_code"].as_u64().unwrap(),
-            )
+both_stores! {
+    /// R27: 451, 451, then 250: delivered once, three attempts recorded with the
+    /// server's replies, and every attempt carried the same Message-ID.
+    async fn two_451_then_250_is_delivered_once_after_three_attempts(db: Db) {
+        let sink = SmtpSink::start_with(vec![Reply::Transient, Reply::Transient]);
+        let d = TestDaemon::start_with(&db, sink, |c| {
+            c.delivery.initial_backoff = Duration::from_secs(1);
+            c.delivery.max_backoff = Duration::from_secs(1);
         })
-        .collect();
-    assert_eq!(
-        outcomes,
-        [("transient", 451), ("transient", 451), ("sent", 250)]
-    );
-    assert!(
-        attempts[0]["detail"].as_str().unwrap().contains("4.3.0"),
-        "{}",
-        attempts[0]
-    );
-    assert_eq!(of_type(&items, "invitation.sent").len(), 1);
-    d.stop().await;
-}
+        .await;
+        let b = brand(&d).await;
+        let id = invite(&d, &b, "r@x.example").await;
+        let inv = eventually(
+            &d,
+            &format!("/v1/invitations/{id}?actor_user_id=olive"),
+            |v| v["delivery"]["status"] == "sent",
+        )
+        .await;
+        assert_eq!(inv["delivery"]["attempts"], 3, "{inv}");
 
-/// R27: a 550 fails the message after one attempt, for good: delivery
-/// `failed` with the reply, and a `notification.failed` event.
-#[sqlx::test(migrations = false)]
-async fn a_550_fails_after_a_single_attempt(pool: PgPool) {
-    let d =
-        TestDaemon::start_with(&pool, SmtpSink::start_with(vec![Reply::Permanent]), |_| {}).await;
-    let b = brand(&d).await;
-    let id = invite(&d, &b, "r@x.example").await;
-    let inv = eventually(
-        &d,
-        &format!("/v1/invitations/{id}?actor_user_id=olive"),
-        |v| v["delivery"]["status"] == "failed",
-    )
-    .await;
-    assert_eq!(inv["delivery"]["attempts"], 1, "{inv}");
-    let last_error = inv["delivery"]["last_error"].as_str().unwrap();
-    assert!(
-        last_error.contains("550") && last_error.contains("5.7.1"),
-        "{last_error}"
-    );
-    let items = timeline(&d, &id).await;
-    let failed = of_type(&items, "notification.failed");
-    assert_eq!(failed.len(), 1, "{items:?}");
-    assert_eq!(failed[0]["data"]["smtp_code"], 550);
-    assert_eq!(of_type(&items, "delivery_attempt").len(), 1);
-    // Nothing more is tried: a poll later, still one attempt.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(count(&pool, "SELECT count(*) FROM email_attempts").await, 1);
-    assert!(d.sink.messages().is_empty());
-    assert_eq!(d.sink.rejected().len(), 1);
-    d.stop().await;
-}
-
-/// R27: with the SMTP port closed (connection refused: transient), the
-/// message waits; once a server listens there it is delivered, once.
-#[sqlx::test(migrations = false)]
-async fn a_server_down_then_up_gets_the_message_once_it_is_back(pool: PgPool) {
-    let port = SmtpSink::closed_port();
-    // The harness wants a sink; this one is never used.
-    let unused = SmtpSink::start();
-    let d = TestDaemon::start_with(&pool, unused, |c| {
-        c.smtp.url = Some(format!("smtp://127.0.0.1:{port}"));
-    })
-    .await;
-    let b = brand(&d).await;
-    let id = invite(&d, &b, "r@x.example").await;
-    let path = format!("/v1/invitations/{id}?actor_user_id=olive");
-    eventually(&d, &path, |v| {
-        v["delivery"]["status"] == "retrying" && v["delivery"]["attempts"].as_u64() >= Some(1)
-    })
-    .await;
-    let sink = SmtpSink::start_on(port);
-    let inv = eventually(&d, &path, |v| v["delivery"]["status"] == "sent").await;
-    let mails = sink.wait_for(1, WAIT).await;
-    assert_eq!(mails.len(), 1);
-    let attempts = inv["delivery"]["attempts"].as_u64().unwrap();
-    assert!(attempts >= 2, "{inv}");
-    let items = timeline(&d, &id).await;
-    let outcomes: Vec<&str> = of_type(&items, "delivery_attempt")
-        .iter()
-        .map(|a| a["outcome"].as_str().unwrap())
-        .collect();
-    assert_eq!(outcomes.last(), Some(&"sent"));
-    assert!(
-        outcomes[..outcomes.len() - 1]
+        let delivered = d.sink.messages();
+        assert_eq!(delivered.len(), 1, "delivered exactly once");
+        let rejected = d.sink.rejected();
+        assert_eq!(rejected.len(), 2);
+        let ids: HashSet<String> = delivered
             .iter()
-            .all(|o| *o == "transient")
-    );
-    d.stop().await;
+            .chain(rejected.iter())
+            .map(|m| m.header("Message-ID").unwrap())
+            .collect();
+        assert_eq!(ids.len(), 1, "one Message-ID on every attempt: {ids:?}");
+
+        let items = timeline(&d, &id).await;
+        let attempts = of_type(&items, "delivery_attempt");
+        let outcomes: Vec<(&str, u64)> = attempts
+            .iter()
+            .map(|a| {
+                (
+                    a["outcome"].as_str().unwrap(),
+                    a["smtp_code"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            outcomes,
+            [("transient", 451), ("transient", 451), ("sent", 250)]
+        );
+        assert!(
+            attempts[0]["detail"].as_str().unwrap().contains("4.3.0"),
+            "{}",
+            attempts[0]
+        );
+        assert_eq!(of_type(&items, "invitation.sent").len(), 1);
+        d.stop().await;
+    }
+}
+
+both_stores! {
+    /// R27: a 550 fails the message after one attempt, for good: delivery
+    /// `failed` with the reply, and a `notification.failed` event.
+    async fn a_550_fails_after_a_single_attempt(db: Db) {
+        let d =
+            TestDaemon::start_with(&db, SmtpSink::start_with(vec![Reply::Permanent]), |_| {}).await;
+        let b = brand(&d).await;
+        let id = invite(&d, &b, "r@x.example").await;
+        let inv = eventually(
+            &d,
+            &format!("/v1/invitations/{id}?actor_user_id=olive"),
+            |v| v["delivery"]["status"] == "failed",
+        )
+        .await;
+        assert_eq!(inv["delivery"]["attempts"], 1, "{inv}");
+        let last_error = inv["delivery"]["last_error"].as_str().unwrap();
+        assert!(
+            last_error.contains("550") && last_error.contains("5.7.1"),
+            "{last_error}"
+        );
+        let items = timeline(&d, &id).await;
+        let failed = of_type(&items, "notification.failed");
+        assert_eq!(failed.len(), 1, "{items:?}");
+        assert_eq!(failed[0]["data"]["smtp_code"], 550);
+        assert_eq!(of_type(&items, "delivery_attempt").len(), 1);
+        // Nothing more is tried: a poll later, still one attempt.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(db.count("SELECT count(*) FROM email_attempts").await, 1);
+        assert!(d.sink.messages().is_empty());
+        assert_eq!(d.sink.rejected().len(), 1);
+        d.stop().await;
+    }
+}
+
+both_stores! {
+    /// R27: with the SMTP port closed (connection refused: transient), the
+    /// message waits; once a server listens there it is delivered, once.
+    async fn a_server_down_then_up_gets_the_message_once_it_is_back(db: Db) {
+        let port = SmtpSink::closed_port();
+        // The harness wants a sink; this one is never used.
+        let unused = SmtpSink::start();
+        let d = TestDaemon::start_with(&db, unused, |c| {
+            c.smtp.url = Some(format!("smtp://127.0.0.1:{port}"));
+        })
+        .await;
+        let b = brand(&d).await;
+        let id = invite(&d, &b, "r@x.example").await;
+        let path = format!("/v1/invitations/{id}?actor_user_id=olive");
+        eventually(&d, &path, |v| {
+            v["delivery"]["status"] == "retrying" && v["delivery"]["attempts"].as_u64() >= Some(1)
+        })
+        .await;
+        let sink = SmtpSink::start_on(port);
+        let inv = eventually(&d, &path, |v| v["delivery"]["status"] == "sent").await;
+        let mails = sink.wait_for(1, WAIT).await;
+        assert_eq!(mails.len(), 1);
+        let attempts = inv["delivery"]["attempts"].as_u64().unwrap();
+        assert!(attempts >= 2, "{inv}");
+        let items = timeline(&d, &id).await;
+        let outcomes: Vec<&str> = of_type(&items, "delivery_attempt")
+            .iter()
+            .map(|a| a["outcome"].as_str().unwrap())
+            .collect();
+        assert_eq!(outcomes.last(), Some(&"sent"));
+        assert!(
+            outcomes[..outcomes.len() - 1]
+                .iter()
+                .all(|o| *o == "transient")
+        );
+        d.stop().await;
+    }
 }
 
 /// R28: at most `smtp.pool_size` SMTP transactions at once, whatever the
@@ -232,56 +241,55 @@ async fn send_rate_and_pool_size_bound_sending(pool: PgPool) {
     d.stop().await;
 }
 
-/// R11: with a 2 s ttl and a sweep every second, the invitation becomes
-/// `expired` by itself with one `invitation.expired` event; its token then
-/// answers `token_expired`.
-#[sqlx::test(migrations = false)]
-async fn the_sweep_expires_invitations_on_its_schedule(pool: PgPool) {
-    let d = TestDaemon::start_with(&pool, SmtpSink::start(), |c| {
-        c.invitations.ttl = Duration::from_secs(2);
-        c.invitations.reminders = vec![];
-        c.invitations.expiry_schedule = "* * * * * *".into();
-    })
-    .await;
-    let b = brand(&d).await;
-    let id = invite(&d, &b, "late@x.example").await;
-    let token = token_from(&d.sink.wait_for(1, WAIT).await[0].text_body());
-    let inv = eventually(
-        &d,
-        &format!("/v1/invitations/{id}?actor_user_id=olive"),
-        |v| v["status"] == "expired",
-    )
-    .await;
-    assert_eq!(inv["status"], "expired");
-    let items = timeline(&d, &id).await;
-    let expired = of_type(&items, "invitation.expired");
-    assert_eq!(expired.len(), 1, "{items:?}");
-    assert_eq!(expired[0]["from_status"], "pending");
-    assert_eq!(expired[0]["to_status"], "expired");
-    d.user("late", "late@x.example", "en-US").await;
-    let (status, body) = d
-        .post(
-            "/v1/invitations/accept",
-            json!({"token": token, "user_id": "late"}),
+both_stores! {
+    /// R11: with a 2 s ttl and a sweep every second, the invitation becomes
+    /// `expired` by itself with one `invitation.expired` event; its token then
+    /// answers `token_expired`.
+    async fn the_sweep_expires_invitations_on_its_schedule(db: Db) {
+        let d = TestDaemon::start_with(&db, SmtpSink::start(), |c| {
+            c.invitations.ttl = Duration::from_secs(2);
+            c.invitations.reminders = vec![];
+            c.invitations.expiry_schedule = "* * * * * *".into();
+        })
+        .await;
+        let b = brand(&d).await;
+        let id = invite(&d, &b, "late@x.example").await;
+        let token = token_from(&d.sink.wait_for(1, WAIT).await[0].text_body());
+        let inv = eventually(
+            &d,
+            &format!("/v1/invitations/{id}?actor_user_id=olive"),
+            |v| v["status"] == "expired",
         )
         .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::GONE, Some("token_expired")),
-        "{body}"
-    );
-    // Later sweeps find nothing more to do.
-    let report = d.app.as_ref().unwrap().services.run_chores().await.unwrap();
-    assert_eq!(report.expired, 0);
-    assert_eq!(
-        count(
-            &pool,
-            "SELECT count(*) FROM events WHERE type = 'invitation.expired'"
-        )
-        .await,
-        1
-    );
-    d.stop().await;
+        assert_eq!(inv["status"], "expired");
+        let items = timeline(&d, &id).await;
+        let expired = of_type(&items, "invitation.expired");
+        assert_eq!(expired.len(), 1, "{items:?}");
+        assert_eq!(expired[0]["from_status"], "pending");
+        assert_eq!(expired[0]["to_status"], "expired");
+        d.user("late", "late@x.example", "en-US").await;
+        let (status, body) = d
+            .post(
+                "/v1/invitations/accept",
+                json!({"token": token, "user_id": "late"}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::GONE, Some("token_expired")),
+            "{body}"
+        );
+        // Later sweeps find nothing more to do.
+        let report = d.app.as_ref().unwrap().services.run_chores().await.unwrap();
+        assert_eq!(report.expired, 0);
+        assert_eq!(
+            db.count("SELECT count(*) FROM events WHERE type = 'invitation.expired'"
+            )
+            .await,
+            1
+        );
+        d.stop().await;
+    }
 }
 
 async fn services(pool: &PgPool) -> Services {
@@ -421,229 +429,227 @@ async fn futures_join_all<F: std::future::Future>(
     outputs.into_iter().map(Option::unwrap).collect()
 }
 
-/// R32: each reminder goes out once, carrying the invitation's own working
-/// link; none after acceptance or cancellation; a reminder queued before the
-/// invitation was accepted is withdrawn, not sent.
-#[sqlx::test(migrations = false)]
-async fn each_reminder_is_sent_at_most_once_and_never_after_the_end(pool: PgPool) {
-    let d = TestDaemon::start_with(&pool, SmtpSink::start(), |c| {
-        c.invitations.reminders = vec![Duration::from_secs(3600), Duration::from_secs(7200)];
-    })
-    .await;
-    let chores = || async { d.app.as_ref().unwrap().services.run_chores().await.unwrap() };
-    let b = brand(&d).await;
-    let id = invite(&d, &b, "rem@x.example").await;
-    let first = d.sink.wait_for(1, WAIT).await.remove(0);
-    let token = token_from(&first.text_body());
+both_stores! {
+    /// R32: each reminder goes out once, carrying the invitation's own working
+    /// link; none after acceptance or cancellation; a reminder queued before the
+    /// invitation was accepted is withdrawn, not sent.
+    async fn each_reminder_is_sent_at_most_once_and_never_after_the_end(db: Db) {
+        let d = TestDaemon::start_with(&db, SmtpSink::start(), |c| {
+            c.invitations.reminders = vec![Duration::from_secs(3600), Duration::from_secs(7200)];
+        })
+        .await;
+        let chores = || async { d.app.as_ref().unwrap().services.run_chores().await.unwrap() };
+        let b = brand(&d).await;
+        let id = invite(&d, &b, "rem@x.example").await;
+        let first = d.sink.wait_for(1, WAIT).await.remove(0);
+        let token = token_from(&first.text_body());
 
-    // Not due yet.
-    assert_eq!(chores().await.reminders_queued, 0);
-    // One hour later: the first reminder, once, however often the chores run.
-    sqlx::query("UPDATE invitations SET created_at = created_at - interval '61 minutes'")
-        .execute(&pool)
-        .await
-        .unwrap();
-    assert_eq!(chores().await.reminders_queued, 1);
-    assert_eq!(chores().await.reminders_queued, 0);
-    let mails = d.sink.wait_for(2, WAIT).await;
-    let reminder = &mails[1];
-    assert!(
-        reminder.header("Subject").unwrap().starts_with("Reminder:"),
-        "{:?}",
-        reminder.header("Subject")
-    );
-    assert_eq!(token_from(&reminder.text_body()), token, "the same link");
-    assert_ne!(reminder.header("Message-ID"), first.header("Message-ID"));
-    // Two hours: the second, once.
-    sqlx::query("UPDATE invitations SET created_at = created_at - interval '60 minutes'")
-        .execute(&pool)
-        .await
-        .unwrap();
-    assert_eq!(chores().await.reminders_queued, 1);
-    assert_eq!(chores().await.reminders_queued, 0);
-    d.sink.wait_for(3, WAIT).await;
-    let items = timeline(&d, &id).await;
-    assert_eq!(of_type(&items, "invitation.reminder_queued").len(), 2);
+        // Not due yet.
+        assert_eq!(chores().await.reminders_queued, 0);
+        // One hour later: the first reminder, once, however often the chores run.
+        db.exec("UPDATE invitations SET created_at = $1", &[ago(61 * 60)])
+            .await;
+        assert_eq!(chores().await.reminders_queued, 1);
+        assert_eq!(chores().await.reminders_queued, 0);
+        let mails = d.sink.wait_for(2, WAIT).await;
+        let reminder = &mails[1];
+        assert!(
+            reminder.header("Subject").unwrap().starts_with("Reminder:"),
+            "{:?}",
+            reminder.header("Subject")
+        );
+        assert_eq!(token_from(&reminder.text_body()), token, "the same link");
+        assert_ne!(reminder.header("Message-ID"), first.header("Message-ID"));
+        // Two hours: the second, once.
+        db.exec("UPDATE invitations SET created_at = $1", &[ago(121 * 60)])
+            .await;
+        assert_eq!(chores().await.reminders_queued, 1);
+        assert_eq!(chores().await.reminders_queued, 0);
+        d.sink.wait_for(3, WAIT).await;
+        let items = timeline(&d, &id).await;
+        assert_eq!(of_type(&items, "invitation.reminder_queued").len(), 2);
 
-    // A cancelled invitation gets no reminder.
-    let cancelled = invite(&d, &b, "gone@x.example").await;
-    d.sink.wait_for(4, WAIT).await;
-    let (status, _) = d
-        .post(
-            &format!("/v1/invitations/{cancelled}/cancel"),
-            json!({"actor_user_id": "olive"}),
+        // A cancelled invitation gets no reminder.
+        let cancelled = invite(&d, &b, "gone@x.example").await;
+        d.sink.wait_for(4, WAIT).await;
+        let (status, _) = d
+            .post(
+                &format!("/v1/invitations/{cancelled}/cancel"),
+                json!({"actor_user_id": "olive"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        db.exec(
+            "UPDATE invitations SET created_at = $1 WHERE email = 'gone@x.example'",
+            &[ago(61 * 60)],
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
-    sqlx::query("UPDATE invitations SET created_at = created_at - interval '61 minutes' WHERE email = 'gone@x.example'")
-        .execute(&pool)
-        .await
-        .unwrap();
-    assert_eq!(chores().await.reminders_queued, 0);
+        assert_eq!(chores().await.reminders_queued, 0);
 
-    d.stop().await;
+        d.stop().await;
+    }
 }
 
-/// R32: a reminder queued while the invitation was pending, whose turn comes
-/// after the invitation was cancelled, is withdrawn (`cancelled`, with an
-/// event), never sent. The SMTP server is unreachable until the cancel, so
-/// the reminder cannot leave before it.
-#[sqlx::test(migrations = false)]
-async fn a_reminder_whose_invitation_ended_is_withdrawn(pool: PgPool) {
-    let port = SmtpSink::closed_port();
-    let d = TestDaemon::start_with(&pool, SmtpSink::start(), |c| {
-        c.smtp.url = Some(format!("smtp://127.0.0.1:{port}"));
-        c.invitations.reminders = vec![Duration::from_secs(3600)];
-    })
-    .await;
-    let b = brand(&d).await;
-    let id = invite(&d, &b, "rem@x.example").await;
-    sqlx::query("UPDATE invitations SET created_at = created_at - interval '61 minutes'")
-        .execute(&pool)
-        .await
-        .unwrap();
-    let report = d.app.as_ref().unwrap().services.run_chores().await.unwrap();
-    assert_eq!(report.reminders_queued, 1);
-    let status = "SELECT status::text FROM email_outbox WHERE template = 'reminder'";
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let s: String = sqlx::query_scalar(status).fetch_one(&pool).await.unwrap();
-        if s == "retrying" {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "reminder is {s}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let (code, _) = d
-        .post(
-            &format!("/v1/invitations/{id}/cancel"),
-            json!({"actor_user_id": "olive"}),
-        )
+both_stores! {
+    /// R32: a reminder queued while the invitation was pending, whose turn comes
+    /// after the invitation was cancelled, is withdrawn (`cancelled`, with an
+    /// event), never sent. The SMTP server is unreachable until the cancel, so
+    /// the reminder cannot leave before it.
+    async fn a_reminder_whose_invitation_ended_is_withdrawn(db: Db) {
+        let port = SmtpSink::closed_port();
+        let d = TestDaemon::start_with(&db, SmtpSink::start(), |c| {
+            c.smtp.url = Some(format!("smtp://127.0.0.1:{port}"));
+            c.invitations.reminders = vec![Duration::from_secs(3600)];
+        })
         .await;
-    assert_eq!(code, StatusCode::OK);
-    let sink = SmtpSink::start_on(port);
-    loop {
-        let s: String = sqlx::query_scalar(status).fetch_one(&pool).await.unwrap();
-        if s == "cancelled" {
-            break;
+        let b = brand(&d).await;
+        let id = invite(&d, &b, "rem@x.example").await;
+        db.exec("UPDATE invitations SET created_at = $1", &[ago(61 * 60)])
+            .await;
+        let report = d.app.as_ref().unwrap().services.run_chores().await.unwrap();
+        assert_eq!(report.reminders_queued, 1);
+        let status = "SELECT CAST(status AS text) FROM email_outbox WHERE template = 'reminder'";
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let s = db.strings(status).await.remove(0);
+            if s == "retrying" {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "reminder is {s}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(tokio::time::Instant::now() < deadline, "reminder is {s}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (code, _) = d
+            .post(
+                &format!("/v1/invitations/{id}/cancel"),
+                json!({"actor_user_id": "olive"}),
+            )
+            .await;
+        assert_eq!(code, StatusCode::OK);
+        let sink = SmtpSink::start_on(port);
+        loop {
+            let s = db.strings(status).await.remove(0);
+            if s == "cancelled" {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "reminder is {s}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let items = timeline(&d, &id).await;
+        let withdrawn = of_type(&items, "notification.cancelled");
+        assert_eq!(withdrawn.len(), 1, "{items:?}");
+        assert_eq!(withdrawn[0]["data"]["template"], "reminder");
+        // The invitation email itself was retrying too and goes out now; the
+        // reminder never does.
+        sink.wait_for(1, WAIT).await;
+        assert!(
+            sink.messages()
+                .iter()
+                .all(|m| !m.header("Subject").unwrap().starts_with("Reminder:")),
+        );
+        d.stop().await;
     }
-    let items = timeline(&d, &id).await;
-    let withdrawn = of_type(&items, "notification.cancelled");
-    assert_eq!(withdrawn.len(), 1, "{items:?}");
-    assert_eq!(withdrawn[0]["data"]["template"], "reminder");
-    // The invitation email itself was retrying too and goes out now; the
-    // reminder never does.
-    sink.wait_for(1, WAIT).await;
-    assert!(
-        sink.messages()
-            .iter()
-            .all(|m| !m.header("Subject").unwrap().starts_with("Reminder:")),
-    );
-    d.stop().await;
 }
 
-/// R31: renew only what ended unaccepted; the new invitation has a fresh,
-/// working token and a link to the old one, whose token stays dead; renewals
-/// count towards the quota and need `members.invite`.
-#[sqlx::test(migrations = false)]
-async fn renew_gives_a_new_working_token_and_the_old_stays_dead(pool: PgPool) {
-    let d = TestDaemon::start_with(&pool, SmtpSink::start(), |c| {
-        c.invitations.rate_limit.count = 3;
-    })
-    .await;
-    let b = brand(&d).await;
-    let old = invite(&d, &b, "again@x.example").await;
-    let old_token = token_from(&d.sink.wait_for(1, WAIT).await[0].text_body());
-    let renew = |id: &str| format!("/v1/invitations/{id}/renew");
+both_stores! {
+    /// R31: renew only what ended unaccepted; the new invitation has a fresh,
+    /// working token and a link to the old one, whose token stays dead; renewals
+    /// count towards the quota and need `members.invite`.
+    async fn renew_gives_a_new_working_token_and_the_old_stays_dead(db: Db) {
+        let d = TestDaemon::start_with(&db, SmtpSink::start(), |c| {
+            c.invitations.rate_limit.count = 3;
+        })
+        .await;
+        let b = brand(&d).await;
+        let old = invite(&d, &b, "again@x.example").await;
+        let old_token = token_from(&d.sink.wait_for(1, WAIT).await[0].text_body());
+        let renew = |id: &str| format!("/v1/invitations/{id}/renew");
 
-    // Pending: nothing to renew.
-    let (status, body) = d
-        .post(&renew(&old), json!({"actor_user_id": "olive"}))
-        .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::CONFLICT, Some("invalid_transition")),
-        "{body}"
-    );
-    let (status, _) = d
-        .post(
-            &format!("/v1/invitations/{old}/cancel"),
-            json!({"actor_user_id": "olive"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    // Outsiders may not.
-    let (status, _) = d
-        .post(&renew(&old), json!({"actor_user_id": "stranger"}))
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+        // Pending: nothing to renew.
+        let (status, body) = d
+            .post(&renew(&old), json!({"actor_user_id": "olive"}))
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::CONFLICT, Some("invalid_transition")),
+            "{body}"
+        );
+        let (status, _) = d
+            .post(
+                &format!("/v1/invitations/{old}/cancel"),
+                json!({"actor_user_id": "olive"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        // Outsiders may not.
+        let (status, _) = d
+            .post(&renew(&old), json!({"actor_user_id": "stranger"}))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
 
-    let (status, new) = d
-        .post(&renew(&old), json!({"actor_user_id": "olive"}))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{new}");
-    let new_id = new["id"].as_str().unwrap().to_string();
-    assert_ne!(new_id, old);
-    assert_eq!(new["status"], "pending");
-    assert_eq!(new["email"], "again@x.example");
-    assert_eq!(new["renewed_from"], old.as_str());
-    let mail = d.sink.wait_for(2, WAIT).await.remove(1);
-    let new_token = token_from(&mail.text_body());
-    assert_ne!(new_token, old_token);
+        let (status, new) = d
+            .post(&renew(&old), json!({"actor_user_id": "olive"}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{new}");
+        let new_id = new["id"].as_str().unwrap().to_string();
+        assert_ne!(new_id, old);
+        assert_eq!(new["status"], "pending");
+        assert_eq!(new["email"], "again@x.example");
+        assert_eq!(new["renewed_from"], old.as_str());
+        let mail = d.sink.wait_for(2, WAIT).await.remove(1);
+        let new_token = token_from(&mail.text_body());
+        assert_ne!(new_token, old_token);
 
-    // The old token stays dead; the new one works.
-    d.user("again", "again@x.example", "en-US").await;
-    let (status, body) = d
-        .post(
-            "/v1/invitations/accept",
-            json!({"token": old_token, "user_id": "again"}),
-        )
-        .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::CONFLICT, Some("token_used")),
-        "{body}"
-    );
-    let (status, body) = d
-        .post(
-            "/v1/invitations/accept",
-            json!({"token": new_token, "user_id": "again"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["invitation"]["id"], new_id.as_str());
-    // Accepted: not renewable.
-    let (status, body) = d
-        .post(&renew(&new_id), json!({"actor_user_id": "olive"}))
-        .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::CONFLICT, Some("invalid_transition")),
-        "{body}"
-    );
-    // The old invitation's timeline names its successor.
-    let items = timeline(&d, &old).await;
-    let renewed = of_type(&items, "invitation.renewed");
-    assert_eq!(renewed.len(), 1);
-    assert_eq!(renewed[0]["data"]["renewed_to"], new_id.as_str());
+        // The old token stays dead; the new one works.
+        d.user("again", "again@x.example", "en-US").await;
+        let (status, body) = d
+            .post(
+                "/v1/invitations/accept",
+                json!({"token": old_token, "user_id": "again"}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::CONFLICT, Some("token_used")),
+            "{body}"
+        );
+        let (status, body) = d
+            .post(
+                "/v1/invitations/accept",
+                json!({"token": new_token, "user_id": "again"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["invitation"]["id"], new_id.as_str());
+        // Accepted: not renewable.
+        let (status, body) = d
+            .post(&renew(&new_id), json!({"actor_user_id": "olive"}))
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::CONFLICT, Some("invalid_transition")),
+            "{body}"
+        );
+        // The old invitation's timeline names its successor.
+        let items = timeline(&d, &old).await;
+        let renewed = of_type(&items, "invitation.renewed");
+        assert_eq!(renewed.len(), 1);
+        assert_eq!(renewed[0]["data"]["renewed_to"], new_id.as_str());
 
-    // Quota (3 a day): the original and the renewal used two.
-    let second = invite(&d, &b, "decl@x.example").await;
-    let decl_token = token_from(&d.sink.wait_for(4, WAIT).await[3].text_body());
-    let (status, _) = d
-        .post("/v1/invitations/decline", json!({"token": decl_token}))
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, body) = d
-        .post(&renew(&second), json!({"actor_user_id": "olive"}))
-        .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")),
-        "{body}"
-    );
-    d.stop().await;
+        // Quota (3 a day): the original and the renewal used two.
+        let second = invite(&d, &b, "decl@x.example").await;
+        let decl_token = token_from(&d.sink.wait_for(4, WAIT).await[3].text_body());
+        let (status, _) = d
+            .post("/v1/invitations/decline", json!({"token": decl_token}))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, body) = d
+            .post(&renew(&second), json!({"actor_user_id": "olive"}))
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")),
+            "{body}"
+        );
+        d.stop().await;
+    }
 }

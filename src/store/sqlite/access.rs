@@ -101,12 +101,12 @@ impl SqliteTx {
         }
         let roots: Vec<String> = roots.iter().map(|r| h(*r).to_string()).collect();
         let sql = format!(
-            "WITH RECURSIVE tree (id, depth) AS (
+            "WITH RECURSIVE tree (tid, depth) AS (
                  SELECT id, 0 FROM profile_grants WHERE id IN (SELECT value FROM json_each($1))
                  UNION ALL
-                 SELECT g.id, t.depth + 1 FROM profile_grants g JOIN tree t ON g.parent_grant_id = t.id
+                 SELECT g.id, t.depth + 1 FROM profile_grants g JOIN tree t ON g.parent_grant_id = t.tid
              )
-             SELECT {GRANT_COLUMNS} FROM profile_grants g JOIN tree ON tree.id = g.id
+             SELECT {GRANT_COLUMNS} FROM profile_grants g JOIN tree ON tree.tid = g.id
              ORDER BY tree.depth, g.id"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))

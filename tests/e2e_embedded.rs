@@ -1,0 +1,244 @@
+//! The embedded default, as a newcomer meets it: the real binary started in
+//! an empty directory with no configuration at all (only `--dev` for a key,
+//! and port 0 so tests can run side by side). It must create and migrate
+//! `invited.db`, use the templates built into the binary, write mail as
+//! `.eml` files into `./outbox`, and refuse a second process on the same
+//! SQLite file.
+
+mod support;
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::db::TempDir;
+
+/// `invited serve --dev` in `dir`, with nothing set but the listen port.
+fn serve_dev(dir: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_invited"))
+        .args(["serve", "--dev"])
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("INVITED_API__LISTEN", "127.0.0.1:0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the invited binary")
+}
+
+/// Kills the child when the test ends, whatever happens.
+struct Running {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the daemon and reads the key (stdout) and the bound address (the
+/// "invited is serving" log line on stderr).
+async fn start(dir: &Path) -> (Running, String, String) {
+    let mut child = serve_dev(dir);
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(key) = line.strip_prefix("development API key (shown once): ") {
+                    let _ = tx.send(("key", key.trim().to_string()));
+                }
+            }
+        });
+    }
+    {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("invited is serving")
+                    && let Some(start) = line.find("\"addr\":\"")
+                {
+                    let rest = &line[start + 8..];
+                    let _ = tx.send(("addr", rest[..rest.find('"').unwrap()].to_string()));
+                }
+                log.lock().unwrap().push(line);
+            }
+        });
+    }
+    let running = Running { child, log };
+    let (mut key, mut addr) = (None, None);
+    while key.is_none() || addr.is_none() {
+        match tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
+            Ok(Some(("key", k))) => key = Some(k),
+            Ok(Some((_, a))) => addr = Some(a),
+            _ => panic!(
+                "the daemon did not start:\n{}",
+                running.log.lock().unwrap().join("\n")
+            ),
+        }
+    }
+    (running, key.unwrap(), format!("http://{}", addr.unwrap()))
+}
+
+/// The text of a quoted-printable part, soft line breaks joined.
+fn unquote(eml: &str) -> String {
+    let joined = eml.replace("\r\n", "\n").replace("=\n", "");
+    let mut out = String::new();
+    let mut rest = joined.as_str();
+    while let Some(i) = rest.find('=') {
+        out.push_str(&rest[..i]);
+        match u8::from_str_radix(rest.get(i + 1..i + 3).unwrap_or("zz"), 16) {
+            Ok(byte) => {
+                out.push(byte as char);
+                rest = &rest[i + 3..];
+            }
+            Err(_) => {
+                out.push('=');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[tokio::test]
+async fn an_empty_directory_serves_writes_eml_and_the_link_works() {
+    let dir = TempDir::new("invited-empty");
+    let (mut running, key, base) = start(&dir.0).await;
+    let client = reqwest::Client::new();
+    let call = |req: reqwest::RequestBuilder| {
+        let key = key.clone();
+        async move {
+            let resp = req.bearer_auth(key).send().await.unwrap();
+            let status = resp.status();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            (status, body)
+        }
+    };
+
+    let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    assert!(
+        dir.0.join("invited.db").is_file(),
+        "the database is created"
+    );
+
+    let (status, body) = call(
+        client
+            .put(format!("{base}/v1/users/ada"))
+            .json(&json!({"email": "ada@example.com", "display_name": "Ada", "locale": "en-US"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, business) = call(
+        client
+            .post(format!("{base}/v1/businesses"))
+            .json(&json!({"name": "Analytical Engines", "owner_user_id": "ada"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{business}");
+    let b = business["id"].as_str().unwrap();
+    let (status, body) = call(
+        client
+            .post(format!("{base}/v1/businesses/{b}/invitations"))
+            .json(&json!({"actor_user_id": "ada",
+                          "invitees": [{"email": "charles@example.com", "role": "manager"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // The invitation email lands in ./outbox as one .eml file.
+    let outbox = dir.0.join("outbox");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let eml = loop {
+        let found = std::fs::read_dir(&outbox).ok().and_then(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "eml"))
+        });
+        if let Some(path) = found {
+            let mut text = String::new();
+            std::fs::File::open(path)
+                .unwrap()
+                .read_to_string(&mut text)
+                .unwrap();
+            break text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no .eml in {}:\n{}",
+            outbox.display(),
+            running.log.lock().unwrap().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(eml.contains("To: charles@example.com"), "{eml}");
+    let text = unquote(&eml);
+    let token = support::daemon::token_from(&text);
+    assert!(
+        text.contains("http://localhost:3000/invitations/accept?token="),
+        "{text}"
+    );
+
+    // Its link works: accept with the token.
+    let (status, body) = call(client.put(format!("{base}/v1/users/charles")).json(
+        &json!({"email": "charles@example.com", "display_name": "Charles", "locale": "en-US"}),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = call(
+        client
+            .post(format!("{base}/v1/invitations/accept"))
+            .json(&json!({"token": token, "user_id": "charles"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, members) = call(client.get(format!(
+        "{base}/v1/businesses/{b}/members?actor_user_id=ada"
+    )))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{members}");
+    assert!(
+        members["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["user_id"] == "charles" && m["role"] == "manager"),
+        "{members}"
+    );
+    let log = running.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains(".eml file into ./outbox"),
+        "the log says where mail goes:\n{log}"
+    );
+
+    // A second process on the same SQLite file is refused, with the reason.
+    let second = serve_dev(&dir.0).wait_with_output().unwrap();
+    assert!(
+        !second.status.success(),
+        "the second process must exit non-zero"
+    );
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("another invited process is already using the SQLite database"),
+        "{stderr}"
+    );
+    assert!(
+        running.child.try_wait().unwrap().is_none(),
+        "the first keeps serving"
+    );
+}
