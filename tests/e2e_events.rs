@@ -1,5 +1,9 @@
 //! Outbound events to webhooks (R17), end to end: the daemon in-process, a
 //! real HTTP receiver on 127.0.0.1:0 in the test, real Postgres and SMTP.
+//!
+//! Postgres-only for now: the cursor is the Postgres commit numbering
+//! (`event_commits`); the SQLite cursor is covered through the port in
+//! `tests/store.rs`.
 
 mod support;
 

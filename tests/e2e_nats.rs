@@ -3,6 +3,9 @@
 //! subject and acknowledged once; events are published with `Nats-Msg-Id`.
 //! Each test has its own subject prefix (so its own streams) and deletes its
 //! streams at the end, so parallel tests and reruns never meet.
+//!
+//! Postgres-only for now, like `e2e_events.rs`: the store under the sinks is
+//! covered on both stores in `tests/store.rs`.
 
 mod support;
 

@@ -2,6 +2,9 @@
 //! `kill -9` in the middle of sending, and two replicas sharing the outbox.
 //! Configured only through `INVITED_*` variables and `DATABASE_URL`, like a
 //! service manager would.
+//!
+//! Postgres-only by nature: several processes on one database is what
+//! SQLite refuses (see `e2e_embedded.rs`).
 
 mod support;
 

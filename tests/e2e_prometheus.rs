@@ -1,5 +1,7 @@
 //! A real Prometheus (Debian's `prometheus` package, installed by .ci/run)
 //! scrapes a running daemon; its query API then returns the daemon's metrics.
+//!
+//! Runs on Postgres: it tests the metrics pipeline, not the store.
 
 mod support;
 

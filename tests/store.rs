@@ -385,3 +385,68 @@ both_stores! {
         ));
     }
 }
+
+both_stores! {
+    /// R17 through the port alone: the event log reads committed events in
+    /// order after a cursor, one owner holds a sink's lease, a failure
+    /// counts an attempt and a backoff, the lag counts what is left, and a
+    /// commit that wrote events (or mail) wakes the subscribers.
+    async fn the_event_log_cursor_lease_lag_and_wakeups(db: Db) {
+        use invited::store::EventPosition;
+        let s = services_on(db.store(), 100).await;
+        let store = s.store.clone();
+        let mut events = store.subscribe_events().await.unwrap();
+        let mut outbox = store.subscribe_outbox().await.unwrap();
+        let business = owner_and_business(&s, None).await;
+        s.create_invitations(invite(business, &["a@x.example", "b@x.example"]))
+            .await
+            .unwrap();
+        let woke = Duration::from_secs(5);
+        tokio::time::timeout(woke, events.next())
+            .await
+            .expect("a commit with events wakes the publisher")
+            .unwrap();
+        tokio::time::timeout(woke, outbox.next())
+            .await
+            .expect("a commit with mail wakes the dispatcher")
+            .unwrap();
+
+        let (me, other) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let lease = Duration::from_secs(30);
+        let cursor = store.lease_event_cursor("test", me, lease).await.unwrap().unwrap();
+        assert_eq!((cursor.position, cursor.attempts), (EventPosition::START, 0));
+        assert!(store.lease_event_cursor("test", other, lease).await.unwrap().is_none());
+
+        let all = store.events_after(EventPosition::START, 100).await.unwrap();
+        assert!(all.len() >= 3, "{all:?}");
+        assert!(all.windows(2).all(|w| w[0].position < w[1].position));
+        let created: Vec<_> = all
+            .iter()
+            .filter(|e| e.event_type == "invitation.created")
+            .collect();
+        assert_eq!(created.len(), 2);
+        assert!(created.iter().all(|e| e.business_id == business));
+
+        assert!(store.advance_event_cursor("test", me, all[0].position, lease).await.unwrap());
+        let rest = store.events_after(all[0].position, 100).await.unwrap();
+        assert_eq!(rest, all[1..].to_vec());
+        let lag = store.event_lag().await.unwrap();
+        assert_eq!(lag.len(), 1);
+        assert_eq!((lag[0].sink.as_str(), lag[0].depth), ("test", all.len() as u64 - 1));
+
+        assert!(
+            store
+                .event_delivery_failed("test", me, "HTTP 500", Duration::from_secs(60))
+                .await
+                .unwrap()
+        );
+        let cursor = store.lease_event_cursor("test", me, lease).await.unwrap().unwrap();
+        assert_eq!((cursor.position, cursor.attempts), (all[0].position, 1));
+        assert!(cursor.wait > Duration::from_secs(50), "{:?}", cursor.wait);
+        assert!(!store.advance_event_cursor("test", other, all[1].position, lease).await.unwrap());
+
+        store.release_event_cursor("test", me).await.unwrap();
+        let theirs = store.lease_event_cursor("test", other, lease).await.unwrap().unwrap();
+        assert_eq!(theirs.position, all[0].position);
+    }
+}

@@ -1,6 +1,10 @@
 //! The event log read as an outbox (R17), against a real Postgres: events come
 //! in commit order (not transaction-id order), an uncommitted event is never
 //! read and never skipped, and a sink's lease keeps other replicas out.
+//!
+//! Postgres-only by nature: it drives transaction ids and concurrent
+//! connections by hand. The store-agnostic half of the event log (order,
+//! lease, backoff, lag, wake-ups) runs on both stores in `tests/store.rs`.
 
 use std::time::Duration;
 
