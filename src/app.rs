@@ -230,6 +230,7 @@ impl RunningApp {
             send_rate: Arc::new(crate::service::delivery::send_limiter(
                 config.mail.send_rate,
             )),
+            recorder: crate::service::delivery::Recorder::start(services.clone()),
         });
         let schedule =
             crate::actors::scheduler::parse_schedule(&config.invitations.expiry_schedule)

@@ -1,6 +1,7 @@
 //! Delivering one claimed email: render it, send it, and record the attempt
 //! with its outcome (sent, retry later, or failed for good) in one transaction
-//! with the event it causes (`invitation.sent`, `notification.failed`).
+//! with the event it causes (`invitation.sent`, `notification.failed`); the
+//! outcomes of attempts that end together share that transaction (`Recorder`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,12 +12,12 @@ use serde_json::json;
 
 use super::emails::{MEMBER_INVITATION, REMINDER, TOKEN_NONCE_KEY};
 use super::partners::{PARTNER_INVITATION, PARTNER_REQUEST};
-use super::{ServiceResult, Services, event};
+use super::{ServiceError, ServiceResult, Services, event};
 use crate::domain::TokenNonce;
 use crate::domain::retry::RetryPolicy;
 use crate::mail::{Mailer, TemplateName, Templates, build_message};
 use crate::metrics;
-use crate::store::{AttemptOutcome, ClaimedEmail, EmailAttempt};
+use crate::store::{AttemptOutcome, ClaimedEmail, EmailAttempt, NewEvent};
 
 /// `mail.send_rate` as one token bucket. Every mailer worker of a process
 /// shares it: the dispatcher takes a token per email before claiming it, so a
@@ -44,6 +45,111 @@ pub struct Delivery {
     pub accept_url: String,
     pub retry: RetryPolicy,
     pub send_rate: Arc<SendLimiter>,
+    /// Writes the outcomes of attempts, several per transaction.
+    pub recorder: Recorder,
+}
+
+/// One attempt's outcome as it is written: the attempt row with the outbox
+/// row's new state, and the event it causes, if any.
+pub struct Outcome {
+    pub attempt: EmailAttempt,
+    pub event: Option<NewEvent>,
+}
+
+struct PendingOutcome {
+    outcome: Outcome,
+    done: tokio::sync::oneshot::Sender<ServiceResult<()>>,
+}
+
+/// Records attempt outcomes in batches: each worker hands its outcome over
+/// and waits until it is committed, so an email is still recorded before its
+/// worker takes the next one, and a crash still leaves it to its lease. A
+/// lane takes whatever outcomes are waiting (up to `MAX_BATCH`) into one
+/// transaction. Why: every transaction that writes an event is numbered at
+/// commit under one advisory lock held through the WAL flush (see
+/// ARCHITECTURE, Events), so those commits cannot share a flush; one commit
+/// per email capped delivery at the disk's serial flush rate (~300/s here,
+/// BENCHMARKS.md). A batch that fails is written again one outcome per
+/// transaction, so one bad row cannot hold back the others.
+#[derive(Clone)]
+pub struct Recorder {
+    queue: tokio::sync::mpsc::UnboundedSender<PendingOutcome>,
+}
+
+/// Outcomes per transaction at most.
+const MAX_BATCH: usize = 128;
+/// Transactions being written at once (their commits still take turns).
+const LANES: usize = 4;
+
+impl Recorder {
+    /// Starts the lanes; they end when every clone of the recorder is gone.
+    pub fn start(services: Services) -> Recorder {
+        let (queue, rx) = tokio::sync::mpsc::unbounded_channel();
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..LANES {
+            tokio::spawn(record_lane(services.clone(), rx.clone()));
+        }
+        Recorder { queue }
+    }
+
+    /// Writes one outcome, together with whatever else is waiting.
+    pub async fn record(&self, outcome: Outcome) -> ServiceResult<()> {
+        let (done, rx) = tokio::sync::oneshot::channel();
+        let stopped = || ServiceError::Unavailable("the delivery recorder stopped".into());
+        self.queue
+            .send(PendingOutcome { outcome, done })
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+}
+
+async fn record_lane(
+    services: Services,
+    rx: Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<PendingOutcome>>>,
+) {
+    loop {
+        let mut batch = Vec::new();
+        {
+            let mut rx = rx.lock().await;
+            match rx.recv().await {
+                Some(first) => batch.push(first),
+                None => return,
+            }
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+        }
+        // One lock order for every batch.
+        batch.sort_by_key(|p| p.outcome.attempt.outbox_id);
+        if batch.len() > 1 {
+            let outcomes: Vec<&Outcome> = batch.iter().map(|p| &p.outcome).collect();
+            if write_outcomes(&services, &outcomes).await.is_ok() {
+                for pending in batch {
+                    let _ = pending.done.send(Ok(()));
+                }
+                continue;
+            }
+        }
+        for pending in batch {
+            let result = write_outcomes(&services, &[&pending.outcome]).await;
+            let _ = pending.done.send(result);
+        }
+    }
+}
+
+async fn write_outcomes(services: &Services, outcomes: &[&Outcome]) -> ServiceResult<()> {
+    let mut tx = services.store.begin().await?;
+    for outcome in outcomes {
+        tx.finish_email_attempt(&outcome.attempt).await?;
+        if let Some(event) = &outcome.event {
+            tx.insert_event(event).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 impl Delivery {
@@ -90,8 +196,7 @@ impl Delivery {
         };
         metrics::email_attempt(&email.template, kind, elapsed.as_secs_f64());
 
-        let mut tx = self.services.store.begin().await?;
-        tx.finish_email_attempt(&EmailAttempt {
+        let attempt = EmailAttempt {
             outbox_id: email.id,
             business_id: email.business_id,
             outcome: outcome.clone(),
@@ -99,16 +204,15 @@ impl Delivery {
             smtp_code: code,
             detail: detail.clone(),
             duration: elapsed,
-        })
-        .await?;
-        match &outcome {
+        };
+        let event = match &outcome {
             // The invitation itself reached someone: the member invitation, or
             // a partner invitation/request to one of the receiving managers.
             AttemptOutcome::Sent
                 if [MEMBER_INVITATION, PARTNER_INVITATION, PARTNER_REQUEST]
                     .contains(&email.template.as_str()) =>
             {
-                tx.insert_event(&event(
+                Some(event(
                     email.business_id,
                     email.invitation_id,
                     "invitation.sent",
@@ -116,23 +220,19 @@ impl Delivery {
                     None,
                     json!({"message_id": email.message_id, "attempts": email.attempts, "smtp_reply": detail}),
                 ))
-                .await?;
             }
-            AttemptOutcome::Failed => {
-                tx.insert_event(&event(
-                    email.business_id,
-                    email.invitation_id,
-                    "notification.failed",
-                    None,
-                    None,
-                    json!({"template": email.template, "message_id": email.message_id,
-                           "attempts": email.attempts, "smtp_code": code, "error": detail}),
-                ))
-                .await?;
-            }
-            _ => {}
-        }
-        tx.commit().await?;
+            AttemptOutcome::Failed => Some(event(
+                email.business_id,
+                email.invitation_id,
+                "notification.failed",
+                None,
+                None,
+                json!({"template": email.template, "message_id": email.message_id,
+                       "attempts": email.attempts, "smtp_code": code, "error": detail}),
+            )),
+            _ => None,
+        };
+        self.recorder.record(Outcome { attempt, event }).await?;
         match &outcome {
             AttemptOutcome::Sent => metrics::email_sent(&email.template, &email.locale),
             AttemptOutcome::Failed => metrics::email_failed(&email.template),
