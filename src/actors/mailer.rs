@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tracing::Instrument as _;
 
 use super::dispatcher::DispatcherMsg;
 use crate::service::delivery::Delivery;
@@ -54,18 +55,24 @@ impl Actor for MailerWorker {
         let MailerMsg::Send(email) = msg;
         let span = tracing::info_span!("deliver", email_id = %email.id, business_id = %email.business_id,
             invitation_id = ?email.invitation_id.map(|i| i.0), template = %email.template);
-        let _guard = span.enter();
-        match state.delivery.deliver(&email).await {
-            Ok(outcome) => tracing::debug!(
-                ?outcome,
-                attempt = email.attempts,
-                "delivery attempt recorded"
-            ),
-            // The lease runs out and another attempt follows: nothing is dropped.
-            Err(error) => {
-                tracing::warn!(%error, "could not record a delivery attempt; the lease will retry it")
+        // `instrument`, not `enter`: the attempt awaits the recorder (another
+        // task), and an entered guard does not follow the future to the
+        // thread it resumes on, so its lines would lose the span's fields.
+        async {
+            match state.delivery.deliver(&email).await {
+                Ok(outcome) => tracing::debug!(
+                    ?outcome,
+                    attempt = email.attempts,
+                    "delivery attempt recorded"
+                ),
+                // The lease runs out and another attempt follows: nothing is dropped.
+                Err(error) => {
+                    tracing::warn!(%error, "could not record a delivery attempt; the lease will retry it")
+                }
             }
         }
+        .instrument(span)
+        .await;
         // The dispatcher may be restarting; it finds its workers idle again.
         let _ = state.dispatcher.send_message(DispatcherMsg::Done {
             worker: state.index,
