@@ -86,6 +86,12 @@ struct Args {
     skip_memory: bool,
     #[arg(long)]
     skip_ceiling: bool,
+    /// Experiment, not a configuration: disable the `events_commit_order`
+    /// trigger in the benchmark database, to measure what the commit
+    /// numbering of events (one commit at a time) costs. Event sinks would
+    /// then miss events; the benchmark configures none.
+    #[arg(long)]
+    experiment_no_commit_order: bool,
     /// Internal: run only the daemon, driven over stdin (memory benchmark).
     #[arg(long, hide = true)]
     child_daemon: bool,
@@ -236,8 +242,17 @@ async fn pool(url: &str, n: u32) -> anyhow::Result<PgPool> {
         .with_context(|| format!("connecting to {url}"))
 }
 
-async fn start_daemon(config: &Config) -> anyhow::Result<RunningApp> {
-    RunningApp::start(config, vec![ApiKey::from_plaintext("bench", API_KEY)]).await
+async fn start_daemon(args: &Args, config: &Config) -> anyhow::Result<RunningApp> {
+    let app = RunningApp::start(config, vec![ApiKey::from_plaintext("bench", API_KEY)]).await?;
+    if args.experiment_no_commit_order {
+        let db = pool(&args.database_url, 1).await?;
+        sqlx::query("ALTER TABLE events DISABLE TRIGGER events_commit_order")
+            .execute(&db)
+            .await?;
+        db.close().await;
+        println!("EXPERIMENT: events_commit_order trigger disabled");
+    }
+    Ok(app)
 }
 
 /// Waits for `f` to hold, failing when nothing changes for `stall`.
@@ -274,7 +289,7 @@ async fn delivery(args: &Args, sink: &Arc<Sink>) -> anyhow::Result<f64> {
     sink.set_mode(Mode::Route);
     let config = bench_config(args, &sink.url(), Duration::from_secs(60));
     print_config(&config);
-    let app = start_daemon(&config).await?;
+    let app = start_daemon(args, &config).await?;
     let api = Api::new(app.addr);
     let db = pool(&args.database_url, 4).await?;
     bulk_users(&db, "owner", 1).await?;
@@ -448,7 +463,7 @@ async fn lifecycle(args: &Args, sink: &Arc<Sink>) -> anyhow::Result<()> {
     sink.set_mode(Mode::Route);
     let config = bench_config(args, &sink.url(), Duration::from_secs(60));
     print_config(&config);
-    let app = start_daemon(&config).await?;
+    let app = start_daemon(args, &config).await?;
     let api = Api::new(app.addr);
     let db = pool(&args.database_url, 4).await?;
     let owners = clients as u64 * biz_per_client + paced_biz;
@@ -743,7 +758,7 @@ async fn memory(args: &Args, sink: &Arc<Sink>) -> anyhow::Result<()> {
 async fn child_daemon(args: &Args) -> anyhow::Result<()> {
     let smtp = args.smtp_url.clone().context("--smtp-url")?;
     let config = bench_config(args, &smtp, Duration::from_secs(3600));
-    let app = start_daemon(&config).await?;
+    let app = start_daemon(args, &config).await?;
     let db = pool(&args.database_url, 1).await?;
     let mut out = tokio::io::stdout();
     out.write_all(format!("ready {}\n", app.addr).as_bytes())
@@ -813,35 +828,39 @@ async fn ceiling(args: &Args, sink: &Arc<Sink>) -> anyhow::Result<()> {
     )
     .execute(&db)
     .await?;
-    let count = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(args.ceiling_secs);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..args.clients {
-        let (db, count) = (db.clone(), count.clone());
-        tasks.push(tokio::spawn(async move {
-            while Instant::now() < deadline {
-                sqlx::query("INSERT INTO bench_ceiling (id, payload) VALUES ($1, $2)")
-                    .bind(uuid::Uuid::now_v7())
-                    .bind("a payload of about the size of a small row")
-                    .execute(&db)
-                    .await?;
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-            anyhow::Ok(())
-        }));
+    // At the benchmark's concurrency, and on one connection: commits that
+    // cannot share a WAL flush (the event-writing commits of the daemon are
+    // numbered one at a time under an advisory lock held through the flush).
+    for connections in [args.clients, 1] {
+        let count = Arc::new(AtomicU64::new(0));
+        let deadline = Instant::now() + Duration::from_secs(args.ceiling_secs);
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..connections {
+            let (db, count) = (db.clone(), count.clone());
+            tasks.push(tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    sqlx::query("INSERT INTO bench_ceiling (id, payload) VALUES ($1, $2)")
+                        .bind(uuid::Uuid::now_v7())
+                        .bind("a payload of about the size of a small row")
+                        .execute(&db)
+                        .await?;
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let n = count.load(Ordering::Relaxed);
+        println!(
+            "Postgres single-row INSERT commits: {n} in {elapsed:.2} s = {:.0} commits/s \
+             ({connections} connections, fsync={fsync}, synchronous_commit={sync_commit})",
+            n as f64 / elapsed,
+        );
     }
-    for task in tasks {
-        task.await??;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let n = count.load(Ordering::Relaxed);
-    println!(
-        "Postgres single-row INSERT commits: {n} in {elapsed:.2} s = {:.0} commits/s \
-         ({} connections, fsync={fsync}, synchronous_commit={sync_commit})",
-        n as f64 / elapsed,
-        args.clients
-    );
     db.close().await;
 
     // The sink from a bare lettre client: the same message bytes, the same
@@ -886,6 +905,41 @@ async fn ceiling(args: &Args, sink: &Arc<Sink>) -> anyhow::Result<()> {
         "sink from a bare lettre client: {n} messages of {} bytes in {elapsed:.2} s = {:.0} emails/s \
          ({} connections)",
         raw.len(),
+        n as f64 / elapsed,
+        args.smtp_pool
+    );
+
+    // The same with TCP_NODELAY on the client socket (lettre's own connect
+    // leaves Nagle on): one lettre connection per task over a TcpStream we
+    // opened ourselves.
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.smtp_pool {
+        let (envelope, raw, next, port) = (envelope.clone(), raw.clone(), next.clone(), sink.port);
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            stream.set_nodelay(true)?;
+            let mut conn =
+                lettre::transport::smtp::client::AsyncSmtpConnection::connect_with_transport(
+                    Box::new(stream),
+                    &lettre::transport::smtp::extension::ClientId::default(),
+                )
+                .await?;
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                conn.send(&envelope, &raw).await?;
+            }
+            conn.quit().await?;
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "sink from bare lettre connections with TCP_NODELAY: {n} messages in {elapsed:.2} s = {:.0} emails/s \
+         ({} connections)",
         n as f64 / elapsed,
         args.smtp_pool
     );
