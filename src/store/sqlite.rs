@@ -45,8 +45,8 @@ mod events;
 /// The SQLite migrations this build ships, applied on start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations-sqlite");
 
-/// How long a statement waits for the write lock before failing. Only
-/// connections outside the adapter's mutex (tools, tests) ever wait.
+/// How long a write transaction waits for the write lock (the adapter's
+/// mutex, then SQLite's busy wait for connections outside it) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
@@ -146,7 +146,16 @@ impl SqliteStore {
 
     /// A write transaction holding the database write lock.
     async fn write_tx(&self) -> StoreResult<SqliteTx> {
-        let guard = self.write.clone().lock_owned().await;
+        // Bounded like SQLite's own busy wait: a task that asked for a
+        // second write transaction while holding one would otherwise wait
+        // forever; it gets an error instead.
+        let guard = tokio::time::timeout(BUSY_TIMEOUT, self.write.clone().lock_owned())
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "the SQLite write lock was not free within {BUSY_TIMEOUT:?}"
+                ))
+            })?;
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.st()?;
         Ok(SqliteTx {
             tx,
