@@ -980,14 +980,29 @@ impl Store for PgStore {
     async fn claim_emails(&self, limit: u32, lease: Duration) -> StoreResult<Vec<ClaimedEmail>> {
         // One statement: pick due rows (queued, retrying, or sending with a lapsed
         // lease), skip rows another replica holds, mark them sending, commit.
+        // The two kinds are read apart, each through its partial index in
+        // order and stopping at the limit: one `OR` made every claim a bitmap
+        // scan and a sort of every due row and every dead index entry left by
+        // earlier claims (2.5 ms per claim after 20,000 emails, and the claim
+        // the busiest statement of a burst; BENCHMARKS.md). Rows locked here
+        // but not picked are free again when the statement commits.
         let rows = sqlx::query(
-            "WITH due AS (
-                 SELECT id FROM email_outbox
-                 WHERE (status IN ('queued', 'retrying') AND available_at <= now())
-                    OR (status = 'sending' AND lease_until < now())
+            "WITH queued AS (
+                 SELECT id, available_at FROM email_outbox
+                 WHERE status IN ('queued', 'retrying') AND available_at <= now()
                  ORDER BY available_at, id
                  LIMIT $1
                  FOR UPDATE SKIP LOCKED
+             ), lapsed AS (
+                 SELECT id, available_at FROM email_outbox
+                 WHERE status = 'sending' AND lease_until < now()
+                 ORDER BY lease_until
+                 LIMIT $1
+                 FOR UPDATE SKIP LOCKED
+             ), due AS (
+                 SELECT id FROM (SELECT * FROM queued UNION ALL SELECT * FROM lapsed) c
+                 ORDER BY available_at, id
+                 LIMIT $1
              )
              UPDATE email_outbox o
                 SET status = 'sending', attempts = o.attempts + 1,
