@@ -322,6 +322,8 @@ async fn delivery(args: &Args, sink: &Arc<Sink>) -> anyhow::Result<f64> {
     // Exactly the rows the create path writes for each invitation (invitation,
     // its events but `invitation.sent`, its outbox row with the context of its
     // own address and nonce and a fresh Message-ID), cloned from the seed.
+    // Each outbox row gets its own `clock_timestamp()` as creation and due
+    // time, as rows written by separate create transactions would.
     let queued_at = Instant::now();
     let mut tx = db.begin().await?;
     let (emails, events): (i64, i64) = sqlx::query_as(
@@ -343,7 +345,7 @@ async fn delivery(args: &Args, sink: &Arc<Sink>) -> anyhow::Result<f64> {
                        o.context || jsonb_build_object('recipient_email', inv.email,
                                                        '_token_nonce', encode(inv.token_nonce, 'hex')),
                        '<' || gen_random_uuid() || substring(o.message_id from '@.*$'),
-                       now(), now(), now()
+                       clock_timestamp(), clock_timestamp(), clock_timestamp()
                 FROM inv, email_outbox o
                 WHERE o.invitation_id = $1 AND o.template = 'member_invitation'
                 RETURNING 1),
@@ -951,7 +953,8 @@ async fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
     args.apply_quick();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    invited::telemetry::init(invited::config::LogFormat::Pretty, "warn");
+    // sqlx warns of slow statements: the bulk loads are slow on purpose.
+    invited::telemetry::init(invited::config::LogFormat::Pretty, "warn,sqlx::query=error");
     if args.child_daemon {
         return child_daemon(&args).await;
     }
