@@ -603,14 +603,17 @@ impl StoreTx for PgTx {
         limit: u32,
     ) -> StoreResult<Vec<(InvitationId, BusinessId)>> {
         // The locking read re-checks `status = 'pending'` on a row another
-        // transaction changed meanwhile, so a row is moved at most once.
+        // transaction changed meanwhile, so a row is moved at most once. `NO KEY
+        // UPDATE`, like every row lock here: the KEY SHARE locks that inserts
+        // referencing the invitation take (events, outbox, attempts) must not
+        // make the sweeps skip it.
         let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
             "WITH due AS (
                  SELECT id FROM invitations
                  WHERE status = 'pending' AND expires_at <= now()
                  ORDER BY expires_at, id
                  LIMIT $1
-                 FOR UPDATE SKIP LOCKED
+                 FOR NO KEY UPDATE SKIP LOCKED
              )
              UPDATE invitations i
                 SET status = 'expired', expired_at = now(), updated_at = now()
@@ -642,7 +645,7 @@ impl StoreTx for PgTx {
                                WHERE r.invitation_id = i.id AND r.offset_secs = $3)
              ORDER BY i.created_at, i.id
              LIMIT $4
-             FOR UPDATE OF i SKIP LOCKED",
+             FOR NO KEY UPDATE OF i SKIP LOCKED",
         )
         .bind(offset.as_secs_f64())
         .bind(next.map(|n| n.as_secs_f64()))
