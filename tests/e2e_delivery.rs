@@ -24,22 +24,6 @@ use support::smtp_sink::{Reply, SmtpSink};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Polls `path` until `check` holds (delivery is asynchronous).
-async fn eventually(d: &TestDaemon, path: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let (status, body) = d.get(path).await;
-        if status == StatusCode::OK && check(&body) {
-            return body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition never held for {path}: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
@@ -88,8 +72,7 @@ both_stores! {
         .await;
         let b = brand(&d).await;
         let id = invite(&d, &b, "r@x.example").await;
-        let inv = eventually(
-            &d,
+        let inv = d.eventually(WAIT,
             &format!("/v1/invitations/{id}?actor_user_id=olive"),
             |v| v["delivery"]["status"] == "sent",
         )
@@ -140,8 +123,7 @@ both_stores! {
             TestDaemon::start_with(&db, SmtpSink::start_with(vec![Reply::Permanent]), |_| {}).await;
         let b = brand(&d).await;
         let id = invite(&d, &b, "r@x.example").await;
-        let inv = eventually(
-            &d,
+        let inv = d.eventually(WAIT,
             &format!("/v1/invitations/{id}?actor_user_id=olive"),
             |v| v["delivery"]["status"] == "failed",
         )
@@ -180,12 +162,12 @@ both_stores! {
         let b = brand(&d).await;
         let id = invite(&d, &b, "r@x.example").await;
         let path = format!("/v1/invitations/{id}?actor_user_id=olive");
-        eventually(&d, &path, |v| {
+        d.eventually(WAIT, &path, |v| {
             v["delivery"]["status"] == "retrying" && v["delivery"]["attempts"].as_u64() >= Some(1)
         })
         .await;
         let sink = SmtpSink::start_on(port);
-        let inv = eventually(&d, &path, |v| v["delivery"]["status"] == "sent").await;
+        let inv = d.eventually(WAIT, &path, |v| v["delivery"]["status"] == "sent").await;
         let mails = sink.wait_for(1, WAIT).await;
         assert_eq!(mails.len(), 1);
         let attempts = inv["delivery"]["attempts"].as_u64().unwrap();
@@ -255,8 +237,7 @@ both_stores! {
         let b = brand(&d).await;
         let id = invite(&d, &b, "late@x.example").await;
         let token = token_from(&d.sink.wait_for(1, WAIT).await[0].text_body());
-        let inv = eventually(
-            &d,
+        let inv = d.eventually(WAIT,
             &format!("/v1/invitations/{id}?actor_user_id=olive"),
             |v| v["status"] == "expired",
         )

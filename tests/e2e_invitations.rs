@@ -16,22 +16,6 @@ use support::db::ago;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Polls until `check` holds for the GET response (delivery is asynchronous).
-async fn eventually(d: &TestDaemon, path: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let (status, body) = d.get(path).await;
-        if status == StatusCode::OK && check(&body) {
-            return body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition never held for {path}: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn brand(d: &TestDaemon) -> String {
     d.user("olive", "olive@brand.example", "en-US").await;
     d.business("Brand & Co", "olive").await
@@ -80,8 +64,7 @@ both_stores! {
                 .contains("https://app.example.test/invitations/accept?token=")
         );
 
-        let sent = eventually(
-            &d,
+        let sent = d.eventually(WAIT,
             &format!("/v1/invitations/{id}?actor_user_id=olive"),
             |v| v["delivery"]["status"] == "sent",
         )

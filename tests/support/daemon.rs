@@ -135,6 +135,28 @@ impl TestDaemon {
         self.send(self.client.delete(self.url(path))).await
     }
 
+    /// Polls GET `path` until `check` holds (delivery is asynchronous), at
+    /// most `timeout`; returns the body that satisfied it.
+    pub async fn eventually(
+        &self,
+        timeout: Duration,
+        path: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let (status, body) = self.get(path).await;
+            if status == StatusCode::OK && check(&body) {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "condition never held for {path}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn client(&self) -> &reqwest::Client {
         &self.client
     }
