@@ -836,6 +836,35 @@ both_stores! {
             );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+
+        // R31 for a business: a cancelled partner request is renewed to the
+        // same business, in the same direction, linked to the old one.
+        let (status, _) = d
+            .post(
+                &format!("/v1/invitations/{inv_id}/cancel"),
+                json!({"actor_user_id": "olive"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, again) = d
+            .post(
+                &format!("/v1/invitations/{inv_id}/renew"),
+                json!({"actor_user_id": "olive"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{again}");
+        assert_eq!(again["kind"], "partner_request");
+        assert_eq!(again["status"], "pending");
+        assert_eq!(again["partner_business_id"], inv["partner_business_id"]);
+        assert_eq!(again["renewed_from"], inv_id.as_str());
+        assert_ne!(again["id"], inv["id"]);
+        let renewed_events = db
+            .count_with(
+                "SELECT count(*) FROM events WHERE type = 'invitation.renewed' AND invitation_id = $1",
+                &[Arg::Uuid(inv_id.parse().unwrap())],
+            )
+            .await;
+        assert_eq!(renewed_events, 1);
         d.stop().await;
     }
 }

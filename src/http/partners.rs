@@ -50,6 +50,7 @@ fn parse_create(business: BusinessId, body: CreatePartnerBody) -> Result<CreateP
         direction,
         message: body.message.map(parse_message).transpose()?.flatten(),
         grants: parse_grants(body.grants)?,
+        renewed_from: None,
     })
 }
 

@@ -209,16 +209,8 @@ impl Services {
             ))
             .await?;
             if let Some(old) = renewed_from {
-                // On the old invitation's timeline, in the same transaction.
-                tx.insert_event(&event(
-                    req.business,
-                    Some(old),
-                    "invitation.renewed",
-                    Some(&req.actor),
-                    None,
-                    json!({"renewed_to": id}),
-                ))
-                .await?;
+                tx.insert_event(&renewed_event(req.business, old, &req.actor, id))
+                    .await?;
             }
             let record = tx
                 .lock_invitation(id)
@@ -541,4 +533,22 @@ fn token_answers(inv: &InvitationRecord) -> Result<(), DomainError> {
     } else {
         Err(DomainError::TokenInvalid)
     }
+}
+
+/// On the old invitation's timeline, in the same transaction as the new one
+/// (R31): which invitation replaced it.
+pub(crate) fn renewed_event(
+    business: BusinessId,
+    old: InvitationId,
+    actor: &UserId,
+    new: InvitationId,
+) -> crate::store::NewEvent {
+    event(
+        business,
+        Some(old),
+        "invitation.renewed",
+        Some(actor),
+        None,
+        json!({"renewed_to": new}),
+    )
 }

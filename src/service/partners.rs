@@ -38,6 +38,8 @@ pub struct CreatePartner {
     /// Invite: profiles of the sender, for the partner. Request: profiles of
     /// the partner, asked for the sender; applied when a manager there accepts.
     pub grants: Vec<InvitationGrant>,
+    /// The terminal invitation this one renews (R31), if any.
+    pub renewed_from: Option<InvitationId>,
 }
 
 impl Services {
@@ -101,9 +103,15 @@ impl Services {
             created_at: now,
             expires_at: now
                 + chrono::Duration::from_std(self.settings.ttl).unwrap_or(chrono::Duration::MAX),
-            renewed_from: None,
+            renewed_from: req.renewed_from,
         })
         .await?;
+        if let Some(old) = req.renewed_from {
+            tx.insert_event(&super::invitations::renewed_event(
+                sender.id, old, &req.actor, id,
+            ))
+            .await?;
+        }
         tx.insert_event(&event(
             sender.id,
             Some(id),

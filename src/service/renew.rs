@@ -1,4 +1,4 @@
-//! Renew (R31): a new pending invitation to the same address, with a fresh
+//! Renew (R31): a new pending invitation to the same address or business, with a fresh
 //! token and expiry, linked to the expired, declined or cancelled one it
 //! replaces. It is created by the create path itself, so it counts towards the
 //! quota (R8) and passes every check a new invitation passes (membership,
@@ -6,10 +6,12 @@
 
 use super::chores::BATCH;
 use super::invitations::{CreateInvitations, Invitee};
+use super::partners::CreatePartner;
 use super::{ServiceResult, Services};
 use crate::domain::access::InvitationGrant;
 use crate::domain::lifecycle::check_renewable;
-use crate::domain::{DomainError, InvitationId, InvitationKind, InvitationStatus, UserId};
+use crate::domain::partners::Direction;
+use crate::domain::{DomainError, InvitationId, InvitationStatus, UserId};
 use crate::store::InvitationRecord;
 
 impl Services {
@@ -27,15 +29,34 @@ impl Services {
         // Terminal states never change, so this check cannot go stale before
         // the create below.
         check_renewable(&old.view(), now)?;
-        if old.kind != InvitationKind::Member {
-            return Err(
-                DomainError::Conflict("only member invitations can be renewed".into()).into(),
-            );
-        }
         if old.status == InvitationStatus::Pending {
             // Past its expiry but not swept yet: expire it now, so that the
             // new pending invitation is the only one for the address (R13).
             self.expire_due(BATCH).await?;
+        }
+        // The profile grants it carried come along, checked again (R13).
+        let grants = InvitationGrant::from_stored(&old.grants);
+        if let Some(direction) = Direction::of(old.kind) {
+            // A partner invitation: the same business, the same direction.
+            let partner = old
+                .partner_business_id
+                .ok_or_else(|| DomainError::Conflict("the invitation has no partner".into()))?;
+            let partner = self
+                .store
+                .get_business(partner)
+                .await?
+                .ok_or_else(|| DomainError::NotFound(format!("business {partner}")))?;
+            return self
+                .create_partner_invitation(CreatePartner {
+                    business: old.business_id,
+                    actor: actor.clone(),
+                    partner: partner.public_id,
+                    direction,
+                    message: old.message.clone(),
+                    grants,
+                    renewed_from: Some(id),
+                })
+                .await;
         }
         let email = old
             .email
@@ -51,8 +72,6 @@ impl Services {
             }],
             message: old.message.clone(),
         };
-        // The profile grants it carried come along, checked again (R13).
-        let grants = InvitationGrant::from_stored(&old.grants);
         let mut created = self
             .create_invitations_granting(req, grants, Some(id))
             .await?;
