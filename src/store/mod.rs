@@ -9,6 +9,7 @@ pub mod events;
 pub mod postgres;
 pub mod records;
 pub mod sqlite;
+mod stored;
 
 use std::time::Duration;
 

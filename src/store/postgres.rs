@@ -9,10 +9,11 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow}
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
+use super::stored::{BUSINESS_COLUMNS, corrupt, email, locale, status, user_id};
 use super::*;
 use crate::domain::{
-    BusinessId, Email, InvitationId, InvitationKind, InvitationStatus, Locale, PublicBusinessId,
-    Role, RolePreset, TokenHash, TokenNonce, UserId,
+    BusinessId, Email, InvitationId, InvitationKind, InvitationStatus, PublicBusinessId, Role,
+    RolePreset, TokenHash, TokenNonce, UserId,
 };
 
 mod access;
@@ -98,31 +99,11 @@ impl<T> OrStore<T> for Result<T, sqlx::Error> {
     }
 }
 
-fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Other(format!("stored {what} {value:?} does not parse"))
-}
-
 fn get<'r, T: sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>>(
     row: &'r PgRow,
     col: &str,
 ) -> StoreResult<T> {
     row.try_get(col).st()
-}
-
-fn user_id(raw: String) -> StoreResult<UserId> {
-    UserId::parse(&raw).map_err(|_| corrupt("user id", &raw))
-}
-
-fn email(raw: String) -> StoreResult<Email> {
-    Email::parse(&raw).map_err(|_| corrupt("email", &raw))
-}
-
-fn locale(raw: String) -> StoreResult<Locale> {
-    Locale::parse(&raw).map_err(|_| corrupt("locale", &raw))
-}
-
-fn status(raw: &str) -> StoreResult<InvitationStatus> {
-    InvitationStatus::parse(raw).ok_or_else(|| corrupt("status", raw))
 }
 
 fn user_from_row(row: &PgRow) -> StoreResult<UserRecord> {
@@ -135,9 +116,6 @@ fn user_from_row(row: &PgRow) -> StoreResult<UserRecord> {
         updated_at: get(row, "updated_at")?,
     })
 }
-
-const BUSINESS_COLUMNS: &str =
-    "id, public_id, name, role_preset, seat_limit, locale, require_2fa, created_at, updated_at";
 
 fn business_from_row(row: &PgRow) -> StoreResult<BusinessRecord> {
     let preset: String = get(row, "role_preset")?;

@@ -33,10 +33,11 @@ use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 use uuid::Uuid;
 use uuid::fmt::Hyphenated;
 
+use super::stored::{BUSINESS_COLUMNS, corrupt, email, locale, status, user_id};
 use super::*;
 use crate::domain::{
-    BusinessId, Email, InvitationId, InvitationKind, InvitationStatus, Locale, PublicBusinessId,
-    Role, RolePreset, TokenHash, TokenNonce, UserId,
+    BusinessId, Email, InvitationId, InvitationKind, InvitationStatus, PublicBusinessId, Role,
+    RolePreset, TokenHash, TokenNonce, UserId,
 };
 
 mod access;
@@ -225,10 +226,6 @@ impl<T> OrStore<T> for Result<T, sqlx::Error> {
     }
 }
 
-fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Other(format!("stored {what} {value:?} does not parse"))
-}
-
 fn get<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(
     row: &'r SqliteRow,
     col: &str,
@@ -266,22 +263,6 @@ fn minus(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     at - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX / 2)
 }
 
-fn user_id(raw: String) -> StoreResult<UserId> {
-    UserId::parse(&raw).map_err(|_| corrupt("user id", &raw))
-}
-
-fn email(raw: String) -> StoreResult<Email> {
-    Email::parse(&raw).map_err(|_| corrupt("email", &raw))
-}
-
-fn locale(raw: String) -> StoreResult<Locale> {
-    Locale::parse(&raw).map_err(|_| corrupt("locale", &raw))
-}
-
-fn status(raw: &str) -> StoreResult<InvitationStatus> {
-    InvitationStatus::parse(raw).ok_or_else(|| corrupt("status", raw))
-}
-
 fn user_from_row(row: &SqliteRow) -> StoreResult<UserRecord> {
     Ok(UserRecord {
         user_id: user_id(get(row, "user_id")?)?,
@@ -292,9 +273,6 @@ fn user_from_row(row: &SqliteRow) -> StoreResult<UserRecord> {
         updated_at: get(row, "updated_at")?,
     })
 }
-
-const BUSINESS_COLUMNS: &str =
-    "id, public_id, name, role_preset, seat_limit, locale, require_2fa, created_at, updated_at";
 
 fn business_from_row(row: &SqliteRow) -> StoreResult<BusinessRecord> {
     let preset: String = get(row, "role_preset")?;
