@@ -326,6 +326,99 @@ both_stores! {
 }
 
 both_stores! {
+    /// The delivery recorder's batch (R27, R34): several attempts of
+    /// different emails and their events written at once leave each outbox
+    /// row exactly as one attempt at a time would: sent, retrying with its
+    /// next time and error, failed with its error; one attempt row each; the
+    /// events in the order given.
+    async fn a_batch_of_outcomes_is_recorded_like_one_at_a_time(db: Db) {
+        use invited::store::{AttemptOutcome, EmailAttempt, NewEvent};
+        let s = services_on(db.store(), 100).await;
+        let business = owner_and_business(&s, None).await;
+        s.create_invitations(invite(business, &["s@x.example", "r@x.example", "f@x.example"]))
+            .await
+            .unwrap();
+        let mut claimed = s.store.claim_emails(3, Duration::from_secs(60)).await.unwrap();
+        claimed.sort_by_key(|e| e.recipient.clone());
+        let [f, r, sent] = [&claimed[0], &claimed[1], &claimed[2]];
+        assert_eq!(
+            [&f.recipient, &r.recipient, &sent.recipient],
+            ["f@x.example", "r@x.example", "s@x.example"]
+        );
+        let attempt = |email: &invited::store::ClaimedEmail, outcome, kind, code, detail: &str| {
+            EmailAttempt {
+                outbox_id: email.id,
+                business_id: business,
+                outcome,
+                kind,
+                smtp_code: Some(code),
+                detail: Some(detail.to_string()),
+                duration: Duration::from_millis(12),
+            }
+        };
+        let attempts = [
+            attempt(sent, AttemptOutcome::Sent, "sent", 250, "250 ok"),
+            attempt(
+                r,
+                AttemptOutcome::Retry { after: Duration::from_secs(3600) },
+                "transient",
+                451,
+                "451 later",
+            ),
+            attempt(f, AttemptOutcome::Failed, "permanent", 550, "550 no such user"),
+        ];
+        let events: Vec<NewEvent> = ["test.first", "test.second", "test.third"]
+            .iter()
+            .map(|t| NewEvent {
+                id: uuid::Uuid::now_v7(),
+                business_id: business,
+                invitation_id: sent.invitation_id,
+                event_type: t.to_string(),
+                actor_user_id: None,
+                from_status: None,
+                to_status: None,
+                data: serde_json::json!({"n": t}),
+            })
+            .collect();
+        let mut tx = s.store.begin().await.unwrap();
+        tx.finish_email_attempts(&attempts).await.unwrap();
+        tx.insert_events(&events).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let state = async |id: uuid::Uuid| {
+            db.strings_with(
+                "SELECT status || '|' || coalesce(last_error, '-') || '|' ||
+                        CASE WHEN sent_at IS NULL THEN 'f' ELSE 't' END || '|' ||
+                        CASE WHEN lease_until IS NULL THEN 't' ELSE 'f' END
+                   FROM email_outbox WHERE id = $1",
+                &[Arg::Uuid(id)],
+            )
+            .await
+            .concat()
+        };
+        assert_eq!(state(sent.id).await, "sent|-|t|t");
+        assert_eq!(state(r.id).await, "retrying|451 later|f|t");
+        assert_eq!(state(f.id).await, "failed|550 no such user|f|t");
+        let later = db
+            .count_with(
+                "SELECT count(*) FROM email_outbox WHERE id = $1 AND available_at > $2",
+                &[Arg::Uuid(r.id), ago(-3000)],
+            )
+            .await;
+        assert_eq!(later, 1, "the retry is due in an hour, not now");
+        assert_eq!(db.count("SELECT count(*) FROM email_attempts").await, 3);
+        let codes = db
+            .strings("SELECT outcome || ':' || smtp_code || ':' || duration_ms FROM email_attempts ORDER BY smtp_code")
+            .await;
+        assert_eq!(codes, ["sent:250:12", "transient:451:12", "permanent:550:12"]);
+        let types = db
+            .strings("SELECT type FROM events WHERE type LIKE 'test.%' ORDER BY seq")
+            .await;
+        assert_eq!(types, ["test.first", "test.second", "test.third"]);
+    }
+}
+
+both_stores! {
     /// Idempotency keys: first use, replay, mismatch, in progress, release.
     async fn idempotency_keys(db: Db) {
         let store = db.store();

@@ -215,3 +215,114 @@ async fn a_sink_lease_keeps_other_replicas_out(pool: PgPool) {
         .expect("released");
     assert_eq!(taken.position, events[0].position);
 }
+
+/// Waits until `sql` (one boolean) holds, polling the database.
+async fn until(pool: &PgPool, sql: &'static str) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let holds: bool = sqlx::query_scalar(sql).fetch_one(pool).await.unwrap();
+            if holds {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("never held: {sql}"));
+}
+
+/// Event-writing commits no longer take turns (their commit-order lock is
+/// shared), so a reader must not read past a commit that has its number but
+/// is not visible yet: its cursor would move past that number for good. A's
+/// commit trigger runs early here (`SET CONSTRAINTS … IMMEDIATE`) and A stays
+/// open with its number; B takes the next number and commits without waiting
+/// for A; a reader then waits for A instead of returning B's event alone.
+#[sqlx::test]
+async fn a_reader_waits_for_a_numbered_commit_still_on_its_way(pool: PgPool) {
+    let store = PgStore::from_pool(pool.clone());
+    let b = business(&pool).await;
+
+    let mut conn_a = connect(&pool).await;
+    sqlx::query("BEGIN").execute(&mut conn_a).await.unwrap();
+    sqlx::query("SET CONSTRAINTS events_commit_order IMMEDIATE")
+        .execute(&mut conn_a)
+        .await
+        .unwrap();
+    let e_a = insert_event(&mut conn_a, b, "invitation.created").await;
+
+    let mut conn_b = connect(&pool).await;
+    let e_b = tokio::time::timeout(
+        Duration::from_secs(10),
+        insert_event(&mut conn_b, b, "invitation.sent"),
+    )
+    .await
+    .expect("B commits while A holds its number: commits do not take turns");
+    let numbers: Vec<(String, i64)> =
+        sqlx::query_as("SELECT txid::text, commit_seq FROM event_commits ORDER BY commit_seq")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(numbers.len(), 1, "only B's number is visible: {numbers:?}");
+
+    let reader = {
+        let store = store.clone();
+        tokio::spawn(async move { ids_after(&store, EventPosition::START).await })
+    };
+    until(
+        &pool,
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted)",
+    )
+    .await;
+    assert!(!reader.is_finished(), "the reader waits for A");
+    sqlx::query("COMMIT").execute(&mut conn_a).await.unwrap();
+    assert_eq!(
+        reader.await.unwrap(),
+        vec![e_a, e_b],
+        "A's event first (its number is smaller), none skipped"
+    );
+}
+
+/// Wake-ups come after the commit, not from a NOTIFY inside it: a commit on
+/// one replica wakes the publisher and the dispatcher of another through
+/// the replica's own NOTIFY; a transaction that rolls back wakes nobody.
+#[sqlx::test]
+async fn a_commit_on_one_replica_wakes_the_others(pool: PgPool) {
+    use invited::store::{NewEvent, Store};
+    let ours = PgStore::from_pool(pool.clone());
+    let theirs = PgStore::from_pool(
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with((*pool.connect_options()).clone())
+            .await
+            .unwrap(),
+    );
+    let b = business(&pool).await;
+    let mut events = ours.subscribe_events().await.unwrap();
+    let event = || NewEvent {
+        id: Uuid::now_v7(),
+        business_id: invited::domain::BusinessId(b),
+        invitation_id: None,
+        event_type: "test.woken".into(),
+        actor_user_id: None,
+        from_status: None,
+        to_status: None,
+        data: serde_json::json!({}),
+    };
+
+    let mut tx = theirs.begin().await.unwrap();
+    tx.insert_event(&event()).await.unwrap();
+    drop(tx);
+    let quiet = tokio::time::timeout(Duration::from_millis(300), events.next()).await;
+    assert!(
+        quiet.is_err(),
+        "a rolled-back transaction woke a subscriber"
+    );
+
+    let mut tx = theirs.begin().await.unwrap();
+    tx.insert_event(&event()).await.unwrap();
+    tx.commit().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .expect("the other replica's commit wakes this one")
+        .unwrap();
+}

@@ -88,8 +88,8 @@ struct Args {
     skip_ceiling: bool,
     /// Experiment, not a configuration: disable the `events_commit_order`
     /// trigger in the benchmark database, to measure what the commit
-    /// numbering of events (one commit at a time) costs. Event sinks would
-    /// then miss events; the benchmark configures none.
+    /// numbering of events costs. Event sinks would then miss events; the
+    /// benchmark configures none.
     #[arg(long)]
     experiment_no_commit_order: bool,
     /// Internal: run only the daemon, driven over stdin (memory benchmark).

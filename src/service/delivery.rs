@@ -65,12 +65,12 @@ struct PendingOutcome {
 /// and waits until it is committed, so an email is still recorded before its
 /// worker takes the next one, and a crash still leaves it to its lease. A
 /// lane takes whatever outcomes are waiting (up to `MAX_BATCH`) into one
-/// transaction. Why: every transaction that writes an event is numbered at
-/// commit under one advisory lock held through the WAL flush (see
-/// ARCHITECTURE, Events), so those commits cannot share a flush; one commit
-/// per email capped delivery at the disk's serial flush rate (~300/s here,
-/// BENCHMARKS.md). A batch that fails is written again one outcome per
-/// transaction, so one bad row cannot hold back the others.
+/// transaction of two statements (`finish_email_attempts`, `insert_events`).
+/// Why: one transaction per email cost a WAL flush and four round trips per
+/// email; on this kind of machine every commit waits about a millisecond for
+/// its flush under load, which capped delivery at a few hundred emails a
+/// second (BENCHMARKS.md). A batch that fails is written again one outcome
+/// per transaction, so one bad row cannot hold back the others.
 #[derive(Clone)]
 pub struct Recorder {
     queue: tokio::sync::mpsc::UnboundedSender<PendingOutcome>,
@@ -78,7 +78,7 @@ pub struct Recorder {
 
 /// Outcomes per transaction at most.
 const MAX_BATCH: usize = 128;
-/// Transactions being written at once (their commits still take turns).
+/// Transactions being written at once.
 const LANES: usize = 4;
 
 impl Recorder {
@@ -140,14 +140,15 @@ async fn record_lane(
     }
 }
 
+/// One transaction for the batch: every attempt and outbox row in one
+/// statement, then every event in one statement (on Postgres; SQLite writes
+/// them row by row under its single writer).
 async fn write_outcomes(services: &Services, outcomes: &[&Outcome]) -> ServiceResult<()> {
+    let attempts: Vec<EmailAttempt> = outcomes.iter().map(|o| o.attempt.clone()).collect();
+    let events: Vec<NewEvent> = outcomes.iter().filter_map(|o| o.event.clone()).collect();
     let mut tx = services.store.begin().await?;
-    for outcome in outcomes {
-        tx.finish_email_attempt(&outcome.attempt).await?;
-        if let Some(event) = &outcome.event {
-            tx.insert_event(event).await?;
-        }
-    }
+    tx.finish_email_attempts(&attempts).await?;
+    tx.insert_events(&events).await?;
     tx.commit().await?;
     Ok(())
 }

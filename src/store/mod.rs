@@ -105,10 +105,27 @@ pub trait StoreTx: AccessTx + Send {
     ) -> StoreResult<Option<DateTime<Utc>>>;
 
     async fn insert_event(&mut self, event: &NewEvent) -> StoreResult<()>;
+    /// Several events, in this order. An adapter may write them in one
+    /// statement; the default writes them one by one.
+    async fn insert_events(&mut self, events: &[NewEvent]) -> StoreResult<()> {
+        for event in events {
+            self.insert_event(event).await?;
+        }
+        Ok(())
+    }
     /// Queues an email; it becomes visible to the dispatcher at commit.
     async fn enqueue_email(&mut self, email: &NewEmail) -> StoreResult<()>;
     /// Records the end of one delivery attempt (R27, R34).
     async fn finish_email_attempt(&mut self, attempt: &EmailAttempt) -> StoreResult<()>;
+    /// Records the ends of several attempts (of different emails). An
+    /// adapter may write them in one statement; the default writes them one
+    /// by one.
+    async fn finish_email_attempts(&mut self, attempts: &[EmailAttempt]) -> StoreResult<()> {
+        for attempt in attempts {
+            self.finish_email_attempt(attempt).await?;
+        }
+        Ok(())
+    }
     /// Withdraws a claimed email before any attempt (status `cancelled`).
     async fn cancel_email(&mut self, id: uuid::Uuid, reason: &str) -> StoreResult<()>;
 

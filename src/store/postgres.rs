@@ -1,11 +1,12 @@
 //! The Postgres adapter of [`Store`]. SQL dialect details (enum casts, `FOR UPDATE
 //! SKIP LOCKED`, LISTEN/NOTIFY) stay in this file.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
@@ -18,16 +19,18 @@ use crate::domain::{
 
 mod access;
 mod events;
+mod wake;
+
+use wake::{OUTBOX_CHANNEL, Signals, Wrote};
 
 /// The migrations this build ships, applied by `invited migrate` and on start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// The NOTIFY channel that wakes the dispatcher.
-const OUTBOX_CHANNEL: &str = "invited_outbox";
-
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Wake-ups after commits (see `wake`).
+    signals: Arc<Signals>,
 }
 
 impl PgStore {
@@ -39,11 +42,14 @@ impl PgStore {
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
             .connect_lazy_with(options);
-        Ok(PgStore { pool })
+        Ok(PgStore::from_pool(pool))
     }
 
+    /// A store on `pool`; must be called inside a tokio runtime (it starts the
+    /// task that wakes other replicas).
     pub fn from_pool(pool: PgPool) -> PgStore {
-        PgStore { pool }
+        let signals = Arc::new(Signals::start(pool.clone()));
+        PgStore { pool, signals }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -200,6 +206,9 @@ fn invitation_from_row(row: &PgRow) -> StoreResult<InvitationRecord> {
 
 pub struct PgTx {
     tx: Transaction<'static, Postgres>,
+    /// Who to wake after the commit.
+    wrote: Wrote,
+    signals: Arc<Signals>,
 }
 
 #[async_trait]
@@ -422,8 +431,14 @@ impl StoreTx for PgTx {
 
     async fn lock_invitation(&mut self, id: InvitationId) -> StoreResult<Option<InvitationRecord>> {
         // Lock the invitation row first (the LATERAL join cannot be locked).
+        // `NO KEY UPDATE`: commands on one invitation still take turns, but
+        // the KEY SHARE locks of inserts that reference it (the delivery
+        // recorder's `invitation.sent` events, attempts, outbox rows) neither
+        // wait for a command nor make it wait. With `FOR UPDATE` an accept
+        // and a batch of outcomes naming that invitation queued behind each
+        // other's commits (BENCHMARKS.md).
         let found: Option<Uuid> =
-            sqlx::query_scalar("SELECT id FROM invitations WHERE id = $1 FOR UPDATE")
+            sqlx::query_scalar("SELECT id FROM invitations WHERE id = $1 FOR NO KEY UPDATE")
                 .bind(id.0)
                 .fetch_optional(&mut *self.tx)
                 .await
@@ -494,6 +509,7 @@ impl StoreTx for PgTx {
         .execute(&mut *self.tx)
         .await
         .st()?;
+        self.wrote.events = true;
         Ok(())
     }
 
@@ -515,12 +531,9 @@ impl StoreTx for PgTx {
         .execute(&mut *self.tx)
         .await
         .st()?;
-        // Delivered to listeners only if and when this transaction commits.
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(OUTBOX_CHANNEL)
-            .execute(&mut *self.tx)
-            .await
-            .st()?;
+        // The dispatchers are woken after the commit, not by a NOTIFY in
+        // this transaction (see `wake`).
+        self.wrote.outbox = true;
         Ok(())
     }
 
@@ -560,6 +573,85 @@ impl StoreTx for PgTx {
             .bind(a.detail.as_deref()),
         };
         q.execute(&mut *self.tx).await.st()?;
+        Ok(())
+    }
+
+    async fn insert_events(&mut self, events: &[NewEvent]) -> StoreResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        // One statement for the batch; `WITH ORDINALITY` keeps the order, so
+        // `seq` (insertion order inside the transaction) follows the slice.
+        sqlx::query(
+            "INSERT INTO events (id, business_id, invitation_id, type, actor_user_id, from_status, to_status, data)
+             SELECT id, business_id, invitation_id, type, actor_user_id, from_status::invitation_status,
+                    to_status::invitation_status, data
+               FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
+                           $8::jsonb[])
+                    WITH ORDINALITY AS e(id, business_id, invitation_id, type, actor_user_id, from_status,
+                                         to_status, data, n)
+              ORDER BY n",
+        )
+        .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.business_id.0).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.invitation_id.map(|i| i.0)).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.actor_user_id.as_ref().map(|u| u.as_str())).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.from_status.map(|s| s.as_str())).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.to_status.map(|s| s.as_str())).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| &e.data).collect::<Vec<_>>())
+        .execute(&mut *self.tx)
+        .await
+        .st()?;
+        self.wrote.events = true;
+        Ok(())
+    }
+
+    async fn finish_email_attempts(&mut self, attempts: &[EmailAttempt]) -> StoreResult<()> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        // The per-row statements of `finish_email_attempt`, for the whole
+        // batch in one round trip: the attempt rows, then each outbox row's
+        // new state (the columns each outcome sets there, and no others).
+        let status = |a: &EmailAttempt| match a.outcome {
+            AttemptOutcome::Sent => "sent",
+            AttemptOutcome::Retry { .. } => "retrying",
+            AttemptOutcome::Failed => "failed",
+        };
+        let after = |a: &EmailAttempt| match a.outcome {
+            AttemptOutcome::Retry { after } => after.as_secs_f64(),
+            _ => 0.0,
+        };
+        sqlx::query(
+            "WITH attempts AS (
+                 INSERT INTO email_attempts (id, outbox_id, business_id, outcome, smtp_code, detail, duration_ms)
+                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int2[], $6::text[],
+                                      $7::int4[])
+             )
+             UPDATE email_outbox o
+                SET status = v.status::email_status,
+                    sent_at = CASE WHEN v.status = 'sent' THEN now() ELSE o.sent_at END,
+                    lease_until = NULL,
+                    last_error = CASE WHEN v.status = 'sent' THEN NULL ELSE v.detail END,
+                    available_at = CASE WHEN v.status = 'retrying' THEN now() + make_interval(secs => v.after)
+                                        ELSE o.available_at END,
+                    updated_at = now()
+               FROM unnest($2::uuid[], $8::text[], $6::text[], $9::float8[]) AS v(id, status, detail, after)
+              WHERE o.id = v.id",
+        )
+        .bind(attempts.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.outbox_id).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.business_id.0).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.kind).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.smtp_code.map(|c| c as i16)).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.detail.as_deref()).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.duration.as_millis().min(i32::MAX as u128) as i32).collect::<Vec<_>>())
+        .bind(attempts.iter().map(status).collect::<Vec<_>>())
+        .bind(attempts.iter().map(after).collect::<Vec<_>>())
+        .execute(&mut *self.tx)
+        .await
+        .st()?;
         Ok(())
     }
 
@@ -657,7 +749,10 @@ impl StoreTx for PgTx {
     }
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {
-        self.tx.commit().await.st()
+        let PgTx { tx, wrote, signals } = *self;
+        tx.commit().await.st()?;
+        signals.committed(wrote);
+        Ok(())
     }
 }
 
@@ -666,22 +761,15 @@ const MEMBER_SELECT_ONE: &str = "
     FROM members m JOIN users u ON u.user_id = m.user_id
     WHERE m.business_id = $1 AND m.user_id = $2";
 
-struct PgWakeups {
-    listener: PgListener,
-}
-
-#[async_trait]
-impl Wakeups for PgWakeups {
-    async fn next(&mut self) -> StoreResult<()> {
-        self.listener.recv().await.st().map(|_| ())
-    }
-}
-
 #[async_trait]
 impl Store for PgStore {
     async fn begin(&self) -> StoreResult<Box<dyn StoreTx>> {
         let tx = self.pool.begin().await.st()?;
-        Ok(Box::new(PgTx { tx }))
+        Ok(Box::new(PgTx {
+            tx,
+            wrote: Wrote::default(),
+            signals: self.signals.clone(),
+        }))
     }
 
     async fn ready(&self) -> StoreResult<bool> {
@@ -1017,9 +1105,7 @@ impl Store for PgStore {
     }
 
     async fn subscribe_outbox(&self) -> StoreResult<Box<dyn Wakeups>> {
-        let mut listener = PgListener::connect_with(&self.pool).await.st()?;
-        listener.listen(OUTBOX_CHANNEL).await.st()?;
-        Ok(Box::new(PgWakeups { listener }))
+        self.signals.subscribe(&self.pool, OUTBOX_CHANNEL).await
     }
 
     async fn close(&self) {

@@ -101,6 +101,24 @@ impl Db {
 
     /// [`Db::count`] with bound values.
     pub async fn count_with(&self, sql: &str, args: &[Arg]) -> i64 {
+        self.scalars::<i64>(sql, args).await[0]
+    }
+
+    /// One text column of every row, with bound values.
+    pub async fn strings_with(&self, sql: &str, args: &[Arg]) -> Vec<String> {
+        self.scalars(sql, args).await
+    }
+
+    /// One column of every row, with bound values, on either store.
+    async fn scalars<T>(&self, sql: &str, args: &[Arg]) -> Vec<T>
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Postgres>
+            + sqlx::Type<sqlx::Postgres>
+            + for<'r> sqlx::Decode<'r, sqlx::Sqlite>
+            + sqlx::Type<sqlx::Sqlite>
+            + Send
+            + Unpin,
+    {
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
         match self {
             Db::Pg(pool) => {
@@ -112,7 +130,7 @@ impl Db {
                         Arg::Text(s) => q.bind(s.clone()),
                     };
                 }
-                q.fetch_one(pool).await.unwrap()
+                q.fetch_all(pool).await.unwrap()
             }
             Db::Sqlite { store, .. } => {
                 let mut q = sqlx::query_scalar(sql);
@@ -123,21 +141,14 @@ impl Db {
                         Arg::Text(s) => q.bind(s.clone()),
                     };
                 }
-                q.fetch_one(store.pool()).await.unwrap()
+                q.fetch_all(store.pool()).await.unwrap()
             }
         }
     }
 
     /// One text column of every row.
     pub async fn strings(&self, sql: &str) -> Vec<String> {
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        match self {
-            Db::Pg(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
-            Db::Sqlite { store, .. } => sqlx::query_scalar(sql)
-                .fetch_all(store.pool())
-                .await
-                .unwrap(),
-        }
+        self.scalars(sql, &[]).await
     }
 
     /// Runs a statement; the error text on failure.

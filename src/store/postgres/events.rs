@@ -1,22 +1,21 @@
 //! [`EventLog`] for Postgres: the commit-ordered read of `events` (through
-//! `event_commits`) and the per-sink cursors with their leases. Every
+//! `event_commits`, up to `event_commits_horizon()`) and the per-sink
+//! cursors with their leases. Every
 //! statement here is its own short transaction; none is open while a sink
 //! talks to the network.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgListener, PgRow};
+use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
-use super::{OrStore as _, PgStore, PgWakeups, get};
+use super::wake::EVENTS_CHANNEL;
+use super::{OrStore as _, PgStore, get};
 use crate::domain::{BusinessId, InvitationId};
 use crate::store::{
     EventCursor, EventLog, EventPosition, EventRecord, SinkLag, StoreResult, Wakeups,
 };
-
-/// The NOTIFY channel of the `events_record_commit` trigger.
-const EVENTS_CHANNEL: &str = "invited_events";
 
 fn event_from_row(row: &PgRow) -> StoreResult<EventRecord> {
     Ok(EventRecord {
@@ -80,17 +79,27 @@ impl EventLog for PgStore {
         after: EventPosition,
         limit: u32,
     ) -> StoreResult<Vec<EventRecord>> {
+        // Only up to the horizon: a number above it may belong to a commit
+        // still on its way, and one below it that is not visible yet would
+        // be skipped for good once the cursor moved past it (see the
+        // `event_commits_shared` migration). Its own statement, so the read
+        // below takes its snapshot after it.
+        let horizon: i64 = sqlx::query_scalar("SELECT event_commits_horizon()")
+            .fetch_one(&self.pool)
+            .await
+            .st()?;
         let rows = sqlx::query(
             "SELECT c.commit_seq, e.seq, e.id, e.type, e.occurred_at, e.business_id, e.invitation_id,
                     e.actor_user_id, e.from_status::text AS from_status, e.to_status::text AS to_status, e.data
                FROM event_commits c JOIN events e ON e.txid = c.txid
-              WHERE c.commit_seq >= $1 AND (c.commit_seq, e.seq) > ($1, $2)
+              WHERE c.commit_seq >= $1 AND c.commit_seq <= $4 AND (c.commit_seq, e.seq) > ($1, $2)
               ORDER BY c.commit_seq, e.seq
               LIMIT $3",
         )
         .bind(after.commit_seq)
         .bind(after.event_seq)
         .bind(limit as i64)
+        .bind(horizon)
         .fetch_all(&self.pool)
         .await
         .st()?;
@@ -158,9 +167,7 @@ impl EventLog for PgStore {
     }
 
     async fn subscribe_events(&self) -> StoreResult<Box<dyn Wakeups>> {
-        let mut listener = PgListener::connect_with(&self.pool).await.st()?;
-        listener.listen(EVENTS_CHANNEL).await.st()?;
-        Ok(Box::new(PgWakeups { listener }))
+        self.signals.subscribe(&self.pool, EVENTS_CHANNEL).await
     }
 
     async fn event_lag(&self) -> StoreResult<Vec<SinkLag>> {
