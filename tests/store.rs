@@ -543,3 +543,32 @@ both_stores! {
         assert_eq!(theirs.position, all[0].position);
     }
 }
+
+/// A claim commits without waiting for its WAL flush (`synchronous_commit`
+/// off for that one transaction, see `PgStore::claim_emails`); the setting
+/// must not outlive it, or the outcomes written next on the same connection
+/// would not be durable either.
+#[sqlx::test]
+async fn a_claims_asynchronous_commit_does_not_leak_to_the_connection(pool: sqlx::PgPool) {
+    let one = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let s = services_on(Arc::new(PgStore::from_pool(one.clone())), 100).await;
+    let business = owner_and_business(&s, None).await;
+    s.create_invitations(invite(business, &["a@x.example"]))
+        .await
+        .unwrap();
+    let claimed = s
+        .store
+        .claim_emails(5, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(&one)
+        .await
+        .unwrap();
+    assert_eq!(setting, "on");
+}

@@ -1055,6 +1055,16 @@ impl Store for PgStore {
         // earlier claims (2.5 ms per claim after 20,000 emails, and the claim
         // the busiest statement of a burst; BENCHMARKS.md). Rows locked here
         // but not picked are free again when the statement commits.
+        //
+        // The claim's commit does not wait for its WAL flush
+        // (`synchronous_commit` off for this one transaction). A claim is a
+        // lease, visible to every replica at once either way; only a crash of
+        // Postgres itself can lose it, and then its rows are simply due again,
+        // as after a lapsed lease: still at least once, with duplicates only
+        // for sends in flight at the crash. The outcome's own commit flushes
+        // the WAL up to itself, the claim included. Waiting for the flush
+        // (about 1 ms under load here) was half of create -> email (p50 57 vs
+        // 22-28 ms, BENCHMARKS.md).
         let rows = sqlx::query(
             "WITH queued AS (
                  SELECT id, available_at FROM email_outbox
@@ -1076,7 +1086,8 @@ impl Store for PgStore {
              UPDATE email_outbox o
                 SET status = 'sending', attempts = o.attempts + 1,
                     lease_until = now() + make_interval(secs => $2), updated_at = now()
-               FROM due WHERE o.id = due.id
+               FROM due, (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush_wait
+              WHERE o.id = due.id
              RETURNING o.id, o.business_id, o.invitation_id, o.template, o.locale, o.recipient, o.recipient_name,
                        o.context, o.message_id, o.attempts, o.created_at",
         )
