@@ -21,7 +21,7 @@ mod access;
 mod events;
 mod wake;
 
-use wake::{OUTBOX_CHANNEL, Signals, Wrote};
+use wake::{Channel, Signals, Wrote};
 
 /// The migrations this build ships, applied by `invited migrate` and on start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -509,7 +509,7 @@ impl StoreTx for PgTx {
         .execute(&mut *self.tx)
         .await
         .st()?;
-        self.wrote.events = true;
+        self.wrote.add(Channel::Events);
         Ok(())
     }
 
@@ -533,7 +533,7 @@ impl StoreTx for PgTx {
         .st()?;
         // The dispatchers are woken after the commit, not by a NOTIFY in
         // this transaction (see `wake`).
-        self.wrote.outbox = true;
+        self.wrote.add(Channel::Outbox);
         Ok(())
     }
 
@@ -603,7 +603,7 @@ impl StoreTx for PgTx {
         .execute(&mut *self.tx)
         .await
         .st()?;
-        self.wrote.events = true;
+        self.wrote.add(Channel::Events);
         Ok(())
     }
 
@@ -1116,7 +1116,7 @@ impl Store for PgStore {
     }
 
     async fn subscribe_outbox(&self) -> StoreResult<Box<dyn Wakeups>> {
-        self.signals.subscribe(&self.pool, OUTBOX_CHANNEL).await
+        self.signals.subscribe(&self.pool, Channel::Outbox).await
     }
 
     async fn close(&self) {

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
-use super::wake::EVENTS_CHANNEL;
+use super::wake::Channel;
 use super::{OrStore as _, PgStore, get};
 use crate::domain::{BusinessId, InvitationId};
 use crate::store::{
@@ -167,7 +167,7 @@ impl EventLog for PgStore {
     }
 
     async fn subscribe_events(&self) -> StoreResult<Box<dyn Wakeups>> {
-        self.signals.subscribe(&self.pool, EVENTS_CHANNEL).await
+        self.signals.subscribe(&self.pool, Channel::Events).await
     }
 
     async fn event_lag(&self) -> StoreResult<Vec<SinkLag>> {

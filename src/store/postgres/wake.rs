@@ -31,28 +31,46 @@ use uuid::Uuid;
 use super::OrStore as _;
 use crate::store::{StoreError, StoreResult, Wakeups};
 
-/// The NOTIFY channel that wakes other replicas' dispatchers.
-pub(super) const OUTBOX_CHANNEL: &str = "invited_outbox";
-/// The NOTIFY channel that wakes other replicas' event publishers.
-pub(super) const EVENTS_CHANNEL: &str = "invited_events";
-
-/// What a committed transaction wrote that somebody waits for.
-#[derive(Clone, Copy, Default, Debug)]
-pub(super) struct Wrote {
-    pub outbox: bool,
-    pub events: bool,
+/// What somebody waits for: new mail in the outbox, or new events.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Channel {
+    Outbox,
+    Events,
 }
 
-const OUTBOX: u8 = 1;
-const EVENTS: u8 = 2;
+impl Channel {
+    const ALL: [Channel; 2] = [Channel::Outbox, Channel::Events];
+
+    /// The NOTIFY channel that wakes other replicas' dispatchers or publishers.
+    fn name(self) -> &'static str {
+        match self {
+            Channel::Outbox => "invited_outbox",
+            Channel::Events => "invited_events",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// The channels a transaction wrote to: woken after its commit.
+#[derive(Clone, Copy, Default, Debug)]
+pub(super) struct Wrote(u8);
+
+impl Wrote {
+    pub(super) fn add(&mut self, channel: Channel) {
+        self.0 |= channel.bit();
+    }
+}
 
 /// The signals of one store (one process's pool).
 pub(super) struct Signals {
     /// Our id, the payload of our NOTIFYs.
     instance: String,
-    outbox: watch::Sender<u64>,
-    events: watch::Sender<u64>,
-    /// Channels other replicas still have to be told about.
+    /// This process's subscribers, one counter per channel (by `Channel as usize`).
+    local: [watch::Sender<u64>; 2],
+    /// Channels other replicas still have to be told about (`Channel::bit`s).
     untold: Arc<AtomicU8>,
     /// Wakes the task that tells them; full means it is already due to run.
     tell: mpsc::Sender<()>,
@@ -67,8 +85,7 @@ impl Signals {
         tokio::spawn(tell_replicas(pool, instance.clone(), untold.clone(), rx));
         Signals {
             instance,
-            outbox: watch::channel(0).0,
-            events: watch::channel(0).0,
+            local: [watch::channel(0).0, watch::channel(0).0],
             untold,
             tell,
         }
@@ -76,33 +93,27 @@ impl Signals {
 
     /// After a commit.
     pub(super) fn committed(&self, wrote: Wrote) {
-        let mut bits = 0;
-        if wrote.outbox {
-            self.outbox.send_modify(|n| *n = n.wrapping_add(1));
-            bits |= OUTBOX;
+        if wrote.0 == 0 {
+            return;
         }
-        if wrote.events {
-            self.events.send_modify(|n| *n = n.wrapping_add(1));
-            bits |= EVENTS;
+        for channel in Channel::ALL {
+            if wrote.0 & channel.bit() != 0 {
+                self.local[channel as usize].send_modify(|n| *n = n.wrapping_add(1));
+            }
         }
-        if bits != 0 {
-            self.untold.fetch_or(bits, Ordering::AcqRel);
-            let _ = self.tell.try_send(());
-        }
+        self.untold.fetch_or(wrote.0, Ordering::AcqRel);
+        let _ = self.tell.try_send(());
     }
 
     /// Wake-ups on `channel`: our own commits, and other replicas' NOTIFYs.
     pub(super) async fn subscribe(
         &self,
         pool: &PgPool,
-        channel: &'static str,
+        channel: Channel,
     ) -> StoreResult<Box<dyn Wakeups>> {
-        let local = match channel {
-            OUTBOX_CHANNEL => self.outbox.subscribe(),
-            _ => self.events.subscribe(),
-        };
+        let local = self.local[channel as usize].subscribe();
         let mut listener = PgListener::connect_with(pool).await.st()?;
-        listener.listen(channel).await.st()?;
+        listener.listen(channel.name()).await.st()?;
         // The listener runs in a task of its own, so waiting on both sources
         // never cancels a read from its connection halfway.
         let (remote_tx, remote) = mpsc::channel(1);
@@ -111,10 +122,8 @@ impl Signals {
             loop {
                 match listener.recv().await {
                     Ok(n) if n.payload() == instance => {}
+                    // Full: a wake-up is already waiting to be taken.
                     Ok(_) => {
-                        if remote_tx.is_closed() {
-                            return;
-                        }
                         let _ = remote_tx.try_send(Ok(()));
                     }
                     Err(e) => {
@@ -141,10 +150,10 @@ async fn tell_replicas(
 ) {
     while rx.recv().await.is_some() {
         let bits = untold.swap(0, Ordering::AcqRel);
-        let channels: Vec<&str> = [(OUTBOX, OUTBOX_CHANNEL), (EVENTS, EVENTS_CHANNEL)]
+        let channels: Vec<&str> = Channel::ALL
             .into_iter()
-            .filter(|(bit, _)| bits & bit != 0)
-            .map(|(_, channel)| channel)
+            .filter(|c| bits & c.bit() != 0)
+            .map(Channel::name)
             .collect();
         if channels.is_empty() {
             continue;
