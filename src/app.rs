@@ -85,7 +85,7 @@ async fn sample_gauges(
     }
 }
 
-/// Outbound events and inbound commands (R17, API.md): one sink per webhook
+/// Outbound events and inbound commands (R17, docs/events.md): one sink per webhook
 /// and one for NATS, fed by the publisher; and, with NATS, the command
 /// consumer, which runs commands through the HTTP router as the caller
 /// `nats` (so it needs no API key).

@@ -1,4 +1,4 @@
-//! Inbound commands from NATS JetStream (API.md "Inbound commands"): a
+//! Inbound commands from NATS JetStream (docs/events.md, "Commands in"): a
 //! durable pull consumer on `<prefix>.commands.>`. Each command is turned
 //! into the HTTP request it stands for and run through the same router, so
 //! the bodies, the strict parsing, the roles, the actors and the problem
@@ -62,7 +62,7 @@ pub enum Verdict {
     Retry(Duration),
 }
 
-/// Maps a command and its body to the HTTP request (API.md's table). The
+/// Maps a command and its body to the HTTP request (the table of docs/events.md). The
 /// path ids are fields of the body: `business_id`, `invitation_id`,
 /// `user_id` (of `put_user`). Refusals are the problems HTTP would give.
 pub fn target(name: &str, payload: &[u8], max_body: usize) -> Result<Target, ApiError> {

@@ -1,4 +1,4 @@
-//! Metric names in one place, as `OPERATIONS.md` lists them. Recording goes
+//! Metric names in one place, as `docs/operations.md` lists them. Recording goes
 //! through the `metrics` facade; the Prometheus recorder is installed once per
 //! process on first use and rendered by `GET /metrics`.
 

@@ -77,7 +77,10 @@ fn documented_keys() -> Vec<DocRow> {
             default,
         });
     }
-    assert!(rows.len() >= 30, "the table of keys was not found: {rows:?}");
+    assert!(
+        rows.len() >= 30,
+        "the table of keys was not found: {rows:?}"
+    );
     rows
 }
 
@@ -331,7 +334,14 @@ fn docs_rules_has_a_heading_for_every_rule_the_repository_cites() {
     );
 
     let mut files = Vec::new();
-    for dir in ["src", "tests", "migrations", "migrations-sqlite", "deploy", "templates"] {
+    for dir in [
+        "src",
+        "tests",
+        "migrations",
+        "migrations-sqlite",
+        "deploy",
+        "templates",
+    ] {
         files_under(&Path::new(ROOT).join(dir), &mut files);
     }
     for name in ["README.md", "ARCHITECTURE.md", "BENCHMARKS.md", "build.rs"] {

@@ -1,6 +1,6 @@
 //! The logs of an end-to-end run of the real binary: structured JSON lines
 //! that carry `invitation_id` and `business_id`, and never a token, an API
-//! key or a secret (STYLE.md 11), even at debug level.
+//! key or a secret (docs/operations.md, "Logs"), even at debug level.
 //!
 //! Runs on Postgres: it tests the logs of a run, not the store.
 

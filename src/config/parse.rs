@@ -28,7 +28,7 @@ impl std::error::Error for ParseDurationError {}
 /// Parses `500ms`, `30s`, `10m`, `24h` or `7d`: one whole number and one unit.
 ///
 /// Compound forms (`1h30m`) and fractions are refused rather than guessed at:
-/// every setting in OPERATIONS.md fits a single unit, and a strict syntax keeps
+/// every setting in docs/configuration.md fits a single unit, and a strict syntax keeps
 /// `check-config` output and the file the operator wrote identical.
 pub fn parse_duration(raw: &str) -> Result<Duration, ParseDurationError> {
     let error = || ParseDurationError {

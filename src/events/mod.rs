@@ -22,7 +22,7 @@ use crate::store::EventRecord;
 /// The header that carries a webhook's signature.
 pub const SIGNATURE_HEADER: &str = "Invited-Signature";
 
-/// One event as apps receive it (API.md "Outbound events").
+/// One event as apps receive it (docs/events.md).
 #[derive(Debug, Serialize)]
 pub struct WireEvent<'a> {
     pub id: Uuid,

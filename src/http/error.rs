@@ -14,7 +14,7 @@ use crate::service::ServiceError;
 /// Where the `type` URIs of problems point.
 const PROBLEM_BASE: &str = "https://invited.dev/problems/";
 
-/// Every `code` a problem may carry: the list of API.md, and the enum of the
+/// Every `code` a problem may carry: the list of docs/api.md, and the enum of the
 /// `Problem` schema in `GET /v1/openapi.json`. [`ApiError::new`] refuses any
 /// other (in debug builds, so every test run checks each problem it sends).
 pub const PROBLEM_CODES: [&str; 14] = [
@@ -65,7 +65,7 @@ impl ApiError {
     ) -> ApiError {
         debug_assert!(
             PROBLEM_CODES.contains(&code),
-            "problem code {code:?} is not one of API.md's"
+            "problem code {code:?} is not one of docs/api.md's"
         );
         ApiError {
             status,
@@ -240,7 +240,7 @@ pub struct Problem<'a> {
     title: &'a str,
     /// The HTTP status, repeated.
     status: u16,
-    /// What went wrong, for programs: one of API.md's codes.
+    /// What went wrong, for programs: one of docs/api.md's codes.
     #[schema(value_type = super::openapi::ProblemCode)]
     code: &'a str,
     /// What went wrong, for people.

@@ -1,4 +1,4 @@
-//! HTTP: the v1 API of API.md, and the only code that knows its JSON. Handlers
+//! HTTP: the v1 API of docs/api.md, and the only code that knows its JSON. Handlers
 //! parse raw input into domain types, call one use case (or an invitation's
 //! actor) and turn records into wire structs; refusals become problem+json.
 //!
@@ -131,7 +131,7 @@ async fn not_found() -> ApiError {
     ApiError::not_found("no such route")
 }
 
-/// No code of API.md says "wrong method"; `not_found` is the nearest (there is
+/// No code of docs/api.md says "wrong method"; `not_found` is the nearest (there is
 /// nothing at this path for this method), with the standard status.
 async fn method_not_allowed() -> ApiError {
     ApiError::new(

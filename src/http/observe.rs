@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
     get,
     path = "/metrics",
     tag = "operations",
-    responses((status = 200, description = "The metrics in Prometheus text format (OPERATIONS.md)", body = String, content_type = "text/plain; version=0.0.4")),
+    responses((status = 200, description = "The metrics in Prometheus text format (docs/operations.md)", body = String, content_type = "text/plain; version=0.0.4")),
 )]
 pub async fn metrics_text() -> impl IntoResponse {
     (

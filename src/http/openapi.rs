@@ -99,7 +99,7 @@ static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// `GET /v1/openapi.json`. It lives under `/v1`, so like every `/v1` request
-/// it needs the API key (API.md): one rule for the whole prefix, and the
+/// it needs the API key (docs/api.md): one rule for the whole prefix, and the
 /// document is for those who call the API, who hold a key.
 #[utoipa::path(
     get,
@@ -116,14 +116,14 @@ pub async fn openapi_json() -> impl IntoResponse {
     )
 }
 
-/// The `code` of a problem: one of API.md's codes ([`PROBLEM_CODES`]).
+/// The `code` of a problem: one of docs/api.md's codes ([`PROBLEM_CODES`]).
 pub struct ProblemCode;
 
 impl PartialSchema for ProblemCode {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .description(Some("One of API.md's problem codes"))
+            .description(Some("One of docs/api.md's problem codes"))
             .enum_values(Some(PROBLEM_CODES))
             .into()
     }

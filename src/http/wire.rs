@@ -1,5 +1,5 @@
 //! The JSON the API answers with, built from store records. Field names and
-//! shapes here are the v1 interface (API.md): change them only with it.
+//! shapes here are the v1 interface (docs/api.md): change them only with it.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -120,7 +120,7 @@ impl From<&DeliveryRecord> for DeliveryJson {
     }
 }
 
-/// The invitation object of API.md, and nothing more: the token nonce, who
+/// The invitation object of docs/api.md, and nothing more: the token nonce, who
 /// accepted and what it renewed stay inside.
 #[derive(Serialize, ToSchema)]
 pub struct InvitationJson {

@@ -16,7 +16,7 @@ use crate::domain::{DomainError, InvitationStatus};
 /// How many rows one transaction of a chore handles.
 pub const BATCH: u32 = 500;
 
-/// Idempotency keys are kept 24 hours (API.md).
+/// Idempotency keys are kept 24 hours (docs/api.md).
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// What one run of the chores did.

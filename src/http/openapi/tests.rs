@@ -1,6 +1,6 @@
 //! The document against the code: every route of the router (read from its
 //! source, so a new route without an entry fails here), every problem code of
-//! API.md, the OpenAPI version, and the endpoint served through the router.
+//! docs/api.md, the OpenAPI version, and the endpoint served through the router.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use crate::store::postgres::PgStore;
 /// The router's source: the routes are read from it, not listed again here.
 const ROUTER_SOURCE: &str = include_str!("../mod.rs");
 
-/// The problem codes of API.md ("Conventions"), as API.md lists them.
+/// The problem codes of docs/api.md ("Conventions"), as it lists them.
 const API_MD_CODES: [&str; 14] = [
     "unauthorized",
     "forbidden",
@@ -206,7 +206,11 @@ fn the_problem_schema_enumerates_every_code_of_api_md() {
     for c in API_MD_CODES {
         assert!(codes.contains(c), "{c} missing from the Problem schema");
     }
-    assert_eq!(codes, BTreeSet::from(API_MD_CODES), "codes not in API.md");
+    assert_eq!(
+        codes,
+        BTreeSet::from(API_MD_CODES),
+        "codes not in docs/api.md"
+    );
     assert_eq!(
         BTreeSet::from(crate::http::error::PROBLEM_CODES),
         BTreeSet::from(API_MD_CODES)
