@@ -77,7 +77,7 @@ impl PgStore {
 fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => {
-            StoreError::Unique(db.constraint().unwrap_or("unknown").to_string())
+            StoreError::Conflict(Constraint::from_name(db.constraint().unwrap_or("unknown")))
         }
         sqlx::Error::Io(_)
         | sqlx::Error::PoolTimedOut

@@ -179,7 +179,7 @@ pub fn describe(url: &str) -> String {
 fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation => {
-            StoreError::Unique(constraint_name(db.message()))
+            StoreError::Conflict(constraint(db.message()))
         }
         sqlx::Error::Io(_)
         | sqlx::Error::PoolTimedOut
@@ -190,8 +190,8 @@ fn map_err(e: sqlx::Error) -> StoreError {
 }
 
 /// SQLite names the columns of a violated unique index, or the index itself
-/// when it is on expressions; the services know the Postgres names.
-fn constraint_name(message: &str) -> String {
+/// when it is on expressions (those are named as on Postgres).
+fn constraint(message: &str) -> Constraint {
     let what = message
         .strip_prefix("UNIQUE constraint failed: ")
         .unwrap_or(message);
@@ -199,21 +199,18 @@ fn constraint_name(message: &str) -> String {
         .strip_prefix("index '")
         .and_then(|s| s.strip_suffix('\''))
     {
-        return index.to_owned();
+        return Constraint::from_name(index);
     }
     match what {
-        "members.business_id, members.user_id" => "members_pkey",
-        "members.business_id" => "members_one_owner",
-        "invitations.business_id, invitations.email" => "invitations_one_pending_per_address",
-        "profile_grants.profile_id, profile_grants.permission, profile_grants.grantee_business_id" => {
-            "profile_grants_one_per_business"
+        "members.business_id, members.user_id" => Constraint::MemberOnce,
+        "members.business_id" => Constraint::from_name("members_one_owner"),
+        "invitations.business_id, invitations.email" => Constraint::OnePendingPerAddress,
+        "profile_grants.profile_id, profile_grants.permission, profile_grants.grantee_business_id"
+        | "profile_grants.profile_id, profile_grants.permission, profile_grants.grantee_user_id, profile_grants.holder_business_id" => {
+            Constraint::OneGrantPerGrantee
         }
-        "profile_grants.profile_id, profile_grants.permission, profile_grants.grantee_user_id, profile_grants.holder_business_id" => {
-            "profile_grants_one_per_user"
-        }
-        other => other,
+        other => Constraint::from_name(other),
     }
-    .to_owned()
 }
 
 trait OrStore<T> {
