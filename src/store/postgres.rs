@@ -10,7 +10,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
-use super::stored::{BUSINESS_COLUMNS, corrupt, email, locale, status, user_id};
+use super::stored::{
+    BUSINESS_COLUMNS, corrupt, email, grants, grants_json, locale, outbox_status, status, template,
+    two_factor, user_id,
+};
 use super::*;
 use crate::domain::{
     BusinessId, Email, InvitationId, InvitationKind, InvitationStatus, PublicBusinessId, Role,
@@ -136,7 +139,7 @@ fn business_from_row(row: &PgRow) -> StoreResult<BusinessRecord> {
         locale: get::<Option<String>>(row, "locale")?
             .map(locale)
             .transpose()?,
-        require_2fa: get(row, "require_2fa")?,
+        require_2fa: two_factor(get(row, "require_2fa")?)?,
         created_at: get(row, "created_at")?,
         updated_at: get(row, "updated_at")?,
     })
@@ -171,7 +174,7 @@ fn invitation_from_row(row: &PgRow) -> StoreResult<InvitationRecord> {
     let kind: String = get(row, "kind")?;
     let delivery = match get::<Option<String>>(row, "delivery_status")? {
         Some(status) => Some(DeliveryRecord {
-            status,
+            status: outbox_status(status)?,
             attempts: get::<i32>(row, "delivery_attempts")? as u32,
             last_error: get(row, "delivery_last_error")?,
             sent_at: get(row, "delivery_sent_at")?,
@@ -190,7 +193,7 @@ fn invitation_from_row(row: &PgRow) -> StoreResult<InvitationRecord> {
         role: get::<Option<String>>(row, "role")?.map(|r| Role::from_stored(&r)),
         message: get(row, "message")?,
         locale: locale(get(row, "locale")?)?,
-        grants: get(row, "grants")?,
+        grants: grants(get(row, "grants")?)?,
         token_nonce: TokenNonce(get(row, "token_nonce")?),
         status: status(&get::<String>(row, "status")?)?,
         created_at: get(row, "created_at")?,
@@ -417,7 +420,7 @@ impl StoreTx for PgTx {
         .bind(i.role.as_ref().map(|r| r.as_str()))
         .bind(i.message.as_deref())
         .bind(i.locale.as_str())
-        .bind(&i.grants)
+        .bind(grants_json(&i.grants))
         .bind(&i.token_hash.0)
         .bind(&i.token_nonce.0)
         .bind(i.created_at)
@@ -522,7 +525,7 @@ impl StoreTx for PgTx {
         .bind(m.id)
         .bind(m.business_id.0)
         .bind(m.invitation_id.map(|i| i.0))
-        .bind(&m.template)
+        .bind(m.template.as_str())
         .bind(m.locale.as_str())
         .bind(m.recipient.as_str())
         .bind(m.recipient_name.as_deref())
@@ -1102,7 +1105,7 @@ impl Store for PgStore {
                     id: get(row, "id")?,
                     business_id: BusinessId(get(row, "business_id")?),
                     invitation_id: get::<Option<Uuid>>(row, "invitation_id")?.map(InvitationId),
-                    template: get(row, "template")?,
+                    template: template(get(row, "template")?)?,
                     locale: get(row, "locale")?,
                     recipient: get(row, "recipient")?,
                     recipient_name: get(row, "recipient_name")?,

@@ -33,7 +33,10 @@ use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 use uuid::Uuid;
 use uuid::fmt::Hyphenated;
 
-use super::stored::{BUSINESS_COLUMNS, corrupt, email, locale, status, user_id};
+use super::stored::{
+    BUSINESS_COLUMNS, corrupt, email, grants, grants_json, locale, outbox_status, status, template,
+    two_factor, user_id,
+};
 use super::*;
 use crate::domain::{
     BusinessId, Email, InvitationId, InvitationKind, InvitationStatus, PublicBusinessId, Role,
@@ -284,7 +287,7 @@ fn business_from_row(row: &SqliteRow) -> StoreResult<BusinessRecord> {
         locale: get::<Option<String>>(row, "locale")?
             .map(locale)
             .transpose()?,
-        require_2fa: get(row, "require_2fa")?,
+        require_2fa: two_factor(get(row, "require_2fa")?)?,
         created_at: get(row, "created_at")?,
         updated_at: get(row, "updated_at")?,
     })
@@ -319,7 +322,7 @@ fn invitation_from_row(row: &SqliteRow) -> StoreResult<InvitationRecord> {
     let kind: String = get(row, "kind")?;
     let delivery = match get::<Option<String>>(row, "delivery_status")? {
         Some(status) => Some(DeliveryRecord {
-            status,
+            status: outbox_status(status)?,
             attempts: get::<i64>(row, "delivery_attempts")? as u32,
             last_error: get(row, "delivery_last_error")?,
             sent_at: get(row, "delivery_sent_at")?,
@@ -338,7 +341,7 @@ fn invitation_from_row(row: &SqliteRow) -> StoreResult<InvitationRecord> {
         role: get::<Option<String>>(row, "role")?.map(|r| Role::from_stored(&r)),
         message: get(row, "message")?,
         locale: locale(get(row, "locale")?)?,
-        grants: json_at(row, "grants")?,
+        grants: grants(json_at(row, "grants")?)?,
         token_nonce: TokenNonce(get(row, "token_nonce")?),
         status: status(&get::<String>(row, "status")?)?,
         created_at: get(row, "created_at")?,
@@ -588,7 +591,7 @@ impl StoreTx for SqliteTx {
         .bind(i.role.as_ref().map(|r| r.as_str()))
         .bind(i.message.as_deref())
         .bind(i.locale.as_str())
-        .bind(Json(&i.grants))
+        .bind(Json(grants_json(&i.grants)))
         .bind(&i.token_hash.0)
         .bind(&i.token_nonce.0)
         .bind(i.created_at)
@@ -683,7 +686,7 @@ impl StoreTx for SqliteTx {
         .bind(h(m.id))
         .bind(h(m.business_id.0))
         .bind(m.invitation_id.map(|i| h(i.0)))
-        .bind(&m.template)
+        .bind(m.template.as_str())
         .bind(m.locale.as_str())
         .bind(m.recipient.as_str())
         .bind(m.recipient_name.as_deref())
@@ -1189,7 +1192,7 @@ impl Store for SqliteStore {
                         id: uuid_at(row, "id")?,
                         business_id: BusinessId(uuid_at(row, "business_id")?),
                         invitation_id: opt_uuid_at(row, "invitation_id")?.map(InvitationId),
-                        template: get(row, "template")?,
+                        template: template(get(row, "template")?)?,
                         locale: get(row, "locale")?,
                         recipient: get(row, "recipient")?,
                         recipient_name: get(row, "recipient_name")?,
