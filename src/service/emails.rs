@@ -38,7 +38,7 @@ impl Services {
             id: Uuid::now_v7(),
             business_id: business.id,
             invitation_id: Some(inv.id),
-            template: MEMBER_INVITATION.into(),
+            template: MEMBER_INVITATION,
             locale: inv.locale.clone(),
             recipient_name: None,
             context: json!({
@@ -64,7 +64,7 @@ impl Services {
         inviter: &UserRecord,
     ) -> NewEmail {
         NewEmail {
-            template: REMINDER.into(),
+            template: REMINDER,
             ..self.member_invitation_email(inv, business, inviter)
         }
     }
@@ -80,7 +80,7 @@ impl Services {
             id: Uuid::now_v7(),
             business_id: business.id,
             invitation_id: Some(inv.id),
-            template: INVITATION_ACCEPTED.into(),
+            template: INVITATION_ACCEPTED,
             locale: inviter.locale.clone(),
             recipient: inviter.email.clone(),
             recipient_name: inviter.display_name.clone(),

@@ -1,5 +1,7 @@
-//! Storage: the only place with SQL. [`Store`] and [`StoreTx`] are the port; the
-//! Postgres adapter in [`postgres`] is the first implementation. A service
+//! Storage: the only place with SQL. [`Store`] and [`StoreTx`] are the port;
+//! [`postgres`] and [`sqlite`] are its adapters, and `sql` is their one
+//! body: the statements both dialects share, the record decoders, and the
+//! port implemented once over each adapter's dialect hooks. A service
 //! operation opens one [`StoreTx`], reads what the domain rules need (under row
 //! locks), and writes the change, its events and its outbox rows before one
 //! commit, so every rule holds across replicas on one database.
@@ -8,6 +10,7 @@ pub mod access;
 pub mod events;
 pub mod postgres;
 pub mod records;
+mod sql;
 pub mod sqlite;
 mod stored;
 

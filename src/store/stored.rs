@@ -7,10 +7,6 @@ use crate::domain::access::InvitationGrant;
 use crate::domain::partners::TwoFactorPolicy;
 use crate::domain::{Email, InvitationStatus, Locale, TemplateName, UserId};
 
-/// The business columns every adapter selects, in this order.
-pub(crate) const BUSINESS_COLUMNS: &str =
-    "id, public_id, name, role_preset, seat_limit, locale, require_2fa, created_at, updated_at";
-
 pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Other(format!("stored {what} {value:?} does not parse"))
 }
