@@ -513,3 +513,39 @@ impl SqlStore for SqliteStore {
         (self.pool.size().saturating_sub(idle), idle)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_violations_name_the_constraint_the_service_knows() {
+        let failed = |what: &str| constraint(&format!("UNIQUE constraint failed: {what}"));
+        assert_eq!(
+            failed("members.business_id, members.user_id"),
+            Constraint::MemberOnce
+        );
+        assert_eq!(
+            failed("invitations.business_id, invitations.email"),
+            Constraint::OnePendingPerAddress
+        );
+        assert_eq!(
+            failed("index 'invitations_one_pending_per_pair'"),
+            Constraint::OnePendingPerPair
+        );
+        assert_eq!(
+            failed("index 'partnerships_one_live_per_pair'"),
+            Constraint::OneLivePartnership
+        );
+        assert_eq!(
+            failed(
+                "profile_grants.profile_id, profile_grants.permission, profile_grants.grantee_business_id"
+            ),
+            Constraint::OneGrantPerGrantee
+        );
+        assert_eq!(
+            failed("email_outbox.message_id"),
+            Constraint::Other("email_outbox.message_id".into())
+        );
+    }
+}
