@@ -14,7 +14,7 @@ use invited::service::businesses::NewBusinessInput;
 use invited::service::invitations::{CreateInvitations, InvitationCommand, Invitee};
 use invited::service::{ServiceError, Services, Settings};
 use invited::store::postgres::PgStore;
-use invited::store::{IdempotencyClaim, Store, StoredResponse};
+use invited::store::{IdempotencyClaim, InvitationQuery, Store, StoreError, StoredResponse};
 use sqlx::postgres::PgPoolOptions;
 use support::db::{Arg, Db, ago};
 
@@ -212,6 +212,38 @@ both_stores! {
             )
             .await
                 == 1
+        );
+    }
+}
+
+both_stores! {
+    /// A stored value that does not parse is a store error, never a default:
+    /// grants that are not a list of grants make the invitation unreadable
+    /// (JSON null, which the column allows, reads as no grants).
+    async fn stored_grants_that_do_not_parse_are_a_store_error(db: Db) {
+        let s = services_on(db.store(), 100).await;
+        let business = owner_and_business(&s, None).await;
+        s.create_invitations(invite(business, &["x@x.example"]))
+            .await
+            .unwrap();
+        let query = InvitationQuery {
+            business_id: business,
+            incoming: false,
+            status: None,
+            kind: None,
+            before: None,
+            limit: 10,
+        };
+        let store = db.store();
+        assert!(store.list_invitations(&query).await.unwrap()[0].grants.is_empty());
+        db.exec("UPDATE invitations SET grants = 'null'", &[]).await;
+        assert!(store.list_invitations(&query).await.unwrap()[0].grants.is_empty());
+        db.exec(r#"UPDATE invitations SET grants = '[{"profile_id": 1}]'"#, &[])
+            .await;
+        let err = store.list_invitations(&query).await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Other(m) if m.contains("stored grants")),
+            "{err:?}"
         );
     }
 }

@@ -13,6 +13,7 @@ pub mod partners;
 pub mod quota;
 pub mod retry;
 pub mod roles;
+pub mod template;
 pub mod token;
 
 pub use email::Email;
@@ -23,6 +24,7 @@ pub use ids::{
 pub use lifecycle::{Command, Decision, Effect, InvitationKind, InvitationStatus, InvitationView};
 pub use locale::Locale;
 pub use roles::{Capability, Role, RoleCatalog, RolePreset};
+pub use template::TemplateName;
 pub use token::{InvitationToken, TokenHash, TokenNonce};
 
 /// The longest personal message an invitation may carry (R7).

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::access::InvitationGrant;
 use crate::domain::quota::QuotaStatus;
 use crate::store::{
     BusinessRecord, DeliveryRecord, InvitationRecord, MemberRecord, TimelineEntry, UserRecord,
@@ -74,7 +75,7 @@ impl From<&BusinessRecord> for BusinessJson {
             role_preset: b.role_preset.as_str(),
             seat_limit: b.seat_limit,
             locale: b.locale.as_ref().map(|l| l.as_str().to_string()),
-            require_2fa: b.require_2fa.clone(),
+            require_2fa: b.require_2fa.as_str().to_string(),
             created_at: b.created_at,
             updated_at: b.updated_at,
         }
@@ -112,7 +113,7 @@ pub struct DeliveryJson {
 impl From<&DeliveryRecord> for DeliveryJson {
     fn from(d: &DeliveryRecord) -> Self {
         DeliveryJson {
-            status: d.status.clone(),
+            status: d.status.as_str().to_string(),
             attempts: d.attempts,
             last_error: d.last_error.clone(),
             sent_at: d.sent_at,
@@ -168,11 +169,7 @@ impl From<&InvitationRecord> for InvitationJson {
             role: i.role.as_ref().map(|r| r.as_str().to_string()),
             message: i.message.clone(),
             locale: i.locale.as_str().to_string(),
-            // Always a list on the wire, even if a row holds JSON null.
-            grants: match &i.grants {
-                serde_json::Value::Null => serde_json::Value::Array(Vec::new()),
-                other => other.clone(),
-            },
+            grants: InvitationGrant::to_stored(&i.grants),
             status: i.status.as_str(),
             created_at: i.created_at,
             expires_at: i.expires_at,
@@ -315,7 +312,7 @@ mod tests {
             role: Some(Role::from_stored("employee")),
             message: None,
             locale: Locale::parse("fr-FR").unwrap(),
-            grants: serde_json::json!([]),
+            grants: Vec::new(),
             token_nonce: TokenNonce(vec![1, 2, 3]),
             status: InvitationStatus::Pending,
             created_at: at(0),

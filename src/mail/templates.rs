@@ -20,40 +20,9 @@ use serde_json::json;
 use super::date::format_date;
 use super::one_line;
 
-/// The emails this daemon sends. The string form is the file stem on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TemplateName {
-    MemberInvitation,
-    InvitationAccepted,
-    /// R32: the member invitation again; the same context keys.
-    Reminder,
-    /// R20: to the owner and managers of a business another one invites to
-    /// be its partner (direction `invite`).
-    PartnerInvitation,
-    /// R20: to the owner and managers of a business another one asks for
-    /// access (direction `request`). Same subject and keys as `PartnerInvitation`.
-    PartnerRequest,
-}
+pub use crate::domain::TemplateName;
 
 impl TemplateName {
-    pub const ALL: [TemplateName; 5] = [
-        TemplateName::MemberInvitation,
-        TemplateName::InvitationAccepted,
-        TemplateName::Reminder,
-        TemplateName::PartnerInvitation,
-        TemplateName::PartnerRequest,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TemplateName::MemberInvitation => "member_invitation",
-            TemplateName::InvitationAccepted => "invitation_accepted",
-            TemplateName::Reminder => "reminder",
-            TemplateName::PartnerInvitation => "partner_invitation",
-            TemplateName::PartnerRequest => "partner_request",
-        }
-    }
-
     /// A context with every key the template expects, for `Templates::check`
     /// and tests. The keys are the contract with the callers that build contexts.
     pub fn sample_context(self) -> serde_json::Value {

@@ -337,7 +337,7 @@ impl Services {
                 Capability::SecurityRequire2fa,
             )?;
         }
-        if b.require_2fa != policy.as_str() {
+        if b.require_2fa != policy {
             tx.set_require_2fa(business, policy).await?;
             tx.insert_event(&event(
                 business,
@@ -345,7 +345,7 @@ impl Services {
                 "security.updated",
                 Some(actor),
                 None,
-                json!({"require_2fa": {"from": b.require_2fa, "to": policy.as_str()}}),
+                json!({"require_2fa": {"from": b.require_2fa.as_str(), "to": policy.as_str()}}),
             ))
             .await?;
         }
@@ -389,7 +389,7 @@ impl Services {
         &self,
         tx: &mut dyn StoreTx,
         invitation: InvitationId,
-        stored: &serde_json::Value,
+        grants: &[InvitationGrant],
         profile_business: BusinessId,
         grantee: Grantee,
         granted_by: &UserId,
@@ -399,7 +399,7 @@ impl Services {
             Grantee::Business(b) => *b,
         };
         let mut applied = Vec::new();
-        for g in InvitationGrant::from_stored(stored) {
+        for g in grants {
             let Some(p) = tx.get_profile(g.profile_id).await? else {
                 continue;
             };

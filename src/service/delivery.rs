@@ -195,7 +195,7 @@ impl Delivery {
                 (outcome, error.kind(), error.code(), detail)
             }
         };
-        metrics::email_attempt(&email.template, kind, elapsed.as_secs_f64());
+        metrics::email_attempt(email.template.as_str(), kind, elapsed.as_secs_f64());
 
         let attempt = EmailAttempt {
             outbox_id: email.id,
@@ -211,7 +211,7 @@ impl Delivery {
             // a partner invitation/request to one of the receiving managers.
             AttemptOutcome::Sent
                 if [MEMBER_INVITATION, PARTNER_INVITATION, PARTNER_REQUEST]
-                    .contains(&email.template.as_str()) =>
+                    .contains(&email.template) =>
             {
                 Some(event(
                     email.business_id,
@@ -235,8 +235,8 @@ impl Delivery {
         };
         self.recorder.record(Outcome { attempt, event }).await?;
         match &outcome {
-            AttemptOutcome::Sent => metrics::email_sent(&email.template, &email.locale),
-            AttemptOutcome::Failed => metrics::email_failed(&email.template),
+            AttemptOutcome::Sent => metrics::email_sent(email.template.as_str(), &email.locale),
+            AttemptOutcome::Failed => metrics::email_failed(email.template.as_str()),
             AttemptOutcome::Retry { .. } => {}
         }
         Ok(Some(outcome))
@@ -280,10 +280,7 @@ impl Delivery {
     fn compose(&self, email: &ClaimedEmail) -> Result<lettre::Message, crate::mail::MailError> {
         let permanent =
             |what: String| crate::mail::MailError::Permanent(crate::mail::Failure::Other(what));
-        let template: TemplateName = email
-            .template
-            .parse()
-            .map_err(|_| permanent(format!("unknown template {}", email.template)))?;
+        let template: TemplateName = email.template;
         let mut context = email.context.clone();
         if let Some(map) = context.as_object_mut()
             && let Some(nonce) = map.remove(TOKEN_NONCE_KEY)

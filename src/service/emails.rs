@@ -6,14 +6,14 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::Services;
-use crate::domain::{InvitationToken, Locale, TokenNonce};
+use crate::domain::{InvitationToken, Locale, TemplateName, TokenNonce};
 use crate::store::{BusinessRecord, InvitationRecord, NewEmail, UserRecord};
 
 /// Template names as stored in the outbox.
-pub const MEMBER_INVITATION: &str = "member_invitation";
-pub const INVITATION_ACCEPTED: &str = "invitation_accepted";
+pub const MEMBER_INVITATION: TemplateName = TemplateName::MemberInvitation;
+pub const INVITATION_ACCEPTED: TemplateName = TemplateName::InvitationAccepted;
 /// R32: the invitation again, same token and link, as a reminder.
-pub const REMINDER: &str = "reminder";
+pub const REMINDER: TemplateName = TemplateName::Reminder;
 
 /// The context key carrying the token nonce (hex) to the delivery side; it is
 /// removed before rendering and replaced by `accept_url`.
@@ -38,7 +38,7 @@ impl Services {
             id: Uuid::now_v7(),
             business_id: business.id,
             invitation_id: Some(inv.id),
-            template: MEMBER_INVITATION.into(),
+            template: MEMBER_INVITATION,
             locale: inv.locale.clone(),
             recipient_name: None,
             context: json!({
@@ -64,7 +64,7 @@ impl Services {
         inviter: &UserRecord,
     ) -> NewEmail {
         NewEmail {
-            template: REMINDER.into(),
+            template: REMINDER,
             ..self.member_invitation_email(inv, business, inviter)
         }
     }
@@ -80,7 +80,7 @@ impl Services {
             id: Uuid::now_v7(),
             business_id: business.id,
             invitation_id: Some(inv.id),
-            template: INVITATION_ACCEPTED.into(),
+            template: INVITATION_ACCEPTED,
             locale: inviter.locale.clone(),
             recipient: inviter.email.clone(),
             recipient_name: inviter.display_name.clone(),

@@ -7,7 +7,6 @@ use super::{ServiceResult, Services, event, lock_business, require_member};
 use crate::domain::access::InvitationGrant;
 use crate::domain::lifecycle::{self, Command, Effect};
 use crate::domain::members::{check_capability, check_invite};
-use crate::domain::partners::TwoFactorPolicy;
 use crate::domain::quota::{QuotaStatus, check_resend_cooldown, check_seats};
 use crate::domain::{
     BusinessId, Capability, DomainError, Email, InvitationId, InvitationKind, InvitationStatus,
@@ -191,7 +190,7 @@ impl Services {
                 role: Some(role),
                 message: req.message.clone(),
                 locale: self.invitation_locale(invitee.locale, &business),
-                grants: InvitationGrant::to_stored(&grants),
+                grants: grants.clone(),
                 token_hash: token.hash(),
                 token_nonce: nonce,
                 created_at: now,
@@ -385,8 +384,8 @@ impl Services {
                 );
             }
             let role = inv.role.clone().unwrap_or_else(|| catalog.default_role());
-            TwoFactorPolicy::parse(&business.require_2fa)
-                .unwrap_or(TwoFactorPolicy::Off)
+            business
+                .require_2fa
                 .check_accept(&catalog, &role, *mfa_verified)?;
             accepted_by = Some(accepter);
         }

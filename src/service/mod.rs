@@ -23,7 +23,9 @@ use crate::domain::{
     BusinessId, DomainError, InvitationId, InvitationStatus, Locale, RoleCatalog, RolePreset,
     UserId,
 };
-use crate::store::{BusinessRecord, MemberRecord, NewEvent, Store, StoreError, StoreTx};
+use crate::store::{
+    BusinessRecord, Constraint, MemberRecord, NewEvent, Store, StoreError, StoreTx,
+};
 
 /// The rules' settings, from the configuration.
 #[derive(Clone, Debug)]
@@ -56,22 +58,20 @@ impl From<StoreError> for ServiceError {
         match e {
             // A unique index caught what a concurrent request slipped past the
             // check: the same answer as the check would have given.
-            StoreError::Unique(constraint) => {
-                ServiceError::Domain(DomainError::Conflict(match constraint.as_str() {
-                    "invitations_one_pending_per_address" => {
+            StoreError::Conflict(constraint) => {
+                ServiceError::Domain(DomainError::Conflict(match constraint {
+                    Constraint::OnePendingPerAddress => {
                         "this address already has a pending invitation".into()
                     }
-                    "members_pkey" => "this user is already a member".into(),
-                    "invitations_one_pending_per_pair" => {
+                    Constraint::MemberOnce => "this user is already a member".into(),
+                    Constraint::OnePendingPerPair => {
                         "a partner invitation between the two businesses is already pending".into()
                     }
-                    "partnerships_one_live_per_pair" => {
+                    Constraint::OneLivePartnership => {
                         "the two businesses are already partners".into()
                     }
-                    "profile_grants_one_per_business" | "profile_grants_one_per_user" => {
-                        "this grant already exists".into()
-                    }
-                    other => format!("already exists ({other})"),
+                    Constraint::OneGrantPerGrantee => "this grant already exists".into(),
+                    Constraint::Other(name) => format!("already exists ({name})"),
                 }))
             }
             other => ServiceError::Store(other),

@@ -12,12 +12,11 @@ use super::{ServiceResult, Services, event, lock_business, require_member};
 use crate::domain::access::{Grantee, InvitationGrant, may_grant};
 use crate::domain::members::check_capability;
 use crate::domain::partners::{
-    Direction, PairState, TwoFactorPolicy, check_manages_partners, check_partner_target,
-    manages_partners,
+    Direction, PairState, check_manages_partners, check_partner_target, manages_partners,
 };
 use crate::domain::{
     BusinessId, Capability, DomainError, InvitationId, InvitationKind, PartnershipId,
-    PublicBusinessId, TokenNonce, UserId,
+    PublicBusinessId, TemplateName, TokenNonce, UserId,
 };
 use crate::store::{
     BusinessRecord, InvitationRecord, MemberRecord, NewEmail, NewInvitation, NewPartnership,
@@ -25,8 +24,8 @@ use crate::store::{
 };
 
 /// Template names of the partner emails, as stored in the outbox.
-pub const PARTNER_INVITATION: &str = "partner_invitation";
-pub const PARTNER_REQUEST: &str = "partner_request";
+pub const PARTNER_INVITATION: TemplateName = TemplateName::PartnerInvitation;
+pub const PARTNER_REQUEST: TemplateName = TemplateName::PartnerRequest;
 
 pub struct CreatePartner {
     pub business: BusinessId,
@@ -97,7 +96,7 @@ impl Services {
             role: None,
             message: req.message,
             locale: self.invitation_locale(None, &target),
-            grants: InvitationGrant::to_stored(&req.grants),
+            grants: req.grants.clone(),
             token_hash: token.hash(),
             token_nonce: nonce,
             created_at: now,
@@ -158,7 +157,7 @@ impl Services {
                 id: Uuid::now_v7(),
                 business_id: sender.id,
                 invitation_id: Some(inv.id),
-                template: template.into(),
+                template,
                 locale: user.locale.clone(),
                 recipient: user.email.clone(),
                 recipient_name: user.display_name.clone(),
@@ -208,7 +207,7 @@ impl Services {
         answerer: &MemberRecord,
         mfa_verified: bool,
     ) -> ServiceResult<()> {
-        let policy = TwoFactorPolicy::parse(&target.require_2fa).unwrap_or(TwoFactorPolicy::Off);
+        let policy = target.require_2fa;
         policy.check_accept(
             &self.catalog(target.role_preset),
             &answerer.role,
@@ -265,7 +264,7 @@ impl Services {
         inv: &InvitationRecord,
         accepter: &UserId,
     ) -> ServiceResult<()> {
-        if InvitationGrant::from_stored(&inv.grants).is_empty() {
+        if inv.grants.is_empty() {
             return Ok(());
         }
         let (profile_business, grantee, granted_by) = match Direction::of(inv.kind) {
@@ -325,7 +324,7 @@ impl Services {
             id: Uuid::now_v7(),
             business_id: sender.id,
             invitation_id: Some(inv.id),
-            template: super::emails::INVITATION_ACCEPTED.into(),
+            template: super::emails::INVITATION_ACCEPTED,
             locale: inviter.locale.clone(),
             recipient: inviter.email.clone(),
             recipient_name: inviter.display_name.clone(),

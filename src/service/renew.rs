@@ -8,7 +8,6 @@ use super::chores::BATCH;
 use super::invitations::{CreateInvitations, Invitee};
 use super::partners::CreatePartner;
 use super::{ServiceResult, Services};
-use crate::domain::access::InvitationGrant;
 use crate::domain::lifecycle::check_renewable;
 use crate::domain::partners::Direction;
 use crate::domain::{DomainError, InvitationId, InvitationStatus, UserId};
@@ -35,7 +34,7 @@ impl Services {
             self.expire_due(BATCH).await?;
         }
         // The profile grants it carried come along, checked again (R13).
-        let grants = InvitationGrant::from_stored(&old.grants);
+        let grants = old.grants.clone();
         if let Some(direction) = Direction::of(old.kind) {
             // A partner invitation: the same business, the same direction.
             let partner = old

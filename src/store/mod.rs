@@ -1,5 +1,7 @@
-//! Storage: the only place with SQL. [`Store`] and [`StoreTx`] are the port; the
-//! Postgres adapter in [`postgres`] is the first implementation. A service
+//! Storage: the only place with SQL. [`Store`] and [`StoreTx`] are the port;
+//! [`postgres`] and [`sqlite`] are its adapters, and `sql` is their one
+//! body: the statements both dialects share, the record decoders, and the
+//! port implemented once over each adapter's dialect hooks. A service
 //! operation opens one [`StoreTx`], reads what the domain rules need (under row
 //! locks), and writes the change, its events and its outbox rows before one
 //! commit, so every rule holds across replicas on one database.
@@ -8,6 +10,7 @@ pub mod access;
 pub mod events;
 pub mod postgres;
 pub mod records;
+mod sql;
 pub mod sqlite;
 mod stored;
 
@@ -28,14 +31,61 @@ pub enum StoreError {
     /// The database cannot be reached or answered with a connection-level error.
     #[error("database unavailable: {0}")]
     Unavailable(String),
-    /// A named unique constraint refused a write; the service maps it to a conflict.
-    #[error("unique constraint {0} violated")]
-    Unique(String),
+    /// A unique constraint refused a write; the service maps it to a conflict.
+    #[error("unique constraint {} violated", .0.name())]
+    Conflict(Constraint),
     #[error("database error: {0}")]
     Other(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The unique constraints a write can run into, named by what they protect.
+/// Each adapter maps its database's report to one of these, so the service
+/// matches on meaning, not on a dialect's constraint names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Constraint {
+    /// One pending member invitation per business and address (R13).
+    OnePendingPerAddress,
+    /// A user is a member of a business once.
+    MemberOnce,
+    /// One pending partner invitation per pair of businesses.
+    OnePendingPerPair,
+    /// One live partnership per pair of businesses.
+    OneLivePartnership,
+    /// One grant of a permission on a profile per grantee (business or user).
+    OneGrantPerGrantee,
+    /// Any other unique constraint, by the name the database gave.
+    Other(String),
+}
+
+impl Constraint {
+    /// From the Postgres name of the constraint (the SQLite schema names its
+    /// indexes alike).
+    pub fn from_name(name: &str) -> Constraint {
+        match name {
+            "invitations_one_pending_per_address" => Constraint::OnePendingPerAddress,
+            "members_pkey" => Constraint::MemberOnce,
+            "invitations_one_pending_per_pair" => Constraint::OnePendingPerPair,
+            "partnerships_one_live_per_pair" => Constraint::OneLivePartnership,
+            "profile_grants_one_per_business" | "profile_grants_one_per_user" => {
+                Constraint::OneGrantPerGrantee
+            }
+            other => Constraint::Other(other.to_owned()),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Constraint::OnePendingPerAddress => "invitations_one_pending_per_address",
+            Constraint::MemberOnce => "members_pkey",
+            Constraint::OnePendingPerPair => "invitations_one_pending_per_pair",
+            Constraint::OneLivePartnership => "partnerships_one_live_per_pair",
+            Constraint::OneGrantPerGrantee => "profile_grants_one_per_*",
+            Constraint::Other(name) => name,
+        }
+    }
+}
 
 /// One transaction. Dropping it without `commit` rolls everything back.
 #[async_trait]

@@ -4,9 +4,11 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::domain::access::InvitationGrant;
+use crate::domain::partners::TwoFactorPolicy;
 use crate::domain::{
     BusinessId, Email, InvitationId, InvitationKind, InvitationStatus, Locale, PublicBusinessId,
-    Role, RolePreset, TokenHash, TokenNonce, UserId,
+    Role, RolePreset, TemplateName, TokenHash, TokenNonce, UserId,
 };
 
 #[derive(Clone, Debug)]
@@ -52,7 +54,7 @@ pub struct BusinessRecord {
     pub role_preset: RolePreset,
     pub seat_limit: Option<u32>,
     pub locale: Option<Locale>,
-    pub require_2fa: String,
+    pub require_2fa: TwoFactorPolicy,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -77,7 +79,7 @@ pub struct NewInvitation {
     pub role: Option<Role>,
     pub message: Option<String>,
     pub locale: Locale,
-    pub grants: serde_json::Value,
+    pub grants: Vec<InvitationGrant>,
     pub token_hash: TokenHash,
     pub token_nonce: TokenNonce,
     pub created_at: DateTime<Utc>,
@@ -85,10 +87,48 @@ pub struct NewInvitation {
     pub renewed_from: Option<InvitationId>,
 }
 
+/// Where an outbox row is (the `email_status` of the schema).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutboxStatus {
+    Queued,
+    Sending,
+    Sent,
+    Retrying,
+    Failed,
+    /// Withdrawn before any attempt (a reminder whose invitation is over).
+    Cancelled,
+}
+
+impl OutboxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Queued => "queued",
+            OutboxStatus::Sending => "sending",
+            OutboxStatus::Sent => "sent",
+            OutboxStatus::Retrying => "retrying",
+            OutboxStatus::Failed => "failed",
+            OutboxStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<OutboxStatus> {
+        [
+            OutboxStatus::Queued,
+            OutboxStatus::Sending,
+            OutboxStatus::Sent,
+            OutboxStatus::Retrying,
+            OutboxStatus::Failed,
+            OutboxStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+    }
+}
+
 /// The delivery of an invitation's latest invitation email.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeliveryRecord {
-    pub status: String,
+    pub status: OutboxStatus,
     pub attempts: u32,
     pub last_error: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
@@ -105,7 +145,7 @@ pub struct InvitationRecord {
     pub role: Option<Role>,
     pub message: Option<String>,
     pub locale: Locale,
-    pub grants: serde_json::Value,
+    pub grants: Vec<InvitationGrant>,
     pub token_nonce: TokenNonce,
     pub status: InvitationStatus,
     pub created_at: DateTime<Utc>,
@@ -155,7 +195,7 @@ pub struct NewEmail {
     pub id: Uuid,
     pub business_id: BusinessId,
     pub invitation_id: Option<InvitationId>,
-    pub template: String,
+    pub template: TemplateName,
     pub locale: Locale,
     pub recipient: Email,
     pub recipient_name: Option<String>,
@@ -169,7 +209,7 @@ pub struct ClaimedEmail {
     pub id: Uuid,
     pub business_id: BusinessId,
     pub invitation_id: Option<InvitationId>,
-    pub template: String,
+    pub template: TemplateName,
     pub locale: String,
     pub recipient: String,
     pub recipient_name: Option<String>,

@@ -2,12 +2,10 @@
 //! the columns hold only what the domain wrote, so a value that does not
 //! parse is a corrupt row, reported as such.
 
-use super::{StoreError, StoreResult};
-use crate::domain::{Email, InvitationStatus, Locale, UserId};
-
-/// The business columns every adapter selects, in this order.
-pub(crate) const BUSINESS_COLUMNS: &str =
-    "id, public_id, name, role_preset, seat_limit, locale, require_2fa, created_at, updated_at";
+use super::{OutboxStatus, StoreError, StoreResult};
+use crate::domain::access::InvitationGrant;
+use crate::domain::partners::TwoFactorPolicy;
+use crate::domain::{Email, InvitationStatus, Locale, TemplateName, UserId};
 
 pub(crate) fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Other(format!("stored {what} {value:?} does not parse"))
@@ -27,4 +25,31 @@ pub(crate) fn locale(raw: String) -> StoreResult<Locale> {
 
 pub(crate) fn status(raw: &str) -> StoreResult<InvitationStatus> {
     InvitationStatus::parse(raw).ok_or_else(|| corrupt("status", raw))
+}
+
+pub(crate) fn two_factor(raw: String) -> StoreResult<TwoFactorPolicy> {
+    TwoFactorPolicy::parse(&raw).ok_or_else(|| corrupt("2FA policy", &raw))
+}
+
+pub(crate) fn outbox_status(raw: String) -> StoreResult<OutboxStatus> {
+    OutboxStatus::parse(&raw).ok_or_else(|| corrupt("outbox status", &raw))
+}
+
+pub(crate) fn template(raw: String) -> StoreResult<TemplateName> {
+    TemplateName::parse(&raw).ok_or_else(|| corrupt("template", &raw))
+}
+
+/// An invitation's grants: a JSON list (JSON null, which no build wrote
+/// but the column allows, reads as none).
+pub(crate) fn grants(stored: serde_json::Value) -> StoreResult<Vec<InvitationGrant>> {
+    if stored.is_null() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_value(stored.clone()).map_err(|_| corrupt("grants", &stored.to_string()))
+}
+
+/// The grants as stored: through `serde_json::Value`, so the bytes are the
+/// ones earlier builds wrote.
+pub(crate) fn grants_json(grants: &[InvitationGrant]) -> serde_json::Value {
+    InvitationGrant::to_stored(grants)
 }

@@ -11,28 +11,18 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use super::wake::Channel;
-use super::{OrStore as _, PgStore, get};
-use crate::domain::{BusinessId, InvitationId};
+use super::{OrStore as _, PgStore, conn};
+use crate::store::sql::{StoredRow as _, rows};
 use crate::store::{
     EventCursor, EventLog, EventPosition, EventRecord, SinkLag, StoreResult, Wakeups,
 };
 
 fn event_from_row(row: &PgRow) -> StoreResult<EventRecord> {
-    Ok(EventRecord {
-        position: EventPosition {
-            commit_seq: get(row, "commit_seq")?,
-            event_seq: get(row, "seq")?,
-        },
-        id: get(row, "id")?,
-        event_type: get(row, "type")?,
-        occurred_at: get(row, "occurred_at")?,
-        business_id: BusinessId(get(row, "business_id")?),
-        invitation_id: get::<Option<Uuid>>(row, "invitation_id")?.map(InvitationId),
-        actor_user_id: get(row, "actor_user_id")?,
-        from_status: get(row, "from_status")?,
-        to_status: get(row, "to_status")?,
-        data: get(row, "data")?,
-    })
+    let position = EventPosition {
+        commit_seq: row.int("commit_seq")?,
+        event_seq: row.int("seq")?,
+    };
+    rows::event(row, position)
 }
 
 #[async_trait]
@@ -64,11 +54,13 @@ impl EventLog for PgStore {
         row.map(|row| {
             Ok(EventCursor {
                 position: EventPosition {
-                    commit_seq: get(&row, "commit_seq")?,
-                    event_seq: get(&row, "event_seq")?,
+                    commit_seq: row.int("commit_seq")?,
+                    event_seq: row.int("event_seq")?,
                 },
-                attempts: get::<i32>(&row, "attempts")?.max(0) as u32,
-                wait: Duration::from_secs_f64(get::<f64>(&row, "wait")?.max(0.0)),
+                attempts: row.int("attempts")?.max(0) as u32,
+                wait: Duration::from_secs_f64(
+                    conn::float_opt(&row, "wait")?.unwrap_or(0.0).max(0.0),
+                ),
             })
         })
         .transpose()
@@ -90,7 +82,7 @@ impl EventLog for PgStore {
             .st()?;
         let rows = sqlx::query(
             "SELECT c.commit_seq, e.seq, e.id, e.type, e.occurred_at, e.business_id, e.invitation_id,
-                    e.actor_user_id, e.from_status::text AS from_status, e.to_status::text AS to_status, e.data
+                    e.actor_user_id, e.from_status, e.to_status, e.data
                FROM event_commits c JOIN events e ON e.txid = c.txid
               WHERE c.commit_seq >= $1 AND c.commit_seq <= $4 AND (c.commit_seq, e.seq) > ($1, $2)
               ORDER BY c.commit_seq, e.seq

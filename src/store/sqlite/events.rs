@@ -11,31 +11,25 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
-use super::{
-    OrStore as _, SqliteStore, SqliteWakeups, get, h, json_at, now, opt_uuid_at, plus, uuid_at,
-};
-use crate::domain::{BusinessId, InvitationId};
+use super::{OrStore as _, SqliteStore, SqliteWakeups, now, plus};
+use crate::store::sql::{StoredRow as _, rows};
 use crate::store::{
     EventCursor, EventLog, EventPosition, EventRecord, SinkLag, StoreResult, Wakeups,
 };
 
 fn event_from_row(row: &SqliteRow) -> StoreResult<EventRecord> {
-    let seq: i64 = get(row, "seq")?;
-    Ok(EventRecord {
-        position: EventPosition {
+    let seq = row.int("seq")?;
+    rows::event(
+        row,
+        EventPosition {
             commit_seq: seq,
             event_seq: seq,
         },
-        id: uuid_at(row, "id")?,
-        event_type: get(row, "type")?,
-        occurred_at: get(row, "occurred_at")?,
-        business_id: BusinessId(uuid_at(row, "business_id")?),
-        invitation_id: opt_uuid_at(row, "invitation_id")?.map(InvitationId),
-        actor_user_id: get(row, "actor_user_id")?,
-        from_status: get(row, "from_status")?,
-        to_status: get(row, "to_status")?,
-        data: json_at(row, "data")?,
-    })
+    )
+}
+
+fn h(id: Uuid) -> uuid::fmt::Hyphenated {
+    id.hyphenated()
 }
 
 #[async_trait]
@@ -72,13 +66,13 @@ impl EventLog for SqliteStore {
         .st()?;
         tx.commit_inner().await?;
         row.map(|row| {
-            let available: DateTime<Utc> = get(&row, "available_at")?;
+            let available = row.time("available_at")?;
             Ok(EventCursor {
                 position: EventPosition {
-                    commit_seq: get(&row, "commit_seq")?,
-                    event_seq: get(&row, "event_seq")?,
+                    commit_seq: row.int("commit_seq")?,
+                    event_seq: row.int("event_seq")?,
                 },
-                attempts: get::<i64>(&row, "attempts")?.max(0) as u32,
+                attempts: row.int("attempts")?.max(0) as u32,
                 wait: (available - at).to_std().unwrap_or(Duration::ZERO),
             })
         })

@@ -1,0 +1,139 @@
+//! The outbox statements only Postgres has: batches through `UNNEST` and
+//! the `SKIP LOCKED` claim.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgPool;
+use uuid::Uuid;
+
+use super::{OrStore as _, PgTx};
+use crate::store::sql::{Conn as _, rows};
+use crate::store::{AttemptOutcome, ClaimedEmail, EmailAttempt, NewEvent, StoreResult};
+
+/// Several events in one statement; `WITH ORDINALITY` keeps the order, so
+/// `seq` (insertion order inside the transaction) follows the slice.
+pub(super) async fn insert_events(tx: &mut PgTx, events: &[NewEvent]) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO events (id, business_id, invitation_id, type, actor_user_id, from_status, to_status, data)
+         SELECT id, business_id, invitation_id, type, actor_user_id, from_status::invitation_status,
+                to_status::invitation_status, data
+           FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
+                       $8::jsonb[])
+                WITH ORDINALITY AS e(id, business_id, invitation_id, type, actor_user_id, from_status,
+                                     to_status, data, n)
+          ORDER BY n",
+    )
+    .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.business_id.0).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.invitation_id.map(|i| i.0)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.actor_user_id.as_ref().map(|u| u.as_str())).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.from_status.map(|s| s.as_str())).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.to_status.map(|s| s.as_str())).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| &e.data).collect::<Vec<_>>())
+    .execute(&mut *tx.tx)
+    .await
+    .st()?;
+    Ok(())
+}
+
+/// The ends of several attempts in one round trip: the attempt rows, then
+/// each outbox row's new state (the columns each outcome sets there, and no
+/// others).
+pub(super) async fn finish_attempts(tx: &mut PgTx, attempts: &[EmailAttempt]) -> StoreResult<()> {
+    let status = |a: &EmailAttempt| match a.outcome {
+        AttemptOutcome::Sent => "sent",
+        AttemptOutcome::Retry { .. } => "retrying",
+        AttemptOutcome::Failed => "failed",
+    };
+    let after = |a: &EmailAttempt| match a.outcome {
+        AttemptOutcome::Retry { after } => after.as_secs_f64(),
+        _ => 0.0,
+    };
+    sqlx::query(
+        "WITH attempts AS (
+             INSERT INTO email_attempts (id, outbox_id, business_id, outcome, smtp_code, detail, duration_ms)
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int2[], $6::text[],
+                                  $7::int4[])
+         )
+         UPDATE email_outbox o
+            SET status = v.status::email_status,
+                sent_at = CASE WHEN v.status = 'sent' THEN now() ELSE o.sent_at END,
+                lease_until = NULL,
+                last_error = CASE WHEN v.status = 'sent' THEN NULL ELSE v.detail END,
+                available_at = CASE WHEN v.status = 'retrying' THEN now() + make_interval(secs => v.after)
+                                    ELSE o.available_at END,
+                updated_at = now()
+           FROM unnest($2::uuid[], $8::text[], $6::text[], $9::float8[]) AS v(id, status, detail, after)
+          WHERE o.id = v.id",
+    )
+    .bind(attempts.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
+    .bind(attempts.iter().map(|a| a.outbox_id).collect::<Vec<_>>())
+    .bind(attempts.iter().map(|a| a.business_id.0).collect::<Vec<_>>())
+    .bind(attempts.iter().map(|a| a.kind).collect::<Vec<_>>())
+    .bind(attempts.iter().map(|a| a.smtp_code.map(|c| c as i16)).collect::<Vec<_>>())
+    .bind(attempts.iter().map(|a| a.detail.as_deref()).collect::<Vec<_>>())
+    .bind(attempts.iter().map(|a| a.duration.as_millis().min(i32::MAX as u128) as i32).collect::<Vec<_>>())
+    .bind(attempts.iter().map(status).collect::<Vec<_>>())
+    .bind(attempts.iter().map(after).collect::<Vec<_>>())
+    .execute(&mut *tx.tx)
+    .await
+    .st()?;
+    Ok(())
+}
+
+/// One statement: pick due rows (queued, retrying, or sending with a lapsed
+/// lease), skip rows another replica holds, mark them sending, commit.
+pub(super) async fn claim(
+    pool: &mut PgPool,
+    limit: u32,
+    lease: Duration,
+) -> StoreResult<Vec<ClaimedEmail>> {
+    // The two kinds are read apart, each through its partial index in
+    // order and stopping at the limit: one `OR` made every claim a bitmap
+    // scan and a sort of every due row and every dead index entry left by
+    // earlier claims (2.5 ms per claim after 20,000 emails, and the claim
+    // the busiest statement of a burst; BENCHMARKS.md). Rows locked here
+    // but not picked are free again when the statement commits.
+    //
+    // The claim's commit does not wait for its WAL flush
+    // (`synchronous_commit` off for this one transaction). A claim is a
+    // lease, visible to every replica at once either way; only a crash of
+    // Postgres itself can lose it, and then its rows are simply due again,
+    // as after a lapsed lease: still at least once, with duplicates only
+    // for sends in flight at the crash. The outcome's own commit flushes
+    // the WAL up to itself, the claim included. Waiting for the flush
+    // (about 1 ms under load here) was half of create -> email (p50 57 vs
+    // 22-28 ms, BENCHMARKS.md).
+    pool.fetch_all(
+        "WITH queued AS (
+             SELECT id, available_at FROM email_outbox
+             WHERE status IN ('queued', 'retrying') AND available_at <= now()
+             ORDER BY available_at, id
+             LIMIT $1
+             FOR UPDATE SKIP LOCKED
+         ), lapsed AS (
+             SELECT id, available_at FROM email_outbox
+             WHERE status = 'sending' AND lease_until < now()
+             ORDER BY lease_until
+             LIMIT $1
+             FOR UPDATE SKIP LOCKED
+         ), due AS (
+             SELECT id FROM (SELECT * FROM queued UNION ALL SELECT * FROM lapsed) c
+             ORDER BY available_at, id
+             LIMIT $1
+         )
+         UPDATE email_outbox o
+            SET status = 'sending', attempts = o.attempts + 1,
+                lease_until = now() + make_interval(secs => $2), updated_at = now()
+           FROM due, (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush_wait
+          WHERE o.id = due.id
+         RETURNING o.id, o.business_id, o.invitation_id, o.template, o.locale, o.recipient, o.recipient_name,
+                   o.context, o.message_id, o.attempts, o.created_at",
+        vec![crate::store::sql::limit(limit), super::conn::secs(Some(lease))],
+    )
+    .await?
+    .iter()
+    .map(rows::claimed_email)
+    .collect()
+}

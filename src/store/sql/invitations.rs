@@ -1,0 +1,195 @@
+//! Invitations: the rows, the quota and seat reads, and the listings.
+
+use chrono::{DateTime, Utc};
+
+use super::{Arg, Conn, EnumType, StoredRow as _, id, opt_id, opt_text, rows, text};
+use crate::domain::{BusinessId, Email, InvitationId, InvitationStatus, TokenHash, UserId};
+use crate::store::stored::grants_json;
+use crate::store::{InvitationQuery, InvitationRecord, NewInvitation, StoreResult};
+
+fn status_arg(status: Option<InvitationStatus>) -> Arg {
+    Arg::Enum(EnumType::InvitationStatus, status.map(|s| s.as_str()))
+}
+
+pub(crate) async fn get(
+    c: &mut impl Conn,
+    select: &str,
+    invitation: InvitationId,
+) -> StoreResult<Option<InvitationRecord>> {
+    let sql = format!("{select} WHERE i.id = $1");
+    let row = c.fetch_optional(&sql, vec![id(invitation.0)]).await?;
+    row.as_ref().map(rows::invitation).transpose()
+}
+
+pub(super) async fn by_token(
+    c: &mut impl Conn,
+    hash: &TokenHash,
+) -> StoreResult<Option<InvitationId>> {
+    let row = c
+        .fetch_optional(
+            "SELECT id FROM invitations WHERE token_hash = $1",
+            vec![Arg::Bytes(hash.0.clone())],
+        )
+        .await?;
+    row.map(|r| r.uuid("id").map(InvitationId)).transpose()
+}
+
+pub(super) async fn list(
+    c: &mut impl Conn,
+    select: &str,
+    q: &InvitationQuery,
+) -> StoreResult<Vec<InvitationRecord>> {
+    let sql = format!(
+        "{select}
+         WHERE (CASE WHEN $6 THEN i.partner_business_id = $1 ELSE i.business_id = $1 END)
+           AND ($2 IS NULL OR i.status = $2)
+           AND ($3 IS NULL OR i.kind = $3)
+           AND ($4 IS NULL OR i.id < $4)
+         ORDER BY i.id DESC LIMIT $5"
+    );
+    let rows = c
+        .fetch_all(
+            &sql,
+            vec![
+                id(q.business_id.0),
+                status_arg(q.status),
+                Arg::Enum(EnumType::InvitationKind, q.kind.map(|k| k.as_str())),
+                opt_id(q.before.map(|b| b.0)),
+                super::limit(q.limit),
+                Arg::Bool(q.incoming),
+            ],
+        )
+        .await?;
+    rows.iter().map(rows::invitation).collect()
+}
+
+pub(super) async fn times_since(
+    c: &mut impl Conn,
+    business: BusinessId,
+    since: DateTime<Utc>,
+) -> StoreResult<Vec<DateTime<Utc>>> {
+    c.fetch_all(
+        "SELECT created_at FROM invitations WHERE business_id = $1 AND created_at > $2 ORDER BY created_at",
+        vec![id(business.0), Arg::Time(Some(since))],
+    )
+    .await?
+    .iter()
+    .map(|row| row.time("created_at"))
+    .collect()
+}
+
+pub(super) async fn count_pending_members(
+    c: &mut impl Conn,
+    business: BusinessId,
+) -> StoreResult<u32> {
+    // Pending by the database clock: one past its expiry no longer holds a seat.
+    let at = c.stamp();
+    let n = c
+        .fetch_one(
+            "SELECT count(*) AS n FROM invitations
+             WHERE business_id = $1 AND kind = 'member' AND status = 'pending'
+               AND expires_at > coalesce($2, CURRENT_TIMESTAMP)",
+            vec![id(business.0), Arg::Time(at)],
+        )
+        .await?
+        .int("n")?;
+    Ok(n as u32)
+}
+
+pub(super) async fn has_pending(
+    c: &mut impl Conn,
+    business: BusinessId,
+    email: &Email,
+) -> StoreResult<bool> {
+    c.fetch_one(
+        "SELECT EXISTS (SELECT 1 FROM invitations
+                        WHERE business_id = $1 AND email = $2 AND kind = 'member' AND status = 'pending') AS found",
+        vec![id(business.0), text(email.as_str())],
+    )
+    .await?
+    .flag("found")
+}
+
+pub(super) async fn pending_partner_between(
+    c: &mut impl Conn,
+    a: BusinessId,
+    b: BusinessId,
+) -> StoreResult<bool> {
+    c.fetch_one(
+        "SELECT EXISTS (SELECT 1 FROM invitations
+                        WHERE kind <> 'member' AND status = 'pending'
+                          AND ((business_id = $1 AND partner_business_id = $2)
+                            OR (business_id = $2 AND partner_business_id = $1))) AS found",
+        vec![id(a.0), id(b.0)],
+    )
+    .await?
+    .flag("found")
+}
+
+pub(super) async fn insert(c: &mut impl Conn, i: &NewInvitation) -> StoreResult<()> {
+    c.execute(
+        "INSERT INTO invitations (id, business_id, kind, invited_by, email, partner_business_id, role, message,
+                                  locale, grants, token_hash, token_nonce, status, created_at, expires_at,
+                                  updated_at, renewed_from)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13, $14, $13, $15)",
+        vec![
+            id(i.id.0),
+            id(i.business_id.0),
+            Arg::Enum(EnumType::InvitationKind, Some(i.kind.as_str())),
+            text(i.invited_by.as_str()),
+            opt_text(i.email.as_ref().map(|e| e.as_str())),
+            opt_id(i.partner_business_id.map(|b| b.0)),
+            opt_text(i.role.as_ref().map(|r| r.as_str())),
+            opt_text(i.message.as_deref()),
+            text(i.locale.as_str()),
+            Arg::Json(grants_json(&i.grants)),
+            Arg::Bytes(i.token_hash.0.clone()),
+            Arg::Bytes(i.token_nonce.0.clone()),
+            Arg::Time(Some(i.created_at)),
+            Arg::Time(Some(i.expires_at)),
+            opt_id(i.renewed_from.map(|r| r.0)),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn set_status(
+    c: &mut impl Conn,
+    invitation: InvitationId,
+    status: InvitationStatus,
+    accepted_by: Option<&UserId>,
+) -> StoreResult<()> {
+    let at = c.stamp();
+    c.execute(
+        "UPDATE invitations SET status = $2, updated_at = coalesce($4, CURRENT_TIMESTAMP),
+             accepted_at  = CASE WHEN $2 = 'accepted'  THEN coalesce($4, CURRENT_TIMESTAMP) END,
+             accepted_by  = CASE WHEN $2 = 'accepted'  THEN $3 END,
+             declined_at  = CASE WHEN $2 = 'declined'  THEN coalesce($4, CURRENT_TIMESTAMP) END,
+             cancelled_at = CASE WHEN $2 = 'cancelled' THEN coalesce($4, CURRENT_TIMESTAMP) END,
+             expired_at   = CASE WHEN $2 = 'expired'   THEN coalesce($4, CURRENT_TIMESTAMP) END
+         WHERE id = $1",
+        vec![
+            id(invitation.0),
+            status_arg(Some(status)),
+            opt_text(accepted_by.map(|u| u.as_str())),
+            Arg::Time(at),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn last_invitation_email_at(
+    c: &mut impl Conn,
+    invitation: InvitationId,
+) -> StoreResult<Option<DateTime<Utc>>> {
+    // On SQLite, max() over RFC 3339 text in one format is the latest time.
+    c.fetch_one(
+        "SELECT max(created_at) AS latest FROM email_outbox
+         WHERE invitation_id = $1 AND template IN ('member_invitation', 'partner_invitation', 'partner_request')",
+        vec![id(invitation.0)],
+    )
+    .await?
+    .time_opt("latest")
+}

@@ -1,0 +1,125 @@
+//! What a transaction appends for later: events (R16, R17), queued emails
+//! (R29) and reminder marks (R32); and an invitation's timeline read back
+//! from them.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::{Arg, Conn, EnumType, id, offset_secs, opt_id, opt_text, rows, text};
+use crate::domain::{BusinessId, InvitationId};
+use crate::store::{NewEmail, NewEvent, StoreResult, TimelineEntry};
+
+pub(crate) async fn insert_event(c: &mut impl Conn, e: &NewEvent) -> StoreResult<()> {
+    let status = |s: Option<crate::domain::InvitationStatus>| {
+        Arg::Enum(EnumType::InvitationStatus, s.map(|s| s.as_str()))
+    };
+    let at = c.stamp();
+    c.execute(
+        "INSERT INTO events (id, business_id, invitation_id, type, actor_user_id, from_status, to_status, data,
+                             occurred_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, CURRENT_TIMESTAMP))",
+        vec![
+            id(e.id),
+            id(e.business_id.0),
+            opt_id(e.invitation_id.map(|i| i.0)),
+            text(&e.event_type),
+            opt_text(e.actor_user_id.as_ref().map(|u| u.as_str())),
+            status(e.from_status),
+            status(e.to_status),
+            Arg::Json(e.data.clone()),
+            Arg::Time(at),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn enqueue_email(c: &mut impl Conn, m: &NewEmail) -> StoreResult<()> {
+    let at = c.stamp();
+    c.execute(
+        "INSERT INTO email_outbox (id, business_id, invitation_id, template, locale, recipient, recipient_name,
+                                   context, message_id, available_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10, CURRENT_TIMESTAMP),
+                 coalesce($10, CURRENT_TIMESTAMP), coalesce($10, CURRENT_TIMESTAMP))",
+        vec![
+            id(m.id),
+            id(m.business_id.0),
+            opt_id(m.invitation_id.map(|i| i.0)),
+            text(m.template.as_str()),
+            text(m.locale.as_str()),
+            text(m.recipient.as_str()),
+            opt_text(m.recipient_name.as_deref()),
+            Arg::Json(m.context.clone()),
+            text(&m.message_id),
+            Arg::Time(at),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn cancel_email(c: &mut impl Conn, email: Uuid, reason: &str) -> StoreResult<()> {
+    let at = c.stamp();
+    c.execute(
+        "UPDATE email_outbox SET status = 'cancelled', lease_until = NULL, last_error = $2,
+                updated_at = coalesce($3, CURRENT_TIMESTAMP)
+         WHERE id = $1",
+        vec![id(email), text(reason), Arg::Time(at)],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn record_reminder(
+    c: &mut impl Conn,
+    invitation: InvitationId,
+    business: BusinessId,
+    offset: Duration,
+    outbox_id: Uuid,
+) -> StoreResult<bool> {
+    let at = c.stamp();
+    let n = c
+        .execute(
+            "INSERT INTO invitation_reminders (invitation_id, business_id, offset_secs, outbox_id, queued_at)
+             VALUES ($1, $2, $3, $4, coalesce($5, CURRENT_TIMESTAMP))
+             ON CONFLICT (invitation_id, offset_secs) DO NOTHING",
+            vec![
+                id(invitation.0),
+                id(business.0),
+                offset_secs(offset),
+                id(outbox_id),
+                Arg::Time(at),
+            ],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+pub(super) async fn timeline(
+    c: &mut impl Conn,
+    invitation: InvitationId,
+) -> StoreResult<Vec<TimelineEntry>> {
+    let events = c
+        .fetch_all(
+            "SELECT id, type, occurred_at, actor_user_id, from_status, to_status, data
+             FROM events WHERE invitation_id = $1 ORDER BY occurred_at, id",
+            vec![id(invitation.0)],
+        )
+        .await?;
+    let attempts = c
+        .fetch_all(
+            "SELECT a.id, a.attempted_at, o.template, o.recipient, a.outcome, a.smtp_code, a.detail, a.duration_ms
+             FROM email_attempts a JOIN email_outbox o ON o.id = a.outbox_id
+             WHERE o.invitation_id = $1 ORDER BY a.attempted_at, a.id",
+            vec![id(invitation.0)],
+        )
+        .await?;
+    let mut out = events
+        .iter()
+        .map(rows::timeline_event)
+        .chain(attempts.iter().map(rows::timeline_delivery))
+        .collect::<StoreResult<Vec<_>>>()?;
+    out.sort_by_key(|e| e.at());
+    Ok(out)
+}

@@ -1,0 +1,92 @@
+//! The outbox statements SQLite runs its own way: times computed here
+//! (SQLite has no interval arithmetic), and a plain claim under the write
+//! lock instead of `SKIP LOCKED`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{SqliteTx, plus};
+use crate::store::sql::{Arg, Conn as _, StoredRow as _, id, int, opt_text, rows, text};
+use crate::store::{AttemptOutcome, ClaimedEmail, EmailAttempt, StoreResult};
+
+/// Records one attempt and the outbox row's new state.
+pub(super) async fn finish_attempt(tx: &mut SqliteTx, a: &EmailAttempt) -> StoreResult<()> {
+    let at = tx.at;
+    tx.execute(
+        "INSERT INTO email_attempts (id, outbox_id, business_id, attempted_at, outcome, smtp_code, detail,
+                                     duration_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        vec![
+            id(Uuid::now_v7()),
+            id(a.outbox_id),
+            id(a.business_id.0),
+            Arg::Time(Some(at)),
+            text(a.kind),
+            Arg::Int(a.smtp_code.map(i64::from)),
+            opt_text(a.detail.as_deref()),
+            int(a.duration.as_millis().min(i32::MAX as u128) as i64),
+        ],
+    )
+    .await?;
+    // Sent: no error, `sent_at`; retrying: available again after the delay.
+    let (status, sent_at, available_at) = match a.outcome {
+        AttemptOutcome::Sent => ("sent", Some(at), None),
+        AttemptOutcome::Retry { after } => ("retrying", None, Some(plus(at, after))),
+        AttemptOutcome::Failed => ("failed", None, None),
+    };
+    tx.execute(
+        "UPDATE email_outbox
+            SET status = $2, sent_at = coalesce($3, sent_at), lease_until = NULL,
+                last_error = CASE WHEN $2 = 'sent' THEN NULL ELSE $4 END,
+                available_at = coalesce($5, available_at), updated_at = $6
+          WHERE id = $1",
+        vec![
+            id(a.outbox_id),
+            text(status),
+            Arg::Time(sent_at),
+            opt_text(a.detail.as_deref()),
+            Arg::Time(available_at),
+            Arg::Time(Some(at)),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Under the write lock nobody else claims: a plain claim, committed before
+/// any SMTP exchange.
+pub(super) async fn claim(
+    mut tx: SqliteTx,
+    limit: u32,
+    lease: Duration,
+) -> StoreResult<Vec<ClaimedEmail>> {
+    let at = tx.at;
+    let rows = tx
+        .fetch_all(
+            "UPDATE email_outbox
+                SET status = 'sending', attempts = attempts + 1, lease_until = $3, updated_at = $1
+              WHERE id IN (SELECT id FROM email_outbox
+                            WHERE (status IN ('queued', 'retrying') AND available_at <= $1)
+                               OR (status = 'sending' AND lease_until < $1)
+                            ORDER BY available_at, id
+                            LIMIT $2)
+             RETURNING id, business_id, invitation_id, template, locale, recipient, recipient_name,
+                       context, message_id, attempts, created_at, available_at",
+            vec![
+                Arg::Time(Some(at)),
+                crate::store::sql::limit(limit),
+                Arg::Time(Some(plus(at, lease))),
+            ],
+        )
+        .await?;
+    tx.commit_inner().await?;
+    let mut claimed = rows
+        .iter()
+        .map(|row| Ok((row.time("available_at")?, rows::claimed_email(row)?)))
+        .collect::<StoreResult<Vec<(DateTime<Utc>, ClaimedEmail)>>>()?;
+    // RETURNING has no order: hand them out oldest first.
+    claimed.sort_by_key(|(available, email)| (*available, email.id));
+    Ok(claimed.into_iter().map(|(_, email)| email).collect())
+}
