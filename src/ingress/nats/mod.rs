@@ -4,9 +4,10 @@
 //! the bodies, the strict parsing, the roles, the actors and the problem
 //! documents are exactly the HTTP API's: nothing is parsed or validated twice.
 //!
-//! `Nats-Msg-Id` is the idempotency key, kept in the HTTP `idempotency_keys`
-//! table under the scope [`IDEMPOTENCY_SCOPE`]: a repeated id replays the
-//! stored result and changes nothing. The result goes to
+//! `Nats-Msg-Id` is the idempotency key, run through the same protocol as
+//! HTTP's `Idempotency-Key` ([`crate::http::idempotency::runner`]) under the
+//! scope [`IDEMPOTENCY_SCOPE`]: a repeated id replays the stored result and
+//! changes nothing. The result goes to
 //! `<prefix>.results.<Nats-Msg-Id>`, then the message is acknowledged, so a
 //! command is acknowledged only after its change has committed. A malformed
 //! command is answered with a problem and acknowledged; only a failure of
@@ -19,15 +20,15 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use axum::body::Body;
 use axum::http::{Request, header};
-use axum::response::IntoResponse as _;
+use axum::response::{IntoResponse as _, Response};
 use futures::StreamExt as _;
 use tower::ServiceExt as _;
 
 use crate::events::bus::{Bus, BusError};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
-use crate::http::idempotency::request_hash;
-use crate::store::{IdempotencyClaim, Store, StoredResponse};
+use crate::http::idempotency::{Keyed, Outcome, request_hash, run_once};
+use crate::store::Store;
 
 pub mod wire;
 
@@ -173,7 +174,12 @@ impl Commands {
             Ok(target) => target,
             Err(error) => return problem(error).await,
         };
-        let hash = request_hash(&target.method, &target.path, payload);
+        let keyed = Keyed {
+            scope: IDEMPOTENCY_SCOPE.to_string(),
+            key: id.to_string(),
+            hash: request_hash(&target.method, &target.path, payload),
+        };
+        // Our failures are not answers while deliveries remain.
         let retry_or = |error: ApiError| async move {
             if delivered < MAX_DELIVERIES {
                 Verdict::Retry(redelivery_delay(delivered))
@@ -181,83 +187,42 @@ impl Commands {
                 problem(error).await
             }
         };
-        match self
-            .store
-            .claim_idempotency_key(IDEMPOTENCY_SCOPE, id, &hash)
-            .await
-        {
-            Ok(IdempotencyClaim::New) => {}
-            Ok(IdempotencyClaim::Replay(stored)) => {
-                return Verdict::Answer {
-                    status: stored.status,
-                    body: stored.body,
-                };
+        match run_once(self.store.clone(), keyed, call(self.router.clone(), target)).await {
+            Outcome::Ran(response) => {
+                let status = response.status().as_u16();
+                if status >= 500 && delivered < MAX_DELIVERIES {
+                    Verdict::Retry(redelivery_delay(delivered))
+                } else {
+                    Verdict::Answer {
+                        status,
+                        body: response.into_body().to_vec(),
+                    }
+                }
             }
-            Ok(IdempotencyClaim::Mismatch) => {
-                return problem(ApiError::validation(
+            Outcome::Replayed(stored) => Verdict::Answer {
+                status: stored.status,
+                body: stored.body,
+            },
+            Outcome::Mismatch => {
+                problem(ApiError::validation(
                     "Nats-Msg-Id",
                     "was already used for a different command (name, ids or body)",
                 ))
-                .await;
+                .await
             }
-            Ok(IdempotencyClaim::InProgress) => {
-                return retry_or(ApiError::conflict(
+            Outcome::InProgress => {
+                retry_or(ApiError::conflict(
                     "a command with this Nats-Msg-Id is still running",
                 ))
-                .await;
+                .await
             }
-            Err(error) => {
-                tracing::warn!(%error, "could not claim an idempotency key for a command");
-                return retry_or(ApiError::unavailable()).await;
-            }
-        }
-
-        // In its own task, like an idempotent HTTP request: stopping the
-        // consumer must not cut a change in half with its key claimed.
-        let router = self.router.clone();
-        let store = self.store.clone();
-        let key = id.to_string();
-        let task = tokio::spawn(async move {
-            let (status, content_type, body) = call(router, target).await;
-            if status < 500 {
-                let stored = StoredResponse {
-                    status,
-                    headers: content_type
-                        .map(|c| vec![(header::CONTENT_TYPE.as_str().to_string(), c)])
-                        .unwrap_or_default(),
-                    body: body.clone(),
-                };
-                if let Err(error) = store
-                    .complete_idempotency_key(IDEMPOTENCY_SCOPE, &key, &stored)
-                    .await
-                {
-                    tracing::error!(%error, "could not store the result of a command");
-                }
-            } else if let Err(error) = store.release_idempotency_key(IDEMPOTENCY_SCOPE, &key).await
-            {
-                tracing::error!(%error, "could not release a command's idempotency key");
-            }
-            (status, body)
-        });
-        match task.await {
-            Ok((status, body)) if status < 500 => Verdict::Answer { status, body },
-            Ok((status, body)) => {
-                if delivered < MAX_DELIVERIES {
-                    Verdict::Retry(redelivery_delay(delivered))
-                } else {
-                    Verdict::Answer { status, body }
-                }
-            }
-            Err(error) => {
-                tracing::error!(%error, "a command's task failed");
-                retry_or(ApiError::unavailable()).await
-            }
+            Outcome::Unavailable => retry_or(ApiError::unavailable()).await,
         }
     }
 }
 
 /// Sends the request through the HTTP router as the caller `nats`.
-async fn call(router: axum::Router, target: Target) -> (u16, Option<String>, Vec<u8>) {
+async fn call(router: axum::Router, target: Target) -> Response {
     let mut request = Request::builder()
         .method(target.method)
         .uri(&target.path)
@@ -267,21 +232,10 @@ async fn call(router: axum::Router, target: Target) -> (u16, Option<String>, Vec
     request.extensions_mut().insert(Caller {
         key_name: IDEMPOTENCY_SCOPE.to_string(),
     });
-    let response = match router.oneshot(request).await {
+    match router.oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
-    };
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .map(|b| b.to_vec())
-        .unwrap_or_default();
-    (status.as_u16(), content_type, body)
+    }
 }
 
 #[cfg(test)]
