@@ -9,7 +9,11 @@ fn main() {
     println!("cargo:rerun-if-changed=templates");
     println!("cargo:rerun-if-changed=migrations");
     println!("cargo:rerun-if-changed=migrations-sqlite");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    // Read when the script runs, not when it is compiled: a build script
+    // compiled for one checkout may be run for another that shares its
+    // target directory, and must read that checkout's templates.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest_dir).join("templates");
     let mut files = Vec::new();
     for locale in std::fs::read_dir(&root).expect("templates/ exists") {
         let locale = locale.expect("templates/ is readable").path();

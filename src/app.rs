@@ -12,14 +12,15 @@ use tokio::sync::watch;
 
 use crate::actors::publisher::PublisherArgs;
 use crate::actors::supervisor::SupervisorMsg;
+use crate::actors::task::SupervisedTask;
 use crate::actors::{InvitationsHandle, RootSupervisor, SupervisorArgs};
-use crate::commands::Commands;
 use crate::config::{ApiKey, Config};
 use crate::domain::retry::RetryPolicy;
 use crate::events::bus::Bus;
 use crate::events::publisher::SinkPublisher;
 use crate::events::sinks::{NatsSink, Sink, WebhookSink};
 use crate::http::{HttpState, router};
+use crate::ingress::nats::Commands;
 use crate::mail::{Mailer, MailerConfig, Templates};
 use crate::service::delivery::Delivery;
 use crate::service::{Services, Settings};
@@ -88,12 +89,13 @@ async fn sample_gauges(
 /// Outbound events and inbound commands (R17, docs/events.md): one sink per webhook
 /// and one for NATS, fed by the publisher; and, with NATS, the command
 /// consumer, which runs commands through the HTTP router as the caller
-/// `nats` (so it needs no API key).
+/// `nats` (so it needs no API key), supervised by the actor tree as a task
+/// it knows nothing else about.
 async fn events_wiring(
     config: &Config,
     services: &Services,
     invitations: &InvitationsHandle,
-) -> anyhow::Result<(Option<PublisherArgs>, Option<Arc<Commands>>)> {
+) -> anyhow::Result<(Option<PublisherArgs>, Option<SupervisedTask>)> {
     let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
     for webhook in &config.webhooks {
         let sink = WebhookSink::new(&webhook.url, &webhook.secret, config.events.timeout)
@@ -112,11 +114,14 @@ async fn events_wiring(
             api_keys: Arc::new(Vec::new()),
             max_body: config.api.max_body,
         };
-        commands = Some(Arc::new(Commands {
+        let consumer = Arc::new(Commands {
             bus,
             router: router(state),
             store: services.store.clone(),
             max_body: config.api.max_body,
+        });
+        commands = Some(SupervisedTask::new("commands", move || {
+            Box::pin(consumer.clone().run())
         }));
     }
     if sinks.is_empty() {
@@ -257,7 +262,7 @@ impl RunningApp {
                 poll_interval: config.delivery.poll_interval,
                 schedule,
                 publisher,
-                commands,
+                tasks: commands.into_iter().collect(),
             },
         )
         .await

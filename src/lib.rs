@@ -5,13 +5,16 @@
 
 pub mod actors;
 pub mod app;
-pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod events;
 pub mod http;
+pub mod ingress;
 pub mod mail;
 pub mod metrics;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+
+#[cfg(test)]
+mod module_graph;

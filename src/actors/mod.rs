@@ -8,10 +8,13 @@
 //!   |-- Dispatcher ----------> MailerWorker x delivery.workers
 //!   |-- Scheduler: expiry sweep, reminders, idempotency purge (cron)
 //!   |-- Publisher: events to each webhook and NATS, one cursor per sink (R17)
-//!   |-- CommandConsumer: NATS JetStream commands through the HTTP router
+//!   |-- TaskActor x tasks: long-running tasks wired in by app.rs (the
+//!       NATS command consumer), restarted if they ever end
 //! ```
+//!
+//! The actors depend on the use cases, the store and the event sinks, never
+//! on `http` or `ingress`, which call them (see `module_graph`).
 
-pub mod commands;
 pub mod dispatcher;
 pub mod invitation;
 pub mod mailer;
@@ -19,6 +22,7 @@ pub mod publisher;
 pub mod registry;
 pub mod scheduler;
 pub mod supervisor;
+pub mod task;
 
 pub use registry::InvitationsHandle;
 pub use supervisor::{RootSupervisor, SupervisorArgs};

@@ -8,12 +8,11 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use super::commands::{CommandConsumer, CommandConsumerMsg};
 use super::dispatcher::{Dispatcher, DispatcherArgs, DispatcherMsg};
 use super::publisher::{Publisher, PublisherArgs, PublisherMsg};
 use super::registry::{InvitationRegistry, RegistryArgs, RegistryMsg};
 use super::scheduler::{Scheduler, SchedulerArgs, SchedulerMsg};
-use crate::commands::Commands;
+use super::task::{SupervisedTask, TaskActor, TaskMsg};
 use crate::metrics;
 use crate::service::Services;
 use crate::service::delivery::Delivery;
@@ -38,8 +37,9 @@ pub struct SupervisorArgs {
     pub schedule: cron::Schedule,
     /// The event publisher, when a webhook or NATS is configured (R17).
     pub publisher: Option<PublisherArgs>,
-    /// The NATS command consumer, when `nats.url` is set.
-    pub commands: Option<Arc<Commands>>,
+    /// Tasks supervised beside the actors, which the actors know nothing
+    /// about: the NATS command consumer when `nats.url` is set (`app.rs`).
+    pub tasks: Vec<SupervisedTask>,
 }
 
 pub enum SupervisorMsg {}
@@ -50,7 +50,8 @@ pub struct SupervisorState {
     dispatcher: ActorRef<DispatcherMsg>,
     scheduler: ActorRef<SchedulerMsg>,
     publisher: Option<ActorRef<PublisherMsg>>,
-    commands: Option<ActorRef<CommandConsumerMsg>>,
+    /// One per `args.tasks`, in the same order.
+    tasks: Vec<ActorRef<TaskMsg>>,
     restarts: Vec<Instant>,
 }
 
@@ -66,16 +67,12 @@ async fn spawn_publisher(
     Ok(Some(publisher))
 }
 
-async fn spawn_commands(
+async fn spawn_task(
     myself: &ActorRef<SupervisorMsg>,
-    args: &SupervisorArgs,
-) -> Result<Option<ActorRef<CommandConsumerMsg>>, ActorProcessingErr> {
-    let Some(commands) = args.commands.clone() else {
-        return Ok(None);
-    };
-    let (consumer, _) =
-        Actor::spawn_linked(None, CommandConsumer, commands, myself.get_cell()).await?;
-    Ok(Some(consumer))
+    task: &SupervisedTask,
+) -> Result<ActorRef<TaskMsg>, ActorProcessingErr> {
+    let (actor, _) = Actor::spawn_linked(None, TaskActor, task.clone(), myself.get_cell()).await?;
+    Ok(actor)
 }
 
 async fn spawn_registry(
@@ -138,14 +135,19 @@ impl Actor for RootSupervisor {
         let dispatcher = spawn_dispatcher(&myself, &args).await?;
         let scheduler = spawn_scheduler(&myself, &args).await?;
         let publisher = spawn_publisher(&myself, &args).await?;
-        let commands = spawn_commands(&myself, &args).await?;
+        // Last: a task may call into the actors above (commands reach the
+        // registry through the HTTP router).
+        let mut tasks = Vec::with_capacity(args.tasks.len());
+        for task in &args.tasks {
+            tasks.push(spawn_task(&myself, task).await?);
+        }
         Ok(SupervisorState {
             args,
             registry,
             dispatcher,
             scheduler,
             publisher,
-            commands,
+            tasks,
             restarts: Vec::new(),
         })
     }
@@ -202,14 +204,15 @@ impl Actor for RootSupervisor {
             tracing::error!(why, "event publisher exited; restarting it");
             metrics::actor_restarted("publisher");
             state.publisher = spawn_publisher(&myself, &state.args).await?;
-        } else if state
-            .commands
-            .as_ref()
-            .is_some_and(|c| c.get_id() == cell.get_id())
-        {
-            tracing::error!(why, "command consumer exited; restarting it");
-            metrics::actor_restarted("commands");
-            state.commands = spawn_commands(&myself, &state.args).await?;
+        } else if let Some(i) = state.tasks.iter().position(|t| t.get_id() == cell.get_id()) {
+            let task = &state.args.tasks[i];
+            tracing::error!(
+                why,
+                task = task.name,
+                "supervised task exited; restarting it"
+            );
+            metrics::actor_restarted(task.name);
+            state.tasks[i] = spawn_task(&myself, task).await?;
         }
         Ok(())
     }

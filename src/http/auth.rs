@@ -20,7 +20,7 @@ pub struct Caller {
 
 /// Middleware: refuses a request without a known key with `401`. A request
 /// that already names its caller comes from inside the process (the NATS
-/// command consumer, `crate::commands`): extensions never come from the
+/// command consumer, `crate::ingress::nats`): extensions never come from the
 /// network, so it passes as that caller.
 pub async fn require_api_key(
     State(state): State<HttpState>,

@@ -1,6 +1,8 @@
 //! `Idempotency-Key` on `POST`: the first response to a key is stored and
 //! replayed for the same key and body; the same key with another body is
-//! refused. Keys are scoped by the API key that sent them.
+//! refused. Keys are scoped by the API key that sent them. The protocol is
+//! [`runner`]'s, shared with NATS commands (`crate::ingress::nats`); this
+//! module reads the header and says what its outcomes are in HTTP.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, OriginalUri, Request, State};
@@ -8,21 +10,19 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
-use tracing::Instrument as _;
 
 use super::HttpState;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::json::body_rejection;
-use crate::store::{IdempotencyClaim, StoredResponse};
+use crate::store::StoredResponse;
+
+pub mod runner;
+
+pub use runner::{Keyed, Outcome, run_once};
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
-
-/// The headers a replay needs to mean the same as the first answer; others
-/// (dates, tracing ids) describe the first exchange, not the result.
-const STORED_HEADERS: [HeaderName; 3] =
-    [header::CONTENT_TYPE, header::RETRY_AFTER, header::LOCATION];
 
 /// Checks a presented key: 1 to 255 visible ASCII characters.
 pub fn parse_key(raw: &HeaderValue) -> Result<String, ApiError> {
@@ -90,88 +90,26 @@ async fn keyed(
         .extensions
         .get::<OriginalUri>()
         .map_or_else(|| parts.uri.path().to_string(), |o| o.path().to_string());
-    let hash = request_hash(&parts.method, &path, &bytes);
+    let keyed = Keyed {
+        scope: caller.key_name,
+        key,
+        hash: request_hash(&parts.method, &path, &bytes),
+    };
 
-    let store = state.services.store.clone();
-    let claim = store
-        .claim_idempotency_key(&caller.key_name, &key, &hash)
-        .await
-        .map_err(|error| {
-            tracing::error!(%error, "could not claim an idempotency key");
-            ApiError::unavailable().into_response()
-        })?;
-    match claim {
-        IdempotencyClaim::New => {}
-        IdempotencyClaim::Replay(stored) => return Ok(replay(stored)),
-        IdempotencyClaim::Mismatch => {
-            return Err(ApiError::validation(
-                "Idempotency-Key",
-                "was already used for a different request (method, path or body)",
-            )
-            .into_response());
-        }
-        IdempotencyClaim::InProgress => {
-            return Err(
-                ApiError::conflict("a request with this Idempotency-Key is still running")
-                    .into_response(),
-            );
-        }
-    }
-
-    // The request runs in its own task: a client that hangs up must not cancel
-    // it halfway, or the key would stay claimed with its result unknown. The
-    // task finishes the change and records the response either way.
     let req = Request::from_parts(parts, Body::from(bytes));
-    let task = tokio::spawn(async move {
-        let response = next.run(req).await;
-        let (parts, body) = response.into_parts();
-        let body = match axum::body::to_bytes(body, usize::MAX).await {
-            Ok(body) => body,
-            Err(error) => {
-                tracing::error!(%error, "could not read a response to store it");
-                release(&*store, &caller.key_name, &key).await;
-                return ApiError::unavailable().into_response();
-            }
-        };
-        let status = parts.status.as_u16();
-        if status < 500 {
-            let stored = StoredResponse {
-                status,
-                headers: STORED_HEADERS
-                    .iter()
-                    .filter_map(|name| {
-                        let value = parts.headers.get(name)?.to_str().ok()?;
-                        Some((name.as_str().to_string(), value.to_string()))
-                    })
-                    .collect(),
-                body: body.to_vec(),
-            };
-            // If this fails the change is done but unrecorded; the key stays
-            // claimed (a retry gets 409 until it is purged) rather than
-            // released, which would let a retry do the change twice.
-            if let Err(error) = store
-                .complete_idempotency_key(&caller.key_name, &key, &stored)
-                .await
-            {
-                tracing::error!(%error, "could not store the response of an idempotent request");
-            }
-        } else {
-            // Nothing was done (or nothing is known to be done): let a retry run.
-            release(&*store, &caller.key_name, &key).await;
-        }
-        Response::from_parts(parts, Body::from(body))
-    }
-    // The handler's logs stay inside the request's span.
-    .instrument(tracing::Span::current()));
-    task.await.map_err(|error| {
-        tracing::error!(%error, "an idempotent request's task failed");
-        ApiError::unavailable().into_response()
-    })
-}
-
-async fn release(store: &dyn crate::store::Store, api_key: &str, key: &str) {
-    if let Err(error) = store.release_idempotency_key(api_key, key).await {
-        tracing::error!(%error, "could not release an idempotency key");
+    match run_once(state.services.store.clone(), keyed, next.run(req)).await {
+        Outcome::Ran(response) => Ok(response.map(Body::from)),
+        Outcome::Replayed(stored) => Ok(replay(stored)),
+        Outcome::Mismatch => Err(ApiError::validation(
+            "Idempotency-Key",
+            "was already used for a different request (method, path or body)",
+        )
+        .into_response()),
+        Outcome::InProgress => Err(ApiError::conflict(
+            "a request with this Idempotency-Key is still running",
+        )
+        .into_response()),
+        Outcome::Unavailable => Err(ApiError::unavailable().into_response()),
     }
 }
 
