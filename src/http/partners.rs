@@ -213,6 +213,9 @@ pub struct PartnerAcceptJson {
 #[utoipa::path(
     post,
     path = "/v1/invitations/{id}/accept",
+    // Not the handler's name: the token accept is `accept` too, and an
+    // operationId names one operation of the whole document.
+    operation_id = "accept_partner_invitation",
     tag = "partners",
     params(("id" = uuid::Uuid, Path, description = "The partner invitation")),
     request_body = AnswerBody,
@@ -252,6 +255,7 @@ pub async fn accept(
 #[utoipa::path(
     post,
     path = "/v1/invitations/{id}/decline",
+    operation_id = "decline_partner_invitation",
     tag = "partners",
     params(("id" = uuid::Uuid, Path, description = "The partner invitation")),
     request_body = DeclinePartnerBody,

@@ -373,3 +373,23 @@ async fn the_router_serves_the_document_to_key_holders(pool: PgPool) {
     assert_eq!(content_type, PROBLEM_JSON);
     assert_eq!(problem["code"], "unauthorized");
 }
+
+#[test]
+fn every_operation_id_is_unique() {
+    // OpenAPI requires it, and generated clients name their methods after
+    // it: two handlers called `accept` once gave two operations one name.
+    let doc = document();
+    let mut seen = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("a path item") {
+            let Some(id) = operation.get("operationId").and_then(Value::as_str) else {
+                continue;
+            };
+            assert!(
+                seen.insert(id.to_string()),
+                "operationId {id} of {method} {path} is used twice"
+            );
+        }
+    }
+    assert!(!seen.is_empty(), "the document names no operation");
+}
