@@ -15,6 +15,7 @@ use super::partners::{PARTNER_INVITATION, PARTNER_REQUEST};
 use super::{ServiceError, ServiceResult, Services, event};
 use crate::domain::TokenNonce;
 use crate::domain::retry::RetryPolicy;
+use crate::events::catalog::{Event, InvitationSent, NotificationCancelled, NotificationFailed};
 use crate::mail::{Mailer, TemplateName, Templates, build_message};
 use crate::metrics;
 use crate::store::{AttemptOutcome, ClaimedEmail, EmailAttempt, NewEvent};
@@ -216,20 +217,27 @@ impl Delivery {
                 Some(event(
                     email.business_id,
                     email.invitation_id,
-                    "invitation.sent",
                     None,
                     None,
-                    json!({"message_id": email.message_id, "attempts": email.attempts, "smtp_reply": detail}),
+                    Event::InvitationSent(InvitationSent {
+                        message_id: email.message_id.clone(),
+                        attempts: email.attempts,
+                        smtp_reply: detail,
+                    }),
                 ))
             }
             AttemptOutcome::Failed => Some(event(
                 email.business_id,
                 email.invitation_id,
-                "notification.failed",
                 None,
                 None,
-                json!({"template": email.template, "message_id": email.message_id,
-                       "attempts": email.attempts, "smtp_code": code, "error": detail}),
+                Event::NotificationFailed(NotificationFailed {
+                    template: email.template.clone(),
+                    message_id: email.message_id.clone(),
+                    attempts: email.attempts,
+                    smtp_code: code,
+                    error: detail,
+                }),
             )),
             _ => None,
         };
@@ -265,10 +273,13 @@ impl Delivery {
         tx.insert_event(&event(
             email.business_id,
             email.invitation_id,
-            "notification.cancelled",
             None,
             None,
-            json!({"template": email.template, "message_id": email.message_id, "reason": why}),
+            Event::NotificationCancelled(NotificationCancelled {
+                template: email.template.clone(),
+                message_id: email.message_id.clone(),
+                reason: why,
+            }),
         ))
         .await?;
         tx.commit().await?;

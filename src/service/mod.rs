@@ -16,13 +16,12 @@ pub mod renew;
 use std::sync::Arc;
 use std::time::Duration;
 
-use uuid::Uuid;
-
 use crate::domain::quota::QuotaPolicy;
 use crate::domain::{
     BusinessId, DomainError, InvitationId, InvitationStatus, Locale, RoleCatalog, RolePreset,
     UserId,
 };
+use crate::events::catalog::{Event, Subject};
 use crate::store::{BusinessRecord, MemberRecord, NewEvent, Store, StoreError, StoreTx};
 
 /// The rules' settings, from the configuration.
@@ -159,23 +158,19 @@ pub(crate) async fn lock_business(
         .ok_or_else(|| DomainError::NotFound(format!("business {id}")).into())
 }
 
-/// An event row for the same transaction (R16).
+/// An event row for the same transaction (R16); the catalog decides its
+/// type and data.
 pub(crate) fn event(
     business: BusinessId,
     invitation: Option<InvitationId>,
-    event_type: &str,
     actor: Option<&UserId>,
     transition: Option<(InvitationStatus, InvitationStatus)>,
-    data: serde_json::Value,
+    data: Event,
 ) -> NewEvent {
-    NewEvent {
-        id: Uuid::now_v7(),
-        business_id: business,
-        invitation_id: invitation,
-        event_type: event_type.to_string(),
-        actor_user_id: actor.cloned(),
-        from_status: transition.map(|t| t.0),
-        to_status: transition.map(|t| t.1),
-        data,
-    }
+    data.into_new_event(Subject {
+        business,
+        invitation,
+        actor,
+        transition,
+    })
 }

@@ -19,6 +19,9 @@ use crate::domain::{
     BusinessId, Capability, DomainError, InvitationId, InvitationKind, PartnershipId,
     PublicBusinessId, TokenNonce, UserId,
 };
+use crate::events::catalog::{
+    Event, GrantCause, InvitationCreated, PartnershipEnded, PartnershipEstablished,
+};
 use crate::store::{
     BusinessRecord, InvitationRecord, MemberRecord, NewEmail, NewInvitation, NewPartnership,
     PartnershipRecord, StoreTx, UserRecord,
@@ -115,10 +118,9 @@ impl Services {
         tx.insert_event(&event(
             sender.id,
             Some(id),
-            "invitation.created",
             Some(&req.actor),
             None,
-            json!({"kind": kind.as_str(), "partner_business_id": target.id}),
+            Event::InvitationCreated(InvitationCreated::partner(kind, target.id)),
         ))
         .await?;
         let record = tx
@@ -240,11 +242,14 @@ impl Services {
             tx.insert_event(&event(
                 me,
                 Some(inv.id),
-                "partnership.established",
                 Some(accepter),
                 None,
-                json!({"partnership_id": id, "partner_business_id": other,
-                       "direction": inv.kind.as_str(), "invited_by": inv.invited_by}),
+                Event::PartnershipEstablished(PartnershipEstablished {
+                    partnership_id: id,
+                    partner_business_id: other,
+                    direction: inv.kind,
+                    invited_by: inv.invited_by.clone(),
+                }),
             ))
             .await?;
         }
@@ -392,17 +397,26 @@ impl Services {
             return Err(DomainError::NotFound(format!("partner {partner}")).into());
         };
         let removed = tx.delete_grants_between(business, other).await?;
-        grants_removed(tx.as_mut(), &removed, Some(actor), "partnership_ended").await?;
+        grants_removed(
+            tx.as_mut(),
+            &removed,
+            Some(actor),
+            GrantCause::PartnershipEnded,
+        )
+        .await?;
         tx.end_partnership(live.id, actor).await?;
         for (side, them) in [(business, other), (other, business)] {
             tx.insert_event(&event(
                 side,
                 live.invitation_id,
-                "partnership.ended",
                 Some(actor),
                 None,
-                json!({"partnership_id": live.id, "partner_business_id": them,
-                       "ended_by_business_id": business, "grants_removed": removed.len()}),
+                Event::PartnershipEnded(PartnershipEnded {
+                    partnership_id: live.id,
+                    partner_business_id: them,
+                    ended_by_business_id: business,
+                    grants_removed: removed.len(),
+                }),
             ))
             .await?;
         }
