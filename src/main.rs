@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use invited::app::{RunningApp, load_config, migrate};
 use invited::config::ApiKey;
-use invited::mail::{TemplateName, Templates};
+use invited::mail::{EmailContent, TemplateName, Templates};
 
 #[derive(Parser)]
 #[command(
@@ -136,7 +136,8 @@ fn templates(config: &invited::config::Config, command: &TemplatesCommand) -> Ex
         }
         TemplatesCommand::Render { name, locale } => {
             let requested = locale.as_deref().unwrap_or(templates.default_locale());
-            match templates.render(*name, requested, &name.sample_context()) {
+            let sample = EmailContent::sample(*name);
+            match templates.render(sample.template(), requested, &sample.context()) {
                 Ok(r) => {
                     // A closed pipe (`| head`) is not an error worth a panic.
                     let _ = writeln!(

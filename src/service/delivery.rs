@@ -10,12 +10,11 @@ use chrono::{DateTime, Utc};
 use rand::RngExt as _;
 use serde_json::json;
 
-use super::emails::{MEMBER_INVITATION, REMINDER, TOKEN_NONCE_KEY};
-use super::partners::{PARTNER_INVITATION, PARTNER_REQUEST};
 use super::{ServiceError, ServiceResult, Services, event};
 use crate::domain::TokenNonce;
 use crate::domain::retry::RetryPolicy;
 use crate::events::catalog::{Event, InvitationSent, NotificationCancelled, NotificationFailed};
+use crate::mail::contexts::{ACCEPT_URL_KEY, EXPIRES_AT_KEY, TOKEN_NONCE_KEY};
 use crate::mail::{Mailer, TemplateName, Templates, build_message};
 use crate::metrics;
 use crate::store::{AttemptOutcome, ClaimedEmail, EmailAttempt, NewEvent};
@@ -160,7 +159,7 @@ impl Delivery {
     /// again (at least once, R29).
     /// `None`: nothing was attempted (a reminder whose invitation is over).
     pub async fn deliver(&self, email: &ClaimedEmail) -> ServiceResult<Option<AttemptOutcome>> {
-        if email.template == REMINDER && self.reminder_moot(email).await? {
+        if email.template == TemplateName::Reminder.as_str() && self.reminder_moot(email).await? {
             return Ok(None);
         }
         let started = Instant::now();
@@ -211,8 +210,13 @@ impl Delivery {
             // The invitation itself reached someone: the member invitation, or
             // a partner invitation/request to one of the receiving managers.
             AttemptOutcome::Sent
-                if [MEMBER_INVITATION, PARTNER_INVITATION, PARTNER_REQUEST]
-                    .contains(&email.template.as_str()) =>
+                if [
+                    TemplateName::MemberInvitation,
+                    TemplateName::PartnerInvitation,
+                    TemplateName::PartnerRequest,
+                ]
+                .iter()
+                .any(|t| t.as_str() == email.template) =>
             {
                 Some(event(
                     email.business_id,
@@ -308,7 +312,7 @@ impl Delivery {
                 .ok_or_else(|| permanent("token without invitation".into()))?;
             let token = self.services.token_for(invitation.0, &TokenNonce(nonce));
             map.insert(
-                "accept_url".into(),
+                ACCEPT_URL_KEY.into(),
                 json!(self.accept_url.replace("{token}", token.expose())),
             );
         }
@@ -329,7 +333,7 @@ impl Delivery {
 fn expires_at(email: &ClaimedEmail) -> Option<DateTime<Utc>> {
     email
         .context
-        .get("expires_at")
+        .get(EXPIRES_AT_KEY)
         .and_then(|v| v.as_str())
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .map(|d| d.with_timezone(&Utc))

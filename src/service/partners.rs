@@ -3,11 +3,8 @@
 //! commands run through the invitation's actor, see `invitations::execute`),
 //! list partnerships and end one with every grant it carried (R23).
 
-use serde_json::json;
-use uuid::Uuid;
-
 use super::access::grants_removed;
-use super::emails::new_message_id;
+use super::emails::Envelope;
 use super::{ServiceResult, Services, event, lock_business, require_member};
 use crate::domain::access::{Grantee, InvitationGrant, may_grant};
 use crate::domain::members::check_capability;
@@ -22,14 +19,12 @@ use crate::domain::{
 use crate::events::catalog::{
     Event, GrantCause, InvitationCreated, PartnershipEnded, PartnershipEstablished,
 };
+use crate::mail::EmailContent;
+use crate::mail::contexts::{AcceptedContext, PartnerContext};
 use crate::store::{
     BusinessRecord, InvitationRecord, MemberRecord, NewEmail, NewInvitation, NewPartnership,
     PartnershipRecord, StoreTx, UserRecord,
 };
-
-/// Template names of the partner emails, as stored in the outbox.
-pub const PARTNER_INVITATION: &str = "partner_invitation";
-pub const PARTNER_REQUEST: &str = "partner_request";
 
 pub struct CreatePartner {
     pub business: BusinessId,
@@ -145,10 +140,7 @@ impl Services {
         inviter: &UserRecord,
     ) -> ServiceResult<()> {
         let catalog = self.catalog(target.role_preset);
-        let template = match inv.kind {
-            InvitationKind::PartnerRequest => PARTNER_REQUEST,
-            _ => PARTNER_INVITATION,
-        };
+
         for m in tx.members_of_business(target.id).await? {
             if !manages_partners(&catalog, &m.role) {
                 continue;
@@ -156,25 +148,26 @@ impl Services {
             let Some(user) = tx.get_user(&m.user_id).await? else {
                 continue;
             };
-            tx.enqueue_email(&NewEmail {
-                id: Uuid::now_v7(),
-                business_id: sender.id,
-                invitation_id: Some(inv.id),
-                template: template.into(),
+            let context = PartnerContext {
+                recipient_name: user.name().to_string(),
+                business_name: target.name.clone(),
+                partner_business_name: sender.name.clone(),
+                inviter_name: inviter.name().to_string(),
+                message: inv.message.clone(),
+                expires_at: inv.expires_at,
+            };
+            let content = match inv.kind {
+                InvitationKind::PartnerRequest => EmailContent::PartnerRequest(context),
+                _ => EmailContent::PartnerInvitation(context),
+            };
+            let envelope = Envelope {
+                business: sender.id,
+                invitation: Some(inv.id),
                 locale: user.locale.clone(),
                 recipient: user.email.clone(),
                 recipient_name: user.display_name.clone(),
-                context: json!({
-                    "recipient_name": user.name(),
-                    "business_name": target.name,
-                    "partner_business_name": sender.name,
-                    "inviter_name": inviter.name(),
-                    "message": inv.message,
-                    "expires_at": inv.expires_at.to_rfc3339(),
-                }),
-                message_id: new_message_id(&self.settings.message_id_domain),
-            })
-            .await?;
+            };
+            tx.enqueue_email(&self.new_email(envelope, content)).await?;
         }
         Ok(())
     }
@@ -326,24 +319,23 @@ impl Services {
         inviter: &UserRecord,
         accepted_by: &UserRecord,
     ) -> NewEmail {
-        NewEmail {
-            id: Uuid::now_v7(),
-            business_id: sender.id,
-            invitation_id: Some(inv.id),
-            template: super::emails::INVITATION_ACCEPTED.into(),
-            locale: inviter.locale.clone(),
-            recipient: inviter.email.clone(),
-            recipient_name: inviter.display_name.clone(),
-            context: json!({
-                "inviter_name": inviter.name(),
-                "business_name": sender.name,
-                "accepted_by_name": accepted_by.name(),
-                "accepted_by_email": accepted_by.email.as_str(),
-                "role": "",
-                "partner_business_name": receiving.name,
+        self.new_email(
+            Envelope {
+                business: sender.id,
+                invitation: Some(inv.id),
+                locale: inviter.locale.clone(),
+                recipient: inviter.email.clone(),
+                recipient_name: inviter.display_name.clone(),
+            },
+            EmailContent::InvitationAccepted(AcceptedContext {
+                inviter_name: inviter.name().to_string(),
+                business_name: sender.name.clone(),
+                accepted_by_name: accepted_by.name().to_string(),
+                accepted_by_email: accepted_by.email.as_str().to_string(),
+                role: String::new(),
+                partner_business_name: Some(receiving.name.clone()),
             }),
-            message_id: new_message_id(&self.settings.message_id_domain),
-        }
+        )
     }
 
     /// The live partnerships of a business, for its members.
