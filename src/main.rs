@@ -103,7 +103,8 @@ fn main() -> ExitCode {
 fn templates(config: &invited::config::Config, command: &TemplatesCommand) -> ExitCode {
     let dir = &config.templates.dir;
     // The directory when it exists, else what the binary carries.
-    let templates = match Templates::load_or_embedded(dir, &config.templates.default_locale) {
+    let templates = match Templates::load_or_embedded(dir, config.templates.default_locale.as_str())
+    {
         Ok(templates) => templates,
         Err(error) => {
             eprintln!("invited: {error}");

@@ -14,7 +14,7 @@ mod transport;
 
 pub use contexts::EmailContent;
 pub use date::format_date;
-pub use message::{MessageError, build_message, new_message_id};
+pub use message::{MessageError, Sender, build_message, new_message_id};
 pub use templates::{Rendered, TemplateError, TemplateName, Templates};
 pub use transport::{Failure, MailError, Mailer, MailerConfig, SendOutcome, SmtpReply};
 

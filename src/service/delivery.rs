@@ -40,7 +40,7 @@ pub struct Delivery {
     pub services: Services,
     pub templates: Arc<Templates>,
     pub mailer: Mailer,
-    pub from: String,
+    pub from: crate::mail::Sender,
     /// `links.accept_url`, with `{token}` to replace.
     pub accept_url: String,
     pub retry: RetryPolicy,

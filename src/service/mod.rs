@@ -89,8 +89,8 @@ pub struct Services {
 }
 
 impl Settings {
-    /// The settings of a configuration. The default locale was validated when
-    /// the configuration was loaded.
+    /// The settings of a configuration, whose values are already parsed.
+    /// (Fallible for the callers' sake; nothing here can fail any more.)
     pub fn from_config(config: &crate::config::Config) -> Result<Settings, DomainError> {
         Ok(Settings {
             default_preset: config.roles.preset,
@@ -101,24 +101,10 @@ impl Settings {
             ttl: config.invitations.ttl,
             resend_cooldown: config.invitations.resend_cooldown,
             reminders: config.invitations.reminders.clone(),
-            default_locale: Locale::parse_field(
-                &config.templates.default_locale,
-                "templates.default_locale",
-            )?,
-            message_id_domain: sender_domain(&config.mail.from),
+            default_locale: config.templates.default_locale.clone(),
+            message_id_domain: config.mail.from.domain().to_string(),
         })
     }
-}
-
-/// The part of the sender address after `@`, for Message-IDs.
-fn sender_domain(from: &str) -> String {
-    let addr = from
-        .rsplit_once('<')
-        .map_or(from, |(_, rest)| rest.trim_end_matches('>'));
-    addr.rsplit_once('@')
-        .map_or("localhost", |(_, d)| d)
-        .trim()
-        .to_string()
 }
 
 impl Services {
