@@ -16,9 +16,9 @@ use serde::{Serialize, Serializer};
 use super::templates::TemplateName;
 
 /// The key of the token's nonce in a stored context (see [`InvitationLink`]).
-pub const TOKEN_NONCE_KEY: &str = "_token_nonce";
+const TOKEN_NONCE_KEY: &str = "_token_nonce";
 /// The key of the accept link in a rendered context.
-pub const ACCEPT_URL_KEY: &str = "accept_url";
+const ACCEPT_URL_KEY: &str = "accept_url";
 /// The key of the expiry, which delivery also reads (no retry past it).
 pub const EXPIRES_AT_KEY: &str = "expires_at";
 
@@ -168,6 +168,26 @@ pub enum InvitationLink {
     AcceptUrl(String),
 }
 
+/// A stored context made ready to render: the token's nonce, if it has one,
+/// replaced by the accept link `link` makes from the nonce's bytes. Works on
+/// the stored JSON, so rows queued by older versions render as they are.
+pub fn with_accept_url(
+    stored: &serde_json::Value,
+    link: impl FnOnce(Vec<u8>) -> Result<String, String>,
+) -> Result<serde_json::Value, String> {
+    let mut context = stored.clone();
+    if let Some(map) = context.as_object_mut()
+        && let Some(nonce) = map.remove(TOKEN_NONCE_KEY)
+    {
+        let nonce = nonce
+            .as_str()
+            .and_then(|n| hex::decode(n).ok())
+            .ok_or_else(|| "stored token nonce is not hex".to_string())?;
+        map.insert(ACCEPT_URL_KEY.into(), link(nonce)?.into());
+    }
+    Ok(context)
+}
+
 /// `invitation_accepted` (R22), to the inviting user.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AcceptedContext {
@@ -277,6 +297,31 @@ mod tests {
                 content.template()
             );
         }
+    }
+
+    /// What the outbox holds renders as the samples do: the nonce gives way
+    /// to the link, and nothing else changes.
+    #[test]
+    fn the_stored_nonce_becomes_the_accept_url() {
+        let EmailContent::MemberInvitation(rendered) =
+            EmailContent::sample(TemplateName::MemberInvitation)
+        else {
+            unreachable!()
+        };
+        let stored = InvitationContext {
+            link: InvitationLink::TokenNonce("00ff".into()),
+            ..rendered.clone()
+        };
+        let context = with_accept_url(&serde_json::to_value(&stored).unwrap(), |nonce| {
+            assert_eq!(nonce, vec![0x00, 0xff]);
+            Ok("https://app.example.test/invitations/accept?token=sample".into())
+        })
+        .unwrap();
+        assert_eq!(context, serde_json::to_value(&rendered).unwrap());
+        let bad = json!({ TOKEN_NONCE_KEY: "zz" });
+        assert!(with_accept_url(&bad, |_| Ok(String::new())).is_err());
+        let plain = json!({"role": ""});
+        assert_eq!(with_accept_url(&plain, |_| unreachable!()).unwrap(), plain);
     }
 
     #[test]

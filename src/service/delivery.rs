@@ -8,13 +8,12 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use rand::RngExt as _;
-use serde_json::json;
 
 use super::{ServiceError, ServiceResult, Services, event};
 use crate::domain::TokenNonce;
 use crate::domain::retry::RetryPolicy;
 use crate::events::catalog::{Event, InvitationSent, NotificationCancelled, NotificationFailed};
-use crate::mail::contexts::{ACCEPT_URL_KEY, EXPIRES_AT_KEY, TOKEN_NONCE_KEY};
+use crate::mail::contexts::{EXPIRES_AT_KEY, with_accept_url};
 use crate::mail::{Mailer, TemplateName, Templates, build_message};
 use crate::metrics;
 use crate::store::{AttemptOutcome, ClaimedEmail, EmailAttempt, NewEvent};
@@ -299,23 +298,14 @@ impl Delivery {
             .template
             .parse()
             .map_err(|_| permanent(format!("unknown template {}", email.template)))?;
-        let mut context = email.context.clone();
-        if let Some(map) = context.as_object_mut()
-            && let Some(nonce) = map.remove(TOKEN_NONCE_KEY)
-        {
-            let nonce = nonce
-                .as_str()
-                .and_then(|n| hex::decode(n).ok())
-                .ok_or_else(|| permanent("stored token nonce is not hex".into()))?;
+        let context = with_accept_url(&email.context, |nonce| {
             let invitation = email
                 .invitation_id
-                .ok_or_else(|| permanent("token without invitation".into()))?;
+                .ok_or_else(|| "token without invitation".to_string())?;
             let token = self.services.token_for(invitation.0, &TokenNonce(nonce));
-            map.insert(
-                ACCEPT_URL_KEY.into(),
-                json!(self.accept_url.replace("{token}", token.expose())),
-            );
-        }
+            Ok(self.accept_url.replace("{token}", token.expose()))
+        })
+        .map_err(permanent)?;
         let rendered = self
             .templates
             .render(template, &email.locale, &context)
