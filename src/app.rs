@@ -196,11 +196,11 @@ impl RunningApp {
             .await
             .context("reading the token key")?;
 
-        let templates =
-            Templates::load_or_embedded(&config.templates.dir, &config.templates.default_locale)
-                .with_context(|| {
-                    format!("loading templates from {}", config.templates.dir.display())
-                })?;
+        let templates = Templates::load_or_embedded(
+            &config.templates.dir,
+            config.templates.default_locale.as_str(),
+        )
+        .with_context(|| format!("loading templates from {}", config.templates.dir.display()))?;
         if templates.is_embedded() {
             tracing::info!(
                 "templates.dir {} does not exist: using the templates built into the binary",
@@ -237,9 +237,7 @@ impl RunningApp {
             )),
             recorder: crate::service::delivery::Recorder::start(services.clone()),
         });
-        let schedule =
-            crate::actors::scheduler::parse_schedule(&config.invitations.expiry_schedule)
-                .map_err(|e| anyhow::anyhow!("invitations.expiry_schedule: {e}"))?;
+        let schedule = config.invitations.expiry_schedule.clone();
 
         let registry_name = format!("invited.registry.{}", uuid::Uuid::now_v7());
         let invitations = InvitationsHandle::new(registry_name.clone());

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use invited::app::{RunningApp, load_config, migrate};
 use invited::config::ApiKey;
-use invited::mail::{TemplateName, Templates};
+use invited::mail::{EmailContent, TemplateName, Templates};
 
 #[derive(Parser)]
 #[command(
@@ -103,7 +103,8 @@ fn main() -> ExitCode {
 fn templates(config: &invited::config::Config, command: &TemplatesCommand) -> ExitCode {
     let dir = &config.templates.dir;
     // The directory when it exists, else what the binary carries.
-    let templates = match Templates::load_or_embedded(dir, &config.templates.default_locale) {
+    let templates = match Templates::load_or_embedded(dir, config.templates.default_locale.as_str())
+    {
         Ok(templates) => templates,
         Err(error) => {
             eprintln!("invited: {error}");
@@ -136,7 +137,8 @@ fn templates(config: &invited::config::Config, command: &TemplatesCommand) -> Ex
         }
         TemplatesCommand::Render { name, locale } => {
             let requested = locale.as_deref().unwrap_or(templates.default_locale());
-            match templates.render(*name, requested, &name.sample_context()) {
+            let sample = EmailContent::sample(*name);
+            match templates.render(sample.template(), requested, &sample.context()) {
                 Ok(r) => {
                     // A closed pipe (`| head`) is not an error worth a panic.
                     let _ = writeln!(

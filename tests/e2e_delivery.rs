@@ -231,7 +231,7 @@ both_stores! {
         let d = TestDaemon::start_with(&db, SmtpSink::start(), |c| {
             c.invitations.ttl = Duration::from_secs(2);
             c.invitations.reminders = vec![];
-            c.invitations.expiry_schedule = "* * * * * *".into();
+            c.invitations.expiry_schedule = "* * * * * *".parse().expect("a schedule");
         })
         .await;
         let b = brand(&d).await;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use invited::mail::{
-    Mailer, MailerConfig, Rendered, TemplateName, Templates, build_message, new_message_id,
+    Mailer, MailerConfig, Rendered, Sender, TemplateName, Templates, build_message, new_message_id,
 };
 use serde_json::json;
 use support::smtp_sink::{ReceivedMail, Reply, SmtpSink};
@@ -56,8 +56,12 @@ fn smtp_mailer(sink: &SmtpSink) -> Mailer {
     mailer(Some(sink.url()), Path::new("unused-outbox"))
 }
 
+fn sender() -> Sender {
+    FROM.parse().expect("a sender")
+}
+
 fn message(id: &str, rendered: &Rendered) -> lettre::Message {
-    build_message(FROM, TO, Some("New Member"), id, rendered).expect("build message")
+    build_message(&sender(), TO, Some("New Member"), id, rendered).expect("build message")
 }
 
 fn rcpt(mail: &ReceivedMail) -> Vec<String> {
@@ -217,7 +221,7 @@ async fn user_text_adds_no_header_and_no_script() {
     let mailer = smtp_mailer(&sink);
     let id = new_message_id("info.example.test");
     let rendered = invitation(evil, Some(evil));
-    let msg = build_message(FROM, TO, Some(evil), &id, &rendered).expect("build");
+    let msg = build_message(&sender(), TO, Some(evil), &id, &rendered).expect("build");
 
     mailer.send(&msg).await.expect("send");
     let mails = sink.wait_for(1, WAIT).await;

@@ -7,8 +7,6 @@
 //! the chores now and answers with what they did (or call
 //! `Services::run_chores` directly).
 
-use std::str::FromStr as _;
-
 use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
@@ -32,11 +30,6 @@ pub struct SchedulerArgs {
 pub struct SchedulerState {
     services: Services,
     schedule: cron::Schedule,
-}
-
-/// Parses a `cron` expression (seconds first).
-pub fn parse_schedule(text: &str) -> Result<cron::Schedule, String> {
-    cron::Schedule::from_str(text).map_err(|e| format!("{text:?}: {e}"))
 }
 
 /// Sends `Tick` at the next time of the schedule. A tick that arrives late

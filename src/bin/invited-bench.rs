@@ -128,7 +128,9 @@ fn bench_config(args: &Args, smtp_url: &str, actor_idle: Duration) -> Config {
         count: 1_000_000,
         per: Duration::from_secs(1),
     };
-    config.mail.from = "Invitations <bench@bench.example>".to_string();
+    config.mail.from = "Invitations <bench@bench.example>"
+        .parse()
+        .expect("a sender");
     config.delivery.workers = args.workers;
     config.links.accept_url = ACCEPT_URL.to_string();
     config.templates.dir = concat!(env!("CARGO_MANIFEST_DIR"), "/templates").into();

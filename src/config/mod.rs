@@ -38,7 +38,9 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
+use crate::domain::Locale;
 pub use crate::domain::RolePreset;
+use crate::mail::Sender;
 pub use parse::{ParseDurationError, format_duration, parse_duration};
 
 use raw::{RawApiKey, RawConfig};
@@ -161,7 +163,7 @@ pub struct SmtpConfig {
 pub struct MailConfig {
     /// `mail.from`, a mailbox such as `Name <address@host>`. Default
     /// `Invitations <no-reply@localhost>`.
-    pub from: String,
+    pub from: Sender,
     /// `mail.outbox_dir`, where mail goes without SMTP. Default `./outbox`.
     pub outbox_dir: PathBuf,
     /// `mail.send_rate`. Default `50/s`.
@@ -196,8 +198,9 @@ pub struct InvitationsConfig {
     /// than `ttl`. Default `["2d", "5d"]`.
     pub reminders: Vec<Duration>,
     /// `invitations.expiry_schedule`, a `cron` expression with a leading
-    /// seconds field (6 or 7 fields). Default `0 * * * * *`.
-    pub expiry_schedule: String,
+    /// seconds field (6 or 7 fields), its fields separated by single spaces
+    /// (`source()`). Default `0 * * * * *`.
+    pub expiry_schedule: cron::Schedule,
     /// `invitations.actor_idle`: how long an idle invitation actor lives.
     /// Default 60s.
     pub actor_idle: Duration,
@@ -242,7 +245,7 @@ pub struct TemplatesConfig {
     pub dir: PathBuf,
     /// `templates.default_locale`, a language tag in canonical case. Default
     /// `en-US`.
-    pub default_locale: String,
+    pub default_locale: Locale,
 }
 
 /// `[log]`.
@@ -629,12 +632,14 @@ impl EnvOverlay {
             from: self.value(
                 "mail.from",
                 raw.mail.from,
-                "Invitations <no-reply@localhost>".into(),
+                "Invitations <no-reply@localhost>"
+                    .parse()
+                    .expect("the default sender parses"),
                 |text| {
                     // The mailer hands this to lettre, so lettre's parser is the
                     // one that decides what is valid.
                     text.parse::<lettre::message::Mailbox>()
-                        .map(|_| text.trim().to_owned())
+                        .and_then(|_| text.parse::<Sender>())
                         .map_err(|_| {
                             format!(
                                 "{text:?} is not a mailbox \
@@ -687,11 +692,9 @@ impl EnvOverlay {
             default_locale: self.value(
                 "templates.default_locale",
                 raw.templates.default_locale,
-                "en-US".into(),
+                Locale::parse("en-US").expect("the default locale parses"),
                 |text| {
-                    crate::domain::Locale::parse(text.trim())
-                        .map(|locale| locale.as_str().to_owned())
-                        .map_err(|message| format!("{text:?} is {message}"))
+                    Locale::parse(text.trim()).map_err(|message| format!("{text:?} is {message}"))
                 },
             )?,
         };
@@ -867,7 +870,7 @@ impl EnvOverlay {
             expiry_schedule: self.value(
                 "invitations.expiry_schedule",
                 raw.expiry_schedule,
-                "0 * * * * *".into(),
+                parse_schedule("0 * * * * *").expect("the default schedule parses"),
                 parse_schedule,
             )?,
             actor_idle: self.positive_duration(
@@ -1144,13 +1147,12 @@ fn parse_accept_url(text: &str) -> Result<String, String> {
 
 /// The `cron` crate wants a leading seconds field (6 or 7 fields); a crontab
 /// habit of 5 fields gets only a caret from it, so say what is wrong here.
-fn parse_schedule(text: &str) -> Result<String, String> {
+fn parse_schedule(text: &str) -> Result<cron::Schedule, String> {
     let fields = text.split_whitespace().count();
     if (6..=7).contains(&fields) {
         let normalized = text.split_whitespace().collect::<Vec<_>>().join(" ");
         <cron::Schedule as std::str::FromStr>::from_str(&normalized)
-            .map_err(|e| format!("{text:?} is not a cron schedule: {e}"))?;
-        Ok(normalized)
+            .map_err(|e| format!("{text:?} is not a cron schedule: {e}"))
     } else {
         Err(format!(
             "{text:?} has {fields} fields; a schedule needs 6 or 7, seconds first (\"0 * * * * *\" is every minute)"

@@ -60,7 +60,7 @@ impl Config {
         line(format!("timeout = {}", quote(&d(self.smtp.timeout))));
 
         line("\n[mail]".into());
-        line(format!("from = {}", quote(&self.mail.from)));
+        line(format!("from = {}", quote(self.mail.from.as_str())));
         line(format!(
             "outbox_dir = {}",
             quote_path(&self.mail.outbox_dir)
@@ -86,7 +86,10 @@ impl Config {
         ));
         let reminders: Vec<String> = inv.reminders.iter().map(|r| quote(&d(*r))).collect();
         line(format!("reminders = [{}]", reminders.join(", ")));
-        line(format!("expiry_schedule = {}", quote(&inv.expiry_schedule)));
+        line(format!(
+            "expiry_schedule = {}",
+            quote(inv.expiry_schedule.source())
+        ));
         line(format!("actor_idle = {}", quote(&d(inv.actor_idle))));
 
         let del = &self.delivery;
@@ -108,7 +111,7 @@ impl Config {
         line(format!("dir = {}", quote_path(&self.templates.dir)));
         line(format!(
             "default_locale = {}",
-            quote(&self.templates.default_locale)
+            quote(self.templates.default_locale.as_str())
         ));
 
         line("\n[log]".into());

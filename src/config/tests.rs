@@ -56,7 +56,10 @@ fn config_defaults() {
     assert_eq!(config.smtp.url, None);
     assert_eq!(config.smtp.pool_size, 4);
     assert_eq!(config.smtp.timeout, secs(30));
-    assert_eq!(config.mail.from, "Invitations <no-reply@localhost>");
+    assert_eq!(
+        config.mail.from.as_str(),
+        "Invitations <no-reply@localhost>"
+    );
     assert_eq!(config.mail.outbox_dir, PathBuf::from("./outbox"));
     assert_eq!(
         config.mail.send_rate,
@@ -80,7 +83,7 @@ fn config_defaults() {
     );
     assert_eq!(inv.resend_cooldown, mins(10));
     assert_eq!(inv.reminders, vec![days(2), days(5)]);
-    assert_eq!(inv.expiry_schedule, "0 * * * * *");
+    assert_eq!(inv.expiry_schedule.source(), "0 * * * * *");
     assert_eq!(inv.actor_idle, secs(60));
     let del = &config.delivery;
     assert_eq!(del.initial_backoff, secs(30));
@@ -91,7 +94,7 @@ fn config_defaults() {
     assert_eq!(del.poll_interval, secs(1));
     assert_eq!(config.roles.preset, RolePreset::BusinessManager);
     assert_eq!(config.templates.dir, PathBuf::from("./templates"));
-    assert_eq!(config.templates.default_locale, "en-US");
+    assert_eq!(config.templates.default_locale.as_str(), "en-US");
     let want_format = if std::io::stderr().is_terminal() {
         LogFormat::Pretty
     } else {
@@ -452,6 +455,47 @@ fn config_redacted_output_reads_back_as_the_same_configuration() {
     )
     .unwrap();
     let text = config.redacted_toml();
+    let again = load(&text, &[]).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(again, config, "{text}");
+}
+
+/// `mail.from`, the schedule and the default locale are parsed once into
+/// their types, and `check-config` still shows them as written (trimmed),
+/// normalised and in canonical case, as before they were typed.
+#[test]
+fn config_keeps_parsed_values_and_shows_them_as_written() {
+    let config = load(
+        "[mail]\nfrom = \"  Acme Inc. <a@b.example>  \"\n\
+         [invitations]\nexpiry_schedule = \"0   */5 * * * *\"\n\
+         [templates]\ndefault_locale = \"fr_ca\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(config.mail.from.domain(), "b.example");
+    assert_eq!(
+        config.mail.from.mailbox().name.as_deref(),
+        Some("Acme Inc.")
+    );
+    assert_eq!(
+        config.templates.default_locale,
+        Locale::parse("fr-CA").unwrap()
+    );
+    assert!(
+        config
+            .invitations
+            .expiry_schedule
+            .upcoming(chrono::Utc)
+            .next()
+            .is_some()
+    );
+    let text = config.redacted_toml();
+    for line in [
+        "from = \"Acme Inc. <a@b.example>\"",
+        "expiry_schedule = \"0 */5 * * * *\"",
+        "default_locale = \"fr-CA\"",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+    }
     let again = load(&text, &[]).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(again, config, "{text}");
 }

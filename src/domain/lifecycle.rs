@@ -158,8 +158,6 @@ pub enum Effect {
 pub struct Decision {
     /// The next status; equal to the current one for a resend.
     pub to: InvitationStatus,
-    /// The event type written with the change (R16).
-    pub event: &'static str,
     pub effects: Vec<Effect>,
 }
 
@@ -193,30 +191,25 @@ pub fn apply(
             };
             Ok(Decision {
                 to: Accepted,
-                event: "invitation.accepted",
                 effects,
             })
         }
         (Pending, Decline) => Ok(Decision {
             to: Declined,
-            event: "invitation.declined",
             effects: vec![],
         }),
         (Pending, Cancel) => Ok(Decision {
             to: Cancelled,
-            event: "invitation.cancelled",
             effects: vec![],
         }),
         (Pending, Resend) => Ok(Decision {
             to: Pending,
-            event: "invitation.resent",
             effects: vec![Effect::SendInvitationEmail],
         }),
         // Expire is only for the sweep, and only once the time has come; the
         // stored status is what the sweep moves.
         (Expired, Expire) if inv.status == Pending => Ok(Decision {
             to: Expired,
-            event: "invitation.expired",
             effects: vec![],
         }),
         // The recipient's answers with a token get the token errors of R12.
@@ -443,7 +436,6 @@ mod tests {
                 Effect::SendAcceptedEmail
             ]
         );
-        assert_eq!(member.event, "invitation.accepted");
         let partner = InvitationView {
             kind: InvitationKind::PartnerInvite,
             ..inv(Pending)

@@ -8,6 +8,7 @@
 //! "Events".
 
 pub mod bus;
+pub mod catalog;
 pub mod publisher;
 pub mod sinks;
 

@@ -7,6 +7,9 @@ use std::time::Duration;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::domain::DomainError;
 use crate::service::ServiceError;
@@ -15,24 +18,94 @@ use crate::service::ServiceError;
 const PROBLEM_BASE: &str = "https://invited.dev/problems/";
 
 /// Every `code` a problem may carry: the list of docs/api.md, and the enum of the
-/// `Problem` schema in `GET /v1/openapi.json`. [`ApiError::new`] refuses any
-/// other (in debug builds, so every test run checks each problem it sends).
-pub const PROBLEM_CODES: [&str; 14] = [
-    "unauthorized",
-    "forbidden",
-    "not_found",
-    "validation_failed",
-    "conflict",
-    "invalid_transition",
-    "rate_limited",
-    "seats_exhausted",
-    "token_invalid",
-    "token_used",
-    "token_expired",
-    "mfa_required",
-    "payload_too_large",
-    "unavailable",
-];
+/// `Problem` schema in `GET /v1/openapi.json`. A problem cannot carry any
+/// other, and each is written as its snake_case name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemCode {
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    ValidationFailed,
+    Conflict,
+    InvalidTransition,
+    RateLimited,
+    SeatsExhausted,
+    TokenInvalid,
+    TokenUsed,
+    TokenExpired,
+    MfaRequired,
+    PayloadTooLarge,
+    Unavailable,
+}
+
+impl ProblemCode {
+    pub const ALL: [ProblemCode; 14] = [
+        ProblemCode::Unauthorized,
+        ProblemCode::Forbidden,
+        ProblemCode::NotFound,
+        ProblemCode::ValidationFailed,
+        ProblemCode::Conflict,
+        ProblemCode::InvalidTransition,
+        ProblemCode::RateLimited,
+        ProblemCode::SeatsExhausted,
+        ProblemCode::TokenInvalid,
+        ProblemCode::TokenUsed,
+        ProblemCode::TokenExpired,
+        ProblemCode::MfaRequired,
+        ProblemCode::PayloadTooLarge,
+        ProblemCode::Unavailable,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ProblemCode::Unauthorized => "unauthorized",
+            ProblemCode::Forbidden => "forbidden",
+            ProblemCode::NotFound => "not_found",
+            ProblemCode::ValidationFailed => "validation_failed",
+            ProblemCode::Conflict => "conflict",
+            ProblemCode::InvalidTransition => "invalid_transition",
+            ProblemCode::RateLimited => "rate_limited",
+            ProblemCode::SeatsExhausted => "seats_exhausted",
+            ProblemCode::TokenInvalid => "token_invalid",
+            ProblemCode::TokenUsed => "token_used",
+            ProblemCode::TokenExpired => "token_expired",
+            ProblemCode::MfaRequired => "mfa_required",
+            ProblemCode::PayloadTooLarge => "payload_too_large",
+            ProblemCode::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl std::fmt::Display for ProblemCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The codes' names, in [`ProblemCode::ALL`] order.
+pub const PROBLEM_CODES: [&str; ProblemCode::ALL.len()] = {
+    let mut names = [""; ProblemCode::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = ProblemCode::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
+
+/// The schema of `code` in the OpenAPI document: a string, one of the codes.
+impl PartialSchema for ProblemCode {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("One of docs/api.md's problem codes"))
+            .enum_values(Some(PROBLEM_CODES))
+            .into()
+    }
+}
+
+impl ToSchema for ProblemCode {}
 
 /// One field named by a validation problem.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -47,7 +120,7 @@ pub struct FieldError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ProblemCode,
     pub title: &'static str,
     pub detail: String,
     /// `Retry-After`, in whole seconds (rate limits).
@@ -59,14 +132,10 @@ pub struct ApiError {
 impl ApiError {
     pub fn new(
         status: StatusCode,
-        code: &'static str,
+        code: ProblemCode,
         title: &'static str,
         detail: impl Into<String>,
     ) -> ApiError {
-        debug_assert!(
-            PROBLEM_CODES.contains(&code),
-            "problem code {code:?} is not one of docs/api.md's"
-        );
         ApiError {
             status,
             code,
@@ -83,7 +152,7 @@ impl ApiError {
         let message = message.into();
         let mut e = ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
+            ProblemCode::ValidationFailed,
             "Validation failed",
             format!("{field}: {message}"),
         );
@@ -95,7 +164,7 @@ impl ApiError {
     pub fn malformed_json(detail: impl Into<String>) -> ApiError {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            "validation_failed",
+            ProblemCode::ValidationFailed,
             "Malformed JSON",
             detail,
         )
@@ -104,7 +173,7 @@ impl ApiError {
     pub fn payload_too_large(limit: usize) -> ApiError {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ProblemCode::PayloadTooLarge,
             "Payload too large",
             format!("the request body is larger than {limit} bytes"),
         )
@@ -113,18 +182,28 @@ impl ApiError {
     pub fn unauthorized() -> ApiError {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            ProblemCode::Unauthorized,
             "Unauthorized",
             "a valid API key is required: Authorization: Bearer <key>",
         )
     }
 
     pub fn not_found(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", "Not found", detail)
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ProblemCode::NotFound,
+            "Not found",
+            detail,
+        )
     }
 
     pub fn conflict(detail: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
+        ApiError::new(
+            StatusCode::CONFLICT,
+            ProblemCode::Conflict,
+            "Conflict",
+            detail,
+        )
     }
 
     /// `503 unavailable`. The cause goes to the log only: `detail` is for
@@ -132,7 +211,7 @@ impl ApiError {
     pub fn unavailable() -> ApiError {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            ProblemCode::Unavailable,
             "Service unavailable",
             "the service cannot answer right now; try again later",
         )
@@ -158,21 +237,24 @@ impl From<DomainError> for ApiError {
         let detail = e.to_string();
         match e {
             DomainError::Validation { field, message } => ApiError::validation(field, message),
-            DomainError::Forbidden(_) => {
-                ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
-            }
+            DomainError::Forbidden(_) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                ProblemCode::Forbidden,
+                "Forbidden",
+                detail,
+            ),
             DomainError::NotFound(_) => ApiError::not_found(detail),
             DomainError::Conflict(_) => ApiError::conflict(detail),
             DomainError::InvalidTransition { .. } => ApiError::new(
                 StatusCode::CONFLICT,
-                "invalid_transition",
+                ProblemCode::InvalidTransition,
                 "Invalid transition",
                 detail,
             ),
             DomainError::RateLimited { retry_after, .. } => {
                 let mut api = ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
+                    ProblemCode::RateLimited,
                     "Rate limited",
                     detail,
                 );
@@ -181,31 +263,31 @@ impl From<DomainError> for ApiError {
             }
             DomainError::SeatsExhausted(_) => ApiError::new(
                 StatusCode::CONFLICT,
-                "seats_exhausted",
+                ProblemCode::SeatsExhausted,
                 "Seats exhausted",
                 detail,
             ),
             DomainError::TokenInvalid => ApiError::new(
                 StatusCode::NOT_FOUND,
-                "token_invalid",
+                ProblemCode::TokenInvalid,
                 "Invalid invitation token",
                 detail,
             ),
             DomainError::TokenUsed => ApiError::new(
                 StatusCode::CONFLICT,
-                "token_used",
+                ProblemCode::TokenUsed,
                 "Invitation token used",
                 detail,
             ),
             DomainError::TokenExpired => ApiError::new(
                 StatusCode::GONE,
-                "token_expired",
+                ProblemCode::TokenExpired,
                 "Invitation expired",
                 detail,
             ),
             DomainError::MfaRequired => ApiError::new(
                 StatusCode::FORBIDDEN,
-                "mfa_required",
+                ProblemCode::MfaRequired,
                 "Two-factor authentication required",
                 detail,
             ),
@@ -241,8 +323,7 @@ pub struct Problem<'a> {
     /// The HTTP status, repeated.
     status: u16,
     /// What went wrong, for programs: one of docs/api.md's codes.
-    #[schema(value_type = super::openapi::ProblemCode)]
-    code: &'a str,
+    code: ProblemCode,
     /// What went wrong, for people.
     detail: &'a str,
     /// The fields a `validation_failed` problem names; absent otherwise.
@@ -254,7 +335,7 @@ pub struct Problem<'a> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = Problem {
-            kind: format!("{PROBLEM_BASE}{}", self.code),
+            kind: format!("{PROBLEM_BASE}{}", self.code.as_str()),
             title: self.title,
             status: self.status.as_u16(),
             code: self.code,
@@ -284,7 +365,7 @@ mod tests {
 
     fn status_code(e: DomainError) -> (u16, &'static str) {
         let api = ApiError::from(e);
-        (api.status.as_u16(), api.code)
+        (api.status.as_u16(), api.code.as_str())
     }
 
     #[test]
@@ -330,17 +411,36 @@ mod tests {
         }
     }
 
+    /// The wire name of each code is its `as_str`, and no two codes share one.
+    #[test]
+    fn problem_codes_are_written_by_name() {
+        for code in ProblemCode::ALL {
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                serde_json::json!(code.as_str())
+            );
+        }
+        let names: std::collections::BTreeSet<&str> = PROBLEM_CODES.into_iter().collect();
+        assert_eq!(names.len(), ProblemCode::ALL.len());
+    }
+
     #[test]
     fn service_failures_are_unavailable_without_internals() {
         let api = ApiError::from(ServiceError::Unavailable(
             "actor mailbox closed at 0xdeadbeef".into(),
         ));
-        assert_eq!((api.status.as_u16(), api.code), (503, "unavailable"));
+        assert_eq!(
+            (api.status.as_u16(), api.code.as_str()),
+            (503, "unavailable")
+        );
         assert!(!api.detail.contains("deadbeef"));
         let api = ApiError::from(ServiceError::Store(crate::store::StoreError::Other(
             "password=hunter2".into(),
         )));
-        assert_eq!((api.status.as_u16(), api.code), (503, "unavailable"));
+        assert_eq!(
+            (api.status.as_u16(), api.code.as_str()),
+            (503, "unavailable")
+        );
         assert!(!api.detail.contains("hunter2"));
     }
 

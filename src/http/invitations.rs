@@ -517,7 +517,7 @@ mod tests {
     fn field(json: &str) -> String {
         let e = create(json).err().expect("refused");
         assert_eq!(
-            (e.status.as_u16(), e.code),
+            (e.status.as_u16(), e.code.as_str()),
             (422, "validation_failed"),
             "{json}"
         );

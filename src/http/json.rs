@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::HttpState;
-use super::error::ApiError;
+use super::error::{ApiError, ProblemCode};
 use crate::domain::{BusinessId, InvitationId, UserId};
 
 /// A JSON body deserialised strictly: wire structs use
@@ -134,7 +134,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for RawPath
                 tracing::error!(error = %e.body_text(), "path parameters missing");
                 Err(ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "unavailable",
+                    ProblemCode::Unavailable,
                     "Internal error",
                     "the request could not be routed",
                 ))
@@ -199,7 +199,10 @@ mod tests {
     fn an_unknown_field_is_422_naming_it() {
         let e =
             parse_strict::<Body>(br#"{"actor_user_id":"u1","invitees":[],"bogus":1}"#).unwrap_err();
-        assert_eq!((e.status.as_u16(), e.code), (422, "validation_failed"));
+        assert_eq!(
+            (e.status.as_u16(), e.code.as_str()),
+            (422, "validation_failed")
+        );
         assert_eq!(field_of(&e), "bogus");
         assert!(e.detail.contains("bogus"), "{}", e.detail);
 
@@ -214,7 +217,10 @@ mod tests {
     fn a_wrong_type_is_422_naming_its_path() {
         let e = parse_strict::<Body>(br#"{"actor_user_id":"u1","invitees":[{"email":5}]}"#)
             .unwrap_err();
-        assert_eq!((e.status.as_u16(), e.code), (422, "validation_failed"));
+        assert_eq!(
+            (e.status.as_u16(), e.code.as_str()),
+            (422, "validation_failed")
+        );
         assert_eq!(field_of(&e), "invitees[0].email");
         assert!(e.detail.starts_with("invitees[0].email: "), "{}", e.detail);
         assert!(!e.detail.contains("line"), "{}", e.detail);
@@ -240,7 +246,7 @@ mod tests {
         ] {
             let e = parse_strict::<Body>(raw).unwrap_err();
             assert_eq!(
-                (e.status.as_u16(), e.code),
+                (e.status.as_u16(), e.code.as_str()),
                 (400, "validation_failed"),
                 "{raw:?}"
             );

@@ -34,7 +34,7 @@ use crate::actors::InvitationsHandle;
 use crate::config::ApiKey;
 use crate::service::Services;
 pub use auth::generate_api_key;
-use error::ApiError;
+use error::{ApiError, ProblemCode};
 
 /// What every handler reaches.
 #[derive(Clone)]
@@ -136,7 +136,7 @@ async fn not_found() -> ApiError {
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "not_found",
+        ProblemCode::NotFound,
         "Method not allowed",
         "this route does not take this method",
     )

@@ -15,12 +15,12 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, RefOr, Required};
-use utoipa::{Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
+use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 
-use super::error::{PROBLEM_CODES, Problem};
+use super::error::{Problem, ProblemCode};
 use super::{access, businesses, health, invitations, members, observe, partners, users};
 
 /// The media type of every problem.
@@ -115,21 +115,6 @@ pub async fn openapi_json() -> impl IntoResponse {
         DOCUMENT.as_str(),
     )
 }
-
-/// The `code` of a problem: one of docs/api.md's codes ([`PROBLEM_CODES`]).
-pub struct ProblemCode;
-
-impl PartialSchema for ProblemCode {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .description(Some("One of docs/api.md's problem codes"))
-            .enum_values(Some(PROBLEM_CODES))
-            .into()
-    }
-}
-
-impl ToSchema for ProblemCode {}
 
 /// A response whose body is a [`Problem`].
 fn problem_response(description: &str) -> ResponseBuilder {

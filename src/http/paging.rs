@@ -89,7 +89,7 @@ mod tests {
         for junk in ["!!!", "not base64 at all", "YWJj", ""] {
             let e = decode_cursor(junk, uuid_key).unwrap_err();
             assert_eq!(
-                (e.status.as_u16(), e.code),
+                (e.status.as_u16(), e.code.as_str()),
                 (422, "validation_failed"),
                 "{junk:?}"
             );

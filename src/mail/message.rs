@@ -1,19 +1,60 @@
 //! Building the MIME message for one rendered email: headers from sanitised
 //! values (R30) and a fixed Message-ID so retries can be de-duplicated (R27).
 
+use std::fmt;
+use std::str::FromStr;
+
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 
 use super::one_line;
 use super::templates::Rendered;
 
+/// The `From` of every email (`mail.from`), parsed once: `Name <addr>` or a
+/// bare address, put on one line without control characters (R30). It keeps
+/// the text it was written as, which is what `check-config` shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sender {
+    text: String,
+    mailbox: Mailbox,
+}
+
+impl Sender {
+    pub fn mailbox(&self) -> &Mailbox {
+        &self.mailbox
+    }
+
+    /// The text as configured (trimmed).
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The domain of the address, for Message-IDs.
+    pub fn domain(&self) -> &str {
+        self.mailbox.email.domain()
+    }
+}
+
+impl FromStr for Sender {
+    type Err = lettre::address::AddressError;
+
+    /// lettre's parser decides what is valid, since lettre writes the header.
+    fn from_str(text: &str) -> Result<Sender, Self::Err> {
+        Ok(Sender {
+            text: text.trim().to_owned(),
+            mailbox: one_line(text).parse()?,
+        })
+    }
+}
+
+impl fmt::Display for Sender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MessageError {
-    #[error("invalid sender {value:?}: {error}")]
-    InvalidFrom {
-        value: String,
-        error: lettre::address::AddressError,
-    },
     #[error("invalid recipient address: {0}")]
     InvalidTo(lettre::address::AddressError),
     #[error("invalid Message-ID {0:?}: expected <local@domain> without spaces")]
@@ -25,23 +66,16 @@ pub enum MessageError {
 /// Builds a `multipart/alternative` message (text part, then HTML part) with
 /// From, To, Subject, Date and exactly the given `message_id`.
 ///
-/// `from` is `Name <addr>` (or a bare address) from configuration; `to_name`
-/// and the subject may carry user text, so every display name and the subject
-/// are put on one line without control characters before they reach a header.
+/// `from` is the configured sender, already on one line; `to_name` and the
+/// subject may carry user text, so they are put on one line without control
+/// characters before they reach a header.
 pub fn build_message(
-    from: &str,
+    from: &Sender,
     to_email: &str,
     to_name: Option<&str>,
     message_id: &str,
     rendered: &Rendered,
 ) -> Result<Message, MessageError> {
-    let from_mailbox: Mailbox =
-        one_line(from)
-            .parse()
-            .map_err(|error| MessageError::InvalidFrom {
-                value: from.to_owned(),
-                error,
-            })?;
     let to_address = to_email.trim().parse().map_err(MessageError::InvalidTo)?;
     let to_mailbox = Mailbox::new(to_name.map(one_line).filter(|n| !n.is_empty()), to_address);
     if !is_valid_message_id(message_id) {
@@ -49,7 +83,7 @@ pub fn build_message(
     }
 
     let message = Message::builder()
-        .from(from_mailbox)
+        .from(from.mailbox().clone())
         .to(to_mailbox)
         .subject(one_line(&rendered.subject))
         .message_id(Some(message_id.to_owned()))
@@ -109,6 +143,10 @@ mod tests {
         }
     }
 
+    fn sender(text: &str) -> Sender {
+        text.parse().unwrap()
+    }
+
     fn header_block(msg: &Message) -> String {
         let raw = String::from_utf8(msg.formatted()).unwrap();
         raw.split("\r\n\r\n").next().unwrap().to_owned()
@@ -118,7 +156,7 @@ mod tests {
     fn keeps_the_given_message_id() {
         let id = new_message_id("info.example.test");
         let msg = build_message(
-            "Pinbot <pinbot@info.example.test>",
+            &sender("Pinbot <pinbot@info.example.test>"),
             "u@example.test",
             Some("U"),
             &id,
@@ -134,7 +172,7 @@ mod tests {
     #[test]
     fn user_text_cannot_add_headers() {
         let msg = build_message(
-            "Pin\r\nbot <pinbot@info.example.test>",
+            &sender("Pin\r\nbot <pinbot@info.example.test>"),
             "u@example.test",
             Some("Eve\r\nBcc: evil@x.test"),
             &new_message_id("example.test"),
@@ -159,12 +197,9 @@ mod tests {
     fn rejects_bad_addresses_and_ids() {
         let r = rendered("s");
         let id = new_message_id("example.test");
+        assert!("not an address".parse::<Sender>().is_err());
         assert!(matches!(
-            build_message("not an address", "u@example.test", None, &id, &r),
-            Err(MessageError::InvalidFrom { .. })
-        ));
-        assert!(matches!(
-            build_message("a@example.test", "nope", None, &id, &r),
+            build_message(&sender("a@example.test"), "nope", None, &id, &r),
             Err(MessageError::InvalidTo(_))
         ));
         for bad in [
@@ -178,7 +213,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    build_message("a@example.test", "u@example.test", None, bad, &r),
+                    build_message(&sender("a@example.test"), "u@example.test", None, bad, &r),
                     Err(MessageError::InvalidMessageId(_))
                 ),
                 "{bad:?}"

@@ -1,17 +1,20 @@
 //! Mail: templates, message building and transports (SMTP, .eml files).
 //!
-//! The flow is `Templates::render` -> `build_message` -> `Mailer::send`. Each step
-//! owns one concern: templates own wording and escaping, `message` owns headers
-//! (and keeps user text out of them, R30), `transport` owns delivery and the
+//! The flow is `Templates::render` -> `build_message` -> `Mailer::send`. Each
+//! step owns one concern: `contexts` owns what each template receives,
+//! templates own wording and escaping, `message` owns headers (and keeps user
+//! text out of them, R30), `transport` owns delivery and the
 //! transient/permanent classification the outbox retries on (R27).
 
+pub mod contexts;
 mod date;
 mod message;
 mod templates;
 mod transport;
 
+pub use contexts::EmailContent;
 pub use date::format_date;
-pub use message::{MessageError, build_message, new_message_id};
+pub use message::{MessageError, Sender, build_message, new_message_id};
 pub use templates::{Rendered, TemplateError, TemplateName, Templates};
 pub use transport::{Failure, MailError, Mailer, MailerConfig, SendOutcome, SmtpReply};
 

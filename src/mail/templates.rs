@@ -13,67 +13,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use minijinja::syntax::SyntaxConfig;
-use minijinja::{AutoEscape, Environment, Output, State, UndefinedBehavior, Value};
-use serde_json::json;
-
+use super::contexts::EmailContent;
 use super::date::format_date;
 use super::one_line;
+use minijinja::syntax::SyntaxConfig;
+use minijinja::{AutoEscape, Environment, Output, State, UndefinedBehavior, Value};
 
 pub use crate::domain::TemplateName;
-
-impl TemplateName {
-    /// A context with every key the template expects, for `Templates::check`
-    /// and tests. The keys are the contract with the callers that build contexts.
-    pub fn sample_context(self) -> serde_json::Value {
-        match self {
-            TemplateName::MemberInvitation | TemplateName::Reminder => json!({
-                "inviter_name": "Ada Lovelace",
-                "business_name": "Analytical Engines Ltd",
-                "role": "manager",
-                "message": "Looking forward to working with you!\nSee you on Monday.",
-                "accept_url": "https://app.example.test/invitations/accept?token=sample",
-                "expires_at": "2026-11-29T10:00:00Z",
-                "recipient_email": "charles@example.test",
-            }),
-            // `role` is "" and `partner_business_name` is set for a partner
-            // acceptance (see `sample_contexts`); older outbox rows may lack
-            // `partner_business_name`, so templates test it with `is defined`.
-            TemplateName::InvitationAccepted => json!({
-                "inviter_name": "Ada Lovelace",
-                "business_name": "Analytical Engines Ltd",
-                "accepted_by_name": "Charles Babbage",
-                "accepted_by_email": "charles@example.test",
-                "role": "manager",
-                "partner_business_name": null,
-            }),
-            TemplateName::PartnerInvitation | TemplateName::PartnerRequest => json!({
-                "recipient_name": "Grace Hopper",
-                "business_name": "Compiler Agency",
-                "partner_business_name": "Analytical Engines Ltd",
-                "inviter_name": "Ada Lovelace",
-                "message": "We would love to work with your team on our profiles.",
-                "expires_at": "2026-11-29T10:00:00Z",
-            }),
-        }
-    }
-
-    /// `sample_context` and the variants of it that take the templates'
-    /// other branches: no personal message, a partner acceptance. `check`
-    /// renders them all.
-    pub fn sample_contexts(self) -> Vec<serde_json::Value> {
-        let sample = self.sample_context();
-        let mut variant = sample.clone();
-        match self {
-            TemplateName::InvitationAccepted => {
-                variant["role"] = "".into();
-                variant["partner_business_name"] = "Compiler Agency".into();
-            }
-            _ => variant["message"] = serde_json::Value::Null,
-        }
-        vec![sample, variant]
-    }
-}
 
 impl fmt::Display for TemplateName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -326,7 +272,7 @@ impl Templates {
     }
 
     /// Renders `name` for `locale` (after fallback). `ctx` must be a JSON object
-    /// with the keys the template expects (see `TemplateName::sample_context`);
+    /// with the keys the template expects (see `mail::contexts`);
     /// the key `locale` is added (the resolved locale) for the `date` filter and
     /// the HTML `lang` attribute.
     pub fn render(
@@ -365,8 +311,8 @@ impl Templates {
     pub fn check(&self, locales: &[&str]) -> Result<(), TemplateError> {
         for locale in locales {
             for name in TemplateName::ALL {
-                for ctx in name.sample_contexts() {
-                    self.render(name, locale, &ctx)?;
+                for content in EmailContent::samples(name) {
+                    self.render(content.template(), locale, &content.context())?;
                 }
             }
         }
@@ -378,6 +324,8 @@ impl Templates {
     /// every template file (`<name>.subject.txt`, `.txt`, `.html`) and the
     /// `SUPPORT_FILES`, and every template renders with each of its sample
     /// contexts under strict undefined (a variable the contexts lack fails).
+    /// The samples are values of the structs the service fills
+    /// (`mail::contexts`), so this covers what is sent.
     /// Returns every problem found, not only the first; empty means good.
     pub fn check_all(&self) -> Vec<TemplateError> {
         let mut problems = Vec::new();
@@ -556,6 +504,8 @@ fn html_formatter(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     /// A throwaway template tree; removed on drop.

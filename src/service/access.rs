@@ -4,8 +4,6 @@
 //! set the two-factor policy. Grant changes serialise on the row of the
 //! business that owns the profile.
 
-use serde_json::json;
-
 use super::businesses::parse_business_name;
 use super::{ServiceResult, Services, event, lock_business, require_member};
 use crate::domain::access::{
@@ -17,6 +15,7 @@ use crate::domain::partners::TwoFactorPolicy;
 use crate::domain::{
     BusinessId, Capability, DomainError, GrantId, InvitationId, ProfileId, Role, UserId,
 };
+use crate::events::catalog::{Change, Event, GrantCause, GrantChanged, SecurityUpdated};
 use crate::store::{BusinessRecord, GrantRecord, NewGrant, NewProfile, ProfileRecord, StoreTx};
 
 /// The answer of `GET /v1/access`: the decision and the grants of its chain.
@@ -43,36 +42,28 @@ fn event_business(g: &GrantRecord) -> BusinessId {
     }
 }
 
-fn grantee_json(grantee: &Grantee) -> serde_json::Value {
-    match grantee {
-        Grantee::User(u) => json!({"user_id": u}),
-        Grantee::Business(b) => json!({"business_id": b}),
-    }
-}
-
 /// `grant.added` / `grant.removed` for one grant (R16).
 async fn grant_event(
     tx: &mut dyn StoreTx,
-    event_type: &str,
+    which: fn(GrantChanged) -> Event,
     g: &GrantRecord,
     actor: Option<&UserId>,
-    cause: &str,
+    cause: GrantCause,
 ) -> ServiceResult<()> {
     tx.insert_event(&event(
         event_business(g),
         g.invitation_id,
-        event_type,
         actor,
         None,
-        json!({
-            "grant_id": g.id,
-            "profile_id": g.profile_id,
-            "profile_business_id": g.business_id,
-            "permission": g.permission.as_str(),
-            "grantee": grantee_json(&g.grantee),
-            "derived_from": g.parent,
-            "granted_by": g.granted_by,
-            "cause": cause,
+        which(GrantChanged {
+            grant_id: g.id,
+            profile_id: g.profile_id,
+            profile_business_id: g.business_id,
+            permission: g.permission,
+            grantee: g.grantee.clone(),
+            derived_from: g.parent,
+            granted_by: g.granted_by.clone(),
+            cause,
         }),
     ))
     .await?;
@@ -84,16 +75,16 @@ pub(crate) async fn grants_removed(
     tx: &mut dyn StoreTx,
     removed: &[GrantRecord],
     actor: Option<&UserId>,
-    cause: &str,
+    cause: GrantCause,
 ) -> ServiceResult<()> {
     for g in removed {
         // The grant's own removal, or the removal it derives from.
         let why = if g.parent.is_some() && removed.iter().any(|p| Some(p.id) == g.parent) {
-            "parent_removed"
+            GrantCause::ParentRemoved
         } else {
             cause
         };
-        grant_event(tx, "grant.removed", g, actor, why).await?;
+        grant_event(tx, Event::GrantRemoved, g, actor, why).await?;
     }
     Ok(())
 }
@@ -223,7 +214,14 @@ impl Services {
                 invitation_id: None,
             })
             .await?;
-        grant_event(tx.as_mut(), "grant.added", &created, Some(actor), "granted").await?;
+        grant_event(
+            tx.as_mut(),
+            Event::GrantAdded,
+            &created,
+            Some(actor),
+            GrantCause::Granted,
+        )
+        .await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -262,7 +260,7 @@ impl Services {
             .into());
         }
         let removed = tx.delete_grant_tree(grant_id).await?;
-        grants_removed(tx.as_mut(), &removed, Some(actor), "removed").await?;
+        grants_removed(tx.as_mut(), &removed, Some(actor), GrantCause::Removed).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -337,15 +335,20 @@ impl Services {
                 Capability::SecurityRequire2fa,
             )?;
         }
-        if b.require_2fa != policy {
+        let current = b.require_2fa;
+        if current != policy {
             tx.set_require_2fa(business, policy).await?;
             tx.insert_event(&event(
                 business,
                 None,
-                "security.updated",
                 Some(actor),
                 None,
-                json!({"require_2fa": {"from": b.require_2fa.as_str(), "to": policy.as_str()}}),
+                Event::SecurityUpdated(SecurityUpdated {
+                    require_2fa: Change {
+                        from: current,
+                        to: policy,
+                    },
+                }),
             ))
             .await?;
         }
@@ -428,10 +431,10 @@ impl Services {
                 .await?;
             grant_event(
                 tx,
-                "grant.added",
+                Event::GrantAdded,
                 &created,
                 Some(granted_by),
-                "invitation_accepted",
+                GrantCause::InvitationAccepted,
             )
             .await?;
             applied.push(created);

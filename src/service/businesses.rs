@@ -1,12 +1,11 @@
 //! Users and businesses: the app registers its users, creates businesses with an
 //! owner, and reads them back.
 
-use serde_json::json;
-
 use super::{ServiceResult, Services, event, require_member};
 use crate::domain::{
     BusinessId, DomainError, Email, Locale, PublicBusinessId, Role, RolePreset, UserId,
 };
+use crate::events::catalog::{Event, MemberAdded};
 use crate::store::{BusinessRecord, NewBusiness, NewUser, UserRecord};
 
 pub struct NewBusinessInput {
@@ -84,10 +83,12 @@ impl Services {
         tx.insert_event(&event(
             business.id,
             None,
-            "member.added",
             Some(&input.owner),
             None,
-            json!({"user_id": input.owner, "role": owner.as_str()}),
+            Event::MemberAdded(MemberAdded {
+                user_id: input.owner.clone(),
+                role: owner,
+            }),
         ))
         .await?;
         tx.commit().await?;

@@ -8,10 +8,9 @@
 
 use std::time::Duration;
 
-use serde_json::json;
-
 use super::{ServiceResult, Services, event};
 use crate::domain::{DomainError, InvitationStatus};
+use crate::events::catalog::{Event, ReminderQueued};
 
 /// How many rows one transaction of a chore handles.
 pub const BATCH: u32 = 500;
@@ -59,10 +58,9 @@ impl Services {
                 tx.insert_event(&event(
                     *business,
                     Some(*id),
-                    "invitation.expired",
                     None,
                     Some((InvitationStatus::Pending, InvitationStatus::Expired)),
-                    json!({}),
+                    Event::InvitationExpired,
                 ))
                 .await?;
             }
@@ -129,10 +127,12 @@ impl Services {
             tx.insert_event(&event(
                 inv.business_id,
                 Some(inv.id),
-                "invitation.reminder_queued",
                 None,
                 None,
-                json!({"after": crate::config::format_duration(offset), "message_id": email.message_id}),
+                Event::InvitationReminderQueued(ReminderQueued {
+                    after: offset,
+                    message_id: email.message_id.clone(),
+                }),
             ))
             .await?;
             queued += 1;

@@ -8,13 +8,12 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use rand::RngExt as _;
-use serde_json::json;
 
-use super::emails::{MEMBER_INVITATION, REMINDER, TOKEN_NONCE_KEY};
-use super::partners::{PARTNER_INVITATION, PARTNER_REQUEST};
 use super::{ServiceError, ServiceResult, Services, event};
 use crate::domain::TokenNonce;
 use crate::domain::retry::RetryPolicy;
+use crate::events::catalog::{Event, InvitationSent, NotificationCancelled, NotificationFailed};
+use crate::mail::contexts::{EXPIRES_AT_KEY, with_accept_url};
 use crate::mail::{Mailer, TemplateName, Templates, build_message};
 use crate::metrics;
 use crate::store::{AttemptOutcome, ClaimedEmail, EmailAttempt, NewEvent};
@@ -40,7 +39,7 @@ pub struct Delivery {
     pub services: Services,
     pub templates: Arc<Templates>,
     pub mailer: Mailer,
-    pub from: String,
+    pub from: crate::mail::Sender,
     /// `links.accept_url`, with `{token}` to replace.
     pub accept_url: String,
     pub retry: RetryPolicy,
@@ -159,7 +158,7 @@ impl Delivery {
     /// again (at least once, R29).
     /// `None`: nothing was attempted (a reminder whose invitation is over).
     pub async fn deliver(&self, email: &ClaimedEmail) -> ServiceResult<Option<AttemptOutcome>> {
-        if email.template == REMINDER && self.reminder_moot(email).await? {
+        if email.template == TemplateName::Reminder && self.reminder_moot(email).await? {
             return Ok(None);
         }
         let started = Instant::now();
@@ -210,26 +209,37 @@ impl Delivery {
             // The invitation itself reached someone: the member invitation, or
             // a partner invitation/request to one of the receiving managers.
             AttemptOutcome::Sent
-                if [MEMBER_INVITATION, PARTNER_INVITATION, PARTNER_REQUEST]
-                    .contains(&email.template) =>
+                if [
+                    TemplateName::MemberInvitation,
+                    TemplateName::PartnerInvitation,
+                    TemplateName::PartnerRequest,
+                ]
+                .contains(&email.template) =>
             {
                 Some(event(
                     email.business_id,
                     email.invitation_id,
-                    "invitation.sent",
                     None,
                     None,
-                    json!({"message_id": email.message_id, "attempts": email.attempts, "smtp_reply": detail}),
+                    Event::InvitationSent(InvitationSent {
+                        message_id: email.message_id.clone(),
+                        attempts: email.attempts,
+                        smtp_reply: detail,
+                    }),
                 ))
             }
             AttemptOutcome::Failed => Some(event(
                 email.business_id,
                 email.invitation_id,
-                "notification.failed",
                 None,
                 None,
-                json!({"template": email.template, "message_id": email.message_id,
-                       "attempts": email.attempts, "smtp_code": code, "error": detail}),
+                Event::NotificationFailed(NotificationFailed {
+                    template: email.template,
+                    message_id: email.message_id.clone(),
+                    attempts: email.attempts,
+                    smtp_code: code,
+                    error: detail,
+                }),
             )),
             _ => None,
         };
@@ -265,10 +275,13 @@ impl Delivery {
         tx.insert_event(&event(
             email.business_id,
             email.invitation_id,
-            "notification.cancelled",
             None,
             None,
-            json!({"template": email.template, "message_id": email.message_id, "reason": why}),
+            Event::NotificationCancelled(NotificationCancelled {
+                template: email.template,
+                message_id: email.message_id.clone(),
+                reason: why,
+            }),
         ))
         .await?;
         tx.commit().await?;
@@ -281,23 +294,14 @@ impl Delivery {
         let permanent =
             |what: String| crate::mail::MailError::Permanent(crate::mail::Failure::Other(what));
         let template: TemplateName = email.template;
-        let mut context = email.context.clone();
-        if let Some(map) = context.as_object_mut()
-            && let Some(nonce) = map.remove(TOKEN_NONCE_KEY)
-        {
-            let nonce = nonce
-                .as_str()
-                .and_then(|n| hex::decode(n).ok())
-                .ok_or_else(|| permanent("stored token nonce is not hex".into()))?;
+        let context = with_accept_url(&email.context, |nonce| {
             let invitation = email
                 .invitation_id
-                .ok_or_else(|| permanent("token without invitation".into()))?;
+                .ok_or_else(|| "token without invitation".to_string())?;
             let token = self.services.token_for(invitation.0, &TokenNonce(nonce));
-            map.insert(
-                "accept_url".into(),
-                json!(self.accept_url.replace("{token}", token.expose())),
-            );
-        }
+            Ok(self.accept_url.replace("{token}", token.expose()))
+        })
+        .map_err(permanent)?;
         let rendered = self
             .templates
             .render(template, &email.locale, &context)
@@ -315,7 +319,7 @@ impl Delivery {
 fn expires_at(email: &ClaimedEmail) -> Option<DateTime<Utc>> {
     email
         .context
-        .get("expires_at")
+        .get(EXPIRES_AT_KEY)
         .and_then(|v| v.as_str())
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .map(|d| d.with_timezone(&Utc))

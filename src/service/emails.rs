@@ -1,58 +1,54 @@
-//! The emails the use cases queue, and the context each template receives.
-//! The outbox row holds everything needed to render the message later except
-//! the token, which the delivery side derives again (see `domain::token`).
+//! The emails the use cases queue, each with its typed context (see
+//! `mail::contexts`). The outbox row holds everything needed to render the
+//! message later except the token, which the delivery side derives again (see
+//! `domain::token`).
 
-use serde_json::json;
 use uuid::Uuid;
 
 use super::Services;
-use crate::domain::{InvitationToken, Locale, TemplateName, TokenNonce};
+use crate::domain::{BusinessId, InvitationId, InvitationToken, Locale, TokenNonce};
+use crate::mail::EmailContent;
+use crate::mail::contexts::{AcceptedContext, InvitationContext, InvitationLink};
 use crate::store::{BusinessRecord, InvitationRecord, NewEmail, UserRecord};
-
-/// Template names as stored in the outbox.
-pub const MEMBER_INVITATION: TemplateName = TemplateName::MemberInvitation;
-pub const INVITATION_ACCEPTED: TemplateName = TemplateName::InvitationAccepted;
-/// R32: the invitation again, same token and link, as a reminder.
-pub const REMINDER: TemplateName = TemplateName::Reminder;
-
-/// The context key carrying the token nonce (hex) to the delivery side; it is
-/// removed before rendering and replaced by `accept_url`.
-pub const TOKEN_NONCE_KEY: &str = "_token_nonce";
 
 pub fn new_message_id(domain: &str) -> String {
     format!("<{}@{}>", Uuid::now_v7(), domain)
 }
 
+/// Who an email goes to, and for which business and invitation.
+pub(crate) struct Envelope {
+    pub business: BusinessId,
+    pub invitation: Option<InvitationId>,
+    pub locale: Locale,
+    pub recipient: crate::domain::Email,
+    pub recipient_name: Option<String>,
+}
+
 impl Services {
+    /// The outbox row of one email: its template and context come from
+    /// `content`, so they always match.
+    pub(crate) fn new_email(&self, envelope: Envelope, content: EmailContent) -> NewEmail {
+        NewEmail {
+            id: Uuid::now_v7(),
+            business_id: envelope.business,
+            invitation_id: envelope.invitation,
+            template: content.template(),
+            locale: envelope.locale,
+            recipient: envelope.recipient,
+            recipient_name: envelope.recipient_name,
+            context: content.context(),
+            message_id: new_message_id(&self.settings.message_id_domain),
+        }
+    }
+
     pub(crate) fn member_invitation_email(
         &self,
         inv: &InvitationRecord,
         business: &BusinessRecord,
         inviter: &UserRecord,
     ) -> NewEmail {
-        let recipient = inv
-            .email
-            .clone()
-            .expect("member invitations have an address");
-        NewEmail {
-            id: Uuid::now_v7(),
-            business_id: business.id,
-            invitation_id: Some(inv.id),
-            template: MEMBER_INVITATION,
-            locale: inv.locale.clone(),
-            recipient_name: None,
-            context: json!({
-                "inviter_name": inviter.name(),
-                "business_name": business.name,
-                "role": inv.role.as_ref().map(|r| r.as_str()),
-                "message": inv.message,
-                "expires_at": inv.expires_at.to_rfc3339(),
-                "recipient_email": recipient.as_str(),
-                TOKEN_NONCE_KEY: hex::encode(&inv.token_nonce.0),
-            }),
-            recipient,
-            message_id: new_message_id(&self.settings.message_id_domain),
-        }
+        let (envelope, context) = invitation_email(inv, business, inviter);
+        self.new_email(envelope, EmailContent::MemberInvitation(context))
     }
 
     /// A reminder carries what the invitation email carries (same context,
@@ -63,10 +59,8 @@ impl Services {
         business: &BusinessRecord,
         inviter: &UserRecord,
     ) -> NewEmail {
-        NewEmail {
-            template: REMINDER,
-            ..self.member_invitation_email(inv, business, inviter)
-        }
+        let (envelope, context) = invitation_email(inv, business, inviter);
+        self.new_email(envelope, EmailContent::Reminder(context))
     }
 
     pub(crate) fn invitation_accepted_email(
@@ -76,25 +70,28 @@ impl Services {
         inviter: &UserRecord,
         accepted_by: &UserRecord,
     ) -> NewEmail {
-        NewEmail {
-            id: Uuid::now_v7(),
-            business_id: business.id,
-            invitation_id: Some(inv.id),
-            template: INVITATION_ACCEPTED,
-            locale: inviter.locale.clone(),
-            recipient: inviter.email.clone(),
-            recipient_name: inviter.display_name.clone(),
-            context: json!({
-                "inviter_name": inviter.name(),
-                "business_name": business.name,
-                "accepted_by_name": accepted_by.name(),
-                "accepted_by_email": accepted_by.email.as_str(),
-                "role": inv.role.as_ref().map(|r| r.as_str()).unwrap_or_default(),
+        self.new_email(
+            Envelope {
+                business: business.id,
+                invitation: Some(inv.id),
+                locale: inviter.locale.clone(),
+                recipient: inviter.email.clone(),
+                recipient_name: inviter.display_name.clone(),
+            },
+            EmailContent::InvitationAccepted(AcceptedContext {
+                inviter_name: inviter.name().to_string(),
+                business_name: business.name.clone(),
+                accepted_by_name: accepted_by.name().to_string(),
+                accepted_by_email: accepted_by.email.as_str().to_string(),
+                role: inv
+                    .role
+                    .as_ref()
+                    .map(|r| r.as_str().to_string())
+                    .unwrap_or_default(),
                 // Set for partner acceptances (see `partners`).
-                "partner_business_name": null,
+                partner_business_name: None,
             }),
-            message_id: new_message_id(&self.settings.message_id_domain),
-        }
+        )
     }
 
     /// The token of an invitation, derived again from its nonce.
@@ -113,4 +110,34 @@ impl Services {
             .or_else(|| business.locale.clone())
             .unwrap_or_else(|| self.settings.default_locale.clone())
     }
+}
+
+/// The member invitation (and its reminders): to the invited address, with
+/// the token's nonce in place of the link.
+fn invitation_email(
+    inv: &InvitationRecord,
+    business: &BusinessRecord,
+    inviter: &UserRecord,
+) -> (Envelope, InvitationContext) {
+    let recipient = inv
+        .email
+        .clone()
+        .expect("member invitations have an address");
+    let context = InvitationContext {
+        inviter_name: inviter.name().to_string(),
+        business_name: business.name.clone(),
+        role: inv.role.as_ref().map(|r| r.as_str().to_string()),
+        message: inv.message.clone(),
+        expires_at: inv.expires_at,
+        recipient_email: recipient.as_str().to_string(),
+        link: InvitationLink::TokenNonce(hex::encode(&inv.token_nonce.0)),
+    };
+    let envelope = Envelope {
+        business: business.id,
+        invitation: Some(inv.id),
+        locale: inv.locale.clone(),
+        recipient,
+        recipient_name: None,
+    };
+    (envelope, context)
 }

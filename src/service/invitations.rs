@@ -1,8 +1,6 @@
 //! Invitations: create (R7–R9, R13), read, list, timeline, quota (R33), and the
 //! commands on one invitation (R10–R15, R22) that its actor runs one at a time.
 
-use serde_json::json;
-
 use super::{ServiceResult, Services, event, lock_business, require_member};
 use crate::domain::access::InvitationGrant;
 use crate::domain::lifecycle::{self, Command, Effect};
@@ -12,6 +10,7 @@ use crate::domain::{
     BusinessId, Capability, DomainError, Email, InvitationId, InvitationKind, InvitationStatus,
     Locale, TokenNonce, UserId,
 };
+use crate::events::catalog::{Event, InvitationCreated, InvitationRenewed, MemberAdded};
 use crate::store::{
     InvitationQuery, InvitationRecord, MemberRecord, NewInvitation, PartnershipRecord, StoreTx,
     TimelineEntry,
@@ -201,10 +200,12 @@ impl Services {
             tx.insert_event(&event(
                 req.business,
                 Some(id),
-                "invitation.created",
                 Some(&req.actor),
                 None,
-                json!({"kind": "member", "email": new.email, "role": new.role.as_ref().map(|r| r.as_str())}),
+                Event::InvitationCreated(InvitationCreated::member(
+                    new.email.clone(),
+                    new.role.clone(),
+                )),
             ))
             .await?;
             if let Some(old) = renewed_from {
@@ -420,10 +421,9 @@ impl Services {
         tx.insert_event(&event(
             inv.business_id,
             Some(id),
-            decision.event,
             actor.as_ref(),
             Some((inv.status, decision.to)),
-            json!({}),
+            Event::of_command(cmd.command()),
         ))
         .await?;
         for effect in &decision.effects {
@@ -483,10 +483,12 @@ impl Services {
                     tx.insert_event(&event(
                         inv.business_id,
                         Some(id),
-                        "member.added",
                         Some(user),
                         None,
-                        json!({"user_id": user, "role": role.as_str()}),
+                        Event::MemberAdded(MemberAdded {
+                            user_id: user.clone(),
+                            role: role.clone(),
+                        }),
                     ))
                     .await?;
                     membership = tx.get_member(inv.business_id, user).await?;
@@ -545,9 +547,8 @@ pub(crate) fn renewed_event(
     event(
         business,
         Some(old),
-        "invitation.renewed",
         Some(actor),
         None,
-        json!({"renewed_to": new}),
+        Event::InvitationRenewed(InvitationRenewed { renewed_to: new }),
     )
 }

@@ -1,10 +1,11 @@
 //! Members: list, change a role (R6), revoke or leave (R4), transfer ownership (R5).
 
-use serde_json::json;
-
 use super::{ServiceResult, Services, event, lock_business, require_member};
 use crate::domain::members::{check_revoke, check_set_role, check_transfer};
 use crate::domain::{BusinessId, DomainError, Role, UserId};
+use crate::events::catalog::{
+    Event, GrantCause, MemberRemoved, MemberRoleChanged, OwnershipTransferred,
+};
 use crate::store::MemberRecord;
 
 impl Services {
@@ -35,10 +36,13 @@ impl Services {
         tx.insert_event(&event(
             business,
             None,
-            "member.role_changed",
             Some(actor),
             None,
-            json!({"user_id": target, "from": them.role.as_str(), "to": new_role.as_str()}),
+            Event::MemberRoleChanged(MemberRoleChanged {
+                user_id: target.clone(),
+                from: them.role.clone(),
+                to: new_role,
+            }),
         ))
         .await?;
         let updated = target_member(tx.as_mut(), business, target).await?;
@@ -60,15 +64,24 @@ impl Services {
         check_revoke(&catalog, &me.role, &them.role, actor == target)?;
         // The grants their membership carried go with it (R23), with events.
         let removed = tx.delete_member_grants(business, target).await?;
-        super::access::grants_removed(tx.as_mut(), &removed, Some(actor), "member_removed").await?;
+        super::access::grants_removed(
+            tx.as_mut(),
+            &removed,
+            Some(actor),
+            GrantCause::MemberRemoved,
+        )
+        .await?;
         tx.delete_member(business, target).await?;
         tx.insert_event(&event(
             business,
             None,
-            "member.removed",
             Some(actor),
             None,
-            json!({"user_id": target, "role": them.role.as_str(), "left": actor == target}),
+            Event::MemberRemoved(MemberRemoved {
+                user_id: target.clone(),
+                role: them.role,
+                left: actor == target,
+            }),
         ))
         .await?;
         tx.commit().await?;
@@ -100,10 +113,13 @@ impl Services {
         tx.insert_event(&event(
             business,
             None,
-            "ownership.transferred",
             Some(actor),
             None,
-            json!({"from_user_id": actor, "to_user_id": new_owner, "previous_owner_role": old_owner_role.as_str()}),
+            Event::OwnershipTransferred(OwnershipTransferred {
+                from_user_id: actor.clone(),
+                to_user_id: new_owner.clone(),
+                previous_owner_role: old_owner_role,
+            }),
         ))
         .await?;
         tx.commit().await?;

@@ -16,13 +16,12 @@ pub mod renew;
 use std::sync::Arc;
 use std::time::Duration;
 
-use uuid::Uuid;
-
 use crate::domain::quota::QuotaPolicy;
 use crate::domain::{
     BusinessId, DomainError, InvitationId, InvitationStatus, Locale, RoleCatalog, RolePreset,
     UserId,
 };
+use crate::events::catalog::{Event, Subject};
 use crate::store::{
     BusinessRecord, Constraint, MemberRecord, NewEvent, Store, StoreError, StoreTx,
 };
@@ -90,8 +89,8 @@ pub struct Services {
 }
 
 impl Settings {
-    /// The settings of a configuration. The default locale was validated when
-    /// the configuration was loaded.
+    /// The settings of a configuration, whose values are already parsed.
+    /// (Fallible for the callers' sake; nothing here can fail any more.)
     pub fn from_config(config: &crate::config::Config) -> Result<Settings, DomainError> {
         Ok(Settings {
             default_preset: config.roles.preset,
@@ -102,24 +101,10 @@ impl Settings {
             ttl: config.invitations.ttl,
             resend_cooldown: config.invitations.resend_cooldown,
             reminders: config.invitations.reminders.clone(),
-            default_locale: Locale::parse_field(
-                &config.templates.default_locale,
-                "templates.default_locale",
-            )?,
-            message_id_domain: sender_domain(&config.mail.from),
+            default_locale: config.templates.default_locale.clone(),
+            message_id_domain: config.mail.from.domain().to_string(),
         })
     }
-}
-
-/// The part of the sender address after `@`, for Message-IDs.
-fn sender_domain(from: &str) -> String {
-    let addr = from
-        .rsplit_once('<')
-        .map_or(from, |(_, rest)| rest.trim_end_matches('>'));
-    addr.rsplit_once('@')
-        .map_or("localhost", |(_, d)| d)
-        .trim()
-        .to_string()
 }
 
 impl Services {
@@ -159,23 +144,19 @@ pub(crate) async fn lock_business(
         .ok_or_else(|| DomainError::NotFound(format!("business {id}")).into())
 }
 
-/// An event row for the same transaction (R16).
+/// An event row for the same transaction (R16); the catalog decides its
+/// type and data.
 pub(crate) fn event(
     business: BusinessId,
     invitation: Option<InvitationId>,
-    event_type: &str,
     actor: Option<&UserId>,
     transition: Option<(InvitationStatus, InvitationStatus)>,
-    data: serde_json::Value,
+    data: Event,
 ) -> NewEvent {
-    NewEvent {
-        id: Uuid::now_v7(),
-        business_id: business,
-        invitation_id: invitation,
-        event_type: event_type.to_string(),
-        actor_user_id: actor.cloned(),
-        from_status: transition.map(|t| t.0),
-        to_status: transition.map(|t| t.1),
-        data,
-    }
+    data.into_new_event(Subject {
+        business,
+        invitation,
+        actor,
+        transition,
+    })
 }

@@ -3,11 +3,8 @@
 //! commands run through the invitation's actor, see `invitations::execute`),
 //! list partnerships and end one with every grant it carried (R23).
 
-use serde_json::json;
-use uuid::Uuid;
-
 use super::access::grants_removed;
-use super::emails::new_message_id;
+use super::emails::Envelope;
 use super::{ServiceResult, Services, event, lock_business, require_member};
 use crate::domain::access::{Grantee, InvitationGrant, may_grant};
 use crate::domain::members::check_capability;
@@ -16,16 +13,17 @@ use crate::domain::partners::{
 };
 use crate::domain::{
     BusinessId, Capability, DomainError, InvitationId, InvitationKind, PartnershipId,
-    PublicBusinessId, TemplateName, TokenNonce, UserId,
+    PublicBusinessId, TokenNonce, UserId,
 };
+use crate::events::catalog::{
+    Event, GrantCause, InvitationCreated, PartnershipEnded, PartnershipEstablished,
+};
+use crate::mail::EmailContent;
+use crate::mail::contexts::{AcceptedContext, PartnerContext};
 use crate::store::{
     BusinessRecord, InvitationRecord, MemberRecord, NewEmail, NewInvitation, NewPartnership,
     PartnershipRecord, StoreTx, UserRecord,
 };
-
-/// Template names of the partner emails, as stored in the outbox.
-pub const PARTNER_INVITATION: TemplateName = TemplateName::PartnerInvitation;
-pub const PARTNER_REQUEST: TemplateName = TemplateName::PartnerRequest;
 
 pub struct CreatePartner {
     pub business: BusinessId,
@@ -114,10 +112,9 @@ impl Services {
         tx.insert_event(&event(
             sender.id,
             Some(id),
-            "invitation.created",
             Some(&req.actor),
             None,
-            json!({"kind": kind.as_str(), "partner_business_id": target.id}),
+            Event::InvitationCreated(InvitationCreated::partner(kind, target.id)),
         ))
         .await?;
         let record = tx
@@ -142,10 +139,7 @@ impl Services {
         inviter: &UserRecord,
     ) -> ServiceResult<()> {
         let catalog = self.catalog(target.role_preset);
-        let template = match inv.kind {
-            InvitationKind::PartnerRequest => PARTNER_REQUEST,
-            _ => PARTNER_INVITATION,
-        };
+
         for m in tx.members_of_business(target.id).await? {
             if !manages_partners(&catalog, &m.role) {
                 continue;
@@ -153,25 +147,26 @@ impl Services {
             let Some(user) = tx.get_user(&m.user_id).await? else {
                 continue;
             };
-            tx.enqueue_email(&NewEmail {
-                id: Uuid::now_v7(),
-                business_id: sender.id,
-                invitation_id: Some(inv.id),
-                template,
+            let context = PartnerContext {
+                recipient_name: user.name().to_string(),
+                business_name: target.name.clone(),
+                partner_business_name: sender.name.clone(),
+                inviter_name: inviter.name().to_string(),
+                message: inv.message.clone(),
+                expires_at: inv.expires_at,
+            };
+            let content = match inv.kind {
+                InvitationKind::PartnerRequest => EmailContent::PartnerRequest(context),
+                _ => EmailContent::PartnerInvitation(context),
+            };
+            let envelope = Envelope {
+                business: sender.id,
+                invitation: Some(inv.id),
                 locale: user.locale.clone(),
                 recipient: user.email.clone(),
                 recipient_name: user.display_name.clone(),
-                context: json!({
-                    "recipient_name": user.name(),
-                    "business_name": target.name,
-                    "partner_business_name": sender.name,
-                    "inviter_name": inviter.name(),
-                    "message": inv.message,
-                    "expires_at": inv.expires_at.to_rfc3339(),
-                }),
-                message_id: new_message_id(&self.settings.message_id_domain),
-            })
-            .await?;
+            };
+            tx.enqueue_email(&self.new_email(envelope, content)).await?;
         }
         Ok(())
     }
@@ -239,11 +234,14 @@ impl Services {
             tx.insert_event(&event(
                 me,
                 Some(inv.id),
-                "partnership.established",
                 Some(accepter),
                 None,
-                json!({"partnership_id": id, "partner_business_id": other,
-                       "direction": inv.kind.as_str(), "invited_by": inv.invited_by}),
+                Event::PartnershipEstablished(PartnershipEstablished {
+                    partnership_id: id,
+                    partner_business_id: other,
+                    direction: inv.kind,
+                    invited_by: inv.invited_by.clone(),
+                }),
             ))
             .await?;
         }
@@ -320,24 +318,23 @@ impl Services {
         inviter: &UserRecord,
         accepted_by: &UserRecord,
     ) -> NewEmail {
-        NewEmail {
-            id: Uuid::now_v7(),
-            business_id: sender.id,
-            invitation_id: Some(inv.id),
-            template: super::emails::INVITATION_ACCEPTED,
-            locale: inviter.locale.clone(),
-            recipient: inviter.email.clone(),
-            recipient_name: inviter.display_name.clone(),
-            context: json!({
-                "inviter_name": inviter.name(),
-                "business_name": sender.name,
-                "accepted_by_name": accepted_by.name(),
-                "accepted_by_email": accepted_by.email.as_str(),
-                "role": "",
-                "partner_business_name": receiving.name,
+        self.new_email(
+            Envelope {
+                business: sender.id,
+                invitation: Some(inv.id),
+                locale: inviter.locale.clone(),
+                recipient: inviter.email.clone(),
+                recipient_name: inviter.display_name.clone(),
+            },
+            EmailContent::InvitationAccepted(AcceptedContext {
+                inviter_name: inviter.name().to_string(),
+                business_name: sender.name.clone(),
+                accepted_by_name: accepted_by.name().to_string(),
+                accepted_by_email: accepted_by.email.as_str().to_string(),
+                role: String::new(),
+                partner_business_name: Some(receiving.name.clone()),
             }),
-            message_id: new_message_id(&self.settings.message_id_domain),
-        }
+        )
     }
 
     /// The live partnerships of a business, for its members.
@@ -391,17 +388,26 @@ impl Services {
             return Err(DomainError::NotFound(format!("partner {partner}")).into());
         };
         let removed = tx.delete_grants_between(business, other).await?;
-        grants_removed(tx.as_mut(), &removed, Some(actor), "partnership_ended").await?;
+        grants_removed(
+            tx.as_mut(),
+            &removed,
+            Some(actor),
+            GrantCause::PartnershipEnded,
+        )
+        .await?;
         tx.end_partnership(live.id, actor).await?;
         for (side, them) in [(business, other), (other, business)] {
             tx.insert_event(&event(
                 side,
                 live.invitation_id,
-                "partnership.ended",
                 Some(actor),
                 None,
-                json!({"partnership_id": live.id, "partner_business_id": them,
-                       "ended_by_business_id": business, "grants_removed": removed.len()}),
+                Event::PartnershipEnded(PartnershipEnded {
+                    partnership_id: live.id,
+                    partner_business_id: them,
+                    ended_by_business_id: business,
+                    grants_removed: removed.len(),
+                }),
             ))
             .await?;
         }

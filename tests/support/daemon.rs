@@ -64,7 +64,9 @@ pub fn test_config(db_url: &str, smtp_url: &str) -> Config {
     config.delivery.poll_interval = Duration::from_millis(200);
     config.delivery.initial_backoff = Duration::from_secs(1);
     config.delivery.max_backoff = Duration::from_secs(2);
-    config.mail.from = "Invitations <pinbot@info.example.test>".to_string();
+    config.mail.from = "Invitations <pinbot@info.example.test>"
+        .parse()
+        .expect("a sender");
     config
 }
 

@@ -1,0 +1,724 @@
+//! The event catalog (R16, R17): every event type the daemon writes, and the
+//! shape of each one's `data`. The service builds an [`Event`] and turns it
+//! into the store's row with [`Event::into_new_event`]; nothing else names an
+//! event type or writes event data, so this file is the contract apps read.
+//!
+//! `data` is stored and sent as the JSON object these structs serialise to:
+//! field names are the wire names, an `Option` is written as `null` (never
+//! left out), and keys come out sorted (serde_json's map is ordered by key),
+//! whatever the order of the fields here. A state change's `from_status` and
+//! `to_status` are not part of these structs: they travel in the event row
+//! and are added to `data` on the wire (see `WireEvent::from_record`).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use uuid::Uuid;
+
+use crate::domain::TemplateName;
+use crate::domain::access::{Grantee, Permission};
+use crate::domain::partners::TwoFactorPolicy;
+use crate::domain::{
+    BusinessId, Command, Email, GrantId, InvitationId, InvitationKind, InvitationStatus,
+    PartnershipId, ProfileId, Role, UserId,
+};
+use crate::store::NewEvent;
+
+/// Every event type, by its name on the wire (the `type` field, the webhook's
+/// `Invited-Event-Type` header and the last part of the NATS subject).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventType {
+    InvitationCreated,
+    InvitationRenewed,
+    InvitationSent,
+    InvitationResent,
+    InvitationAccepted,
+    InvitationDeclined,
+    InvitationCancelled,
+    InvitationExpired,
+    InvitationReminderQueued,
+    NotificationFailed,
+    NotificationCancelled,
+    MemberAdded,
+    MemberRoleChanged,
+    MemberRemoved,
+    OwnershipTransferred,
+    PartnershipEstablished,
+    PartnershipEnded,
+    GrantAdded,
+    GrantRemoved,
+    SecurityUpdated,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 20] = [
+        EventType::InvitationCreated,
+        EventType::InvitationRenewed,
+        EventType::InvitationSent,
+        EventType::InvitationResent,
+        EventType::InvitationAccepted,
+        EventType::InvitationDeclined,
+        EventType::InvitationCancelled,
+        EventType::InvitationExpired,
+        EventType::InvitationReminderQueued,
+        EventType::NotificationFailed,
+        EventType::NotificationCancelled,
+        EventType::MemberAdded,
+        EventType::MemberRoleChanged,
+        EventType::MemberRemoved,
+        EventType::OwnershipTransferred,
+        EventType::PartnershipEstablished,
+        EventType::PartnershipEnded,
+        EventType::GrantAdded,
+        EventType::GrantRemoved,
+        EventType::SecurityUpdated,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::InvitationCreated => "invitation.created",
+            EventType::InvitationRenewed => "invitation.renewed",
+            EventType::InvitationSent => "invitation.sent",
+            EventType::InvitationResent => "invitation.resent",
+            EventType::InvitationAccepted => "invitation.accepted",
+            EventType::InvitationDeclined => "invitation.declined",
+            EventType::InvitationCancelled => "invitation.cancelled",
+            EventType::InvitationExpired => "invitation.expired",
+            EventType::InvitationReminderQueued => "invitation.reminder_queued",
+            EventType::NotificationFailed => "notification.failed",
+            EventType::NotificationCancelled => "notification.cancelled",
+            EventType::MemberAdded => "member.added",
+            EventType::MemberRoleChanged => "member.role_changed",
+            EventType::MemberRemoved => "member.removed",
+            EventType::OwnershipTransferred => "ownership.transferred",
+            EventType::PartnershipEstablished => "partnership.established",
+            EventType::PartnershipEnded => "partnership.ended",
+            EventType::GrantAdded => "grant.added",
+            EventType::GrantRemoved => "grant.removed",
+            EventType::SecurityUpdated => "security.updated",
+        }
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EventType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| format!("unknown event type {s:?}"))
+    }
+}
+
+/// One event with its data; the variant decides the type. The lifecycle's
+/// own transitions (accepted, declined, cancelled, resent, expired) carry no
+/// data besides the transition itself.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    InvitationCreated(InvitationCreated),
+    InvitationRenewed(InvitationRenewed),
+    InvitationSent(InvitationSent),
+    InvitationResent,
+    InvitationAccepted,
+    InvitationDeclined,
+    InvitationCancelled,
+    InvitationExpired,
+    InvitationReminderQueued(ReminderQueued),
+    NotificationFailed(NotificationFailed),
+    NotificationCancelled(NotificationCancelled),
+    MemberAdded(MemberAdded),
+    MemberRoleChanged(MemberRoleChanged),
+    MemberRemoved(MemberRemoved),
+    OwnershipTransferred(OwnershipTransferred),
+    PartnershipEstablished(PartnershipEstablished),
+    PartnershipEnded(PartnershipEnded),
+    GrantAdded(GrantChanged),
+    GrantRemoved(GrantChanged),
+    SecurityUpdated(SecurityUpdated),
+}
+
+/// Who an event is about and who caused it: the columns of the event row
+/// besides the type and the data.
+#[derive(Clone, Debug)]
+pub struct Subject<'a> {
+    pub business: BusinessId,
+    pub invitation: Option<InvitationId>,
+    pub actor: Option<&'a UserId>,
+    /// The invitation's state change, for the lifecycle's events.
+    pub transition: Option<(InvitationStatus, InvitationStatus)>,
+}
+
+impl Event {
+    /// The event a lifecycle command writes with its change (R16).
+    pub fn of_command(command: Command) -> Event {
+        match command {
+            Command::Accept => Event::InvitationAccepted,
+            Command::Decline => Event::InvitationDeclined,
+            Command::Cancel => Event::InvitationCancelled,
+            Command::Resend => Event::InvitationResent,
+            Command::Expire => Event::InvitationExpired,
+        }
+    }
+
+    pub fn event_type(&self) -> EventType {
+        match self {
+            Event::InvitationCreated(_) => EventType::InvitationCreated,
+            Event::InvitationRenewed(_) => EventType::InvitationRenewed,
+            Event::InvitationSent(_) => EventType::InvitationSent,
+            Event::InvitationResent => EventType::InvitationResent,
+            Event::InvitationAccepted => EventType::InvitationAccepted,
+            Event::InvitationDeclined => EventType::InvitationDeclined,
+            Event::InvitationCancelled => EventType::InvitationCancelled,
+            Event::InvitationExpired => EventType::InvitationExpired,
+            Event::InvitationReminderQueued(_) => EventType::InvitationReminderQueued,
+            Event::NotificationFailed(_) => EventType::NotificationFailed,
+            Event::NotificationCancelled(_) => EventType::NotificationCancelled,
+            Event::MemberAdded(_) => EventType::MemberAdded,
+            Event::MemberRoleChanged(_) => EventType::MemberRoleChanged,
+            Event::MemberRemoved(_) => EventType::MemberRemoved,
+            Event::OwnershipTransferred(_) => EventType::OwnershipTransferred,
+            Event::PartnershipEstablished(_) => EventType::PartnershipEstablished,
+            Event::PartnershipEnded(_) => EventType::PartnershipEnded,
+            Event::GrantAdded(_) => EventType::GrantAdded,
+            Event::GrantRemoved(_) => EventType::GrantRemoved,
+            Event::SecurityUpdated(_) => EventType::SecurityUpdated,
+        }
+    }
+
+    /// The `data` object, as stored and sent.
+    pub fn data(&self) -> serde_json::Value {
+        fn value(data: &impl Serialize) -> serde_json::Value {
+            serde_json::to_value(data).expect("event data serialises")
+        }
+        match self {
+            Event::InvitationResent
+            | Event::InvitationAccepted
+            | Event::InvitationDeclined
+            | Event::InvitationCancelled
+            | Event::InvitationExpired => serde_json::Value::Object(serde_json::Map::new()),
+            Event::InvitationCreated(d) => value(d),
+            Event::InvitationRenewed(d) => value(d),
+            Event::InvitationSent(d) => value(d),
+            Event::InvitationReminderQueued(d) => value(d),
+            Event::NotificationFailed(d) => value(d),
+            Event::NotificationCancelled(d) => value(d),
+            Event::MemberAdded(d) => value(d),
+            Event::MemberRoleChanged(d) => value(d),
+            Event::MemberRemoved(d) => value(d),
+            Event::OwnershipTransferred(d) => value(d),
+            Event::PartnershipEstablished(d) => value(d),
+            Event::PartnershipEnded(d) => value(d),
+            Event::GrantAdded(d) | Event::GrantRemoved(d) => value(d),
+            Event::SecurityUpdated(d) => value(d),
+        }
+    }
+
+    /// The event row, written in the transaction of the change (R16).
+    pub fn into_new_event(self, subject: Subject<'_>) -> NewEvent {
+        NewEvent {
+            id: Uuid::now_v7(),
+            business_id: subject.business,
+            invitation_id: subject.invitation,
+            event_type: self.event_type().as_str().to_string(),
+            actor_user_id: subject.actor.cloned(),
+            from_status: subject.transition.map(|t| t.0),
+            to_status: subject.transition.map(|t| t.1),
+            data: self.data(),
+        }
+    }
+}
+
+/// `invitation.created`: a member invitation names its address and role, a
+/// partner one the business it is addressed to.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum InvitationCreated {
+    Member {
+        #[serde(serialize_with = "by_name")]
+        kind: InvitationKind,
+        email: Option<Email>,
+        #[serde(serialize_with = "by_name_opt")]
+        role: Option<Role>,
+    },
+    Partner {
+        #[serde(serialize_with = "by_name")]
+        kind: InvitationKind,
+        partner_business_id: BusinessId,
+    },
+}
+
+impl InvitationCreated {
+    pub fn member(email: Option<Email>, role: Option<Role>) -> InvitationCreated {
+        InvitationCreated::Member {
+            kind: InvitationKind::Member,
+            email,
+            role,
+        }
+    }
+
+    pub fn partner(kind: InvitationKind, partner_business_id: BusinessId) -> InvitationCreated {
+        InvitationCreated::Partner {
+            kind,
+            partner_business_id,
+        }
+    }
+}
+
+/// `invitation.renewed`, on the old invitation's timeline (R31).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InvitationRenewed {
+    pub renewed_to: InvitationId,
+}
+
+/// `invitation.sent`: the invitation email reached the SMTP server.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InvitationSent {
+    pub message_id: String,
+    pub attempts: u32,
+    pub smtp_reply: Option<String>,
+}
+
+/// `invitation.reminder_queued` (R32).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ReminderQueued {
+    /// The reminder offset, written as the configuration writes it (`3d`).
+    #[serde(serialize_with = "duration")]
+    pub after: Duration,
+    pub message_id: String,
+}
+
+/// `notification.failed`: an email was given up on (R27). `template` is the
+/// outbox row's, written as its name.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NotificationFailed {
+    pub template: TemplateName,
+    pub message_id: String,
+    pub attempts: u32,
+    pub smtp_code: Option<u16>,
+    pub error: Option<String>,
+}
+
+/// `notification.cancelled`: an email not sent because it no longer applies.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NotificationCancelled {
+    pub template: TemplateName,
+    pub message_id: String,
+    pub reason: String,
+}
+
+/// `member.added`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MemberAdded {
+    pub user_id: UserId,
+    #[serde(serialize_with = "by_name")]
+    pub role: Role,
+}
+
+/// `member.role_changed`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MemberRoleChanged {
+    pub user_id: UserId,
+    #[serde(serialize_with = "by_name")]
+    pub from: Role,
+    #[serde(serialize_with = "by_name")]
+    pub to: Role,
+}
+
+/// `member.removed`; `left` when the member removed themselves.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MemberRemoved {
+    pub user_id: UserId,
+    #[serde(serialize_with = "by_name")]
+    pub role: Role,
+    pub left: bool,
+}
+
+/// `ownership.transferred` (R5).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OwnershipTransferred {
+    pub from_user_id: UserId,
+    pub to_user_id: UserId,
+    #[serde(serialize_with = "by_name")]
+    pub previous_owner_role: Role,
+}
+
+/// `partnership.established`, on each side (R21). `direction` is the kind of
+/// the invitation that made it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PartnershipEstablished {
+    pub partnership_id: PartnershipId,
+    pub partner_business_id: BusinessId,
+    #[serde(serialize_with = "by_name")]
+    pub direction: InvitationKind,
+    pub invited_by: UserId,
+}
+
+/// `partnership.ended`, on each side (R23).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PartnershipEnded {
+    pub partnership_id: PartnershipId,
+    pub partner_business_id: BusinessId,
+    pub ended_by_business_id: BusinessId,
+    pub grants_removed: usize,
+}
+
+/// `grant.added` and `grant.removed`: one grant and why it changed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GrantChanged {
+    pub grant_id: GrantId,
+    pub profile_id: ProfileId,
+    pub profile_business_id: BusinessId,
+    pub permission: Permission,
+    /// `{"user_id": ...}` or `{"business_id": ...}`.
+    #[serde(serialize_with = "grantee")]
+    pub grantee: Grantee,
+    pub derived_from: Option<GrantId>,
+    pub granted_by: UserId,
+    pub cause: GrantCause,
+}
+
+/// Why a grant was added or removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantCause {
+    /// Granted directly (`POST .../grants`).
+    Granted,
+    /// Carried by an invitation and applied on its acceptance (R13).
+    InvitationAccepted,
+    /// Removed directly.
+    Removed,
+    /// The grant it derives from was removed in the same change.
+    ParentRemoved,
+    /// The grantee's membership ended (R23).
+    MemberRemoved,
+    /// The partnership it depended on ended (R23).
+    PartnershipEnded,
+}
+
+/// `security.updated`: the two-factor policy changed (R15).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SecurityUpdated {
+    pub require_2fa: Change<TwoFactorPolicy>,
+}
+
+/// A setting's old and new value.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Change<T: Named> {
+    #[serde(serialize_with = "by_name")]
+    pub from: T,
+    #[serde(serialize_with = "by_name")]
+    pub to: T,
+}
+
+/// A domain value written by its name (`Role::as_str` and the like); the
+/// domain types do not implement `Serialize` themselves.
+pub trait Named {
+    fn name(&self) -> &str;
+}
+
+impl Named for Role {
+    fn name(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Named for InvitationKind {
+    fn name(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Named for TwoFactorPolicy {
+    fn name(&self) -> &str {
+        self.as_str()
+    }
+}
+
+fn by_name<T: Named, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(value.name())
+}
+
+fn by_name_opt<T: Named, S: Serializer>(value: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => s.serialize_some(v.name()),
+        None => s.serialize_none(),
+    }
+}
+
+fn duration<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::config::format_duration(*value))
+}
+
+fn grantee<S: Serializer>(value: &Grantee, s: S) -> Result<S::Ok, S::Error> {
+    let mut map = s.serialize_map(Some(1))?;
+    match value {
+        Grantee::User(u) => map.serialize_entry("user_id", u)?,
+        Grantee::Business(b) => map.serialize_entry("business_id", b)?,
+    }
+    map.end()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Every variant, serialised, against the JSON the service wrote with
+    /// `json!` before the catalog existed: the bytes apps receive did not move.
+    #[test]
+    fn every_event_serialises_as_before() {
+        let user = UserId::parse("olive").unwrap();
+        let other = UserId::parse("ned").unwrap();
+        let business = BusinessId(Uuid::from_u128(1));
+        let partner = BusinessId(Uuid::from_u128(2));
+        let invitation = InvitationId(Uuid::from_u128(3));
+        let partnership = PartnershipId(Uuid::from_u128(4));
+        let grant = GrantId(Uuid::from_u128(5));
+        let profile = ProfileId(Uuid::from_u128(6));
+        let manager = Role::from_stored("manager");
+        let owner = Role::from_stored(Role::OWNER);
+        let email = Email::parse("a@b.example").unwrap();
+        let grant_changed = |grantee: Grantee, cause| GrantChanged {
+            grant_id: grant,
+            profile_id: profile,
+            profile_business_id: business,
+            permission: Permission::Publisher,
+            grantee,
+            derived_from: None,
+            granted_by: user.clone(),
+            cause,
+        };
+        let cases: Vec<(Event, &str, serde_json::Value)> = vec![
+            (
+                Event::InvitationCreated(InvitationCreated::member(
+                    Some(email.clone()),
+                    Some(manager.clone()),
+                )),
+                "invitation.created",
+                json!({"kind": "member", "email": email, "role": "manager"}),
+            ),
+            (
+                Event::InvitationCreated(InvitationCreated::member(Some(email.clone()), None)),
+                "invitation.created",
+                json!({"kind": "member", "email": email, "role": null}),
+            ),
+            (
+                Event::InvitationCreated(InvitationCreated::partner(
+                    InvitationKind::PartnerRequest,
+                    partner,
+                )),
+                "invitation.created",
+                json!({"kind": "partner_request", "partner_business_id": partner}),
+            ),
+            (
+                Event::InvitationRenewed(InvitationRenewed {
+                    renewed_to: invitation,
+                }),
+                "invitation.renewed",
+                json!({"renewed_to": invitation}),
+            ),
+            (
+                Event::InvitationSent(InvitationSent {
+                    message_id: "<m@x>".into(),
+                    attempts: 2,
+                    smtp_reply: Some("250 OK".into()),
+                }),
+                "invitation.sent",
+                json!({"message_id": "<m@x>", "attempts": 2, "smtp_reply": "250 OK"}),
+            ),
+            (Event::InvitationResent, "invitation.resent", json!({})),
+            (Event::InvitationAccepted, "invitation.accepted", json!({})),
+            (Event::InvitationDeclined, "invitation.declined", json!({})),
+            (
+                Event::InvitationCancelled,
+                "invitation.cancelled",
+                json!({}),
+            ),
+            (Event::InvitationExpired, "invitation.expired", json!({})),
+            (
+                Event::InvitationReminderQueued(ReminderQueued {
+                    after: Duration::from_secs(3 * 86_400),
+                    message_id: "<m@x>".into(),
+                }),
+                "invitation.reminder_queued",
+                json!({"after": crate::config::format_duration(Duration::from_secs(3 * 86_400)), "message_id": "<m@x>"}),
+            ),
+            (
+                Event::NotificationFailed(NotificationFailed {
+                    template: TemplateName::MemberInvitation,
+                    message_id: "<m@x>".into(),
+                    attempts: 5,
+                    smtp_code: None,
+                    error: Some("refused".into()),
+                }),
+                "notification.failed",
+                json!({"template": "member_invitation", "message_id": "<m@x>",
+                       "attempts": 5, "smtp_code": null, "error": "refused"}),
+            ),
+            (
+                Event::NotificationCancelled(NotificationCancelled {
+                    template: TemplateName::Reminder,
+                    message_id: "<m@x>".into(),
+                    reason: "not sent: the invitation is accepted".into(),
+                }),
+                "notification.cancelled",
+                json!({"template": "reminder", "message_id": "<m@x>",
+                       "reason": "not sent: the invitation is accepted"}),
+            ),
+            (
+                Event::MemberAdded(MemberAdded {
+                    user_id: user.clone(),
+                    role: owner.clone(),
+                }),
+                "member.added",
+                json!({"user_id": user, "role": "owner"}),
+            ),
+            (
+                Event::MemberRoleChanged(MemberRoleChanged {
+                    user_id: other.clone(),
+                    from: manager.clone(),
+                    to: Role::from_stored("viewer"),
+                }),
+                "member.role_changed",
+                json!({"user_id": other, "from": "manager", "to": "viewer"}),
+            ),
+            (
+                Event::MemberRemoved(MemberRemoved {
+                    user_id: other.clone(),
+                    role: manager.clone(),
+                    left: false,
+                }),
+                "member.removed",
+                json!({"user_id": other, "role": "manager", "left": false}),
+            ),
+            (
+                Event::OwnershipTransferred(OwnershipTransferred {
+                    from_user_id: user.clone(),
+                    to_user_id: other.clone(),
+                    previous_owner_role: manager.clone(),
+                }),
+                "ownership.transferred",
+                json!({"from_user_id": user, "to_user_id": other, "previous_owner_role": "manager"}),
+            ),
+            (
+                Event::PartnershipEstablished(PartnershipEstablished {
+                    partnership_id: partnership,
+                    partner_business_id: partner,
+                    direction: InvitationKind::PartnerInvite,
+                    invited_by: user.clone(),
+                }),
+                "partnership.established",
+                json!({"partnership_id": partnership, "partner_business_id": partner,
+                       "direction": "partner_invite", "invited_by": user}),
+            ),
+            (
+                Event::PartnershipEnded(PartnershipEnded {
+                    partnership_id: partnership,
+                    partner_business_id: partner,
+                    ended_by_business_id: business,
+                    grants_removed: 3,
+                }),
+                "partnership.ended",
+                json!({"partnership_id": partnership, "partner_business_id": partner,
+                       "ended_by_business_id": business, "grants_removed": 3}),
+            ),
+            (
+                Event::GrantAdded(grant_changed(
+                    Grantee::User(other.clone()),
+                    GrantCause::InvitationAccepted,
+                )),
+                "grant.added",
+                json!({"grant_id": grant, "profile_id": profile, "profile_business_id": business,
+                       "permission": "publisher", "grantee": {"user_id": other},
+                       "derived_from": null, "granted_by": user, "cause": "invitation_accepted"}),
+            ),
+            (
+                Event::GrantRemoved(GrantChanged {
+                    derived_from: Some(grant),
+                    ..grant_changed(Grantee::Business(partner), GrantCause::ParentRemoved)
+                }),
+                "grant.removed",
+                json!({"grant_id": grant, "profile_id": profile, "profile_business_id": business,
+                       "permission": "publisher", "grantee": {"business_id": partner},
+                       "derived_from": grant, "granted_by": user, "cause": "parent_removed"}),
+            ),
+            (
+                Event::SecurityUpdated(SecurityUpdated {
+                    require_2fa: Change {
+                        from: TwoFactorPolicy::Off,
+                        to: TwoFactorPolicy::Managers,
+                    },
+                }),
+                "security.updated",
+                json!({"require_2fa": {"from": "off", "to": "managers"}}),
+            ),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for (event, name, data) in cases {
+            assert_eq!(event.event_type().as_str(), name);
+            assert_eq!(name.parse::<EventType>(), Ok(event.event_type()));
+            // Byte for byte, as the store and the sinks write it.
+            assert_eq!(
+                serde_json::to_string(&event.data()).unwrap(),
+                serde_json::to_string(&data).unwrap(),
+                "{name}"
+            );
+            seen.insert(name);
+        }
+        assert_eq!(seen.len(), EventType::ALL.len(), "a type has no case");
+    }
+
+    #[test]
+    fn grant_causes_keep_their_names() {
+        for (cause, name) in [
+            (GrantCause::Granted, "granted"),
+            (GrantCause::InvitationAccepted, "invitation_accepted"),
+            (GrantCause::Removed, "removed"),
+            (GrantCause::ParentRemoved, "parent_removed"),
+            (GrantCause::MemberRemoved, "member_removed"),
+            (GrantCause::PartnershipEnded, "partnership_ended"),
+        ] {
+            assert_eq!(serde_json::to_value(cause).unwrap(), json!(name));
+        }
+    }
+
+    #[test]
+    fn each_lifecycle_command_writes_its_event() {
+        for (command, name) in [
+            (Command::Accept, "invitation.accepted"),
+            (Command::Decline, "invitation.declined"),
+            (Command::Cancel, "invitation.cancelled"),
+            (Command::Resend, "invitation.resent"),
+            (Command::Expire, "invitation.expired"),
+        ] {
+            assert_eq!(Event::of_command(command).event_type().as_str(), name);
+        }
+    }
+
+    #[test]
+    fn the_row_carries_the_subject_and_the_transition() {
+        let actor = UserId::parse("olive").unwrap();
+        let row = Event::InvitationCancelled.into_new_event(Subject {
+            business: BusinessId(Uuid::nil()),
+            invitation: Some(InvitationId(Uuid::nil())),
+            actor: Some(&actor),
+            transition: Some((InvitationStatus::Pending, InvitationStatus::Cancelled)),
+        });
+        assert_eq!(row.event_type, "invitation.cancelled");
+        assert_eq!(row.actor_user_id, Some(actor));
+        assert_eq!(row.from_status, Some(InvitationStatus::Pending));
+        assert_eq!(row.to_status, Some(InvitationStatus::Cancelled));
+        assert_eq!(row.data, json!({}));
+    }
+}
