@@ -5,11 +5,13 @@
 //! (and keeps user text out of them, R30), `transport` owns delivery and the
 //! transient/permanent classification the outbox retries on (R27).
 
+mod breaker;
 mod date;
 mod message;
 mod templates;
 mod transport;
 
+pub use breaker::Admission;
 pub use date::format_date;
 pub use message::{MessageError, build_message, new_message_id};
 pub use templates::{Rendered, TemplateError, TemplateName, Templates};
