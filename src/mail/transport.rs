@@ -595,11 +595,10 @@ fn is_session_refusal(code: u16, text: &str) -> bool {
     if !matches!(class, "4" | "5") {
         return false;
     }
-    match (subject, detail.parse::<u16>()) {
-        ("7", Ok(8..=14)) => true,
-        ("1", Ok(7 | 8)) => true,
-        _ => false,
-    }
+    matches!(
+        (subject, detail.parse::<u16>()),
+        ("7", Ok(8..=14)) | ("1", Ok(7 | 8))
+    )
 }
 
 /// Writes `msg` as `<dir>/<message-id>.eml`, through a temporary file and a
