@@ -724,6 +724,48 @@ mod tests {
         assert_eq!(e.code(), None);
     }
 
+    #[test]
+    fn session_refusals_are_told_from_refusals_of_the_message() {
+        for (code, text) in [
+            (535, "5.7.8 Authentication credentials invalid"),
+            (530, "5.7.0 Authentication required"),
+            (534, "5.7.9 Please log in with your web browser"),
+            (454, "4.7.0 TLS not available due to local problem"),
+            (553, "5.1.8 Sender address rejected: domain not found"),
+            (550, "5.1.7 Bad sender's mailbox address syntax"),
+            (550, "5.7.11 Encryption required"),
+        ] {
+            assert!(is_session_refusal(code, text), "{code} {text}");
+        }
+        for (code, text) in [
+            (550, "5.7.1 Message rejected (scripted)"),
+            (550, "5.1.1 User unknown"),
+            (552, "5.2.2 Mailbox full"),
+            (451, "4.3.0 Temporary failure"),
+            (421, "4.7.0 Try again later"),
+            (554, "Transaction failed"),
+        ] {
+            assert!(!is_session_refusal(code, text), "{code} {text}");
+        }
+    }
+
+    #[test]
+    fn transport_faults_are_about_the_connection_or_the_session() {
+        let reply = |code: u16| {
+            Failure::Reply(SmtpReply {
+                code,
+                text: String::new(),
+            })
+        };
+        assert!(MailError::Transient(Failure::Other("refused".into())).is_transport_fault());
+        assert!(MailError::Transient(reply(421)).is_transport_fault());
+        assert!(MailError::Config(reply(535)).is_transport_fault());
+        assert!(MailError::Config(reply(535)).is_transient());
+        assert_eq!(MailError::Config(reply(535)).kind(), "transient");
+        assert!(!MailError::Transient(reply(451)).is_transport_fault());
+        assert!(!MailError::Permanent(reply(550)).is_transport_fault());
+    }
+
     #[tokio::test]
     async fn bad_urls_are_rejected() {
         let _ = rustls::crypto::ring::default_provider().install_default();
