@@ -1,11 +1,15 @@
 //! Delivery and time, end to end: retries against a real SMTP server on
 //! 127.0.0.1 (R27), the send rate and connection bound (R28), the expiry
-//! sweep (R11), reminders (R32) and renew (R31), with the daemon in-process.
-//! Every test runs on both stores (`both_stores!`) except two that are
+//! sweep (R11), reminders (R32) and renew (R31), with the daemon in-process;
+//! SMTP faults (a connection closed after its 250, an outage, a wrong
+//! password) and the circuit breaker; the metrics of a fresh daemon.
+//! Every test runs on both stores (`both_stores!`) except three that are
 //! Postgres-only by nature: `send_rate_and_pool_size_bound_sending` (it
-//! queues its rows with Postgres SQL from `support::outbox`) and
+//! queues its rows with Postgres SQL from `support::outbox`),
 //! `concurrent_sweeps_expire_once_and_remind_once` (four replicas, each its
-//! own pool, racing on `SKIP LOCKED`).
+//! own pool, racing on `SKIP LOCKED`) and
+//! `a_fresh_daemon_serves_every_counter_at_zero` (a second process, which
+//! the SQLite store refuses).
 
 mod support;
 
