@@ -211,6 +211,7 @@ impl RunningApp {
             smtp_url: config.smtp.url.clone(),
             pool_size: config.smtp.pool_size,
             timeout: config.smtp.timeout,
+            probe_interval: config.smtp.probe_interval,
             outbox_dir: config.mail.outbox_dir.clone(),
         })?;
         if config.smtp.url.is_none() {

@@ -25,8 +25,64 @@ pub fn install() -> &'static PrometheusHandle {
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
         }
+        register_known_series();
         handle
     })
+}
+
+/// The label values every counter and histogram can take, known in advance.
+/// `http` routes, statuses and locales are open-ended: those series start
+/// with their first request or email.
+const KINDS: [&str; 3] = ["member", "partner_invite", "partner_request"];
+const TRANSITIONS: [&str; 4] = ["accepted", "declined", "cancelled", "expired"];
+const OUTCOMES: [&str; 3] = ["sent", "transient", "permanent"];
+const CHANNELS: [&str; 3] = ["email", "webhook", "nats"];
+const RESTARTABLE: [&str; 7] = [
+    "registry",
+    "dispatcher",
+    "scheduler",
+    "publisher",
+    "commands",
+    "invitation",
+    "mailer",
+];
+/// The locale every deployment has (R33's last fallback): `emails_sent`
+/// starts at 0 for it; other locales appear with their first email.
+const DEFAULT_LOCALE: &str = "en-US";
+
+/// Creates every series with known labels at 0, so that `rate()` and
+/// `increase()` see a series from the first scrape after a start, not only
+/// after the first increment (a restart would otherwise hide the first
+/// events from an alert).
+fn register_known_series() {
+    for kind in KINDS {
+        metrics::counter!("invited_invitations_created_total", "kind" => kind).absolute(0);
+        metrics::gauge!("invited_invitations_pending", "kind" => kind).increment(0.0);
+        for to in TRANSITIONS {
+            metrics::counter!("invited_invitation_transitions_total", "kind" => kind, "to" => to)
+                .absolute(0);
+        }
+    }
+    metrics::counter!("invited_rate_limited_total").absolute(0);
+    for template in crate::mail::TemplateName::ALL.map(crate::mail::TemplateName::as_str) {
+        for outcome in OUTCOMES {
+            metrics::counter!("invited_email_attempts_total", "template" => template, "outcome" => outcome)
+                .absolute(0);
+        }
+        let _ = metrics::histogram!("invited_email_send_seconds", "template" => template);
+        metrics::counter!("invited_emails_sent_total", "template" => template, "locale" => DEFAULT_LOCALE)
+            .absolute(0);
+        metrics::counter!("invited_email_failed_total", "template" => template).absolute(0);
+    }
+    for channel in CHANNELS {
+        metrics::gauge!("invited_outbox_depth", "channel" => channel).increment(0.0);
+        metrics::gauge!("invited_outbox_oldest_age_seconds", "channel" => channel).increment(0.0);
+    }
+    for actor in RESTARTABLE {
+        metrics::counter!("invited_actor_restarts_total", "actor" => actor).absolute(0);
+    }
+    metrics::counter!("invited_smtp_config_faults_total").absolute(0);
+    metrics::gauge!("invited_smtp_circuit_open").set(0.0);
 }
 
 /// The Prometheus text exposition of every metric.
@@ -91,4 +147,14 @@ pub fn email_sent(template: &str, locale: &str) {
 pub fn email_failed(template: &str) {
     metrics::counter!("invited_email_failed_total", "template" => template.to_string())
         .increment(1);
+}
+
+/// The SMTP server refused the session (authentication, TLS, the sender).
+pub fn smtp_config_fault() {
+    metrics::counter!("invited_smtp_config_faults_total").increment(1);
+}
+
+/// The SMTP circuit breaker opened (mail held) or closed.
+pub fn smtp_breaker_open(open: bool) {
+    metrics::gauge!("invited_smtp_circuit_open").set(if open { 1.0 } else { 0.0 });
 }

@@ -1,11 +1,15 @@
 //! Delivery and time, end to end: retries against a real SMTP server on
 //! 127.0.0.1 (R27), the send rate and connection bound (R28), the expiry
-//! sweep (R11), reminders (R32) and renew (R31), with the daemon in-process.
-//! Every test runs on both stores (`both_stores!`) except two that are
+//! sweep (R11), reminders (R32) and renew (R31), with the daemon in-process;
+//! SMTP faults (a connection closed after its 250, an outage, a wrong
+//! password) and the circuit breaker; the metrics of a fresh daemon.
+//! Every test runs on both stores (`both_stores!`) except three that are
 //! Postgres-only by nature: `send_rate_and_pool_size_bound_sending` (it
-//! queues its rows with Postgres SQL from `support::outbox`) and
+//! queues its rows with Postgres SQL from `support::outbox`),
 //! `concurrent_sweeps_expire_once_and_remind_once` (four replicas, each its
-//! own pool, racing on `SKIP LOCKED`).
+//! own pool, racing on `SKIP LOCKED`) and
+//! `a_fresh_daemon_serves_every_counter_at_zero` (a second process, which
+//! the SQLite store refuses).
 
 mod support;
 
@@ -632,5 +636,278 @@ both_stores! {
             "{body}"
         );
         d.stop().await;
+    }
+}
+
+/// Invites every address of `emails` in one request; returns the ids.
+async fn invite_all(d: &TestDaemon, b: &str, emails: &[String]) -> Vec<String> {
+    let invitees: Vec<Value> = emails.iter().map(|e| json!({"email": e})).collect();
+    let (status, body) = d
+        .post(
+            &format!("/v1/businesses/{b}/invitations"),
+            json!({"actor_user_id": "olive", "invitees": invitees}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+both_stores! {
+    /// Issue 12 (4): a server that closes each connection right after its
+    /// 250. The pooled connection is dead when the next email comes: that
+    /// email is still sent at its first attempt, not failed and retried.
+    async fn a_connection_closed_after_a_250_does_not_fail_the_next_email(db: Db) {
+        let d = TestDaemon::start_with(&db, SmtpSink::start_closing_after_ok(), |c| {
+            c.delivery.workers = 1;
+            c.smtp.pool_size = 1;
+        })
+        .await;
+        let b = brand(&d).await;
+        for n in 1..=3 {
+            let id = invite(&d, &b, &format!("r{n}@x.example")).await;
+            d.eventually(WAIT,
+                &format!("/v1/invitations/{id}?actor_user_id=olive"),
+                |v| v["delivery"]["status"] != "queued" && v["delivery"]["status"] != "sending",
+            )
+            .await;
+        }
+        assert_eq!(d.sink.wait_for(3, WAIT).await.len(), 3);
+        assert_eq!(
+            db.strings("SELECT outcome FROM email_attempts ORDER BY outcome").await,
+            ["sent", "sent", "sent"],
+            "one attempt per email, each sent"
+        );
+        d.stop().await;
+    }
+}
+
+both_stores! {
+    /// Issue 12 (5): the SMTP server is down while 20 emails are queued.
+    /// The circuit breaker holds them back: the outage costs the first
+    /// claims (at most one per worker) and one probe per interval, not an
+    /// attempt per email per backoff; the emails held back are never
+    /// attempted; all are delivered once the server is back.
+    async fn an_smtp_outage_costs_a_handful_of_attempts(db: Db) {
+        const EMAILS: usize = 20;
+        const WORKERS: usize = 4;
+        let probe = Duration::from_millis(500);
+        let outage = Duration::from_secs(3);
+        let port = SmtpSink::closed_port();
+        let unused = SmtpSink::start();
+        let d = TestDaemon::start_with(&db, unused, |c| {
+            c.smtp.url = Some(format!("smtp://127.0.0.1:{port}"));
+            c.smtp.probe_interval = probe;
+            c.delivery.workers = WORKERS as u32;
+            c.invitations.rate_limit.count = 1000;
+        })
+        .await;
+        let b = brand(&d).await;
+        let emails: Vec<String> = (0..EMAILS).map(|n| format!("o{n}@x.example")).collect();
+        let queued = tokio::time::Instant::now();
+        let ids = invite_all(&d, &b, &emails).await;
+        d.eventually(WAIT,
+            &format!("/v1/invitations/{}?actor_user_id=olive", ids[0]),
+            |v| v["delivery"]["attempts"].as_u64() >= Some(1),
+        )
+        .await;
+        // The outage itself: the scenario's length, not a wait for a condition.
+        tokio::time::sleep(outage).await;
+        let failed_attempts = db
+            .count("SELECT count(*) FROM email_attempts WHERE outcome = 'transient'")
+            .await as usize;
+        // The first claims (one per worker), then one probe per interval
+        // over the time the server has been down so far.
+        let down_for = queued.elapsed();
+        let bound = WORKERS + (down_for.as_millis() / probe.as_millis()) as usize + 1;
+        assert!(
+            failed_attempts <= bound,
+            "{failed_attempts} failed attempts for a {down_for:?} outage (at most {bound} expected)"
+        );
+
+        let sink = SmtpSink::start_on(port);
+        // Back within a few probe intervals of the server's return.
+        let mails = sink.wait_for(EMAILS, Duration::from_secs(10)).await;
+        assert_eq!(mails.len(), EMAILS);
+        for id in &ids {
+            d.eventually(WAIT,
+                &format!("/v1/invitations/{id}?actor_user_id=olive"),
+                |v| v["delivery"]["status"] == "sent",
+            )
+            .await;
+        }
+        // Held back, not attempted: most emails have a single attempt, the
+        // one that sent them.
+        let attempted_during_outage = db
+            .count("SELECT count(DISTINCT outbox_id) FROM email_attempts WHERE outcome = 'transient'")
+            .await as usize;
+        assert!(
+            attempted_during_outage <= bound && attempted_during_outage < EMAILS,
+            "{attempted_during_outage} of {EMAILS} emails were attempted during the outage"
+        );
+        d.stop().await;
+    }
+}
+
+both_stores! {
+    /// Issue 12 (7): the server answers `535 5.7.8` to every session (a
+    /// wrong password) until its configuration is fixed. That is not the
+    /// recipients' refusal: no email is failed, they wait (the breaker
+    /// probes), and every one arrives once the server accepts.
+    async fn a_wrong_smtp_password_holds_mail_until_it_is_fixed(db: Db) {
+        const EMAILS: usize = 5;
+        let sink = SmtpSink::start_refusing(535, "5.7.8 Authentication credentials invalid");
+        let d = TestDaemon::start_with(&db, sink, |c| {
+            c.smtp.probe_interval = Duration::from_millis(300);
+            c.invitations.rate_limit.count = 1000;
+        })
+        .await;
+        let b = brand(&d).await;
+        let emails: Vec<String> = (0..EMAILS).map(|n| format!("w{n}@x.example")).collect();
+        let ids = invite_all(&d, &b, &emails).await;
+        // Refused, and refused again by a probe: the email waits, retrying.
+        let path = format!("/v1/invitations/{}?actor_user_id=olive", ids[0]);
+        let inv = d.eventually(WAIT, &path, |v| {
+            v["delivery"]["status"] == "retrying" || v["delivery"]["status"] == "failed"
+        })
+        .await;
+        assert_eq!(inv["delivery"]["status"], "retrying", "{inv}");
+        assert!(inv["delivery"]["last_error"].as_str().unwrap().contains("535"), "{inv}");
+        let text = d.client().get(d.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let faults = text
+            .lines()
+            .find(|l| l.starts_with("invited_smtp_config_faults_total"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no invited_smtp_config_faults_total in:\n{text}"));
+        assert!(faults >= 1.0, "{text}");
+        assert_eq!(
+            db.count("SELECT count(*) FROM email_outbox WHERE status = 'failed'").await,
+            0
+        );
+
+        d.sink.fix();
+        let mails = d.sink.wait_for(EMAILS, WAIT).await;
+        assert_eq!(mails.len(), EMAILS);
+        for id in &ids {
+            let inv = d.eventually(WAIT,
+                &format!("/v1/invitations/{id}?actor_user_id=olive"),
+                |v| v["delivery"]["status"] == "sent",
+            )
+            .await;
+            assert_eq!(inv["delivery"]["status"], "sent", "{inv}");
+        }
+        assert_eq!(
+            db.count("SELECT count(*) FROM email_outbox WHERE status = 'failed'").await,
+            0
+        );
+        assert_eq!(
+            db.count("SELECT count(*) FROM events WHERE type = 'notification.failed'").await,
+            0
+        );
+        d.stop().await;
+    }
+}
+
+/// Issue 12 (6): a fresh daemon (its own process, so its own metrics)
+/// serves every counter and histogram of docs/operations.md from its first
+/// scrape, at 0, with each known label value, so a `rate()` alert sees a
+/// series right after a restart. (The `http` ones are labelled by route and
+/// status, open-ended: they start with the first request, which this scrape
+/// is.) Postgres only: a second process cannot open the SQLite file the
+/// harness holds; the metrics do not depend on the store.
+#[sqlx::test(migrations = false)]
+async fn a_fresh_daemon_serves_every_counter_at_zero(pool: PgPool) {
+    {
+        let sink = SmtpSink::start();
+        let daemon = support::process::DaemonProcess::start(
+            &support::daemon::database_url(&pool),
+            &sink.url(),
+            &[],
+        )
+        .await;
+        let text = reqwest::get(format!("{}/metrics", daemon.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value = |series: &str| -> Option<f64> {
+            text.lines()
+                .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+                .and_then(|l| l.split_whitespace().last())
+                .and_then(|v| v.parse().ok())
+        };
+        let templates = [
+            "member_invitation",
+            "invitation_accepted",
+            "reminder",
+            "partner_invitation",
+            "partner_request",
+        ];
+        let mut expected = vec![
+            "invited_rate_limited_total".to_string(),
+            "invited_smtp_config_faults_total".to_string(),
+        ];
+        for kind in ["member", "partner_invite", "partner_request"] {
+            expected.push(format!(
+                "invited_invitations_created_total{{kind=\"{kind}\"}}"
+            ));
+            for to in ["accepted", "declined", "cancelled", "expired"] {
+                expected.push(format!(
+                    "invited_invitation_transitions_total{{kind=\"{kind}\",to=\"{to}\"}}"
+                ));
+            }
+        }
+        for template in templates {
+            for outcome in ["sent", "transient", "permanent"] {
+                expected.push(format!(
+                    "invited_email_attempts_total{{template=\"{template}\",outcome=\"{outcome}\"}}"
+                ));
+            }
+            expected.push(format!(
+                "invited_email_send_seconds_count{{template=\"{template}\"}}"
+            ));
+            expected.push(format!(
+                "invited_emails_sent_total{{template=\"{template}\",locale=\"en-US\"}}"
+            ));
+            expected.push(format!(
+                "invited_email_failed_total{{template=\"{template}\"}}"
+            ));
+        }
+        for actor in [
+            "registry",
+            "dispatcher",
+            "scheduler",
+            "publisher",
+            "commands",
+            "invitation",
+            "mailer",
+        ] {
+            expected.push(format!("invited_actor_restarts_total{{actor=\"{actor}\"}}"));
+        }
+        for series in &expected {
+            assert_eq!(value(series), Some(0.0), "{series} at 0 in:\n{text}");
+        }
+        // And nothing of the documented table is missing.
+        let docs =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/operations.md"))
+                .unwrap();
+        for row in docs.lines().filter(|l| l.starts_with("| `invited_")) {
+            let name = row.split('`').nth(1).unwrap();
+            let kind = row.split('|').nth(2).unwrap().trim();
+            if name.starts_with("invited_http_") || !matches!(kind, "counter" | "histogram") {
+                continue;
+            }
+            assert!(
+                text.lines().any(|l| l.starts_with(name)),
+                "{name} ({kind}) is missing from a fresh daemon's /metrics:\n{text}"
+            );
+        }
+        drop(daemon);
     }
 }

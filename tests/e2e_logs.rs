@@ -134,3 +134,98 @@ async fn no_secret_reaches_a_log_line(pool: PgPool) {
         "no line carries business_id:\n{log}"
     );
 }
+
+/// Issue 12 (8): a failed attempt is logged at WARN and an email given up at
+/// ERROR, each with the invitation id, template, locale and SMTP reply, and
+/// never the token or the body.
+#[sqlx::test(migrations = false)]
+async fn delivery_failures_are_logged_with_their_reply(pool: PgPool) {
+    use support::smtp_sink::Reply;
+    let sink = SmtpSink::start_with(vec![Reply::Transient, Reply::Permanent]);
+    let mut daemon = DaemonProcess::start(&database_url(&pool), &sink.url(), &[]).await;
+    let client = reqwest::Client::new();
+    let base = daemon.base.clone();
+    let send = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let mut req = client
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(API_KEY);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, _) = send(
+        reqwest::Method::PUT,
+        "/v1/users/olive".into(),
+        Some(json!({"email": "olive@x.example", "locale": "en-US"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, business) = send(
+        reqwest::Method::POST,
+        "/v1/businesses".into(),
+        Some(json!({"name": "Brand", "owner_user_id": "olive"})),
+    )
+    .await;
+    let b = business["id"].as_str().unwrap().to_string();
+    let (status, created) = send(
+        reqwest::Method::POST,
+        format!("/v1/businesses/{b}/invitations"),
+        Some(json!({"actor_user_id": "olive", "invitees": [{"email": "f@x.example", "locale": "fr-FR"}],
+                    "message": "words of the body"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["items"][0]["id"].as_str().unwrap().to_string();
+    // 451, then 550 at the retry: failed for good.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, inv) = send(
+            reqwest::Method::GET,
+            format!("/v1/invitations/{id}?actor_user_id=olive"),
+            None,
+        )
+        .await;
+        if inv["delivery"]["status"] == "failed" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never failed: {inv}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    daemon.terminate();
+    assert!(daemon.wait_exit(Duration::from_secs(60)).await.success());
+    let log = daemon.log();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let find = |level: &str, reply: &str| {
+        lines
+            .iter()
+            .find(|l| {
+                l["level"] == level
+                    && l["fields"]["smtp_reply"]
+                        .as_str()
+                        .is_some_and(|r| r.contains(reply))
+            })
+            .unwrap_or_else(|| panic!("no {level} line with the reply {reply}:\n{log}"))
+    };
+    for (level, reply) in [("WARN", "451 4.3.0"), ("ERROR", "550 5.7.1")] {
+        let line = &find(level, reply)["fields"];
+        assert_eq!(line["invitation_id"], id.as_str(), "{line}");
+        assert_eq!(line["template"], "member_invitation", "{line}");
+        assert_eq!(line["locale"], "fr-FR", "{line}");
+    }
+    assert!(
+        !log.contains("words of the body"),
+        "the body reached the log"
+    );
+    assert!(!log.contains("token="), "an accept link reached the log");
+}

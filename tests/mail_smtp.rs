@@ -47,6 +47,7 @@ fn mailer(smtp_url: Option<String>, outbox_dir: &Path) -> Mailer {
         smtp_url,
         pool_size: 2,
         timeout: Duration::from_secs(5),
+        probe_interval: Duration::from_secs(5),
         outbox_dir: outbox_dir.to_owned(),
     })
     .expect("build mailer")
@@ -153,6 +154,54 @@ async fn a_451_is_transient_and_a_retry_keeps_the_message_id() {
     );
 }
 
+/// Issue 12 (4): a server that closes the connection right after its 250.
+/// The pooled connection is dead when the next message comes; that message
+/// goes out on a new connection in the same attempt, not as a failure.
+#[tokio::test]
+async fn a_connection_closed_after_its_250_does_not_fail_the_next_message() {
+    let sink = SmtpSink::start_closing_after_ok();
+    let mailer = smtp_mailer(&sink);
+    for n in 1..=3 {
+        let msg = message(
+            &new_message_id("info.example.test"),
+            &invitation("Ada", None),
+        );
+        let reply = mailer.send(&msg).await.unwrap_or_else(|e| {
+            panic!("message {n} failed on a connection the server closed: {e}")
+        });
+        assert_eq!(reply.code, 250);
+    }
+    assert_eq!(sink.wait_for(3, WAIT).await.len(), 3);
+    assert!(sink.rejected().is_empty());
+}
+
+/// Issue 12 (7): a reply about the session (authentication, the sender) is
+/// a configuration fault, retried once fixed; not the recipient's refusal.
+#[tokio::test]
+async fn authentication_replies_are_configuration_faults_not_permanent() {
+    for (code, text) in [
+        (535, "5.7.8 Authentication credentials invalid"),
+        (530, "5.7.0 Authentication required"),
+        (553, "5.1.8 Sender address rejected"),
+    ] {
+        let sink = SmtpSink::start_refusing(code, text);
+        let mailer = smtp_mailer(&sink);
+        let msg = message(
+            &new_message_id("info.example.test"),
+            &invitation("Ada", None),
+        );
+        let err = mailer.send(&msg).await.expect_err("refused session");
+        assert!(err.is_config(), "{code}: {err}");
+        assert!(err.is_transient(), "{code}: retried, not given up: {err}");
+        assert_eq!(err.code(), Some(code), "{err}");
+        assert!(err.to_string().contains(text), "{err}");
+        sink.fix();
+        // The breaker opened, but a send that is let through still goes.
+        let reply = mailer.send(&msg).await.expect("sent once fixed");
+        assert_eq!(reply.code, 250);
+    }
+}
+
 #[tokio::test]
 async fn a_550_is_permanent() {
     let sink = SmtpSink::start_with(vec![Reply::Permanent]);
@@ -201,6 +250,7 @@ async fn a_server_that_never_answers_is_transient() {
         smtp_url: Some(format!("smtp://127.0.0.1:{port}")),
         pool_size: 1,
         timeout: Duration::from_millis(300),
+        probe_interval: Duration::from_secs(5),
         outbox_dir: "unused-outbox".into(),
     })
     .expect("build mailer");

@@ -9,6 +9,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use super::mailer::{MailerArgs, MailerMsg, MailerWorker};
+use crate::mail::Admission;
 use crate::metrics;
 use crate::service::delivery::Delivery;
 
@@ -19,6 +20,8 @@ pub enum DispatcherMsg {
     Done { worker: usize },
     /// The send rate lets the next email go.
     RateReady,
+    /// The SMTP circuit breaker lets a probe through.
+    ProbeReady,
 }
 
 pub struct Dispatcher;
@@ -39,6 +42,8 @@ pub struct DispatcherState {
     more_due: bool,
     /// A `RateReady` is on its way.
     rate_wake_pending: bool,
+    /// A `ProbeReady` is on its way.
+    probe_wake_pending: bool,
     /// A `Wake` is on its way from a `Done`: the claim waits for it, so the
     /// `Done`s already in the mailbox free their workers first and one claim
     /// fills them all. Claiming on each `Done` took one email per claim (one
@@ -91,6 +96,7 @@ impl Actor for Dispatcher {
             workers,
             more_due: false,
             rate_wake_pending: false,
+            probe_wake_pending: false,
             claim_pending: false,
             listener,
         })
@@ -116,6 +122,7 @@ impl Actor for Dispatcher {
         match msg {
             DispatcherMsg::Wake => state.claim_pending = false,
             DispatcherMsg::RateReady => state.rate_wake_pending = false,
+            DispatcherMsg::ProbeReady => state.probe_wake_pending = false,
             DispatcherMsg::Done { worker } => {
                 if !state.idle.contains(&worker) {
                     state.idle.push(worker);
@@ -130,12 +137,27 @@ impl Actor for Dispatcher {
         if state.idle.is_empty() {
             return Ok(());
         }
+        // While the SMTP transport is down (the circuit breaker is open),
+        // nothing is claimed but one probe per interval: the emails held
+        // back stay in the outbox, unattempted, until the probe succeeds.
+        let room_cap = match state.delivery.mailer.admit() {
+            Admission::Send => usize::MAX,
+            Admission::Probe => 1,
+            Admission::WaitUntil(at) => {
+                if !state.probe_wake_pending {
+                    state.probe_wake_pending = true;
+                    let wait = at.saturating_duration_since(std::time::Instant::now());
+                    myself.send_after(wait, || DispatcherMsg::ProbeReady);
+                }
+                return Ok(());
+            }
+        };
         // One token of `mail.send_rate` per email, taken before the claim: an
         // email never waits for its turn while its lease runs. A token is only
         // lost when the outbox turns out to be emptier than hoped; after a
         // short claim the next one asks for a single email, so an idle outbox
         // costs at most one token per wake-up.
-        let room = if state.more_due { state.idle.len() } else { 1 };
+        let room = if state.more_due { state.idle.len() } else { 1 }.min(room_cap);
         let mut want = 0u32;
         while (want as usize) < room {
             match state.delivery.send_rate.check() {

@@ -156,6 +156,9 @@ pub struct SmtpConfig {
     pub pool_size: u32,
     /// `smtp.timeout`, per SMTP command. Default 30s.
     pub timeout: Duration,
+    /// `smtp.probe_interval`: while the SMTP transport is down, one email
+    /// per interval is tried as a probe. Default 5s.
+    pub probe_interval: Duration,
 }
 
 /// `[mail]`.
@@ -457,6 +460,7 @@ impl fmt::Debug for SmtpConfig {
             .field("url", &self.url.as_deref().map(redact_url))
             .field("pool_size", &self.pool_size)
             .field("timeout", &self.timeout)
+            .field("probe_interval", &self.probe_interval)
             .finish()
     }
 }
@@ -626,6 +630,11 @@ impl EnvOverlay {
             },
             pool_size: self.count("smtp.pool_size", raw.smtp.pool_size, 4)?,
             timeout: self.positive_duration("smtp.timeout", raw.smtp.timeout, secs(30))?,
+            probe_interval: self.positive_duration(
+                "smtp.probe_interval",
+                raw.smtp.probe_interval,
+                secs(5),
+            )?,
         };
 
         let mail = MailConfig {

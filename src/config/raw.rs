@@ -68,6 +68,7 @@ pub(super) struct RawSmtp {
     pub url: Option<String>,
     pub pool_size: Option<String>,
     pub timeout: Option<String>,
+    pub probe_interval: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -58,6 +58,10 @@ impl Config {
         }
         line(format!("pool_size = {}", self.smtp.pool_size));
         line(format!("timeout = {}", quote(&d(self.smtp.timeout))));
+        line(format!(
+            "probe_interval = {}",
+            quote(&d(self.smtp.probe_interval))
+        ));
 
         line("\n[mail]".into());
         line(format!("from = {}", quote(self.mail.from.as_str())));

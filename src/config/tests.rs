@@ -56,6 +56,7 @@ fn config_defaults() {
     assert_eq!(config.smtp.url, None);
     assert_eq!(config.smtp.pool_size, 4);
     assert_eq!(config.smtp.timeout, secs(30));
+    assert_eq!(config.smtp.probe_interval, secs(5));
     assert_eq!(
         config.mail.from.as_str(),
         "Invitations <no-reply@localhost>"

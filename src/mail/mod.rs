@@ -6,12 +6,14 @@
 //! text out of them, R30), `transport` owns delivery and the
 //! transient/permanent classification the outbox retries on (R27).
 
+mod breaker;
 pub mod contexts;
 mod date;
 mod message;
 mod templates;
 mod transport;
 
+pub use breaker::Admission;
 pub use contexts::EmailContent;
 pub use date::format_date;
 pub use message::{MessageError, Sender, build_message, new_message_id};

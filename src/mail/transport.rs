@@ -5,7 +5,14 @@
 //! lettre's own `is_transient`/`is_permanent` only cover SMTP replies: a refused
 //! connection or a timeout is neither. The daemon needs every failure on one
 //! side, so `classify` decides: 4xx and anything about the connection is
-//! transient, 5xx and messages the server can never take are permanent.
+//! transient, a reply about the session rather than the message
+//! (authentication, TLS, the sender) is a configuration fault, other 5xx and
+//! messages the server can never take are permanent.
+//!
+//! Failures of the transport as a whole (connection, TLS, configuration
+//! faults, 421) open the circuit breaker (`breaker.rs`); any answer about a
+//! message closes it. A connection that saw an I/O error or a timeout is
+//! never used again.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -20,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
+use super::breaker::{Admission, Breaker};
 use super::message::MessageError;
 
 /// How to deliver mail. With `smtp_url` unset, messages are written as `.eml`
@@ -37,6 +45,9 @@ pub struct MailerConfig {
     /// Bounds one send attempt: the TCP connect, and the whole attempt from
     /// taking a connection to the server's final reply.
     pub timeout: Duration,
+    /// `smtp.probe_interval`: while the transport is down, one email per
+    /// interval goes through as a probe (`breaker.rs`).
+    pub probe_interval: Duration,
     pub outbox_dir: PathBuf,
 }
 
@@ -47,6 +58,7 @@ impl fmt::Debug for MailerConfig {
             .field("smtp_url", &self.smtp_url.as_deref().map(redact_url))
             .field("pool_size", &self.pool_size)
             .field("timeout", &self.timeout)
+            .field("probe_interval", &self.probe_interval)
             .field("outbox_dir", &self.outbox_dir)
             .finish()
     }
@@ -92,24 +104,50 @@ pub enum MailError {
     /// an unusable configuration.
     #[error("permanent mail failure: {0}")]
     Permanent(Failure),
+    /// The server refused the session, not the message: authentication
+    /// (530, 535, ...), TLS, or the sender. Every email would fail the same
+    /// way until the configuration (ours or the server's) is fixed, so it is
+    /// retried like a transient failure, and loudly.
+    #[error("SMTP configuration fault: {0}")]
+    Config(Failure),
 }
 
 impl MailError {
-    /// `"transient"` or `"permanent"`, for metric labels and event payloads.
+    /// `"transient"` or `"permanent"`, for metric labels, attempt rows and
+    /// event payloads. A configuration fault is retried, so `"transient"`.
     pub fn kind(&self) -> &'static str {
         match self {
-            MailError::Transient(_) => "transient",
+            MailError::Transient(_) | MailError::Config(_) => "transient",
             MailError::Permanent(_) => "permanent",
         }
     }
 
+    /// Worth trying again later (configuration faults included).
     pub fn is_transient(&self) -> bool {
-        matches!(self, MailError::Transient(_))
+        !matches!(self, MailError::Permanent(_))
+    }
+
+    pub fn is_config(&self) -> bool {
+        matches!(self, MailError::Config(_))
+    }
+
+    /// The transport as a whole failed, not this message: no connection, a
+    /// timeout, an I/O or TLS error, `421` (the service is closing), or a
+    /// configuration fault. Opens the circuit breaker.
+    pub fn is_transport_fault(&self) -> bool {
+        match self {
+            MailError::Config(_) => true,
+            MailError::Transient(Failure::Other(_)) => true,
+            MailError::Transient(Failure::Reply(reply)) => reply.code == 421,
+            MailError::Permanent(_) => false,
+        }
     }
 
     pub fn failure(&self) -> &Failure {
         match self {
-            MailError::Transient(failure) | MailError::Permanent(failure) => failure,
+            MailError::Transient(failure)
+            | MailError::Permanent(failure)
+            | MailError::Config(failure) => failure,
         }
     }
 
@@ -144,9 +182,17 @@ pub struct Mailer {
 #[derive(Clone)]
 enum Inner {
     Smtp {
-        transport: AsyncSmtpTransport<Tokio1Executor>,
+        /// lettre's pooled transport (TLS, credentials). Replaced by a new
+        /// one (a new pool) after an I/O error or a timeout: lettre puts a
+        /// connection whose send was cut off by our deadline back into its
+        /// pool mid-exchange, where the next email would read the previous
+        /// one's reply.
+        transport: Arc<std::sync::Mutex<Arc<AsyncSmtpTransport<Tokio1Executor>>>>,
+        /// What builds `transport` again (the URL, with its credentials).
+        rebuild: Arc<dyn Fn() -> Arc<AsyncSmtpTransport<Tokio1Executor>> + Send + Sync>,
         /// The URL without password, for logs.
         target: String,
+        breaker: Arc<Breaker>,
         /// lettre's async transport only times out the TCP connect: a server
         /// that stops answering mid-conversation would hold a send forever.
         deadline: Duration,
@@ -182,18 +228,20 @@ impl Mailer {
     pub fn new(cfg: MailerConfig) -> Result<Mailer, MailError> {
         let inner = match cfg.smtp_url.as_deref() {
             Some(url) => {
-                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(|e| {
                         // lettre's messages name the scheme or parse problem,
                         // never the credentials.
                         MailError::Permanent(Failure::Other(format!("invalid smtp_url: {e}")))
                     })?
                     .timeout(Some(cfg.timeout))
-                    .pool_config(PoolConfig::new().max_size(cfg.pool_size.max(1)))
-                    .build();
+                    .pool_config(PoolConfig::new().max_size(cfg.pool_size.max(1)));
+                let rebuild = move || Arc::new(builder.clone().build());
                 Inner::Smtp {
-                    transport,
+                    transport: Arc::new(std::sync::Mutex::new(rebuild())),
+                    rebuild: Arc::new(rebuild),
                     target: redact_url(url),
+                    breaker: Arc::new(Breaker::new(cfg.probe_interval)),
                     deadline: cfg.timeout,
                     connections: Arc::new(Semaphore::new(cfg.pool_size.max(1) as usize)),
                     direct: DirectPool::for_url(url).map(Arc::new),
@@ -223,6 +271,35 @@ impl Mailer {
         }
     }
 
+    /// Whether the dispatcher may claim mail now (the circuit breaker; the
+    /// file transport is always open for business).
+    pub fn admit(&self) -> Admission {
+        match &self.inner {
+            Inner::Smtp { breaker, .. } => breaker.admit(),
+            Inner::Files { .. } => Admission::Send,
+        }
+    }
+
+    /// The circuit breaker is open: mail is held back.
+    pub fn is_holding(&self) -> bool {
+        matches!(&self.inner, Inner::Smtp { breaker, .. } if breaker.is_open())
+    }
+
+    /// A probe's email needed no SMTP exchange: the next one may probe now.
+    pub fn probe_unused(&self) {
+        if let Inner::Smtp { breaker, .. } = &self.inner {
+            breaker.probe_unused();
+        }
+    }
+
+    /// `smtp.probe_interval`: how long a transport fault holds mail back.
+    pub fn probe_interval(&self) -> Option<Duration> {
+        match &self.inner {
+            Inner::Smtp { breaker, .. } => Some(breaker.interval()),
+            Inner::Files { .. } => None,
+        }
+    }
+
     /// Delivers `msg` to the recipients of its envelope.
     ///
     /// An attempt that exceeds the deadline is transient. It may still have
@@ -232,7 +309,41 @@ impl Mailer {
     pub async fn send(&self, msg: &Message) -> Result<SmtpReply, MailError> {
         match &self.inner {
             Inner::Smtp {
+                target, breaker, ..
+            } => {
+                let sent = self.send_smtp(msg).await;
+                match &sent {
+                    Err(error) if error.is_transport_fault() => {
+                        if error.is_config() {
+                            crate::metrics::smtp_config_fault();
+                            tracing::error!(smtp = %target, %error,
+                                "the SMTP server refuses the session: fix the configuration (smtp.url, mail.from) or the server; mail is held and retried");
+                        }
+                        if breaker.failed() {
+                            crate::metrics::smtp_breaker_open(true);
+                            tracing::warn!(smtp = %target, %error, probe_interval = ?breaker.interval(),
+                                "SMTP transport failing: mail is held, one probe per interval");
+                        }
+                    }
+                    // Any answer about the message: the transport works.
+                    _ => {
+                        if breaker.succeeded() {
+                            crate::metrics::smtp_breaker_open(false);
+                            tracing::info!(smtp = %target, "SMTP transport answers again: mail flows");
+                        }
+                    }
+                }
+                sent
+            }
+            Inner::Files { dir } => write_eml(dir, msg).await,
+        }
+    }
+
+    async fn send_smtp(&self, msg: &Message) -> Result<SmtpReply, MailError> {
+        match &self.inner {
+            Inner::Smtp {
                 transport,
+                rebuild,
                 deadline,
                 connections,
                 direct,
@@ -254,10 +365,27 @@ impl Mailer {
                         .await
                         .map_err(|_| timed_out())??,
                     None => {
-                        tokio::time::timeout(*deadline, transport.send_raw(msg.envelope(), &raw))
-                            .await
-                            .map_err(|_| timed_out())?
-                            .map_err(classify)?
+                        let current = lock(transport).clone();
+                        let sent =
+                            tokio::time::timeout(*deadline, current.send_raw(msg.envelope(), &raw))
+                                .await
+                                .map_err(|_| timed_out())
+                                .and_then(|sent| sent.map_err(classify));
+                        if let Err(error) = &sent
+                            && error.reply().is_none()
+                        {
+                            // Drop every pooled connection: the one cut off
+                            // went back into lettre's pool mid-exchange. Once
+                            // per failed pool: a concurrent failure may have
+                            // replaced it already.
+                            let mut slot = lock(transport);
+                            if Arc::ptr_eq(&slot, &current) {
+                                *slot = rebuild();
+                                drop(slot);
+                                tokio::spawn(async move { current.shutdown().await });
+                            }
+                        }
+                        sent?
                     }
                 };
                 Ok(SmtpReply {
@@ -276,12 +404,17 @@ impl Mailer {
             transport, direct, ..
         } = &self.inner
         {
-            transport.shutdown().await;
+            let current = lock(transport).clone();
+            current.shutdown().await;
             if let Some(pool) = direct {
                 pool.shutdown().await;
             }
         }
     }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Idle connections of a plain `smtp://` server, each opened with
@@ -292,6 +425,12 @@ pub(crate) struct DirectPool {
     port: u16,
     hello: ClientId,
     idle: std::sync::Mutex<Vec<(AsyncSmtpConnection, std::time::Instant)>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reuse {
+    Pooled,
+    Fresh,
 }
 
 /// A connection idle longer than this is tested with NOOP before it is used
@@ -327,7 +466,8 @@ impl DirectPool {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    async fn checkout(&self) -> Result<AsyncSmtpConnection, MailError> {
+    /// An idle connection if there is a usable one, else a new one.
+    async fn checkout(&self) -> Result<(AsyncSmtpConnection, Reuse), MailError> {
         loop {
             let Some((mut conn, since)) = self.idle().pop() else {
                 break;
@@ -338,9 +478,13 @@ impl DirectPool {
                 continue;
             }
             if idle <= TEST_IDLE_AFTER || conn.test_connected().await {
-                return Ok(conn);
+                return Ok((conn, Reuse::Pooled));
             }
         }
+        Ok((self.connect().await?, Reuse::Fresh))
+    }
+
+    async fn connect(&self) -> Result<AsyncSmtpConnection, MailError> {
         let connection_error = |e: &dyn fmt::Display| {
             MailError::Transient(Failure::Other(format!("connection error: {e}")))
         };
@@ -358,10 +502,27 @@ impl DirectPool {
         msg: &Message,
         raw: &[u8],
     ) -> Result<lettre::transport::smtp::response::Response, MailError> {
-        let mut conn = self.checkout().await?;
-        let sent = conn.send(msg.envelope(), raw).await;
-        // lettre aborts the connection on any failed command; a broken one is
-        // dropped, a good one goes back for the next message.
+        let (mut conn, reuse) = self.checkout().await?;
+        let mut sent = conn.send(msg.envelope(), raw).await;
+        // A pooled connection the server closed while it was idle (a reset
+        // right after its last 250, an idle timeout shorter than ours) only
+        // shows when it is used. That is not this message's failure: it goes
+        // out on a new connection, in the same attempt. (If the server did
+        // take the message before the failure, this is the duplicate with
+        // the same Message-ID that a retry would have sent, R27.)
+        if reuse == Reuse::Pooled
+            && let Err(e) = &sent
+            && e.status().is_none()
+            && !e.is_client()
+        {
+            tracing::debug!(error = %e, "a pooled SMTP connection was closed; sending on a new one");
+            conn = self.connect().await?;
+            sent = conn.send(msg.envelope(), raw).await;
+        }
+        // lettre aborts the connection on any failed command (I/O errors
+        // included); a broken one is dropped, a good one goes back for the
+        // next message. One cut off by the deadline is dropped with this
+        // future, never pooled.
         if !conn.has_broken() {
             self.idle().push((conn, std::time::Instant::now()));
         }
@@ -384,14 +545,24 @@ fn classify(e: lettre::transport::smtp::Error) -> MailError {
         let text = std::error::Error::source(&e)
             .map(ToString::to_string)
             .unwrap_or_default();
+        let session = is_session_refusal(code, &text);
         let failure = Failure::Reply(SmtpReply { code, text });
-        return if code >= 500 {
+        return if session {
+            MailError::Config(failure)
+        } else if code >= 500 {
             MailError::Permanent(failure)
         } else {
             MailError::Transient(failure)
         };
     }
     let text = e.to_string();
+    // TLS that cannot be set up, or a server that offers no STARTTLS or no
+    // authentication we can use: the configuration of one side is wrong.
+    if e.is_tls()
+        || (e.is_client() && (text.contains("authentication") || text.contains("STARTTLS")))
+    {
+        return MailError::Config(Failure::Other(text));
+    }
     // The only client-side refusals about the message itself: non-ASCII
     // content or addresses the server has no extension for. Every other
     // client error (e.g. STARTTLS required but not offered) is about the
@@ -401,6 +572,33 @@ fn classify(e: lettre::transport::smtp::Error) -> MailError {
     } else {
         MailError::Transient(Failure::Other(text))
     }
+}
+
+/// A reply about the session rather than the recipient or the message: the
+/// server wants authentication or refuses ours (530, 534, 535, 538, 454),
+/// wants encryption, or refuses the sender (RFC 3463 enhanced codes
+/// `x.7.0` with 530, `x.7.8`–`x.7.14` about credentials and encryption,
+/// `x.1.7`/`x.1.8` about the sender's address). Retrying another recipient
+/// cannot help, fixing the configuration does. lettre does not say which
+/// command a reply answered, so the codes decide.
+fn is_session_refusal(code: u16, text: &str) -> bool {
+    if matches!(code, 454 | 530 | 534 | 535 | 538) {
+        return true;
+    }
+    let enhanced = text.split_whitespace().next().unwrap_or("");
+    let mut parts = enhanced.split('.');
+    let (Some(class), Some(subject), Some(detail), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    if !matches!(class, "4" | "5") {
+        return false;
+    }
+    matches!(
+        (subject, detail.parse::<u16>()),
+        ("7", Ok(8..=14)) | ("1", Ok(7 | 8))
+    )
 }
 
 /// Writes `msg` as `<dir>/<message-id>.eml`, through a temporary file and a
@@ -496,6 +694,7 @@ mod tests {
             smtp_url: Some("smtps://u:hunter2@mail.test".into()),
             pool_size: 2,
             timeout: Duration::from_secs(5),
+            probe_interval: Duration::from_secs(5),
             outbox_dir: "outbox".into(),
         };
         assert!(!format!("{cfg:?}").contains("hunter2"));
@@ -525,6 +724,48 @@ mod tests {
         assert_eq!(e.code(), None);
     }
 
+    #[test]
+    fn session_refusals_are_told_from_refusals_of_the_message() {
+        for (code, text) in [
+            (535, "5.7.8 Authentication credentials invalid"),
+            (530, "5.7.0 Authentication required"),
+            (534, "5.7.9 Please log in with your web browser"),
+            (454, "4.7.0 TLS not available due to local problem"),
+            (553, "5.1.8 Sender address rejected: domain not found"),
+            (550, "5.1.7 Bad sender's mailbox address syntax"),
+            (550, "5.7.11 Encryption required"),
+        ] {
+            assert!(is_session_refusal(code, text), "{code} {text}");
+        }
+        for (code, text) in [
+            (550, "5.7.1 Message rejected (scripted)"),
+            (550, "5.1.1 User unknown"),
+            (552, "5.2.2 Mailbox full"),
+            (451, "4.3.0 Temporary failure"),
+            (421, "4.7.0 Try again later"),
+            (554, "Transaction failed"),
+        ] {
+            assert!(!is_session_refusal(code, text), "{code} {text}");
+        }
+    }
+
+    #[test]
+    fn transport_faults_are_about_the_connection_or_the_session() {
+        let reply = |code: u16| {
+            Failure::Reply(SmtpReply {
+                code,
+                text: String::new(),
+            })
+        };
+        assert!(MailError::Transient(Failure::Other("refused".into())).is_transport_fault());
+        assert!(MailError::Transient(reply(421)).is_transport_fault());
+        assert!(MailError::Config(reply(535)).is_transport_fault());
+        assert!(MailError::Config(reply(535)).is_transient());
+        assert_eq!(MailError::Config(reply(535)).kind(), "transient");
+        assert!(!MailError::Transient(reply(451)).is_transport_fault());
+        assert!(!MailError::Permanent(reply(550)).is_transport_fault());
+    }
+
     #[tokio::test]
     async fn bad_urls_are_rejected() {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -532,6 +773,7 @@ mod tests {
             smtp_url: Some(url.into()),
             pool_size: 1,
             timeout: Duration::from_secs(1),
+            probe_interval: Duration::from_secs(5),
             outbox_dir: "unused".into(),
         };
         for url in [

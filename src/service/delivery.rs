@@ -14,7 +14,7 @@ use crate::domain::TokenNonce;
 use crate::domain::retry::RetryPolicy;
 use crate::events::catalog::{Event, InvitationSent, NotificationCancelled, NotificationFailed};
 use crate::mail::contexts::{EXPIRES_AT_KEY, with_accept_url};
-use crate::mail::{Mailer, TemplateName, Templates, build_message};
+use crate::mail::{Failure, MailError, Mailer, TemplateName, Templates, build_message};
 use crate::metrics;
 use crate::store::{AttemptOutcome, ClaimedEmail, EmailAttempt, NewEvent};
 
@@ -162,9 +162,20 @@ impl Delivery {
             return Ok(None);
         }
         let started = Instant::now();
-        let sent = match self.compose(email) {
-            Ok(message) => self.mailer.send(&message).await,
-            Err(e) => Err(e),
+        let deadline = self.retry.deadline(email.created_at, expires_at(email));
+        let sent = if self.mailer.is_holding() && Utc::now() >= deadline {
+            // Held back by the open circuit breaker until after its give-up
+            // deadline (R27): given up without touching the server. Its
+            // claim was a probe's; the next email may probe at once.
+            self.mailer.probe_unused();
+            Err(MailError::Transient(Failure::Other(
+                "not sent: the SMTP transport was down until the give-up deadline".into(),
+            )))
+        } else {
+            match self.compose(email) {
+                Ok(message) => self.mailer.send(&message).await,
+                Err(e) => Err(e),
+            }
         };
         let elapsed = started.elapsed();
         let now = Utc::now();
@@ -177,20 +188,26 @@ impl Delivery {
             ),
             Err(error) => {
                 let detail = Some(error.failure().to_string());
-                let outcome = if error.is_transient() {
-                    let deadline = self.retry.deadline(email.created_at, expires_at(email));
-                    match self.retry.next_retry(
+                let retry_after = match self.mailer.probe_interval() {
+                    // Not this email's fault: it waits for the transport's
+                    // next probe, with no backoff of its own.
+                    Some(probe) if error.is_transport_fault() => (now
+                        + chrono::Duration::from_std(probe).unwrap_or(chrono::Duration::MAX)
+                        < deadline)
+                        .then_some(probe),
+                    _ if error.is_transient() => self.retry.next_retry(
                         email.attempts,
                         rand::rng().random::<f64>(),
                         now,
                         deadline,
-                    ) {
-                        Some(after) => AttemptOutcome::Retry { after },
-                        None => AttemptOutcome::Failed,
-                    }
-                } else {
-                    AttemptOutcome::Failed
+                    ),
+                    _ => None,
                 };
+                let outcome = match retry_after {
+                    Some(after) => AttemptOutcome::Retry { after },
+                    None => AttemptOutcome::Failed,
+                };
+                log_failure(email, error, &outcome);
                 (outcome, error.kind(), error.code(), detail)
             }
         };
@@ -313,6 +330,29 @@ impl Delivery {
             &email.message_id,
             &rendered,
         )?)
+    }
+}
+
+/// Every failed attempt at WARN, every email given up at ERROR, with what
+/// identifies it and the server's reply; never the token or the body (the
+/// error describes the exchange, not the message).
+fn log_failure(email: &ClaimedEmail, error: &MailError, outcome: &AttemptOutcome) {
+    let invitation_id = email
+        .invitation_id
+        .map(|i| i.0.to_string())
+        .unwrap_or_default();
+    match outcome {
+        AttemptOutcome::Retry { after } => tracing::warn!(
+            %invitation_id, email_id = %email.id, template = %email.template, locale = %email.locale,
+            attempt = email.attempts, smtp_reply = %error.failure(), retry_in = ?after,
+            "email delivery attempt failed; it will be retried"
+        ),
+        AttemptOutcome::Failed => tracing::error!(
+            %invitation_id, email_id = %email.id, template = %email.template, locale = %email.locale,
+            attempt = email.attempts, smtp_reply = %error.failure(),
+            "email given up: it will not be sent (notification.failed)"
+        ),
+        AttemptOutcome::Sent => {}
     }
 }
 

@@ -10,12 +10,12 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use mail_parser::{MessageParser, MimeHeaders, PartType};
-use mailin_embedded::{Handler, Response, Server, SslConfig, response};
+use mailin_embedded::{Action, Handler, Response, Server, SslConfig, response};
 use tokio::sync::watch;
 
 /// The sink's answer at the end of one message's DATA.
@@ -46,6 +46,16 @@ struct Shared {
     /// Messages between DATA and the answer right now, and the most at once.
     in_data: AtomicUsize,
     max_in_data: AtomicUsize,
+    /// Close the connection right after each 250 at the end of DATA (a
+    /// server that drops connections after a message, or a reset between
+    /// two messages): the client's next use of the connection fails.
+    close_after_ok: AtomicBool,
+    /// While set, every MAIL FROM is answered with this reply: a session the
+    /// server refuses (530 "authentication required", 535 "credentials
+    /// invalid"). `fix` clears it.
+    refuse_sessions: Mutex<Option<(u16, String)>>,
+    /// MAIL FROMs refused so far.
+    refused: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -92,6 +102,9 @@ impl SmtpSink {
             delay,
             in_data: AtomicUsize::new(0),
             max_in_data: AtomicUsize::new(0),
+            close_after_ok: AtomicBool::new(false),
+            refuse_sessions: Mutex::new(None),
+            refused: AtomicUsize::new(0),
         });
         let listener =
             TcpListener::bind(("127.0.0.1", port)).expect("bind the SMTP sink on 127.0.0.1");
@@ -113,6 +126,36 @@ impl SmtpSink {
             })
             .expect("spawn the SMTP sink thread");
         SmtpSink { port, shared }
+    }
+
+    /// A sink that accepts every message with 250 and closes the connection
+    /// right after that reply.
+    pub fn start_closing_after_ok() -> SmtpSink {
+        let sink = SmtpSink::start();
+        sink.shared.close_after_ok.store(true, Ordering::SeqCst);
+        sink
+    }
+
+    /// A sink that refuses every session at MAIL FROM with `code text`
+    /// (e.g. `535 5.7.8 Authentication credentials invalid`) until `fix`.
+    ///
+    /// mailin only offers AUTH over TLS, so the refusal an SMTP server gives
+    /// to a wrong password (or to no password) at AUTH comes at MAIL FROM
+    /// here: the same reply, one command later.
+    pub fn start_refusing(code: u16, text: &str) -> SmtpSink {
+        let sink = SmtpSink::start();
+        *lock(&sink.shared.refuse_sessions) = Some((code, text.to_owned()));
+        sink
+    }
+
+    /// The server's configuration is fixed: sessions are accepted again.
+    pub fn fix(&self) {
+        *lock(&self.shared.refuse_sessions) = None;
+    }
+
+    /// How many sessions were refused at MAIL FROM.
+    pub fn refused_sessions(&self) -> usize {
+        self.shared.refused.load(Ordering::SeqCst)
     }
 
     pub fn port(&self) -> u16 {
@@ -306,6 +349,16 @@ impl SinkHandler {
 }
 
 impl Handler for SinkHandler {
+    fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, _from: &str) -> Response {
+        match lock(&self.shared.refuse_sessions).as_ref() {
+            Some((code, text)) => {
+                self.shared.refused.fetch_add(1, Ordering::SeqCst);
+                Response::custom(*code, text.clone())
+            }
+            None => response::OK,
+        }
+    }
+
     fn data_start(&mut self, _domain: &str, from: &str, _is8bit: bool, to: &[String]) -> Response {
         self.from = from.to_owned();
         self.to = to.to_vec();
@@ -346,7 +399,13 @@ impl Handler for SinkHandler {
             Reply::Ok => {
                 lock(&self.shared.accepted).push(mail);
                 self.shared.accepted_count.send_modify(|c| *c += 1);
-                response::OK
+                if self.shared.close_after_ok.load(Ordering::SeqCst) {
+                    let mut ok = Response::custom(250, "2.0.0 OK, closing".to_owned());
+                    ok.action = Action::Close;
+                    ok
+                } else {
+                    response::OK
+                }
             }
             Reply::Transient | Reply::Permanent => {
                 lock(&self.shared.rejected).push(mail);
