@@ -21,9 +21,11 @@ use crate::domain::{BusinessId, InvitationId};
 mod access;
 mod conn;
 mod events;
+mod heartbeat;
 mod outbox;
 mod wake;
 
+use heartbeat::Heartbeat;
 use wake::{Channel, Signals, Wrote};
 
 /// The migrations this build ships, applied by `invited migrate` and on start.
@@ -34,6 +36,8 @@ pub struct PgStore {
     pool: PgPool,
     /// Wake-ups after commits (see `wake`).
     signals: Arc<Signals>,
+    /// This process's instance id and beat (see `heartbeat`).
+    heartbeat: Arc<Heartbeat>,
 }
 
 impl PgStore {
@@ -49,10 +53,15 @@ impl PgStore {
     }
 
     /// A store on `pool`; must be called inside a tokio runtime (it starts the
-    /// task that wakes other replicas).
+    /// tasks that wake other replicas and beat this process's heartbeat).
     pub fn from_pool(pool: PgPool) -> PgStore {
         let signals = Arc::new(Signals::start(pool.clone()));
-        PgStore { pool, signals }
+        let heartbeat = Arc::new(Heartbeat::start(pool.clone()));
+        PgStore {
+            pool,
+            signals,
+            heartbeat,
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -328,7 +337,8 @@ impl SqlStore for PgStore {
         limit: u32,
         lease: Duration,
     ) -> StoreResult<Vec<ClaimedEmail>> {
-        outbox::claim(&mut self.reader(), limit, lease).await
+        self.heartbeat.fresh(&self.pool).await?;
+        outbox::claim(&mut self.reader(), limit, lease, self.heartbeat.instance).await
     }
 
     async fn outbox_wakeups(&self) -> StoreResult<Box<dyn Wakeups>> {
@@ -336,6 +346,7 @@ impl SqlStore for PgStore {
     }
 
     async fn close_pool(&self) {
+        self.heartbeat.stop(&self.pool).await;
         self.pool.close().await;
     }
 

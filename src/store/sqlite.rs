@@ -56,6 +56,10 @@ pub struct SqliteStore {
     outbox: Arc<watch::Sender<u64>>,
     /// Bumped after a commit that wrote events.
     events: Arc<watch::Sender<u64>>,
+    /// This store's id, the owner of the leases it takes. A `sending` row
+    /// under another id was leased by a process that is gone (the file
+    /// serves one process), so it is claimable at once.
+    instance: Uuid,
 }
 
 /// The file lock that keeps a second process off the database file, held
@@ -128,6 +132,7 @@ impl SqliteStore {
             write: Arc::new(Mutex::new(())),
             outbox: Arc::new(watch::channel(0).0),
             events: Arc::new(watch::channel(0).0),
+            instance: Uuid::now_v7(),
         }
     }
 
@@ -479,7 +484,7 @@ impl SqlStore for SqliteStore {
         limit: u32,
         lease: Duration,
     ) -> StoreResult<Vec<ClaimedEmail>> {
-        outbox::claim(self.write_tx().await?, limit, lease).await
+        outbox::claim(self.write_tx().await?, limit, lease, self.instance).await
     }
 
     async fn outbox_wakeups(&self) -> StoreResult<Box<dyn Wakeups>> {
