@@ -604,3 +604,73 @@ async fn a_claims_asynchronous_commit_does_not_leak_to_the_connection(pool: sqlx
         .unwrap();
     assert_eq!(setting, "on");
 }
+
+both_stores! {
+    /// Issue 12, item 3: an email `sending` under a process that is gone is
+    /// claimable at once, long before its lease lapses; under a live one it
+    /// is not. Postgres tells by the owner's heartbeat (more than 10 s old,
+    /// or deleted by a clean shutdown); SQLite serves one process, so a
+    /// lease taken by any other instance (one before a crash) is free.
+    async fn a_dead_owners_emails_are_claimable_before_their_lease_lapses(db: Db) {
+        let hour = Duration::from_secs(3600);
+        let s = services_on(db.store(), 100).await;
+        let business = owner_and_business(&s, None).await;
+        s.create_invitations(invite(business, &["a@x.example", "b@x.example", "c@x.example"]))
+            .await
+            .unwrap();
+        let mut claimed = s.store.claim_emails(10, hour).await.unwrap();
+        claimed.sort_by_key(|e| e.recipient.clone());
+        assert_eq!(claimed.len(), 3);
+        assert!(s.store.claim_emails(10, hour).await.unwrap().is_empty(), "our own leases hold");
+        match &db {
+            Db::Pg(_) => {
+                let other = second_store(&db).await;
+                assert!(
+                    other.claim_emails(10, hour).await.unwrap().is_empty(),
+                    "a live owner's leases hold"
+                );
+                // Two other owners: one that missed five beats, one that
+                // beat 3 s ago.
+                let (dead, live) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+                for (instance, beat) in [(dead, ago(11)), (live, ago(3))] {
+                    db.exec(
+                        "INSERT INTO process_heartbeats (instance_id, started_at, beat_at) VALUES ($1, $2, $2)",
+                        &[Arg::Uuid(instance), beat],
+                    )
+                    .await;
+                }
+                for (email, owner) in [(&claimed[0], dead), (&claimed[1], live)] {
+                    db.exec(
+                        "UPDATE email_outbox SET lease_owner = $1 WHERE id = $2",
+                        &[Arg::Uuid(owner), Arg::Uuid(email.id)],
+                    )
+                    .await;
+                }
+                let taken = other.claim_emails(10, hour).await.unwrap();
+                assert_eq!(
+                    taken.iter().map(|e| (e.id, e.attempts)).collect::<Vec<_>>(),
+                    [(claimed[0].id, 2)],
+                    "only the dead owner's email"
+                );
+                // A clean shutdown deletes the first store's heartbeat.
+                s.store.close().await;
+                let taken = other.claim_emails(10, hour).await.unwrap();
+                assert_eq!(
+                    taken.iter().map(|e| e.id).collect::<Vec<_>>(),
+                    [claimed[2].id],
+                    "a closed store's email"
+                );
+            }
+            Db::Sqlite { url, .. } => {
+                // A restart: a new store on the file.
+                let restarted = invited::store::sqlite::SqliteStore::connect(url, 5).await.unwrap();
+                let mut taken = restarted.claim_emails(10, hour).await.unwrap();
+                taken.sort_by_key(|e| e.recipient.clone());
+                assert_eq!(
+                    taken.iter().map(|e| (e.id, e.attempts)).collect::<Vec<_>>(),
+                    claimed.iter().map(|e| (e.id, 2)).collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+}
