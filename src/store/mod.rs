@@ -148,7 +148,9 @@ pub trait StoreTx: AccessTx + Send {
         status: InvitationStatus,
         accepted_by: Option<&UserId>,
     ) -> StoreResult<()>;
-    /// When the invitation email of this invitation was last queued (R14's cooldown).
+    /// When the invitation email of this invitation was last queued (R14's
+    /// cooldown), among those sent or still on their way: a failed or
+    /// cancelled email does not count.
     async fn last_invitation_email_at(
         &mut self,
         id: InvitationId,
