@@ -674,3 +674,80 @@ both_stores! {
         }
     }
 }
+
+both_stores! {
+    /// Issue 12, item 9 (R14): the resend cooldown counts the emails that
+    /// went out or are on their way, not one that failed: a resend right
+    /// after a failed invitation email is accepted, and the email it queues
+    /// starts the cooldown again.
+    async fn a_failed_email_does_not_start_the_resend_cooldown(db: Db) {
+        let s = services_on(db.store(), 100).await;
+        let business = owner_and_business(&s, None).await;
+        let inv = s
+            .create_invitations(invite(business, &["r@x.example"]))
+            .await
+            .unwrap()
+            .remove(0);
+        let resend = || InvitationCommand::Resend { actor: uid("owner") };
+        let err = s.execute(inv.id, resend()).await.unwrap_err();
+        assert!(
+            matches!(err, ServiceError::Domain(DomainError::RateLimited { .. })),
+            "the queued email counts: {err:?}"
+        );
+        db.exec(
+            "UPDATE email_outbox SET status = 'failed', last_error = '550 no such user'",
+            &[],
+        )
+        .await;
+        s.execute(inv.id, resend())
+            .await
+            .expect("a failed email starts no cooldown");
+        let err = s.execute(inv.id, resend()).await.unwrap_err();
+        assert!(
+            matches!(err, ServiceError::Domain(DomainError::RateLimited { .. })),
+            "the resent email does: {err:?}"
+        );
+    }
+}
+
+both_stores! {
+    /// Issue 12, item 12: one range of seat limits for both stores, the
+    /// range a Postgres `integer` holds. Past it the API answers 422 naming
+    /// `seat_limit` (Postgres answered 503 and SQLite stored the value); its
+    /// top is stored and read back as given.
+    async fn seat_limits_past_an_integer_are_refused_alike(db: Db) {
+        use reqwest::StatusCode;
+        use serde_json::json;
+        let d = support::daemon::TestDaemon::start(&db).await;
+        d.user("olive", "olive@x.example", "en-US").await;
+        for n in [0_i64, 2_147_483_648, 4_294_967_295, 4_294_967_296] {
+            let (status, body) = d
+                .post(
+                    "/v1/businesses",
+                    json!({"name": "Brand", "owner_user_id": "olive", "seat_limit": n}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{n}: {body}");
+            assert!(body.to_string().contains("seat_limit"), "{n}: {body}");
+            assert!(body.to_string().contains("2147483647"), "{n}: {body}");
+        }
+        let (status, body) = d
+            .post(
+                "/v1/businesses",
+                json!({"name": "Brand", "owner_user_id": "olive", "seat_limit": 2_147_483_647_i64}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let id = body["id"].as_str().unwrap();
+        let (status, body) = d
+            .get(&format!("/v1/businesses/{id}?actor_user_id=olive"))
+            .await;
+        assert_eq!(
+            (status, body["seat_limit"].as_i64()),
+            (StatusCode::OK, Some(2_147_483_647)),
+            "{body}"
+        );
+        assert_eq!(db.count("SELECT count(*) FROM businesses").await, 1);
+        d.stop().await;
+    }
+}
