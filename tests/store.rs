@@ -751,3 +751,55 @@ both_stores! {
         d.stop().await;
     }
 }
+
+/// Issue 12, item 2: ready means writable. A database switched to read-only
+/// (as a standby after a failover answers reads only), with its sessions
+/// terminated so the pool reconnects under the new default, makes `/readyz`
+/// answer 503 every time; switched back, 200. Postgres-only: read-only is a
+/// database setting there.
+#[sqlx::test(migrations = false)]
+async fn readyz_answers_503_while_the_database_is_read_only(pool: sqlx::PgPool) {
+    use reqwest::StatusCode;
+    let d = support::daemon::TestDaemon::start(&pool).await;
+    let (status, body) = d.get("/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // One session of our own, opened before the switch, so it stays writable.
+    let mut admin = pool.acquire().await.unwrap();
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&mut *admin)
+        .await
+        .unwrap();
+    let switch = async |admin: &mut sqlx::pool::PoolConnection<sqlx::Postgres>, to: &str| {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE \"{name}\" SET default_transaction_read_only = {to}"
+        )))
+        .execute(&mut **admin)
+        .await
+        .unwrap();
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = 'invited'
+               AND pid <> pg_backend_pid()",
+        )
+        .execute(&mut **admin)
+        .await
+        .unwrap();
+    };
+    switch(&mut admin, "on").await;
+    for _ in 0..10 {
+        let (status, body) = d.get("/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    switch(&mut admin, "off").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = d.get("/readyz").await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    d.stop().await;
+}

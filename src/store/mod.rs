@@ -211,6 +211,16 @@ pub trait StoreTx: AccessTx + Send {
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
 
+/// What [`Store::ready`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// The applied migrations are not this build's.
+    OtherMigrations,
+    /// The database answers but refuses writes.
+    ReadOnly,
+}
+
 /// Notifications that new outbox rows were committed.
 #[async_trait]
 pub trait Wakeups: Send {
@@ -223,8 +233,10 @@ pub trait Wakeups: Send {
 pub trait Store: EventLog + Send + Sync + 'static {
     async fn begin(&self) -> StoreResult<Box<dyn StoreTx>>;
 
-    /// The database answers and its migrations are the ones this build ships.
-    async fn ready(&self) -> StoreResult<bool>;
+    /// Whether the database answers, its migrations are the ones this build
+    /// ships, and it takes writes (a standby after a failover, or a database
+    /// switched to read-only, answers reads only).
+    async fn ready(&self) -> StoreResult<Readiness>;
 
     /// The token key: created once, shared by every replica (see `domain::token`).
     async fn token_key(&self) -> StoreResult<Vec<u8>>;

@@ -345,6 +345,21 @@ impl SqlStore for PgStore {
         self.signals.subscribe(&self.pool, Channel::Outbox).await
     }
 
+    async fn writable(&self) -> StoreResult<bool> {
+        // A standby (after a failover the old primary may come back as
+        // one), or a database or role whose transactions default to read
+        // only: what a new transaction of this session would be.
+        let row = self
+            .reader()
+            .fetch_one(
+                "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'
+                        AS read_only",
+                vec![],
+            )
+            .await?;
+        Ok(!row.flag("read_only")?)
+    }
+
     async fn close_pool(&self) {
         self.heartbeat.stop(&self.pool).await;
         self.pool.close().await;

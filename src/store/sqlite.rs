@@ -503,6 +503,16 @@ impl SqlStore for SqliteStore {
         }))
     }
 
+    async fn writable(&self) -> StoreResult<bool> {
+        // This process owns the file and opened it read-write; `query_only`
+        // is the one switch that would make it refuse writes.
+        let row = self
+            .reader()
+            .fetch_one("SELECT query_only FROM pragma_query_only", vec![])
+            .await?;
+        Ok(row.int("query_only")? == 0)
+    }
+
     async fn close_pool(&self) {
         self.pool.close().await;
     }
