@@ -226,3 +226,38 @@ async fn after_kill_9_a_replacement_sends_what_was_in_flight_within_15_s(pool: P
     );
     assert!(stalled.messages().is_empty(), "none went out before the kill");
 }
+
+/// Issue 12, item 1: a second SIGTERM exits at once, while the first one's
+/// shutdown still waits for sends in flight (here on an SMTP server that
+/// never answers; the daemon would otherwise wait for `smtp.timeout`).
+#[sqlx::test(migrations = false)]
+async fn a_second_sigterm_exits_at_once(pool: PgPool) {
+    outbox::migrate(&pool).await;
+    let stalled = SmtpSink::start_slow(Duration::from_secs(120));
+    let mut daemon = DaemonProcess::start(
+        &database_url(&pool),
+        &stalled.url(),
+        &[("INVITED_SMTP__TIMEOUT", "60s")],
+    )
+    .await;
+    outbox::queue(&pool, 2).await;
+    until_in_flight(&stalled, 1).await;
+    daemon.terminate();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !daemon.log().contains("a second SIGTERM or Ctrl-C exits at once") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no shutdown line:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        daemon.try_status().is_none(),
+        "the first SIGTERM waits for the sends in flight"
+    );
+    daemon.terminate();
+    let status = daemon.wait_exit(Duration::from_secs(3)).await;
+    assert!(!status.success(), "{status:?}");
+}

@@ -28,6 +28,22 @@ mod wake;
 use heartbeat::Heartbeat;
 use wake::{Channel, Signals, Wrote};
 
+/// What bounds a session's waits on the server's side (issue 12, item 1):
+/// a statement runs at most 30 s (ours take milliseconds; migrations lift
+/// the bound, see [`PgStore::migrate`]); a transaction left idle (its
+/// client gone quiet, holding row locks) ends after 60 s; and the server
+/// probes a silent client after 10 s, so a dead or cut-off replica's
+/// session, its locks and its LISTEN go within about 25 s. On our side
+/// every statement of the shared body is bounded too (`conn::BOUND`), and
+/// the pool waits at most 5 s for a connection.
+const SESSION_BOUNDS: [(&str, &str); 5] = [
+    ("statement_timeout", "30s"),
+    ("idle_in_transaction_session_timeout", "60s"),
+    ("tcp_keepalives_idle", "10"),
+    ("tcp_keepalives_interval", "5"),
+    ("tcp_keepalives_count", "3"),
+];
+
 /// The migrations this build ships, applied by `invited migrate` and on start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -44,7 +60,7 @@ impl PgStore {
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<PgStore> {
         let options: PgConnectOptions = url.parse().map_err(map_err)?;
         // Named, so operators (and tests) can tell our sessions apart.
-        let options = options.application_name("invited");
+        let options = options.application_name("invited").options(SESSION_BOUNDS);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
@@ -79,10 +95,23 @@ impl PgStore {
     }
 
     pub async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR
-            .run(&self.pool)
+        // A migration may rewrite a large table: no statement timeout on its
+        // connection, and the session's own bound back before it returns to
+        // the pool.
+        let mut conn = self.pool.acquire().await.st()?;
+        sqlx::query("SET statement_timeout = 0")
+            .execute(&mut *conn)
             .await
-            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+            .st()?;
+        let migrated = MIGRATOR
+            .run(&mut *conn)
+            .await
+            .map_err(|e| StoreError::Other(format!("migration failed: {e}")));
+        sqlx::query("RESET statement_timeout")
+            .execute(&mut *conn)
+            .await
+            .st()?;
+        migrated
     }
 }
 
