@@ -720,7 +720,7 @@ both_stores! {
         use serde_json::json;
         let d = support::daemon::TestDaemon::start(&db).await;
         d.user("olive", "olive@x.example", "en-US").await;
-        for n in [0_i64, 2_147_483_648, 4_294_967_295, 4_294_967_296] {
+        for n in [2_147_483_648_i64, 4_294_967_295, 4_294_967_296, 0] {
             let (status, body) = d
                 .post(
                     "/v1/businesses",

@@ -175,7 +175,9 @@ mod tests {
         assert_eq!(field(body(None, Some(2_147_483_648))), "seat_limit");
         assert_eq!(field(body(None, Some(4_294_967_295))), "seat_limit");
         assert_eq!(
-            parse_create(body(None, Some(2_147_483_647))).unwrap().seat_limit,
+            parse_create(body(None, Some(2_147_483_647)))
+                .unwrap()
+                .seat_limit,
             Some(2_147_483_647)
         );
         let mut b = body(None, None);

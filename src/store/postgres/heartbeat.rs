@@ -120,7 +120,9 @@ async fn beat_forever(pool: PgPool, instance: Uuid, last: Arc<Mutex<Option<Insta
         match tokio::time::timeout(BEAT_EVERY, beat(&pool, instance, &last)).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::warn!(%error, "could not write this process's heartbeat"),
-            Err(_) => tracing::warn!("this process's heartbeat did not commit within {BEAT_EVERY:?}"),
+            Err(_) => {
+                tracing::warn!("this process's heartbeat did not commit within {BEAT_EVERY:?}")
+            }
         }
     }
 }
