@@ -181,29 +181,58 @@ async fn serve(config: invited::config::Config, dev: bool) -> anyhow::Result<()>
         _ = shutdown_signal() => false,
         _ = app.stopped() => true,
     };
-    tracing::info!("shutting down");
-    app.shutdown(Duration::from_secs(30)).await;
+    // A second SIGTERM or Ctrl-C exits at once (issue 12, item 1): the
+    // operator has decided not to wait. Sends cut off are taken over by the
+    // next process through its heartbeat, as after a crash.
+    let again = shutdown_signal();
+    tracing::info!("shutting down (a second SIGTERM or Ctrl-C exits at once)");
+    tokio::select! {
+        _ = app.shutdown(Duration::from_secs(30)) => {}
+        _ = again => {
+            tracing::warn!("second signal: exiting without waiting for the shutdown");
+            std::process::exit(1);
+        }
+    }
     if stopped_by_itself {
         anyhow::bail!("the actor tree stopped (restart budget exhausted)");
     }
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on the next SIGTERM or Ctrl-C after this call (the handlers are
+/// registered before it returns, so none is missed once it has).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    #[cfg(unix)]
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+    async move {
+        #[cfg(unix)]
         {
-            s.recv().await;
+            let term = async {
+                match term.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let int = async {
+                match int.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = term => {}
+                _ = int => {}
+            }
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -242,3 +242,48 @@ async fn an_empty_directory_serves_writes_eml_and_the_link_works() {
         "the first keeps serving"
     );
 }
+
+/// Issue 12, item 11: the guard that keeps a second process off the SQLite
+/// file cannot be deleted by accident. Deleting `invited.db.lock` (where an
+/// earlier build held it) while the first process runs still leaves the
+/// second refused, and the first serving.
+#[tokio::test]
+async fn a_second_process_is_refused_even_after_the_lock_file_is_deleted() {
+    let dir = TempDir::new("invited-lock");
+    let (mut running, _key, base) = start(&dir.0).await;
+    let lock_file = dir.0.join("invited.db.lock");
+    if lock_file.exists() {
+        std::fs::remove_file(&lock_file).unwrap();
+    }
+    let mut second = serve_dev(&dir.0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("a second process serves the same SQLite file");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    second
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success(), "the second process must exit non-zero");
+    assert!(
+        stderr.contains("another invited process is already using the SQLite database"),
+        "{stderr}"
+    );
+    assert!(
+        running.child.try_wait().unwrap().is_none(),
+        "the first keeps serving"
+    );
+    let ready = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+}

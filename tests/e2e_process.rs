@@ -188,3 +188,79 @@ async fn two_processes_deliver_1000_messages_exactly_once(pool: PgPool) {
         .unwrap();
     assert_eq!(attempts, N as i64, "one attempt each");
 }
+
+/// Issue 12, item 3: `kill -9` while every worker holds an email, with the
+/// default lease (60 s) and poll interval: a replacement sends every email
+/// that was in flight within 15 s of starting. The dead process's heartbeat
+/// stopped, so its leases are taken over without waiting for them to lapse
+/// (docs/operations.md, "Recovery after a crash").
+#[sqlx::test(migrations = false)]
+async fn after_kill_9_a_replacement_sends_what_was_in_flight_within_15_s(pool: PgPool) {
+    const N: usize = 8;
+    outbox::migrate(&pool).await;
+    // The first process's SMTP server never answers a message: whatever it
+    // claimed is still `sending` when it is killed.
+    let stalled = SmtpSink::start_slow(Duration::from_secs(120));
+    let sink = SmtpSink::start();
+    let defaults = [("INVITED_DELIVERY__POLL_INTERVAL", "1s")];
+    let db = database_url(&pool);
+    let mut first = DaemonProcess::start(&db, &stalled.url(), &defaults).await;
+    let queued = outbox::queue(&pool, N).await;
+    until_count(
+        &pool,
+        "SELECT count(*) FROM email_outbox WHERE status = 'sending'",
+        N as i64,
+    )
+    .await;
+    until_in_flight(&stalled, 1).await;
+    first.kill_9();
+
+    let _second = DaemonProcess::start(&db, &sink.url(), &defaults).await;
+    let started = tokio::time::Instant::now();
+    sink.wait_for(N, Duration::from_secs(15)).await;
+    assert!(started.elapsed() <= Duration::from_secs(15));
+    assert_eq!(
+        sink.message_ids().into_iter().collect::<HashSet<_>>(),
+        queued.into_iter().collect::<HashSet<_>>(),
+        "every email that was in flight arrived"
+    );
+    assert!(
+        stalled.messages().is_empty(),
+        "none went out before the kill"
+    );
+}
+
+/// Issue 12, item 1: a second SIGTERM exits at once, while the first one's
+/// shutdown still waits for sends in flight (here on an SMTP server that
+/// never answers; the daemon would otherwise wait for `smtp.timeout`).
+#[sqlx::test(migrations = false)]
+async fn a_second_sigterm_exits_at_once(pool: PgPool) {
+    outbox::migrate(&pool).await;
+    let stalled = SmtpSink::start_slow(Duration::from_secs(120));
+    let mut daemon = DaemonProcess::start(
+        &database_url(&pool),
+        &stalled.url(),
+        &[("INVITED_SMTP__TIMEOUT", "60s")],
+    )
+    .await;
+    outbox::queue(&pool, 2).await;
+    until_in_flight(&stalled, 1).await;
+    daemon.terminate();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !daemon.log().contains("shutting down") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no shutdown line:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        daemon.try_status().is_none(),
+        "the first SIGTERM waits for the sends in flight"
+    );
+    daemon.terminate();
+    let status = daemon.wait_exit(Duration::from_secs(3)).await;
+    assert!(!status.success(), "{status:?}");
+}

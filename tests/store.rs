@@ -604,3 +604,202 @@ async fn a_claims_asynchronous_commit_does_not_leak_to_the_connection(pool: sqlx
         .unwrap();
     assert_eq!(setting, "on");
 }
+
+both_stores! {
+    /// Issue 12, item 3: an email `sending` under a process that is gone is
+    /// claimable at once, long before its lease lapses; under a live one it
+    /// is not. Postgres tells by the owner's heartbeat (more than 10 s old,
+    /// or deleted by a clean shutdown); SQLite serves one process, so a
+    /// lease taken by any other instance (one before a crash) is free.
+    async fn a_dead_owners_emails_are_claimable_before_their_lease_lapses(db: Db) {
+        let hour = Duration::from_secs(3600);
+        let s = services_on(db.store(), 100).await;
+        let business = owner_and_business(&s, None).await;
+        s.create_invitations(invite(business, &["a@x.example", "b@x.example", "c@x.example"]))
+            .await
+            .unwrap();
+        let mut claimed = s.store.claim_emails(10, hour).await.unwrap();
+        claimed.sort_by_key(|e| e.recipient.clone());
+        assert_eq!(claimed.len(), 3);
+        assert!(s.store.claim_emails(10, hour).await.unwrap().is_empty(), "our own leases hold");
+        match &db {
+            Db::Pg(_) => {
+                let other = second_store(&db).await;
+                assert!(
+                    other.claim_emails(10, hour).await.unwrap().is_empty(),
+                    "a live owner's leases hold"
+                );
+                // Two other owners: one that missed five beats, one that
+                // beat 3 s ago.
+                let (dead, live) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+                for (instance, beat) in [(dead, ago(11)), (live, ago(3))] {
+                    db.exec(
+                        "INSERT INTO process_heartbeats (instance_id, started_at, beat_at) VALUES ($1, $2, $2)",
+                        &[Arg::Uuid(instance), beat],
+                    )
+                    .await;
+                }
+                for (email, owner) in [(&claimed[0], dead), (&claimed[1], live)] {
+                    db.exec(
+                        "UPDATE email_outbox SET lease_owner = $1 WHERE id = $2",
+                        &[Arg::Uuid(owner), Arg::Uuid(email.id)],
+                    )
+                    .await;
+                }
+                let taken = other.claim_emails(10, hour).await.unwrap();
+                assert_eq!(
+                    taken.iter().map(|e| (e.id, e.attempts)).collect::<Vec<_>>(),
+                    [(claimed[0].id, 2)],
+                    "only the dead owner's email"
+                );
+                // A clean shutdown deletes the first store's heartbeat.
+                s.store.close().await;
+                let taken = other.claim_emails(10, hour).await.unwrap();
+                assert_eq!(
+                    taken.iter().map(|e| e.id).collect::<Vec<_>>(),
+                    [claimed[2].id],
+                    "a closed store's email"
+                );
+            }
+            Db::Sqlite { url, .. } => {
+                // A restart: a new store on the file.
+                let restarted = invited::store::sqlite::SqliteStore::connect(url, 5).await.unwrap();
+                let mut taken = restarted.claim_emails(10, hour).await.unwrap();
+                taken.sort_by_key(|e| e.recipient.clone());
+                assert_eq!(
+                    taken.iter().map(|e| (e.id, e.attempts)).collect::<Vec<_>>(),
+                    claimed.iter().map(|e| (e.id, 2)).collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+}
+
+both_stores! {
+    /// Issue 12, item 9 (R14): the resend cooldown counts the emails that
+    /// went out or are on their way, not one that failed: a resend right
+    /// after a failed invitation email is accepted, and the email it queues
+    /// starts the cooldown again.
+    async fn a_failed_email_does_not_start_the_resend_cooldown(db: Db) {
+        let s = services_on(db.store(), 100).await;
+        let business = owner_and_business(&s, None).await;
+        let inv = s
+            .create_invitations(invite(business, &["r@x.example"]))
+            .await
+            .unwrap()
+            .remove(0);
+        let resend = || InvitationCommand::Resend { actor: uid("owner") };
+        let err = s.execute(inv.id, resend()).await.unwrap_err();
+        assert!(
+            matches!(err, ServiceError::Domain(DomainError::RateLimited { .. })),
+            "the queued email counts: {err:?}"
+        );
+        db.exec(
+            "UPDATE email_outbox SET status = 'failed', last_error = '550 no such user'",
+            &[],
+        )
+        .await;
+        s.execute(inv.id, resend())
+            .await
+            .expect("a failed email starts no cooldown");
+        let err = s.execute(inv.id, resend()).await.unwrap_err();
+        assert!(
+            matches!(err, ServiceError::Domain(DomainError::RateLimited { .. })),
+            "the resent email does: {err:?}"
+        );
+    }
+}
+
+both_stores! {
+    /// Issue 12, item 12: one range of seat limits for both stores, the
+    /// range a Postgres `integer` holds. Past it the API answers 422 naming
+    /// `seat_limit` (Postgres answered 503 and SQLite stored the value); its
+    /// top is stored and read back as given.
+    async fn seat_limits_past_an_integer_are_refused_alike(db: Db) {
+        use reqwest::StatusCode;
+        use serde_json::json;
+        let d = support::daemon::TestDaemon::start(&db).await;
+        d.user("olive", "olive@x.example", "en-US").await;
+        for n in [2_147_483_648_i64, 4_294_967_295, 4_294_967_296, 0] {
+            let (status, body) = d
+                .post(
+                    "/v1/businesses",
+                    json!({"name": "Brand", "owner_user_id": "olive", "seat_limit": n}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{n}: {body}");
+            assert!(body.to_string().contains("seat_limit"), "{n}: {body}");
+            assert!(body.to_string().contains("2147483647"), "{n}: {body}");
+        }
+        let (status, body) = d
+            .post(
+                "/v1/businesses",
+                json!({"name": "Brand", "owner_user_id": "olive", "seat_limit": 2_147_483_647_i64}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let id = body["id"].as_str().unwrap();
+        let (status, body) = d
+            .get(&format!("/v1/businesses/{id}?actor_user_id=olive"))
+            .await;
+        assert_eq!(
+            (status, body["seat_limit"].as_i64()),
+            (StatusCode::OK, Some(2_147_483_647)),
+            "{body}"
+        );
+        assert_eq!(db.count("SELECT count(*) FROM businesses").await, 1);
+        d.stop().await;
+    }
+}
+
+/// Issue 12, item 2: ready means writable. A database switched to read-only
+/// (as a standby after a failover answers reads only), with its sessions
+/// terminated so the pool reconnects under the new default, makes `/readyz`
+/// answer 503 every time; switched back, 200. Postgres-only: read-only is a
+/// database setting there.
+#[sqlx::test(migrations = false)]
+async fn readyz_answers_503_while_the_database_is_read_only(pool: sqlx::PgPool) {
+    use reqwest::StatusCode;
+    let d = support::daemon::TestDaemon::start(&pool).await;
+    let (status, body) = d.get("/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // One session of our own, opened before the switch, so it stays writable.
+    let mut admin = pool.acquire().await.unwrap();
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&mut *admin)
+        .await
+        .unwrap();
+    let switch = async |admin: &mut sqlx::pool::PoolConnection<sqlx::Postgres>, to: &str| {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE \"{name}\" SET default_transaction_read_only = {to}"
+        )))
+        .execute(&mut **admin)
+        .await
+        .unwrap();
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = 'invited'
+               AND pid <> pg_backend_pid()",
+        )
+        .execute(&mut **admin)
+        .await
+        .unwrap();
+    };
+    switch(&mut admin, "on").await;
+    for _ in 0..10 {
+        let (status, body) = d.get("/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    switch(&mut admin, "off").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = d.get("/readyz").await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    d.stop().await;
+}

@@ -23,10 +23,10 @@ pub struct CreateBusinessBody {
     /// `business_manager` when left out.
     #[schema(value_type = Option<super::openapi::values::RolePreset>)]
     pub role_preset: Option<String>,
-    /// At least 1; no limit when left out.
+    /// From 1 to 2147483647; no limit when left out.
     // Signed, so that `0` and `-3` are refused by our rule with our message
     // rather than by the type with serde's.
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 2147483647)]
     pub seat_limit: Option<i64>,
     pub locale: Option<String>,
 }
@@ -66,6 +66,11 @@ pub async fn create_business(
     Ok(response)
 }
 
+/// The seat limits both stores hold: Postgres keeps them in an `integer`
+/// (issue 12, item 12: 2147483648 and up wrapped there and were stored as
+/// given on SQLite).
+const SEAT_LIMITS: std::ops::RangeInclusive<u32> = 1..=i32::MAX as u32;
+
 fn parse_create(body: CreateBusinessBody) -> Result<NewBusinessInput, ApiError> {
     let name = parse_business_name(&body.name, "name")?;
     let owner = UserId::parse_field(&body.owner_user_id, "owner_user_id")?;
@@ -84,9 +89,19 @@ fn parse_create(body: CreateBusinessBody) -> Result<NewBusinessInput, ApiError> 
     let seat_limit = body
         .seat_limit
         .map(|n| {
-            u32::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
-                ApiError::validation("seat_limit", "must be a whole number of at least 1")
-            })
+            u32::try_from(n)
+                .ok()
+                .filter(|n| SEAT_LIMITS.contains(n))
+                .ok_or_else(|| {
+                    ApiError::validation(
+                        "seat_limit",
+                        format!(
+                            "must be a whole number from {} to {}",
+                            SEAT_LIMITS.start(),
+                            SEAT_LIMITS.end()
+                        ),
+                    )
+                })
         })
         .transpose()?;
     let locale = body
@@ -157,6 +172,14 @@ mod tests {
         assert_eq!(field(body(None, Some(0))), "seat_limit");
         assert_eq!(field(body(None, Some(-1))), "seat_limit");
         assert_eq!(field(body(None, Some(i64::MAX))), "seat_limit");
+        assert_eq!(field(body(None, Some(2_147_483_648))), "seat_limit");
+        assert_eq!(field(body(None, Some(4_294_967_295))), "seat_limit");
+        assert_eq!(
+            parse_create(body(None, Some(2_147_483_647)))
+                .unwrap()
+                .seat_limit,
+            Some(2_147_483_647)
+        );
         let mut b = body(None, None);
         b.name = " ".into();
         assert_eq!(field(b), "name");

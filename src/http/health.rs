@@ -1,5 +1,6 @@
 //! `GET /healthz` (the process runs) and `GET /readyz` (the database answers
-//! and its migrations are current). Neither needs a key: orchestrators call them.
+//! within a second, its migrations are current and it takes writes). Neither
+//! needs a key: orchestrators call them.
 
 use axum::Json;
 use axum::extract::State;
@@ -8,6 +9,7 @@ use serde_json::json;
 
 use super::HttpState;
 use super::error::{ApiError, Problem};
+use crate::store::Readiness;
 
 #[utoipa::path(
     get,
@@ -24,22 +26,37 @@ pub async fn healthz() -> Json<serde_json::Value> {
     path = "/readyz",
     tag = "operations",
     responses(
-        (status = 200, description = "The database answers and its migrations are current: `{\"status\": \"ready\"}`", body = Object),
-        (status = 503, description = "`unavailable`: the database does not answer, or its migrations are not this build's", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The database answers, its migrations are current and it takes writes: `{\"status\": \"ready\"}`", body = Object),
+        (status = 503, description = "`unavailable`: the database does not answer within a second, refuses writes (read-only, a standby), or its migrations are not this build's", body = Problem, content_type = "application/problem+json"),
     ),
 )]
 pub async fn readyz(State(state): State<HttpState>) -> Response {
-    match state.services.store.ready().await {
-        Ok(true) => Json(json!({"status": "ready"})).into_response(),
-        Ok(false) => {
+    // A probe must get its answer before its own timeout: the pool would
+    // wait up to its acquire timeout (5 s) for a database that is gone.
+    let found = tokio::time::timeout(READY_WITHIN, state.services.store.ready()).await;
+    match found {
+        Ok(Ok(Readiness::Ready)) => Json(json!({"status": "ready"})).into_response(),
+        Ok(Ok(Readiness::OtherMigrations)) => {
             tracing::warn!(
                 "not ready: the database's migrations are not the ones this build ships"
             );
             ApiError::unavailable().into_response()
         }
-        Err(error) => {
+        Ok(Ok(Readiness::ReadOnly)) => {
+            tracing::warn!("not ready: the database refuses writes (read-only, or a standby)");
+            ApiError::unavailable().into_response()
+        }
+        Ok(Err(error)) => {
             tracing::warn!(%error, "not ready: the database does not answer");
+            ApiError::unavailable().into_response()
+        }
+        Err(_) => {
+            tracing::warn!("not ready: the database did not answer within {READY_WITHIN:?}");
             ApiError::unavailable().into_response()
         }
     }
 }
+
+/// How long `/readyz` waits for the database (issue 12, item 2: answer
+/// within 1 s).
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_millis(900);

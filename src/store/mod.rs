@@ -148,7 +148,9 @@ pub trait StoreTx: AccessTx + Send {
         status: InvitationStatus,
         accepted_by: Option<&UserId>,
     ) -> StoreResult<()>;
-    /// When the invitation email of this invitation was last queued (R14's cooldown).
+    /// When the invitation email of this invitation was last queued (R14's
+    /// cooldown), among those sent or still on their way: a failed or
+    /// cancelled email does not count.
     async fn last_invitation_email_at(
         &mut self,
         id: InvitationId,
@@ -209,6 +211,16 @@ pub trait StoreTx: AccessTx + Send {
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
 
+/// What [`Store::ready`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// The applied migrations are not this build's.
+    OtherMigrations,
+    /// The database answers but refuses writes.
+    ReadOnly,
+}
+
 /// Notifications that new outbox rows were committed.
 #[async_trait]
 pub trait Wakeups: Send {
@@ -221,8 +233,10 @@ pub trait Wakeups: Send {
 pub trait Store: EventLog + Send + Sync + 'static {
     async fn begin(&self) -> StoreResult<Box<dyn StoreTx>>;
 
-    /// The database answers and its migrations are the ones this build ships.
-    async fn ready(&self) -> StoreResult<bool>;
+    /// Whether the database answers, its migrations are the ones this build
+    /// ships, and it takes writes (a standby after a failover, or a database
+    /// switched to read-only, answers reads only).
+    async fn ready(&self) -> StoreResult<Readiness>;
 
     /// The token key: created once, shared by every replica (see `domain::token`).
     async fn token_key(&self) -> StoreResult<Vec<u8>>;

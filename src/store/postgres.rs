@@ -21,10 +21,28 @@ use crate::domain::{BusinessId, InvitationId};
 mod access;
 mod conn;
 mod events;
+mod heartbeat;
 mod outbox;
 mod wake;
 
+use heartbeat::Heartbeat;
 use wake::{Channel, Signals, Wrote};
+
+/// What bounds a session's waits on the server's side (issue 12, item 1):
+/// a statement runs at most 30 s (ours take milliseconds; migrations lift
+/// the bound, see [`PgStore::migrate`]); a transaction left idle (its
+/// client gone quiet, holding row locks) ends after 60 s; and the server
+/// probes a silent client after 10 s, so a dead or cut-off replica's
+/// session, its locks and its LISTEN go within about 25 s. On our side
+/// every statement of the shared body is bounded too (`conn::BOUND`), and
+/// the pool waits at most 5 s for a connection.
+const SESSION_BOUNDS: [(&str, &str); 5] = [
+    ("statement_timeout", "30s"),
+    ("idle_in_transaction_session_timeout", "60s"),
+    ("tcp_keepalives_idle", "10"),
+    ("tcp_keepalives_interval", "5"),
+    ("tcp_keepalives_count", "3"),
+];
 
 /// The migrations this build ships, applied by `invited migrate` and on start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -34,13 +52,15 @@ pub struct PgStore {
     pool: PgPool,
     /// Wake-ups after commits (see `wake`).
     signals: Arc<Signals>,
+    /// This process's instance id and beat (see `heartbeat`).
+    heartbeat: Arc<Heartbeat>,
 }
 
 impl PgStore {
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<PgStore> {
         let options: PgConnectOptions = url.parse().map_err(map_err)?;
         // Named, so operators (and tests) can tell our sessions apart.
-        let options = options.application_name("invited");
+        let options = options.application_name("invited").options(SESSION_BOUNDS);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
@@ -49,10 +69,15 @@ impl PgStore {
     }
 
     /// A store on `pool`; must be called inside a tokio runtime (it starts the
-    /// task that wakes other replicas).
+    /// tasks that wake other replicas and beat this process's heartbeat).
     pub fn from_pool(pool: PgPool) -> PgStore {
         let signals = Arc::new(Signals::start(pool.clone()));
-        PgStore { pool, signals }
+        let heartbeat = Arc::new(Heartbeat::start(pool.clone()));
+        PgStore {
+            pool,
+            signals,
+            heartbeat,
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -70,10 +95,23 @@ impl PgStore {
     }
 
     pub async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR
-            .run(&self.pool)
+        // A migration may rewrite a large table: no statement timeout on its
+        // connection, and the session's own bound back before it returns to
+        // the pool.
+        let mut conn = self.pool.acquire().await.st()?;
+        sqlx::query("SET statement_timeout = 0")
+            .execute(&mut *conn)
             .await
-            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+            .st()?;
+        let migrated = MIGRATOR
+            .run(&mut *conn)
+            .await
+            .map_err(|e| StoreError::Other(format!("migration failed: {e}")));
+        sqlx::query("RESET statement_timeout")
+            .execute(&mut *conn)
+            .await
+            .st()?;
+        migrated
     }
 }
 
@@ -328,14 +366,31 @@ impl SqlStore for PgStore {
         limit: u32,
         lease: Duration,
     ) -> StoreResult<Vec<ClaimedEmail>> {
-        outbox::claim(&mut self.reader(), limit, lease).await
+        self.heartbeat.fresh(&self.pool).await?;
+        outbox::claim(&mut self.reader(), limit, lease, self.heartbeat.instance).await
     }
 
     async fn outbox_wakeups(&self) -> StoreResult<Box<dyn Wakeups>> {
         self.signals.subscribe(&self.pool, Channel::Outbox).await
     }
 
+    async fn writable(&self) -> StoreResult<bool> {
+        // A standby (after a failover the old primary may come back as
+        // one), or a database or role whose transactions default to read
+        // only: what a new transaction of this session would be.
+        let row = self
+            .reader()
+            .fetch_one(
+                "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'
+                        AS read_only",
+                vec![],
+            )
+            .await?;
+        Ok(!row.flag("read_only")?)
+    }
+
     async fn close_pool(&self) {
+        self.heartbeat.stop(&self.pool).await;
         self.pool.close().await;
     }
 

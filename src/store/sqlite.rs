@@ -56,10 +56,26 @@ pub struct SqliteStore {
     outbox: Arc<watch::Sender<u64>>,
     /// Bumped after a commit that wrote events.
     events: Arc<watch::Sender<u64>>,
+    /// This store's id, the owner of the leases it takes. A `sending` row
+    /// under another id was leased by a process that is gone (the file
+    /// serves one process), so it is claimable at once.
+    instance: Uuid,
 }
 
-/// The file lock that keeps a second process off the database file, held
-/// for the life of the process (dropped: released).
+/// The lock that keeps a second process off the database file, held for
+/// the life of the process (dropped: released). It is an exclusive `flock`
+/// on the database file itself, not on a file beside it: a `<db>.lock` file
+/// could be deleted while the process ran, and the next process then locked
+/// a new one and served the same database (issue 12, item 11). Nobody
+/// deletes the database by accident, and its lock dies with the process.
+///
+/// `flock` locks are apart from the POSIX record locks SQLite takes on the
+/// same file, so they never block our own connections; and this descriptor
+/// is closed (which would drop those POSIX locks, held per process) only
+/// when the process ends or after the store is closed. SQLite's own
+/// `locking_mode=EXCLUSIVE` would refuse a second process as well, but it
+/// holds the lock per connection: the pool's other connections, the readers
+/// included, would be refused too.
 #[derive(Debug)]
 pub struct ProcessLock {
     _file: std::fs::File,
@@ -82,26 +98,24 @@ impl SqliteStore {
         Ok(Self::options(url)?.get_filename().to_owned())
     }
 
-    /// Takes `<database>.lock` for this process, or says that another
-    /// process already serves this file: several replicas need Postgres.
+    /// Locks the database file for this process (creating it, empty, if
+    /// missing), or says that another process already serves it: several
+    /// replicas need Postgres.
     pub fn lock_file(url: &str) -> StoreResult<ProcessLock> {
-        let db = Self::database_path(url)?;
-        let mut name = db.clone().into_os_string();
-        name.push(".lock");
-        let path = PathBuf::from(name);
+        let path = Self::database_path(url)?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
             .open(&path)
             .map_err(|e| StoreError::Other(format!("cannot open {}: {e}", path.display())))?;
         match file.try_lock() {
             Ok(()) => Ok(ProcessLock { _file: file, path }),
             Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Other(format!(
-                "another invited process is already using the SQLite database {} (lock {} is held); \
-                 SQLite serves one process only: stop the other one, or use PostgreSQL \
-                 (database.url = \"postgres://…\") to run several replicas",
-                db.display(),
+                "another invited process is already using the SQLite database {} (it holds a lock \
+                 on the file); SQLite serves one process only: stop the other one, or use \
+                 PostgreSQL (database.url = \"postgres://…\") to run several replicas",
                 path.display()
             ))),
             Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Other(format!(
@@ -128,6 +142,7 @@ impl SqliteStore {
             write: Arc::new(Mutex::new(())),
             outbox: Arc::new(watch::channel(0).0),
             events: Arc::new(watch::channel(0).0),
+            instance: Uuid::now_v7(),
         }
     }
 
@@ -479,13 +494,23 @@ impl SqlStore for SqliteStore {
         limit: u32,
         lease: Duration,
     ) -> StoreResult<Vec<ClaimedEmail>> {
-        outbox::claim(self.write_tx().await?, limit, lease).await
+        outbox::claim(self.write_tx().await?, limit, lease, self.instance).await
     }
 
     async fn outbox_wakeups(&self) -> StoreResult<Box<dyn Wakeups>> {
         Ok(Box::new(SqliteWakeups {
             rx: self.outbox.subscribe(),
         }))
+    }
+
+    async fn writable(&self) -> StoreResult<bool> {
+        // This process owns the file and opened it read-write; `query_only`
+        // is the one switch that would make it refuse writes.
+        let row = self
+            .reader()
+            .fetch_one("SELECT query_only FROM pragma_query_only", vec![])
+            .await?;
+        Ok(row.int("query_only")? == 0)
     }
 
     async fn close_pool(&self) {

@@ -103,6 +103,11 @@ impl DaemonProcess {
         assert!(status.success(), "kill -TERM failed");
     }
 
+    /// The exit status if the process has exited.
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("try_wait")
+    }
+
     /// Waits for the process to exit, at most `timeout`.
     pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = tokio::time::Instant::now() + timeout;

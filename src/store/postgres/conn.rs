@@ -38,6 +38,23 @@ impl Encode<'_, Postgres> for PgEnum {
     }
 }
 
+/// How long we wait for any statement of the shared body: past the
+/// server's `statement_timeout` (30 s), for a connection that went silent
+/// (no answer, no reset) and would otherwise hold its caller for as long as
+/// the kernel retransmits.
+pub(super) const BOUND: std::time::Duration = std::time::Duration::from_secs(35);
+
+async fn bounded<T>(
+    run: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> StoreResult<T> {
+    match tokio::time::timeout(BOUND, run).await {
+        Ok(done) => done.st(),
+        Err(_) => Err(crate::store::StoreError::Unavailable(format!(
+            "the database did not answer within {BOUND:?}"
+        ))),
+    }
+}
+
 /// Seconds for `make_interval(secs => …)`.
 pub(super) fn secs(d: Option<std::time::Duration>) -> Arg {
     Arg::Float(d.map(|d| d.as_secs_f64()))
@@ -106,15 +123,15 @@ impl Conn for PgTx {
     type Row = PgRow;
 
     async fn fetch_all(&mut self, sql: &str, args: Vec<Arg>) -> StoreResult<Vec<PgRow>> {
-        bind(sql, args).fetch_all(&mut *self.tx).await.st()
+        bounded(bind(sql, args).fetch_all(&mut *self.tx)).await
     }
 
     async fn fetch_optional(&mut self, sql: &str, args: Vec<Arg>) -> StoreResult<Option<PgRow>> {
-        bind(sql, args).fetch_optional(&mut *self.tx).await.st()
+        bounded(bind(sql, args).fetch_optional(&mut *self.tx)).await
     }
 
     async fn execute(&mut self, sql: &str, args: Vec<Arg>) -> StoreResult<u64> {
-        let done = bind(sql, args).execute(&mut *self.tx).await.st()?;
+        let done = bounded(bind(sql, args).execute(&mut *self.tx)).await?;
         Ok(done.rows_affected())
     }
 
@@ -129,15 +146,15 @@ impl Conn for PgPool {
     type Row = PgRow;
 
     async fn fetch_all(&mut self, sql: &str, args: Vec<Arg>) -> StoreResult<Vec<PgRow>> {
-        bind(sql, args).fetch_all(&*self).await.st()
+        bounded(bind(sql, args).fetch_all(&*self)).await
     }
 
     async fn fetch_optional(&mut self, sql: &str, args: Vec<Arg>) -> StoreResult<Option<PgRow>> {
-        bind(sql, args).fetch_optional(&*self).await.st()
+        bounded(bind(sql, args).fetch_optional(&*self)).await
     }
 
     async fn execute(&mut self, sql: &str, args: Vec<Arg>) -> StoreResult<u64> {
-        let done = bind(sql, args).execute(&*self).await.st()?;
+        let done = bounded(bind(sql, args).execute(&*self)).await?;
         Ok(done.rows_affected())
     }
 

@@ -83,11 +83,13 @@ pub(super) async fn finish_attempts(tx: &mut PgTx, attempts: &[EmailAttempt]) ->
 }
 
 /// One statement: pick due rows (queued, retrying, or sending with a lapsed
-/// lease), skip rows another replica holds, mark them sending, commit.
+/// lease or under a dead owner), skip rows another replica holds, mark them
+/// sending under `owner`, commit.
 pub(super) async fn claim(
     pool: &mut PgPool,
     limit: u32,
     lease: Duration,
+    owner: Uuid,
 ) -> StoreResult<Vec<ClaimedEmail>> {
     // The two kinds are read apart, each through its partial index in
     // order and stopping at the limit: one `OR` made every claim a bitmap
@@ -105,6 +107,11 @@ pub(super) async fn claim(
     // the WAL up to itself, the claim included. Waiting for the flush
     // (about 1 ms under load here) was half of create -> email (p50 57 vs
     // 22-28 ms, BENCHMARKS.md).
+    //
+    // A `sending` row whose owner's heartbeat stopped is taken before its
+    // lease lapses (see `heartbeat`); one of a build without heartbeats (no
+    // owner) waits for its lease. And nothing is claimed unless our own beat
+    // is fresh, so no live owner ever looks dead to the others.
     pool.fetch_all(
         "WITH queued AS (
              SELECT id, available_at FROM email_outbox
@@ -114,23 +121,36 @@ pub(super) async fn claim(
              FOR UPDATE SKIP LOCKED
          ), lapsed AS (
              SELECT id, available_at FROM email_outbox
-             WHERE status = 'sending' AND lease_until < now()
+             WHERE status = 'sending'
+               AND (lease_until < now()
+                    OR (lease_owner IS NOT NULL
+                        AND NOT EXISTS (SELECT 1 FROM process_heartbeats h
+                                        WHERE h.instance_id = lease_owner
+                                          AND h.beat_at > now() - make_interval(secs => $4))))
              ORDER BY lease_until
              LIMIT $1
              FOR UPDATE SKIP LOCKED
          ), due AS (
              SELECT id FROM (SELECT * FROM queued UNION ALL SELECT * FROM lapsed) c
+             WHERE EXISTS (SELECT 1 FROM process_heartbeats
+                           WHERE instance_id = $3 AND beat_at > now() - make_interval(secs => $5))
              ORDER BY available_at, id
              LIMIT $1
          )
          UPDATE email_outbox o
-            SET status = 'sending', attempts = o.attempts + 1,
+            SET status = 'sending', attempts = o.attempts + 1, lease_owner = $3,
                 lease_until = now() + make_interval(secs => $2), updated_at = now()
            FROM due, (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush_wait
           WHERE o.id = due.id
          RETURNING o.id, o.business_id, o.invitation_id, o.template, o.locale, o.recipient, o.recipient_name,
                    o.context, o.message_id, o.attempts, o.created_at",
-        vec![crate::store::sql::limit(limit), super::conn::secs(Some(lease))],
+        vec![
+            crate::store::sql::limit(limit),
+            super::conn::secs(Some(lease)),
+            crate::store::sql::id(owner),
+            super::conn::secs(Some(super::heartbeat::DEAD_AFTER)),
+            super::conn::secs(Some(super::heartbeat::CLAIM_IF_BEAT_WITHIN)),
+        ],
     )
     .await?
     .iter()

@@ -185,9 +185,13 @@ pub(super) async fn last_invitation_email_at(
     invitation: InvitationId,
 ) -> StoreResult<Option<DateTime<Utc>>> {
     // On SQLite, max() over RFC 3339 text in one format is the latest time.
+    // An email that failed or was withdrawn never reached the invitee and
+    // does not count (issue 12, item 9); one sent or still on its way does,
+    // from when it was queued, so resends cannot pile up behind a slow one.
     c.fetch_one(
         "SELECT max(created_at) AS latest FROM email_outbox
-         WHERE invitation_id = $1 AND template IN ('member_invitation', 'partner_invitation', 'partner_request')",
+         WHERE invitation_id = $1 AND template IN ('member_invitation', 'partner_invitation', 'partner_request')
+           AND status NOT IN ('failed', 'cancelled')",
         vec![id(invitation.0)],
     )
     .await?

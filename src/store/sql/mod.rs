@@ -245,6 +245,8 @@ pub trait SqlStore: EventLog + Send + Sync + 'static {
     async fn claim_due_emails(&self, limit: u32, lease: Duration)
     -> StoreResult<Vec<ClaimedEmail>>;
     async fn outbox_wakeups(&self) -> StoreResult<Box<dyn Wakeups>>;
+    /// Whether a transaction begun now could write.
+    async fn writable(&self) -> StoreResult<bool>;
     async fn close_pool(&self);
     /// Emails not yet sent or failed, and the age of the oldest in seconds.
     async fn outbox_depth(&self) -> StoreResult<(u64, f64)>;
@@ -258,7 +260,7 @@ impl<S: SqlStore> Store for S {
         Ok(Box::new(self.begin_tx().await?))
     }
 
-    async fn ready(&self) -> StoreResult<bool> {
+    async fn ready(&self) -> StoreResult<super::Readiness> {
         let applied = self
             .reader()
             .fetch_all(
@@ -269,10 +271,17 @@ impl<S: SqlStore> Store for S {
             .iter()
             .map(|row| row.int("version"))
             .collect::<StoreResult<Vec<_>>>()?;
-        Ok(S::migrator()
+        let current = S::migrator()
             .iter()
             .filter(|m| m.migration_type.is_up_migration())
-            .all(|m| applied.contains(&m.version)))
+            .all(|m| applied.contains(&m.version));
+        Ok(if !current {
+            super::Readiness::OtherMigrations
+        } else if !self.writable().await? {
+            super::Readiness::ReadOnly
+        } else {
+            super::Readiness::Ready
+        })
     }
 
     async fn token_key(&self) -> StoreResult<Vec<u8>> {

@@ -56,20 +56,26 @@ pub(super) async fn finish_attempt(tx: &mut SqliteTx, a: &EmailAttempt) -> Store
 }
 
 /// Under the write lock nobody else claims: a plain claim, committed before
-/// any SMTP exchange.
+/// any SMTP exchange, of the due rows and of every `sending` row whose lease
+/// lapsed or that another instance leased: one process serves the file (its
+/// lock), so that instance is gone, killed mid-send, and the row need not
+/// wait out its lease.
 pub(super) async fn claim(
     mut tx: SqliteTx,
     limit: u32,
     lease: Duration,
+    owner: Uuid,
 ) -> StoreResult<Vec<ClaimedEmail>> {
     let at = tx.at;
     let rows = tx
         .fetch_all(
             "UPDATE email_outbox
-                SET status = 'sending', attempts = attempts + 1, lease_until = $3, updated_at = $1
+                SET status = 'sending', attempts = attempts + 1, lease_until = $3, lease_owner = $4,
+                    updated_at = $1
               WHERE id IN (SELECT id FROM email_outbox
                             WHERE (status IN ('queued', 'retrying') AND available_at <= $1)
-                               OR (status = 'sending' AND lease_until < $1)
+                               OR (status = 'sending'
+                                   AND (lease_until < $1 OR lease_owner IS NULL OR lease_owner <> $4))
                             ORDER BY available_at, id
                             LIMIT $2)
              RETURNING id, business_id, invitation_id, template, locale, recipient, recipient_name,
@@ -78,6 +84,7 @@ pub(super) async fn claim(
                 Arg::Time(Some(at)),
                 crate::store::sql::limit(limit),
                 Arg::Time(Some(plus(at, lease))),
+                id(owner),
             ],
         )
         .await?;
