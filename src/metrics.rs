@@ -64,7 +64,7 @@ fn register_known_series() {
         }
     }
     metrics::counter!("invited_rate_limited_total").absolute(0);
-    for template in crate::mail::TemplateName::ALL.map(crate::mail::TemplateName::as_str) {
+    for template in crate::domain::TemplateName::ALL.map(crate::domain::TemplateName::as_str) {
         for outcome in OUTCOMES {
             metrics::counter!("invited_email_attempts_total", "template" => template, "outcome" => outcome)
                 .absolute(0);

@@ -402,7 +402,9 @@ mod tests {
             InvitationRegistry,
             RegistryArgs {
                 services: s,
-                idle: Duration::from_millis(100),
+                // Long enough that the actor is still live when counted just
+                // below on a loaded machine (100 ms once passivated it first).
+                idle: Duration::from_secs(2),
             },
         )
         .await
