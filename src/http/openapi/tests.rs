@@ -22,7 +22,7 @@ use crate::store::postgres::PgStore;
 const ROUTER_SOURCE: &str = include_str!("../mod.rs");
 
 /// The problem codes of docs/api.md ("Conventions"), as it lists them.
-const API_MD_CODES: [&str; 14] = [
+const API_MD_CODES: [&str; 15] = [
     "unauthorized",
     "forbidden",
     "not_found",
@@ -36,6 +36,7 @@ const API_MD_CODES: [&str; 14] = [
     "token_expired",
     "mfa_required",
     "payload_too_large",
+    "unsupported_media_type",
     "unavailable",
 ];
 
