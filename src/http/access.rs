@@ -143,7 +143,9 @@ impl From<&GrantRecord> for GrantJson {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProfileBody {
+    #[schema(value_type = super::openapi::values::UserIdText)]
     pub actor_user_id: String,
+    #[schema(value_type = super::openapi::values::NameText)]
     pub name: String,
 }
 
@@ -180,6 +182,7 @@ pub async fn create_profile(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GranteeBody {
+    #[schema(value_type = Option<super::openapi::values::UserIdText>)]
     pub user_id: Option<String>,
     pub business_id: Option<String>,
 }
@@ -187,6 +190,7 @@ pub struct GranteeBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddGrantBody {
+    #[schema(value_type = super::openapi::values::UserIdText)]
     pub actor_user_id: String,
     pub grantee: GranteeBody,
     /// `publisher` when left out.
@@ -244,7 +248,7 @@ pub async fn add_grant(
 #[into_params(parameter_in = Query)]
 pub struct ActorOnlyQuery {
     /// The acting user.
-    #[param(required = true)]
+    #[param(required = true, value_type = Option<super::openapi::values::UserIdText>)]
     pub actor_user_id: Option<String>,
 }
 
@@ -279,7 +283,7 @@ pub async fn remove_grant(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AccessQuery {
-    #[param(required = true)]
+    #[param(required = true, value_type = Option<super::openapi::values::UserIdText>)]
     pub user_id: Option<String>,
     #[param(required = true, value_type = Option<uuid::Uuid>)]
     pub profile_id: Option<String>,
@@ -344,7 +348,7 @@ pub async fn access(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AuthorizeQuery {
-    #[param(required = true)]
+    #[param(required = true, value_type = Option<super::openapi::values::UserIdText>)]
     pub user_id: Option<String>,
     /// The business's internal id.
     #[param(required = true, value_type = Option<uuid::Uuid>)]
@@ -439,7 +443,7 @@ pub struct UserProfileJson {
     get,
     path = "/v1/users/{user_id}/profiles",
     tag = "access",
-    params(("user_id" = String, Path, description = "The app's own id of the user")),
+    params(("user_id" = super::openapi::values::UserIdText, Path, description = "The app's own id of the user")),
     responses(
         (status = 200, description = "The profiles the user may publish on, in one page", body = Page<UserProfileJson>),
         (status = 422, response = ValidationFailed),
@@ -473,6 +477,7 @@ pub async fn user_profiles(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityBody {
+    #[schema(value_type = super::openapi::values::UserIdText)]
     pub actor_user_id: String,
     #[schema(value_type = super::openapi::values::TwoFactorPolicy)]
     pub require_2fa: String,

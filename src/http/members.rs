@@ -20,7 +20,7 @@ use crate::store::MemberRecord;
 #[into_params(parameter_in = Query)]
 pub struct MembersQuery {
     /// The acting user.
-    #[param(required = true)]
+    #[param(required = true, value_type = Option<super::openapi::values::UserIdText>)]
     pub actor_user_id: Option<String>,
     /// Page size, 1 to 500 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
@@ -32,6 +32,7 @@ pub struct MembersQuery {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetRoleBody {
+    #[schema(value_type = super::openapi::values::UserIdText)]
     pub actor_user_id: String,
     pub role: String,
 }
@@ -41,14 +42,16 @@ pub struct SetRoleBody {
 #[into_params(parameter_in = Query)]
 pub struct RemoveQuery {
     /// The acting user: a manager revoking, or the member leaving.
-    #[param(required = true)]
+    #[param(required = true, value_type = Option<super::openapi::values::UserIdText>)]
     pub actor_user_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferBody {
+    #[schema(value_type = super::openapi::values::UserIdText)]
     pub actor_user_id: String,
+    #[schema(value_type = super::openapi::values::UserIdText)]
     pub new_owner_user_id: String,
 }
 
@@ -123,7 +126,7 @@ fn decode_member_key(bytes: &[u8]) -> Option<MemberKey> {
     patch,
     path = "/v1/businesses/{id}/members/{user_id}",
     tag = "businesses",
-    params(("id" = uuid::Uuid, Path, description = "The business's internal id"), ("user_id" = String, Path, description = "The member")),
+    params(("id" = uuid::Uuid, Path, description = "The business's internal id"), ("user_id" = super::openapi::values::UserIdText, Path, description = "The member")),
     request_body = SetRoleBody,
     responses(
         (status = 200, description = "The member with the new role", body = MemberJson),
@@ -153,7 +156,7 @@ pub async fn set_member_role(
     delete,
     path = "/v1/businesses/{id}/members/{user_id}",
     tag = "businesses",
-    params(("id" = uuid::Uuid, Path, description = "The business's internal id"), ("user_id" = String, Path, description = "The member"), RemoveQuery),
+    params(("id" = uuid::Uuid, Path, description = "The business's internal id"), ("user_id" = super::openapi::values::UserIdText, Path, description = "The member"), RemoveQuery),
     responses(
         (status = 204, description = "The member is gone, with the grants their membership carried"),
         (status = 403, description = "`forbidden`: the actor is not a member or lacks the capability", body = Problem, content_type = "application/problem+json"),

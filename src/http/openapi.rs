@@ -236,7 +236,8 @@ fn idempotency(op: &mut Operation) {
             ObjectBuilder::new()
                 .schema_type(Type::String)
                 .min_length(Some(1))
-                .max_length(Some(255)),
+                .max_length(Some(255))
+                .pattern(Some(values::IDEMPOTENCY_KEY)),
         ))
         .build();
     op.parameters
@@ -261,7 +262,61 @@ fn idempotency(op: &mut Operation) {
 /// plain strings, so clients see their values. The tests check each against
 /// the domain's parser.
 pub mod values {
-    use utoipa::ToSchema;
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+    use utoipa::{PartialSchema, ToSchema};
+
+    /// No control character (`char::is_control`, Unicode category Cc), the
+    /// rule of user ids and names (R30: they may reach an email header).
+    pub const NO_CONTROL: &str = "^[^\\x00-\\x1F\\x7F-\\x9F]*$";
+    /// Some character other than white space and none that is a control.
+    pub const NAME: &str =
+        "^[^\\x00-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x1F\\x7F-\\x9F]*$";
+    /// A message: no control character but line breaks and tabs.
+    pub const MESSAGE: &str = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$";
+    /// `Locale::parse`: a language, an optional script, an optional region.
+    pub const LOCALE: &str = "^[A-Za-z]{2,3}([-_][A-Za-z]{4})?([-_]([A-Za-z]{2}|[0-9]{3}))?$";
+    /// `PublicBusinessId::parse`: 24 characters of its unambiguous alphabet.
+    pub const PUBLIC_BUSINESS_ID: &str = "^[2-9a-hjkmnp-z]{24}$";
+    /// `Idempotency-Key`: 1 to 255 visible ASCII characters.
+    pub const IDEMPOTENCY_KEY: &str = "^[\\x21-\\x7E]{1,255}$";
+
+    /// String schemas for the values the domain parses from plain strings:
+    /// the lengths, patterns and formats of the parsers in `src/domain/`
+    /// (the tests hold each against its parser).
+    macro_rules! text_values {
+        ($($(#[doc = $doc:literal])* $name:ident { $($method:ident($value:expr)),* $(,)? })*) => {$(
+            $(#[doc = $doc])*
+            pub struct $name;
+
+            impl PartialSchema for $name {
+                fn schema() -> RefOr<Schema> {
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .description(Some(concat!($($doc),*).trim()))
+                        $(.$method($value))*
+                        .into()
+                }
+            }
+
+            impl ToSchema for $name {}
+        )*};
+    }
+
+    text_values! {
+        /// A user id of the app: 1 to 200 characters, no control characters.
+        UserIdText { min_length(Some(1)), max_length(Some(200)), pattern(Some(NO_CONTROL)) }
+        /// An email address (at most 254 characters).
+        EmailText { max_length(Some(254)), format(Some(SchemaFormat::KnownFormat(KnownFormat::Email))) }
+        /// A BCP 47 language tag: language, optional script, optional region (`en-US`, `zh-Hant-TW`).
+        LocaleTag { min_length(Some(2)), max_length(Some(12)), pattern(Some(LOCALE)) }
+        /// A name: 1 to 200 characters once trimmed, no control characters.
+        NameText { min_length(Some(1)), max_length(Some(200)), pattern(Some(NAME)) }
+        /// A personal message: at most 1,000 characters, no control characters but line breaks and tabs.
+        MessageText { max_length(Some(1000)), pattern(Some(MESSAGE)) }
+        /// A public Business ID: 24 characters of `23456789abcdefghjkmnpqrstuvwxyz`.
+        PublicBusinessIdText { min_length(Some(24)), max_length(Some(24)), pattern(Some(PUBLIC_BUSINESS_ID)) }
+    }
 
     /// What an invitation is for.
     #[derive(ToSchema)]

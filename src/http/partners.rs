@@ -28,11 +28,14 @@ use crate::store::PartnershipRecord;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePartnerBody {
+    #[schema(value_type = super::openapi::values::UserIdText)]
     pub actor_user_id: String,
     /// The other business's public Business ID.
+    #[schema(value_type = super::openapi::values::PublicBusinessIdText)]
     pub partner_business_id: String,
     #[schema(value_type = super::openapi::values::Direction)]
     pub direction: String,
+    #[schema(value_type = Option<super::openapi::values::MessageText>)]
     pub message: Option<String>,
     pub grants: Option<Vec<GrantBody>>,
 }
@@ -122,7 +125,7 @@ impl PartnershipJson {
 #[into_params(parameter_in = Query)]
 pub struct PartnersQuery {
     /// The acting user.
-    #[param(required = true)]
+    #[param(required = true, value_type = Option<super::openapi::values::UserIdText>)]
     pub actor_user_id: Option<String>,
 }
 
@@ -191,6 +194,7 @@ pub async fn end_partnership(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerBody {
+    #[schema(value_type = super::openapi::values::UserIdText)]
     pub actor_user_id: String,
     /// As for a member accept: the user completed 2FA (R15).
     #[serde(default)]
@@ -200,6 +204,7 @@ pub struct AnswerBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeclinePartnerBody {
+    #[schema(value_type = super::openapi::values::UserIdText)]
     pub actor_user_id: String,
 }
 
