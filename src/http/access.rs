@@ -179,13 +179,48 @@ pub async fn create_profile(
 
 /// Exactly one of `user_id` (a member, or a partner's member) and
 /// `business_id` (a partner business, by internal id).
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GranteeBody {
-    #[schema(value_type = Option<super::openapi::values::UserIdText>)]
     pub user_id: Option<String>,
     pub business_id: Option<String>,
 }
+
+/// `oneOf` the two shapes [`parse_grantee`] takes: a `user_id`, or a
+/// `business_id`, the other absent or `null`.
+impl utoipa::PartialSchema for GranteeBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let null = || ObjectBuilder::new().schema_type(Type::Null);
+        let one = |name: &str, value: utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>, other: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property(name, value)
+                .required(name)
+                .property(other, null())
+                .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)))
+        };
+        OneOfBuilder::new()
+            .description(Some(
+                "Exactly one of `user_id` (a member, or a partner's member) and `business_id` \
+                 (a partner business, by internal id)",
+            ))
+            .item(one(
+                "user_id",
+                <super::openapi::values::UserIdText as utoipa::PartialSchema>::schema(),
+                "business_id",
+            ))
+            .item(one("business_id", ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(
+                    utoipa::openapi::schema::KnownFormat::Uuid,
+                )))
+                .into(), "user_id"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for GranteeBody {}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -354,7 +389,7 @@ pub struct AuthorizeQuery {
     #[param(required = true, value_type = Option<uuid::Uuid>)]
     pub business_id: Option<String>,
     /// A capability name such as `campaigns.send`.
-    #[param(required = true)]
+    #[param(required = true, min_length = 1, max_length = 100, pattern = "^[a-z0-9._-]{1,100}$")]
     pub capability: Option<String>,
 }
 

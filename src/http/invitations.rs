@@ -51,6 +51,7 @@ pub struct InviteeBody {
     #[schema(value_type = super::openapi::values::EmailText)]
     pub email: String,
     /// A role of the business's catalog; the preset's default when left out.
+    #[schema(value_type = Option<super::openapi::values::RoleName>)]
     pub role: Option<String>,
     /// The email's language (BCP 47); the business's, then the daemon's default.
     #[schema(value_type = Option<super::openapi::values::LocaleTag>)]
@@ -463,7 +464,7 @@ pub async fn quota(
         (status = 200, description = "The accepted invitation and the new membership", body = AcceptJson),
         (status = 403, description = "`mfa_required`: the business requires 2FA for this role (R15)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`token_invalid`: no member invitation has this token", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`token_used` (the invitation is no longer pending), `seats_exhausted` or `conflict` (already a member)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`token_used` (the invitation is no longer pending) or `conflict` (already a member)", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "`token_expired`: the invitation expired (R11)", body = Problem, content_type = "application/problem+json"),
         (status = 503, response = Unavailable),
     )

@@ -13,6 +13,7 @@ use std::sync::LazyLock;
 
 use axum::http::header;
 use axum::response::IntoResponse;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
@@ -78,7 +79,7 @@ pub const API_KEY_SCHEME: &str = "api_key";
         schemas(Problem, ProblemCode),
         responses(BadRequest, Unauthorized, PayloadTooLarge, ValidationFailed, Unavailable, IdempotencyConflict)
     ),
-    modifiers(&Layers),
+    modifiers(&Layers, &Links),
     tags(
         (name = "users", description = "The app's users"),
         (name = "businesses", description = "Businesses, their members and security policy"),
@@ -191,6 +192,86 @@ impl Modify for Layers {
                     idempotency(op);
                 }
             }
+        }
+    }
+}
+
+/// OpenAPI `links`: how an id a response creates feeds the next call, so
+/// that a stateful tester (schemathesis) chains them as a client would.
+/// `(path, method, status, link name, target operationId, parameters)`.
+type LinkRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+const BUSINESS: &[(&str, &str)] = &[
+    ("id", "$response.body#/id"),
+    ("actor_user_id", "$request.body#/owner_user_id"),
+];
+const FIRST_INVITATION: &[(&str, &str)] = &[
+    ("id", "$response.body#/items/0/id"),
+    ("actor_user_id", "$request.body#/actor_user_id"),
+];
+const INVITATION: &[(&str, &str)] = &[
+    ("id", "$response.body#/id"),
+    ("actor_user_id", "$request.body#/actor_user_id"),
+];
+
+pub const LINKS: &[LinkRow] = &[
+    ("/v1/users/{user_id}", "put", "200", "UserProfiles", "user_profiles", &[("user_id", "$response.body#/user_id")]),
+    ("/v1/businesses", "post", "201", "GetBusiness", "get_business", BUSINESS),
+    ("/v1/businesses", "post", "201", "ListMembers", "list_members", BUSINESS),
+    ("/v1/businesses", "post", "201", "ListInvitations", "list_invitations", BUSINESS),
+    ("/v1/businesses", "post", "201", "InvitationQuota", "quota", BUSINESS),
+    ("/v1/businesses", "post", "201", "ListPartners", "list_partners", BUSINESS),
+    ("/v1/businesses", "post", "201", "CreateInvitations", "create_invitations", &[("id", "$response.body#/id")]),
+    ("/v1/businesses", "post", "201", "CreatePartner", "create_partner", &[("id", "$response.body#/id")]),
+    ("/v1/businesses", "post", "201", "CreateProfile", "create_profile", &[("id", "$response.body#/id")]),
+    ("/v1/businesses", "post", "201", "SetSecurity", "set_security", &[("id", "$response.body#/id")]),
+    ("/v1/businesses/{id}/invitations", "post", "201", "GetInvitation", "get_invitation", &[("id", "$response.body#/items/0/id")]),
+    ("/v1/businesses/{id}/invitations", "post", "201", "Timeline", "timeline", FIRST_INVITATION),
+    ("/v1/businesses/{id}/invitations", "post", "201", "Cancel", "cancel", &[("id", "$response.body#/items/0/id")]),
+    ("/v1/businesses/{id}/invitations", "post", "201", "Resend", "resend", &[("id", "$response.body#/items/0/id")]),
+    ("/v1/businesses/{id}/invitations", "post", "201", "Renew", "renew", &[("id", "$response.body#/items/0/id")]),
+    ("/v1/businesses/{id}/partners", "post", "201", "GetInvitation", "get_invitation", INVITATION),
+    ("/v1/businesses/{id}/partners", "post", "201", "AcceptPartnerInvitation", "accept_partner_invitation", &[("id", "$response.body#/id")]),
+    ("/v1/businesses/{id}/partners", "post", "201", "DeclinePartnerInvitation", "decline_partner_invitation", &[("id", "$response.body#/id")]),
+    ("/v1/invitations/{id}/renew", "post", "201", "GetInvitation", "get_invitation", INVITATION),
+    ("/v1/businesses/{id}/profiles", "post", "201", "AddGrant", "add_grant", &[("profile_id", "$response.body#/id")]),
+    ("/v1/profiles/{profile_id}/grants", "post", "201", "RemoveGrant", "remove_grant", &[
+        ("profile_id", "$request.path.profile_id"),
+        ("grant_id", "$response.body#/id"),
+        ("actor_user_id", "$request.body#/actor_user_id"),
+    ]),
+];
+
+/// Adds [`LINKS`] to the responses they start from.
+pub struct Links;
+
+impl Modify for Links {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, method, status, name, target, parameters) in LINKS {
+            let item = openapi
+                .paths
+                .paths
+                .get_mut(*path)
+                .unwrap_or_else(|| panic!("link from unknown path {path}"));
+            let (_, op) = operations_mut(item)
+                .into_iter()
+                .find(|(m, _)| m == method)
+                .unwrap_or_else(|| panic!("link from unknown operation {method} {path}"));
+            let Some(RefOr::T(response)) = op.responses.responses.get_mut(*status) else {
+                panic!("link from undocumented response {status} of {method} {path}");
+            };
+            let mut link = LinkBuilder::new().operation_id(*target);
+            for (parameter, expression) in *parameters {
+                link = link.parameter(*parameter, *expression);
+            }
+            response.links.insert(name.to_string(), RefOr::T(link.build()));
         }
     }
 }
@@ -364,6 +445,19 @@ pub mod values {
     pub enum RolePreset {
         BusinessManager,
         AccountLevels,
+    }
+
+    /// A role of either preset's catalog (R1); a business takes only its own
+    /// preset's roles (`422` otherwise).
+    #[derive(ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum RoleName {
+        Owner,
+        Admin,
+        Manager,
+        Employee,
+        Author,
+        Viewer,
     }
 
     /// A partner invitation invites the other business in, or asks to be let in.
