@@ -192,13 +192,17 @@ impl utoipa::PartialSchema for GranteeBody {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
         let null = || ObjectBuilder::new().schema_type(Type::Null);
-        let one = |name: &str, value: utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>, other: &str| {
+        let one = |name: &str,
+                   value: utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+                   other: &str| {
             ObjectBuilder::new()
                 .schema_type(Type::Object)
                 .property(name, value)
                 .required(name)
                 .property(other, null())
-                .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)))
+                .additional_properties(Some(
+                    utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+                ))
         };
         OneOfBuilder::new()
             .description(Some(
@@ -210,12 +214,16 @@ impl utoipa::PartialSchema for GranteeBody {
                 <super::openapi::values::UserIdText as utoipa::PartialSchema>::schema(),
                 "business_id",
             ))
-            .item(one("business_id", ObjectBuilder::new()
-                .schema_type(Type::String)
-                .format(Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(
-                    utoipa::openapi::schema::KnownFormat::Uuid,
-                )))
-                .into(), "user_id"))
+            .item(one(
+                "business_id",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(
+                        utoipa::openapi::schema::KnownFormat::Uuid,
+                    )))
+                    .into(),
+                "user_id",
+            ))
             .into()
     }
 }
@@ -389,7 +397,12 @@ pub struct AuthorizeQuery {
     #[param(required = true, value_type = Option<uuid::Uuid>)]
     pub business_id: Option<String>,
     /// A capability name such as `campaigns.send`.
-    #[param(required = true, min_length = 1, max_length = 100, pattern = "^[a-z0-9._-]{1,100}$")]
+    #[param(
+        required = true,
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[a-z0-9._-]{1,100}$"
+    )]
     pub capability: Option<String>,
 }
 

@@ -28,7 +28,7 @@ pub struct CreateBusinessBody {
     /// At least 1; no limit when left out.
     // Signed, so that `0` and `-3` are refused by our rule with our message
     // rather than by the type with serde's.
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 2147483647)]
     pub seat_limit: Option<i64>,
     #[schema(value_type = Option<super::openapi::values::LocaleTag>)]
     pub locale: Option<String>,
