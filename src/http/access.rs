@@ -14,6 +14,7 @@ use super::HttpState;
 use super::error::{ApiError, Problem};
 use super::json::{RawPath, StrictJson, StrictQuery, actor_from_query, business_path};
 use super::openapi::{Unavailable, ValidationFailed};
+use super::paging::{page_by_id, parse_limit};
 use super::wire::{BusinessJson, Page};
 use crate::domain::access::{Grantee, InvitationGrant, Permission};
 use crate::domain::partners::TwoFactorPolicy;
@@ -463,10 +464,6 @@ pub async fn authorize(
     }))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoQuery {}
-
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct BusinessRefJson {
     #[schema(value_type = uuid::Uuid)]
@@ -485,15 +482,29 @@ pub struct UserProfileJson {
     pub via: Vec<GrantJson>,
 }
 
-/// `GET /v1/users/{user_id}/profiles`: every profile the user may publish
-/// on, in one page.
+/// The page (`limit`, `cursor`) of the profile switcher.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UserProfilesQuery {
+    /// Page size, 1 to 500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page (base64url, never empty).
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
+    pub cursor: Option<String>,
+}
+
+/// `GET /v1/users/{user_id}/profiles`: the profiles the user may publish
+/// on, one page at a time in profile-id (creation) order. The list is
+/// computed whole; the cursor holds the last profile's id.
 #[utoipa::path(
     get,
     path = "/v1/users/{user_id}/profiles",
     tag = "access",
-    params(("user_id" = super::openapi::values::UserIdText, Path, description = "The app's own id of the user")),
+    params(("user_id" = super::openapi::values::UserIdText, Path, description = "The app's own id of the user"), UserProfilesQuery),
     responses(
-        (status = 200, description = "The profiles the user may publish on, in one page", body = Page<UserProfileJson>),
+        (status = 200, description = "One page of the profiles the user may publish on", body = Page<UserProfileJson>),
         (status = 422, response = ValidationFailed),
         (status = 503, response = Unavailable),
     )
@@ -501,12 +512,19 @@ pub struct UserProfileJson {
 pub async fn user_profiles(
     State(state): State<HttpState>,
     RawPath(user_id): RawPath<String>,
-    StrictQuery(_): StrictQuery<NoQuery>,
+    StrictQuery(query): StrictQuery<UserProfilesQuery>,
 ) -> Result<Json<Page<UserProfileJson>>, ApiError> {
     let user = UserId::parse_field(&user_id, "user_id")?;
+    parse_limit(query.limit.as_deref())?;
     let found = state.services.user_profiles(&user).await?;
+    let (page, next_cursor) = page_by_id(
+        found,
+        |(p, _)| p.id.0,
+        query.limit.as_deref(),
+        query.cursor.as_deref(),
+    )?;
     Ok(Json(Page {
-        items: found
+        items: page
             .iter()
             .map(|(p, access)| UserProfileJson {
                 id: p.id.to_string(),
@@ -518,7 +536,7 @@ pub async fn user_profiles(
                 via: access.via.iter().map(GrantJson::from).collect(),
             })
             .collect(),
-        next_cursor: None,
+        next_cursor,
     }))
 }
 
