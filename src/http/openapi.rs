@@ -77,7 +77,7 @@ pub const API_KEY_SCHEME: &str = "api_key";
     ),
     components(
         schemas(Problem, ProblemCode),
-        responses(BadRequest, Unauthorized, PayloadTooLarge, ValidationFailed, Unavailable, IdempotencyConflict)
+        responses(BadRequest, Unauthorized, PayloadTooLarge, UnsupportedMediaType, ValidationFailed, Unavailable, IdempotencyConflict)
     ),
     modifiers(&Layers, &Links),
     tags(
@@ -148,6 +148,7 @@ problem_responses! {
     BadRequest: "`validation_failed`: the body is not JSON";
     Unauthorized: "`unauthorized`: no `Authorization: Bearer <api key>`, or not a configured key";
     PayloadTooLarge: "`payload_too_large`: the body is larger than `api.max_body`";
+    UnsupportedMediaType: "`unsupported_media_type`: the body's `Content-Type` is not `application/json` (or `application/*+json`, UTF-8), or a non-empty body has none";
     ValidationFailed: "`validation_failed`: a field, query parameter or header is missing, unknown or invalid; `errors` names it";
     Unavailable: "`unavailable`: the database or a part of the daemon cannot answer; retry later";
     IdempotencyConflict: "`conflict`: a request with this `Idempotency-Key` is still running";
@@ -156,7 +157,8 @@ problem_responses! {
 /// What the router's layers add to each route, by the same facts the router
 /// goes by: under `/v1` the API key is required (`401`); a `POST` may carry
 /// `Idempotency-Key` (a reused key with another request is `422`, one still
-/// running `409`); a route with a body reads it strictly (`400`, `413`).
+/// running `409`); a route with a body reads it strictly (`400`, `413`,
+/// `415`).
 pub struct Layers;
 
 impl Modify for Layers {
@@ -186,6 +188,7 @@ impl Modify for Layers {
                 if op.request_body.is_some() {
                     add_ref(op, "400", "BadRequest");
                     add_ref(op, "413", "PayloadTooLarge");
+                    add_ref(op, "415", "UnsupportedMediaType");
                     add_ref(op, "422", "ValidationFailed");
                 }
                 if method == "post" {

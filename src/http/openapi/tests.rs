@@ -568,6 +568,18 @@ fn links_lead_to_operations_with_those_parameters() {
         }
     }
     assert_eq!(links, LINKS.len());
+    // Issue 12, item 14: every operation with a body says it may answer 415.
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            if op.get("requestBody").is_some() {
+                assert!(
+                    op["responses"].get("415").is_some(),
+                    "{}",
+                    op["operationId"]
+                );
+            }
+        }
+    }
     let grantee = &doc["components"]["schemas"]["GranteeBody"];
     assert_eq!(
         grantee["oneOf"].as_array().map(Vec::len),
