@@ -14,6 +14,7 @@ use super::HttpState;
 use super::error::{ApiError, Problem};
 use super::json::{RawPath, StrictJson, StrictQuery, actor_from_query, business_path};
 use super::openapi::{Unavailable, ValidationFailed};
+use super::paging::{page_by_id, parse_limit};
 use super::wire::{BusinessJson, Page};
 use crate::domain::access::{Grantee, InvitationGrant, Permission};
 use crate::domain::partners::TwoFactorPolicy;
@@ -143,7 +144,9 @@ impl From<&GrantRecord> for GrantJson {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProfileBody {
+    #[schema(value_type = super::openapi::values::UserIdText)]
     pub actor_user_id: String,
+    #[schema(value_type = super::openapi::values::NameText)]
     pub name: String,
 }
 
@@ -177,16 +180,61 @@ pub async fn create_profile(
 
 /// Exactly one of `user_id` (a member, or a partner's member) and
 /// `business_id` (a partner business, by internal id).
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GranteeBody {
     pub user_id: Option<String>,
     pub business_id: Option<String>,
 }
 
+/// `oneOf` the two shapes [`parse_grantee`] takes: a `user_id`, or a
+/// `business_id`, the other absent or `null`.
+impl utoipa::PartialSchema for GranteeBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let null = || ObjectBuilder::new().schema_type(Type::Null);
+        let one = |name: &str,
+                   value: utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+                   other: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property(name, value)
+                .required(name)
+                .property(other, null())
+                .additional_properties(Some(
+                    utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+                ))
+        };
+        OneOfBuilder::new()
+            .description(Some(
+                "Exactly one of `user_id` (a member, or a partner's member) and `business_id` \
+                 (a partner business, by internal id)",
+            ))
+            .item(one(
+                "user_id",
+                <super::openapi::values::UserIdText as utoipa::PartialSchema>::schema(),
+                "business_id",
+            ))
+            .item(one(
+                "business_id",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(
+                        utoipa::openapi::schema::KnownFormat::Uuid,
+                    )))
+                    .into(),
+                "user_id",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for GranteeBody {}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddGrantBody {
+    #[schema(value_type = super::openapi::values::UserIdText)]
     pub actor_user_id: String,
     pub grantee: GranteeBody,
     /// `publisher` when left out.
@@ -244,7 +292,7 @@ pub async fn add_grant(
 #[into_params(parameter_in = Query)]
 pub struct ActorOnlyQuery {
     /// The acting user.
-    #[param(required = true)]
+    #[param(required = true, value_type = Option<super::openapi::values::UserIdText>)]
     pub actor_user_id: Option<String>,
 }
 
@@ -279,7 +327,7 @@ pub async fn remove_grant(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AccessQuery {
-    #[param(required = true)]
+    #[param(required = true, value_type = Option<super::openapi::values::UserIdText>)]
     pub user_id: Option<String>,
     #[param(required = true, value_type = Option<uuid::Uuid>)]
     pub profile_id: Option<String>,
@@ -344,13 +392,18 @@ pub async fn access(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AuthorizeQuery {
-    #[param(required = true)]
+    #[param(required = true, value_type = Option<super::openapi::values::UserIdText>)]
     pub user_id: Option<String>,
     /// The business's internal id.
     #[param(required = true, value_type = Option<uuid::Uuid>)]
     pub business_id: Option<String>,
     /// A capability name such as `campaigns.send`.
-    #[param(required = true)]
+    #[param(
+        required = true,
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[a-z0-9._-]{1,100}$"
+    )]
     pub capability: Option<String>,
 }
 
@@ -411,10 +464,6 @@ pub async fn authorize(
     }))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoQuery {}
-
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct BusinessRefJson {
     #[schema(value_type = uuid::Uuid)]
@@ -433,15 +482,29 @@ pub struct UserProfileJson {
     pub via: Vec<GrantJson>,
 }
 
-/// `GET /v1/users/{user_id}/profiles`: every profile the user may publish
-/// on, in one page.
+/// The page (`limit`, `cursor`) of the profile switcher.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UserProfilesQuery {
+    /// Page size, 1 to 500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page (base64url, never empty).
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
+    pub cursor: Option<String>,
+}
+
+/// `GET /v1/users/{user_id}/profiles`: the profiles the user may publish
+/// on, one page at a time in profile-id (creation) order. The list is
+/// computed whole; the cursor holds the last profile's id.
 #[utoipa::path(
     get,
     path = "/v1/users/{user_id}/profiles",
     tag = "access",
-    params(("user_id" = String, Path, description = "The app's own id of the user")),
+    params(("user_id" = super::openapi::values::UserIdText, Path, description = "The app's own id of the user"), UserProfilesQuery),
     responses(
-        (status = 200, description = "The profiles the user may publish on, in one page", body = Page<UserProfileJson>),
+        (status = 200, description = "One page of the profiles the user may publish on", body = Page<UserProfileJson>),
         (status = 422, response = ValidationFailed),
         (status = 503, response = Unavailable),
     )
@@ -449,12 +512,19 @@ pub struct UserProfileJson {
 pub async fn user_profiles(
     State(state): State<HttpState>,
     RawPath(user_id): RawPath<String>,
-    StrictQuery(_): StrictQuery<NoQuery>,
+    StrictQuery(query): StrictQuery<UserProfilesQuery>,
 ) -> Result<Json<Page<UserProfileJson>>, ApiError> {
     let user = UserId::parse_field(&user_id, "user_id")?;
+    parse_limit(query.limit.as_deref())?;
     let found = state.services.user_profiles(&user).await?;
+    let (page, next_cursor) = page_by_id(
+        found,
+        |(p, _)| p.id.0,
+        query.limit.as_deref(),
+        query.cursor.as_deref(),
+    )?;
     Ok(Json(Page {
-        items: found
+        items: page
             .iter()
             .map(|(p, access)| UserProfileJson {
                 id: p.id.to_string(),
@@ -466,13 +536,14 @@ pub async fn user_profiles(
                 via: access.via.iter().map(GrantJson::from).collect(),
             })
             .collect(),
-        next_cursor: None,
+        next_cursor,
     }))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityBody {
+    #[schema(value_type = super::openapi::values::UserIdText)]
     pub actor_user_id: String,
     #[schema(value_type = super::openapi::values::TwoFactorPolicy)]
     pub require_2fa: String,

@@ -17,8 +17,10 @@ use crate::service::businesses::{NewBusinessInput, parse_business_name};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBusinessBody {
+    #[schema(value_type = super::openapi::values::NameText)]
     pub name: String,
     /// A user registered with `PUT /v1/users/{user_id}`.
+    #[schema(value_type = super::openapi::values::UserIdText)]
     pub owner_user_id: String,
     /// `business_manager` when left out.
     #[schema(value_type = Option<super::openapi::values::RolePreset>)]
@@ -28,6 +30,7 @@ pub struct CreateBusinessBody {
     // rather than by the type with serde's.
     #[schema(minimum = 1, maximum = 2147483647)]
     pub seat_limit: Option<i64>,
+    #[schema(value_type = Option<super::openapi::values::LocaleTag>)]
     pub locale: Option<String>,
 }
 
@@ -37,7 +40,7 @@ pub struct CreateBusinessBody {
 #[into_params(parameter_in = Query)]
 pub struct ActorQuery {
     /// The acting user.
-    #[param(required = true)]
+    #[param(required = true, value_type = Option<super::openapi::values::UserIdText>)]
     pub actor_user_id: Option<String>,
 }
 

@@ -36,11 +36,12 @@ pub enum ProblemCode {
     TokenExpired,
     MfaRequired,
     PayloadTooLarge,
+    UnsupportedMediaType,
     Unavailable,
 }
 
 impl ProblemCode {
-    pub const ALL: [ProblemCode; 14] = [
+    pub const ALL: [ProblemCode; 15] = [
         ProblemCode::Unauthorized,
         ProblemCode::Forbidden,
         ProblemCode::NotFound,
@@ -54,6 +55,7 @@ impl ProblemCode {
         ProblemCode::TokenExpired,
         ProblemCode::MfaRequired,
         ProblemCode::PayloadTooLarge,
+        ProblemCode::UnsupportedMediaType,
         ProblemCode::Unavailable,
     ];
 
@@ -72,6 +74,7 @@ impl ProblemCode {
             ProblemCode::TokenExpired => "token_expired",
             ProblemCode::MfaRequired => "mfa_required",
             ProblemCode::PayloadTooLarge => "payload_too_large",
+            ProblemCode::UnsupportedMediaType => "unsupported_media_type",
             ProblemCode::Unavailable => "unavailable",
         }
     }
@@ -176,6 +179,16 @@ impl ApiError {
             ProblemCode::PayloadTooLarge,
             "Payload too large",
             format!("the request body is larger than {limit} bytes"),
+        )
+    }
+
+    /// `415 unsupported_media_type`: a body that does not say it is JSON.
+    pub fn unsupported_media_type(detail: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ProblemCode::UnsupportedMediaType,
+            "Unsupported media type",
+            detail,
         )
     }
 

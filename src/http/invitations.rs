@@ -33,10 +33,13 @@ pub const MAX_INVITEES: usize = 100;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateInvitationsBody {
+    #[schema(value_type = super::openapi::values::UserIdText)]
     pub actor_user_id: String,
     /// 1 to 100 addresses; all are invited or none.
+    #[schema(min_items = 1, max_items = 100)]
     pub invitees: Vec<InviteeBody>,
     /// At most 1,000 characters, shown in the email.
+    #[schema(value_type = Option<super::openapi::values::MessageText>)]
     pub message: Option<String>,
     /// Profile grants every invitation of the request carries (R7, R13).
     pub grants: Option<Vec<GrantBody>>,
@@ -45,10 +48,13 @@ pub struct CreateInvitationsBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InviteeBody {
+    #[schema(value_type = super::openapi::values::EmailText)]
     pub email: String,
     /// A role of the business's catalog; the preset's default when left out.
+    #[schema(value_type = Option<super::openapi::values::RoleName>)]
     pub role: Option<String>,
     /// The email's language (BCP 47); the business's, then the daemon's default.
+    #[schema(value_type = Option<super::openapi::values::LocaleTag>)]
     pub locale: Option<String>,
 }
 
@@ -57,7 +63,7 @@ pub struct InviteeBody {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// The acting user.
-    #[param(required = true)]
+    #[param(required = true, value_type = Option<super::openapi::values::UserIdText>)]
     pub actor_user_id: Option<String>,
     #[param(value_type = Option<super::openapi::values::InvitationStatus>)]
     pub status: Option<String>,
@@ -70,7 +76,8 @@ pub struct ListQuery {
     /// Page size, 1 to 500 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (base64url, never empty).
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 
@@ -78,6 +85,7 @@ pub struct ListQuery {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActorBody {
+    #[schema(value_type = super::openapi::values::UserIdText)]
     pub actor_user_id: String,
 }
 
@@ -87,6 +95,7 @@ pub struct AcceptBody {
     /// The token of the email's accept link.
     pub token: String,
     /// The user who accepts, registered with `PUT /v1/users/{user_id}`.
+    #[schema(value_type = super::openapi::values::UserIdText)]
     pub user_id: String,
     /// The user completed two-factor authentication (R15); `false` when left out.
     #[serde(default)]
@@ -456,7 +465,7 @@ pub async fn quota(
         (status = 200, description = "The accepted invitation and the new membership", body = AcceptJson),
         (status = 403, description = "`mfa_required`: the business requires 2FA for this role (R15)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`token_invalid`: no member invitation has this token", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`token_used` (the invitation is no longer pending), `seats_exhausted` or `conflict` (already a member)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`token_used` (the invitation is no longer pending) or `conflict` (already a member)", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "`token_expired`: the invitation expired (R11)", body = Problem, content_type = "application/problem+json"),
         (status = 503, response = Unavailable),
     )

@@ -4,10 +4,12 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
-use axum::http::StatusCode;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
+
+mod objects;
 
 use super::HttpState;
 use super::error::{ApiError, ProblemCode};
@@ -25,10 +27,53 @@ impl<T: DeserializeOwned> FromRequest<HttpState> for StrictJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &HttpState) -> Result<Self, ApiError> {
+        let declared = media_type(req.headers())?;
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e| body_rejection(e, state.max_body))?;
+        // No Content-Type on an empty body is not a claim about a media type:
+        // it is read (and refused as not JSON) like any empty body.
+        if declared.is_none() && !bytes.is_empty() {
+            return Err(ApiError::unsupported_media_type(
+                "the body has no Content-Type; send application/json",
+            ));
+        }
         parse_strict(&bytes).map(StrictJson)
+    }
+}
+
+/// The body's declared media type, if any, when it is JSON: `application/json`
+/// or `application/<name>+json` (RFC 6839), any parameters, and a `charset`
+/// only if it is UTF-8, the one encoding of JSON (RFC 8259). Anything else is
+/// `415`: a form or plain text is not read as JSON by accident.
+fn media_type(headers: &HeaderMap) -> Result<Option<()>, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(None);
+    };
+    let refuse = || {
+        ApiError::unsupported_media_type(format!(
+            "Content-Type {:?} is not JSON; send application/json",
+            String::from_utf8_lossy(value.as_bytes())
+        ))
+    };
+    let text = value.to_str().map_err(|_| refuse())?.to_ascii_lowercase();
+    let mut parts = text.split(';').map(str::trim);
+    let essence = parts.next().unwrap_or_default();
+    let json = essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .and_then(|subtype| subtype.strip_suffix("+json"))
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'));
+    let utf8 = parts.all(|param| match param.split_once('=') {
+        Some((name, charset)) if name.trim() == "charset" => {
+            matches!(charset.trim().trim_matches('"'), "utf-8" | "utf8")
+        }
+        _ => true,
+    });
+    if json && utf8 {
+        Ok(Some(()))
+    } else {
+        Err(refuse())
     }
 }
 
@@ -56,6 +101,15 @@ pub fn parse_strict<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Trailing bytes after the document make it malformed too.
     de.end()
         .map_err(|e| ApiError::malformed_json(format!("the body is not valid JSON: {e}")))?;
+    // Read a second time, objects only: the first reading keeps serde_json's
+    // own checks (duplicate fields, which a `Value` would drop), this one
+    // refuses a struct written as an array. It fails on nothing else.
+    let document: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::malformed_json(format!("the body is not valid JSON: {e}")))?;
+    serde_path_to_error::deserialize::<_, T>(objects::ObjectsOnly(document)).map_err(|e| {
+        let path = e.path().to_string();
+        data_error(&path, &e.into_inner().to_string())
+    })?;
     Ok(value)
 }
 
@@ -92,12 +146,10 @@ pub struct StrictQuery<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for StrictQuery<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        // Decoded as pairs first (which only fails on broken encoding), then
-        // read into `T` the way JSON bodies are, so that both name fields alike.
-        let Query(pairs) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::validation("query", e.body_text()))?;
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        // Decoded as pairs first, then read into `T` the way JSON bodies are,
+        // so that both name fields alike.
+        let pairs = query_pairs(parts.uri.query().unwrap_or_default())?;
         let mut object = serde_json::Map::new();
         for (name, value) in pairs {
             if object.contains_key(&name) {
@@ -112,6 +164,55 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for StrictQuery<T>
                 data_error(&path, &e.into_inner().to_string())
             })
     }
+}
+
+/// The `name=value` pairs of a query string, form-decoded (`+` is a space,
+/// `%XX` a byte). Unlike `form_urlencoded`, which puts U+FFFD in place of
+/// bytes that are not UTF-8 (and a user `\u{FFFD}` would then be looked up),
+/// a name or value that does not decode to UTF-8 is `422` naming it.
+fn query_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
+    let mut pairs = Vec::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = String::from_utf8(form_decode(raw_name)).map_err(|_| {
+            ApiError::validation(
+                String::from_utf8_lossy(raw_name.as_bytes()),
+                "the parameter's name is not UTF-8 once decoded",
+            )
+        })?;
+        let value = String::from_utf8(form_decode(raw_value))
+            .map_err(|_| ApiError::validation(name.clone(), "is not UTF-8 once decoded"))?;
+        pairs.push((name, value));
+    }
+    Ok(pairs)
+}
+
+/// `application/x-www-form-urlencoded` decoding to bytes; a `%` not followed
+/// by two hex digits stays as it is, as browsers and `form_urlencoded` do.
+fn form_decode(raw: &str) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16);
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let digit = |at: usize| bytes.get(at).copied().and_then(hex);
+                match (digit(i + 1), digit(i + 2)) {
+                    (Some(high), Some(low)) => {
+                        out.push((high * 16 + low) as u8);
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
 }
 
 /// Path parameters as strings; the handlers parse them into ids. A path that
@@ -187,6 +288,68 @@ mod tests {
         &e.errors[0].field
     }
 
+    fn headers(content_type: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = content_type {
+            headers.insert(header::CONTENT_TYPE, value.parse().unwrap());
+        }
+        headers
+    }
+
+    /// Issue 12, item 14: a body is JSON only when it says so.
+    #[test]
+    fn only_json_media_types_are_read() {
+        for json in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=\"UTF-8\"",
+            "application/merge-patch+json",
+        ] {
+            assert_eq!(media_type(&headers(Some(json))), Ok(Some(())), "{json}");
+        }
+        assert_eq!(media_type(&headers(None)), Ok(None));
+        for other in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/json; charset=latin1",
+            "application/+json",
+            "text/json",
+            "",
+        ] {
+            let e = media_type(&headers(Some(other))).unwrap_err();
+            assert_eq!(
+                (e.status.as_u16(), e.code.as_str()),
+                (415, "unsupported_media_type"),
+                "{other}"
+            );
+        }
+    }
+
+    /// Issue 12, item 15: bytes that are not UTF-8 are refused, not replaced.
+    #[test]
+    fn a_query_that_is_not_utf8_is_422_naming_the_parameter() {
+        let e = query_pairs("limit=5&actor_user_id=%FF").unwrap_err();
+        assert_eq!(
+            (e.status.as_u16(), e.code.as_str(), field_of(&e)),
+            (422, "validation_failed", "actor_user_id")
+        );
+        assert!(query_pairs("%C3%28=1").is_err());
+        // U+FFFD itself, and everything else form encoding allows, decodes.
+        assert_eq!(
+            query_pairs("a=%EF%BF%BD&b=x+y%2Bz&c&d=100%&e=%e2%82%ac&&").unwrap(),
+            [
+                ("a", "\u{FFFD}"),
+                ("b", "x y+z"),
+                ("c", ""),
+                ("d", "100%"),
+                ("e", "\u{20AC}"),
+            ]
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+        );
+    }
+
     #[test]
     fn a_well_formed_body_parses() {
         let body: Body =
@@ -257,5 +420,33 @@ mod tests {
     fn a_body_that_is_not_an_object_is_422_naming_the_body() {
         let e = parse_strict::<Body>(br#""a string""#).unwrap_err();
         assert_eq!((e.status.as_u16(), field_of(&e)), (422, "body"));
+    }
+
+    /// serde fills a derived struct from an array by position; the wire has
+    /// objects only (issue 12, item 13).
+    #[test]
+    fn a_struct_written_as_an_array_is_422_at_any_depth() {
+        let e = parse_strict::<Body>(br#"["u1",[{"email":"a@b.example"}],null]"#).unwrap_err();
+        assert_eq!(
+            (e.status.as_u16(), e.code.as_str(), field_of(&e)),
+            (422, "validation_failed", "body")
+        );
+        assert!(e.detail.contains("expected an object"), "{}", e.detail);
+
+        let e = parse_strict::<Body>(br#"{"actor_user_id":"u1","invitees":[["a@b.example"]]}"#)
+            .unwrap_err();
+        assert_eq!((e.status.as_u16(), field_of(&e)), (422, "invitees[0]"));
+
+        // Arrays where the wire wants arrays still parse, and duplicate
+        // fields are still refused by the first reading.
+        let body: Body = parse_strict(
+            br#"{"actor_user_id":"u1","invitees":[{"email":"a@b.example"},{"email":"c@d.example","role":null}]}"#,
+        )
+        .unwrap();
+        assert_eq!(body.invitees.len(), 2);
+        let e =
+            parse_strict::<Body>(br#"{"actor_user_id":"u1","actor_user_id":"u2","invitees":[]}"#)
+                .unwrap_err();
+        assert_eq!(field_of(&e), "actor_user_id");
     }
 }

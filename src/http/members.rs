@@ -20,19 +20,22 @@ use crate::store::MemberRecord;
 #[into_params(parameter_in = Query)]
 pub struct MembersQuery {
     /// The acting user.
-    #[param(required = true)]
+    #[param(required = true, value_type = Option<super::openapi::values::UserIdText>)]
     pub actor_user_id: Option<String>,
     /// Page size, 1 to 500 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (base64url, never empty).
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetRoleBody {
+    #[schema(value_type = super::openapi::values::UserIdText)]
     pub actor_user_id: String,
+    #[schema(value_type = super::openapi::values::RoleName)]
     pub role: String,
 }
 
@@ -41,14 +44,16 @@ pub struct SetRoleBody {
 #[into_params(parameter_in = Query)]
 pub struct RemoveQuery {
     /// The acting user: a manager revoking, or the member leaving.
-    #[param(required = true)]
+    #[param(required = true, value_type = Option<super::openapi::values::UserIdText>)]
     pub actor_user_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferBody {
+    #[schema(value_type = super::openapi::values::UserIdText)]
     pub actor_user_id: String,
+    #[schema(value_type = super::openapi::values::UserIdText)]
     pub new_owner_user_id: String,
 }
 
@@ -123,13 +128,13 @@ fn decode_member_key(bytes: &[u8]) -> Option<MemberKey> {
     patch,
     path = "/v1/businesses/{id}/members/{user_id}",
     tag = "businesses",
-    params(("id" = uuid::Uuid, Path, description = "The business's internal id"), ("user_id" = String, Path, description = "The member")),
+    params(("id" = uuid::Uuid, Path, description = "The business's internal id"), ("user_id" = super::openapi::values::UserIdText, Path, description = "The member")),
     request_body = SetRoleBody,
     responses(
         (status = 200, description = "The member with the new role", body = MemberJson),
-        (status = 403, description = "`forbidden`: the actor is not a member or lacks the capability", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the actor is not a member or lacks the capability (R6), or the member is the owner", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such business or member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`conflict`: the change is not allowed (the owner's role, an unknown role)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: the role is not in the business's catalog (field `role`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, response = Unavailable),
     )
 )]
@@ -153,12 +158,11 @@ pub async fn set_member_role(
     delete,
     path = "/v1/businesses/{id}/members/{user_id}",
     tag = "businesses",
-    params(("id" = uuid::Uuid, Path, description = "The business's internal id"), ("user_id" = String, Path, description = "The member"), RemoveQuery),
+    params(("id" = uuid::Uuid, Path, description = "The business's internal id"), ("user_id" = super::openapi::values::UserIdText, Path, description = "The member"), RemoveQuery),
     responses(
         (status = 204, description = "The member is gone, with the grants their membership carried"),
-        (status = 403, description = "`forbidden`: the actor is not a member or lacks the capability", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the actor is not a member or lacks the capability (R4), or the member is the owner, who cannot leave or be revoked", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such business or member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`conflict`: the owner cannot leave or be revoked", body = Problem, content_type = "application/problem+json"),
         (status = 422, response = ValidationFailed),
         (status = 503, response = Unavailable),
     )
@@ -184,9 +188,9 @@ pub async fn remove_member(
     request_body = TransferBody,
     responses(
         (status = 200, description = "The members after the transfer (R5)", body = Items<MemberJson>),
-        (status = 403, description = "`forbidden`: the actor is not a member or lacks the capability", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such business or member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`conflict`: the new owner is not a member, or already the owner", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the actor is not the owner, or the new owner does not hold the admin-equivalent role (R5)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such business, or the new owner is not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: the new owner is the actor, already the owner (field `new_owner_user_id`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, response = Unavailable),
     )
 )]

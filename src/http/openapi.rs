@@ -13,6 +13,7 @@ use std::sync::LazyLock;
 
 use axum::http::header;
 use axum::response::IntoResponse;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
@@ -76,9 +77,9 @@ pub const API_KEY_SCHEME: &str = "api_key";
     ),
     components(
         schemas(Problem, ProblemCode),
-        responses(BadRequest, Unauthorized, PayloadTooLarge, ValidationFailed, Unavailable, IdempotencyConflict)
+        responses(BadRequest, Unauthorized, PayloadTooLarge, UnsupportedMediaType, ValidationFailed, Unavailable, IdempotencyConflict)
     ),
-    modifiers(&Layers),
+    modifiers(&Layers, &Links),
     tags(
         (name = "users", description = "The app's users"),
         (name = "businesses", description = "Businesses, their members and security policy"),
@@ -147,6 +148,7 @@ problem_responses! {
     BadRequest: "`validation_failed`: the body is not JSON";
     Unauthorized: "`unauthorized`: no `Authorization: Bearer <api key>`, or not a configured key";
     PayloadTooLarge: "`payload_too_large`: the body is larger than `api.max_body`";
+    UnsupportedMediaType: "`unsupported_media_type`: the body's `Content-Type` is not `application/json` (or `application/*+json`, UTF-8), or a non-empty body has none";
     ValidationFailed: "`validation_failed`: a field, query parameter or header is missing, unknown or invalid; `errors` names it";
     Unavailable: "`unavailable`: the database or a part of the daemon cannot answer; retry later";
     IdempotencyConflict: "`conflict`: a request with this `Idempotency-Key` is still running";
@@ -155,7 +157,8 @@ problem_responses! {
 /// What the router's layers add to each route, by the same facts the router
 /// goes by: under `/v1` the API key is required (`401`); a `POST` may carry
 /// `Idempotency-Key` (a reused key with another request is `422`, one still
-/// running `409`); a route with a body reads it strictly (`400`, `413`).
+/// running `409`); a route with a body reads it strictly (`400`, `413`,
+/// `415`).
 pub struct Layers;
 
 impl Modify for Layers {
@@ -185,12 +188,242 @@ impl Modify for Layers {
                 if op.request_body.is_some() {
                     add_ref(op, "400", "BadRequest");
                     add_ref(op, "413", "PayloadTooLarge");
+                    add_ref(op, "415", "UnsupportedMediaType");
                     add_ref(op, "422", "ValidationFailed");
                 }
                 if method == "post" {
                     idempotency(op);
                 }
             }
+        }
+    }
+}
+
+/// OpenAPI `links`: how an id a response creates feeds the next call, so
+/// that a stateful tester (schemathesis) chains them as a client would.
+/// `(path, method, status, link name, target operationId, parameters)`.
+type LinkRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+const BUSINESS: &[(&str, &str)] = &[
+    ("id", "$response.body#/id"),
+    ("actor_user_id", "$request.body#/owner_user_id"),
+];
+const FIRST_INVITATION: &[(&str, &str)] = &[
+    ("id", "$response.body#/items/0/id"),
+    ("actor_user_id", "$request.body#/actor_user_id"),
+];
+const INVITATION: &[(&str, &str)] = &[
+    ("id", "$response.body#/id"),
+    ("actor_user_id", "$request.body#/actor_user_id"),
+];
+
+pub const LINKS: &[LinkRow] = &[
+    (
+        "/v1/users/{user_id}",
+        "put",
+        "200",
+        "UserProfiles",
+        "user_profiles",
+        &[("user_id", "$response.body#/user_id")],
+    ),
+    (
+        "/v1/businesses",
+        "post",
+        "201",
+        "GetBusiness",
+        "get_business",
+        BUSINESS,
+    ),
+    (
+        "/v1/businesses",
+        "post",
+        "201",
+        "ListMembers",
+        "list_members",
+        BUSINESS,
+    ),
+    (
+        "/v1/businesses",
+        "post",
+        "201",
+        "ListInvitations",
+        "list_invitations",
+        BUSINESS,
+    ),
+    (
+        "/v1/businesses",
+        "post",
+        "201",
+        "InvitationQuota",
+        "quota",
+        BUSINESS,
+    ),
+    (
+        "/v1/businesses",
+        "post",
+        "201",
+        "ListPartners",
+        "list_partners",
+        BUSINESS,
+    ),
+    (
+        "/v1/businesses",
+        "post",
+        "201",
+        "CreateInvitations",
+        "create_invitations",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "/v1/businesses",
+        "post",
+        "201",
+        "CreatePartner",
+        "create_partner",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "/v1/businesses",
+        "post",
+        "201",
+        "CreateProfile",
+        "create_profile",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "/v1/businesses",
+        "post",
+        "201",
+        "SetSecurity",
+        "set_security",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "/v1/businesses/{id}/invitations",
+        "post",
+        "201",
+        "GetInvitation",
+        "get_invitation",
+        &[("id", "$response.body#/items/0/id")],
+    ),
+    (
+        "/v1/businesses/{id}/invitations",
+        "post",
+        "201",
+        "Timeline",
+        "timeline",
+        FIRST_INVITATION,
+    ),
+    (
+        "/v1/businesses/{id}/invitations",
+        "post",
+        "201",
+        "Cancel",
+        "cancel",
+        &[("id", "$response.body#/items/0/id")],
+    ),
+    (
+        "/v1/businesses/{id}/invitations",
+        "post",
+        "201",
+        "Resend",
+        "resend",
+        &[("id", "$response.body#/items/0/id")],
+    ),
+    (
+        "/v1/businesses/{id}/invitations",
+        "post",
+        "201",
+        "Renew",
+        "renew",
+        &[("id", "$response.body#/items/0/id")],
+    ),
+    (
+        "/v1/businesses/{id}/partners",
+        "post",
+        "201",
+        "GetInvitation",
+        "get_invitation",
+        INVITATION,
+    ),
+    (
+        "/v1/businesses/{id}/partners",
+        "post",
+        "201",
+        "AcceptPartnerInvitation",
+        "accept_partner_invitation",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "/v1/businesses/{id}/partners",
+        "post",
+        "201",
+        "DeclinePartnerInvitation",
+        "decline_partner_invitation",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "/v1/invitations/{id}/renew",
+        "post",
+        "201",
+        "GetInvitation",
+        "get_invitation",
+        INVITATION,
+    ),
+    (
+        "/v1/businesses/{id}/profiles",
+        "post",
+        "201",
+        "AddGrant",
+        "add_grant",
+        &[("profile_id", "$response.body#/id")],
+    ),
+    (
+        "/v1/profiles/{profile_id}/grants",
+        "post",
+        "201",
+        "RemoveGrant",
+        "remove_grant",
+        &[
+            ("profile_id", "$request.path.profile_id"),
+            ("grant_id", "$response.body#/id"),
+            ("actor_user_id", "$request.body#/actor_user_id"),
+        ],
+    ),
+];
+
+/// Adds [`LINKS`] to the responses they start from.
+pub struct Links;
+
+impl Modify for Links {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, method, status, name, target, parameters) in LINKS {
+            let item = openapi
+                .paths
+                .paths
+                .get_mut(*path)
+                .unwrap_or_else(|| panic!("link from unknown path {path}"));
+            let (_, op) = operations_mut(item)
+                .into_iter()
+                .find(|(m, _)| m == method)
+                .unwrap_or_else(|| panic!("link from unknown operation {method} {path}"));
+            let Some(RefOr::T(response)) = op.responses.responses.get_mut(*status) else {
+                panic!("link from undocumented response {status} of {method} {path}");
+            };
+            let mut link = LinkBuilder::new().operation_id(*target);
+            for (parameter, expression) in *parameters {
+                link = link.parameter(*parameter, *expression);
+            }
+            response
+                .links
+                .insert(name.to_string(), RefOr::T(link.build()));
         }
     }
 }
@@ -236,7 +469,8 @@ fn idempotency(op: &mut Operation) {
             ObjectBuilder::new()
                 .schema_type(Type::String)
                 .min_length(Some(1))
-                .max_length(Some(255)),
+                .max_length(Some(255))
+                .pattern(Some(values::IDEMPOTENCY_KEY)),
         ))
         .build();
     op.parameters
@@ -261,7 +495,61 @@ fn idempotency(op: &mut Operation) {
 /// plain strings, so clients see their values. The tests check each against
 /// the domain's parser.
 pub mod values {
-    use utoipa::ToSchema;
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+    use utoipa::{PartialSchema, ToSchema};
+
+    /// No control character (`char::is_control`, Unicode category Cc), the
+    /// rule of user ids and names (R30: they may reach an email header).
+    pub const NO_CONTROL: &str = "^[^\\x00-\\x1F\\x7F-\\x9F]*$";
+    /// Some character other than white space and none that is a control.
+    pub const NAME: &str =
+        "^[^\\x00-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x1F\\x7F-\\x9F]*$";
+    /// A message: no control character but line breaks and tabs.
+    pub const MESSAGE: &str = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$";
+    /// `Locale::parse`: a language, an optional script, an optional region.
+    pub const LOCALE: &str = "^[A-Za-z]{2,3}([-_][A-Za-z]{4})?([-_]([A-Za-z]{2}|[0-9]{3}))?$";
+    /// `PublicBusinessId::parse`: 24 characters of its unambiguous alphabet.
+    pub const PUBLIC_BUSINESS_ID: &str = "^[2-9a-hjkmnp-z]{24}$";
+    /// `Idempotency-Key`: 1 to 255 visible ASCII characters.
+    pub const IDEMPOTENCY_KEY: &str = "^[\\x21-\\x7E]{1,255}$";
+
+    /// String schemas for the values the domain parses from plain strings:
+    /// the lengths, patterns and formats of the parsers in `src/domain/`
+    /// (the tests hold each against its parser).
+    macro_rules! text_values {
+        ($($(#[doc = $doc:literal])* $name:ident { $($method:ident($value:expr)),* $(,)? })*) => {$(
+            $(#[doc = $doc])*
+            pub struct $name;
+
+            impl PartialSchema for $name {
+                fn schema() -> RefOr<Schema> {
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .description(Some(concat!($($doc),*).trim()))
+                        $(.$method($value))*
+                        .into()
+                }
+            }
+
+            impl ToSchema for $name {}
+        )*};
+    }
+
+    text_values! {
+        /// A user id of the app: 1 to 200 characters, no control characters.
+        UserIdText { min_length(Some(1)), max_length(Some(200)), pattern(Some(NO_CONTROL)) }
+        /// An email address (at most 254 characters).
+        EmailText { max_length(Some(254)), format(Some(SchemaFormat::KnownFormat(KnownFormat::Email))) }
+        /// A BCP 47 language tag: language, optional script, optional region (`en-US`, `zh-Hant-TW`).
+        LocaleTag { min_length(Some(2)), max_length(Some(12)), pattern(Some(LOCALE)) }
+        /// A name: 1 to 200 characters once trimmed, no control characters.
+        NameText { min_length(Some(1)), max_length(Some(200)), pattern(Some(NAME)) }
+        /// A personal message: at most 1,000 characters, no control characters but line breaks and tabs.
+        MessageText { max_length(Some(1000)), pattern(Some(MESSAGE)) }
+        /// A public Business ID: 24 characters of `23456789abcdefghjkmnpqrstuvwxyz`.
+        PublicBusinessIdText { min_length(Some(24)), max_length(Some(24)), pattern(Some(PUBLIC_BUSINESS_ID)) }
+    }
 
     /// What an invitation is for.
     #[derive(ToSchema)]
@@ -309,6 +597,19 @@ pub mod values {
     pub enum RolePreset {
         BusinessManager,
         AccountLevels,
+    }
+
+    /// A role of either preset's catalog (R1); a business takes only its own
+    /// preset's roles (`422` otherwise).
+    #[derive(ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum RoleName {
+        Owner,
+        Admin,
+        Manager,
+        Employee,
+        Author,
+        Viewer,
     }
 
     /// A partner invitation invites the other business in, or asks to be let in.

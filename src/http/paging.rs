@@ -47,11 +47,57 @@ pub fn next_cursor<T>(items: &[T], limit: u32, key: impl FnOnce(&T) -> Vec<u8>) 
     items.last().map(|last| encode_cursor(&key(last)))
 }
 
+/// A page of a list that comes whole from the store, keyed by a time-ordered
+/// (v7) UUID: the items after the cursor's id, in id order (creation order),
+/// at most `limit`, and the cursor of the next page.
+pub fn page_by_id<T>(
+    mut items: Vec<T>,
+    id: impl Fn(&T) -> uuid::Uuid,
+    limit: Option<&str>,
+    cursor: Option<&str>,
+) -> Result<(Vec<T>, Option<String>), ApiError> {
+    let limit = parse_limit(limit)?;
+    let after = cursor
+        .map(|raw| decode_cursor(raw, |bytes| uuid::Uuid::from_slice(bytes).ok()))
+        .transpose()?;
+    items.sort_by_key(&id);
+    let page: Vec<T> = items
+        .into_iter()
+        .filter(|item| after.is_none_or(|after| id(item) > after))
+        .take(limit as usize)
+        .collect();
+    let next = next_cursor(&page, limit, |last| id(last).as_bytes().to_vec());
+    Ok((page, next))
+}
+
 #[cfg(test)]
 mod tests {
     use uuid::Uuid;
 
     use super::*;
+
+    /// Issue 12, item 16: lists that came whole are cut into pages too.
+    #[test]
+    fn pages_by_id_walk_the_whole_list_once() {
+        let ids: Vec<Uuid> = (0..7).map(|_| Uuid::now_v7()).collect();
+        let mut shuffled = ids.clone();
+        shuffled.reverse();
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let (page, next) =
+                page_by_id(shuffled.clone(), |u| *u, Some("3"), cursor.as_deref()).unwrap();
+            assert!(page.len() <= 3);
+            seen.extend(page);
+            match next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ids);
+        assert!(page_by_id(ids.clone(), |u| *u, Some("0"), None).is_err());
+        assert!(page_by_id(ids, |u| *u, None, Some("!!")).is_err());
+    }
 
     fn uuid_key(bytes: &[u8]) -> Option<Uuid> {
         Uuid::from_slice(bytes).ok()

@@ -18,6 +18,7 @@ use super::json::{
     RawPath, StrictJson, StrictQuery, actor_from_query, business_path, invitation_path,
 };
 use super::openapi::{Unavailable, ValidationFailed};
+use super::paging::{page_by_id, parse_limit};
 use super::wire::{InvitationJson, Page};
 use crate::domain::partners::Direction;
 use crate::domain::{BusinessId, PublicBusinessId, UserId};
@@ -28,11 +29,14 @@ use crate::store::PartnershipRecord;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePartnerBody {
+    #[schema(value_type = super::openapi::values::UserIdText)]
     pub actor_user_id: String,
     /// The other business's public Business ID.
+    #[schema(value_type = super::openapi::values::PublicBusinessIdText)]
     pub partner_business_id: String,
     #[schema(value_type = super::openapi::values::Direction)]
     pub direction: String,
+    #[schema(value_type = Option<super::openapi::values::MessageText>)]
     pub message: Option<String>,
     pub grants: Option<Vec<GrantBody>>,
 }
@@ -122,18 +126,35 @@ impl PartnershipJson {
 #[into_params(parameter_in = Query)]
 pub struct PartnersQuery {
     /// The acting user.
-    #[param(required = true)]
+    #[param(required = true, value_type = Option<super::openapi::values::UserIdText>)]
     pub actor_user_id: Option<String>,
 }
 
-/// Every live partnership, in one page.
+/// `?actor_user_id=` and the page (`limit`, `cursor`) of the partners list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListPartnersQuery {
+    /// The acting user.
+    #[param(required = true, value_type = Option<super::openapi::values::UserIdText>)]
+    pub actor_user_id: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page (base64url, never empty).
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
+    pub cursor: Option<String>,
+}
+
+/// The live partnerships, one page at a time, oldest first. The list comes
+/// whole from the store; the cursor holds the last partnership's id.
 #[utoipa::path(
     get,
     path = "/v1/businesses/{id}/partners",
     tag = "partners",
-    params(("id" = uuid::Uuid, Path, description = "The business's internal id"), PartnersQuery),
+    params(("id" = uuid::Uuid, Path, description = "The business's internal id"), ListPartnersQuery),
     responses(
-        (status = 200, description = "Every live partnership, in one page", body = Page<PartnershipJson>),
+        (status = 200, description = "One page of live partnerships, oldest first", body = Page<PartnershipJson>),
         (status = 403, description = "`forbidden`: the actor is not a member", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such business", body = Problem, content_type = "application/problem+json"),
         (status = 422, response = ValidationFailed),
@@ -143,17 +164,25 @@ pub struct PartnersQuery {
 pub async fn list_partners(
     State(state): State<HttpState>,
     RawPath(id): RawPath<String>,
-    StrictQuery(query): StrictQuery<PartnersQuery>,
+    StrictQuery(query): StrictQuery<ListPartnersQuery>,
 ) -> Result<Json<Page<PartnershipJson>>, ApiError> {
     let business = business_path(&id)?;
     let actor = actor_from_query(query.actor_user_id.as_deref())?;
+    // Checked before the store is asked, like every other input.
+    parse_limit(query.limit.as_deref())?;
     let found = state.services.list_partnerships(business, &actor).await?;
+    let (page, next_cursor) = page_by_id(
+        found,
+        |p| p.id.0,
+        query.limit.as_deref(),
+        query.cursor.as_deref(),
+    )?;
     Ok(Json(Page {
-        items: found
+        items: page
             .iter()
             .map(|p| PartnershipJson::seen_from(p, business))
             .collect(),
-        next_cursor: None,
+        next_cursor,
     }))
 }
 
@@ -191,6 +220,7 @@ pub async fn end_partnership(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerBody {
+    #[schema(value_type = super::openapi::values::UserIdText)]
     pub actor_user_id: String,
     /// As for a member accept: the user completed 2FA (R15).
     #[serde(default)]
@@ -200,6 +230,7 @@ pub struct AnswerBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeclinePartnerBody {
+    #[schema(value_type = super::openapi::values::UserIdText)]
     pub actor_user_id: String,
 }
 

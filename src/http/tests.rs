@@ -537,3 +537,70 @@ async fn idempotency_keys_replay_refuse_mismatches_and_release_failures(pool: Pg
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(!key_is_stored(&pool, "k4").await);
 }
+
+/// Issue 12, items 13–15, through the router: a user written as an array, a
+/// body that is not declared JSON, a query that is not UTF-8. None writes.
+#[sqlx::test(migrations = "./migrations")]
+async fn bodies_are_objects_declared_json_and_queries_utf8(pool: PgPool) {
+    let app = app(&pool).await;
+    let user_count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM users")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let array = r#"["x@example.com","X","en-US"]"#;
+    let (status, _, json) = call(&app, Method::PUT, "/v1/users/x", Some(array)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json}");
+    assert_eq!(json["errors"][0]["field"], "body");
+
+    let object = r#"{"email":"x@example.com","display_name":"X","locale":"en-US"}"#;
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let mut req =
+            Request::put("/v1/users/x").header(header::AUTHORIZATION, format!("Bearer {KEY}"));
+        if let Some(value) = content_type {
+            req = req.header(header::CONTENT_TYPE, value);
+        }
+        let (status, headers, json) = send(&app, req.body(Body::from(object)).unwrap()).await;
+        assert_eq!(
+            (status, &json["code"]),
+            (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &Value::from("unsupported_media_type")
+            ),
+            "{content_type:?}"
+        );
+        assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+    }
+    assert_eq!(user_count().await, 0);
+
+    // An empty body with no Content-Type is still just not JSON.
+    let req = Request::post(format!("/v1/invitations/{I}/cancel"))
+        .header(header::AUTHORIZATION, format!("Bearer {KEY}"))
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, _) = send(&app, req).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let req = Request::put("/v1/users/x")
+        .header(header::AUTHORIZATION, format!("Bearer {KEY}"))
+        .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
+        .body(Body::from(object))
+        .unwrap();
+    let (status, _, json) = send(&app, req).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+
+    let (status, _, json) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/businesses/{B}?actor_user_id=%FF"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json}");
+    assert_eq!(json["errors"][0]["field"], "actor_user_id");
+}

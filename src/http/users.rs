@@ -18,8 +18,11 @@ const MAX_DISPLAY_NAME_CHARS: usize = 200;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutUserBody {
+    #[schema(value_type = super::openapi::values::EmailText)]
     pub email: String,
+    #[schema(value_type = Option<super::openapi::values::NameText>)]
     pub display_name: Option<String>,
+    #[schema(value_type = Option<super::openapi::values::LocaleTag>)]
     pub locale: Option<String>,
 }
 
@@ -28,7 +31,7 @@ pub struct PutUserBody {
     put,
     path = "/v1/users/{user_id}",
     tag = "users",
-    params(("user_id" = String, Path, description = "The app's own id of the user")),
+    params(("user_id" = super::openapi::values::UserIdText, Path, description = "The app's own id of the user")),
     request_body = PutUserBody,
     responses(
         (status = 200, description = "The user, created or updated", body = UserJson),

@@ -22,7 +22,7 @@ use crate::store::postgres::PgStore;
 const ROUTER_SOURCE: &str = include_str!("../mod.rs");
 
 /// The problem codes of docs/api.md ("Conventions"), as it lists them.
-const API_MD_CODES: [&str; 14] = [
+const API_MD_CODES: [&str; 15] = [
     "unauthorized",
     "forbidden",
     "not_found",
@@ -36,6 +36,7 @@ const API_MD_CODES: [&str; 14] = [
     "token_expired",
     "mfa_required",
     "payload_too_large",
+    "unsupported_media_type",
     "unavailable",
 ];
 
@@ -392,4 +393,197 @@ fn every_operation_id_is_unique() {
         }
     }
     assert!(!seen.is_empty(), "the document names no operation");
+}
+
+/// A `pattern` of the document, compiled as a JSON Schema validator would
+/// (unanchored search; ours carry their own `^…$`).
+fn pattern(p: &str) -> regex::Regex {
+    regex::Regex::new(p).expect("the pattern compiles")
+}
+
+/// Whether `value` fits a string schema of `values`: length in characters
+/// and pattern, as JSON Schema counts them.
+fn fits(schema: utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>, value: &str) -> bool {
+    let json = serde_json::to_value(schema).unwrap();
+    let chars = value.chars().count() as u64;
+    json["minLength"].as_u64().is_none_or(|min| chars >= min)
+        && json["maxLength"].as_u64().is_none_or(|max| chars <= max)
+        && json["pattern"]
+            .as_str()
+            .is_none_or(|p| pattern(p).is_match(value))
+}
+
+/// Issue 12, item 16: the string schemas say exactly what the parsers take,
+/// on the edges each parser has.
+#[test]
+fn string_schemas_are_the_parsers() {
+    use crate::domain::{Locale, PublicBusinessId, UserId};
+    use crate::http::openapi::values::*;
+    use utoipa::PartialSchema;
+
+    let long = "u".repeat(200);
+    let too_long = "u".repeat(201);
+    for id in [
+        "u1",
+        "",
+        "a\u{0}b",
+        "tab\there",
+        "\u{7f}",
+        "\u{85}x",
+        "é",
+        "😀",
+        " x ",
+        &long,
+        &too_long,
+    ] {
+        assert_eq!(
+            fits(UserIdText::schema(), id),
+            UserId::parse(id).is_ok(),
+            "{id:?}"
+        );
+    }
+    for tag in [
+        "en",
+        "en-US",
+        "fr_CA",
+        "zh-Hant-TW",
+        "es-419",
+        "EN-us",
+        "e",
+        "english",
+        "en-",
+        "en-US-x",
+        "en-USA",
+        "zh-Hant-Hans",
+        "en-US-CA",
+        "en-1234",
+        "",
+    ] {
+        assert_eq!(
+            fits(LocaleTag::schema(), tag),
+            Locale::parse(tag).is_ok(),
+            "{tag:?}"
+        );
+    }
+    let generated = PublicBusinessId::generate();
+    for id in [
+        generated.as_str(),
+        "23456789abcdefghjkmnpqrs",
+        "23456789abcdefghjkmnpqr",
+        "23456789abcdefghjkmnpqrl",
+        "23456789ABCDEFGHJKMNPQRS",
+    ] {
+        assert_eq!(
+            fits(PublicBusinessIdText::schema(), id),
+            PublicBusinessId::parse(id).is_ok(),
+            "{id:?}"
+        );
+    }
+    let key = pattern(IDEMPOTENCY_KEY);
+    for raw in [
+        "k",
+        "a b",
+        "~!",
+        "",
+        "é",
+        &"k".repeat(255),
+        &"k".repeat(256),
+    ] {
+        let parsed = axum::http::HeaderValue::from_bytes(raw.as_bytes())
+            .map(|v| crate::http::idempotency::parse_key(&v).is_ok())
+            .unwrap_or(false);
+        assert_eq!(key.is_match(raw), parsed, "{raw:?}");
+    }
+    let message = "m".repeat(1000);
+    for (text, ok) in [
+        ("hi\r\n\tthere", true),
+        ("bell\u{7}", false),
+        (message.as_str(), true),
+    ] {
+        assert_eq!(fits(MessageText::schema(), text), ok, "{text:?}");
+        assert_eq!(
+            crate::http::invitations::parse_message(text.to_string()).is_ok(),
+            ok
+        );
+    }
+    assert!(!fits(MessageText::schema(), &"m".repeat(1001)));
+    for (name, ok) in [
+        ("Acme", true),
+        ("  Acme ", true),
+        ("   ", false),
+        ("", false),
+        ("a\u{1b}", false),
+    ] {
+        assert_eq!(fits(NameText::schema(), name), ok, "{name:?}");
+        assert_eq!(
+            crate::service::businesses::parse_business_name(name, "name").is_ok(),
+            ok,
+            "{name:?}"
+        );
+    }
+}
+
+/// Issue 12, item 16: every link leads to an operation of the document, with
+/// parameters it has.
+#[test]
+fn links_lead_to_operations_with_those_parameters() {
+    let doc = document();
+    let mut operations = std::collections::BTreeMap::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            if let Some(id) = op["operationId"].as_str() {
+                let names: BTreeSet<String> = op["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p["name"].as_str().map(str::to_string))
+                    .collect();
+                operations.insert(id.to_string(), names);
+            }
+        }
+    }
+    let mut links = 0;
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            for response in op["responses"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(_, r)| r)
+            {
+                for (name, link) in response["links"].as_object().into_iter().flatten() {
+                    links += 1;
+                    let target = link["operationId"].as_str().unwrap();
+                    let parameters = operations
+                        .get(target)
+                        .unwrap_or_else(|| panic!("link {name} to unknown {target}"));
+                    for parameter in link["parameters"].as_object().unwrap().keys() {
+                        assert!(
+                            parameters.contains(parameter),
+                            "{name}: {target} has no {parameter}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(links, LINKS.len());
+    // Issue 12, item 14: every operation with a body says it may answer 415.
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            if op.get("requestBody").is_some() {
+                assert!(
+                    op["responses"].get("415").is_some(),
+                    "{}",
+                    op["operationId"]
+                );
+            }
+        }
+    }
+    let grantee = &doc["components"]["schemas"]["GranteeBody"];
+    assert_eq!(
+        grantee["oneOf"].as_array().map(Vec::len),
+        Some(2),
+        "{grantee}"
+    );
 }
