@@ -7,7 +7,8 @@
 //!   200 again once it is back;
 //! - SIGTERM ends the process within the shutdown deadline (30 s) whatever
 //!   the database does: while silent, and after a 20 s silence that healed
-//!   (the case where `UNLISTEN *` held the shutdown for minutes).
+//!   (the case where `UNLISTEN *` held the shutdown for minutes);
+//! - a second SIGTERM during that shutdown exits at once.
 //!
 //! Postgres-only by nature: SQLite has no network to lose. Each test has
 //! its own database and its own proxy, so they run side by side with the
@@ -32,6 +33,23 @@ const EXIT_MARGIN: Duration = Duration::from_secs(5);
 const READY_WITHIN: Duration = Duration::from_secs(1);
 /// How long to wait for a condition that comes by itself.
 const WAIT: Duration = Duration::from_secs(60);
+
+/// How soon a second signal ends the process ("at once", on a loaded
+/// machine; far below the shutdown deadline it cuts short).
+const SECOND_SIGNAL_EXIT: Duration = Duration::from_secs(5);
+
+/// Waits until the daemon's log has a line containing `text`.
+async fn until_logged(daemon: &DaemonProcess, text: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !daemon.log().contains(text) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never logged {text:?}:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 /// A daemon on a fresh, migrated database, reached through a proxy.
 async fn daemon_behind_proxy(pool: &PgPool) -> (DaemonProcess, TcpProxy, SmtpSink) {
@@ -151,9 +169,40 @@ async fn sigterm_while_blackholed_exits_within_the_shutdown_deadline(pool: PgPoo
     assert!(took <= SHUTDOWN_DEADLINE + EXIT_MARGIN, "took {took:?}");
 }
 
+/// A second SIGTERM while the first shutdown waits on a silent database
+/// exits at once (status 1), without waiting for the deadline.
+#[sqlx::test(migrations = false)]
+async fn a_second_sigterm_exits_at_once_while_the_shutdown_waits(pool: PgPool) {
+    let (mut daemon, proxy, _sink) = daemon_behind_proxy(&pool).await;
+
+    proxy.blackhole();
+    until_readyz(&daemon, 503).await;
+    daemon.terminate();
+    until_logged(&daemon, "shutting down").await;
+    let started = Instant::now();
+    daemon.terminate();
+    let status = daemon.wait_exit(SECOND_SIGNAL_EXIT).await;
+    eprintln!(
+        "second SIGTERM to exit: {:?} ({status:?})",
+        started.elapsed()
+    );
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "the second signal ends the process with status 1:\n{}",
+        daemon.log()
+    );
+}
+
 /// The case: the database silent for 20 s, then back, then SIGTERM.
 /// Connections that hung meanwhile (`UNLISTEN *` on closing waited 60 s and
 /// more) must not hold the exit past the deadline.
+///
+/// A proxy in user space forwards what it held as soon as it heals, so the
+/// connections recover at once here; what a real network adds (the kernel's
+/// retransmission backoff keeping a connection silent long after the link is
+/// back) is what the blackholed SIGTERM above stands for. This one guards
+/// the recovery path: the outage must leave nothing behind that holds the exit.
 #[sqlx::test(migrations = false)]
 async fn sigterm_after_a_healed_20s_blackhole_exits_within_the_shutdown_deadline(pool: PgPool) {
     let (mut daemon, proxy, _sink) = daemon_behind_proxy(&pool).await;
