@@ -7,3 +7,4 @@ pub mod db;
 pub mod outbox;
 pub mod process;
 pub mod smtp_sink;
+pub mod tcp_proxy;
