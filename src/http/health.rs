@@ -57,6 +57,7 @@ pub async fn readyz(State(state): State<HttpState>) -> Response {
     }
 }
 
-/// How long `/readyz` waits for the database (issue 12, item 2: answer
-/// within 1 s).
-const READY_WITHIN: std::time::Duration = std::time::Duration::from_millis(900);
+/// How long `/readyz` waits for the database: readiness answers within 1 s
+/// (docs/operations.md), and this leaves a quarter of it for the request
+/// itself on a loaded machine.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_millis(750);
