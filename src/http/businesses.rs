@@ -26,10 +26,11 @@ pub struct CreateBusinessBody {
     #[schema(value_type = Option<super::openapi::values::RolePreset>)]
     pub role_preset: Option<String>,
     /// From 1 to 2147483647; no limit when left out.
-    // Signed, so that `0` and `-3` are refused by our rule with our message
-    // rather than by the type with serde's.
-    #[schema(minimum = 1, maximum = 2147483647)]
-    pub seat_limit: Option<i64>,
+    // Any JSON number, so that `0`, `-3`, `1.5` and `1e30` are refused by our
+    // rule with our message rather than by a Rust type with serde's, and a
+    // whole number written `64077.0` (an integer to JSON Schema) is taken.
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 2147483647)]
+    pub seat_limit: Option<serde_json::Number>,
     #[schema(value_type = Option<super::openapi::values::LocaleTag>)]
     pub locale: Option<String>,
 }
@@ -74,6 +75,16 @@ pub async fn create_business(
 /// given on SQLite).
 const SEAT_LIMITS: std::ops::RangeInclusive<u32> = 1..=i32::MAX as u32;
 
+/// A JSON number that is a whole number, however it is written (`12`,
+/// `12.0`, `1.2e1`), as JSON Schema's `integer` counts it.
+fn whole_number(n: &serde_json::Number) -> Option<i64> {
+    n.as_i64().or_else(|| {
+        let f = n.as_f64()?;
+        // Past 2^63 the cast saturates; such a number is out of every range here.
+        (f.fract() == 0.0 && f.abs() < 9.2e18).then_some(f as i64)
+    })
+}
+
 fn parse_create(body: CreateBusinessBody) -> Result<NewBusinessInput, ApiError> {
     let name = parse_business_name(&body.name, "name")?;
     let owner = UserId::parse_field(&body.owner_user_id, "owner_user_id")?;
@@ -92,8 +103,8 @@ fn parse_create(body: CreateBusinessBody) -> Result<NewBusinessInput, ApiError> 
     let seat_limit = body
         .seat_limit
         .map(|n| {
-            u32::try_from(n)
-                .ok()
+            whole_number(&n)
+                .and_then(|n| u32::try_from(n).ok())
                 .filter(|n| SEAT_LIMITS.contains(n))
                 .ok_or_else(|| {
                     ApiError::validation(
@@ -155,7 +166,7 @@ mod tests {
             name: "Acme".into(),
             owner_user_id: "u1".into(),
             role_preset: role_preset.map(Into::into),
-            seat_limit,
+            seat_limit: seat_limit.map(Into::into),
             locale: Some("fr-ca".into()),
         }
     }
@@ -186,5 +197,20 @@ mod tests {
         let mut b = body(None, None);
         b.name = " ".into();
         assert_eq!(field(b), "name");
+    }
+
+    #[test]
+    fn a_whole_number_written_with_a_fraction_is_a_seat_limit() {
+        let with = |raw: &str| {
+            let mut b = body(None, None);
+            b.seat_limit = Some(serde_json::from_str(raw).unwrap());
+            parse_create(b)
+        };
+        assert_eq!(with("64077.0").unwrap().seat_limit, Some(64077));
+        assert_eq!(with("1.2e1").unwrap().seat_limit, Some(12));
+        for refused in ["1.5", "0.0", "-3.0", "2147483648.0", "1e30"] {
+            let e = with(refused).err().unwrap();
+            assert_eq!(e.errors[0].field, "seat_limit", "{refused}");
+        }
     }
 }
