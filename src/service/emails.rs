@@ -70,6 +70,22 @@ impl Services {
         inviter: &UserRecord,
         accepted_by: &UserRecord,
     ) -> NewEmail {
+        let role = inv.role.as_ref().map(|r| r.as_str().to_string());
+        self.accepted_email(inv, business, inviter, accepted_by, role, None)
+    }
+
+    /// "Invitation accepted" to the inviter, in their locale: of a member
+    /// invitation (`role` set), or of a partner invitation (the accepting
+    /// business named as `partner_business_name`, no role).
+    pub(crate) fn accepted_email(
+        &self,
+        inv: &InvitationRecord,
+        business: &BusinessRecord,
+        inviter: &UserRecord,
+        accepted_by: &UserRecord,
+        role: Option<String>,
+        partner_business_name: Option<String>,
+    ) -> NewEmail {
         self.new_email(
             Envelope {
                 business: business.id,
@@ -83,13 +99,8 @@ impl Services {
                 business_name: business.name.clone(),
                 accepted_by_name: accepted_by.name().to_string(),
                 accepted_by_email: accepted_by.email.as_str().to_string(),
-                role: inv
-                    .role
-                    .as_ref()
-                    .map(|r| r.as_str().to_string())
-                    .unwrap_or_default(),
-                // Set for partner acceptances (see `partners`).
-                partner_business_name: None,
+                role: role.unwrap_or_default(),
+                partner_business_name,
             }),
         )
     }

@@ -19,7 +19,7 @@ use crate::events::catalog::{
     Event, GrantCause, InvitationCreated, PartnershipEnded, PartnershipEstablished,
 };
 use crate::mail::EmailContent;
-use crate::mail::contexts::{AcceptedContext, PartnerContext};
+use crate::mail::contexts::PartnerContext;
 use crate::store::{
     BusinessRecord, InvitationRecord, MemberRecord, NewEmail, NewInvitation, NewPartnership,
     PartnershipRecord, StoreTx, UserRecord,
@@ -318,23 +318,8 @@ impl Services {
         inviter: &UserRecord,
         accepted_by: &UserRecord,
     ) -> NewEmail {
-        self.new_email(
-            Envelope {
-                business: sender.id,
-                invitation: Some(inv.id),
-                locale: inviter.locale.clone(),
-                recipient: inviter.email.clone(),
-                recipient_name: inviter.display_name.clone(),
-            },
-            EmailContent::InvitationAccepted(AcceptedContext {
-                inviter_name: inviter.name().to_string(),
-                business_name: sender.name.clone(),
-                accepted_by_name: accepted_by.name().to_string(),
-                accepted_by_email: accepted_by.email.as_str().to_string(),
-                role: String::new(),
-                partner_business_name: Some(receiving.name.clone()),
-            }),
-        )
+        let receiving = Some(receiving.name.clone());
+        self.accepted_email(inv, sender, inviter, accepted_by, None, receiving)
     }
 
     /// The live partnerships of a business, for its members.
