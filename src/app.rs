@@ -201,6 +201,11 @@ impl RunningApp {
             config.templates.default_locale.as_str(),
         )
         .with_context(|| format!("loading templates from {}", config.templates.dir.display()))?;
+        // The same check as `invited templates check`: a template it rejects
+        // would fail every email of its locale, so the process does not start.
+        templates
+            .check_report()
+            .map_err(|report| anyhow::anyhow!("the templates do not pass the check:\n{report}"))?;
         if templates.is_embedded() {
             tracing::info!(
                 "templates.dir {} does not exist: using the templates built into the binary",

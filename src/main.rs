@@ -111,19 +111,11 @@ fn templates(config: &invited::config::Config, command: &TemplatesCommand) -> Ex
             return ExitCode::FAILURE;
         }
     };
-    let source = if templates.is_embedded() {
-        format!("the binary ({} does not exist)", dir.display())
-    } else {
-        dir.display().to_string()
-    };
+    let source = templates.source();
     match command {
         TemplatesCommand::Check => {
-            let problems = templates.check_all();
-            if !problems.is_empty() {
-                for problem in &problems {
-                    eprintln!("invited: {problem}");
-                }
-                eprintln!("{} template problem(s) in {source}", problems.len());
+            if let Err(report) = templates.check_report() {
+                eprintln!("{report}");
                 return ExitCode::FAILURE;
             }
             let locales: Vec<&str> = templates.locales().collect();

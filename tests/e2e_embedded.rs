@@ -287,3 +287,54 @@ async fn a_second_process_is_refused_even_after_the_lock_file_is_deleted() {
     let ready = reqwest::get(format!("{base}/readyz")).await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
 }
+
+/// A template that `invited templates check` rejects keeps `serve` from
+/// starting, with the check's own message: it would otherwise fail every
+/// email of its locale while the others go out.
+#[tokio::test]
+async fn serve_refuses_to_start_with_a_template_the_check_rejects() {
+    let dir = TempDir::new("invited-bad-template");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    for locale in std::fs::read_dir(&shipped).unwrap() {
+        let locale = locale.unwrap().path();
+        let copy = dir.0.join("templates").join(locale.file_name().unwrap());
+        std::fs::create_dir_all(&copy).unwrap();
+        for file in std::fs::read_dir(&locale).unwrap() {
+            let file = file.unwrap().path();
+            std::fs::copy(&file, copy.join(file.file_name().unwrap())).unwrap();
+        }
+    }
+    // A variable no context has: strict undefined fails the render.
+    let broken = dir.0.join("templates/fr-FR/member_invitation.html");
+    let html = std::fs::read_to_string(&broken).unwrap();
+    std::fs::write(&broken, format!("{html}{{{{ no_such_variable }}}}")).unwrap();
+
+    let mut child = serve_dev(&dir.0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve started with a template the check rejects");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success(), "serve must exit non-zero: {stderr}");
+    assert!(
+        stderr.contains("the templates do not pass the check")
+            && stderr.contains("fr-FR")
+            && stderr.contains("member_invitation")
+            && stderr.contains("template problem(s) in"),
+        "{stderr}"
+    );
+}

@@ -319,6 +319,34 @@ impl Templates {
         Ok(())
     }
 
+    /// Where these templates come from, as `templates check` and `serve`
+    /// name it.
+    pub fn source(&self) -> String {
+        if self.is_embedded() {
+            "the templates built into the binary".to_string()
+        } else {
+            self.dir.display().to_string()
+        }
+    }
+
+    /// [`Templates::check_all`] as one message: each problem on its line, then
+    /// their count and [`Templates::source`]. `invited templates check` prints
+    /// it, and `invited serve` refuses to start with it, so a template the
+    /// check rejects never reaches an invitee.
+    pub fn check_report(&self) -> Result<(), String> {
+        let problems = self.check_all();
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let mut report: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        report.push(format!(
+            "{} template problem(s) in {}",
+            problems.len(),
+            self.source()
+        ));
+        Err(report.join("\n"))
+    }
+
     /// What `invited templates check` runs: every locale of
     /// `SHIPPED_LOCALES` has its own directory, every locale directory has
     /// every template file (`<name>.subject.txt`, `.txt`, `.html`) and the
