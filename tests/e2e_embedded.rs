@@ -32,6 +32,32 @@ fn serve_dev(dir: &Path) -> Child {
         .expect("spawn the invited binary")
 }
 
+/// Waits (30 s at most) for a process that must stop by itself, and returns
+/// how it ended and what it wrote on stderr; `still_running` is the failure
+/// if it does not stop.
+async fn exit_of(mut child: Child, still_running: &str) -> (std::process::ExitStatus, String) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{still_running}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status, stderr)
+}
+
 /// Kills the child when the test ends, whatever happens.
 struct Running {
     child: Child,
@@ -255,26 +281,11 @@ async fn a_second_process_is_refused_even_after_the_lock_file_is_deleted() {
     if lock_file.exists() {
         std::fs::remove_file(&lock_file).unwrap();
     }
-    let mut second = serve_dev(&dir.0);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = second.try_wait().unwrap() {
-            break status;
-        }
-        if tokio::time::Instant::now() > deadline {
-            let _ = second.kill();
-            let _ = second.wait();
-            panic!("a second process serves the same SQLite file");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let mut stderr = String::new();
-    second
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let (status, stderr) = exit_of(
+        serve_dev(&dir.0),
+        "a second process serves the same SQLite file",
+    )
+    .await;
     assert!(!status.success(), "the second process must exit non-zero");
     assert!(
         stderr.contains("another invited process is already using the SQLite database"),
@@ -309,26 +320,11 @@ async fn serve_refuses_to_start_with_a_template_the_check_rejects() {
     let html = std::fs::read_to_string(&broken).unwrap();
     std::fs::write(&broken, format!("{html}{{{{ no_such_variable }}}}")).unwrap();
 
-    let mut child = serve_dev(&dir.0);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if tokio::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("serve started with a template the check rejects");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let (status, stderr) = exit_of(
+        serve_dev(&dir.0),
+        "serve started with a template the check rejects",
+    )
+    .await;
     assert!(!status.success(), "serve must exit non-zero: {stderr}");
     assert!(
         stderr.contains("the templates do not pass the check")
