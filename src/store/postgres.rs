@@ -25,6 +25,7 @@ mod heartbeat;
 mod outbox;
 mod wake;
 
+use conn::Bounded as _;
 use heartbeat::Heartbeat;
 use wake::{Channel, Signals, Wrote};
 
@@ -101,16 +102,16 @@ impl PgStore {
         let mut conn = self.pool.acquire().await.st()?;
         sqlx::query("SET statement_timeout = 0")
             .execute(&mut *conn)
-            .await
-            .st()?;
+            .bounded()
+            .await?;
         let migrated = MIGRATOR
             .run(&mut *conn)
             .await
             .map_err(|e| StoreError::Other(format!("migration failed: {e}")));
         sqlx::query("RESET statement_timeout")
             .execute(&mut *conn)
-            .await
-            .st()?;
+            .bounded()
+            .await?;
         migrated
     }
 }
@@ -190,7 +191,7 @@ impl SqlTx for PgTx {
 
     async fn commit_tx(self) -> StoreResult<()> {
         let PgTx { tx, wrote, signals } = self;
-        tx.commit().await.st()?;
+        tx.commit().bounded().await?;
         signals.committed(wrote);
         Ok(())
     }
@@ -306,7 +307,7 @@ impl SqlStore for PgStore {
 
     async fn begin_tx(&self) -> StoreResult<PgTx> {
         Ok(PgTx {
-            tx: self.pool.begin().await.st()?,
+            tx: self.pool.begin().bounded().await?,
             wrote: Wrote::default(),
             signals: self.signals.clone(),
         })

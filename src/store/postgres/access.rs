@@ -3,7 +3,8 @@
 
 use uuid::Uuid;
 
-use super::{OrStore as _, PgTx};
+use super::PgTx;
+use super::conn::Bounded as _;
 use crate::store::sql::{GRANT_COLUMNS, rows};
 use crate::store::{GrantRecord, StoreResult};
 
@@ -28,7 +29,7 @@ pub(super) async fn delete_trees(tx: &mut PgTx, roots: &[Uuid]) -> StoreResult<V
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(roots)
         .fetch_all(&mut *tx.tx)
-        .await
-        .st()?;
+        .bounded()
+        .await?;
     rows.iter().map(rows::grant).collect()
 }

@@ -55,6 +55,22 @@ async fn bounded<T>(
     }
 }
 
+/// The same bound for the statements only Postgres has (batches, the event
+/// cursors, grants), `BEGIN` and `COMMIT`: `.bounded().await?` in place of
+/// `.await.st()?`, so no network wait of the adapter is left unbounded.
+pub(super) trait Bounded<T: Send>:
+    std::future::Future<Output = Result<T, sqlx::Error>> + Send + Sized
+{
+    fn bounded(self) -> impl std::future::Future<Output = StoreResult<T>> + Send {
+        bounded(self)
+    }
+}
+
+impl<T: Send, F> Bounded<T> for F where
+    F: std::future::Future<Output = Result<T, sqlx::Error>> + Send
+{
+}
+
 /// Seconds for `make_interval(secs => …)`.
 pub(super) fn secs(d: Option<std::time::Duration>) -> Arg {
     Arg::Float(d.map(|d| d.as_secs_f64()))

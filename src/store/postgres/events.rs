@@ -10,8 +10,9 @@ use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
+use super::PgStore;
+use super::conn::{self, Bounded as _};
 use super::wake::Channel;
-use super::{OrStore as _, PgStore, conn};
 use crate::store::sql::{StoredRow as _, rows};
 use crate::store::{
     EventCursor, EventLog, EventPosition, EventRecord, SinkLag, StoreResult, Wakeups,
@@ -36,8 +37,8 @@ impl EventLog for PgStore {
         sqlx::query("INSERT INTO event_cursors (sink) VALUES ($1) ON CONFLICT (sink) DO NOTHING")
             .bind(sink)
             .execute(&self.pool)
-            .await
-            .st()?;
+            .bounded()
+            .await?;
         let row = sqlx::query(
             "UPDATE event_cursors
                 SET lease_owner = $2, lease_until = now() + make_interval(secs => $3), updated_at = now()
@@ -49,8 +50,8 @@ impl EventLog for PgStore {
         .bind(owner)
         .bind(lease.as_secs_f64())
         .fetch_optional(&self.pool)
-        .await
-        .st()?;
+        .bounded()
+        .await?;
         row.map(|row| {
             Ok(EventCursor {
                 position: EventPosition {
@@ -78,8 +79,8 @@ impl EventLog for PgStore {
         // below takes its snapshot after it.
         let horizon: i64 = sqlx::query_scalar("SELECT event_commits_horizon()")
             .fetch_one(&self.pool)
-            .await
-            .st()?;
+            .bounded()
+            .await?;
         let rows = sqlx::query(
             "SELECT c.commit_seq, e.seq, e.id, e.type, e.occurred_at, e.business_id, e.invitation_id,
                     e.actor_user_id, e.from_status, e.to_status, e.data
@@ -93,8 +94,8 @@ impl EventLog for PgStore {
         .bind(limit as i64)
         .bind(horizon)
         .fetch_all(&self.pool)
-        .await
-        .st()?;
+        .bounded()
+        .await?;
         rows.iter().map(event_from_row).collect()
     }
 
@@ -117,8 +118,8 @@ impl EventLog for PgStore {
         .bind(to.event_seq)
         .bind(lease.as_secs_f64())
         .execute(&self.pool)
-        .await
-        .st()?;
+        .bounded()
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -140,8 +141,8 @@ impl EventLog for PgStore {
         .bind(error)
         .bind(retry_after.as_secs_f64())
         .execute(&self.pool)
-        .await
-        .st()?;
+        .bounded()
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -153,8 +154,8 @@ impl EventLog for PgStore {
         .bind(sink)
         .bind(owner)
         .execute(&self.pool)
-        .await
-        .st()?;
+        .bounded()
+        .await?;
         Ok(())
     }
 
@@ -172,8 +173,8 @@ impl EventLog for PgStore {
               GROUP BY k.sink ORDER BY k.sink",
         )
         .fetch_all(&self.pool)
-        .await
-        .st()?;
+        .bounded()
+        .await?;
         Ok(rows
             .into_iter()
             .map(|(sink, depth, age)| SinkLag {

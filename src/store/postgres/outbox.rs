@@ -6,7 +6,8 @@ use std::time::Duration;
 use sqlx::postgres::PgPool;
 use uuid::Uuid;
 
-use super::{OrStore as _, PgTx};
+use super::PgTx;
+use super::conn::Bounded as _;
 use crate::store::sql::{Conn as _, rows};
 use crate::store::{AttemptOutcome, ClaimedEmail, EmailAttempt, NewEvent, StoreResult};
 
@@ -32,8 +33,8 @@ pub(super) async fn insert_events(tx: &mut PgTx, events: &[NewEvent]) -> StoreRe
     .bind(events.iter().map(|e| e.to_status.map(|s| s.as_str())).collect::<Vec<_>>())
     .bind(events.iter().map(|e| &e.data).collect::<Vec<_>>())
     .execute(&mut *tx.tx)
-    .await
-    .st()?;
+    .bounded()
+    .await?;
     Ok(())
 }
 
@@ -77,8 +78,8 @@ pub(super) async fn finish_attempts(tx: &mut PgTx, attempts: &[EmailAttempt]) ->
     .bind(attempts.iter().map(status).collect::<Vec<_>>())
     .bind(attempts.iter().map(after).collect::<Vec<_>>())
     .execute(&mut *tx.tx)
-    .await
-    .st()?;
+    .bounded()
+    .await?;
     Ok(())
 }
 
