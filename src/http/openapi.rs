@@ -425,8 +425,60 @@ impl Modify for Links {
                 .links
                 .insert(name.to_string(), RefOr::T(link.build()));
         }
+        for item in openapi.paths.paths.values_mut() {
+            for (_, op) in operations_mut(item) {
+                next_page_link(op);
+            }
+        }
     }
 }
+
+/// The link a paginated list's `next_cursor` makes: the same operation with
+/// `cursor` set to it, the same path and required parameters. Every
+/// operation that takes a `cursor` gets it, so a list added later cannot
+/// forget it.
+fn next_page_link(op: &mut Operation) {
+    use utoipa::openapi::Required;
+    use utoipa::openapi::path::ParameterIn;
+    let Some(id) = op.operation_id.clone() else {
+        return;
+    };
+    let parameters: Vec<_> = op
+        .parameters
+        .iter()
+        .flatten()
+        .filter_map(|p| match p {
+            RefOr::T(p) => Some(p),
+            RefOr::Ref(_) => None,
+        })
+        .collect();
+    if !parameters
+        .iter()
+        .any(|p| p.name == "cursor" && p.parameter_in == ParameterIn::Query)
+    {
+        return;
+    }
+    let mut link = LinkBuilder::new()
+        .operation_id(id)
+        .parameter("cursor", "$response.body#/next_cursor");
+    for p in &parameters {
+        let expression = match p.parameter_in {
+            ParameterIn::Path => format!("$request.path.{}", p.name),
+            ParameterIn::Query if p.required == Required::True => {
+                format!("$request.query.{}", p.name)
+            }
+            _ => continue,
+        };
+        link = link.parameter(p.name.clone(), expression);
+    }
+    if let Some(RefOr::T(ok)) = op.responses.responses.get_mut("200") {
+        ok.links
+            .insert(NEXT_PAGE.to_string(), RefOr::T(link.build()));
+    }
+}
+
+/// The name of the link from a page to the next (see [`next_page_link`]).
+pub const NEXT_PAGE: &str = "NextPage";
 
 /// The operations of a path item with their (lowercase) methods.
 pub fn operations_mut(item: &mut PathItem) -> Vec<(&'static str, &mut Operation)> {

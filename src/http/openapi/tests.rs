@@ -543,6 +543,7 @@ fn links_lead_to_operations_with_those_parameters() {
         }
     }
     let mut links = 0;
+    let mut next_pages = BTreeSet::new();
     for item in doc["paths"].as_object().unwrap().values() {
         for op in item.as_object().unwrap().values() {
             for response in op["responses"]
@@ -552,6 +553,15 @@ fn links_lead_to_operations_with_those_parameters() {
                 .map(|(_, r)| r)
             {
                 for (name, link) in response["links"].as_object().into_iter().flatten() {
+                    if name == NEXT_PAGE {
+                        assert_eq!(link["operationId"], op["operationId"], "{link}");
+                        assert_eq!(
+                            link["parameters"]["cursor"], "$response.body#/next_cursor",
+                            "{link}"
+                        );
+                        next_pages.insert(op["operationId"].as_str().unwrap().to_string());
+                        continue;
+                    }
                     links += 1;
                     let target = link["operationId"].as_str().unwrap();
                     let parameters = operations
@@ -568,6 +578,14 @@ fn links_lead_to_operations_with_those_parameters() {
         }
     }
     assert_eq!(links, LINKS.len());
+    // Every paginated list links its next page (issue 12, item 16).
+    let paginated: BTreeSet<String> = operations
+        .iter()
+        .filter(|(_, parameters)| parameters.contains("cursor"))
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert!(paginated.len() >= 4, "{paginated:?}");
+    assert_eq!(next_pages, paginated);
     // Issue 12, item 14: every operation with a body says it may answer 415.
     for item in doc["paths"].as_object().unwrap().values() {
         for op in item.as_object().unwrap().values() {
