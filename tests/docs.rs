@@ -327,10 +327,29 @@ fn docs_rules_has_a_heading_for_every_rule_the_repository_cites() {
             digits.parse().ok()
         })
         .collect();
+    // Every rule is either built (a heading) or listed as not yet built,
+    // never both: building one moves it from the list to a heading.
+    let listed: BTreeSet<u32> = rules
+        .split("## Not yet built")
+        .nth(1)
+        .expect("docs/rules.md has a `## Not yet built` section")
+        .lines()
+        .filter_map(|line| line.strip_prefix("- R"))
+        .filter_map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .collect();
+    assert!(
+        headings.is_disjoint(&listed),
+        "docs/rules.md: built and still listed as not built: {:?}",
+        headings.intersection(&listed).collect::<Vec<_>>()
+    );
     assert_eq!(
-        headings,
-        (1..=34).collect::<BTreeSet<u32>>(),
-        "docs/rules.md: one `## R<n> — …` heading per rule the daemon enforces"
+        headings.union(&listed).copied().collect::<BTreeSet<u32>>(),
+        (1..=53).collect::<BTreeSet<u32>>(),
+        "docs/rules.md: one `## R<n> — …` heading per rule the daemon enforces, \
+         the others in the `## Not yet built` list"
     );
 
     let mut files = Vec::new();

@@ -16,7 +16,8 @@
 //! * `INVITED_API__KEYS` is a comma-separated list of `name:key` pairs
 //!   (`ci:s3cret,ops:0ther`), because lists of tables are awkward in the
 //!   environment. The name is everything before the first `:`, so a key may
-//!   contain `:` but not `,`. When set, it replaces the file's `api.keys`;
+//!   contain `:` but not `,`. `name@read:key` gives the key a scope (R47;
+//!   `write` without one). When set, it replaces the file's `api.keys`;
 //!   set to the empty string, it leaves no key at all.
 //! * `INVITED_INVITATIONS__REMINDERS` is a comma-separated list of durations
 //!   (`2d,5d`); the empty string means no reminders.
@@ -142,6 +143,47 @@ pub struct ApiConfig {
 pub struct ApiKey {
     pub name: String,
     pub sha256: [u8; 32],
+    /// The widest of its `scopes` (R47); `write` when none are configured.
+    pub scope: Scope,
+}
+
+/// What an API key may do (R47). Ordered: each scope includes those before
+/// it, so a key is fully described by its widest one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    /// Every `GET`.
+    Read,
+    /// Everything an app does.
+    Write,
+    /// Webhook endpoints, suppressions, console actions.
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::Read, Scope::Write, Scope::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    /// Whether a key of this scope may do what `needed` allows.
+    pub fn allows(self, needed: Scope) -> bool {
+        self >= needed
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// `[smtp]`. `Debug` masks the password in the URL.
@@ -397,7 +439,13 @@ impl ApiKey {
         ApiKey {
             name: name.into(),
             sha256: ApiKey::digest(key),
+            scope: Scope::Write,
         }
+    }
+
+    /// The same key with another scope.
+    pub fn with_scope(self, scope: Scope) -> ApiKey {
+        ApiKey { scope, ..self }
     }
 
     /// The SHA-256 of a presented key, to compare with [`ApiKey::sha256`].
@@ -418,11 +466,28 @@ impl ApiKey {
     }
 }
 
+/// A key's widest scope from its `scopes` (R47): `write` when not given;
+/// an empty list or an unknown name is an error.
+fn key_scope(scopes: Option<Vec<String>>) -> Result<Scope, String> {
+    let Some(scopes) = scopes else {
+        return Ok(Scope::Write);
+    };
+    let mut widest = None;
+    for raw in &scopes {
+        let scope = Scope::parse(raw.trim()).ok_or_else(|| {
+            format!("unknown scope {raw:?}: the scopes are \"read\", \"write\" and \"admin\"")
+        })?;
+        widest = widest.max(Some(scope));
+    }
+    widest.ok_or_else(|| "scopes is empty: give at least one of read, write, admin".to_owned())
+}
+
 impl fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiKey")
             .field("name", &self.name)
             .field("sha256", &render::MASK)
+            .field("scope", &self.scope)
             .finish()
     }
 }
@@ -931,8 +996,14 @@ impl EnvOverlay {
     /// `api.keys` from the environment when `INVITED_API__KEYS` is set, else
     /// from the file. Plaintext keys are hashed here and go no further.
     fn api_keys(&self, from_file: Option<Vec<RawApiKey>>) -> Result<Vec<ApiKey>, ConfigError> {
-        // (key path for errors, name, key material)
-        let mut entries: Vec<(String, String, Result<[u8; 32], String>)> = Vec::new();
+        // (key path for errors, name, key material, scopes as written)
+        type Entry = (
+            String,
+            String,
+            Result<[u8; 32], String>,
+            Option<Vec<String>>,
+        );
+        let mut entries: Vec<Entry> = Vec::new();
         if let Some((_, value)) = self.values.get(API_KEYS) {
             for (index, pair) in split_list(value).iter().enumerate() {
                 // Never echo the pair: it holds the key.
@@ -942,12 +1013,23 @@ impl EnvOverlay {
                         format!("entry {} is not written name:key", index + 1),
                     )
                 })?;
+                // `name@scope:key`: a name has no `@`, so the scope is
+                // everything after it.
+                let (name, scopes) = match name.split_once('@') {
+                    Some((name, scope)) => (name, Some(vec![scope.trim().to_owned()])),
+                    None => (name, None),
+                };
                 let material = if key.is_empty() {
                     Err("the key is empty".to_owned())
                 } else {
                     Ok(ApiKey::digest(key))
                 };
-                entries.push((API_KEYS.to_owned(), name.trim().to_owned(), material));
+                entries.push((
+                    API_KEYS.to_owned(),
+                    name.trim().to_owned(),
+                    material,
+                    scopes,
+                ));
             }
         } else {
             for (index, entry) in from_file.into_iter().flatten().enumerate() {
@@ -963,13 +1045,15 @@ impl EnvOverlay {
                     format!("{API_KEYS}[{index}]"),
                     entry.name.trim().to_owned(),
                     material,
+                    entry.scopes,
                 ));
             }
         }
 
         let mut keys: Vec<ApiKey> = Vec::with_capacity(entries.len());
-        for (path, name, material) in entries {
+        for (path, name, material, scopes) in entries {
             let sha256 = material.map_err(|message| self.invalid(&path, message))?;
+            let scope = key_scope(scopes).map_err(|message| self.invalid(&path, message))?;
             if name.is_empty()
                 || !name
                     .chars()
@@ -989,7 +1073,11 @@ impl EnvOverlay {
                     format!("{name:?} has the same key as {:?}", other.name),
                 ));
             }
-            keys.push(ApiKey { name, sha256 });
+            keys.push(ApiKey {
+                name,
+                sha256,
+                scope,
+            });
         }
         Ok(keys)
     }

@@ -60,6 +60,7 @@ pub(super) struct RawApiKey {
     pub name: String,
     pub key: Option<String>,
     pub sha256: Option<String>,
+    pub scopes: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]

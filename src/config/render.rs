@@ -42,9 +42,10 @@ impl Config {
             line("keys = [".into());
             for key in &self.api.keys {
                 line(format!(
-                    "  {{ name = {}, sha256 = {} }},",
+                    "  {{ name = {}, sha256 = {}, scopes = [{}] }},",
                     quote(&key.name),
-                    quote(MASK)
+                    quote(MASK),
+                    quote(key.scope.as_str())
                 ));
             }
             line("]".into());

@@ -381,7 +381,7 @@ fn config_api_keys_keep_only_the_hash() {
     assert!(!redacted.contains(plaintext), "{redacted}");
     assert!(!redacted.contains(&hash), "{redacted}");
     assert!(
-        redacted.contains(r#"{ name = "ci", sha256 = "***" }"#),
+        redacted.contains(r#"{ name = "ci", sha256 = "***", scopes = ["write"] }"#),
         "{redacted}"
     );
 
@@ -404,6 +404,64 @@ fn config_api_keys_keep_only_the_hash() {
         message,
         "invalid configuration: api.keys (from INVITED_API__KEYS): entry 2 is not written name:key"
     );
+}
+
+/// R47: a key's scopes from the file or the environment; `write` without
+/// any; the widest one counts; an unknown or empty list is refused.
+#[test]
+fn config_api_keys_have_scopes() {
+    use crate::config::Scope;
+    let config = load(
+        "[[api.keys]]\nname = \"support\"\nkey = \"a\"\nscopes = [\"read\"]\n\
+         [[api.keys]]\nname = \"app\"\nkey = \"b\"\n\
+         [[api.keys]]\nname = \"ops\"\nkey = \"c\"\nscopes = [\"read\", \"admin\"]\n",
+        &[],
+    )
+    .unwrap();
+    let scopes: Vec<Scope> = config.api.keys.iter().map(|k| k.scope).collect();
+    assert_eq!(scopes, [Scope::Read, Scope::Write, Scope::Admin]);
+    assert!(
+        config
+            .redacted_toml()
+            .contains(r#"{ name = "support", sha256 = "***", scopes = ["read"] }"#)
+    );
+
+    let config = load(
+        "",
+        &[("INVITED_API__KEYS", "support@read:k:1,app:k2,ops@admin:k3")],
+    )
+    .unwrap();
+    let keys: Vec<(&str, Scope)> = config
+        .api
+        .keys
+        .iter()
+        .map(|k| (k.name.as_str(), k.scope))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("support", Scope::Read),
+            ("app", Scope::Write),
+            ("ops", Scope::Admin)
+        ]
+    );
+    assert!(config.api.keys[0].matches("k:1"));
+
+    assert_eq!(
+        load_err(
+            "[[api.keys]]\nname = \"x\"\nkey = \"a\"\nscopes = [\"root\"]\n",
+            &[]
+        ),
+        "invalid configuration: api.keys[0]: unknown scope \"root\": the scopes are \"read\", \"write\" and \"admin\""
+    );
+    assert!(
+        load_err(
+            "[[api.keys]]\nname = \"x\"\nkey = \"a\"\nscopes = []\n",
+            &[]
+        )
+        .contains("scopes is empty")
+    );
+    assert!(load_err("", &[("INVITED_API__KEYS", "x@sudo:k")]).contains("unknown scope \"sudo\""));
 }
 
 #[test]

@@ -201,6 +201,16 @@ impl ApiError {
         )
     }
 
+    /// `403 forbidden` for an API key without the scope a route needs (R47).
+    pub fn missing_scope(needed: crate::config::Scope) -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            ProblemCode::Forbidden,
+            "Forbidden",
+            format!("this API key lacks the {needed} scope that this request needs"),
+        )
+    }
+
     pub fn not_found(detail: impl Into<String>) -> ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,

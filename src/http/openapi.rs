@@ -77,7 +77,7 @@ pub const API_KEY_SCHEME: &str = "api_key";
     ),
     components(
         schemas(Problem, ProblemCode),
-        responses(BadRequest, Unauthorized, PayloadTooLarge, UnsupportedMediaType, ValidationFailed, Unavailable, IdempotencyConflict)
+        responses(BadRequest, Unauthorized, Forbidden, PayloadTooLarge, UnsupportedMediaType, ValidationFailed, Unavailable, IdempotencyConflict)
     ),
     modifiers(&Layers, &Links),
     tags(
@@ -147,6 +147,7 @@ macro_rules! problem_responses {
 problem_responses! {
     BadRequest: "`validation_failed`: the body is not JSON";
     Unauthorized: "`unauthorized`: no `Authorization: Bearer <api key>`, or not a configured key";
+    Forbidden: "`forbidden`: the API key lacks the scope this operation needs (the scope named in its security requirement), or the actor may not do this";
     PayloadTooLarge: "`payload_too_large`: the body is larger than `api.max_body`";
     UnsupportedMediaType: "`unsupported_media_type`: the body's `Content-Type` is not `application/json` (or `application/*+json`, UTF-8), or a non-empty body has none";
     ValidationFailed: "`validation_failed`: a field, query parameter or header is missing, unknown or invalid; `errors` names it";
@@ -180,11 +181,19 @@ impl Modify for Layers {
                 continue;
             }
             for (method, op) in operations_mut(item) {
-                op.security = Some(vec![SecurityRequirement::new(
-                    API_KEY_SCHEME,
-                    Vec::<String>::new(),
-                )]);
+                // The scope the method needs (R47); an admin route says
+                // `security(("api_key" = ["admin"]))` in its annotation.
+                if op.security.is_none() {
+                    let method = axum::http::Method::from_bytes(method.to_uppercase().as_bytes())
+                        .expect("an HTTP method");
+                    let scope = super::auth::method_scope(&method);
+                    op.security = Some(vec![SecurityRequirement::new(
+                        API_KEY_SCHEME,
+                        [scope.as_str()],
+                    )]);
+                }
                 add_ref(op, "401", "Unauthorized");
+                add_ref(op, "403", "Forbidden");
                 if op.request_body.is_some() {
                     add_ref(op, "400", "BadRequest");
                     add_ref(op, "413", "PayloadTooLarge");
@@ -438,8 +447,6 @@ impl Modify for Links {
 /// operation that takes a `cursor` gets it, so a list added later cannot
 /// forget it.
 fn next_page_link(op: &mut Operation) {
-    use utoipa::openapi::Required;
-    use utoipa::openapi::path::ParameterIn;
     let Some(id) = op.operation_id.clone() else {
         return;
     };

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use invited::app::RunningApp;
-use invited::config::{ApiKey, Config};
+use invited::config::{ApiKey, Config, Scope};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -31,6 +31,10 @@ impl DaemonDb for Db {
 }
 
 pub const API_KEY: &str = "test-key-0123456789abcdef";
+/// A key with the `read` scope only (R47), named `support`.
+pub const READ_KEY: &str = "read-key-0123456789abcdef";
+/// A key with the `admin` scope (R47), named `operator`.
+pub const ADMIN_KEY: &str = "admin-key-0123456789abcdef";
 pub const ACCEPT_URL: &str = "https://app.example.test/invitations/accept?token={token}";
 
 pub struct TestDaemon {
@@ -86,7 +90,12 @@ impl TestDaemon {
         let db_url = pool.database_url();
         let mut config = test_config(&db_url, &sink.url());
         configure(&mut config);
-        let app = RunningApp::start(&config, vec![ApiKey::from_plaintext("test", API_KEY)])
+        let keys = vec![
+            ApiKey::from_plaintext("test", API_KEY),
+            ApiKey::from_plaintext("support", READ_KEY).with_scope(Scope::Read),
+            ApiKey::from_plaintext("operator", ADMIN_KEY).with_scope(Scope::Admin),
+        ];
+        let app = RunningApp::start(&config, keys)
             .await
             .expect("the daemon starts");
         let base = format!("http://{}", app.addr);
@@ -104,7 +113,12 @@ impl TestDaemon {
     }
 
     pub async fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
-        let resp = req.bearer_auth(API_KEY).send().await.expect("request sent");
+        self.send_as(API_KEY, req).await
+    }
+
+    /// [`TestDaemon::send`] with another API key.
+    pub async fn send_as(&self, key: &str, req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let resp = req.bearer_auth(key).send().await.expect("request sent");
         let status = resp.status();
         let bytes = resp.bytes().await.expect("body read");
         let body = if bytes.is_empty() {

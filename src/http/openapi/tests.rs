@@ -252,12 +252,15 @@ fn every_failure_is_a_problem_and_v1_needs_the_key() {
             }
             let security = op.get("security");
             if path.starts_with("/v1/") {
+                // R47: the scope a key needs, as the router asks for it.
+                let scope = crate::http::auth::method_scope(&m.to_uppercase().parse().unwrap());
                 assert_eq!(
                     security,
-                    Some(&serde_json::json!([{ API_KEY_SCHEME: [] }])),
+                    Some(&serde_json::json!([{ API_KEY_SCHEME: [scope.as_str()] }])),
                     "{m} {path}"
                 );
                 assert!(responses.contains_key("401"), "{m} {path}: no 401");
+                assert!(responses.contains_key("403"), "{m} {path}: no 403");
             } else {
                 assert_eq!(security, None, "{m} {path} needs no key");
             }

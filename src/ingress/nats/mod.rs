@@ -229,8 +229,10 @@ async fn call(router: axum::Router, target: Target) -> Response {
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(target.body))
         .expect("a valid request");
+    // The commands are an app's writes, never an operator's.
     request.extensions_mut().insert(Caller {
         key_name: IDEMPOTENCY_SCOPE.to_string(),
+        scope: crate::config::Scope::Write,
     });
     match router.oneshot(request).await {
         Ok(response) => response,
