@@ -307,7 +307,7 @@ for (const text of want.texts) {
   if (holders.length === 0) {
     problems.push(`"${text}" is not shown`);
   } else if (!holders.some((node) => inside(boxes(node)))) {
-    problems.push(`"${text}" is not entirely inside the ${width} px viewport: ${holders.flatMap(boxes).map(px).join(", ")}`);
+    problems.push(`"${text}" is not entirely inside the ${width} px viewport: ${boxes(holders[0]).map(px).join(", ")}`);
   }
 }
 return { problems };

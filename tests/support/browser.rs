@@ -5,8 +5,8 @@
 //! One chromedriver serves a whole test binary (started on first use, on a
 //! free loopback port); each [`Browser`] is one Chromium session on it, so a
 //! binary's tests can run in parallel, each with its own browser. A test
-//! reuses its session for everything it looks at; sessions cost about a
-//! second each, pages a few milliseconds.
+//! reuses its session for everything it looks at: a session costs about a
+//! second, a page with its checks and screenshot about a tenth of one.
 //!
 //! ```ignore
 //! let browser = Browser::start("console_sign_in").await;
@@ -52,11 +52,14 @@ const POLL: Duration = Duration::from_millis(25);
 /// is often 64 MB, too small for its shared memory (`--disable-dev-shm-usage`),
 /// and there is no GPU. `--headless=new` is the real browser without a
 /// window, not the old separate headless shell.
-const CHROMIUM_ARGS: [&str; 7] = [
+const CHROMIUM_ARGS: [&str; 8] = [
     "--headless=new",
     "--no-sandbox",
     "--disable-dev-shm-usage",
     "--disable-gpu",
+    // Scrollbars that take no room, as on a phone: the layout is as wide as
+    // the viewport set, whether or not the page is taller than it.
+    "--hide-scrollbars",
     // Nothing to download, nobody to ask: no first-run UI, no network
     // traffic of its own during a test.
     "--no-first-run",
@@ -83,12 +86,6 @@ fn driver() -> &'static Driver {
 impl Driver {
     fn start() -> Driver {
         let chromedriver = on_path("chromedriver");
-        // A free port: the kernel picks one, we let it go, chromedriver
-        // binds it. Only loopback connections are accepted (its default).
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
         let out = test_output_root();
         std::fs::create_dir_all(&out).expect("create the test output directory");
         let log = out.join(format!("chromedriver-{}.log", binary_name()));
@@ -99,44 +96,62 @@ impl Driver {
         let tmp = out.join(format!("chromium-tmp-{}", binary_name()));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).expect("create Chromium's temporary directory");
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(
-                r#""$1" --port="$2" --log-path="$3" >/dev/null 2>&1 & read -r _line; kill -KILL 0"#,
-            )
-            .arg("sh")
-            .arg(&chromedriver)
-            .arg(port.to_string())
-            .arg(&log)
-            // Its own group, so that `kill 0` reaches chromedriver and its
-            // browsers and never this test process or cargo.
-            .process_group(0)
-            .env("TMPDIR", &tmp)
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("start chromedriver");
-        let stdin = child.stdin.take().expect("piped stdin");
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = http_raw(port, "GET", "/status")
-                && status.contains(r#""ready":true"#)
-            {
-                break;
+        // A free port: the kernel picks one, we let it go, chromedriver binds
+        // it (only loopback connections are accepted, its default). Another
+        // process may take it in between; then chromedriver stops and we
+        // try another.
+        for _attempt in 0..3 {
+            let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .and_then(|l| l.local_addr())
+                .expect("a free loopback port")
+                .port();
+            let mut child = Command::new("sh")
+                .arg("-c")
+                // The reader kills the group when our end of the pipe closes;
+                // the group also goes when chromedriver stops by itself, so
+                // that `try_wait` below sees it. (A background list reads
+                // /dev/null unless told otherwise, hence fd 3.)
+                .arg(concat!(
+                    r#"exec 3<&0; (read -r _line <&3; kill -KILL 0) & "#,
+                    r#""$1" --port="$2" --log-path="$3" </dev/null >/dev/null 2>&1; kill -KILL 0"#,
+                ))
+                .arg("sh")
+                .arg(&chromedriver)
+                .arg(port.to_string())
+                .arg(&log)
+                // Its own group, so that `kill 0` reaches chromedriver and
+                // its browsers and never this test process or cargo.
+                .process_group(0)
+                .env("TMPDIR", &tmp)
+                .stdin(Stdio::piped())
+                .spawn()
+                .expect("start chromedriver");
+            let stdin = child.stdin.take().expect("piped stdin");
+            let deadline = Instant::now() + WAIT;
+            loop {
+                if let Some(status) = http_raw(port, "GET", "/status")
+                    && status.contains(r#""ready":true"#)
+                {
+                    return Driver {
+                        port,
+                        _watchdog: Mutex::new((child, stdin)),
+                    };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "chromedriver did not answer on 127.0.0.1:{port} within {WAIT:?}; its log: {}",
+                    log.display()
+                );
+                std::thread::sleep(POLL);
             }
-            if let Ok(Some(exit)) = child.try_wait() {
-                panic!("chromedriver stopped ({exit}); its log: {}", log.display());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not answer on 127.0.0.1:{port} within {WAIT:?}; its log: {}",
-                log.display()
-            );
-            std::thread::sleep(POLL);
         }
-        Driver {
-            port,
-            _watchdog: Mutex::new((child, stdin)),
-        }
+        panic!(
+            "chromedriver stopped three times before answering; its log: {}",
+            log.display()
+        );
     }
 
     fn url(&self) -> String {
@@ -203,25 +218,27 @@ impl Browser {
     }
 
     /// Makes the page's viewport (`innerWidth` × `innerHeight`) exactly
-    /// `width` × `height` CSS pixels: WebDriver sizes the window, which is
-    /// larger than its viewport by the browser's own frame, so the window is
-    /// grown by what is missing and the result checked.
+    /// `width` × `height` CSS pixels at one device pixel per CSS pixel, for
+    /// this tab and the pages it opens next. Through DevTools' device
+    /// metrics (what Puppeteer's `setViewport` does), not the window: a
+    /// window is larger than its viewport by a frame whose size headless
+    /// Chromium does not promise, and a resize lands asynchronously.
     pub async fn set_viewport(&self, width: u32, height: u32) {
-        let (mut outer_w, mut outer_h) = (width, height);
-        for _ in 0..3 {
-            self.client
-                .set_window_size(outer_w, outer_h)
-                .await
-                .expect("set the window size");
-            let [inner_w, inner_h]: [u32; 2] =
-                self.js("return [innerWidth, innerHeight]", []).await;
-            if (inner_w, inner_h) == (width, height) {
-                return;
-            }
-            outer_w = (outer_w + width).saturating_sub(inner_w);
-            outer_h = (outer_h + height).saturating_sub(inner_h);
-        }
-        panic!("cannot make the viewport {width}×{height}");
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({
+                "width": width,
+                "height": height,
+                "deviceScaleFactor": 1,
+                "mobile": false,
+            }),
+        )
+        .await;
+        self.wait_until(
+            &format!("a {width}×{height} viewport"),
+            &format!("innerWidth === {width} && innerHeight === {height}"),
+        )
+        .await;
     }
 
     /// Opens `url` and waits until the page has loaded (WebDriver's normal
