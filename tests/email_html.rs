@@ -21,7 +21,8 @@ use support::browser::Browser;
 /// A phone (iPhone X to 13 mini: 375 × 812 CSS px) and a desktop window.
 const VIEWPORTS: [(u32, u32); 2] = [(375, 812), (1280, 900)];
 
-/// Smallest height of a button-like link: a finger is about 40 px wide.
+/// Smallest height and width of a button-like link: a fingertip is about
+/// 40 px wide.
 const MIN_BUTTON_PX: f64 = 40.0;
 /// Smallest font size of any visible text.
 const MIN_FONT_PX: f64 = 12.0;
