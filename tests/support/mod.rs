@@ -2,6 +2,7 @@
 //! part of them.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod daemon;
 pub mod db;
 pub mod outbox;
