@@ -593,3 +593,18 @@ fn links_lead_to_operations_with_those_parameters() {
         "{grantee}"
     );
 }
+
+#[test]
+fn tmp_dump() {
+    let doc = document();
+    for name in [
+        "AcceptByIdJson",
+        "AcceptJson",
+        "PartnerAcceptJson",
+        "PreviewJson",
+        "AnswerBody",
+    ] {
+        println!("{name}: {}", doc["components"]["schemas"][name]);
+    }
+    println!("{}", doc["paths"]["/v1/users/{user_id}/invitations"]);
+}
