@@ -541,3 +541,34 @@ async fn nats_preview(
     );
     serde_json::from_slice(&message.payload).unwrap()
 }
+
+both_stores! {
+    /// R37 with R13: an in-app accept by a user who is already a member is
+    /// `409 conflict`, as a token accept is, and the invitation stays pending.
+    /// (The address became the member's after the invitation was sent.)
+    async fn an_in_app_accept_by_a_member_is_a_conflict(db: Db) {
+        let d = TestDaemon::start(&db).await;
+        let b = brand(&d).await;
+        let id = invite(&d, &b, "olive", "new@brand.example", "employee").await;
+        let (status, body) = d
+            .put(
+                "/v1/users/olive",
+                json!({"email": "NEW@brand.example", "display_name": "Olive Oyl", "locale": "en-US"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = d
+            .post(
+                &format!("/v1/invitations/{id}/accept"),
+                json!({"actor_user_id": "olive", "email_verified": true}),
+            )
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::CONFLICT, Some("conflict")),
+            "{body}"
+        );
+        assert_eq!(stored_status(&db, &id).await, "pending");
+        d.stop().await;
+    }
+}
