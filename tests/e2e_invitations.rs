@@ -107,11 +107,14 @@ both_stores! {
         assert_eq!(accepted.header("Subject").unwrap(), "Invitation accepted");
         assert!(accepted.text_body().contains("charles"));
 
-        // The token works once (R12); unknown tokens get their own code.
+        // The token works once (R12): for anyone else it is used (the user
+        // who accepted gets the same answer again, R36, tests/e2e_invitee.rs);
+        // unknown tokens get their own code.
+        d.user("dora", "dora@agency.example", "en-GB").await;
         let (status, body) = d
             .post(
                 "/v1/invitations/accept",
-                json!({"token": token, "user_id": "charles"}),
+                json!({"token": token, "user_id": "dora"}),
             )
             .await;
         assert_eq!(

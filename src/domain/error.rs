@@ -36,6 +36,11 @@ pub enum DomainError {
     TokenExpired,
     #[error("two-factor authentication is required")]
     MfaRequired,
+    /// An answer in the app (R37) without the app's word that the user's
+    /// email is verified: the invitation is addressed to an address, and
+    /// only its verified owner may answer it without the emailed token.
+    #[error("the app must state that the user verified their email (email_verified: true)")]
+    EmailUnverified,
 }
 
 impl DomainError {

@@ -6,6 +6,7 @@ pub mod access;
 pub mod email;
 pub mod error;
 pub mod ids;
+pub mod invitee;
 pub mod lifecycle;
 pub mod locale;
 pub mod members;

@@ -322,6 +322,29 @@ pub struct MemberAdded {
     pub user_id: UserId,
     #[serde(serialize_with = "by_name")]
     pub role: Role,
+    /// How the member came in. Required, so that every new way in must say
+    /// which it is.
+    pub via: MemberVia,
+}
+
+/// `member.added`'s `via`: the way a user became a member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberVia {
+    /// The owner of a business, at its creation.
+    Created,
+    /// A member invitation accepted with the token of its email (R12).
+    Token,
+    /// A member invitation accepted in the app, by its id (R37).
+    InApp,
+    /// An invite link redeemed (R50).
+    Link,
+    /// A join request approved (R51).
+    Request,
+    /// A verified email domain (R52).
+    Domain,
+    /// Through a partnership.
+    Partner,
 }
 
 /// `member.role_changed`.
@@ -580,9 +603,10 @@ mod tests {
                 Event::MemberAdded(MemberAdded {
                     user_id: user.clone(),
                     role: owner.clone(),
+                    via: MemberVia::Created,
                 }),
                 "member.added",
-                json!({"user_id": user, "role": "owner"}),
+                json!({"role": "owner", "user_id": user, "via": "created"}),
             ),
             (
                 Event::MemberRoleChanged(MemberRoleChanged {
@@ -677,6 +701,21 @@ mod tests {
             seen.insert(name);
         }
         assert_eq!(seen.len(), EventType::ALL.len(), "a type has no case");
+    }
+
+    #[test]
+    fn the_ways_in_keep_their_names() {
+        for (via, name) in [
+            (MemberVia::Created, "created"),
+            (MemberVia::Token, "token"),
+            (MemberVia::InApp, "in_app"),
+            (MemberVia::Link, "link"),
+            (MemberVia::Request, "request"),
+            (MemberVia::Domain, "domain"),
+            (MemberVia::Partner, "partner"),
+        ] {
+            assert_eq!(serde_json::to_value(via).unwrap(), json!(name));
+        }
     }
 
     #[test]

@@ -35,13 +35,14 @@ pub enum ProblemCode {
     TokenUsed,
     TokenExpired,
     MfaRequired,
+    EmailUnverified,
     PayloadTooLarge,
     UnsupportedMediaType,
     Unavailable,
 }
 
 impl ProblemCode {
-    pub const ALL: [ProblemCode; 15] = [
+    pub const ALL: [ProblemCode; 16] = [
         ProblemCode::Unauthorized,
         ProblemCode::Forbidden,
         ProblemCode::NotFound,
@@ -54,6 +55,7 @@ impl ProblemCode {
         ProblemCode::TokenUsed,
         ProblemCode::TokenExpired,
         ProblemCode::MfaRequired,
+        ProblemCode::EmailUnverified,
         ProblemCode::PayloadTooLarge,
         ProblemCode::UnsupportedMediaType,
         ProblemCode::Unavailable,
@@ -73,6 +75,7 @@ impl ProblemCode {
             ProblemCode::TokenUsed => "token_used",
             ProblemCode::TokenExpired => "token_expired",
             ProblemCode::MfaRequired => "mfa_required",
+            ProblemCode::EmailUnverified => "email_unverified",
             ProblemCode::PayloadTooLarge => "payload_too_large",
             ProblemCode::UnsupportedMediaType => "unsupported_media_type",
             ProblemCode::Unavailable => "unavailable",
@@ -314,6 +317,12 @@ impl From<DomainError> for ApiError {
                 "Two-factor authentication required",
                 detail,
             ),
+            DomainError::EmailUnverified => ApiError::new(
+                StatusCode::FORBIDDEN,
+                ProblemCode::EmailUnverified,
+                "Email not verified",
+                detail,
+            ),
         }
     }
 }
@@ -427,6 +436,7 @@ mod tests {
             (DomainError::TokenUsed, 409, "token_used"),
             (DomainError::TokenExpired, 410, "token_expired"),
             (DomainError::MfaRequired, 403, "mfa_required"),
+            (DomainError::EmailUnverified, 403, "email_unverified"),
         ];
         for (error, status, code) in table {
             let name = format!("{error:?}");

@@ -1,6 +1,6 @@
 //! Invitations: create (R7–R9), read, list, timeline (R34), quota (R33), and
 //! the commands on one invitation (resend, cancel, accept and decline by
-//! token), which go through the invitation's actor.
+//! token, repeat-safe by R36), which go through the invitation's actor.
 
 use axum::Json;
 use axum::extract::State;
@@ -455,17 +455,18 @@ pub async fn quota(
     Ok(Json(QuotaJson::from(&status)))
 }
 
-/// The recipient accepts with the token from the email (R12, R13, R15).
+/// The recipient accepts with the token from the email (R12, R13, R15); the
+/// user who accepted gets the same answer again (R36).
 #[utoipa::path(
     post,
     path = "/v1/invitations/accept",
     tag = "invitations",
     request_body = AcceptBody,
     responses(
-        (status = 200, description = "The accepted invitation and the new membership", body = AcceptJson),
+        (status = 200, description = "The accepted invitation and the new membership; the same again when the user who accepted repeats the accept (R36)", body = AcceptJson),
         (status = 403, description = "`mfa_required`: the business requires 2FA for this role (R15)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`token_invalid`: no member invitation has this token", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`token_used` (the invitation is no longer pending) or `conflict` (already a member)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`token_used` (the invitation is no longer pending, and not accepted by this user) or `conflict` (already a member)", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "`token_expired`: the invitation expired (R11)", body = Problem, content_type = "application/problem+json"),
         (status = 503, response = Unavailable),
     )
@@ -487,16 +488,17 @@ pub async fn accept(
     }))
 }
 
-/// The recipient declines with the token from the email.
+/// The recipient declines with the token from the email; a declined
+/// invitation answers the same again (R36).
 #[utoipa::path(
     post,
     path = "/v1/invitations/decline",
     tag = "invitations",
     request_body = DeclineBody,
     responses(
-        (status = 200, description = "The declined invitation", body = InvitationJson),
+        (status = 200, description = "The declined invitation (also when it was declined before, R36)", body = InvitationJson),
         (status = 404, description = "`token_invalid`: no member invitation has this token", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`token_used`: the invitation is no longer pending", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`token_used`: the invitation was accepted or cancelled", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "`token_expired`: the invitation expired", body = Problem, content_type = "application/problem+json"),
         (status = 503, response = Unavailable),
     )

@@ -12,6 +12,7 @@ pub mod error;
 pub mod health;
 pub mod idempotency;
 pub mod invitations;
+pub mod invitee;
 pub mod json;
 pub mod members;
 pub mod observe;
@@ -66,10 +67,11 @@ pub fn router(state: HttpState) -> Router {
             post(invitations::create_invitations).get(invitations::list_invitations),
         )
         .route("/businesses/{id}/invitation-quota", get(invitations::quota))
-        // Static segments win over `{id}` in axum's router, so these two are
+        // Static segments win over `{id}` in axum's router, so these three are
         // never taken for an invitation id.
         .route("/invitations/accept", post(invitations::accept))
         .route("/invitations/decline", post(invitations::decline))
+        .route("/invitations/preview", post(invitee::preview))
         .route("/invitations/{id}", get(invitations::get_invitation))
         .route("/invitations/{id}/timeline", get(invitations::timeline))
         .route("/invitations/{id}/resend", post(invitations::resend))
@@ -95,6 +97,10 @@ pub fn router(state: HttpState) -> Router {
         .route("/access", get(access::access))
         .route("/authorize", get(access::authorize))
         .route("/users/{user_id}/profiles", get(access::user_profiles))
+        .route(
+            "/users/{user_id}/invitations",
+            get(invitee::list_user_invitations),
+        )
         .route("/invitations/{id}/renew", post(invitations::renew))
         // The OpenAPI document of all of the above; behind the key like all of /v1.
         .route("/openapi.json", get(openapi::openapi_json))

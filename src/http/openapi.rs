@@ -22,7 +22,7 @@ use utoipa::openapi::{ContentBuilder, RefOr, Required};
 use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 
 use super::error::{Problem, ProblemCode};
-use super::{access, businesses, health, invitations, members, observe, partners, users};
+use super::{access, businesses, health, invitations, invitee, members, observe, partners, users};
 
 /// The media type of every problem.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -53,6 +53,8 @@ pub const API_KEY_SCHEME: &str = "api_key";
         invitations::quota,
         invitations::accept,
         invitations::decline,
+        invitee::preview,
+        invitee::list_user_invitations,
         invitations::get_invitation,
         invitations::timeline,
         invitations::resend,
@@ -243,6 +245,14 @@ pub const LINKS: &[LinkRow] = &[
         &[("user_id", "$response.body#/user_id")],
     ),
     (
+        "/v1/users/{user_id}",
+        "put",
+        "200",
+        "UserInvitations",
+        "list_user_invitations",
+        &[("user_id", "$response.body#/user_id")],
+    ),
+    (
         "/v1/businesses",
         "post",
         "201",
@@ -366,16 +376,16 @@ pub const LINKS: &[LinkRow] = &[
         "/v1/businesses/{id}/partners",
         "post",
         "201",
-        "AcceptPartnerInvitation",
-        "accept_partner_invitation",
+        "AcceptInvitationById",
+        "accept_invitation_by_id",
         &[("id", "$response.body#/id")],
     ),
     (
         "/v1/businesses/{id}/partners",
         "post",
         "201",
-        "DeclinePartnerInvitation",
-        "decline_partner_invitation",
+        "DeclineInvitationById",
+        "decline_invitation_by_id",
         &[("id", "$response.body#/id")],
     ),
     (
@@ -684,6 +694,16 @@ pub mod values {
     #[schema(rename_all = "snake_case")]
     pub enum Permission {
         Publisher,
+    }
+
+    /// Why a previewed invitation can no longer be accepted (R35).
+    #[derive(ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum PreviewReason {
+        TokenUsed,
+        TokenExpired,
+        Cancelled,
+        Declined,
     }
 }
 

@@ -1,7 +1,9 @@
 //! Partners (R19–R21): `POST|GET /v1/businesses/{id}/partners`, `DELETE
-//! /v1/businesses/{id}/partners/{partner_id}`, and the receiving business's
-//! answers `POST /v1/invitations/{id}/accept|decline`, which go through the
-//! invitation's actor like every command on one invitation.
+//! /v1/businesses/{id}/partners/{partner_id}`, and the answers by id `POST
+//! /v1/invitations/{id}/accept|decline`: the receiving business's to a
+//! partner invitation, the invitee's in the app to a member invitation
+//! (R37). They go through the invitation's actor like every command on one
+//! invitation, which decides by the invitation's kind.
 
 use axum::Json;
 use axum::extract::State;
@@ -19,9 +21,9 @@ use super::json::{
 };
 use super::openapi::{Unavailable, ValidationFailed};
 use super::paging::{page_by_id, parse_limit};
-use super::wire::{InvitationJson, Page};
+use super::wire::{AcceptJson, InvitationJson, MemberJson, Page};
 use crate::domain::partners::Direction;
-use crate::domain::{BusinessId, PublicBusinessId, UserId};
+use crate::domain::{BusinessId, InvitationKind, PublicBusinessId, UserId};
 use crate::service::invitations::InvitationCommand;
 use crate::service::partners::CreatePartner;
 use crate::store::PartnershipRecord;
@@ -217,44 +219,74 @@ pub async fn end_partnership(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The body of `POST /v1/invitations/{id}/accept`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerBody {
+    /// A partner invitation: the owner or a partners manager of the business
+    /// it is addressed to. A member invitation: the invitee, signed in to
+    /// the app (R37).
     #[schema(value_type = super::openapi::values::UserIdText)]
     pub actor_user_id: String,
-    /// As for a member accept: the user completed 2FA (R15).
+    /// The user completed two-factor authentication (R15); `false` when
+    /// left out.
     #[serde(default)]
     pub mfa_verified: Option<bool>,
+    /// Member invitations: the app verified that the actor owns their
+    /// registered email (R37); without `true` the answer is `403
+    /// email_unverified`. Not read for partner invitations.
+    #[serde(default)]
+    pub email_verified: Option<bool>,
 }
 
+/// The body of `POST /v1/invitations/{id}/decline`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct DeclinePartnerBody {
+pub struct DeclineAnswerBody {
+    /// As for the accept.
     #[schema(value_type = super::openapi::values::UserIdText)]
     pub actor_user_id: String,
+    /// As for the accept: member invitations need `true` (R37).
+    #[serde(default)]
+    pub email_verified: Option<bool>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct PartnerAcceptJson {
     pub invitation: InvitationJson,
+    #[schema(required = true)]
     pub partnership: Option<PartnershipJson>,
 }
 
-/// R21: the owner or a manager of the receiving business accepts.
+/// The answer to an accept by id: a member invitation's
+/// `{"invitation", "membership"}` or a partner invitation's
+/// `{"invitation", "partnership"}`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum AcceptByIdJson {
+    Member(AcceptJson),
+    Partner(PartnerAcceptJson),
+}
+
+/// Accepts an invitation by its id: a partner invitation, by the owner or a
+/// manager of the receiving business (R21); a member invitation, by its
+/// invitee in the app, on the app's word that their email is verified
+/// (R37), with R13 and R15 as for a token accept. Repeated by the invitee
+/// who accepted, it answers the same again (R36).
 #[utoipa::path(
     post,
     path = "/v1/invitations/{id}/accept",
     // Not the handler's name: the token accept is `accept` too, and an
     // operationId names one operation of the whole document.
-    operation_id = "accept_partner_invitation",
-    tag = "partners",
-    params(("id" = uuid::Uuid, Path, description = "The partner invitation")),
+    operation_id = "accept_invitation_by_id",
+    tag = "invitations",
+    params(("id" = uuid::Uuid, Path, description = "The invitation")),
     request_body = AnswerBody,
     responses(
-        (status = 200, description = "The accepted invitation and the partnership", body = PartnerAcceptJson),
-        (status = 403, description = "`forbidden` (not the receiving business's owner or a partners manager) or `mfa_required` (R15)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such partner invitation", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`token_used` (no longer pending) or `conflict` (the businesses are already partners)", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The accepted invitation with the membership (member invitation) or the partnership (partner invitation)", body = AcceptByIdJson),
+        (status = 403, description = "`forbidden` (not the receiving business's owner or a partners manager; not the user the member invitation is addressed to), `mfa_required` (R15) or `email_unverified` (R37)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such invitation", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`token_used` (no longer pending) or `conflict` (already a member; the businesses are already partners)", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "`token_expired`: the invitation expired", body = Problem, content_type = "application/problem+json"),
         (status = 503, response = Unavailable),
     )
@@ -263,37 +295,47 @@ pub async fn accept(
     State(state): State<HttpState>,
     RawPath(id): RawPath<String>,
     StrictJson(body): StrictJson<AnswerBody>,
-) -> Result<Json<PartnerAcceptJson>, ApiError> {
+) -> Result<Json<AcceptByIdJson>, ApiError> {
     let id = invitation_path(&id)?;
     let actor = UserId::parse_field(&body.actor_user_id, "actor_user_id")?;
-    let cmd = InvitationCommand::AcceptPartner {
+    let cmd = InvitationCommand::AcceptById {
         actor,
         mfa_verified: body.mfa_verified.unwrap_or(false),
+        email_verified: body.email_verified.unwrap_or(false),
     };
     let outcome = state.invitations.execute(id, cmd).await?;
-    let receiving = outcome.invitation.partner_business_id;
-    Ok(Json(PartnerAcceptJson {
-        invitation: InvitationJson::from(&outcome.invitation),
-        partnership: outcome
-            .partnership
-            .as_ref()
-            .zip(receiving)
-            .map(|(p, me)| PartnershipJson::seen_from(p, me)),
+    let invitation = InvitationJson::from(&outcome.invitation);
+    Ok(Json(match outcome.invitation.partner_business_id {
+        Some(receiving) if outcome.invitation.kind != InvitationKind::Member => {
+            AcceptByIdJson::Partner(PartnerAcceptJson {
+                invitation,
+                partnership: outcome
+                    .partnership
+                    .as_ref()
+                    .map(|p| PartnershipJson::seen_from(p, receiving)),
+            })
+        }
+        _ => AcceptByIdJson::Member(AcceptJson {
+            invitation,
+            membership: outcome.membership.as_ref().map(MemberJson::from),
+        }),
     }))
 }
 
-/// R21: the owner or a manager of the receiving business declines.
+/// Declines an invitation by its id: a partner invitation, by the receiving
+/// business (R21); a member invitation, by its invitee in the app (R37).
+/// A repeat of a decline answers the same again (R36).
 #[utoipa::path(
     post,
     path = "/v1/invitations/{id}/decline",
-    operation_id = "decline_partner_invitation",
-    tag = "partners",
-    params(("id" = uuid::Uuid, Path, description = "The partner invitation")),
-    request_body = DeclinePartnerBody,
+    operation_id = "decline_invitation_by_id",
+    tag = "invitations",
+    params(("id" = uuid::Uuid, Path, description = "The invitation")),
+    request_body = DeclineAnswerBody,
     responses(
         (status = 200, description = "The declined invitation", body = InvitationJson),
-        (status = 403, description = "`forbidden`: not the receiving business's owner or a partners manager", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such partner invitation", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden` (not the receiving business's owner or a partners manager; not the user the member invitation is addressed to) or `email_unverified` (R37)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such invitation", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`token_used`: the invitation is no longer pending", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "`token_expired`: the invitation expired", body = Problem, content_type = "application/problem+json"),
         (status = 503, response = Unavailable),
@@ -302,14 +344,15 @@ pub async fn accept(
 pub async fn decline(
     State(state): State<HttpState>,
     RawPath(id): RawPath<String>,
-    StrictJson(body): StrictJson<DeclinePartnerBody>,
+    StrictJson(body): StrictJson<DeclineAnswerBody>,
 ) -> Result<Json<InvitationJson>, ApiError> {
     let id = invitation_path(&id)?;
     let actor = UserId::parse_field(&body.actor_user_id, "actor_user_id")?;
-    let outcome = state
-        .invitations
-        .execute(id, InvitationCommand::DeclinePartner { actor })
-        .await?;
+    let cmd = InvitationCommand::DeclineById {
+        actor,
+        email_verified: body.email_verified.unwrap_or(false),
+    };
+    let outcome = state.invitations.execute(id, cmd).await?;
     Ok(Json(InvitationJson::from(&outcome.invitation)))
 }
 

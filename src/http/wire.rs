@@ -180,10 +180,12 @@ impl From<&InvitationRecord> for InvitationJson {
     }
 }
 
-/// `POST /v1/invitations/accept`.
+/// `POST /v1/invitations/accept`, and the accept by id of a member
+/// invitation (R37).
 #[derive(Serialize, ToSchema)]
 pub struct AcceptJson {
     pub invitation: InvitationJson,
+    #[schema(required = true)]
     pub membership: Option<MemberJson>,
 }
 

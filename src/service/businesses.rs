@@ -5,7 +5,7 @@ use super::{ServiceResult, Services, event, require_member};
 use crate::domain::{
     BusinessId, DomainError, Email, Locale, PublicBusinessId, Role, RolePreset, UserId,
 };
-use crate::events::catalog::{Event, MemberAdded};
+use crate::events::catalog::{Event, MemberAdded, MemberVia};
 use crate::store::{BusinessRecord, NewBusiness, NewUser, UserRecord};
 
 pub struct NewBusinessInput {
@@ -88,6 +88,7 @@ impl Services {
             Event::MemberAdded(MemberAdded {
                 user_id: input.owner.clone(),
                 role: owner,
+                via: MemberVia::Created,
             }),
         ))
         .await?;

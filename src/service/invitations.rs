@@ -8,12 +8,12 @@ use crate::domain::members::{check_capability, check_invite};
 use crate::domain::quota::{QuotaStatus, check_resend_cooldown, check_seats};
 use crate::domain::{
     BusinessId, Capability, DomainError, Email, InvitationId, InvitationKind, InvitationStatus,
-    Locale, TokenNonce, UserId,
+    Locale, RoleCatalog, TokenNonce, UserId,
 };
-use crate::events::catalog::{Event, InvitationCreated, InvitationRenewed, MemberAdded};
+use crate::events::catalog::{Event, InvitationCreated, InvitationRenewed, MemberAdded, MemberVia};
 use crate::store::{
-    InvitationQuery, InvitationRecord, MemberRecord, NewInvitation, PartnershipRecord, StoreTx,
-    TimelineEntry,
+    BusinessRecord, InvitationQuery, InvitationRecord, MemberRecord, NewInvitation,
+    PartnershipRecord, StoreTx, TimelineEntry,
 };
 use chrono::{DateTime, Utc};
 
@@ -35,12 +35,14 @@ pub struct CreateInvitations {
 /// A command on one invitation, with who gives it.
 #[derive(Clone, Debug)]
 pub enum InvitationCommand {
-    /// The recipient accepts with the token; `user` becomes the member.
+    /// The recipient accepts with the token; `user` becomes the member. A
+    /// repeat by the user who accepted gets the same answer (R36).
     Accept {
         user: UserId,
         mfa_verified: bool,
     },
-    /// The recipient declines with the token.
+    /// The recipient declines with the token; a repeat gets the same answer
+    /// (R36).
     Decline,
     Cancel {
         actor: UserId,
@@ -48,27 +50,83 @@ pub enum InvitationCommand {
     Resend {
         actor: UserId,
     },
-    /// The owner or a manager of the receiving business accepts a partner
-    /// invitation (R21); `mfa_verified` as for a member accept (R15).
-    AcceptPartner {
+    /// `POST /v1/invitations/{id}/accept`. For a partner invitation, the
+    /// owner or a manager of the receiving business accepts it (R21); for a
+    /// member invitation, the invitee signed in to the app does, if the app
+    /// verified their email (R37). The invitation's kind, read under its
+    /// lock, decides. `mfa_verified` as for a token accept (R15).
+    AcceptById {
         actor: UserId,
         mfa_verified: bool,
+        email_verified: bool,
     },
-    /// The owner or a manager of the receiving business declines it.
-    DeclinePartner {
+    /// `POST /v1/invitations/{id}/decline`, decided by the kind likewise.
+    DeclineById {
         actor: UserId,
+        email_verified: bool,
     },
 }
 
-impl InvitationCommand {
+/// A command once the invitation's kind is known and its giver may give
+/// it: what `execute` carries out.
+enum Step {
+    Cancel {
+        actor: UserId,
+    },
+    Resend {
+        actor: UserId,
+    },
+    /// A member invitation accepted with its token or in the app.
+    AcceptMember {
+        user: UserId,
+        mfa_verified: bool,
+        via: MemberVia,
+    },
+    /// A member invitation declined: with its token (nobody named) or in
+    /// the app (the invitee named).
+    DeclineMember {
+        by: Option<UserId>,
+    },
+    /// A partner invitation answered by `me`, a member of `target`, the
+    /// business it is addressed to (R21).
+    AcceptPartner {
+        mfa_verified: bool,
+        target: BusinessRecord,
+        me: MemberRecord,
+    },
+    DeclinePartner {
+        target: BusinessRecord,
+        me: MemberRecord,
+    },
+}
+
+impl Step {
     fn command(&self) -> Command {
         match self {
-            InvitationCommand::Accept { .. } => Command::Accept,
-            InvitationCommand::Decline => Command::Decline,
-            InvitationCommand::Cancel { .. } => Command::Cancel,
-            InvitationCommand::Resend { .. } => Command::Resend,
-            InvitationCommand::AcceptPartner { .. } => Command::Accept,
-            InvitationCommand::DeclinePartner { .. } => Command::Decline,
+            Step::Cancel { .. } => Command::Cancel,
+            Step::Resend { .. } => Command::Resend,
+            Step::AcceptMember { .. } | Step::AcceptPartner { .. } => Command::Accept,
+            Step::DeclineMember { .. } | Step::DeclinePartner { .. } => Command::Decline,
+        }
+    }
+
+    /// Who the event names.
+    fn actor(&self) -> Option<&UserId> {
+        match self {
+            Step::Cancel { actor } | Step::Resend { actor } => Some(actor),
+            Step::AcceptMember { user, .. } => Some(user),
+            Step::DeclineMember { by } => by.as_ref(),
+            Step::AcceptPartner { me, .. } | Step::DeclinePartner { me, .. } => Some(&me.user_id),
+        }
+    }
+
+    /// The receiving business and the member answering for it.
+    fn answering(&self) -> Option<(&BusinessRecord, &MemberRecord)> {
+        match self {
+            Step::AcceptPartner { target, me, .. } | Step::DeclinePartner { target, me } => {
+                Some((target, me))
+            }
+            _ => None,
         }
     }
 }
@@ -340,45 +398,36 @@ impl Services {
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?;
         let catalog = self.catalog(business.role_preset);
-        // For a partner invitation: the receiving business and the member
-        // answering for it.
-        let mut answering = None;
-        let actor = match &cmd {
-            InvitationCommand::Cancel { actor } | InvitationCommand::Resend { actor } => {
-                let me = require_member(tx.as_mut(), inv.business_id, actor).await?;
-                check_capability(&catalog, &me.role, Capability::MembersInvite)?;
-                Some(actor.clone())
-            }
-            InvitationCommand::Accept { user, .. } => {
-                token_answers(&inv)?;
-                Some(user.clone())
-            }
-            InvitationCommand::Decline => {
-                token_answers(&inv)?;
-                None
-            }
-            InvitationCommand::AcceptPartner { actor, .. }
-            | InvitationCommand::DeclinePartner { actor } => {
-                answering = Some(self.partner_answerer(tx.as_mut(), &inv, actor).await?);
-                Some(actor.clone())
-            }
-        };
+        let step = self.step(tx.as_mut(), &inv, &catalog, cmd).await?;
+        // R36: an answer already given is given again from what is stored
+        // (so also to a retry after a crash), and nothing is written.
+        if let Some(outcome) = repeated_answer(tx.as_mut(), &inv, &step).await? {
+            return Ok(outcome);
+        }
+        let actor = step.actor().cloned();
         let now = tx.now().await?;
-        let decision = lifecycle::apply(&inv.view(), cmd.command(), now)?;
-        if let InvitationCommand::Resend { .. } = cmd {
+        let decision = lifecycle::apply(&inv.view(), step.command(), now)?;
+        if let Step::Resend { .. } = step {
             let last = tx.last_invitation_email_at(id).await?;
             check_resend_cooldown(last, self.settings.resend_cooldown, now)?;
         }
 
         let mut membership = None;
         let mut accepted_by = None;
-        if let InvitationCommand::Accept { user, mfa_verified } = &cmd {
-            let accepter = tx.get_user(user).await?.ok_or_else(|| {
-                DomainError::validation(
-                    "user_id",
-                    format!("unknown user {user}; register it with PUT /v1/users/{{id}} first"),
-                )
-            })?;
+        if let Step::AcceptMember {
+            user,
+            mfa_verified,
+            via,
+        } = &step
+        {
+            let field = match via {
+                MemberVia::InApp => "actor_user_id",
+                _ => "user_id",
+            };
+            let accepter = tx
+                .get_user(user)
+                .await?
+                .ok_or_else(|| unknown_user(field, user))?;
             if tx.get_member(inv.business_id, user).await?.is_some() {
                 return Err(
                     DomainError::Conflict(format!("user {user} is already a member")).into(),
@@ -390,21 +439,18 @@ impl Services {
                 .check_accept(&catalog, &role, *mfa_verified)?;
             accepted_by = Some(accepter);
         }
-        if let (
-            InvitationCommand::AcceptPartner {
-                actor,
-                mfa_verified,
-            },
-            Some((target, me)),
-        ) = (&cmd, &answering)
+        if let Step::AcceptPartner {
+            mfa_verified,
+            target,
+            me,
+        } = &step
         {
             self.check_partner_mfa(target, me, *mfa_verified)?;
-            accepted_by = Some(tx.get_user(actor).await?.ok_or_else(|| {
-                DomainError::validation(
-                    "actor_user_id",
-                    format!("unknown user {actor}; register it with PUT /v1/users/{{id}} first"),
-                )
-            })?);
+            accepted_by = Some(
+                tx.get_user(&me.user_id)
+                    .await?
+                    .ok_or_else(|| unknown_user("actor_user_id", &me.user_id))?,
+            );
         }
         let mut partnership = None;
 
@@ -423,7 +469,7 @@ impl Services {
             Some(id),
             actor.as_ref(),
             Some((inv.status, decision.to)),
-            Event::of_command(cmd.command()),
+            Event::of_command(step.command()),
         ))
         .await?;
         for effect in &decision.effects {
@@ -478,6 +524,9 @@ impl Services {
                         .as_ref()
                         .expect("accept has an accepter")
                         .user_id;
+                    let Step::AcceptMember { via, .. } = &step else {
+                        unreachable!("only a member accept adds a member")
+                    };
                     let role = inv.role.clone().unwrap_or_else(|| catalog.default_role());
                     tx.insert_member(inv.business_id, user, &role).await?;
                     tx.insert_event(&event(
@@ -488,6 +537,7 @@ impl Services {
                         Event::MemberAdded(MemberAdded {
                             user_id: user.clone(),
                             role: role.clone(),
+                            via: *via,
                         }),
                     ))
                     .await?;
@@ -496,7 +546,7 @@ impl Services {
                 Effect::SendAcceptedEmail => {
                     let accepter = accepted_by.as_ref().expect("accept has an accepter");
                     if let Some(inviter) = tx.get_user(&inv.invited_by).await? {
-                        let email = match &answering {
+                        let email = match step.answering() {
                             Some((receiving, _)) => self.partner_accepted_email(
                                 &inv, &business, receiving, &inviter, accepter,
                             ),
@@ -524,6 +574,148 @@ impl Services {
             partnership,
         })
     }
+
+    /// Who may give the command, by the invitation's kind: the sending
+    /// business's inviters cancel and resend (R14); a token answers a member
+    /// invitation only; an answer by id is the receiving business's for a
+    /// partner invitation (R21) and the invitee's for a member one (R37).
+    async fn step(
+        &self,
+        tx: &mut dyn StoreTx,
+        inv: &InvitationRecord,
+        catalog: &RoleCatalog,
+        cmd: InvitationCommand,
+    ) -> ServiceResult<Step> {
+        Ok(match cmd {
+            InvitationCommand::Cancel { actor } => {
+                self.check_inviter(tx, inv, catalog, &actor).await?;
+                Step::Cancel { actor }
+            }
+            InvitationCommand::Resend { actor } => {
+                self.check_inviter(tx, inv, catalog, &actor).await?;
+                Step::Resend { actor }
+            }
+            InvitationCommand::Accept { user, mfa_verified } => {
+                token_answers(inv)?;
+                Step::AcceptMember {
+                    user,
+                    mfa_verified,
+                    via: MemberVia::Token,
+                }
+            }
+            InvitationCommand::Decline => {
+                token_answers(inv)?;
+                Step::DeclineMember { by: None }
+            }
+            InvitationCommand::AcceptById {
+                actor,
+                mfa_verified,
+                email_verified,
+            } => {
+                if inv.kind == InvitationKind::Member {
+                    check_invitee(tx, inv, &actor, email_verified).await?;
+                    Step::AcceptMember {
+                        user: actor,
+                        mfa_verified,
+                        via: MemberVia::InApp,
+                    }
+                } else {
+                    let (target, me) = self.partner_answerer(tx, inv, &actor).await?;
+                    Step::AcceptPartner {
+                        mfa_verified,
+                        target,
+                        me,
+                    }
+                }
+            }
+            InvitationCommand::DeclineById {
+                actor,
+                email_verified,
+            } => {
+                if inv.kind == InvitationKind::Member {
+                    check_invitee(tx, inv, &actor, email_verified).await?;
+                    Step::DeclineMember { by: Some(actor) }
+                } else {
+                    let (target, me) = self.partner_answerer(tx, inv, &actor).await?;
+                    Step::DeclinePartner { target, me }
+                }
+            }
+        })
+    }
+
+    /// R14: cancel and resend need `members.invite` in the sending business.
+    async fn check_inviter(
+        &self,
+        tx: &mut dyn StoreTx,
+        inv: &InvitationRecord,
+        catalog: &RoleCatalog,
+        actor: &UserId,
+    ) -> ServiceResult<()> {
+        let me = require_member(tx, inv.business_id, actor).await?;
+        check_capability(catalog, &me.role, Capability::MembersInvite)?;
+        Ok(())
+    }
+}
+
+/// R37: a member invitation is answered by id only by the user it is
+/// addressed to, and only on the app's word that the address is theirs. The
+/// address is compared as stored: both sides are lower-cased when parsed.
+async fn check_invitee(
+    tx: &mut dyn StoreTx,
+    inv: &InvitationRecord,
+    actor: &UserId,
+    email_verified: bool,
+) -> ServiceResult<()> {
+    if !email_verified {
+        return Err(DomainError::EmailUnverified.into());
+    }
+    let user = tx
+        .get_user(actor)
+        .await?
+        .ok_or_else(|| unknown_user("actor_user_id", actor))?;
+    if inv.email.as_ref() != Some(&user.email) {
+        return Err(DomainError::forbidden(format!(
+            "this invitation is not addressed to the email of user {actor}"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// R36: the answer an invitation already got, when the same answer comes
+/// again: an accept by the user who accepted it (while still a member: the
+/// answer is the invitation and that membership), a decline of a declined
+/// one. Decided from the locked row, never from memory.
+async fn repeated_answer(
+    tx: &mut dyn StoreTx,
+    inv: &InvitationRecord,
+    step: &Step,
+) -> ServiceResult<Option<CommandOutcome>> {
+    let membership = match (step, inv.status) {
+        (Step::AcceptMember { user, .. }, InvitationStatus::Accepted)
+            if inv.accepted_by.as_ref() == Some(user) =>
+        {
+            match tx.get_member(inv.business_id, user).await? {
+                Some(m) => Some(m),
+                // Gone since: the first answer no longer holds (`token_used`).
+                None => return Ok(None),
+            }
+        }
+        (Step::DeclineMember { .. }, InvitationStatus::Declined) => None,
+        _ => return Ok(None),
+    };
+    Ok(Some(CommandOutcome {
+        invitation: inv.clone(),
+        membership,
+        partnership: None,
+    }))
+}
+
+fn unknown_user(field: &str, user: &UserId) -> DomainError {
+    DomainError::validation(
+        field,
+        format!("unknown user {user}; register it with PUT /v1/users/{{id}} first"),
+    )
 }
 
 /// The token commands answer member invitations only: a partner invitation's

@@ -9,6 +9,7 @@ pub mod chores;
 pub mod delivery;
 pub mod emails;
 pub mod invitations;
+pub mod invitee;
 pub mod members;
 pub mod partners;
 pub mod renew;

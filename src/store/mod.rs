@@ -248,7 +248,20 @@ pub trait Store: EventLog + Send + Sync + 'static {
         user: &UserId,
     ) -> StoreResult<Option<MemberRecord>>;
     async fn list_members(&self, business: BusinessId) -> StoreResult<Vec<MemberRecord>>;
+    async fn get_user(&self, id: &UserId) -> StoreResult<Option<UserRecord>>;
     async fn get_invitation(&self, id: InvitationId) -> StoreResult<Option<InvitationRecord>>;
+    /// A member invitation with its business's and inviter's names and the
+    /// database's now (R35); `None` for no invitation or a partner one.
+    async fn invitee_invitation(
+        &self,
+        id: InvitationId,
+    ) -> StoreResult<Option<InviteeInvitationRecord>>;
+    /// The member invitations addressed to an address (compared
+    /// case-insensitively), in every business, newest first (R37).
+    async fn invitations_for_email(
+        &self,
+        query: &InviteeQuery,
+    ) -> StoreResult<Vec<InviteeInvitationRecord>>;
     async fn find_invitation_by_token(&self, hash: &TokenHash)
     -> StoreResult<Option<InvitationId>>;
     async fn list_invitations(&self, query: &InvitationQuery)

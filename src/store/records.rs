@@ -178,6 +178,32 @@ pub struct InvitationQuery {
     pub limit: u32,
 }
 
+/// A member invitation as its invitee sees it (R35, R37): with the names of
+/// the business and of the inviter, which the invitation holds only as ids.
+#[derive(Clone, Debug)]
+pub struct InviteeInvitationRecord {
+    pub invitation: InvitationRecord,
+    pub business_name: String,
+    /// The inviter's display name; `None` when they gave none (or their
+    /// user record is gone).
+    pub inviter_display_name: Option<String>,
+    /// The database's clock when the row was read: the invitation's status
+    /// as of then is `invitation.view().effective_status(read_at)` (R11).
+    pub read_at: DateTime<Utc>,
+}
+
+/// The member invitations addressed to one address, in every business (R37).
+#[derive(Clone, Debug)]
+pub struct InviteeQuery {
+    pub email: Email,
+    /// By the status as of the database's now: a pending invitation past
+    /// its expiry counts as expired, swept or not.
+    pub status: Option<InvitationStatus>,
+    /// Only invitations with an id below this one (newest first paging).
+    pub before: Option<InvitationId>,
+    pub limit: u32,
+}
+
 #[derive(Clone, Debug)]
 pub struct NewEvent {
     pub id: Uuid,

@@ -22,7 +22,7 @@ use crate::store::postgres::PgStore;
 const ROUTER_SOURCE: &str = include_str!("../mod.rs");
 
 /// The problem codes of docs/api.md ("Conventions"), as it lists them.
-const API_MD_CODES: [&str; 15] = [
+const API_MD_CODES: [&str; 16] = [
     "unauthorized",
     "forbidden",
     "not_found",
@@ -35,6 +35,7 @@ const API_MD_CODES: [&str; 15] = [
     "token_used",
     "token_expired",
     "mfa_required",
+    "email_unverified",
     "payload_too_large",
     "unsupported_media_type",
     "unavailable",
@@ -304,13 +305,18 @@ fn enumerated_values_are_the_domains() {
             .collect()
     };
     type Accepts = fn(&str) -> bool;
-    let checks: [(&str, Accepts); 6] = [
+    let checks: [(&str, Accepts); 7] = [
         ("InvitationKind", |v| InvitationKind::parse(v).is_some()),
         ("InvitationStatus", |v| InvitationStatus::parse(v).is_some()),
         ("RolePreset", |v| RolePreset::parse(v).is_some()),
         ("TwoFactorPolicy", |v| TwoFactorPolicy::parse(v).is_some()),
         ("Direction", |v| Direction::parse(v).is_some()),
         ("Permission", |v| Permission::parse(v).is_some()),
+        ("PreviewReason", |v| {
+            crate::domain::invitee::Unacceptable::ALL
+                .iter()
+                .any(|r| r.as_str() == v)
+        }),
     ];
     for (name, accepted) in checks {
         let values = values(name);
@@ -607,4 +613,19 @@ fn links_lead_to_operations_with_those_parameters() {
         Some(2),
         "{grantee}"
     );
+}
+
+#[test]
+fn tmp_dump() {
+    let doc = document();
+    for name in [
+        "AcceptByIdJson",
+        "AcceptJson",
+        "PartnerAcceptJson",
+        "PreviewJson",
+        "AnswerBody",
+    ] {
+        println!("{name}: {}", doc["components"]["schemas"][name]);
+    }
+    println!("{}", doc["paths"]["/v1/users/{user_id}/invitations"]);
 }

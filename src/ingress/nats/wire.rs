@@ -51,12 +51,15 @@ pub fn target(name: &str, payload: &[u8], max_body: usize) -> Result<Target, Api
                 take(&mut body, "invitation_id")?
             ),
         ),
-        // With `invitation_id`: a partner invitation answered by its
-        // business; without: a member invitation answered with its token.
+        // With `invitation_id`: an answer by id (a partner invitation by
+        // its business, a member invitation by its invitee in the app,
+        // R37); without: a member invitation answered with its token.
         "accept" | "decline" => match take_optional(&mut body, "invitation_id")? {
             Some(id) => (Method::POST, format!("/v1/invitations/{id}/{name}")),
             None => (Method::POST, format!("/v1/invitations/{name}")),
         },
+        // R35: what a token opens; a read, but commands are how NATS asks.
+        "preview" => (Method::POST, "/v1/invitations/preview".to_string()),
         "put_user" => (
             Method::PUT,
             format!("/v1/users/{}", take(&mut body, "user_id")?),
@@ -64,7 +67,7 @@ pub fn target(name: &str, payload: &[u8], max_body: usize) -> Result<Target, Api
         _ => {
             return Err(ApiError::not_found(format!(
                 "no such command {name:?} (create_business, create_invitations, create_partner, \
-                 resend, cancel, renew, accept, decline, put_user)"
+                 resend, cancel, renew, accept, decline, preview, put_user)"
             )));
         }
     };
@@ -182,6 +185,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.path, "/v1/invitations/x/cancel");
+        let t = target("preview", br#"{"token":"t"}"#, 65536).unwrap();
+        assert_eq!(
+            (t.method, t.path.as_str(), t.body.as_slice()),
+            (
+                Method::POST,
+                "/v1/invitations/preview",
+                br#"{"token":"t"}"#.as_slice()
+            )
+        );
     }
 
     #[test]

@@ -5,7 +5,10 @@ use chrono::{DateTime, Utc};
 use super::{Arg, Conn, EnumType, StoredRow as _, id, opt_id, opt_text, rows, text};
 use crate::domain::{BusinessId, Email, InvitationId, InvitationStatus, TokenHash, UserId};
 use crate::store::stored::grants_json;
-use crate::store::{InvitationQuery, InvitationRecord, NewInvitation, StoreResult};
+use crate::store::{
+    InvitationQuery, InvitationRecord, InviteeInvitationRecord, InviteeQuery, NewInvitation,
+    StoreResult,
+};
 
 fn status_arg(status: Option<InvitationStatus>) -> Arg {
     Arg::Enum(EnumType::InvitationStatus, status.map(|s| s.as_str()))
@@ -61,6 +64,75 @@ pub(super) async fn list(
         )
         .await?;
     rows.iter().map(rows::invitation).collect()
+}
+
+/// The invitee's view (R35, R37): the invitation select with `filter`
+/// (which may cut it to a page), wrapped so that the business's and the
+/// inviter's names and the clock join it alike in both dialects. `$1` is
+/// the clock ([`Conn::stamp`]); the filter's own parameters start at `$2`.
+fn invitee_sql(select: &str, filter: &str) -> String {
+    format!(
+        "SELECT x.*, b.name AS business_name, u.display_name AS inviter_display_name,
+                coalesce($1, CURRENT_TIMESTAMP) AS read_at
+         FROM ({select} {filter}) x
+         JOIN businesses b ON b.id = x.business_id
+         LEFT JOIN users u ON u.user_id = x.invited_by
+         ORDER BY x.id DESC"
+    )
+}
+
+fn invitee_row(row: &impl super::StoredRow) -> StoreResult<InviteeInvitationRecord> {
+    Ok(InviteeInvitationRecord {
+        invitation: rows::invitation(row)?,
+        business_name: row.text("business_name")?,
+        inviter_display_name: row.text_opt("inviter_display_name")?,
+        read_at: row.time("read_at")?,
+    })
+}
+
+pub(super) async fn invitee_one(
+    c: &mut impl Conn,
+    select: &str,
+    invitation: InvitationId,
+) -> StoreResult<Option<InviteeInvitationRecord>> {
+    let sql = invitee_sql(select, "WHERE i.id = $2 AND i.kind = 'member'");
+    let at = c.stamp();
+    let row = c
+        .fetch_optional(&sql, vec![Arg::Time(at), id(invitation.0)])
+        .await?;
+    row.as_ref().map(invitee_row).transpose()
+}
+
+/// By address (the partial index `invitations_member_email_lower`), and by
+/// the status as of the clock: pending past its expiry is expired (R11).
+pub(super) async fn invitee_list(
+    c: &mut impl Conn,
+    select: &str,
+    q: &InviteeQuery,
+) -> StoreResult<Vec<InviteeInvitationRecord>> {
+    let sql = invitee_sql(
+        select,
+        "WHERE i.kind = 'member' AND lower(i.email) = $2
+           AND ($3 IS NULL
+                OR (CASE WHEN i.status = 'pending' AND i.expires_at <= coalesce($1, CURRENT_TIMESTAMP)
+                         THEN 'expired' ELSE i.status END) = $3)
+           AND ($4 IS NULL OR i.id < $4)
+         ORDER BY i.id DESC LIMIT $5",
+    );
+    let at = c.stamp();
+    let rows = c
+        .fetch_all(
+            &sql,
+            vec![
+                Arg::Time(at),
+                text(q.email.as_str()),
+                status_arg(q.status),
+                opt_id(q.before.map(|b| b.0)),
+                super::limit(q.limit),
+            ],
+        )
+        .await?;
+    rows.iter().map(invitee_row).collect()
 }
 
 pub(super) async fn times_since(

@@ -320,8 +320,26 @@ impl<S: SqlStore> Store for S {
         businesses::members_of(&mut self.reader(), business).await
     }
 
+    async fn get_user(&self, id: &UserId) -> StoreResult<Option<super::UserRecord>> {
+        users::get(&mut self.reader(), id).await
+    }
+
     async fn get_invitation(&self, id: InvitationId) -> StoreResult<Option<InvitationRecord>> {
         invitations::get(&mut self.reader(), S::Tx::INVITATION_SELECT, id).await
+    }
+
+    async fn invitee_invitation(
+        &self,
+        id: InvitationId,
+    ) -> StoreResult<Option<super::InviteeInvitationRecord>> {
+        invitations::invitee_one(&mut self.reader(), S::Tx::INVITATION_SELECT, id).await
+    }
+
+    async fn invitations_for_email(
+        &self,
+        query: &super::InviteeQuery,
+    ) -> StoreResult<Vec<super::InviteeInvitationRecord>> {
+        invitations::invitee_list(&mut self.reader(), S::Tx::INVITATION_SELECT, query).await
     }
 
     async fn find_invitation_by_token(
