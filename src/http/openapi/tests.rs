@@ -513,6 +513,12 @@ fn string_schemas_are_the_parsers() {
         ("   ", false),
         ("", false),
         ("a\u{1b}", false),
+        ("Acme\u{202E}proC", false),
+        ("Acme\u{2066}x\u{2069}", false),
+        ("\u{200B}Acme", false),
+        ("Acme\u{FEFF}", false),
+        ("A\u{61C}b", false),
+        ("مؤسسة", true),
     ] {
         assert_eq!(fits(NameText::schema(), name), ok, "{name:?}");
         assert_eq!(
