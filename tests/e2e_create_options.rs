@@ -189,13 +189,17 @@ both_stores! {
 }
 
 both_stores! {
-    /// R38, R31: a renewal keeps the delivery mode and the metadata, and its
-    /// answer carries the new invitation's own link.
+    /// R38, R31: each invitation of a bulk request gets its own link; a
+    /// renewal keeps the delivery mode and the metadata, and its answer
+    /// carries the new invitation's own link.
     async fn renew_keeps_the_delivery_mode_and_the_metadata(db: Db) {
         let d = TestDaemon::start(&db).await;
         let b = brand(&d).await;
-        let first = create(&d, &b, &["own@x.example"],
-            json!({"delivery": "none", "metadata": {"ticket": 7}})).await.remove(0);
+        let mut items = create(&d, &b, &["own@x.example", "other@x.example"],
+            json!({"delivery": "none", "metadata": {"ticket": 7}})).await;
+        let links: Vec<&str> = items.iter().map(|i| i["accept_url"].as_str().unwrap()).collect();
+        assert_ne!(links[0], links[1], "one link each");
+        let first = items.remove(0);
         let id = first["id"].as_str().unwrap();
         let (status, _) = d
             .post(&format!("/v1/invitations/{id}/cancel"), json!({"actor_user_id": "olive"}))
