@@ -311,3 +311,40 @@ async fn a_malformed_command_gets_a_problem_and_is_not_redelivered(pool: PgPool)
     d.stop().await;
     bus.cleanup().await;
 }
+
+/// R41: a command's names are parsed by the same domain types as an HTTP
+/// body's: a display name or a business name with a bidirectional override
+/// or a zero-width character is refused, naming the field, and nothing is
+/// written.
+#[sqlx::test(migrations = false)]
+async fn a_nats_command_with_a_bidi_or_zero_width_name_is_refused(pool: PgPool) {
+    let bus = Bus::new().await;
+    let mut results = bus.subscribe("results").await;
+    let d = daemon(&pool, &bus).await;
+    d.user("olive", "olive@brand.example", "en-US").await;
+    for (name, body, field) in [
+        (
+            "put_user",
+            json!({"user_id": "ada", "email": "ada@x.example", "display_name": "Ada\u{202E}ecalevoL"}),
+            "display_name",
+        ),
+        (
+            "create_business",
+            json!({"name": "Acme\u{200B}Corp", "owner_user_id": "olive"}),
+            "name",
+        ),
+    ] {
+        let id = format!("cmd-{}", Uuid::now_v7());
+        bus.command(name, Some(&id), &serde_json::to_vec(&body).unwrap())
+            .await;
+        let problem = json_of(&next(&mut results).await);
+        assert_eq!(problem["status"], 422, "{name}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{name}: {problem}");
+    }
+    let count = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool);
+    assert_eq!(count("SELECT count(*) FROM users").await.unwrap(), 1);
+    assert_eq!(count("SELECT count(*) FROM businesses").await.unwrap(), 0);
+
+    d.stop().await;
+    bus.cleanup().await;
+}

@@ -78,6 +78,9 @@ fn invite(business: BusinessId, emails: &[&str]) -> CreateInvitations {
             })
             .collect(),
         message: None,
+        delivery: invited::domain::DeliveryMode::Email,
+        ttl: None,
+        metadata: invited::domain::Metadata::default(),
     }
 }
 

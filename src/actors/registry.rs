@@ -317,6 +317,9 @@ mod tests {
                     locale: None,
                 }],
                 message: None,
+                delivery: crate::domain::DeliveryMode::Email,
+                ttl: None,
+                metadata: crate::domain::Metadata::default(),
             })
             .await
             .unwrap()

@@ -235,6 +235,9 @@ pub struct LinksConfig {
 pub struct InvitationsConfig {
     /// `invitations.ttl`. Default 7d.
     pub ttl: Duration,
+    /// `invitations.max_ttl`: the longest `ttl` a creation may ask for
+    /// (R39), at least 1h. Default 30d.
+    pub max_ttl: Duration,
     /// `invitations.rate_limit`. Default `5 per 24h`.
     pub rate_limit: RateLimit,
     /// `invitations.resend_cooldown` (may be 0s). Default 10m.
@@ -924,8 +927,23 @@ impl EnvOverlay {
         };
         reminders.sort();
         reminders.dedup();
+        let max_ttl = self.duration("invitations.max_ttl", raw.max_ttl, days(30))?;
+        // Below the shortest lifetime a creation may ask for, no `ttl`
+        // would be accepted at all.
+        let min_ttl = crate::domain::options::MIN_TTL;
+        if max_ttl < min_ttl {
+            return Err(self.invalid(
+                "invitations.max_ttl",
+                format!(
+                    "{} must be at least {}",
+                    format_duration(max_ttl),
+                    format_duration(min_ttl)
+                ),
+            ));
+        }
         Ok(InvitationsConfig {
             ttl,
+            max_ttl,
             rate_limit: self.value(
                 "invitations.rate_limit",
                 raw.rate_limit,

@@ -90,6 +90,7 @@ pub(super) struct RawLinks {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawInvitations {
     pub ttl: Option<String>,
+    pub max_ttl: Option<String>,
     pub rate_limit: Option<String>,
     pub resend_cooldown: Option<String>,
     pub reminders: Option<Vec<String>>,

@@ -81,6 +81,7 @@ impl Config {
         let inv = &self.invitations;
         line("\n[invitations]".into());
         line(format!("ttl = {}", quote(&d(inv.ttl))));
+        line(format!("max_ttl = {}", quote(&d(inv.max_ttl))));
         line(format!(
             "rate_limit = {}",
             quote(&inv.rate_limit.to_string())

@@ -75,6 +75,7 @@ fn config_defaults() {
     );
     let inv = &config.invitations;
     assert_eq!(inv.ttl, days(7));
+    assert_eq!(inv.max_ttl, days(30));
     assert_eq!(
         inv.rate_limit,
         RateLimit {
@@ -232,6 +233,18 @@ fn config_unknown_env_var_is_named() {
         }
     );
     assert!(error.to_string().contains("double underscore"), "{error}");
+}
+
+/// R39: a per-invitation `ttl` is at least 1h, so a maximum below it would
+/// refuse every one.
+#[test]
+fn max_ttl_is_at_least_an_hour() {
+    assert_eq!(
+        load_err("[invitations]\nmax_ttl = \"30m\"\n", &[]),
+        "invalid configuration: invitations.max_ttl: 30m must be at least 1h"
+    );
+    let config = Config::load_from(None, env(&[("INVITED_INVITATIONS__MAX_TTL", "90d")])).unwrap();
+    assert_eq!(config.invitations.max_ttl, days(90));
 }
 
 #[test]

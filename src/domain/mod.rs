@@ -10,6 +10,8 @@ pub mod invitee;
 pub mod lifecycle;
 pub mod locale;
 pub mod members;
+pub mod names;
+pub mod options;
 pub mod partners;
 pub mod quota;
 pub mod retry;
@@ -24,6 +26,8 @@ pub use ids::{
 };
 pub use lifecycle::{Command, Decision, Effect, InvitationKind, InvitationStatus, InvitationView};
 pub use locale::Locale;
+pub use names::{BusinessName, DisplayName};
+pub use options::{DeliveryMode, Metadata};
 pub use roles::{Capability, Role, RoleCatalog, RolePreset};
 pub use template::TemplateName;
 pub use token::{InvitationToken, TokenHash, TokenNonce};

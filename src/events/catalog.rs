@@ -22,8 +22,8 @@ use crate::domain::TemplateName;
 use crate::domain::access::{Grantee, Permission};
 use crate::domain::partners::TwoFactorPolicy;
 use crate::domain::{
-    BusinessId, Command, Email, GrantId, InvitationId, InvitationKind, InvitationStatus,
-    PartnershipId, ProfileId, Role, UserId,
+    BusinessId, Command, DeliveryMode, Email, GrantId, InvitationId, InvitationKind,
+    InvitationStatus, Metadata, PartnershipId, ProfileId, Role, UserId,
 };
 use crate::store::NewEvent;
 
@@ -238,8 +238,11 @@ impl Event {
     }
 }
 
-/// `invitation.created`: a member invitation names its address and role, a
-/// partner one the business it is addressed to.
+/// `invitation.created`: a member invitation names its address and role,
+/// how it reaches the invitee (R38: `email`, or `none` when the app delivers
+/// it; the link itself is never in an event) and the app's own metadata
+/// (R39, `{}` when none was given); a partner one names the business it is
+/// addressed to.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum InvitationCreated {
@@ -249,6 +252,9 @@ pub enum InvitationCreated {
         email: Option<Email>,
         #[serde(serialize_with = "by_name_opt")]
         role: Option<Role>,
+        #[serde(serialize_with = "by_name")]
+        delivery_mode: DeliveryMode,
+        metadata: Metadata,
     },
     Partner {
         #[serde(serialize_with = "by_name")]
@@ -258,11 +264,18 @@ pub enum InvitationCreated {
 }
 
 impl InvitationCreated {
-    pub fn member(email: Option<Email>, role: Option<Role>) -> InvitationCreated {
+    pub fn member(
+        email: Option<Email>,
+        role: Option<Role>,
+        delivery_mode: DeliveryMode,
+        metadata: Metadata,
+    ) -> InvitationCreated {
         InvitationCreated::Member {
             kind: InvitationKind::Member,
             email,
             role,
+            delivery_mode,
+            metadata,
         }
     }
 
@@ -461,6 +474,12 @@ impl Named for InvitationKind {
     }
 }
 
+impl Named for DeliveryMode {
+    fn name(&self) -> &str {
+        self.as_str()
+    }
+}
+
 impl Named for TwoFactorPolicy {
     fn name(&self) -> &str {
         self.as_str()
@@ -527,14 +546,23 @@ mod tests {
                 Event::InvitationCreated(InvitationCreated::member(
                     Some(email.clone()),
                     Some(manager.clone()),
+                    DeliveryMode::Email,
+                    Metadata::default(),
                 )),
                 "invitation.created",
-                json!({"kind": "member", "email": email, "role": "manager"}),
+                json!({"kind": "member", "email": email, "role": "manager",
+                       "delivery_mode": "email", "metadata": {}}),
             ),
             (
-                Event::InvitationCreated(InvitationCreated::member(Some(email.clone()), None)),
+                Event::InvitationCreated(InvitationCreated::member(
+                    Some(email.clone()),
+                    None,
+                    DeliveryMode::None,
+                    Metadata::parse_field(json!({"crm_id": 7, "tags": ["a"]}), "metadata").unwrap(),
+                )),
                 "invitation.created",
-                json!({"kind": "member", "email": email, "role": null}),
+                json!({"kind": "member", "email": email, "role": null,
+                       "delivery_mode": "none", "metadata": {"crm_id": 7, "tags": ["a"]}}),
             ),
             (
                 Event::InvitationCreated(InvitationCreated::partner(

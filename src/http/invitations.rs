@@ -18,11 +18,16 @@ use super::json::{
 use super::openapi::{Unavailable, ValidationFailed};
 use super::paging::{decode_cursor, next_cursor, parse_limit};
 use super::wire::{
-    AcceptJson, InvitationJson, Items, MemberJson, Page, QuotaJson, TimelineItemJson,
+    AcceptJson, AcceptUrlJson, InvitationJson, Items, MemberJson, Page, QuotaJson, TimelineItemJson,
 };
+use std::time::Duration;
+
+use crate::config::{format_duration, parse_duration};
 use crate::domain::access::InvitationGrant;
+use crate::domain::options::MIN_TTL;
 use crate::domain::{
-    Email, InvitationId, InvitationKind, InvitationStatus, Locale, MAX_MESSAGE_CHARS, UserId,
+    DeliveryMode, Email, InvitationId, InvitationKind, InvitationStatus, Locale, MAX_MESSAGE_CHARS,
+    Metadata, UserId,
 };
 use crate::service::invitations::{CreateInvitations, InvitationCommand, Invitee};
 use crate::store::InvitationQuery;
@@ -43,6 +48,20 @@ pub struct CreateInvitationsBody {
     pub message: Option<String>,
     /// Profile grants every invitation of the request carries (R7, R13).
     pub grants: Option<Vec<GrantBody>>,
+    /// R38: `email` (the default) has the daemon email the invitation and its
+    /// reminders; with `none` nothing is sent and each created item carries
+    /// its `accept_url`, once, for the app to deliver.
+    #[schema(value_type = Option<super::openapi::values::DeliveryMode>)]
+    pub delivery: Option<String>,
+    /// R39: the invitations' lifetime, from `1h` up to `invitations.max_ttl`
+    /// (default `30d`); `invitations.ttl` when left out.
+    #[schema(value_type = Option<super::openapi::values::TtlText>)]
+    pub ttl: Option<String>,
+    /// R39: the app's own data, a JSON object of at most 4 KiB (serialised),
+    /// kept with each invitation, returned with it and in its
+    /// `invitation.created` event; never put into an email.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -116,7 +135,7 @@ pub struct DeclineBody {
     params(("id" = uuid::Uuid, Path, description = "The business's internal id")),
     request_body = CreateInvitationsBody,
     responses(
-        (status = 201, description = "The invitations, one per invitee", body = Items<InvitationJson>),
+        (status = 201, description = "The invitations, one per invitee; with `delivery: \"none\"` each carries its `accept_url` (R38)", body = Items<InvitationJson>),
         (status = 403, description = "`forbidden`: the actor is not a member of the business or lacks the capability", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such business", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`conflict` (an invitee is already a member or has a pending invitation) or `seats_exhausted` (R9)", body = Problem, content_type = "application/problem+json"),
@@ -130,18 +149,22 @@ pub async fn create_invitations(
     StrictJson(body): StrictJson<CreateInvitationsBody>,
 ) -> Result<Response, ApiError> {
     let business = business_path(&id)?;
-    let (req, grants) = parse_create(business, body)?;
+    let (req, grants) = parse_create(business, body, state.services.settings.max_ttl)?;
     let created = state
         .services
         .create_invitations_granting(req, grants, None)
         .await?;
-    let items = created.iter().map(InvitationJson::from).collect();
+    let items = created
+        .iter()
+        .map(|inv| InvitationJson::created(inv, state.services.app_accept_url(inv)))
+        .collect();
     Ok((StatusCode::CREATED, Json(Items { items })).into_response())
 }
 
 fn parse_create(
     business: crate::domain::BusinessId,
     body: CreateInvitationsBody,
+    max_ttl: Duration,
 ) -> Result<(CreateInvitations, Vec<InvitationGrant>), ApiError> {
     let actor = UserId::parse_field(&body.actor_user_id, "actor_user_id")?;
     if body.invitees.is_empty() {
@@ -171,15 +194,54 @@ fn parse_create(
     }
     let message = body.message.map(parse_message).transpose()?.flatten();
     let grants = parse_grants(body.grants)?;
+    let delivery = body
+        .delivery
+        .as_deref()
+        .map(|raw| DeliveryMode::parse_field(raw, "delivery"))
+        .transpose()?
+        .unwrap_or_default();
+    let ttl = body
+        .ttl
+        .as_deref()
+        .map(|raw| parse_ttl(raw, max_ttl))
+        .transpose()?;
+    let metadata = body
+        .metadata
+        .map(|value| Metadata::parse_field(value, "metadata"))
+        .transpose()?
+        .unwrap_or_default();
     Ok((
         CreateInvitations {
             business,
             actor,
             invitees,
             message,
+            delivery,
+            ttl,
+            metadata,
         },
         grants,
     ))
+}
+
+/// R39: a lifetime written as the configuration writes durations (`3d`,
+/// `12h`), from 1h up to `invitations.max_ttl`.
+fn parse_ttl(raw: &str, max: Duration) -> Result<Duration, ApiError> {
+    let range = || {
+        ApiError::validation(
+            "ttl",
+            format!(
+                "must be a duration from {} to {}, like 3d or 12h",
+                format_duration(MIN_TTL),
+                format_duration(max)
+            ),
+        )
+    };
+    let ttl = parse_duration(raw).map_err(|_| range())?;
+    if ttl < MIN_TTL || ttl > max {
+        return Err(range());
+    }
+    Ok(ttl)
 }
 
 /// The personal message (R7): at most 1,000 characters, and no control
@@ -340,7 +402,8 @@ pub async fn timeline(
     }))
 }
 
-/// `202`: the email is queued again, not yet sent (R14).
+/// `202`: the email is queued again, not yet sent (R14). For an invitation
+/// the app delivers itself, `200` with its accept link (R38).
 #[utoipa::path(
     post,
     path = "/v1/invitations/{id}/resend",
@@ -348,6 +411,7 @@ pub async fn timeline(
     params(("id" = uuid::Uuid, Path, description = "The invitation")),
     request_body = ActorBody,
     responses(
+        (status = 200, description = "R38: an invitation the app delivers itself (`delivery_mode: \"none\"`): its accept link again, the same as at creation; nothing is sent and nothing changes", body = AcceptUrlJson),
         (status = 202, description = "The email is queued again, with the same token", body = InvitationJson),
         (status = 403, description = "`forbidden`: the actor is not a member of the business or lacks the capability", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such invitation (or not visible to the actor)", body = Problem, content_type = "application/problem+json"),
@@ -367,6 +431,9 @@ pub async fn resend(
         .invitations
         .execute(id, InvitationCommand::Resend { actor })
         .await?;
+    if let Some(accept_url) = state.services.app_accept_url(&outcome.invitation) {
+        return Ok((StatusCode::OK, Json(AcceptUrlJson { accept_url })).into_response());
+    }
     Ok((
         StatusCode::ACCEPTED,
         Json(InvitationJson::from(&outcome.invitation)),
@@ -411,7 +478,7 @@ pub async fn cancel(
     params(("id" = uuid::Uuid, Path, description = "The invitation")),
     request_body = ActorBody,
     responses(
-        (status = 201, description = "The new invitation, with `renewed_from` (R31)", body = InvitationJson),
+        (status = 201, description = "The new invitation, with `renewed_from` (R31); with its `accept_url` when the app delivers it itself (R38)", body = InvitationJson),
         (status = 403, description = "`forbidden`: the actor is not a member of the business or lacks the capability", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such invitation (or not visible to the actor)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_transition` (still pending, or accepted), `conflict` or `seats_exhausted`", body = Problem, content_type = "application/problem+json"),
@@ -427,7 +494,12 @@ pub async fn renew(
     let id = invitation_path(&id)?;
     let actor = UserId::parse_field(&body.actor_user_id, "actor_user_id")?;
     let renewed = state.services.renew_invitation(id, &actor).await?;
-    Ok((StatusCode::CREATED, Json(InvitationJson::from(&renewed))).into_response())
+    let accept_url = state.services.app_accept_url(&renewed);
+    Ok((
+        StatusCode::CREATED,
+        Json(InvitationJson::created(&renewed, accept_url)),
+    )
+        .into_response())
 }
 
 /// What is left of the 24-hour invitation quota (R33).
@@ -522,7 +594,12 @@ mod tests {
     use crate::http::json::parse_strict;
 
     fn create(json: &str) -> Result<CreateInvitations, ApiError> {
-        parse_create(BusinessId::new(), parse_strict(json.as_bytes())?).map(|(req, _)| req)
+        parse_create(
+            BusinessId::new(),
+            parse_strict(json.as_bytes())?,
+            Duration::from_secs(30 * 86_400),
+        )
+        .map(|(req, _)| req)
     }
 
     fn field(json: &str) -> String {
@@ -592,6 +669,50 @@ mod tests {
                 many.join(",")
             )),
             "invitees"
+        );
+    }
+
+    /// R38, R39: the options parse into their types, and each bad one is
+    /// refused naming its field.
+    #[test]
+    fn delivery_ttl_and_metadata_parse_or_name_their_field() {
+        let base = r#""actor_user_id":"u1","invitees":[{"email":"a@b.example"}]"#;
+        let req = create(&format!(
+            r#"{{{base},"delivery":"none","ttl":"3d","metadata":{{"crm":"42"}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(req.delivery, DeliveryMode::None);
+        assert_eq!(req.ttl, Some(Duration::from_secs(3 * 86_400)));
+        assert_eq!(req.metadata.to_value(), serde_json::json!({"crm": "42"}));
+        let plain = create(&format!("{{{base}}}")).unwrap();
+        assert_eq!(
+            (plain.delivery, plain.ttl, plain.metadata.is_empty()),
+            (DeliveryMode::Email, None, true)
+        );
+        assert_eq!(
+            create(&format!(r#"{{{base},"ttl":"1h"}}"#)).unwrap().ttl,
+            Some(MIN_TTL)
+        );
+        assert_eq!(
+            create(&format!(r#"{{{base},"ttl":"30d"}}"#)).unwrap().ttl,
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        for (extra, name) in [
+            (r#""delivery":"sms""#, "delivery"),
+            (r#""delivery":"Email""#, "delivery"),
+            (r#""ttl":"30m""#, "ttl"),
+            (r#""ttl":"31d""#, "ttl"),
+            (r#""ttl":"x""#, "ttl"),
+            (r#""ttl":"1h30m""#, "ttl"),
+            (r#""metadata":[1]"#, "metadata"),
+            (r#""metadata":"x""#, "metadata"),
+        ] {
+            assert_eq!(field(&format!("{{{base},{extra}}}")), name, "{extra}");
+        }
+        let big = "x".repeat(Metadata::MAX_BYTES);
+        assert_eq!(
+            field(&format!(r#"{{{base},"metadata":{{"k":"{big}"}}}}"#)),
+            "metadata"
         );
     }
 

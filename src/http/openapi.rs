@@ -571,15 +571,22 @@ pub mod values {
     /// No control character (`char::is_control`, Unicode category Cc), the
     /// rule of user ids and names (R30: they may reach an email header).
     pub const NO_CONTROL: &str = "^[^\\x00-\\x1F\\x7F-\\x9F]*$";
-    /// Some character other than white space and none that is a control.
-    pub const NAME: &str =
-        "^[^\\x00-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x1F\\x7F-\\x9F]*$";
+    /// Some character other than white space, and none that is a control or
+    /// a bidirectional-control or zero-width character (`domain::names`).
+    pub const NAME: &str = concat!(
+        "^[^\\x00-\\x1F\\x7F-\\x9F\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060\\u2066-\\u2069\\uFEFF]*",
+        "[^\\s\\x00-\\x1F\\x7F-\\x9F\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060\\u2066-\\u2069\\uFEFF]",
+        "[^\\x00-\\x1F\\x7F-\\x9F\\u061C\\u200B-\\u200F\\u202A-\\u202E\\u2060\\u2066-\\u2069\\uFEFF]*$"
+    );
     /// A message: no control character but line breaks and tabs.
     pub const MESSAGE: &str = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$";
     /// `Locale::parse`: a language, an optional script, an optional region.
     pub const LOCALE: &str = "^[A-Za-z]{2,3}([-_][A-Za-z]{4})?([-_]([A-Za-z]{2}|[0-9]{3}))?$";
     /// `PublicBusinessId::parse`: 24 characters of its unambiguous alphabet.
     pub const PUBLIC_BUSINESS_ID: &str = "^[2-9a-hjkmnp-z]{24}$";
+    /// A duration as the configuration writes them: one whole number and
+    /// one unit (`config::parse_duration`).
+    pub const DURATION: &str = "^[0-9]+(ms|s|m|h|d)$";
     /// `Idempotency-Key`: 1 to 255 visible ASCII characters.
     pub const IDEMPOTENCY_KEY: &str = "^[\\x21-\\x7E]{1,255}$";
 
@@ -612,12 +619,23 @@ pub mod values {
         EmailText { max_length(Some(254)), format(Some(SchemaFormat::KnownFormat(KnownFormat::Email))) }
         /// A BCP 47 language tag: language, optional script, optional region (`en-US`, `zh-Hant-TW`).
         LocaleTag { min_length(Some(2)), max_length(Some(12)), pattern(Some(LOCALE)) }
-        /// A name: 1 to 200 characters once trimmed, no control characters.
+        /// A name: 1 to 200 characters once trimmed, no control characters, no bidirectional-control or zero-width characters (R41).
         NameText { min_length(Some(1)), max_length(Some(200)), pattern(Some(NAME)) }
         /// A personal message: at most 1,000 characters, no control characters but line breaks and tabs.
         MessageText { max_length(Some(1000)), pattern(Some(MESSAGE)) }
         /// A public Business ID: 24 characters of `23456789abcdefghjkmnpqrstuvwxyz`.
         PublicBusinessIdText { min_length(Some(24)), max_length(Some(24)), pattern(Some(PUBLIC_BUSINESS_ID)) }
+        /// An invitation's lifetime (R39), like `3d` or `12h`: from `1h` up to `invitations.max_ttl` (default `30d`).
+        TtlText { pattern(Some(DURATION)) }
+    }
+
+    /// How an invitation reaches the invitee (R38): emailed by the daemon, or
+    /// delivered by the app itself with the `accept_url` of the creation answer.
+    #[derive(ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum DeliveryMode {
+        Email,
+        None,
     }
 
     /// What an invitation is for.

@@ -9,11 +9,7 @@ use super::error::ApiError;
 use super::json::{RawPath, StrictJson};
 use super::openapi::Unavailable;
 use super::wire::UserJson;
-use crate::domain::{Email, Locale, UserId};
-
-/// The longest display name; it is interpolated into emails, so it is bounded
-/// like a business name.
-const MAX_DISPLAY_NAME_CHARS: usize = 200;
+use crate::domain::{DisplayName, Email, Locale, UserId};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -63,22 +59,10 @@ pub async fn put_user(
 }
 
 /// A display name: trimmed, 1 to 200 characters, no control characters (R30:
-/// it may end up in a header of an email).
+/// it may end up in a header of an email), no bidirectional-control or
+/// zero-width characters (R41); see `domain::names`.
 fn parse_display_name(raw: &str) -> Result<String, ApiError> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > MAX_DISPLAY_NAME_CHARS {
-        return Err(ApiError::validation(
-            "display_name",
-            format!("must be 1 to {MAX_DISPLAY_NAME_CHARS} characters (or null)"),
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(ApiError::validation(
-            "display_name",
-            "must not contain control characters",
-        ));
-    }
-    Ok(name.to_string())
+    Ok(DisplayName::parse_field(raw, "display_name")?.into_string())
 }
 
 #[cfg(test)]
@@ -91,7 +75,14 @@ mod tests {
             parse_display_name("  Ada Lovelace ").unwrap(),
             "Ada Lovelace"
         );
-        for bad in ["", "   ", "Ada\r\nBcc: x@y.example", &"x".repeat(201)] {
+        for bad in [
+            "",
+            "   ",
+            "Ada\r\nBcc: x@y.example",
+            &"x".repeat(201),
+            "Ada\u{202E}ecalevol",
+            "Ada\u{200B}",
+        ] {
             let e = parse_display_name(bad).unwrap_err();
             assert_eq!(e.errors[0].field, "display_name", "{bad:?}");
         }

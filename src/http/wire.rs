@@ -153,8 +153,20 @@ pub struct InvitationJson {
     /// The invitation this one renewed (R31), if any.
     #[schema(value_type = Option<uuid::Uuid>)]
     pub renewed_from: Option<String>,
-    /// `null` while no invitation email exists (partner invitations).
+    /// `null` while no invitation email exists (partner invitations, and
+    /// member invitations with `delivery_mode: "none"`).
     pub delivery: Option<DeliveryJson>,
+    /// R38: `email`, or `none` when the app delivers the invitation itself.
+    #[schema(value_type = super::openapi::values::DeliveryMode)]
+    pub delivery_mode: &'static str,
+    /// R39: the app's own data, as given at creation (`{}` when none was).
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+    /// R38: only in the answer that creates (or renews) an invitation with
+    /// `delivery_mode: "none"`: its accept link, with the token. Never in a
+    /// read of the invitation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accept_url: Option<String>,
 }
 
 impl From<&InvitationRecord> for InvitationJson {
@@ -176,8 +188,29 @@ impl From<&InvitationRecord> for InvitationJson {
             updated_at: i.updated_at,
             renewed_from: i.renewed_from.map(|r| r.to_string()),
             delivery: i.delivery.as_ref().map(DeliveryJson::from),
+            delivery_mode: i.delivery_mode.as_str(),
+            metadata: i.metadata.to_value(),
+            accept_url: None,
         }
     }
+}
+
+impl InvitationJson {
+    /// The invitation as a creation (or renewal) answers it: with the accept
+    /// link when the app delivers it itself (R38).
+    pub fn created(i: &InvitationRecord, accept_url: Option<String>) -> Self {
+        InvitationJson {
+            accept_url,
+            ..InvitationJson::from(i)
+        }
+    }
+}
+
+/// `POST /v1/invitations/{id}/resend` of an invitation the app delivers
+/// itself (R38): the same link again; nothing is sent.
+#[derive(Serialize, ToSchema)]
+pub struct AcceptUrlJson {
+    pub accept_url: String,
 }
 
 /// `POST /v1/invitations/accept`, and the accept by id of a member
@@ -322,6 +355,8 @@ mod tests {
             updated_at: at(0),
             accepted_by: None,
             renewed_from: None,
+            delivery_mode: crate::domain::DeliveryMode::Email,
+            metadata: crate::domain::Metadata::default(),
             delivery: None,
         }
     }
@@ -342,6 +377,7 @@ mod tests {
                 "business_id",
                 "created_at",
                 "delivery",
+                "delivery_mode",
                 "email",
                 "expires_at",
                 "grants",
@@ -350,6 +386,7 @@ mod tests {
                 "kind",
                 "locale",
                 "message",
+                "metadata",
                 "partner_business_id",
                 "renewed_from",
                 "role",
@@ -358,8 +395,26 @@ mod tests {
             ]
         );
         assert_eq!(json["delivery"], serde_json::Value::Null);
+        assert_eq!(json["delivery_mode"], "email");
+        assert_eq!(json["metadata"], serde_json::json!({}));
         assert_eq!(json["status"], "pending");
         assert_eq!(json["created_at"], "2027-01-15T08:00:00Z");
+    }
+
+    /// R38: the accept link is in a creation's answer only, when given.
+    #[test]
+    fn only_a_creation_answer_carries_the_accept_url() {
+        let inv = invitation();
+        let read = serde_json::to_value(InvitationJson::from(&inv)).unwrap();
+        assert!(read.get("accept_url").is_none());
+        let emailed = serde_json::to_value(InvitationJson::created(&inv, None)).unwrap();
+        assert!(emailed.get("accept_url").is_none());
+        let own = serde_json::to_value(InvitationJson::created(
+            &inv,
+            Some("https://x/a?t=1".into()),
+        ))
+        .unwrap();
+        assert_eq!(own["accept_url"], "https://x/a?t=1");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 
 use super::{ServiceResult, Services, event, require_member};
 use crate::domain::{
-    BusinessId, DomainError, Email, Locale, PublicBusinessId, Role, RolePreset, UserId,
+    BusinessId, BusinessName, DomainError, Email, Locale, PublicBusinessId, Role, RolePreset,
+    UserId,
 };
 use crate::events::catalog::{Event, MemberAdded, MemberVia};
 use crate::store::{BusinessRecord, NewBusiness, NewUser, UserRecord};
@@ -16,23 +17,10 @@ pub struct NewBusinessInput {
     pub locale: Option<Locale>,
 }
 
-/// Checks a business name: 1 to 200 characters, no control characters (it is
-/// interpolated into email subjects).
+/// A business name (and a profile's): see `domain::names` for the rule
+/// (R30, R41).
 pub fn parse_business_name(raw: &str, field: &str) -> Result<String, DomainError> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(DomainError::validation(
-            field,
-            "must be 1 to 200 characters",
-        ));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(DomainError::validation(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(name.to_string())
+    BusinessName::parse_field(raw, field).map(BusinessName::into_string)
 }
 
 impl Services {

@@ -106,6 +106,12 @@ impl Services {
             let Some(inv) = tx.lock_invitation(*id).await? else {
                 continue;
             };
+            // R38: `due_reminders` already leaves out invitations the app
+            // delivers itself; this keeps a reminder from ever carrying
+            // their link should a store not.
+            if !inv.delivery_mode.sends_email() {
+                continue;
+            }
             // A plain read: the business row is not locked here, so the lock
             // order (business, then invitation) is never reversed.
             let business = self

@@ -7,8 +7,8 @@ use crate::domain::lifecycle::{self, Command, Effect};
 use crate::domain::members::{check_capability, check_invite};
 use crate::domain::quota::{QuotaStatus, check_resend_cooldown, check_seats};
 use crate::domain::{
-    BusinessId, Capability, DomainError, Email, InvitationId, InvitationKind, InvitationStatus,
-    Locale, RoleCatalog, TokenNonce, UserId,
+    BusinessId, Capability, DeliveryMode, DomainError, Email, InvitationId, InvitationKind,
+    InvitationStatus, Locale, Metadata, RoleCatalog, TokenNonce, UserId,
 };
 use crate::events::catalog::{Event, InvitationCreated, InvitationRenewed, MemberAdded, MemberVia};
 use crate::store::{
@@ -30,6 +30,13 @@ pub struct CreateInvitations {
     pub actor: UserId,
     pub invitees: Vec<Invitee>,
     pub message: Option<String>,
+    /// R38: emailed (the default) or delivered by the app itself.
+    pub delivery: DeliveryMode,
+    /// R39: the lifetime asked for, already within 1h and
+    /// `invitations.max_ttl`; `invitations.ttl` when `None`.
+    pub ttl: Option<std::time::Duration>,
+    /// R39: the app's own data, kept with every invitation of the request.
+    pub metadata: Metadata,
 }
 
 /// A command on one invitation, with who gives it.
@@ -230,8 +237,8 @@ impl Services {
             .get_user(&req.actor)
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("user {}", req.actor)))?;
-        let expires_at =
-            now + chrono::Duration::from_std(self.settings.ttl).unwrap_or(chrono::Duration::MAX);
+        let ttl = req.ttl.unwrap_or(self.settings.ttl);
+        let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
         let mut created = Vec::with_capacity(req.invitees.len());
         for (invitee, role) in req.invitees.into_iter().zip(roles) {
             let id = InvitationId::new();
@@ -253,6 +260,8 @@ impl Services {
                 created_at: now,
                 expires_at,
                 renewed_from,
+                delivery_mode: req.delivery,
+                metadata: req.metadata.clone(),
             };
             tx.insert_invitation(&new).await?;
             tx.insert_event(&event(
@@ -263,6 +272,8 @@ impl Services {
                 Event::InvitationCreated(InvitationCreated::member(
                     new.email.clone(),
                     new.role.clone(),
+                    new.delivery_mode,
+                    new.metadata.clone(),
                 )),
             ))
             .await?;
@@ -274,8 +285,12 @@ impl Services {
                 .lock_invitation(id)
                 .await?
                 .expect("inserted in this transaction");
-            tx.enqueue_email(&self.member_invitation_email(&record, &business, &inviter))
-                .await?;
+            // R38: an invitation the app delivers itself is never emailed;
+            // the caller hands out its link instead (`app_accept_url`).
+            if record.delivery_mode.sends_email() {
+                tx.enqueue_email(&self.member_invitation_email(&record, &business, &inviter))
+                    .await?;
+            }
             created.push(record);
         }
         tx.commit().await?;
@@ -288,6 +303,17 @@ impl Services {
             crate::metrics::invitations_created(inv.kind.as_str(), 1);
         }
         Ok(out)
+    }
+
+    /// R38: the accept link of a member invitation the app delivers itself,
+    /// with its token (derived again from the stored nonce, so the same link
+    /// every time); `None` for one the daemon emails. Handed out only in
+    /// the answers of its creation, renewal and resend, never in a read.
+    pub fn app_accept_url(&self, inv: &InvitationRecord) -> Option<String> {
+        (inv.kind == InvitationKind::Member && !inv.delivery_mode.sends_email()).then(|| {
+            let token = self.token_for(inv.id.0, &inv.token_nonce);
+            self.settings.accept_url.replace("{token}", token.expose())
+        })
     }
 
     /// R8: may `requested` more invitations be created now? The caller holds
@@ -408,6 +434,18 @@ impl Services {
         let now = tx.now().await?;
         let decision = lifecycle::apply(&inv.view(), step.command(), now)?;
         if let Step::Resend { .. } = step {
+            if !inv.delivery_mode.sends_email() {
+                // R38: the app delivers this invitation itself, so there is
+                // nothing to send again and nothing changes: no email, no
+                // `invitation.resent`, no cooldown. The caller answers the
+                // same link again (`app_accept_url`); the transaction, which
+                // wrote nothing, is rolled back on drop.
+                return Ok(CommandOutcome {
+                    invitation: inv,
+                    membership: None,
+                    partnership: None,
+                });
+            }
             let last = tx.last_invitation_email_at(id).await?;
             check_resend_cooldown(last, self.settings.resend_cooldown, now)?;
         }

@@ -33,12 +33,17 @@ pub struct Settings {
     pub default_preset: RolePreset,
     pub quota: QuotaPolicy,
     pub ttl: Duration,
+    /// R39: the longest lifetime a creation may ask for.
+    pub max_ttl: Duration,
     pub resend_cooldown: Duration,
     /// R32: reminder offsets after creation, ascending.
     pub reminders: Vec<Duration>,
     pub default_locale: Locale,
     /// The domain of Message-IDs, taken from the sender address.
     pub message_id_domain: String,
+    /// `links.accept_url`, with `{token}` to replace: the link handed to the
+    /// app of an invitation it delivers itself (R38).
+    pub accept_url: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,10 +105,12 @@ impl Settings {
                 window: config.invitations.rate_limit.window,
             },
             ttl: config.invitations.ttl,
+            max_ttl: config.invitations.max_ttl,
             resend_cooldown: config.invitations.resend_cooldown,
             reminders: config.invitations.reminders.clone(),
             default_locale: config.templates.default_locale.clone(),
             message_id_domain: config.mail.from.domain().to_string(),
+            accept_url: config.links.accept_url.clone(),
         })
     }
 }

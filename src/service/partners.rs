@@ -101,6 +101,11 @@ impl Services {
             expires_at: now
                 + chrono::Duration::from_std(self.settings.ttl).unwrap_or(chrono::Duration::MAX),
             renewed_from: req.renewed_from,
+            // Partner invitations are answered in the app by id, never by a
+            // link: no delivery choice, no metadata (R38, R39 are about
+            // member invitations).
+            delivery_mode: crate::domain::DeliveryMode::Email,
+            metadata: crate::domain::Metadata::default(),
         })
         .await?;
         if let Some(old) = req.renewed_from {

@@ -70,6 +70,12 @@ impl Services {
                 locale: Some(old.locale.clone()),
             }],
             message: old.message.clone(),
+            // R38, R39: the new invitation reaches the invitee the same way
+            // and keeps the app's data; its lifetime is the default one, as
+            // for every renewal (R31: a fresh expiry).
+            delivery: old.delivery_mode,
+            ttl: None,
+            metadata: old.metadata.clone(),
         };
         let mut created = self
             .create_invitations_granting(req, grants, Some(id))

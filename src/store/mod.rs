@@ -189,7 +189,8 @@ pub trait StoreTx: AccessTx + Send {
         &mut self,
         limit: u32,
     ) -> StoreResult<Vec<(InvitationId, BusinessId)>>;
-    /// R32: up to `limit` pending, unexpired member invitations created at
+    /// R32: up to `limit` pending, unexpired member invitations the daemon
+    /// emails (R38: not those the app delivers itself) created at
     /// least `offset` ago (and less than `next` ago, when a later reminder
     /// exists) that have no reminder at `offset` yet; their rows are locked.
     async fn due_reminders(

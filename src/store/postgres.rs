@@ -161,7 +161,7 @@ impl SqlTx for PgTx {
     const INVITATION_SELECT: &'static str = "
         SELECT i.id, i.business_id, i.kind, i.invited_by, i.email, i.partner_business_id, i.role,
                i.message, i.locale, i.grants, i.token_nonce, i.status, i.created_at, i.expires_at,
-               i.updated_at, i.accepted_by, i.renewed_from,
+               i.updated_at, i.accepted_by, i.renewed_from, i.delivery_mode, i.metadata,
                d.status AS delivery_status, d.attempts AS delivery_attempts,
                d.last_error AS delivery_last_error, d.sent_at AS delivery_sent_at
         FROM invitations i
@@ -267,9 +267,11 @@ impl SqlTx for PgTx {
         next: Option<Duration>,
         limit: u32,
     ) -> StoreResult<Vec<InvitationId>> {
+        // R38: an invitation the app delivers itself gets no reminder.
         self.fetch_all(
             "SELECT i.id FROM invitations i
              WHERE i.status = 'pending' AND i.kind = 'member' AND i.expires_at > now()
+               AND i.delivery_mode = 'email'
                AND i.created_at <= now() - make_interval(secs => $1)
                AND ($2::float8 IS NULL OR i.created_at > now() - make_interval(secs => $2))
                AND NOT EXISTS (SELECT 1 FROM invitation_reminders r

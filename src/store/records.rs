@@ -7,8 +7,8 @@ use uuid::Uuid;
 use crate::domain::access::InvitationGrant;
 use crate::domain::partners::TwoFactorPolicy;
 use crate::domain::{
-    BusinessId, Email, InvitationId, InvitationKind, InvitationStatus, Locale, PublicBusinessId,
-    Role, RolePreset, TemplateName, TokenHash, TokenNonce, UserId,
+    BusinessId, DeliveryMode, Email, InvitationId, InvitationKind, InvitationStatus, Locale,
+    Metadata, PublicBusinessId, Role, RolePreset, TemplateName, TokenHash, TokenNonce, UserId,
 };
 
 #[derive(Clone, Debug)]
@@ -85,6 +85,10 @@ pub struct NewInvitation {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub renewed_from: Option<InvitationId>,
+    /// R38: emailed, or delivered by the app itself.
+    pub delivery_mode: DeliveryMode,
+    /// R39: the app's own data.
+    pub metadata: Metadata,
 }
 
 /// Where an outbox row is (the `email_status` of the schema).
@@ -153,6 +157,8 @@ pub struct InvitationRecord {
     pub updated_at: DateTime<Utc>,
     pub accepted_by: Option<UserId>,
     pub renewed_from: Option<InvitationId>,
+    pub delivery_mode: DeliveryMode,
+    pub metadata: Metadata,
     pub delivery: Option<DeliveryRecord>,
 }
 

@@ -293,7 +293,7 @@ impl SqlTx for SqliteTx {
     const INVITATION_SELECT: &'static str = "
         SELECT i.id, i.business_id, i.kind, i.invited_by, i.email, i.partner_business_id, i.role,
                i.message, i.locale, i.grants, i.token_nonce, i.status, i.created_at, i.expires_at,
-               i.updated_at, i.accepted_by, i.renewed_from,
+               i.updated_at, i.accepted_by, i.renewed_from, i.delivery_mode, i.metadata,
                d.status AS delivery_status, d.attempts AS delivery_attempts,
                d.last_error AS delivery_last_error, d.sent_at AS delivery_sent_at
         FROM invitations i
@@ -371,9 +371,11 @@ impl SqlTx for SqliteTx {
         limit: u32,
     ) -> StoreResult<Vec<InvitationId>> {
         let at = self.at;
+        // R38: an invitation the app delivers itself gets no reminder.
         self.fetch_all(
             "SELECT i.id FROM invitations i
              WHERE i.status = 'pending' AND i.kind = 'member' AND i.expires_at > $1
+               AND i.delivery_mode = 'email'
                AND i.created_at <= $2
                AND ($3 IS NULL OR i.created_at > $3)
                AND NOT EXISTS (SELECT 1 FROM invitation_reminders r

@@ -293,7 +293,7 @@ fn the_document_is_openapi_3_1() {
 /// domain accepts.
 #[test]
 fn enumerated_values_are_the_domains() {
-    use crate::domain::{InvitationKind, InvitationStatus, RolePreset};
+    use crate::domain::{DeliveryMode, InvitationKind, InvitationStatus, RolePreset};
     use crate::domain::{access::Permission, partners::Direction, partners::TwoFactorPolicy};
     let doc = document();
     let values = |name: &str| -> Vec<String> {
@@ -305,7 +305,7 @@ fn enumerated_values_are_the_domains() {
             .collect()
     };
     type Accepts = fn(&str) -> bool;
-    let checks: [(&str, Accepts); 7] = [
+    let checks: [(&str, Accepts); 8] = [
         ("InvitationKind", |v| InvitationKind::parse(v).is_some()),
         ("InvitationStatus", |v| InvitationStatus::parse(v).is_some()),
         ("RolePreset", |v| RolePreset::parse(v).is_some()),
@@ -317,6 +317,7 @@ fn enumerated_values_are_the_domains() {
                 .iter()
                 .any(|r| r.as_str() == v)
         }),
+        ("DeliveryMode", |v| DeliveryMode::parse(v).is_some()),
     ];
     for (name, accepted) in checks {
         let values = values(name);
@@ -325,6 +326,49 @@ fn enumerated_values_are_the_domains() {
             assert!(accepted(&v), "{name}: the domain refuses {v:?}");
         }
     }
+}
+
+/// R38, R39: the creation body's options, the invitation's new fields (the
+/// accept link optional: only a creation answer has it) and the resend's
+/// `200` with the link.
+#[test]
+fn invitation_options_and_fields_are_documented() {
+    let doc = document();
+    let schema = |name: &str| doc["components"]["schemas"][name].clone();
+    let body = schema("CreateInvitationsBody");
+    for field in ["delivery", "ttl", "metadata"] {
+        assert!(body["properties"].get(field).is_some(), "{field}: {body}");
+        assert!(
+            !body["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r == field),
+            "{field} is optional"
+        );
+    }
+    let invitation = schema("InvitationJson");
+    let required: Vec<&str> = invitation["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for field in ["delivery_mode", "metadata"] {
+        assert!(required.contains(&field), "{field} is always there");
+    }
+    assert!(invitation["properties"].get("accept_url").is_some());
+    assert!(
+        !required.contains(&"accept_url"),
+        "accept_url is not in reads"
+    );
+    let resend = &doc["paths"]["/v1/invitations/{id}/resend"]["post"]["responses"];
+    let ok = resolve(
+        &doc,
+        &resend["200"]["content"]["application/json"]["schema"],
+    );
+    assert_eq!(ok["required"], serde_json::json!(["accept_url"]), "{ok}");
+    assert!(resend.get("202").is_some());
 }
 
 const KEY: &str = "openapi-test-key";
@@ -516,12 +560,28 @@ fn string_schemas_are_the_parsers() {
         );
     }
     assert!(!fits(MessageText::schema(), &"m".repeat(1001)));
+    for (ttl, ok) in [
+        ("3d", true),
+        ("12h", true),
+        ("1h30m", false),
+        ("x", false),
+        ("", false),
+    ] {
+        assert_eq!(fits(TtlText::schema(), ttl), ok, "{ttl:?}");
+        assert_eq!(crate::config::parse_duration(ttl).is_ok(), ok, "{ttl:?}");
+    }
     for (name, ok) in [
         ("Acme", true),
         ("  Acme ", true),
         ("   ", false),
         ("", false),
         ("a\u{1b}", false),
+        ("Acme\u{202E}proC", false),
+        ("Acme\u{2066}x\u{2069}", false),
+        ("\u{200B}Acme", false),
+        ("Acme\u{FEFF}", false),
+        ("A\u{61C}b", false),
+        ("مؤسسة", true),
     ] {
         assert_eq!(fits(NameText::schema(), name), ok, "{name:?}");
         assert_eq!(

@@ -6,8 +6,8 @@ use super::StoredRow;
 use crate::domain::access::{Grantee, Permission};
 use crate::domain::partners::Direction;
 use crate::domain::{
-    BusinessId, GrantId, InvitationId, InvitationKind, PartnershipId, ProfileId, PublicBusinessId,
-    Role, RolePreset, TokenNonce,
+    BusinessId, DeliveryMode, GrantId, InvitationId, InvitationKind, Metadata, PartnershipId,
+    ProfileId, PublicBusinessId, Role, RolePreset, TokenNonce,
 };
 use crate::store::stored::{
     corrupt, email, grants, locale, outbox_status, status, template, two_factor, user_id,
@@ -58,6 +58,7 @@ pub(crate) fn member(row: &impl StoredRow) -> StoreResult<MemberRecord> {
 
 pub(crate) fn invitation(row: &impl StoredRow) -> StoreResult<InvitationRecord> {
     let kind = row.text("kind")?;
+    let delivery_mode = row.text("delivery_mode")?;
     let delivery = match row.text_opt("delivery_status")? {
         Some(status) => Some(DeliveryRecord {
             status: outbox_status(status)?,
@@ -85,6 +86,10 @@ pub(crate) fn invitation(row: &impl StoredRow) -> StoreResult<InvitationRecord> 
         updated_at: row.time("updated_at")?,
         accepted_by: row.text_opt("accepted_by")?.map(user_id).transpose()?,
         renewed_from: row.uuid_opt("renewed_from")?.map(InvitationId),
+        delivery_mode: DeliveryMode::parse(&delivery_mode)
+            .ok_or_else(|| corrupt("delivery mode", &delivery_mode))?,
+        metadata: Metadata::from_stored(row.json("metadata")?)
+            .ok_or_else(|| corrupt("metadata", "not a JSON object"))?,
         delivery,
     })
 }
