@@ -14,6 +14,7 @@ pub mod quota;
 pub mod retry;
 pub mod roles;
 pub mod template;
+pub mod time_zone;
 pub mod token;
 
 pub use email::Email;
@@ -25,6 +26,7 @@ pub use lifecycle::{Command, Decision, Effect, InvitationKind, InvitationStatus,
 pub use locale::Locale;
 pub use roles::{Capability, Role, RoleCatalog, RolePreset};
 pub use template::TemplateName;
+pub use time_zone::TimeZone;
 pub use token::{InvitationToken, TokenHash, TokenNonce};
 
 /// The longest personal message an invitation may carry (R7).
