@@ -3,7 +3,7 @@
 
 use super::{ServiceResult, Services, event, require_member};
 use crate::domain::{
-    BusinessId, DomainError, Email, Locale, PublicBusinessId, Role, RolePreset, UserId,
+    BusinessId, DomainError, Email, Locale, PublicBusinessId, Role, RolePreset, TimeZone, UserId,
 };
 use crate::events::catalog::{Event, MemberAdded};
 use crate::store::{BusinessRecord, NewBusiness, NewUser, UserRecord};
@@ -42,6 +42,7 @@ impl Services {
         email: Email,
         display_name: Option<String>,
         locale: Option<Locale>,
+        time_zone: Option<TimeZone>,
     ) -> ServiceResult<UserRecord> {
         let mut tx = self.store.begin().await?;
         let user = tx
@@ -50,6 +51,7 @@ impl Services {
                 email,
                 display_name,
                 locale: locale.unwrap_or_else(|| self.settings.default_locale.clone()),
+                time_zone,
             })
             .await?;
         tx.commit().await?;
