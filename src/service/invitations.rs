@@ -216,8 +216,15 @@ impl Services {
                 .lock_invitation(id)
                 .await?
                 .expect("inserted in this transaction");
-            tx.enqueue_email(&self.member_invitation_email(&record, &business, &inviter))
-                .await?;
+            // R41: the invitee's zone, if the address is a registered user's.
+            let time_zone = match &record.email {
+                Some(address) => tx.time_zone_by_email(address).await?,
+                None => None,
+            };
+            tx.enqueue_email(
+                &self.member_invitation_email(&record, &business, &inviter, time_zone),
+            )
+            .await?;
             created.push(record);
         }
         tx.commit().await?;
@@ -448,8 +455,12 @@ impl Services {
                             .await?;
                         }
                         _ => {
+                            let time_zone = match &inv.email {
+                                Some(address) => tx.time_zone_by_email(address).await?,
+                                None => None,
+                            };
                             tx.enqueue_email(
-                                &self.member_invitation_email(&inv, &business, &inviter),
+                                &self.member_invitation_email(&inv, &business, &inviter, time_zone),
                             )
                             .await?;
                         }
