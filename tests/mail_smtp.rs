@@ -62,7 +62,7 @@ fn sender() -> Sender {
 }
 
 fn message(id: &str, rendered: &Rendered) -> lettre::Message {
-    build_message(&sender(), TO, Some("New Member"), id, rendered).expect("build message")
+    build_message(&sender(), TO, Some("New Member"), id, rendered, None).expect("build message")
 }
 
 fn rcpt(mail: &ReceivedMail) -> Vec<String> {
@@ -271,7 +271,7 @@ async fn user_text_adds_no_header_and_no_script() {
     let mailer = smtp_mailer(&sink);
     let id = new_message_id("info.example.test");
     let rendered = invitation(evil, Some(evil));
-    let msg = build_message(&sender(), TO, Some(evil), &id, &rendered).expect("build");
+    let msg = build_message(&sender(), TO, Some(evil), &id, &rendered, None).expect("build");
 
     mailer.send(&msg).await.expect("send");
     let mails = sink.wait_for(1, WAIT).await;
