@@ -1129,7 +1129,7 @@ mod tests {
     /// A copy of the shipped templates whose `locales`' member invitation
     /// fails at run time for one business ("Boom Corp") only: it passes
     /// `check`, whose samples name another business.
-    pub(crate) fn booby_trapped(locales: &[&str]) -> TempTree {
+    fn booby_trapped(locales: &[&str]) -> TempTree {
         let tree =
             TempTree(std::env::temp_dir().join(format!("invited-tpl-{}", uuid::Uuid::now_v7())));
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
