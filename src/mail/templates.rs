@@ -1114,15 +1114,21 @@ mod tests {
                 assert!(!r.html.contains("mailto:"), "{name} {locale}");
             }
             // The product is named in the body, not only in the footer.
-            let r = t
-                .render(
-                    TemplateName::MemberInvitation,
-                    locale,
-                    &TemplateName::MemberInvitation.sample_context(),
-                )
-                .unwrap();
-            let body = r.text.split("\n-- \n").next().unwrap();
-            assert!(body.contains("Analytical Invitations"), "{locale}:\n{body}");
+            for name in TemplateName::ALL {
+                for ctx in name.sample_contexts() {
+                    let r = t.render(name, locale, &ctx).unwrap();
+                    let body = r.text.split("\n-- \n").next().unwrap();
+                    assert!(
+                        body.contains("Analytical Invitations"),
+                        "{name} {locale}:\n{body}"
+                    );
+                    let body = r.html.split("font-size:13px").next().unwrap();
+                    assert!(
+                        body.contains("Analytical Invitations"),
+                        "{name} {locale}:\n{body}"
+                    );
+                }
+            }
         }
     }
 
@@ -1274,21 +1280,22 @@ mod tests {
         let r = t.render(name, "en-US", &member).unwrap();
         assert!(
             r.text
-                .contains("joined Analytical Engines Ltd as a manager."),
+                .contains("joined Analytical Engines Ltd as a manager on Analytical Invitations."),
             "{}",
             r.text
         );
         let r = t.render(name, "fr-FR", &member).unwrap();
         assert!(
             r.text
-                .contains("a rejoint Analytical Engines Ltd en tant que gestionnaire."),
+                .contains("a rejoint Analytical Engines Ltd en tant que gestionnaire sur Analytical Invitations."),
             "{}",
             r.text
         );
         let r = t.render(name, "zh-TW", &member).unwrap();
         assert!(
-            r.text
-                .contains("並以管理者身分加入「Analytical Engines Ltd」。"),
+            r.text.contains(
+                "並透過「Analytical Invitations」以管理者身分加入「Analytical Engines Ltd」。"
+            ),
             "{}",
             r.text
         );
@@ -1352,7 +1359,7 @@ mod tests {
         let r = t.render(name, "fr-CA", &custom).unwrap();
         assert!(
             r.text.contains(
-                "fait maintenant partie d’Analytical Engines Ltd avec le rôle «\u{a0}campaign_lead\u{a0}»."
+                "fait maintenant partie d’Analytical Engines Ltd avec le rôle «\u{a0}campaign_lead\u{a0}» sur Analytical Invitations."
             ),
             "{}",
             r.text
