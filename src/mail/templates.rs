@@ -1198,6 +1198,28 @@ mod tests {
         );
     }
 
+    /// Rows queued before R40/R41 (no `inviter_email`, `time_zone` or
+    /// `partner_request`) still render after `prepare`, the expiry in UTC.
+    #[test]
+    fn rows_queued_before_r41_still_render() {
+        let t = shipped();
+        for name in TemplateName::ALL {
+            for mut ctx in name.sample_contexts() {
+                let map = ctx.as_object_mut().unwrap();
+                for key in ["inviter_email", "time_zone", "partner_request"] {
+                    map.remove(key);
+                }
+                let has_expiry = map.contains_key("expires_at");
+                for locale in SHIPPED_LOCALES {
+                    let r = t.render(name, locale, &ctx).unwrap();
+                    if has_expiry {
+                        assert!(r.text.contains("UTC"), "{name} {locale}:\n{}", r.text);
+                    }
+                }
+            }
+        }
+    }
+
     /// A line of the personal message cannot pass for the email's own
     /// words: whatever breaks the line, the next line is quoted too.
     #[test]
