@@ -404,12 +404,10 @@ impl Delivery {
             .then(|| on_behalf_of(&email.context))
             .flatten()
             .and_then(|(name, address)| {
-                let address = address.parse().ok()?;
                 let name = crate::mail::one_line(&name);
-                Some(lettre::message::Mailbox::new(
-                    (!name.is_empty()).then_some(name),
-                    address,
-                ))
+                // An inviter without a display name is named by the address.
+                let name = (!name.is_empty() && name != address).then_some(name);
+                Some(lettre::message::Mailbox::new(name, address.parse().ok()?))
             });
         let message = build_message(
             &self.from,
