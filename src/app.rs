@@ -233,6 +233,10 @@ impl RunningApp {
             mailer,
             from: config.mail.from.clone(),
             accept_url: config.links.accept_url.clone(),
+            decline_url: config.links.decline_url.clone(),
+            partner_url: config.links.partner_url.clone(),
+            brand: config.mail.brand(),
+            reply_to_inviter: config.mail.reply_to_inviter,
             retry: RetryPolicy {
                 initial_backoff: config.delivery.initial_backoff,
                 max_backoff: config.delivery.max_backoff,

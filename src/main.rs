@@ -130,7 +130,8 @@ fn templates(config: &invited::config::Config, command: &TemplatesCommand) -> Ex
         TemplatesCommand::Render { name, locale } => {
             let requested = locale.as_deref().unwrap_or(templates.default_locale());
             let sample = EmailContent::sample(*name);
-            match templates.render(sample.template(), requested, &sample.context()) {
+            let context = sample.render_context(&config.mail.brand());
+            match templates.render(sample.template(), requested, &context) {
                 Ok(r) => {
                     // A closed pipe (`| head`) is not an error worth a panic.
                     let _ = writeln!(

@@ -32,8 +32,11 @@ fn invitation(inviter_name: &str, message: Option<&str>) -> Rendered {
         "role": "manager",
         "message": message,
         "accept_url": ACCEPT_URL,
+        "decline_url": "https://app.example.test/invitations/decline?token=abc123",
         "expires_at": "2026-11-29T10:00:00Z",
         "recipient_email": TO,
+        "product_name": "Pinboard",
+        "support_address": null,
     });
     templates()
         .render(TemplateName::MemberInvitation, "en-US", &ctx)
@@ -62,7 +65,7 @@ fn sender() -> Sender {
 }
 
 fn message(id: &str, rendered: &Rendered) -> lettre::Message {
-    build_message(&sender(), TO, Some("New Member"), id, rendered).expect("build message")
+    build_message(&sender(), TO, Some("New Member"), id, rendered, None).expect("build message")
 }
 
 fn rcpt(mail: &ReceivedMail) -> Vec<String> {
@@ -271,7 +274,7 @@ async fn user_text_adds_no_header_and_no_script() {
     let mailer = smtp_mailer(&sink);
     let id = new_message_id("info.example.test");
     let rendered = invitation(evil, Some(evil));
-    let msg = build_message(&sender(), TO, Some(evil), &id, &rendered).expect("build");
+    let msg = build_message(&sender(), TO, Some(evil), &id, &rendered, None).expect("build");
 
     mailer.send(&msg).await.expect("send");
     let mails = sink.wait_for(1, WAIT).await;
@@ -286,6 +289,7 @@ async fn user_text_adds_no_header_and_no_script() {
     assert_eq!(
         names,
         [
+            "auto-submitted",
             "content-type",
             "date",
             "from",
@@ -397,7 +401,8 @@ async fn partner_request_subject_is_exact_in_each_locale() {
         (
             "fr-FR",
             "Vous avez une nouvelle demande de partenariat !",
-            "29 novembre 2026",
+            // A no-break space between the day and the month.
+            "29\u{a0}novembre 2026",
         ),
         ("zh-TW", "您有一項新的合作夥伴請求!", "2026年11月29日"),
         (

@@ -50,6 +50,7 @@ async fn owner_and_business(s: &Services, seat_limit: Option<u32>) -> BusinessId
         Email::parse("owner@brand.example").unwrap(),
         Some("Olive".into()),
         None,
+        None,
     )
     .await
     .unwrap();
@@ -285,6 +286,7 @@ both_stores! {
         s.put_user(
             uid("late"),
             Email::parse("late@x.example").unwrap(),
+            None,
             None,
             None,
         )

@@ -293,6 +293,7 @@ mod tests {
             Email::parse("o@x.example").unwrap(),
             None,
             None,
+            None,
         )
         .await
         .unwrap();

@@ -213,6 +213,26 @@ pub struct MailConfig {
     pub outbox_dir: PathBuf,
     /// `mail.send_rate`. Default `50/s`.
     pub send_rate: SendRate,
+    /// `mail.product_name`: names the product in the body and the footer
+    /// of every email (R41); one line, 1 to 100 characters. Default
+    /// `Invitations`.
+    pub product_name: String,
+    /// `mail.support_address`: an address shown in every email's footer
+    /// (R41). Default none (no support line).
+    pub support_address: Option<String>,
+    /// `mail.reply_to_inviter`: whether the emails sent on an inviter's
+    /// behalf carry `Reply-To: <the inviter>` (R41). Default false.
+    pub reply_to_inviter: bool,
+}
+
+impl MailConfig {
+    /// What every email says about the product (R41).
+    pub fn brand(&self) -> crate::mail::contexts::Brand {
+        crate::mail::contexts::Brand {
+            product_name: self.product_name.clone(),
+            support_address: self.support_address.clone(),
+        }
+    }
 }
 
 /// At most `count` emails per `per` (`50/s`, `10/m`).
@@ -228,6 +248,14 @@ pub struct LinksConfig {
     /// `links.accept_url`, an http(s) URL containing `{token}`. Default
     /// `http://localhost:3000/invitations/accept?token={token}`.
     pub accept_url: String,
+    /// `links.decline_url`, an http(s) URL containing `{token}`: the
+    /// decline link of member invitations and reminders (R40). Default
+    /// `http://localhost:3000/invitations/decline?token={token}`.
+    pub decline_url: String,
+    /// `links.partner_url`, an http(s) URL containing `{invitation_id}`:
+    /// the button of partner invitation and request emails (R40). Default
+    /// `http://localhost:3000/partners/invitations/{invitation_id}`.
+    pub partner_url: String,
 }
 
 /// `[invitations]`.
@@ -735,6 +763,25 @@ impl EnvOverlay {
                 },
                 parse::parse_send_rate,
             )?,
+            product_name: self.value(
+                "mail.product_name",
+                raw.mail.product_name,
+                "Invitations".into(),
+                parse_product_name,
+            )?,
+            support_address: match raw.mail.support_address.filter(|a| !a.trim().is_empty()) {
+                Some(text) => Some(
+                    parse_support_address(&text)
+                        .map_err(|message| self.invalid("mail.support_address", message))?,
+                ),
+                None => None,
+            },
+            reply_to_inviter: self.value(
+                "mail.reply_to_inviter",
+                raw.mail.reply_to_inviter,
+                false,
+                parse_bool,
+            )?,
         };
 
         let links = LinksConfig {
@@ -742,7 +789,19 @@ impl EnvOverlay {
                 "links.accept_url",
                 raw.links.accept_url,
                 "http://localhost:3000/invitations/accept?token={token}".into(),
-                parse_accept_url,
+                |text| parse_link(text, "{token}"),
+            )?,
+            decline_url: self.value(
+                "links.decline_url",
+                raw.links.decline_url,
+                "http://localhost:3000/invitations/decline?token={token}".into(),
+                |text| parse_link(text, "{token}"),
+            )?,
+            partner_url: self.value(
+                "links.partner_url",
+                raw.links.partner_url,
+                "http://localhost:3000/partners/invitations/{invitation_id}".into(),
+                |text| parse_link(text, "{invitation_id}"),
             )?,
         };
 
@@ -1245,19 +1304,50 @@ fn parse_subject_prefix(text: &str) -> Result<String, String> {
     }
 }
 
-fn parse_accept_url(text: &str) -> Result<String, String> {
+/// A link of the app's: an http(s) URL with a host, containing
+/// `placeholder` (`{token}`, `{invitation_id}`), which delivery replaces.
+fn parse_link(text: &str, placeholder: &str) -> Result<String, String> {
     let text = text.trim();
-    if !text.contains("{token}") {
-        return Err(format!("{text:?} must contain {{token}}"));
+    if !text.contains(placeholder) {
+        return Err(format!("{text:?} must contain {placeholder}"));
     }
     // Check the URL a recipient will actually receive.
-    let sample = text.replace("{token}", "TOKEN");
+    let sample = text.replace(placeholder, "0190aaaa-0000-7000-8000-000000000000");
     let url =
         url::Url::parse(&sample).map_err(|error| format!("{text:?} is not a URL ({error})"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(format!("{text:?} is not an http(s) URL with a host"));
     }
     Ok(text.to_owned())
+}
+
+/// The product's name: one line of 1 to 100 characters, because it is
+/// written into every email (R41).
+fn parse_product_name(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(format!(
+            "{text:?} is not a product name (1 to 100 characters on one line)"
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// An email address (no display name): it is shown, and linked with
+/// `mailto:`, in every footer.
+fn parse_support_address(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    text.parse::<lettre::Address>()
+        .map(|_| text.to_owned())
+        .map_err(|_| format!("{text:?} is not an email address (use help@example.com)"))
+}
+
+fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("{text:?} is not a boolean (use true or false)")),
+    }
 }
 
 /// The `cron` crate wants a leading seconds field (6 or 7 fields); a crontab

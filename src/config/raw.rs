@@ -78,12 +78,17 @@ pub(super) struct RawMail {
     pub from: Option<String>,
     pub outbox_dir: Option<String>,
     pub send_rate: Option<String>,
+    pub product_name: Option<String>,
+    pub support_address: Option<String>,
+    pub reply_to_inviter: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLinks {
     pub accept_url: Option<String>,
+    pub decline_url: Option<String>,
+    pub partner_url: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -74,9 +74,17 @@ impl Config {
             "send_rate = {}",
             quote(&self.mail.send_rate.to_string())
         ));
+        line(format!("product_name = {}", quote(&self.mail.product_name)));
+        match &self.mail.support_address {
+            Some(address) => line(format!("support_address = {}", quote(address))),
+            None => line("# support_address is not set: the footer has no support line".into()),
+        }
+        line(format!("reply_to_inviter = {}", self.mail.reply_to_inviter));
 
         line("\n[links]".into());
         line(format!("accept_url = {}", quote(&self.links.accept_url)));
+        line(format!("decline_url = {}", quote(&self.links.decline_url)));
+        line(format!("partner_url = {}", quote(&self.links.partner_url)));
 
         let inv = &self.invitations;
         line("\n[invitations]".into());

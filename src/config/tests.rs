@@ -73,6 +73,17 @@ fn config_defaults() {
         config.links.accept_url,
         "http://localhost:3000/invitations/accept?token={token}"
     );
+    assert_eq!(
+        config.links.decline_url,
+        "http://localhost:3000/invitations/decline?token={token}"
+    );
+    assert_eq!(
+        config.links.partner_url,
+        "http://localhost:3000/partners/invitations/{invitation_id}"
+    );
+    assert_eq!(config.mail.product_name, "Invitations");
+    assert_eq!(config.mail.support_address, None);
+    assert!(!config.mail.reply_to_inviter);
     let inv = &config.invitations;
     assert_eq!(inv.ttl, days(7));
     assert_eq!(inv.max_ttl, days(30));
@@ -293,6 +304,23 @@ fn config_bad_values_name_their_key() {
         (
             "[links]\naccept_url = \"ftp://x/{token}\"",
             "links.accept_url:",
+        ),
+        (
+            "[links]\ndecline_url = \"https://x/decline\"",
+            "links.decline_url:",
+        ),
+        (
+            "[links]\npartner_url = \"https://x/p?token={token}\"",
+            "links.partner_url:",
+        ),
+        ("[mail]\nproduct_name = \"  \"", "mail.product_name:"),
+        (
+            "[mail]\nsupport_address = \"help\"",
+            "mail.support_address:",
+        ),
+        (
+            "[mail]\nreply_to_inviter = \"sometimes\"",
+            "mail.reply_to_inviter:",
         ),
         (
             "[invitations]\nrate_limit = \"5/day\"",

@@ -17,6 +17,7 @@ pub mod quota;
 pub mod retry;
 pub mod roles;
 pub mod template;
+pub mod time_zone;
 pub mod token;
 
 pub use email::Email;
@@ -30,6 +31,7 @@ pub use names::{BusinessName, DisplayName};
 pub use options::{DeliveryMode, Metadata};
 pub use roles::{Capability, Role, RoleCatalog, RolePreset};
 pub use template::TemplateName;
+pub use time_zone::TimeZone;
 pub use token::{InvitationToken, TokenHash, TokenNonce};
 
 /// The longest personal message an invitation may carry (R7).

@@ -42,6 +42,7 @@ pub enum EventType {
     InvitationReminderQueued,
     NotificationFailed,
     NotificationCancelled,
+    NotificationLocaleFallback,
     MemberAdded,
     MemberRoleChanged,
     MemberRemoved,
@@ -54,7 +55,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 20] = [
+    pub const ALL: [EventType; 21] = [
         EventType::InvitationCreated,
         EventType::InvitationRenewed,
         EventType::InvitationSent,
@@ -66,6 +67,7 @@ impl EventType {
         EventType::InvitationReminderQueued,
         EventType::NotificationFailed,
         EventType::NotificationCancelled,
+        EventType::NotificationLocaleFallback,
         EventType::MemberAdded,
         EventType::MemberRoleChanged,
         EventType::MemberRemoved,
@@ -90,6 +92,7 @@ impl EventType {
             EventType::InvitationReminderQueued => "invitation.reminder_queued",
             EventType::NotificationFailed => "notification.failed",
             EventType::NotificationCancelled => "notification.cancelled",
+            EventType::NotificationLocaleFallback => "notification.locale_fallback",
             EventType::MemberAdded => "member.added",
             EventType::MemberRoleChanged => "member.role_changed",
             EventType::MemberRemoved => "member.removed",
@@ -136,6 +139,7 @@ pub enum Event {
     InvitationReminderQueued(ReminderQueued),
     NotificationFailed(NotificationFailed),
     NotificationCancelled(NotificationCancelled),
+    NotificationLocaleFallback(NotificationLocaleFallback),
     MemberAdded(MemberAdded),
     MemberRoleChanged(MemberRoleChanged),
     MemberRemoved(MemberRemoved),
@@ -183,6 +187,7 @@ impl Event {
             Event::InvitationReminderQueued(_) => EventType::InvitationReminderQueued,
             Event::NotificationFailed(_) => EventType::NotificationFailed,
             Event::NotificationCancelled(_) => EventType::NotificationCancelled,
+            Event::NotificationLocaleFallback(_) => EventType::NotificationLocaleFallback,
             Event::MemberAdded(_) => EventType::MemberAdded,
             Event::MemberRoleChanged(_) => EventType::MemberRoleChanged,
             Event::MemberRemoved(_) => EventType::MemberRemoved,
@@ -212,6 +217,7 @@ impl Event {
             Event::InvitationReminderQueued(d) => value(d),
             Event::NotificationFailed(d) => value(d),
             Event::NotificationCancelled(d) => value(d),
+            Event::NotificationLocaleFallback(d) => value(d),
             Event::MemberAdded(d) => value(d),
             Event::MemberRoleChanged(d) => value(d),
             Event::MemberRemoved(d) => value(d),
@@ -327,6 +333,30 @@ pub struct NotificationCancelled {
     pub template: TemplateName,
     pub message_id: String,
     pub reason: String,
+}
+
+/// `notification.locale_fallback`: an email's template failed to render
+/// at send time in `requested_locale` (a custom template raising for this
+/// context) and the email was written in `locale`, the next locale of the
+/// fallback chain that rendered (issue 12). Written with the attempt that
+/// ends the email (sent or given up), once.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NotificationLocaleFallback {
+    pub template: TemplateName,
+    pub message_id: String,
+    /// The outbox row's locale, as requested.
+    pub requested_locale: String,
+    /// The locale whose templates were used.
+    pub locale: String,
+    /// Each locale tried before it, in order, with its render error.
+    pub failed: Vec<FailedLocale>,
+}
+
+/// One locale of the chain that failed to render.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FailedLocale {
+    pub locale: String,
+    pub error: String,
 }
 
 /// `member.added`.
@@ -626,6 +656,22 @@ mod tests {
                 "notification.cancelled",
                 json!({"template": "reminder", "message_id": "<m@x>",
                        "reason": "not sent: the invitation is accepted"}),
+            ),
+            (
+                Event::NotificationLocaleFallback(NotificationLocaleFallback {
+                    template: TemplateName::MemberInvitation,
+                    message_id: "<m@x>".into(),
+                    requested_locale: "fr-CA".into(),
+                    locale: "en-US".into(),
+                    failed: vec![FailedLocale {
+                        locale: "fr-CA".into(),
+                        error: "cannot render fr-CA/member_invitation.txt".into(),
+                    }],
+                }),
+                "notification.locale_fallback",
+                json!({"template": "member_invitation", "message_id": "<m@x>",
+                       "requested_locale": "fr-CA", "locale": "en-US",
+                       "failed": [{"locale": "fr-CA", "error": "cannot render fr-CA/member_invitation.txt"}]}),
             ),
             (
                 Event::MemberAdded(MemberAdded {

@@ -9,7 +9,7 @@ use super::error::ApiError;
 use super::json::{RawPath, StrictJson};
 use super::openapi::Unavailable;
 use super::wire::UserJson;
-use crate::domain::{DisplayName, Email, Locale, UserId};
+use crate::domain::{DisplayName, Email, Locale, TimeZone, UserId};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -20,6 +20,10 @@ pub struct PutUserBody {
     pub display_name: Option<String>,
     #[schema(value_type = Option<super::openapi::values::LocaleTag>)]
     pub locale: Option<String>,
+    /// The user's IANA time zone (R41): emails to this user write times in
+    /// it. Absent or `null`: none (times in UTC). An unknown zone is `422`.
+    #[schema(example = "America/Los_Angeles")]
+    pub time_zone: Option<String>,
 }
 
 /// Registers or updates one of the app's users.
@@ -51,9 +55,14 @@ pub async fn put_user(
         .as_deref()
         .map(|raw| Locale::parse_field(raw, "locale"))
         .transpose()?;
+    let time_zone = body
+        .time_zone
+        .as_deref()
+        .map(|raw| TimeZone::parse_field(raw, "time_zone"))
+        .transpose()?;
     let user = state
         .services
-        .put_user(user_id, email, display_name, locale)
+        .put_user(user_id, email, display_name, locale, time_zone)
         .await?;
     Ok(Json(UserJson::from(&user)))
 }

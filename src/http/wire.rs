@@ -31,6 +31,9 @@ pub struct UserJson {
     pub email: String,
     pub display_name: Option<String>,
     pub locale: String,
+    /// The user's IANA time zone (R41), or `null`.
+    #[schema(example = "America/Los_Angeles")]
+    pub time_zone: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -42,6 +45,7 @@ impl From<&UserRecord> for UserJson {
             email: u.email.as_str().to_string(),
             display_name: u.display_name.clone(),
             locale: u.locale.as_str().to_string(),
+            time_zone: u.time_zone.map(|z| z.as_str().to_string()),
             created_at: u.created_at,
             updated_at: u.updated_at,
         }

@@ -5,10 +5,12 @@
 //!
 //! The outbox stores the context as the JSON these structs serialise to
 //! (keys sorted: serde_json's map is ordered by key). Delivery renders that
-//! stored JSON, after swapping the token's nonce for the accept link (see
-//! [`InvitationLink`]). Every locale directory also holds `base.html` (the
-//! HTML layout) and `helpers.txt` (macros): they read only `locale`, which
-//! rendering adds to every context.
+//! stored JSON after [`prepare`]: the token's nonce gives way to the accept
+//! and decline links (see [`InvitationLink`]), a partner email gets its
+//! `partner_url`, and every email the configured [`Brand`] (R40, R41). Every
+//! locale directory also holds `base.html` (the HTML layout) and
+//! `helpers.txt` (macros): they read `locale`, which rendering adds to every
+//! context, and the [`Brand`] keys.
 
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
@@ -17,8 +19,13 @@ use super::templates::TemplateName;
 
 /// The key of the token's nonce in a stored context (see [`InvitationLink`]).
 const TOKEN_NONCE_KEY: &str = "_token_nonce";
-/// The key of the accept link in a rendered context.
+/// The keys of the links in a rendered context.
 const ACCEPT_URL_KEY: &str = "accept_url";
+const DECLINE_URL_KEY: &str = "decline_url";
+const PARTNER_URL_KEY: &str = "partner_url";
+/// The keys naming whom an email is sent on behalf of (see [`on_behalf_of`]).
+const INVITER_NAME_KEY: &str = "inviter_name";
+const INVITER_EMAIL_KEY: &str = "inviter_email";
 /// The key of the expiry, which delivery also reads (no retry past it).
 pub const EXPIRES_AT_KEY: &str = "expires_at";
 
@@ -60,27 +67,47 @@ impl EmailContent {
         value.expect("an email context serialises")
     }
 
-    /// A context for `name` with every key filled, for `templates check`,
-    /// `templates render` and tests.
+    /// The context as rendered: [`EmailContent::context`] with the keys of
+    /// `brand`, as [`prepare`] adds them at send time.
+    pub fn render_context(&self, brand: &Brand) -> serde_json::Value {
+        let mut context = self.context();
+        brand.add_to(&mut context);
+        context
+    }
+
+    /// A context for `name` with every key filled, links included (as
+    /// [`prepare`] leaves them), for `templates check`, `templates render`
+    /// and tests.
     pub fn sample(name: TemplateName) -> EmailContent {
         let invitation = || InvitationContext {
             inviter_name: "Ada Lovelace".into(),
+            inviter_email: "ada@example.test".into(),
             business_name: "Analytical Engines Ltd".into(),
             role: Some("manager".into()),
             message: Some("Looking forward to working with you!\nSee you on Monday.".into()),
             expires_at: sample_expiry(),
+            time_zone: Some("America/Los_Angeles".into()),
             recipient_email: "charles@example.test".into(),
-            link: InvitationLink::AcceptUrl(
-                "https://app.example.test/invitations/accept?token=sample".into(),
-            ),
+            link: InvitationLink::Links {
+                accept_url: "https://app.example.test/invitations/accept?token=sample".into(),
+                decline_url: "https://app.example.test/invitations/decline?token=sample".into(),
+            },
         };
-        let partner = || PartnerContext {
+        let partner = || {
+            PartnerContext {
             recipient_name: "Grace Hopper".into(),
             business_name: "Compiler Agency".into(),
             partner_business_name: "Analytical Engines Ltd".into(),
             inviter_name: "Ada Lovelace".into(),
+            inviter_email: "ada@example.test".into(),
             message: Some("We would love to work with your team on our profiles.".into()),
             expires_at: sample_expiry(),
+            time_zone: Some("Europe/Paris".into()),
+            partner_url: Some(
+                "https://app.example.test/partners/invitations/0190aaaa-0000-7000-8000-000000000000"
+                    .into(),
+            ),
+        }
         };
         match name {
             TemplateName::MemberInvitation => EmailContent::MemberInvitation(invitation()),
@@ -92,29 +119,41 @@ impl EmailContent {
                 accepted_by_email: "charles@example.test".into(),
                 role: "manager".into(),
                 partner_business_name: None,
+                partner_request: false,
             }),
             TemplateName::PartnerInvitation => EmailContent::PartnerInvitation(partner()),
             TemplateName::PartnerRequest => EmailContent::PartnerRequest(partner()),
         }
     }
 
-    /// [`EmailContent::sample`] and the variant of it that takes the
-    /// template's other branch: no personal message, or a partner acceptance
-    /// (no role, the partner named). `check` renders them all.
+    /// [`EmailContent::sample`] and the variants of it that take the
+    /// template's other branches: no personal message and no time zone, or
+    /// a partner acceptance of an invitation and of a request (no role, the
+    /// partner named). `check` renders them all.
     pub fn samples(name: TemplateName) -> Vec<EmailContent> {
         let sample = EmailContent::sample(name);
         let mut variant = sample.clone();
+        let mut more = Vec::new();
         match &mut variant {
-            EmailContent::MemberInvitation(c) | EmailContent::Reminder(c) => c.message = None,
+            EmailContent::MemberInvitation(c) | EmailContent::Reminder(c) => {
+                c.message = None;
+                c.time_zone = None;
+            }
             EmailContent::PartnerInvitation(c) | EmailContent::PartnerRequest(c) => {
-                c.message = None
+                c.message = None;
+                c.time_zone = None;
             }
             EmailContent::InvitationAccepted(c) => {
                 c.role = String::new();
                 c.partner_business_name = Some("Compiler Agency".into());
+                let mut request = c.clone();
+                request.partner_request = true;
+                more.push(EmailContent::InvitationAccepted(request));
             }
         }
-        vec![sample, variant]
+        let mut all = vec![sample, variant];
+        all.extend(more);
+        all
     }
 }
 
@@ -126,16 +165,17 @@ fn sample_expiry() -> DateTime<Utc> {
 
 /// The samples as JSON, where tests and the CLI want a context to edit.
 impl TemplateName {
-    /// The context of [`EmailContent::sample`], as rendered.
+    /// The context of [`EmailContent::sample`], as rendered (with
+    /// [`Brand::sample`]).
     pub fn sample_context(self) -> serde_json::Value {
-        EmailContent::sample(self).context()
+        EmailContent::sample(self).render_context(&Brand::sample())
     }
 
     /// The contexts of [`EmailContent::samples`], as rendered.
     pub fn sample_contexts(self) -> Vec<serde_json::Value> {
         EmailContent::samples(self)
             .iter()
-            .map(EmailContent::context)
+            .map(|c| c.render_context(&Brand::sample()))
             .collect()
     }
 }
@@ -144,48 +184,130 @@ impl TemplateName {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct InvitationContext {
     pub inviter_name: String,
+    /// With `inviter_name`, the `Reply-To` when `mail.reply_to_inviter` is
+    /// on (R41; see [`on_behalf_of`]).
+    pub inviter_email: String,
     pub business_name: String,
     /// The invited role's key; the templates name the preset roles.
     pub role: Option<String>,
-    /// The inviter's personal message, shown as typed (escaped in HTML, R30).
+    /// The inviter's personal message, shown as typed (escaped in HTML, R30)
+    /// and set apart as a quote (R40).
     pub message: Option<String>,
     #[serde(serialize_with = "rfc3339")]
     pub expires_at: DateTime<Utc>,
+    /// The recipient's IANA time zone, for the `datetime` filter (R41): of
+    /// the registered user with the invited address, if any; `null` writes
+    /// the expiry in UTC. Rows queued before this key existed lack it, which
+    /// the filter reads as `null`.
+    pub time_zone: Option<String>,
     pub recipient_email: String,
     #[serde(flatten)]
     pub link: InvitationLink,
 }
 
-/// How the accept link travels. The outbox never holds a token: it holds the
-/// nonce the token is derived from (`_token_nonce`, hex), and delivery
-/// replaces it with the link (`accept_url`) just before rendering (see
-/// `domain::token`).
+/// How the accept and decline links travel. The outbox never holds a
+/// token: it holds the nonce the token is derived from (`_token_nonce`,
+/// hex), and delivery replaces it with the links (`accept_url`,
+/// `decline_url`, R40) just before rendering (see `domain::token`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
 pub enum InvitationLink {
-    #[serde(rename = "_token_nonce")]
-    TokenNonce(String),
-    #[serde(rename = "accept_url")]
-    AcceptUrl(String),
+    TokenNonce {
+        #[serde(rename = "_token_nonce")]
+        nonce: String,
+    },
+    Links {
+        accept_url: String,
+        decline_url: String,
+    },
 }
 
-/// A stored context made ready to render: the token's nonce, if it has one,
-/// replaced by the accept link `link` makes from the nonce's bytes. Works on
-/// the stored JSON, so rows queued by older versions render as they are.
-pub fn with_accept_url(
+impl InvitationLink {
+    pub fn nonce(nonce: &[u8]) -> InvitationLink {
+        InvitationLink::TokenNonce {
+            nonce: hex::encode(nonce),
+        }
+    }
+}
+
+/// What the configuration adds to every email at send time (R41): the
+/// product's name (in the body and the footer) and, when configured, the
+/// support address (in the footer).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Brand {
+    /// `mail.product_name`.
+    pub product_name: String,
+    /// `mail.support_address`; `null` leaves it out of the footer.
+    pub support_address: Option<String>,
+}
+
+impl Brand {
+    /// The brand of `templates check` and the samples.
+    pub fn sample() -> Brand {
+        Brand {
+            product_name: "Analytical Invitations".into(),
+            support_address: Some("help@example.test".into()),
+        }
+    }
+
+    fn add_to(&self, context: &mut serde_json::Value) {
+        if let (Some(map), serde_json::Value::Object(brand)) = (
+            context.as_object_mut(),
+            serde_json::to_value(self).expect("a brand serialises"),
+        ) {
+            map.extend(brand);
+        }
+    }
+}
+
+/// The links delivery derives from an invitation's token (R40).
+pub struct TokenLinks {
+    pub accept_url: String,
+    pub decline_url: String,
+}
+
+/// A stored context made ready to render (R40, R41):
+///
+/// * the token's nonce, if it has one, replaced by the accept and decline
+///   links `links` makes from the nonce's bytes;
+/// * `partner_url` set when given (delivery gives it to partner emails);
+/// * the keys of `brand` added.
+///
+/// Works on the stored JSON, so rows queued by older versions render as they
+/// are.
+pub fn prepare(
     stored: &serde_json::Value,
-    link: impl FnOnce(Vec<u8>) -> Result<String, String>,
+    brand: &Brand,
+    partner_url: Option<String>,
+    links: impl FnOnce(Vec<u8>) -> Result<TokenLinks, String>,
 ) -> Result<serde_json::Value, String> {
     let mut context = stored.clone();
-    if let Some(map) = context.as_object_mut()
-        && let Some(nonce) = map.remove(TOKEN_NONCE_KEY)
-    {
-        let nonce = nonce
-            .as_str()
-            .and_then(|n| hex::decode(n).ok())
-            .ok_or_else(|| "stored token nonce is not hex".to_string())?;
-        map.insert(ACCEPT_URL_KEY.into(), link(nonce)?.into());
+    if let Some(map) = context.as_object_mut() {
+        if let Some(nonce) = map.remove(TOKEN_NONCE_KEY) {
+            let nonce = nonce
+                .as_str()
+                .and_then(|n| hex::decode(n).ok())
+                .ok_or_else(|| "stored token nonce is not hex".to_string())?;
+            let links = links(nonce)?;
+            map.insert(ACCEPT_URL_KEY.into(), links.accept_url.into());
+            map.insert(DECLINE_URL_KEY.into(), links.decline_url.into());
+        }
+        if let Some(url) = partner_url {
+            map.insert(PARTNER_URL_KEY.into(), url.into());
+        }
     }
+    brand.add_to(&mut context);
     Ok(context)
+}
+
+/// The inviter an email is sent on behalf of, as (name, address), read from
+/// a stored context: the member invitation, its reminders and the partner
+/// emails carry `inviter_email`; the "Invitation accepted" email goes to the
+/// inviter and does not. Rows queued before the key existed give `None`.
+pub fn on_behalf_of(stored: &serde_json::Value) -> Option<(String, String)> {
+    let name = stored.get(INVITER_NAME_KEY)?.as_str()?;
+    let email = stored.get(INVITER_EMAIL_KEY)?.as_str()?;
+    Some((name.to_owned(), email.to_owned()))
 }
 
 /// `invitation_accepted` (R22), to the inviting user.
@@ -201,6 +323,10 @@ pub struct AcceptedContext {
     /// Rows queued before this key existed lack it, so the templates test it
     /// with `is defined`.
     pub partner_business_name: Option<String>,
+    /// Whether what was accepted is a partner request (R20, direction
+    /// `request`) rather than a partner invitation, so the email calls it by
+    /// its name. Rows queued before this key existed lack it (`is defined`).
+    pub partner_request: bool,
 }
 
 /// `partner_invitation` and `partner_request` (R20), to each owner or
@@ -213,9 +339,18 @@ pub struct PartnerContext {
     /// The business that sent it.
     pub partner_business_name: String,
     pub inviter_name: String,
+    /// See [`InvitationContext::inviter_email`].
+    pub inviter_email: String,
     pub message: Option<String>,
     #[serde(serialize_with = "rfc3339")]
     pub expires_at: DateTime<Utc>,
+    /// The recipient's IANA time zone (see [`InvitationContext::time_zone`]).
+    pub time_zone: Option<String>,
+    /// `links.partner_url` with the invitation's id (R40): never stored
+    /// (`None`, left out), added by delivery ([`prepare`]); the samples
+    /// carry it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner_url: Option<String>,
 }
 
 /// As the outbox has always held it (`to_rfc3339`, `+00:00`); the `date`
@@ -231,25 +366,30 @@ mod tests {
     use super::*;
 
     /// The stored contexts are the JSON the service wrote with `json!`
-    /// before these structs existed, byte for byte.
+    /// before these structs existed, byte for byte, plus the keys added
+    /// since (`inviter_email`, `time_zone`, `partner_request`).
     #[test]
     fn stored_contexts_keep_their_bytes() {
         let expires_at = sample_expiry();
         let member = EmailContent::MemberInvitation(InvitationContext {
             inviter_name: "Ada".into(),
+            inviter_email: "ada@x.test".into(),
             business_name: "Acme".into(),
             role: None,
             message: None,
             expires_at,
+            time_zone: None,
             recipient_email: "c@x.test".into(),
-            link: InvitationLink::TokenNonce("00ff".into()),
+            link: InvitationLink::nonce(&[0x00, 0xff]),
         });
         let before = json!({
             "inviter_name": "Ada",
+            "inviter_email": "ada@x.test",
             "business_name": "Acme",
             "role": null,
             "message": null,
             "expires_at": expires_at.to_rfc3339(),
+            "time_zone": null,
             "recipient_email": "c@x.test",
             TOKEN_NONCE_KEY: "00ff",
         });
@@ -260,6 +400,7 @@ mod tests {
             accepted_by_email: "c@x.test".into(),
             role: "".into(),
             partner_business_name: Some("Globex".into()),
+            partner_request: true,
         });
         let accepted_before = json!({
             "inviter_name": "Ada",
@@ -268,22 +409,28 @@ mod tests {
             "accepted_by_email": "c@x.test",
             "role": "",
             "partner_business_name": "Globex",
+            "partner_request": true,
         });
         let partner = EmailContent::PartnerRequest(PartnerContext {
             recipient_name: "Grace".into(),
             business_name: "Globex".into(),
             partner_business_name: "Acme".into(),
             inviter_name: "Ada".into(),
+            inviter_email: "ada@x.test".into(),
             message: Some("hi".into()),
             expires_at,
+            time_zone: Some("Europe/Paris".into()),
+            partner_url: None,
         });
         let partner_before = json!({
             "recipient_name": "Grace",
             "business_name": "Globex",
             "partner_business_name": "Acme",
             "inviter_name": "Ada",
+            "inviter_email": "ada@x.test",
             "message": "hi",
             "expires_at": expires_at.to_rfc3339(),
+            "time_zone": "Europe/Paris",
         });
         for (content, before) in [
             (member, before),
@@ -300,40 +447,102 @@ mod tests {
     }
 
     /// What the outbox holds renders as the samples do: the nonce gives way
-    /// to the link, and nothing else changes.
+    /// to the links, the partner link and the brand are added, and nothing
+    /// else changes.
     #[test]
-    fn the_stored_nonce_becomes_the_accept_url() {
+    fn prepare_turns_the_stored_row_into_the_rendered_context() {
         let EmailContent::MemberInvitation(rendered) =
             EmailContent::sample(TemplateName::MemberInvitation)
         else {
             unreachable!()
         };
         let stored = InvitationContext {
-            link: InvitationLink::TokenNonce("00ff".into()),
+            link: InvitationLink::nonce(&[0x00, 0xff]),
             ..rendered.clone()
         };
-        let context = with_accept_url(&serde_json::to_value(&stored).unwrap(), |nonce| {
-            assert_eq!(nonce, vec![0x00, 0xff]);
-            Ok("https://app.example.test/invitations/accept?token=sample".into())
-        })
+        let brand = Brand::sample();
+        let context = prepare(
+            &serde_json::to_value(&stored).unwrap(),
+            &brand,
+            None,
+            |nonce| {
+                assert_eq!(nonce, vec![0x00, 0xff]);
+                Ok(TokenLinks {
+                    accept_url: "https://app.example.test/invitations/accept?token=sample".into(),
+                    decline_url: "https://app.example.test/invitations/decline?token=sample".into(),
+                })
+            },
+        )
         .unwrap();
-        assert_eq!(context, serde_json::to_value(&rendered).unwrap());
+        assert_eq!(
+            context,
+            EmailContent::MemberInvitation(rendered).render_context(&brand)
+        );
+
+        let EmailContent::PartnerInvitation(rendered) =
+            EmailContent::sample(TemplateName::PartnerInvitation)
+        else {
+            unreachable!()
+        };
+        let stored = PartnerContext {
+            partner_url: None,
+            ..rendered.clone()
+        };
+        let stored = serde_json::to_value(&stored).unwrap();
+        assert!(stored.get(PARTNER_URL_KEY).is_none(), "{stored}");
+        let context = prepare(
+            &stored,
+            &brand,
+            rendered.partner_url.clone(),
+            |_| unreachable!(),
+        )
+        .unwrap();
+        assert_eq!(
+            context,
+            EmailContent::PartnerInvitation(rendered).render_context(&brand)
+        );
+
         let bad = json!({ TOKEN_NONCE_KEY: "zz" });
-        assert!(with_accept_url(&bad, |_| Ok(String::new())).is_err());
+        assert!(prepare(&bad, &brand, None, |_| unreachable!()).is_err());
         let plain = json!({"role": ""});
-        assert_eq!(with_accept_url(&plain, |_| unreachable!()).unwrap(), plain);
+        assert_eq!(
+            prepare(&plain, &brand, None, |_| unreachable!()).unwrap(),
+            json!({"role": "", "product_name": "Analytical Invitations", "support_address": "help@example.test"})
+        );
+    }
+
+    #[test]
+    fn emails_on_an_inviters_behalf_name_the_inviter() {
+        for name in [
+            TemplateName::MemberInvitation,
+            TemplateName::Reminder,
+            TemplateName::PartnerInvitation,
+            TemplateName::PartnerRequest,
+        ] {
+            assert_eq!(
+                on_behalf_of(&EmailContent::sample(name).context()),
+                Some(("Ada Lovelace".into(), "ada@example.test".into())),
+                "{name}"
+            );
+        }
+        let accepted = EmailContent::sample(TemplateName::InvitationAccepted).context();
+        assert_eq!(on_behalf_of(&accepted), None);
     }
 
     #[test]
     fn each_template_has_its_samples() {
         for name in TemplateName::ALL {
             let samples = EmailContent::samples(name);
-            assert_eq!(samples.len(), 2);
+            assert!(samples.len() >= 2, "{name}");
             assert!(samples.iter().all(|s| s.template() == name), "{name}");
             assert_ne!(samples[0], samples[1], "{name}");
         }
         let rendered = TemplateName::Reminder.sample_context();
         assert!(rendered.get(ACCEPT_URL_KEY).is_some());
+        assert!(rendered.get(DECLINE_URL_KEY).is_some());
         assert!(rendered.get(TOKEN_NONCE_KEY).is_none());
+        assert!(rendered.get("product_name").is_some());
+        let partner = TemplateName::PartnerRequest.sample_context();
+        assert!(partner.get(PARTNER_URL_KEY).is_some());
     }
 }

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 
+use super::headers::{AutoSubmitted, EncodedSubject};
 use super::one_line;
 use super::templates::Rendered;
 
@@ -64,17 +65,20 @@ pub enum MessageError {
 }
 
 /// Builds a `multipart/alternative` message (text part, then HTML part) with
-/// From, To, Subject, Date and exactly the given `message_id`.
+/// From, To, Subject, Date, `Auto-Submitted: auto-generated` (R41), the
+/// `reply_to` mailbox when given, and exactly the given `message_id`.
 ///
 /// `from` is the configured sender, already on one line; `to_name` and the
 /// subject may carry user text, so they are put on one line without control
-/// characters before they reach a header.
+/// characters before they reach a header, and a subject holding an
+/// encoded-word look-alike is encoded whole (see `headers::EncodedSubject`).
 pub fn build_message(
     from: &Sender,
     to_email: &str,
     to_name: Option<&str>,
     message_id: &str,
     rendered: &Rendered,
+    reply_to: Option<&Mailbox>,
 ) -> Result<Message, MessageError> {
     let to_address = to_email.trim().parse().map_err(MessageError::InvalidTo)?;
     let to_mailbox = Mailbox::new(to_name.map(one_line).filter(|n| !n.is_empty()), to_address);
@@ -82,10 +86,15 @@ pub fn build_message(
         return Err(MessageError::InvalidMessageId(message_id.to_owned()));
     }
 
-    let message = Message::builder()
+    let mut builder = Message::builder()
         .from(from.mailbox().clone())
         .to(to_mailbox)
-        .subject(one_line(&rendered.subject))
+        .header(EncodedSubject(one_line(&rendered.subject)))
+        .header(AutoSubmitted);
+    if let Some(reply_to) = reply_to {
+        builder = builder.reply_to(reply_to.clone());
+    }
+    let message = builder
         .message_id(Some(message_id.to_owned()))
         .date_now()
         .multipart(MultiPart::alternative_plain_html(
@@ -161,6 +170,7 @@ mod tests {
             Some("U"),
             &id,
             &rendered("Hello"),
+            None,
         )
         .unwrap();
         let headers = header_block(&msg);
@@ -177,6 +187,7 @@ mod tests {
             Some("Eve\r\nBcc: evil@x.test"),
             &new_message_id("example.test"),
             &rendered("Hi\r\nBcc: evil@x.test"),
+            None,
         )
         .unwrap();
         let headers = header_block(&msg);
@@ -199,7 +210,7 @@ mod tests {
         let id = new_message_id("example.test");
         assert!("not an address".parse::<Sender>().is_err());
         assert!(matches!(
-            build_message(&sender("a@example.test"), "nope", None, &id, &r),
+            build_message(&sender("a@example.test"), "nope", None, &id, &r, None),
             Err(MessageError::InvalidTo(_))
         ));
         for bad in [
@@ -213,7 +224,14 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    build_message(&sender("a@example.test"), "u@example.test", None, bad, &r),
+                    build_message(
+                        &sender("a@example.test"),
+                        "u@example.test",
+                        None,
+                        bad,
+                        &r,
+                        None
+                    ),
                     Err(MessageError::InvalidMessageId(_))
                 ),
                 "{bad:?}"

@@ -9,15 +9,17 @@
 mod breaker;
 pub mod contexts;
 mod date;
+mod headers;
 mod message;
 mod templates;
 mod transport;
 
 pub use breaker::Admission;
 pub use contexts::EmailContent;
-pub use date::format_date;
+pub use date::{format_date, format_datetime, zone_named};
+pub use headers::encode_subject;
 pub use message::{MessageError, Sender, build_message, new_message_id};
-pub use templates::{Rendered, TemplateError, TemplateName, Templates};
+pub use templates::{Fallback, Rendered, TemplateError, TemplateName, Templates};
 pub use transport::{Failure, MailError, Mailer, MailerConfig, SendOutcome, SmtpReply};
 
 /// Makes `text` safe to put in a single header line: every control character

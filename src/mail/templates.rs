@@ -13,8 +13,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use super::contexts::EmailContent;
-use super::date::format_date;
+use super::contexts::{Brand, EmailContent};
+use super::date::{format_date, format_datetime, zone_named};
 use super::one_line;
 use minijinja::syntax::SyntaxConfig;
 use minijinja::{AutoEscape, Environment, Output, State, UndefinedBehavior, Value};
@@ -55,9 +55,10 @@ pub struct Rendered {
 /// `Templates::resolve_locale`).
 pub const SHIPPED_LOCALES: [&str; 5] = ["en-US", "en-GB", "fr-FR", "fr-CA", "zh-TW"];
 
-/// Files every locale directory needs besides the templates: the HTML layout
-/// and the helper macros (`as_role`; French `de`) the templates import.
-pub const SUPPORT_FILES: [&str; 2] = ["base.html", "helpers.txt"];
+/// Files every locale directory needs besides the templates: the HTML layout,
+/// the helper macros (`as_role`; French `de`) the templates import, and the
+/// footer every email includes (the product and the support address, R41).
+pub const SUPPORT_FILES: [&str; 4] = ["base.html", "helpers.txt", "footer.html", "footer.txt"];
 
 /// Regions whose English is written the British way (spelling, day-first
 /// dates): Britain itself, and those whose tags take `en-GB` before the
@@ -87,6 +88,14 @@ pub enum TemplateError {
         file: String,
         error: minijinja::Error,
     },
+}
+
+/// What [`Templates::render_with_fallback`] rendered, and the locales that
+/// failed before it, each with its error.
+#[derive(Debug)]
+pub struct Fallback {
+    pub rendered: Rendered,
+    pub failed: Vec<(String, String)>,
 }
 
 /// The loaded template set. Cheap to share behind an `Arc`; rendering takes `&self`.
@@ -179,6 +188,8 @@ impl Templates {
         // `{% extends "base.html" %}` means the base.html of the same locale.
         env.set_path_join_callback(join_sibling);
         env.add_filter("date", date_filter);
+        env.add_filter("datetime", datetime_filter);
+        env.add_filter("quote", quote_filter);
 
         Ok(Templates {
             env,
@@ -305,6 +316,53 @@ impl Templates {
         })
     }
 
+    /// The locales [`Templates::render_with_fallback`] tries for
+    /// `requested`, in order and each once: the locale `resolve_locale`
+    /// picks, the one it picks for the tag's language alone (`fr-CA`, then
+    /// `fr-FR`), then the default locale.
+    pub fn fallback_chain(&self, requested: &str) -> Vec<&str> {
+        let tag = requested.trim().replace('_', "-");
+        let language = tag.split('-').next().unwrap_or_default();
+        let mut chain: Vec<&str> = Vec::with_capacity(3);
+        for locale in [
+            self.resolve_locale(requested),
+            self.resolve_locale(language),
+            self.default_locale.as_str(),
+        ] {
+            if !chain.contains(&locale) {
+                chain.push(locale);
+            }
+        }
+        chain
+    }
+
+    /// [`Templates::render`] that survives a template failing at run time
+    /// (issue 12): when the locale's template fails for this context, the
+    /// next locale of [`Templates::fallback_chain`] is tried. The answer
+    /// names the failures that came before the one that rendered; only when
+    /// every locale of the chain fails is the error the last failure's.
+    pub fn render_with_fallback(
+        &self,
+        name: TemplateName,
+        locale: &str,
+        ctx: &serde_json::Value,
+    ) -> Result<Fallback, TemplateError> {
+        let mut failed = Vec::new();
+        let mut last = None;
+        for candidate in self.fallback_chain(locale) {
+            match self.render(name, candidate, ctx) {
+                Ok(rendered) => return Ok(Fallback { rendered, failed }),
+                // A context that is not an object fails in every locale.
+                Err(e @ TemplateError::ContextNotObject { .. }) => return Err(e),
+                Err(e) => {
+                    failed.push((candidate.to_owned(), e.to_string()));
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.expect("the chain holds at least the default locale"))
+    }
+
     /// Renders every template with its sample contexts in each of `locales`
     /// (after fallback), so a broken template fails at deploy time rather
     /// than on the first invitation.
@@ -312,7 +370,8 @@ impl Templates {
         for locale in locales {
             for name in TemplateName::ALL {
                 for content in EmailContent::samples(name) {
-                    self.render(content.template(), locale, &content.context())?;
+                    let context = content.render_context(&Brand::sample());
+                    self.render(content.template(), locale, &context)?;
                 }
             }
         }
@@ -496,6 +555,49 @@ fn date_filter(value: &str, locale: &str) -> Result<String, minijinja::Error> {
             format!("date filter: {value:?} is not an RFC 3339 timestamp: {e}"),
         )
     })
+}
+
+/// `{{ expires_at|datetime }}`: an RFC 3339 string as date and time in the
+/// reader's zone, named (R41). The locale and the zone come from the
+/// context (`locale`, which rendering adds, and `time_zone`); a missing,
+/// `null` or unknown `time_zone` writes UTC and says so.
+fn datetime_filter(state: &State, value: &str) -> Result<String, minijinja::Error> {
+    let locale = state
+        .lookup("locale")
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let zone = state
+        .lookup("time_zone")
+        .and_then(|v| v.as_str().and_then(zone_named));
+    format_datetime(value, &locale, zone).map_err(|e| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("datetime filter: {value:?} is not an RFC 3339 timestamp: {e}"),
+        )
+    })
+}
+
+/// `{{ message|quote }}`: the text with every line prefixed by `> `, as mail
+/// quotes (R40). In a text part a personal message is otherwise
+/// indistinguishable from the email's own words, so a line in it such as
+/// "Accept here: https://..." could pass for the real link. Every character
+/// a mail client may show as a line break (CR, LF, CRLF, VT, FF, NEL, U+2028,
+/// U+2029) starts a new quoted line, so no line escapes the quote.
+fn quote_filter(value: &str) -> String {
+    const BREAKS: [char; 7] = [
+        '\r', '\n', '\u{0b}', '\u{0c}', '\u{85}', '\u{2028}', '\u{2029}',
+    ];
+    value
+        .replace("\r\n", "\n")
+        .trim_end()
+        .split(BREAKS)
+        // `>` alone on an empty line, as mail clients write it.
+        .map(|line| match line.trim_end() {
+            "" => ">".to_string(),
+            line => format!("> {line}"),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// minijinja's HTML escaping also escapes `/` (as `&#x2f;`), which mangles every
@@ -849,24 +951,45 @@ mod tests {
         );
     }
 
-    /// Every email with an expiry writes it the way its locale writes dates,
-    /// in both parts.
+    /// Every email with an expiry writes it the way its locale writes dates
+    /// and times, in the recipient's zone, in both parts (R41).
     #[test]
     fn dates_are_written_the_locale_way() {
         let t = shipped();
+        // The member samples are for Los Angeles, the partner ones for Paris.
         let expected = [
-            ("en-US", "November 29, 2026"),
-            ("en-GB", "29 November 2026"),
-            ("fr-FR", "29 novembre 2026"),
-            ("fr-CA", "29 novembre 2026"),
-            ("zh-TW", "2026年11月29日"),
+            (
+                "en-US",
+                "November 29, 2026 at 2:00 AM PST",
+                "November 29, 2026 at 11:00 AM CET",
+            ),
+            (
+                "en-GB",
+                "29 November 2026 at 02:00 PST",
+                "29 November 2026 at 11:00 CET",
+            ),
+            (
+                "fr-FR",
+                "29\u{a0}novembre 2026 à 2\u{a0}h\u{a0}00\u{a0}UTC\u{2212}8",
+                "29\u{a0}novembre 2026 à 11\u{a0}h\u{a0}00\u{a0}UTC+1",
+            ),
+            (
+                "fr-CA",
+                "29\u{a0}novembre 2026 à 2\u{a0}h\u{a0}00\u{a0}UTC\u{2212}8",
+                "29\u{a0}novembre 2026 à 11\u{a0}h\u{a0}00\u{a0}UTC+1",
+            ),
+            (
+                "zh-TW",
+                "2026年11月29日 上午2:00（UTC\u{2212}8）",
+                "2026年11月29日 上午11:00（UTC+1）",
+            ),
         ];
-        for (locale, date) in expected {
-            for name in [
-                TemplateName::MemberInvitation,
-                TemplateName::Reminder,
-                TemplateName::PartnerInvitation,
-                TemplateName::PartnerRequest,
+        for (locale, member, partner) in expected {
+            for (name, date) in [
+                (TemplateName::MemberInvitation, member),
+                (TemplateName::Reminder, member),
+                (TemplateName::PartnerInvitation, partner),
+                (TemplateName::PartnerRequest, partner),
             ] {
                 let r = t.render(name, locale, &name.sample_context()).unwrap();
                 assert!(r.text.contains(date), "{name} {locale}:\n{}", r.text);
@@ -879,10 +1002,254 @@ mod tests {
             .render(TemplateName::PartnerRequest, "fr-CA", &ctx)
             .unwrap();
         assert!(
-            r.text.contains("Elle expire le 1er décembre 2026."),
+            r.text
+                .contains("Elle expire le 1er\u{a0}décembre 2026 à 9\u{a0}h\u{a0}00\u{a0}UTC+1."),
             "{}",
             r.text
         );
+    }
+
+    /// Issue 13's case: an invitation expiring 2026-12-09 03:39 UTC stops
+    /// working on December 8 at 19:39 in Los Angeles, and says so; without
+    /// a zone (`null`, or a row queued before the key existed) it says UTC.
+    #[test]
+    fn the_expiry_is_in_the_recipients_zone_or_says_utc() {
+        let t = shipped();
+        let name = TemplateName::MemberInvitation;
+        let mut ctx = name.sample_context();
+        ctx["expires_at"] = "2026-12-09T03:39:00+00:00".into();
+        ctx["time_zone"] = "America/Los_Angeles".into();
+        let r = t.render(name, "en-US", &ctx).unwrap();
+        assert!(
+            r.text
+                .contains("This invitation expires on December 8, 2026 at 7:39 PM PST."),
+            "{}",
+            r.text
+        );
+        ctx["time_zone"] = serde_json::Value::Null;
+        let utc = "This invitation expires on December 9, 2026 at 3:39 AM UTC.";
+        let r = t.render(name, "en-US", &ctx).unwrap();
+        assert!(r.text.contains(utc), "{}", r.text);
+        assert!(r.html.contains(utc), "{}", r.html);
+        ctx.as_object_mut().unwrap().remove("time_zone");
+        let r = t.render(name, "en-US", &ctx).unwrap();
+        assert!(r.text.contains(utc), "{}", r.text);
+    }
+
+    /// R40: the decline link besides the accept button, the partner button,
+    /// the personal message quoted line by line in the text part; R41: the
+    /// product in the body and the footer, the support address in the
+    /// footer; in every locale.
+    #[test]
+    fn every_email_leads_somewhere_and_names_the_product() {
+        let t = shipped();
+        for locale in SHIPPED_LOCALES {
+            for name in [TemplateName::MemberInvitation, TemplateName::Reminder] {
+                let r = t.render(name, locale, &name.sample_context()).unwrap();
+                let decline = "https://app.example.test/invitations/decline?token=sample";
+                assert!(
+                    r.text.contains(&format!("\n{decline}\n")),
+                    "{name} {locale}:\n{}",
+                    r.text
+                );
+                assert!(
+                    r.html.contains(&format!("href=\"{decline}\"")),
+                    "{name} {locale}:\n{}",
+                    r.html
+                );
+                assert!(
+                    r.text.contains(
+                        "\n> Looking forward to working with you!\n> See you on Monday.\n"
+                    ),
+                    "{name} {locale}:\n{}",
+                    r.text
+                );
+                assert!(r.html.contains("<blockquote"), "{name} {locale}");
+            }
+            for name in [
+                TemplateName::PartnerInvitation,
+                TemplateName::PartnerRequest,
+            ] {
+                let r = t.render(name, locale, &name.sample_context()).unwrap();
+                let url = "https://app.example.test/partners/invitations/0190aaaa-0000-7000-8000-000000000000";
+                assert!(
+                    r.text.contains(&format!("\n{url}\n")),
+                    "{name} {locale}:\n{}",
+                    r.text
+                );
+                assert!(
+                    r.html.contains(&format!("<a href=\"{url}\"")),
+                    "{name} {locale}:\n{}",
+                    r.html
+                );
+                assert!(
+                    r.text
+                        .contains("\n> We would love to work with your team on our profiles.\n"),
+                    "{name} {locale}:\n{}",
+                    r.text
+                );
+            }
+            for name in TemplateName::ALL {
+                let r = t.render(name, locale, &name.sample_context()).unwrap();
+                for part in [&r.text, &r.html] {
+                    assert!(
+                        part.contains("Analytical Invitations"),
+                        "{name} {locale}:\n{part}"
+                    );
+                    assert!(
+                        part.contains("help@example.test"),
+                        "{name} {locale}:\n{part}"
+                    );
+                }
+                assert!(
+                    r.html.contains("href=\"mailto:help@example.test\""),
+                    "{name} {locale}"
+                );
+                assert!(r.text.contains("\n-- \n"), "{name} {locale}:\n{}", r.text);
+                // Without a support address, no support line.
+                let mut ctx = name.sample_context();
+                ctx["support_address"] = serde_json::Value::Null;
+                let r = t.render(name, locale, &ctx).unwrap();
+                assert!(!r.text.contains("help@example.test"), "{name} {locale}");
+                assert!(!r.html.contains("mailto:"), "{name} {locale}");
+            }
+            // The product is named in the body, not only in the footer.
+            for name in TemplateName::ALL {
+                for ctx in name.sample_contexts() {
+                    let r = t.render(name, locale, &ctx).unwrap();
+                    let body = r.text.split("\n-- \n").next().unwrap();
+                    assert!(
+                        body.contains("Analytical Invitations"),
+                        "{name} {locale}:\n{body}"
+                    );
+                    let body = r.html.split("font-size:13px").next().unwrap();
+                    assert!(
+                        body.contains("Analytical Invitations"),
+                        "{name} {locale}:\n{body}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A copy of the shipped templates whose `locales`' member invitation
+    /// fails at run time for one business ("Boom Corp") only: it passes
+    /// `check`, whose samples name another business.
+    fn booby_trapped(locales: &[&str]) -> TempTree {
+        let tree =
+            TempTree(std::env::temp_dir().join(format!("invited-tpl-{}", uuid::Uuid::now_v7())));
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        for locale in SHIPPED_LOCALES {
+            std::fs::create_dir_all(tree.0.join(locale)).unwrap();
+            for entry in std::fs::read_dir(shipped.join(locale)).unwrap() {
+                let entry = entry.unwrap();
+                std::fs::copy(entry.path(), tree.0.join(locale).join(entry.file_name())).unwrap();
+            }
+        }
+        for locale in locales {
+            let file = tree.0.join(locale).join("member_invitation.txt");
+            let text = std::fs::read_to_string(&file).unwrap();
+            std::fs::write(
+                &file,
+                format!("{{% if business_name == \"Boom Corp\" %}}{{{{ no_such_key }}}}{{% endif %}}{text}"),
+            )
+            .unwrap();
+        }
+        tree
+    }
+
+    /// Issue 12: a template that fails at run time falls back along the
+    /// locale chain; only when every locale fails is it an error.
+    #[test]
+    fn a_template_failing_at_run_time_falls_back_along_the_chain() {
+        let tree = booby_trapped(&["fr-FR"]);
+        let t = Templates::load(&tree.0, "en-US").unwrap();
+        assert!(t.check_all().is_empty());
+        assert_eq!(t.fallback_chain("fr-FR"), ["fr-FR", "en-US"]);
+        assert_eq!(t.fallback_chain("fr-CA"), ["fr-CA", "fr-FR", "en-US"]);
+        assert_eq!(t.fallback_chain("de"), ["en-US"]);
+        let name = TemplateName::MemberInvitation;
+        let mut ctx = name.sample_context();
+        ctx["business_name"] = "Boom Corp".into();
+        assert!(t.render(name, "fr-FR", &ctx).is_err());
+        let done = t.render_with_fallback(name, "fr-FR", &ctx).unwrap();
+        assert_eq!(done.rendered.locale, "en-US");
+        assert_eq!(done.failed.len(), 1);
+        assert_eq!(done.failed[0].0, "fr-FR");
+        assert!(
+            done.failed[0].1.contains("fr-FR/member_invitation.txt"),
+            "{:?}",
+            done.failed
+        );
+        assert!(done.rendered.text.contains("invited you to join Boom Corp"));
+        // No failure, no fallback.
+        let done = t
+            .render_with_fallback(name, "fr-FR", &name.sample_context())
+            .unwrap();
+        assert_eq!(done.rendered.locale, "fr-FR");
+        assert!(done.failed.is_empty());
+
+        let tree = booby_trapped(&["fr-FR", "en-US"]);
+        let t = Templates::load(&tree.0, "en-US").unwrap();
+        let err = t.render_with_fallback(name, "fr-FR", &ctx).unwrap_err();
+        assert!(
+            err.to_string().contains("en-US/member_invitation.txt"),
+            "{err}"
+        );
+    }
+
+    /// Rows queued before R40/R41 (no `inviter_email`, `time_zone` or
+    /// `partner_request`) still render after `prepare`, the expiry in UTC.
+    #[test]
+    fn rows_queued_before_r41_still_render() {
+        let t = shipped();
+        for name in TemplateName::ALL {
+            for mut ctx in name.sample_contexts() {
+                let map = ctx.as_object_mut().unwrap();
+                for key in ["inviter_email", "time_zone", "partner_request"] {
+                    map.remove(key);
+                }
+                let has_expiry = map.contains_key("expires_at");
+                for locale in SHIPPED_LOCALES {
+                    let r = t.render(name, locale, &ctx).unwrap();
+                    if has_expiry {
+                        assert!(r.text.contains("UTC"), "{name} {locale}:\n{}", r.text);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A line of the personal message cannot pass for the email's own
+    /// words: whatever breaks the line, the next line is quoted too.
+    #[test]
+    fn quote_prefixes_every_line() {
+        assert_eq!(quote_filter("one"), "> one");
+        assert_eq!(quote_filter("a\r\n\r\nb\n"), "> a\n>\n> b");
+        assert_eq!(
+            quote_filter("x\rAccept here: https://evil.test\u{2028}y\u{85}z\u{0b}w"),
+            "> x\n> Accept here: https://evil.test\n> y\n> z\n> w"
+        );
+    }
+
+    /// The review's wording fixes: the en-US reminder says "as a manager";
+    /// every reminder and invitation names the role with its article.
+    #[test]
+    fn reminders_name_the_role_with_its_article() {
+        let t = shipped();
+        for (locale, phrase) in [
+            ("en-US", " as a manager "),
+            ("en-GB", " as a manager "),
+            ("fr-FR", " en tant que gestionnaire "),
+            ("fr-CA", " en tant que gestionnaire "),
+            ("zh-TW", "以管理者身分"),
+        ] {
+            for name in [TemplateName::Reminder, TemplateName::MemberInvitation] {
+                let r = t.render(name, locale, &name.sample_context()).unwrap();
+                assert!(r.text.contains(phrase), "{name} {locale}:\n{}", r.text);
+                assert!(r.html.contains(phrase), "{name} {locale}:\n{}", r.html);
+            }
+        }
     }
 
     #[test]
@@ -930,25 +1297,27 @@ mod tests {
     fn invitation_accepted_names_the_role_or_the_partner() {
         let t = shipped();
         let name = TemplateName::InvitationAccepted;
-        let [member, partner] = <[serde_json::Value; 2]>::try_from(name.sample_contexts()).unwrap();
+        let [member, partner, request] =
+            <[serde_json::Value; 3]>::try_from(name.sample_contexts()).unwrap();
         let r = t.render(name, "en-US", &member).unwrap();
         assert!(
             r.text
-                .contains("joined Analytical Engines Ltd as a manager."),
+                .contains("joined Analytical Engines Ltd as a manager on Analytical Invitations."),
             "{}",
             r.text
         );
         let r = t.render(name, "fr-FR", &member).unwrap();
         assert!(
             r.text
-                .contains("a rejoint Analytical Engines Ltd en tant que gestionnaire."),
+                .contains("a rejoint Analytical Engines Ltd en tant que gestionnaire sur Analytical Invitations."),
             "{}",
             r.text
         );
         let r = t.render(name, "zh-TW", &member).unwrap();
         assert!(
-            r.text
-                .contains("並以管理者身分加入「Analytical Engines Ltd」。"),
+            r.text.contains(
+                "並透過「Analytical Invitations」以管理者身分加入「Analytical Engines Ltd」。"
+            ),
             "{}",
             r.text
         );
@@ -960,6 +1329,39 @@ mod tests {
                     assert!(!part.contains(role), "{locale}:\n{part}");
                 }
             }
+        }
+        // An accepted partner request is called a request, an accepted
+        // partner invitation an invitation, in every locale (issue 13).
+        for (locale, invitation, request_words) in [
+            ("en-US", "your partner invitation", "your partner request"),
+            ("en-GB", "your partner invitation", "your partner request"),
+            (
+                "fr-FR",
+                "votre invitation de partenariat",
+                "votre demande de partenariat",
+            ),
+            (
+                "fr-CA",
+                "votre invitation de partenariat",
+                "votre demande de partenariat",
+            ),
+            ("zh-TW", "您的合作夥伴邀請", "您的合作夥伴請求"),
+        ] {
+            let r = t.render(name, locale, &partner).unwrap();
+            assert!(r.text.contains(invitation), "{locale}:\n{}", r.text);
+            assert!(r.html.contains(invitation), "{locale}:\n{}", r.html);
+            let r = t.render(name, locale, &request).unwrap();
+            for part in [&r.text, &r.html] {
+                assert!(part.contains(request_words), "{locale}:\n{part}");
+                assert!(!part.contains(invitation), "{locale}:\n{part}");
+            }
+            // Rows queued before `partner_request` existed: an invitation.
+            let mut legacy = partner.clone();
+            legacy.as_object_mut().unwrap().remove("partner_request");
+            assert_eq!(
+                t.render(name, locale, &legacy).unwrap(),
+                t.render(name, locale, &partner).unwrap()
+            );
         }
         // Rows queued before `partner_business_name` existed still render.
         let mut legacy = member.clone();
@@ -979,7 +1381,7 @@ mod tests {
         let r = t.render(name, "fr-CA", &custom).unwrap();
         assert!(
             r.text.contains(
-                "fait maintenant partie d’Analytical Engines Ltd avec le rôle «\u{a0}campaign_lead\u{a0}»."
+                "fait maintenant partie d’Analytical Engines Ltd avec le rôle «\u{a0}campaign_lead\u{a0}» sur Analytical Invitations."
             ),
             "{}",
             r.text

@@ -4,7 +4,7 @@
 use super::{ServiceResult, Services, event, require_member};
 use crate::domain::{
     BusinessId, BusinessName, DomainError, Email, Locale, PublicBusinessId, Role, RolePreset,
-    UserId,
+    TimeZone, UserId,
 };
 use crate::events::catalog::{Event, MemberAdded, MemberVia};
 use crate::store::{BusinessRecord, NewBusiness, NewUser, UserRecord};
@@ -30,6 +30,7 @@ impl Services {
         email: Email,
         display_name: Option<String>,
         locale: Option<Locale>,
+        time_zone: Option<TimeZone>,
     ) -> ServiceResult<UserRecord> {
         let mut tx = self.store.begin().await?;
         let user = tx
@@ -38,6 +39,7 @@ impl Services {
                 email,
                 display_name,
                 locale: locale.unwrap_or_else(|| self.settings.default_locale.clone()),
+                time_zone,
             })
             .await?;
         tx.commit().await?;

@@ -122,7 +122,11 @@ impl Services {
             let Some(inviter) = tx.get_user(&inv.invited_by).await? else {
                 continue;
             };
-            let email = self.reminder_email(&inv, &business, &inviter);
+            let time_zone = match &inv.email {
+                Some(address) => tx.time_zone_by_email(address).await?,
+                None => None,
+            };
+            let email = self.reminder_email(&inv, &business, &inviter, time_zone);
             if !tx
                 .record_reminder(inv.id, inv.business_id, offset, email.id)
                 .await?

@@ -12,8 +12,11 @@ use rand::RngExt as _;
 use super::{ServiceError, ServiceResult, Services, event};
 use crate::domain::TokenNonce;
 use crate::domain::retry::RetryPolicy;
-use crate::events::catalog::{Event, InvitationSent, NotificationCancelled, NotificationFailed};
-use crate::mail::contexts::{EXPIRES_AT_KEY, with_accept_url};
+use crate::events::catalog::{
+    Event, FailedLocale, InvitationSent, NotificationCancelled, NotificationFailed,
+    NotificationLocaleFallback,
+};
+use crate::mail::contexts::{Brand, EXPIRES_AT_KEY, TokenLinks, on_behalf_of, prepare};
 use crate::mail::{Failure, MailError, Mailer, TemplateName, Templates, build_message};
 use crate::metrics;
 use crate::store::{AttemptOutcome, ClaimedEmail, EmailAttempt, NewEvent};
@@ -42,6 +45,14 @@ pub struct Delivery {
     pub from: crate::mail::Sender,
     /// `links.accept_url`, with `{token}` to replace.
     pub accept_url: String,
+    /// `links.decline_url`, with `{token}` to replace (R40).
+    pub decline_url: String,
+    /// `links.partner_url`, with `{invitation_id}` to replace (R40).
+    pub partner_url: String,
+    /// `mail.product_name` and `mail.support_address` (R41).
+    pub brand: Brand,
+    /// `mail.reply_to_inviter` (R41).
+    pub reply_to_inviter: bool,
     pub retry: RetryPolicy,
     pub send_rate: Arc<SendLimiter>,
     /// Writes the outcomes of attempts, several per transaction.
@@ -49,10 +60,10 @@ pub struct Delivery {
 }
 
 /// One attempt's outcome as it is written: the attempt row with the outbox
-/// row's new state, and the event it causes, if any.
+/// row's new state, and the events it causes, if any.
 pub struct Outcome {
     pub attempt: EmailAttempt,
-    pub event: Option<NewEvent>,
+    pub events: Vec<NewEvent>,
 }
 
 struct PendingOutcome {
@@ -144,7 +155,10 @@ async fn record_lane(
 /// them row by row under its single writer).
 async fn write_outcomes(services: &Services, outcomes: &[&Outcome]) -> ServiceResult<()> {
     let attempts: Vec<EmailAttempt> = outcomes.iter().map(|o| o.attempt.clone()).collect();
-    let events: Vec<NewEvent> = outcomes.iter().filter_map(|o| o.event.clone()).collect();
+    let events: Vec<NewEvent> = outcomes
+        .iter()
+        .flat_map(|o| o.events.iter().cloned())
+        .collect();
     let mut tx = services.store.begin().await?;
     tx.finish_email_attempts(&attempts).await?;
     tx.insert_events(&events).await?;
@@ -163,6 +177,8 @@ impl Delivery {
         }
         let started = Instant::now();
         let deadline = self.retry.deadline(email.created_at, expires_at(email));
+        // Locales whose template failed before the one that rendered.
+        let mut fallback = None;
         let sent = if self.mailer.is_holding() && Utc::now() >= deadline {
             // Held back by the open circuit breaker until after its give-up
             // deadline (R27): given up without touching the server. Its
@@ -173,7 +189,10 @@ impl Delivery {
             )))
         } else {
             match self.compose(email) {
-                Ok(message) => self.mailer.send(&message).await,
+                Ok((message, fell_back)) => {
+                    fallback = fell_back;
+                    self.mailer.send(&message).await
+                }
                 Err(e) => Err(e),
             }
         };
@@ -222,7 +241,21 @@ impl Delivery {
             detail: detail.clone(),
             duration: elapsed,
         };
-        let event = match &outcome {
+        let mut events: Vec<NewEvent> = Vec::new();
+        // Noted once, with the attempt that ends the email (sent or given
+        // up), not on every retry.
+        if let Some(fallback) = fallback
+            && !matches!(outcome, AttemptOutcome::Retry { .. })
+        {
+            events.push(event(
+                email.business_id,
+                email.invitation_id,
+                None,
+                None,
+                Event::NotificationLocaleFallback(fallback),
+            ));
+        }
+        let sent_or_failed = match &outcome {
             // The invitation itself reached someone: the member invitation, or
             // a partner invitation/request to one of the receiving managers.
             AttemptOutcome::Sent
@@ -260,7 +293,8 @@ impl Delivery {
             )),
             _ => None,
         };
-        self.recorder.record(Outcome { attempt, event }).await?;
+        events.extend(sent_or_failed);
+        self.recorder.record(Outcome { attempt, events }).await?;
         match &outcome {
             AttemptOutcome::Sent => metrics::email_sent(email.template.as_str(), &email.locale),
             AttemptOutcome::Failed => metrics::email_failed(email.template.as_str()),
@@ -306,30 +340,84 @@ impl Delivery {
     }
 
     /// Renders the stored context into a message. The token is derived again
-    /// here and exists only in the message (see `domain::token`).
-    fn compose(&self, email: &ClaimedEmail) -> Result<lettre::Message, crate::mail::MailError> {
+    /// here and exists only in the message (see `domain::token`); so do the
+    /// decline link made of it and the partner link (R40). A template that
+    /// fails at run time falls back along the locale chain (issue 12): the
+    /// message is then in another locale, and the second value says which
+    /// locales failed, for the timeline. Only when every locale fails is the
+    /// email failed (permanently: rendering again cannot help).
+    fn compose(
+        &self,
+        email: &ClaimedEmail,
+    ) -> Result<(lettre::Message, Option<NotificationLocaleFallback>), crate::mail::MailError> {
         let permanent =
             |what: String| crate::mail::MailError::Permanent(crate::mail::Failure::Other(what));
         let template: TemplateName = email.template;
-        let context = with_accept_url(&email.context, |nonce| {
+        let partner_url = match template {
+            TemplateName::PartnerInvitation | TemplateName::PartnerRequest => {
+                email.invitation_id.map(|id| {
+                    self.partner_url
+                        .replace("{invitation_id}", &id.0.to_string())
+                })
+            }
+            _ => None,
+        };
+        let context = prepare(&email.context, &self.brand, partner_url, |nonce| {
             let invitation = email
                 .invitation_id
                 .ok_or_else(|| "token without invitation".to_string())?;
             let token = self.services.token_for(invitation.0, &TokenNonce(nonce));
-            Ok(self.accept_url.replace("{token}", token.expose()))
+            Ok(TokenLinks {
+                accept_url: self.accept_url.replace("{token}", token.expose()),
+                decline_url: self.decline_url.replace("{token}", token.expose()),
+            })
         })
         .map_err(permanent)?;
-        let rendered = self
+        let crate::mail::Fallback { rendered, failed } = self
             .templates
-            .render(template, &email.locale, &context)
+            .render_with_fallback(template, &email.locale, &context)
             .map_err(|e| permanent(e.to_string()))?;
-        Ok(build_message(
+        let fallback = (!failed.is_empty()).then(|| {
+            for (locale, error) in &failed {
+                tracing::warn!(
+                    email_id = %email.id, template = %template, requested_locale = %email.locale,
+                    failed_locale = %locale, used_locale = %rendered.locale, error = %error,
+                    "an email template failed to render; the email is sent in the next locale of the fallback chain"
+                );
+            }
+            NotificationLocaleFallback {
+                template,
+                message_id: email.message_id.clone(),
+                requested_locale: email.locale.clone(),
+                locale: rendered.locale.clone(),
+                failed: failed
+                    .into_iter()
+                    .map(|(locale, error)| FailedLocale { locale, error })
+                    .collect(),
+            }
+        });
+        // R41: a reply goes to the person the email speaks for, when the
+        // operator wants that; an address that does not parse (a row
+        // queued long ago) leaves the header out rather than the email.
+        let reply_to = self
+            .reply_to_inviter
+            .then(|| on_behalf_of(&email.context))
+            .flatten()
+            .and_then(|(name, address)| {
+                let name = crate::mail::one_line(&name);
+                // An inviter without a display name is named by the address.
+                let name = (!name.is_empty() && name != address).then_some(name);
+                Some(lettre::message::Mailbox::new(name, address.parse().ok()?))
+            });
+        let message = build_message(
             &self.from,
             &email.recipient,
             email.recipient_name.as_deref(),
             &email.message_id,
             &rendered,
-        )?)
+            reply_to.as_ref(),
+        )?;
+        Ok((message, fallback))
     }
 }
 

@@ -6,7 +6,7 @@
 use uuid::Uuid;
 
 use super::Services;
-use crate::domain::{BusinessId, InvitationId, InvitationToken, Locale, TokenNonce};
+use crate::domain::{BusinessId, InvitationId, InvitationToken, Locale, TimeZone, TokenNonce};
 use crate::mail::EmailContent;
 use crate::mail::contexts::{AcceptedContext, InvitationContext, InvitationLink};
 use crate::store::{BusinessRecord, InvitationRecord, NewEmail, UserRecord};
@@ -41,25 +41,30 @@ impl Services {
         }
     }
 
+    /// `time_zone`: the invitee's, when a registered user has the invited
+    /// address (`StoreTx::time_zone_by_email`; R41).
     pub(crate) fn member_invitation_email(
         &self,
         inv: &InvitationRecord,
         business: &BusinessRecord,
         inviter: &UserRecord,
+        time_zone: Option<TimeZone>,
     ) -> NewEmail {
-        let (envelope, context) = invitation_email(inv, business, inviter);
+        let (envelope, context) = invitation_email(inv, business, inviter, time_zone);
         self.new_email(envelope, EmailContent::MemberInvitation(context))
     }
 
     /// A reminder carries what the invitation email carries (same context,
-    /// same token), under its own template and Message-ID.
+    /// same token), under its own template and Message-ID; the invitee's
+    /// time zone is looked up again, since they may have registered since.
     pub(crate) fn reminder_email(
         &self,
         inv: &InvitationRecord,
         business: &BusinessRecord,
         inviter: &UserRecord,
+        time_zone: Option<TimeZone>,
     ) -> NewEmail {
-        let (envelope, context) = invitation_email(inv, business, inviter);
+        let (envelope, context) = invitation_email(inv, business, inviter, time_zone);
         self.new_email(envelope, EmailContent::Reminder(context))
     }
 
@@ -75,8 +80,9 @@ impl Services {
     }
 
     /// "Invitation accepted" to the inviter, in their locale: of a member
-    /// invitation (`role` set), or of a partner invitation (the accepting
-    /// business named as `partner_business_name`, no role).
+    /// invitation (`role` set), or of a partner invitation or request (the
+    /// accepting business named as `partner_business_name`, no role; which
+    /// of the two it was comes from the invitation's kind).
     pub(crate) fn accepted_email(
         &self,
         inv: &InvitationRecord,
@@ -101,6 +107,7 @@ impl Services {
                 accepted_by_email: accepted_by.email.as_str().to_string(),
                 role: role.unwrap_or_default(),
                 partner_business_name,
+                partner_request: inv.kind == crate::domain::InvitationKind::PartnerRequest,
             }),
         )
     }
@@ -129,6 +136,7 @@ fn invitation_email(
     inv: &InvitationRecord,
     business: &BusinessRecord,
     inviter: &UserRecord,
+    time_zone: Option<TimeZone>,
 ) -> (Envelope, InvitationContext) {
     let recipient = inv
         .email
@@ -136,12 +144,14 @@ fn invitation_email(
         .expect("member invitations have an address");
     let context = InvitationContext {
         inviter_name: inviter.name().to_string(),
+        inviter_email: inviter.email.as_str().to_string(),
         business_name: business.name.clone(),
         role: inv.role.as_ref().map(|r| r.as_str().to_string()),
         message: inv.message.clone(),
         expires_at: inv.expires_at,
+        time_zone: time_zone.map(|z| z.as_str().to_string()),
         recipient_email: recipient.as_str().to_string(),
-        link: InvitationLink::TokenNonce(hex::encode(&inv.token_nonce.0)),
+        link: InvitationLink::nonce(&inv.token_nonce.0),
     };
     let envelope = Envelope {
         business: business.id,

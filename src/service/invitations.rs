@@ -288,8 +288,15 @@ impl Services {
             // R38: an invitation the app delivers itself is never emailed;
             // the caller hands out its link instead (`app_accept_url`).
             if record.delivery_mode.sends_email() {
-                tx.enqueue_email(&self.member_invitation_email(&record, &business, &inviter))
-                    .await?;
+                // R41: the invitee's zone, if the address is a registered user's.
+                let time_zone = match &record.email {
+                    Some(address) => tx.time_zone_by_email(address).await?,
+                    None => None,
+                };
+                tx.enqueue_email(
+                    &self.member_invitation_email(&record, &business, &inviter, time_zone),
+                )
+                .await?;
             }
             created.push(record);
         }
@@ -532,8 +539,12 @@ impl Services {
                             .await?;
                         }
                         _ => {
+                            let time_zone = match &inv.email {
+                                Some(address) => tx.time_zone_by_email(address).await?,
+                                None => None,
+                            };
                             tx.enqueue_email(
-                                &self.member_invitation_email(&inv, &business, &inviter),
+                                &self.member_invitation_email(&inv, &business, &inviter, time_zone),
                             )
                             .await?;
                         }

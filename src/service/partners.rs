@@ -157,8 +157,11 @@ impl Services {
                 business_name: target.name.clone(),
                 partner_business_name: sender.name.clone(),
                 inviter_name: inviter.name().to_string(),
+                inviter_email: inviter.email.as_str().to_string(),
                 message: inv.message.clone(),
                 expires_at: inv.expires_at,
+                time_zone: user.time_zone.map(|z| z.as_str().to_string()),
+                partner_url: None,
             };
             let content = match inv.kind {
                 InvitationKind::PartnerRequest => EmailContent::PartnerRequest(context),

@@ -96,6 +96,12 @@ pub trait StoreTx: AccessTx + Send {
 
     async fn upsert_user(&mut self, user: &NewUser) -> StoreResult<UserRecord>;
     async fn get_user(&mut self, id: &UserId) -> StoreResult<Option<UserRecord>>;
+    /// R41: the time zone of the registered user with this address, if any
+    /// has one (an invitee may not be a user yet).
+    async fn time_zone_by_email(
+        &mut self,
+        email: &crate::domain::Email,
+    ) -> StoreResult<Option<crate::domain::TimeZone>>;
 
     async fn insert_business(&mut self, business: &NewBusiness) -> StoreResult<BusinessRecord>;
     /// Reads a business and locks its row until the end of the transaction: the

@@ -8,7 +8,8 @@ use crate::domain::access::InvitationGrant;
 use crate::domain::partners::TwoFactorPolicy;
 use crate::domain::{
     BusinessId, DeliveryMode, Email, InvitationId, InvitationKind, InvitationStatus, Locale,
-    Metadata, PublicBusinessId, Role, RolePreset, TemplateName, TokenHash, TokenNonce, UserId,
+    Metadata, PublicBusinessId, Role, RolePreset, TemplateName, TimeZone, TokenHash, TokenNonce,
+    UserId,
 };
 
 #[derive(Clone, Debug)]
@@ -17,6 +18,8 @@ pub struct NewUser {
     pub email: Email,
     pub display_name: Option<String>,
     pub locale: Locale,
+    /// R41: emails to this user write times in this zone; `None`: UTC.
+    pub time_zone: Option<TimeZone>,
 }
 
 #[derive(Clone, Debug)]
@@ -25,6 +28,7 @@ pub struct UserRecord {
     pub email: Email,
     pub display_name: Option<String>,
     pub locale: Locale,
+    pub time_zone: Option<TimeZone>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

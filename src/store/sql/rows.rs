@@ -7,7 +7,7 @@ use crate::domain::access::{Grantee, Permission};
 use crate::domain::partners::Direction;
 use crate::domain::{
     BusinessId, DeliveryMode, GrantId, InvitationId, InvitationKind, Metadata, PartnershipId,
-    ProfileId, PublicBusinessId, Role, RolePreset, TokenNonce,
+    ProfileId, PublicBusinessId, Role, RolePreset, TimeZone, TokenNonce,
 };
 use crate::store::stored::{
     corrupt, email, grants, locale, outbox_status, status, template, two_factor, user_id,
@@ -24,9 +24,17 @@ pub(crate) fn user(row: &impl StoredRow) -> StoreResult<UserRecord> {
         email: email(row.text("email")?)?,
         display_name: row.text_opt("display_name")?,
         locale: locale(row.text("locale")?)?,
+        time_zone: time_zone(row.text_opt("time_zone")?),
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
     })
+}
+
+/// A stored time zone. The name was checked when it was written; one the
+/// zone database no longer knows (a later release dropped it) reads as no
+/// zone, so emails say UTC, rather than making the user's row unreadable.
+pub(crate) fn time_zone(stored: Option<String>) -> Option<TimeZone> {
+    stored.and_then(|name| TimeZone::parse(&name).ok())
 }
 
 pub(crate) fn business(row: &impl StoredRow) -> StoreResult<BusinessRecord> {

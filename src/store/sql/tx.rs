@@ -35,6 +35,13 @@ impl<T: SqlTx> StoreTx for T {
         users::get(self, id).await
     }
 
+    async fn time_zone_by_email(
+        &mut self,
+        email: &crate::domain::Email,
+    ) -> StoreResult<Option<crate::domain::TimeZone>> {
+        users::time_zone_by_email(self, email).await
+    }
+
     async fn insert_business(&mut self, business: &NewBusiness) -> StoreResult<BusinessRecord> {
         businesses::insert(self, business).await
     }
