@@ -35,6 +35,8 @@ pub(super) struct RawConfig {
     pub nats: RawNats,
     #[serde(default)]
     pub events: RawEvents,
+    #[serde(default)]
+    pub feedback: RawFeedback,
 }
 
 #[derive(Deserialize, Default)]
@@ -77,6 +79,24 @@ pub(super) struct RawMail {
     pub from: Option<String>,
     pub outbox_dir: Option<String>,
     pub send_rate: Option<String>,
+    pub return_path: Option<String>,
+    pub dkim: Option<RawDkim>,
+}
+
+/// `[mail.dkim]` (R42): all three keys, or none.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDkim {
+    pub domain: Option<String>,
+    pub selector: Option<String>,
+    pub private_key_file: Option<String>,
+}
+
+/// `[feedback]` (R43).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFeedback {
+    pub smtp_listen: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

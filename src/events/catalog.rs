@@ -42,6 +42,8 @@ pub enum EventType {
     InvitationReminderQueued,
     NotificationFailed,
     NotificationCancelled,
+    NotificationBounced,
+    NotificationComplained,
     MemberAdded,
     MemberRoleChanged,
     MemberRemoved,
@@ -54,7 +56,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 20] = [
+    pub const ALL: [EventType; 22] = [
         EventType::InvitationCreated,
         EventType::InvitationRenewed,
         EventType::InvitationSent,
@@ -66,6 +68,8 @@ impl EventType {
         EventType::InvitationReminderQueued,
         EventType::NotificationFailed,
         EventType::NotificationCancelled,
+        EventType::NotificationBounced,
+        EventType::NotificationComplained,
         EventType::MemberAdded,
         EventType::MemberRoleChanged,
         EventType::MemberRemoved,
@@ -90,6 +94,8 @@ impl EventType {
             EventType::InvitationReminderQueued => "invitation.reminder_queued",
             EventType::NotificationFailed => "notification.failed",
             EventType::NotificationCancelled => "notification.cancelled",
+            EventType::NotificationBounced => "notification.bounced",
+            EventType::NotificationComplained => "notification.complained",
             EventType::MemberAdded => "member.added",
             EventType::MemberRoleChanged => "member.role_changed",
             EventType::MemberRemoved => "member.removed",
@@ -136,6 +142,8 @@ pub enum Event {
     InvitationReminderQueued(ReminderQueued),
     NotificationFailed(NotificationFailed),
     NotificationCancelled(NotificationCancelled),
+    NotificationBounced(DeliveryFeedback),
+    NotificationComplained(DeliveryFeedback),
     MemberAdded(MemberAdded),
     MemberRoleChanged(MemberRoleChanged),
     MemberRemoved(MemberRemoved),
@@ -183,6 +191,8 @@ impl Event {
             Event::InvitationReminderQueued(_) => EventType::InvitationReminderQueued,
             Event::NotificationFailed(_) => EventType::NotificationFailed,
             Event::NotificationCancelled(_) => EventType::NotificationCancelled,
+            Event::NotificationBounced(_) => EventType::NotificationBounced,
+            Event::NotificationComplained(_) => EventType::NotificationComplained,
             Event::MemberAdded(_) => EventType::MemberAdded,
             Event::MemberRoleChanged(_) => EventType::MemberRoleChanged,
             Event::MemberRemoved(_) => EventType::MemberRemoved,
@@ -212,6 +222,7 @@ impl Event {
             Event::InvitationReminderQueued(d) => value(d),
             Event::NotificationFailed(d) => value(d),
             Event::NotificationCancelled(d) => value(d),
+            Event::NotificationBounced(d) | Event::NotificationComplained(d) => value(d),
             Event::MemberAdded(d) => value(d),
             Event::MemberRoleChanged(d) => value(d),
             Event::MemberRemoved(d) => value(d),
@@ -314,6 +325,24 @@ pub struct NotificationCancelled {
     pub template: TemplateName,
     pub message_id: String,
     pub reason: String,
+}
+
+/// `notification.bounced` (a hard bounce, R44) and `notification.complained`
+/// (the recipient reported the email, R44): news that came back about an
+/// email after it was sent.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeliveryFeedback {
+    pub template: TemplateName,
+    pub message_id: String,
+    /// The address the email went to.
+    pub recipient: String,
+    /// The RFC 3463 status (`5.1.1`); for a complaint, its feedback type
+    /// (`abuse`).
+    pub status_code: Option<String>,
+    /// The diagnostic the receiving server gave.
+    pub detail: Option<String>,
+    /// Where the news came from: `smtp` (the inbound listener).
+    pub source: String,
 }
 
 /// `member.added`.
@@ -575,6 +604,34 @@ mod tests {
                 "notification.cancelled",
                 json!({"template": "reminder", "message_id": "<m@x>",
                        "reason": "not sent: the invitation is accepted"}),
+            ),
+            (
+                Event::NotificationBounced(DeliveryFeedback {
+                    template: TemplateName::MemberInvitation,
+                    message_id: "<m@x>".into(),
+                    recipient: "a@x.example".into(),
+                    status_code: Some("5.1.1".into()),
+                    detail: Some("smtp; 550 5.1.1 no such user".into()),
+                    source: "smtp".into(),
+                }),
+                "notification.bounced",
+                json!({"template": "member_invitation", "message_id": "<m@x>",
+                       "recipient": "a@x.example", "status_code": "5.1.1",
+                       "detail": "smtp; 550 5.1.1 no such user", "source": "smtp"}),
+            ),
+            (
+                Event::NotificationComplained(DeliveryFeedback {
+                    template: TemplateName::MemberInvitation,
+                    message_id: "<m@x>".into(),
+                    recipient: "a@x.example".into(),
+                    status_code: Some("abuse".into()),
+                    detail: None,
+                    source: "smtp".into(),
+                }),
+                "notification.complained",
+                json!({"template": "member_invitation", "message_id": "<m@x>",
+                       "recipient": "a@x.example", "status_code": "abuse",
+                       "detail": null, "source": "smtp"}),
             ),
             (
                 Event::MemberAdded(MemberAdded {

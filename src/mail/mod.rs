@@ -9,14 +9,18 @@
 mod breaker;
 pub mod contexts;
 mod date;
+pub mod dkim;
 mod message;
+pub mod return_path;
 mod templates;
 mod transport;
 
 pub use breaker::Admission;
 pub use contexts::EmailContent;
 pub use date::format_date;
+pub use dkim::{DkimKey, DkimSettings, DkimSigner};
 pub use message::{MessageError, Sender, build_message, new_message_id};
+pub use return_path::ReturnPath;
 pub use templates::{Rendered, TemplateError, TemplateName, Templates};
 pub use transport::{Failure, MailError, Mailer, MailerConfig, SendOutcome, SmtpReply};
 

@@ -16,7 +16,7 @@ use crate::events::catalog::{Event, InvitationSent, NotificationCancelled, Notif
 use crate::mail::contexts::{EXPIRES_AT_KEY, with_accept_url};
 use crate::mail::{Failure, MailError, Mailer, TemplateName, Templates, build_message};
 use crate::metrics;
-use crate::store::{AttemptOutcome, ClaimedEmail, EmailAttempt, NewEvent};
+use crate::store::{AttemptOutcome, ClaimedEmail, EmailAttempt, NewEvent, OutboxStatus};
 
 /// `mail.send_rate` as one token bucket. Every mailer worker of a process
 /// shares it: the dispatcher takes a token per email before claiming it, so a
@@ -40,6 +40,10 @@ pub struct Delivery {
     pub templates: Arc<Templates>,
     pub mailer: Mailer,
     pub from: crate::mail::Sender,
+    /// `mail.return_path`: each email's envelope sender names it (R43 b).
+    pub return_path: Option<crate::mail::ReturnPath>,
+    /// `[mail.dkim]`: every message is signed (R42).
+    pub dkim: Option<crate::mail::DkimSigner>,
     /// `links.accept_url`, with `{token}` to replace.
     pub accept_url: String,
     pub retry: RetryPolicy,
@@ -173,7 +177,10 @@ impl Delivery {
             )))
         } else {
             match self.compose(email) {
-                Ok(message) => self.mailer.send(&message).await,
+                Ok(message) => {
+                    let sender = self.return_path.as_ref().map(|p| p.address_for(email.id));
+                    self.mailer.send_from(&message, sender.as_ref()).await
+                }
                 Err(e) => Err(e),
             }
         };
@@ -281,13 +288,25 @@ impl Delivery {
         let inv = tx.lock_invitation(invitation).await?;
         let now = tx.now().await?;
         let status = inv.as_ref().map(|i| i.view().effective_status(now));
-        if status == Some(crate::domain::InvitationStatus::Pending) {
+        // R44: a bounce or a complaint about the invitation email stops
+        // its reminders.
+        let refused = inv
+            .as_ref()
+            .and_then(|i| i.delivery.as_ref())
+            .map(|d| d.status)
+            .filter(|s| matches!(s, OutboxStatus::Bounced | OutboxStatus::Complained));
+        if status == Some(crate::domain::InvitationStatus::Pending) && refused.is_none() {
             return Ok(false);
         }
-        let why = format!(
-            "not sent: the invitation is {}",
-            status.map_or("gone", |s| s.as_str())
-        );
+        let why = match refused {
+            Some(s) if status == Some(crate::domain::InvitationStatus::Pending) => {
+                format!("not sent: the invitation email {}", s.as_str())
+            }
+            _ => format!(
+                "not sent: the invitation is {}",
+                status.map_or("gone", |s| s.as_str())
+            ),
+        };
         tx.cancel_email(email.id, &why).await?;
         tx.insert_event(&event(
             email.business_id,
@@ -323,13 +342,19 @@ impl Delivery {
             .templates
             .render(template, &email.locale, &context)
             .map_err(|e| permanent(e.to_string()))?;
-        Ok(build_message(
+        let mut message = build_message(
             &self.from,
             &email.recipient,
             email.recipient_name.as_deref(),
             &email.message_id,
             &rendered,
-        )?)
+        )?;
+        // Signed last, over the message as it will be sent (R42).
+        if let Some(dkim) = &self.dkim {
+            dkim.sign_message(&mut message)
+                .map_err(|e| permanent(format!("DKIM signing failed: {e}")))?;
+        }
+        Ok(message)
     }
 }
 
