@@ -295,7 +295,7 @@ Final-Recipient: rfc822; gone@x.example\r\n\
 Action: failed\r\n\
 Status: 5.1.1\r\n\
 Diagnostic-Code: smtp; 550 5.1.1 <gone@x.example>:\r\n\
- Recipient address rejected: User unknown\r\n\
+\x20Recipient address rejected: User unknown\r\n\
 \r\n\
 --b1\r\n\
 Content-Type: text/rfc822-headers\r\n\

@@ -85,6 +85,13 @@ impl PartialEq for DkimKey {
 
 impl Eq for DkimKey {}
 
+/// Names the algorithm and the public key, never the private one.
+impl fmt::Debug for DkimKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DkimKey({}, p={})", self.algorithm(), self.public_key())
+    }
+}
+
 impl DkimKey {
     /// Reads a PEM key file; the error says what is wrong with it.
     pub fn read(path: &Path) -> Result<DkimKey, String> {
