@@ -180,6 +180,13 @@ fn sample(key: &str) -> Option<&'static str> {
     Some(match key {
         "smtp.url" => "[smtp]\nurl = \"smtp://relay.example.com:2525\"\n",
         "nats.url" => "[nats]\nurl = \"nats://127.0.0.1:4222\"\n",
+        "mail.return_path" => "[mail]\nreturn_path = \"bounces+{id}@bounces.example.com\"\n",
+        "mail.dkim.domain" | "mail.dkim.selector" | "mail.dkim.private_key_file" => concat!(
+            "[mail.dkim]\ndomain = \"example.com\"\nselector = \"s1\"\nprivate_key_file = \"",
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/dkim-ed25519-sample.pem\"\n"
+        ),
+        "feedback.smtp_listen" => "[feedback]\nsmtp_listen = \"127.0.0.1:2525\"\n",
         "webhooks[].url" | "webhooks[].secret" => {
             "[[webhooks]]\nurl = \"https://hooks.example.com/invited\"\nsecret = \"0123456789abcdef\"\n"
         }
@@ -327,9 +334,11 @@ fn docs_rules_has_a_heading_for_every_rule_the_repository_cites() {
             digits.parse().ok()
         })
         .collect();
+    // R1–R34, and of R35–R53 those built so far.
+    let built = [42, 43, 44];
     assert_eq!(
         headings,
-        (1..=34).collect::<BTreeSet<u32>>(),
+        (1..=34).chain(built).collect::<BTreeSet<u32>>(),
         "docs/rules.md: one `## R<n> — …` heading per rule the daemon enforces"
     );
 
