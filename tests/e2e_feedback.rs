@@ -386,17 +386,15 @@ fn arf(recipient: &str, message_id: &str) -> String {
     )
 }
 
-fn chores_reminded(d: &TestDaemon) -> impl std::future::Future<Output = u32> + '_ {
-    async move {
-        d.app
-            .as_ref()
-            .unwrap()
-            .services
-            .run_chores()
-            .await
-            .unwrap()
-            .reminders_queued as u32
-    }
+async fn chores_reminded(d: &TestDaemon) -> u64 {
+    d.app
+        .as_ref()
+        .unwrap()
+        .services
+        .run_chores()
+        .await
+        .unwrap()
+        .reminders_queued
 }
 
 both_stores! {

@@ -63,18 +63,16 @@ pub fn read(
             ("message/feedback-report", body) => {
                 feedback_fields.get_or_insert_with(|| text_of(body));
             }
-            ("text/rfc822-headers" | "text/rfc822-header", body) => {
+            ("text/rfc822-headers" | "text/rfc822-header", body) if message_id.is_none() => {
                 let text = text_of(body);
-                if message_id.is_none() {
-                    message_id = MessageParser::default()
-                        .parse_headers(text.as_bytes())
-                        .and_then(|m| m.message_id().map(str::to_owned));
-                }
+                message_id = MessageParser::default()
+                    .parse_headers(text.as_bytes())
+                    .and_then(|m| m.message_id().map(str::to_owned));
             }
-            ("message/rfc822" | "message/global", PartType::Message(returned)) => {
-                if message_id.is_none() {
-                    message_id = returned.message_id().map(str::to_owned);
-                }
+            ("message/rfc822" | "message/global", PartType::Message(returned))
+                if message_id.is_none() =>
+            {
+                message_id = returned.message_id().map(str::to_owned);
             }
             ("text/plain", PartType::Text(text)) => {
                 human.get_or_insert_with(|| text.to_string());

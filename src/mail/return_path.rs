@@ -115,7 +115,7 @@ mod tests {
             address.to_string(),
             format!("bounces+{id}@Bounce.Example.com")
         );
-        assert_eq!(rp.id_of(&address.to_string()), Some(id));
+        assert_eq!(rp.id_of(address.as_ref()), Some(id));
         assert_eq!(
             rp.id_of(&format!("<BOUNCES+{id}@bounce.example.COM>")),
             Some(id)
