@@ -457,6 +457,66 @@ both_stores! {
     }
 }
 
+/// The sending status of the invitation's reminder, once it has one.
+async fn reminder_status(db: &Db, want: &str) {
+    let sql = "SELECT CAST(status AS TEXT) FROM email_outbox WHERE template = 'reminder'";
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = db.strings(sql).await;
+        if now.first().map(String::as_str) == Some(want) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reminder is {now:?}, not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+both_stores! {
+    /// R44: a reminder already queued (held by an SMTP server that refuses
+    /// sessions) when the bounce comes is withdrawn at its turn, not sent.
+    async fn a_reminder_queued_before_the_bounce_is_withdrawn(db: Db) {
+        let d = TestDaemon::start_with(&db, SmtpSink::start(), |c| {
+            c.mail.return_path = Some(RETURN_PATH.parse().unwrap());
+            c.feedback.smtp_listen = Some("127.0.0.1:0".parse().unwrap());
+            c.invitations.reminders = vec![Duration::from_secs(3600)];
+            c.smtp.probe_interval = Duration::from_secs(2);
+        })
+        .await;
+        let b = brand(&d).await;
+        let id = invite(&d, &b, "later@x.example").await;
+        let mail = d.sink.wait_for(1, WAIT).await.remove(0);
+        d.eventually(WAIT, &format!("/v1/invitations/{id}?actor_user_id=olive"), |v| {
+            v["delivery"]["status"] == "sent"
+        })
+        .await;
+        d.sink.refuse(535, "5.7.8 Authentication credentials invalid");
+        db.exec("UPDATE invitations SET created_at = $1", &[ago(61 * 60)]).await;
+        assert_eq!(chores_reminded(&d).await, 1);
+        reminder_status(&db, "retrying").await;
+
+        let report = dsn("later@x.example", &mail.header("Message-ID").unwrap(), "failed", "5.1.1", "550 5.1.1 unknown");
+        let rcpt = mail.from.trim_matches(['<', '>']).to_string();
+        assert_eq!(deliver_report(&d, &rcpt, &report).await, Ok(250));
+        d.sink.fix();
+        reminder_status(&db, "cancelled").await;
+
+        let items = timeline(&d, &id).await;
+        let withdrawn = of_type(&items, "notification.cancelled");
+        assert_eq!(withdrawn.len(), 1, "{items:?}");
+        assert_eq!(withdrawn[0]["data"]["template"], "reminder");
+        assert!(
+            withdrawn[0]["data"]["reason"].as_str().unwrap().contains("bounced"),
+            "{}",
+            withdrawn[0]
+        );
+        assert_eq!(d.sink.messages().len(), 1, "only the invitation went out");
+        d.stop().await;
+    }
+}
+
 both_stores! {
     /// R44: a soft bounce (4.x.x) is only recorded in the timeline: the
     /// email stays `sent`, no event, and the reminder still goes out.
