@@ -445,6 +445,15 @@ both_stores! {
             1
         );
 
+        let text = d.client().get(d.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let counted = text
+            .lines()
+            .find(|l| l.starts_with("invited_email_feedback_total{kind=\"hard_bounce\",source=\"smtp\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no hard_bounce series in /metrics:\n{text}"));
+        assert!(counted >= 1.0, "{counted}");
+
         // The same bounce again is kept but changes nothing more.
         assert_eq!(deliver_report(&d, &rcpt, &report).await, Ok(250));
         assert_eq!(of_type(&timeline(&d, &id).await, "notification.bounced").len(), 1);

@@ -26,7 +26,7 @@ use sha2::{Digest as _, Sha256};
 /// The header fields signed when the message has them (R42 names the first
 /// seven). Naming `Reply-To` and `Auto-Submitted` also keeps a relay from
 /// adding them later.
-const SIGNED: [&str; 10] = [
+const SIGNED: [&str; 9] = [
     "From",
     "To",
     "Subject",
@@ -36,7 +36,6 @@ const SIGNED: [&str; 10] = [
     "Content-Type",
     "Reply-To",
     "Auto-Submitted",
-    "Content-Transfer-Encoding",
 ];
 
 /// Verifiers refuse shorter RSA keys (RFC 8301).
