@@ -76,7 +76,12 @@ fn openssl_key(dir: &Path, kind: &str) -> (std::path::PathBuf, String) {
         "rsa" => genpkey.args(["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]),
         _ => genpkey.args(["-algorithm", "ed25519"]),
     };
-    assert!(genpkey.status().expect("openssl runs").success());
+    let made = genpkey.output().expect("openssl runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     let der = Command::new("openssl")
         .args(["pkey", "-pubout", "-outform", "DER", "-in"])
         .arg(&pem)
