@@ -668,3 +668,47 @@ both_stores! {
         d.stop().await;
     }
 }
+
+/// R43 b: at most 32 sessions at once; one more is told to come back later
+/// (`421`) instead of waiting, and a session that ends frees its place.
+#[tokio::test]
+async fn the_listener_serves_a_bounded_number_of_sessions() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    let db = Db::sqlite().await;
+    let d = feedback_daemon(&db).await;
+    let addr = d.app.as_ref().unwrap().feedback_addr.unwrap();
+    async fn greeting(addr: std::net::SocketAddr) -> (BufReader<tokio::net::TcpStream>, String) {
+        let mut stream = BufReader::new(tokio::net::TcpStream::connect(addr).await.unwrap());
+        let mut line = String::new();
+        stream.read_line(&mut line).await.unwrap();
+        (stream, line)
+    }
+    let mut open = Vec::new();
+    for _ in 0..32 {
+        let (stream, line) = greeting(addr).await;
+        assert!(line.starts_with("220 bounce.example.test"), "{line}");
+        open.push(stream);
+    }
+    let (_, line) = greeting(addr).await;
+    assert!(line.starts_with("421 4.3.2"), "{line}");
+
+    let mut first = open.remove(0);
+    first.get_mut().write_all(b"QUIT\r\n").await.unwrap();
+    let mut bye = String::new();
+    first.read_line(&mut bye).await.unwrap();
+    assert!(bye.starts_with("221"), "{bye}");
+    drop(first);
+    // The freed place is taken by the next session (the server may not
+    // have seen the first one go yet: try until it has).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, line) = greeting(addr).await;
+        if line.starts_with("220") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{line}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    d.stop().await;
+}

@@ -432,6 +432,31 @@ mod tests {
         assert_eq!(strip_prefix_ci("from:<x>", "FROM:"), Some("<x>"));
     }
 
+    /// A client that stops sending is cut off after `READ_TIMEOUT`, in a
+    /// command or in the middle of DATA (the paused clock jumps ahead when
+    /// nothing else can run).
+    #[tokio::test(start_paused = true)]
+    async fn every_read_has_a_deadline() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut server = BufReader::new(server);
+        let started = tokio::time::Instant::now();
+        assert!(matches!(
+            read_line(&mut server, MAX_LINE).await.unwrap(),
+            Line::TimedOut
+        ));
+        assert!(started.elapsed() >= READ_TIMEOUT);
+        client.write_all(b"half a line").await.unwrap();
+        assert!(matches!(
+            read_line(&mut server, MAX_LINE).await.unwrap(),
+            Line::TimedOut
+        ));
+        client.write_all(b"\r\nsome data\r\n").await.unwrap();
+        assert!(matches!(
+            read_data(&mut server).await.unwrap(),
+            Data::TimedOut
+        ));
+    }
+
     #[tokio::test]
     async fn data_is_unstuffed_and_bounded() {
         let mut input: &[u8] = b"a\r\n..b\r\n.\r\nNEXT\r\n";
