@@ -31,6 +31,9 @@ use crate::store::sqlite::{ProcessLock, SqliteStore};
 /// A running daemon.
 pub struct RunningApp {
     pub addr: SocketAddr,
+    /// Where the inbound SMTP listener for bounces and complaints listens
+    /// (`feedback.smtp_listen`, R43 b), if it runs.
+    pub feedback_addr: Option<SocketAddr>,
     pub services: Services,
     pub invitations: InvitationsHandle,
     supervisor: ActorRef<SupervisorMsg>,
@@ -153,6 +156,38 @@ async fn events_wiring(
     Ok((Some(publisher), commands))
 }
 
+/// The inbound SMTP listener for bounces and complaints (R43 b), when
+/// `feedback.smtp_listen` is set: bound here, so a port in use stops the
+/// start, and served by a task the actor tree supervises (a restart serves
+/// the same socket).
+fn feedback_wiring(
+    config: &Config,
+    services: &Services,
+) -> anyhow::Result<(Option<SupervisedTask>, Option<SocketAddr>)> {
+    let (Some(listen), Some(return_path)) = (config.feedback.smtp_listen, &config.mail.return_path)
+    else {
+        return Ok((None, None));
+    };
+    let socket = std::net::TcpListener::bind(listen)
+        .with_context(|| format!("binding feedback.smtp_listen {listen}"))?;
+    let addr = socket.local_addr()?;
+    let listener = Arc::new(crate::ingress::smtp::FeedbackListener {
+        services: services.clone(),
+        return_path: return_path.clone(),
+    });
+    tracing::info!(%addr, domain = return_path.domain(), "listening for bounces and complaints over SMTP");
+    let task = SupervisedTask::new("feedback", move || {
+        let listener = listener.clone();
+        match socket.try_clone() {
+            Ok(socket) => Box::pin(listener.run(socket)),
+            Err(error) => Box::pin(async move {
+                panic!("the feedback listener's socket cannot be shared: {error}")
+            }),
+        }
+    });
+    Ok((Some(task), Some(addr)))
+}
+
 /// Applies the migrations this build ships (`invited migrate`).
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     let (store, _lock) = open_store(config).await?;
@@ -232,6 +267,8 @@ impl RunningApp {
             templates: Arc::new(templates),
             mailer,
             from: config.mail.from.clone(),
+            return_path: config.mail.return_path.clone(),
+            dkim: config.mail.dkim.clone().map(crate::mail::DkimSigner::new),
             accept_url: config.links.accept_url.clone(),
             decline_url: config.links.decline_url.clone(),
             partner_url: config.links.partner_url.clone(),
@@ -252,6 +289,7 @@ impl RunningApp {
         let registry_name = format!("invited.registry.{}", uuid::Uuid::now_v7());
         let invitations = InvitationsHandle::new(registry_name.clone());
         let (publisher, commands) = events_wiring(config, &services, &invitations).await?;
+        let (feedback, feedback_addr) = feedback_wiring(config, &services)?;
         let sinks: Vec<(String, &'static str)> = publisher
             .iter()
             .flat_map(|p| &p.sinks)
@@ -270,7 +308,7 @@ impl RunningApp {
                 poll_interval: config.delivery.poll_interval,
                 schedule,
                 publisher,
-                tasks: commands.into_iter().collect(),
+                tasks: commands.into_iter().chain(feedback).collect(),
             },
         )
         .await
@@ -302,6 +340,7 @@ impl RunningApp {
         tracing::info!(%addr, "invited is serving");
         Ok(RunningApp {
             addr,
+            feedback_addr,
             services,
             invitations,
             supervisor,

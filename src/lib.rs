@@ -8,6 +8,7 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod events;
+pub mod feedback;
 pub mod http;
 pub mod ingress;
 pub mod mail;

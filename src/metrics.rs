@@ -37,12 +37,21 @@ const KINDS: [&str; 3] = ["member", "partner_invite", "partner_request"];
 const TRANSITIONS: [&str; 4] = ["accepted", "declined", "cancelled", "expired"];
 const OUTCOMES: [&str; 3] = ["sent", "transient", "permanent"];
 const CHANNELS: [&str; 3] = ["email", "webhook", "nats"];
-const RESTARTABLE: [&str; 7] = [
+/// What came back about an email (R43): `kind` of `invited_email_feedback_total`.
+const FEEDBACK_KINDS: [&str; 5] = [
+    "hard_bounce",
+    "soft_bounce",
+    "complaint",
+    "unmatched",
+    "malformed",
+];
+const RESTARTABLE: [&str; 8] = [
     "registry",
     "dispatcher",
     "scheduler",
     "publisher",
     "commands",
+    "feedback",
     "invitation",
     "mailer",
 ];
@@ -80,6 +89,10 @@ fn register_known_series() {
     }
     for actor in RESTARTABLE {
         metrics::counter!("invited_actor_restarts_total", "actor" => actor).absolute(0);
+    }
+    for kind in FEEDBACK_KINDS {
+        metrics::counter!("invited_email_feedback_total", "kind" => kind, "source" => "smtp")
+            .absolute(0);
     }
     metrics::counter!("invited_smtp_config_faults_total").absolute(0);
     metrics::gauge!("invited_smtp_circuit_open").set(0.0);
@@ -157,4 +170,12 @@ pub fn smtp_config_fault() {
 /// The SMTP circuit breaker opened (mail held) or closed.
 pub fn smtp_breaker_open(open: bool) {
     metrics::gauge!("invited_smtp_circuit_open").set(if open { 1.0 } else { 0.0 });
+}
+
+/// One bounce or complaint received (R43): `kind` is `hard_bounce`,
+/// `soft_bounce`, `complaint`, or `unmatched`/`malformed` for one that was
+/// recorded and dropped; `source` is where it came from (`smtp`).
+pub fn email_feedback(kind: &'static str, source: &str) {
+    metrics::counter!("invited_email_feedback_total", "kind" => kind, "source" => source.to_string())
+        .increment(1);
 }

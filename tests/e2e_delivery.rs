@@ -885,10 +885,22 @@ async fn a_fresh_daemon_serves_every_counter_at_zero(pool: PgPool) {
             "scheduler",
             "publisher",
             "commands",
+            "feedback",
             "invitation",
             "mailer",
         ] {
             expected.push(format!("invited_actor_restarts_total{{actor=\"{actor}\"}}"));
+        }
+        for kind in [
+            "hard_bounce",
+            "soft_bounce",
+            "complaint",
+            "unmatched",
+            "malformed",
+        ] {
+            expected.push(format!(
+                "invited_email_feedback_total{{kind=\"{kind}\",source=\"smtp\"}}"
+            ));
         }
         for series in &expected {
             assert_eq!(value(series), Some(0.0), "{series} at 0 in:\n{text}");

@@ -41,7 +41,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::domain::Locale;
 pub use crate::domain::RolePreset;
-use crate::mail::Sender;
+use crate::mail::{DkimKey, DkimSettings, ReturnPath, Sender};
 pub use parse::{ParseDurationError, format_duration, parse_duration};
 
 use raw::{RawApiKey, RawConfig};
@@ -74,6 +74,17 @@ pub struct Config {
     pub webhooks: Vec<WebhookConfig>,
     pub nats: NatsConfig,
     pub events: EventsConfig,
+    pub feedback: FeedbackConfig,
+}
+
+/// `[feedback]`: bounces and complaints coming back (R43).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedbackConfig {
+    /// `feedback.smtp_listen`: where the inbound SMTP listener for delivery
+    /// status notifications and complaints listens (the port an MX of the
+    /// return path's domain points at). `None` (the default): no listener.
+    /// Needs `mail.return_path`.
+    pub smtp_listen: Option<SocketAddr>,
 }
 
 /// One `[[webhooks]]` entry: events are `POST`ed to `url`, signed with
@@ -223,6 +234,11 @@ pub struct MailConfig {
     /// `mail.reply_to_inviter`: whether the emails sent on an inviter's
     /// behalf carry `Reply-To: <the inviter>` (R41). Default false.
     pub reply_to_inviter: bool,
+    /// `mail.return_path`, the VERP envelope sender with `{id}` (R43 b).
+    /// `None` (the default): the envelope sender is `mail.from`'s address.
+    pub return_path: Option<ReturnPath>,
+    /// `[mail.dkim]` (R42). `None` (the default): messages are not signed.
+    pub dkim: Option<DkimSettings>,
 }
 
 impl MailConfig {
@@ -782,6 +798,14 @@ impl EnvOverlay {
                 false,
                 parse_bool,
             )?,
+            return_path: match raw.mail.return_path.filter(|p| !p.trim().is_empty()) {
+                Some(text) => Some(
+                    text.parse::<ReturnPath>()
+                        .map_err(|message| self.invalid("mail.return_path", message))?,
+                ),
+                None => None,
+            },
+            dkim: self.dkim(raw.mail.dkim)?,
         };
 
         let links = LinksConfig {
@@ -874,6 +898,23 @@ impl EnvOverlay {
             )?,
         };
         let events = self.events(raw.events)?;
+        let feedback = FeedbackConfig {
+            smtp_listen: match raw.feedback.smtp_listen.filter(|a| !a.trim().is_empty()) {
+                Some(text) => Some(text.trim().parse().map_err(|_| {
+                    self.invalid(
+                        "feedback.smtp_listen",
+                        format!("{text:?} is not a socket address (use 0.0.0.0:2525 or [::]:25)"),
+                    )
+                })?),
+                None => None,
+            },
+        };
+        if feedback.smtp_listen.is_some() && mail.return_path.is_none() {
+            return Err(self.invalid(
+                "feedback.smtp_listen",
+                "needs mail.return_path: the listener takes mail for the return path's domain only",
+            ));
+        }
 
         Ok(Config {
             database,
@@ -889,7 +930,64 @@ impl EnvOverlay {
             webhooks,
             nats,
             events,
+            feedback,
         })
+    }
+
+    /// `[mail.dkim]`: all three keys or none, and a key file that holds a
+    /// key the daemon can sign with (R42).
+    fn dkim(&self, raw: Option<raw::RawDkim>) -> Result<Option<DkimSettings>, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let nonempty = |v: Option<String>| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let (domain, selector, file) = (
+            nonempty(raw.domain),
+            nonempty(raw.selector),
+            nonempty(raw.private_key_file),
+        );
+        if domain.is_none() && selector.is_none() && file.is_none() {
+            return Ok(None);
+        }
+        let need = |value: Option<String>, key: &str| {
+            value.ok_or_else(|| {
+                self.invalid(
+                    key,
+                    "is missing: [mail.dkim] needs domain, selector and private_key_file",
+                )
+            })
+        };
+        let domain = need(domain, "mail.dkim.domain")?;
+        let selector = need(selector, "mail.dkim.selector")?;
+        let file = PathBuf::from(need(file, "mail.dkim.private_key_file")?);
+        let label = |text: &str| {
+            !text.is_empty()
+                && text.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                })
+        };
+        if !label(&domain) {
+            return Err(self.invalid(
+                "mail.dkim.domain",
+                format!("{domain:?} is not a domain name"),
+            ));
+        }
+        if !label(&selector) {
+            return Err(self.invalid(
+                "mail.dkim.selector",
+                format!("{selector:?} is not a DNS label (letters, digits, - and _)"),
+            ));
+        }
+        let key = DkimKey::read(&file)
+            .map_err(|message| self.invalid("mail.dkim.private_key_file", message))?;
+        Ok(Some(DkimSettings {
+            domain,
+            selector,
+            private_key_file: file,
+            key,
+        }))
     }
 
     fn webhooks(&self, raw: Vec<raw::RawWebhook>) -> Result<Vec<WebhookConfig>, ConfigError> {

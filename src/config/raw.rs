@@ -35,6 +35,8 @@ pub(super) struct RawConfig {
     pub nats: RawNats,
     #[serde(default)]
     pub events: RawEvents,
+    #[serde(default)]
+    pub feedback: RawFeedback,
 }
 
 #[derive(Deserialize, Default)]
@@ -81,6 +83,24 @@ pub(super) struct RawMail {
     pub product_name: Option<String>,
     pub support_address: Option<String>,
     pub reply_to_inviter: Option<String>,
+    pub return_path: Option<String>,
+    pub dkim: Option<RawDkim>,
+}
+
+/// `[mail.dkim]` (R42): all three keys, or none.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDkim {
+    pub domain: Option<String>,
+    pub selector: Option<String>,
+    pub private_key_file: Option<String>,
+}
+
+/// `[feedback]` (R43).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFeedback {
+    pub smtp_listen: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -81,6 +81,33 @@ impl Config {
         }
         line(format!("reply_to_inviter = {}", self.mail.reply_to_inviter));
 
+        // R42, R43 b: the return path and the DKIM key (its file, never
+        // the key).
+        match &self.mail.return_path {
+            Some(path) => line(format!("return_path = {}", quote(path.as_str()))),
+            None => line("# return_path is not set: the envelope sender is mail.from".into()),
+        }
+        match &self.mail.dkim {
+            Some(dkim) => {
+                line("\n[mail.dkim]".into());
+                line(format!("domain = {}", quote(&dkim.domain)));
+                line(format!("selector = {}", quote(&dkim.selector)));
+                line(format!(
+                    "private_key_file = {}",
+                    quote_path(&dkim.private_key_file)
+                ));
+                line(format!(
+                    "# a {} key; publish at {}._domainkey.{}: \"v=DKIM1; k={}; p={}\"",
+                    dkim.key.algorithm(),
+                    dkim.selector,
+                    dkim.domain,
+                    dkim.key.algorithm(),
+                    dkim.key.public_key()
+                ));
+            }
+            None => line("# no [mail.dkim]: messages are not DKIM-signed".into()),
+        }
+
         line("\n[links]".into());
         line(format!("accept_url = {}", quote(&self.links.accept_url)));
         line(format!("decline_url = {}", quote(&self.links.decline_url)));
@@ -152,6 +179,12 @@ impl Config {
         line(format!("timeout = {}", quote(&d(ev.timeout))));
         line(format!("lease = {}", quote(&d(ev.lease))));
         line(format!("poll_interval = {}", quote(&d(ev.poll_interval))));
+
+        line("\n[feedback]".into());
+        match &self.feedback.smtp_listen {
+            Some(addr) => line(format!("smtp_listen = {}", quote(&addr.to_string()))),
+            None => line("# smtp_listen is not set: no inbound bounce listener".into()),
+        }
 
         if self.webhooks.is_empty() {
             line("\n# no [[webhooks]]".into());

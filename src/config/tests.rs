@@ -654,3 +654,79 @@ fn config_reads_webhooks_and_nats_and_masks_their_secrets() {
         assert!(!message.contains("short\""), "{message}");
     }
 }
+
+/// R42: `check-config` and `serve` load the key file; one that is missing,
+/// unreadable or not a usable key stops them with a message naming the key
+/// and the file. R43: the return path and the listener.
+#[test]
+fn config_reads_and_checks_deliverability_settings() {
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/dkim-ed25519-sample.pem"
+    );
+    let dkim = |file: &str| {
+        format!(
+            "[mail]\nreturn_path = \"bounces+{{id}}@bounce.example.com\"\n\
+             [mail.dkim]\ndomain = \"example.com\"\nselector = \"s1\"\nprivate_key_file = \"{file}\"\n\
+             [feedback]\nsmtp_listen = \"127.0.0.1:2525\"\n"
+        )
+    };
+    let config = load(&dkim(sample), &[]).unwrap();
+    let settings = config.mail.dkim.as_ref().unwrap();
+    assert_eq!(settings.key.algorithm(), "ed25519");
+    assert_eq!(settings.selector, "s1");
+    assert_eq!(
+        config.mail.return_path.as_ref().unwrap().domain(),
+        "bounce.example.com"
+    );
+    assert_eq!(
+        config.feedback.smtp_listen,
+        Some("127.0.0.1:2525".parse().unwrap())
+    );
+    let shown = config.redacted_toml();
+    assert!(shown.contains("[mail.dkim]"), "{shown}");
+    assert!(!shown.contains("BEGIN"), "never the key: {shown}");
+    assert!(!format!("{config:?}").contains("PRIVATE"));
+
+    let missing = load_err(&dkim("/nonexistent/dkim.pem"), &[]);
+    assert!(
+        missing.contains("mail.dkim.private_key_file")
+            && missing.contains("cannot read /nonexistent/dkim.pem"),
+        "{missing}"
+    );
+    let not_a_key = TempToml::new("this is no key");
+    let err = load_err(&dkim(&not_a_key.0.display().to_string()), &[]);
+    assert!(
+        err.contains("mail.dkim.private_key_file")
+            && err.contains("not an RSA or Ed25519 private key"),
+        "{err}"
+    );
+    let err = load_err("[mail.dkim]\ndomain = \"example.com\"\n", &[]);
+    assert!(err.contains("mail.dkim.selector: is missing"), "{err}");
+    let err = load_err("[feedback]\nsmtp_listen = \"127.0.0.1:2525\"\n", &[]);
+    assert!(
+        err.contains("feedback.smtp_listen: needs mail.return_path"),
+        "{err}"
+    );
+    let err = load_err("[mail]\nreturn_path = \"bounces@x.example\"\n", &[]);
+    assert!(
+        err.contains("mail.return_path") && err.contains("{id}"),
+        "{err}"
+    );
+    let err = load_err("", &[("INVITED_FEEDBACK__SMTP_LISTEN", "nowhere")]);
+    assert!(
+        err.contains("feedback.smtp_listen (from INVITED_FEEDBACK__SMTP_LISTEN)"),
+        "{err}"
+    );
+    let config = load(
+        "",
+        &[
+            ("INVITED_MAIL__RETURN_PATH", "b+{id}@x.example"),
+            ("INVITED_MAIL__DKIM__DOMAIN", "x.example"),
+            ("INVITED_MAIL__DKIM__SELECTOR", "k"),
+            ("INVITED_MAIL__DKIM__PRIVATE_KEY_FILE", sample),
+        ],
+    )
+    .unwrap();
+    assert!(config.mail.dkim.is_some());
+}

@@ -43,6 +43,8 @@ pub enum EventType {
     NotificationFailed,
     NotificationCancelled,
     NotificationLocaleFallback,
+    NotificationBounced,
+    NotificationComplained,
     MemberAdded,
     MemberRoleChanged,
     MemberRemoved,
@@ -55,7 +57,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 21] = [
+    pub const ALL: [EventType; 23] = [
         EventType::InvitationCreated,
         EventType::InvitationRenewed,
         EventType::InvitationSent,
@@ -68,6 +70,8 @@ impl EventType {
         EventType::NotificationFailed,
         EventType::NotificationCancelled,
         EventType::NotificationLocaleFallback,
+        EventType::NotificationBounced,
+        EventType::NotificationComplained,
         EventType::MemberAdded,
         EventType::MemberRoleChanged,
         EventType::MemberRemoved,
@@ -93,6 +97,8 @@ impl EventType {
             EventType::NotificationFailed => "notification.failed",
             EventType::NotificationCancelled => "notification.cancelled",
             EventType::NotificationLocaleFallback => "notification.locale_fallback",
+            EventType::NotificationBounced => "notification.bounced",
+            EventType::NotificationComplained => "notification.complained",
             EventType::MemberAdded => "member.added",
             EventType::MemberRoleChanged => "member.role_changed",
             EventType::MemberRemoved => "member.removed",
@@ -140,6 +146,8 @@ pub enum Event {
     NotificationFailed(NotificationFailed),
     NotificationCancelled(NotificationCancelled),
     NotificationLocaleFallback(NotificationLocaleFallback),
+    NotificationBounced(DeliveryFeedback),
+    NotificationComplained(DeliveryFeedback),
     MemberAdded(MemberAdded),
     MemberRoleChanged(MemberRoleChanged),
     MemberRemoved(MemberRemoved),
@@ -188,6 +196,8 @@ impl Event {
             Event::NotificationFailed(_) => EventType::NotificationFailed,
             Event::NotificationCancelled(_) => EventType::NotificationCancelled,
             Event::NotificationLocaleFallback(_) => EventType::NotificationLocaleFallback,
+            Event::NotificationBounced(_) => EventType::NotificationBounced,
+            Event::NotificationComplained(_) => EventType::NotificationComplained,
             Event::MemberAdded(_) => EventType::MemberAdded,
             Event::MemberRoleChanged(_) => EventType::MemberRoleChanged,
             Event::MemberRemoved(_) => EventType::MemberRemoved,
@@ -218,6 +228,7 @@ impl Event {
             Event::NotificationFailed(d) => value(d),
             Event::NotificationCancelled(d) => value(d),
             Event::NotificationLocaleFallback(d) => value(d),
+            Event::NotificationBounced(d) | Event::NotificationComplained(d) => value(d),
             Event::MemberAdded(d) => value(d),
             Event::MemberRoleChanged(d) => value(d),
             Event::MemberRemoved(d) => value(d),
@@ -357,6 +368,24 @@ pub struct NotificationLocaleFallback {
 pub struct FailedLocale {
     pub locale: String,
     pub error: String,
+}
+
+/// `notification.bounced` (a hard bounce, R44) and `notification.complained`
+/// (the recipient reported the email, R44): news that came back about an
+/// email after it was sent.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeliveryFeedback {
+    pub template: TemplateName,
+    pub message_id: String,
+    /// The address the email went to.
+    pub recipient: String,
+    /// The RFC 3463 status (`5.1.1`); for a complaint, its feedback type
+    /// (`abuse`).
+    pub status_code: Option<String>,
+    /// The diagnostic the receiving server gave.
+    pub detail: Option<String>,
+    /// Where the news came from: `smtp` (the inbound listener).
+    pub source: String,
 }
 
 /// `member.added`.
@@ -672,6 +701,34 @@ mod tests {
                 json!({"template": "member_invitation", "message_id": "<m@x>",
                        "requested_locale": "fr-CA", "locale": "en-US",
                        "failed": [{"locale": "fr-CA", "error": "cannot render fr-CA/member_invitation.txt"}]}),
+            ),
+            (
+                Event::NotificationBounced(DeliveryFeedback {
+                    template: TemplateName::MemberInvitation,
+                    message_id: "<m@x>".into(),
+                    recipient: "a@x.example".into(),
+                    status_code: Some("5.1.1".into()),
+                    detail: Some("smtp; 550 5.1.1 no such user".into()),
+                    source: "smtp".into(),
+                }),
+                "notification.bounced",
+                json!({"template": "member_invitation", "message_id": "<m@x>",
+                       "recipient": "a@x.example", "status_code": "5.1.1",
+                       "detail": "smtp; 550 5.1.1 no such user", "source": "smtp"}),
+            ),
+            (
+                Event::NotificationComplained(DeliveryFeedback {
+                    template: TemplateName::MemberInvitation,
+                    message_id: "<m@x>".into(),
+                    recipient: "a@x.example".into(),
+                    status_code: Some("abuse".into()),
+                    detail: None,
+                    source: "smtp".into(),
+                }),
+                "notification.complained",
+                json!({"template": "member_invitation", "message_id": "<m@x>",
+                       "recipient": "a@x.example", "status_code": "abuse",
+                       "detail": null, "source": "smtp"}),
             ),
             (
                 Event::MemberAdded(MemberAdded {

@@ -667,6 +667,10 @@ pub mod values {
         Sent,
         Retrying,
         Failed,
+        /// Sent, then a hard bounce came back (R44).
+        Bounced,
+        /// Sent, then the recipient complained (R44).
+        Complained,
     }
 
     /// Who must have completed 2FA to accept (R15).

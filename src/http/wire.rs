@@ -247,7 +247,8 @@ impl From<&QuotaStatus> for QuotaJson {
     }
 }
 
-/// One timeline item (R34): `type` is the event type, or `delivery_attempt`.
+/// One timeline item (R34): `type` is the event type, `delivery_attempt` or
+/// `delivery_feedback`.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum TimelineItemJson {
@@ -278,6 +279,25 @@ pub enum TimelineItemJson {
         smtp_code: Option<u16>,
         detail: Option<String>,
         duration_ms: u32,
+    },
+    /// A bounce or complaint that came back about an email of the
+    /// invitation (R44); a soft bounce shows only here.
+    Feedback {
+        /// Always `delivery_feedback`.
+        #[serde(rename = "type")]
+        kind: &'static str,
+        at: DateTime<Utc>,
+        id: String,
+        template: String,
+        recipient: String,
+        /// `hard_bounce`, `soft_bounce` or `complaint`.
+        feedback: String,
+        /// Where it came from: `smtp` (the inbound listener).
+        source: String,
+        /// The RFC 3463 status code (`5.1.1`), or the complaint's feedback type.
+        status_code: Option<String>,
+        /// The diagnostic text.
+        detail: Option<String>,
     },
 }
 
@@ -320,6 +340,26 @@ impl From<&TimelineEntry> for TimelineItemJson {
                 smtp_code: *smtp_code,
                 detail: detail.clone(),
                 duration_ms: *duration_ms,
+            },
+            TimelineEntry::Feedback {
+                id,
+                at,
+                template,
+                recipient,
+                kind,
+                source,
+                status_code,
+                detail,
+            } => TimelineItemJson::Feedback {
+                kind: "delivery_feedback",
+                at: *at,
+                id: id.to_string(),
+                template: template.clone(),
+                recipient: recipient.clone(),
+                feedback: kind.clone(),
+                source: source.clone(),
+                status_code: status_code.clone(),
+                detail: detail.clone(),
             },
         }
     }

@@ -9,16 +9,20 @@
 mod breaker;
 pub mod contexts;
 mod date;
+pub mod dkim;
 mod headers;
 mod message;
+pub mod return_path;
 mod templates;
 mod transport;
 
 pub use breaker::Admission;
 pub use contexts::EmailContent;
 pub use date::{format_date, format_datetime, zone_named};
+pub use dkim::{DkimKey, DkimSettings, DkimSigner};
 pub use headers::encode_subject;
 pub use message::{MessageError, Sender, build_message, new_message_id};
+pub use return_path::ReturnPath;
 pub use templates::{Fallback, Rendered, TemplateError, TemplateName, Templates};
 pub use transport::{Failure, MailError, Mailer, MailerConfig, SendOutcome, SmtpReply};
 

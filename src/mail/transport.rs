@@ -307,11 +307,31 @@ impl Mailer {
     /// retry then sends a duplicate with the same Message-ID, which is what
     /// at-least-once delivery allows (R27).
     pub async fn send(&self, msg: &Message) -> Result<SmtpReply, MailError> {
+        self.send_from(msg, None).await
+    }
+
+    /// Like [`Mailer::send`], with `sender` (the VERP return path of the
+    /// email, `mail.return_path`) as the envelope sender (MAIL FROM) instead
+    /// of the `From` address. The file transport has no envelope.
+    pub async fn send_from(
+        &self,
+        msg: &Message,
+        sender: Option<&lettre::Address>,
+    ) -> Result<SmtpReply, MailError> {
+        let envelope = match sender {
+            Some(sender) => {
+                lettre::address::Envelope::new(Some(sender.clone()), msg.envelope().to().to_vec())
+                    .map_err(|e| {
+                    MailError::Permanent(Failure::Other(format!("invalid envelope: {e}")))
+                })?
+            }
+            None => msg.envelope().clone(),
+        };
         match &self.inner {
             Inner::Smtp {
                 target, breaker, ..
             } => {
-                let sent = self.send_smtp(msg).await;
+                let sent = self.send_smtp(msg, &envelope).await;
                 match &sent {
                     Err(error) if error.is_transport_fault() => {
                         if error.is_config() {
@@ -339,7 +359,11 @@ impl Mailer {
         }
     }
 
-    async fn send_smtp(&self, msg: &Message) -> Result<SmtpReply, MailError> {
+    async fn send_smtp(
+        &self,
+        msg: &Message,
+        envelope: &lettre::address::Envelope,
+    ) -> Result<SmtpReply, MailError> {
         match &self.inner {
             Inner::Smtp {
                 transport,
@@ -361,13 +385,13 @@ impl Mailer {
                     )))
                 };
                 let response = match direct {
-                    Some(pool) => tokio::time::timeout(*deadline, pool.send(msg, &raw))
+                    Some(pool) => tokio::time::timeout(*deadline, pool.send(envelope, &raw))
                         .await
                         .map_err(|_| timed_out())??,
                     None => {
                         let current = lock(transport).clone();
                         let sent =
-                            tokio::time::timeout(*deadline, current.send_raw(msg.envelope(), &raw))
+                            tokio::time::timeout(*deadline, current.send_raw(envelope, &raw))
                                 .await
                                 .map_err(|_| timed_out())
                                 .and_then(|sent| sent.map_err(classify));
@@ -499,11 +523,11 @@ impl DirectPool {
 
     async fn send(
         &self,
-        msg: &Message,
+        envelope: &lettre::address::Envelope,
         raw: &[u8],
     ) -> Result<lettre::transport::smtp::response::Response, MailError> {
         let (mut conn, reuse) = self.checkout().await?;
-        let mut sent = conn.send(msg.envelope(), raw).await;
+        let mut sent = conn.send(envelope, raw).await;
         // A pooled connection the server closed while it was idle (a reset
         // right after its last 250, an idle timeout shorter than ours) only
         // shows when it is used. That is not this message's failure: it goes
@@ -517,7 +541,7 @@ impl DirectPool {
         {
             tracing::debug!(error = %e, "a pooled SMTP connection was closed; sending on a new one");
             conn = self.connect().await?;
-            sent = conn.send(msg.envelope(), raw).await;
+            sent = conn.send(envelope, raw).await;
         }
         // lettre aborts the connection on any failed command (I/O errors
         // included); a broken one is dropped, a good one goes back for the

@@ -19,7 +19,7 @@ use crate::events::catalog::{
 use crate::mail::contexts::{Brand, EXPIRES_AT_KEY, TokenLinks, on_behalf_of, prepare};
 use crate::mail::{Failure, MailError, Mailer, TemplateName, Templates, build_message};
 use crate::metrics;
-use crate::store::{AttemptOutcome, ClaimedEmail, EmailAttempt, NewEvent};
+use crate::store::{AttemptOutcome, ClaimedEmail, EmailAttempt, NewEvent, OutboxStatus};
 
 /// `mail.send_rate` as one token bucket. Every mailer worker of a process
 /// shares it: the dispatcher takes a token per email before claiming it, so a
@@ -43,6 +43,10 @@ pub struct Delivery {
     pub templates: Arc<Templates>,
     pub mailer: Mailer,
     pub from: crate::mail::Sender,
+    /// `mail.return_path`: each email's envelope sender names it (R43 b).
+    pub return_path: Option<crate::mail::ReturnPath>,
+    /// `[mail.dkim]`: every message is signed (R42).
+    pub dkim: Option<crate::mail::DkimSigner>,
     /// `links.accept_url`, with `{token}` to replace.
     pub accept_url: String,
     /// `links.decline_url`, with `{token}` to replace (R40).
@@ -191,7 +195,8 @@ impl Delivery {
             match self.compose(email) {
                 Ok((message, fell_back)) => {
                     fallback = fell_back;
-                    self.mailer.send(&message).await
+                    let sender = self.return_path.as_ref().map(|p| p.address_for(email.id));
+                    self.mailer.send_from(&message, sender.as_ref()).await
                 }
                 Err(e) => Err(e),
             }
@@ -315,13 +320,25 @@ impl Delivery {
         let inv = tx.lock_invitation(invitation).await?;
         let now = tx.now().await?;
         let status = inv.as_ref().map(|i| i.view().effective_status(now));
-        if status == Some(crate::domain::InvitationStatus::Pending) {
+        // R44: a bounce or a complaint about the invitation email stops
+        // its reminders.
+        let refused = inv
+            .as_ref()
+            .and_then(|i| i.delivery.as_ref())
+            .map(|d| d.status)
+            .filter(|s| matches!(s, OutboxStatus::Bounced | OutboxStatus::Complained));
+        if status == Some(crate::domain::InvitationStatus::Pending) && refused.is_none() {
             return Ok(false);
         }
-        let why = format!(
-            "not sent: the invitation is {}",
-            status.map_or("gone", |s| s.as_str())
-        );
+        let why = match refused {
+            Some(s) if status == Some(crate::domain::InvitationStatus::Pending) => {
+                format!("not sent: the invitation email {}", s.as_str())
+            }
+            _ => format!(
+                "not sent: the invitation is {}",
+                status.map_or("gone", |s| s.as_str())
+            ),
+        };
         tx.cancel_email(email.id, &why).await?;
         tx.insert_event(&event(
             email.business_id,
@@ -409,7 +426,7 @@ impl Delivery {
                 let name = (!name.is_empty() && name != address).then_some(name);
                 Some(lettre::message::Mailbox::new(name, address.parse().ok()?))
             });
-        let message = build_message(
+        let mut message = build_message(
             &self.from,
             &email.recipient,
             email.recipient_name.as_deref(),
@@ -417,6 +434,11 @@ impl Delivery {
             &rendered,
             reply_to.as_ref(),
         )?;
+        // Signed last, over the message as it will be sent (R42).
+        if let Some(dkim) = &self.dkim {
+            dkim.sign_message(&mut message)
+                .map_err(|e| permanent(format!("DKIM signing failed: {e}")))?;
+        }
         Ok((message, fallback))
     }
 }

@@ -8,6 +8,7 @@ pub mod businesses;
 pub mod chores;
 pub mod delivery;
 pub mod emails;
+pub mod feedback;
 pub mod invitations;
 pub mod invitee;
 pub mod members;

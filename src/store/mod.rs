@@ -187,6 +187,22 @@ pub trait StoreTx: AccessTx + Send {
     /// Withdraws a claimed email before any attempt (status `cancelled`).
     async fn cancel_email(&mut self, id: uuid::Uuid, reason: &str) -> StoreResult<()>;
 
+    /// R43: the email a bounce or complaint names, by its outbox id (the
+    /// VERP return path) or by its Message-ID (`<…>`).
+    async fn feedback_email(
+        &mut self,
+        by: FeedbackLookup<'_>,
+    ) -> StoreResult<Option<FeedbackEmail>>;
+    /// Keeps one received bounce or complaint (applied or not).
+    async fn insert_feedback(&mut self, feedback: &NewFeedback) -> StoreResult<()>;
+    /// R44: marks a sent email `bounced` or `complained`, once: `false` if it
+    /// already carried a mark (a second report changes nothing).
+    async fn mark_email_feedback(
+        &mut self,
+        id: uuid::Uuid,
+        mark: OutboxStatus,
+    ) -> StoreResult<bool>;
+
     /// R11: moves up to `limit` pending invitations past their expiry (by the
     /// database clock) to `expired` and returns them. Rows another
     /// transaction holds are skipped, and a row is only moved while still
@@ -216,6 +232,13 @@ pub trait StoreTx: AccessTx + Send {
     ) -> StoreResult<bool>;
 
     async fn commit(self: Box<Self>) -> StoreResult<()>;
+}
+
+/// How feedback names its email.
+#[derive(Clone, Copy, Debug)]
+pub enum FeedbackLookup<'a> {
+    OutboxId(uuid::Uuid),
+    MessageId(&'a str),
 }
 
 /// What [`Store::ready`] found.

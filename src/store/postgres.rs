@@ -166,7 +166,8 @@ impl SqlTx for PgTx {
                d.last_error AS delivery_last_error, d.sent_at AS delivery_sent_at
         FROM invitations i
         LEFT JOIN LATERAL (
-            SELECT o.status, o.attempts, o.last_error, o.sent_at FROM email_outbox o
+            SELECT coalesce(o.feedback, CAST(o.status AS TEXT)) AS status, o.attempts, o.last_error,
+                   o.sent_at FROM email_outbox o
             WHERE o.invitation_id = i.id
               AND o.template IN ('member_invitation', 'partner_invitation', 'partner_request')
             ORDER BY o.created_at DESC, o.id DESC LIMIT 1
@@ -276,6 +277,8 @@ impl SqlTx for PgTx {
                AND ($2::float8 IS NULL OR i.created_at > now() - make_interval(secs => $2))
                AND NOT EXISTS (SELECT 1 FROM invitation_reminders r
                                WHERE r.invitation_id = i.id AND r.offset_secs = $3)
+               AND NOT EXISTS (SELECT 1 FROM email_outbox o
+                               WHERE o.invitation_id = i.id AND o.feedback IS NOT NULL)
              ORDER BY i.created_at, i.id
              LIMIT $4
              FOR NO KEY UPDATE OF i SKIP LOCKED",

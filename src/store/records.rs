@@ -105,6 +105,11 @@ pub enum OutboxStatus {
     Failed,
     /// Withdrawn before any attempt (a reminder whose invitation is over).
     Cancelled,
+    /// Sent, then a hard bounce came back (R44). Read from the outbox row's
+    /// `feedback` mark, which wins over its sending status.
+    Bounced,
+    /// Sent, then the recipient complained (R44).
+    Complained,
 }
 
 impl OutboxStatus {
@@ -116,6 +121,8 @@ impl OutboxStatus {
             OutboxStatus::Retrying => "retrying",
             OutboxStatus::Failed => "failed",
             OutboxStatus::Cancelled => "cancelled",
+            OutboxStatus::Bounced => "bounced",
+            OutboxStatus::Complained => "complained",
         }
     }
 
@@ -127,6 +134,8 @@ impl OutboxStatus {
             OutboxStatus::Retrying,
             OutboxStatus::Failed,
             OutboxStatus::Cancelled,
+            OutboxStatus::Bounced,
+            OutboxStatus::Complained,
         ]
         .into_iter()
         .find(|s| s.as_str() == raw)
@@ -280,6 +289,41 @@ pub struct EmailAttempt {
     pub duration: std::time::Duration,
 }
 
+/// An email as feedback about it needs it: what to tie the feedback to and
+/// where its events go.
+#[derive(Clone, Debug)]
+pub struct FeedbackEmail {
+    pub id: Uuid,
+    pub business_id: BusinessId,
+    pub invitation_id: Option<InvitationId>,
+    pub template: TemplateName,
+    pub message_id: String,
+    pub recipient: String,
+    /// Its sending status, or `bounced`/`complained` once marked.
+    pub status: OutboxStatus,
+}
+
+/// One bounce or complaint as it is kept (`email_feedback`), applied or
+/// not. The names are the schema's values (see the migration).
+#[derive(Clone, Debug)]
+pub struct NewFeedback {
+    pub id: Uuid,
+    pub source: String,
+    /// `hard_bounce`, `soft_bounce`, `complaint`; `None` when unreadable.
+    pub kind: Option<&'static str>,
+    /// `applied`, `unmatched`, `ignored`, `malformed`.
+    pub outcome: &'static str,
+    pub outbox_id: Option<Uuid>,
+    /// `return_path`, `message_id`, `provider_id`, `address`.
+    pub matched_by: Option<&'static str>,
+    pub status_code: Option<String>,
+    pub detail: Option<String>,
+    pub recipient: Option<String>,
+    pub envelope_to: Option<String>,
+    pub message_id: Option<String>,
+    pub error: Option<String>,
+}
+
 #[derive(Clone, Debug)]
 pub enum TimelineEntry {
     Event {
@@ -301,12 +345,26 @@ pub enum TimelineEntry {
         detail: Option<String>,
         duration_ms: u32,
     },
+    /// A bounce or complaint that came back about one of the invitation's
+    /// emails (R34, R44).
+    Feedback {
+        id: Uuid,
+        at: DateTime<Utc>,
+        template: String,
+        recipient: String,
+        kind: String,
+        source: String,
+        status_code: Option<String>,
+        detail: Option<String>,
+    },
 }
 
 impl TimelineEntry {
     pub fn at(&self) -> DateTime<Utc> {
         match self {
-            TimelineEntry::Event { at, .. } | TimelineEntry::Delivery { at, .. } => *at,
+            TimelineEntry::Event { at, .. }
+            | TimelineEntry::Delivery { at, .. }
+            | TimelineEntry::Feedback { at, .. } => *at,
         }
     }
 }

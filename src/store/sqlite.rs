@@ -294,7 +294,7 @@ impl SqlTx for SqliteTx {
         SELECT i.id, i.business_id, i.kind, i.invited_by, i.email, i.partner_business_id, i.role,
                i.message, i.locale, i.grants, i.token_nonce, i.status, i.created_at, i.expires_at,
                i.updated_at, i.accepted_by, i.renewed_from, i.delivery_mode, i.metadata,
-               d.status AS delivery_status, d.attempts AS delivery_attempts,
+               coalesce(d.feedback, d.status) AS delivery_status, d.attempts AS delivery_attempts,
                d.last_error AS delivery_last_error, d.sent_at AS delivery_sent_at
         FROM invitations i
         LEFT JOIN email_outbox d ON d.id = (
@@ -380,6 +380,8 @@ impl SqlTx for SqliteTx {
                AND ($3 IS NULL OR i.created_at > $3)
                AND NOT EXISTS (SELECT 1 FROM invitation_reminders r
                                WHERE r.invitation_id = i.id AND r.offset_secs = $4)
+               AND NOT EXISTS (SELECT 1 FROM email_outbox o
+                               WHERE o.invitation_id = i.id AND o.feedback IS NOT NULL)
              ORDER BY i.created_at, i.id
              LIMIT $5",
             vec![

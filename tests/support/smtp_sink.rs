@@ -144,8 +144,14 @@ impl SmtpSink {
     /// here: the same reply, one command later.
     pub fn start_refusing(code: u16, text: &str) -> SmtpSink {
         let sink = SmtpSink::start();
-        *lock(&sink.shared.refuse_sessions) = Some((code, text.to_owned()));
+        sink.refuse(code, text);
         sink
+    }
+
+    /// From now on, refuses every session at MAIL FROM as `start_refusing`
+    /// does, until `fix`.
+    pub fn refuse(&self, code: u16, text: &str) {
+        *lock(&self.shared.refuse_sessions) = Some((code, text.to_owned()));
     }
 
     /// The server's configuration is fixed: sessions are accepted again.

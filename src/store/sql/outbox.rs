@@ -115,10 +115,19 @@ pub(super) async fn timeline(
             vec![id(invitation.0)],
         )
         .await?;
+    let feedback = c
+        .fetch_all(
+            "SELECT f.id, f.received_at, o.template, o.recipient, f.kind, f.source, f.status_code, f.detail
+             FROM email_feedback f JOIN email_outbox o ON o.id = f.outbox_id
+             WHERE o.invitation_id = $1 AND f.kind IS NOT NULL ORDER BY f.received_at, f.id",
+            vec![id(invitation.0)],
+        )
+        .await?;
     let mut out = events
         .iter()
         .map(rows::timeline_event)
         .chain(attempts.iter().map(rows::timeline_delivery))
+        .chain(feedback.iter().map(rows::timeline_feedback))
         .collect::<StoreResult<Vec<_>>>()?;
     out.sort_by_key(|e| e.at());
     Ok(out)

@@ -219,3 +219,16 @@ pub(crate) fn timeline_delivery(row: &impl StoredRow) -> StoreResult<TimelineEnt
         duration_ms: row.int("duration_ms")? as u32,
     })
 }
+
+pub(crate) fn timeline_feedback(row: &impl StoredRow) -> StoreResult<TimelineEntry> {
+    Ok(TimelineEntry::Feedback {
+        id: row.uuid("id")?,
+        at: row.time("received_at")?,
+        template: row.text("template")?,
+        recipient: row.text("recipient")?,
+        kind: row.text("kind")?,
+        source: row.text("source")?,
+        status_code: row.text_opt("status_code")?,
+        detail: row.text_opt("detail")?,
+    })
+}

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{SqlTx, Wake, access, businesses, invitations, outbox, users};
+use super::{SqlTx, Wake, access, businesses, feedback, invitations, outbox, users};
 use crate::domain::access::Permission;
 use crate::domain::partners::TwoFactorPolicy;
 use crate::domain::{
@@ -167,6 +167,25 @@ impl<T: SqlTx> StoreTx for T {
 
     async fn cancel_email(&mut self, id: Uuid, reason: &str) -> StoreResult<()> {
         outbox::cancel_email(self, id, reason).await
+    }
+
+    async fn feedback_email(
+        &mut self,
+        by: crate::store::FeedbackLookup<'_>,
+    ) -> StoreResult<Option<crate::store::FeedbackEmail>> {
+        feedback::email(self, by).await
+    }
+
+    async fn insert_feedback(&mut self, f: &crate::store::NewFeedback) -> StoreResult<()> {
+        feedback::insert(self, f).await
+    }
+
+    async fn mark_email_feedback(
+        &mut self,
+        id: Uuid,
+        mark: crate::store::OutboxStatus,
+    ) -> StoreResult<bool> {
+        feedback::mark(self, id, mark).await
     }
 
     async fn expire_due_invitations(
