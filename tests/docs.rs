@@ -180,8 +180,11 @@ fn sample(key: &str) -> Option<&'static str> {
     Some(match key {
         "smtp.url" => "[smtp]\nurl = \"smtp://relay.example.com:2525\"\n",
         "nats.url" => "[nats]\nurl = \"nats://127.0.0.1:4222\"\n",
-        "mail.support_address" => "[mail]\nsupport_address = \"help@example.com\"\n",
-        "mail.return_path" => "[mail]\nreturn_path = \"bounces+{id}@bounces.example.com\"\n",
+        // One `[mail]` table for both: TOML refuses a table twice.
+        "mail.support_address" | "mail.return_path" => concat!(
+            "[mail]\nsupport_address = \"help@example.com\"\n",
+            "return_path = \"bounces+{id}@bounces.example.com\"\n"
+        ),
         "mail.dkim.domain" | "mail.dkim.selector" | "mail.dkim.private_key_file" => concat!(
             "[mail.dkim]\ndomain = \"example.com\"\nselector = \"s1\"\nprivate_key_file = \"",
             env!("CARGO_MANIFEST_DIR"),
