@@ -13,6 +13,7 @@ mod support;
 
 use std::path::Path;
 
+use invited::mail::contexts::Brand;
 use invited::mail::{EmailContent, TemplateName, Templates};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -53,7 +54,7 @@ async fn every_email_reads_well_at_phone_and_desktop_width() {
         for locale in &locales {
             for name in TemplateName::ALL {
                 for (n, content) in EmailContent::samples(name).into_iter().enumerate() {
-                    let context = content.context();
+                    let context = content.render_context(&Brand::sample());
                     let rendered = templates
                         .render(name, locale, &context)
                         .unwrap_or_else(|e| panic!("{name} sample {n} in {locale}: {e}"));

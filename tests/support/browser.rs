@@ -90,12 +90,13 @@ impl Driver {
         std::fs::create_dir_all(&out).expect("create the test output directory");
         let log = out.join(format!("chromedriver-{}.log", binary_name()));
         // Chromium's profiles and temporary files (its shared memory, with
-        // --disable-dev-shm-usage) go here, not to /tmp: a browser killed
-        // with its test would leave them behind, and here the next run
-        // empties them.
-        let tmp = out.join(format!("chromium-tmp-{}", binary_name()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).expect("create Chromium's temporary directory");
+        // --disable-dev-shm-usage) go to a directory of this process, and
+        // those of earlier runs that are gone are emptied: a browser killed
+        // with its test would leave them behind. Under the system's temporary
+        // directory, not the target directory: Chromium puts a Unix socket
+        // in its profile, and a socket's path is limited to 107 bytes, which
+        // a deep target directory (`~/.cache/…/target/test-output/…`) passes.
+        let tmp = chromium_tmp();
         // A free port: the kernel picks one, we let it go, chromedriver binds
         // it (only loopback connections are accepted, its default). Another
         // process may take it in between; then chromedriver stops and we
@@ -450,4 +451,24 @@ fn http_raw(port: u16, method: &str, path: &str) -> Option<String> {
         }
     }
     Some(String::from_utf8_lossy(&answer).into_owned())
+}
+
+/// This process's directory for Chromium's temporary files, made empty;
+/// those of earlier runs of this test binary whose process is gone are
+/// removed.
+fn chromium_tmp() -> PathBuf {
+    let prefix = format!("invited-chromium-{}-", binary_name());
+    let base = std::env::temp_dir();
+    for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix(&prefix)
+            && !Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let tmp = base.join(format!("{prefix}{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).expect("create Chromium's temporary directory");
+    tmp
 }
