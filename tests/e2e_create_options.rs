@@ -14,14 +14,10 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::daemon::{ACCEPT_URL, TestDaemon};
 use support::db::{Arg, Db, ago};
+use support::scenario::{brand, of_type, timeline};
 use support::smtp_sink::SmtpSink;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn brand(d: &TestDaemon) -> String {
-    d.user("olive", "olive@brand.example", "en-US").await;
-    d.business("Brand & Co", "olive").await
-}
 
 /// Creates invitations with `extra` merged into the body; the items.
 async fn create(d: &TestDaemon, b: &str, emails: &[&str], extra: Value) -> Vec<Value> {
@@ -50,20 +46,6 @@ async fn get(d: &TestDaemon, id: &str) -> Value {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
-}
-
-async fn timeline(d: &TestDaemon, id: &str) -> Vec<Value> {
-    let (status, body) = d
-        .get(&format!(
-            "/v1/invitations/{id}/timeline?actor_user_id=olive"
-        ))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["items"].as_array().unwrap().clone()
-}
-
-fn of_type<'a>(items: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    items.iter().filter(|i| i["type"] == kind).collect()
 }
 
 fn token_of(accept_url: &str) -> String {

@@ -24,44 +24,13 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use support::daemon::{TestDaemon, token_from};
 use support::db::ago;
+use support::scenario::{brand, invite, of_type, timeline};
 use support::smtp_sink::{Reply, SmtpSink};
 
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
-}
-
-/// A business owned by olive; returns its id.
-async fn brand(d: &TestDaemon) -> String {
-    d.user("olive", "olive@brand.example", "en-US").await;
-    d.business("Brand & Co", "olive").await
-}
-
-/// Invites `email`; returns the invitation's id.
-async fn invite(d: &TestDaemon, b: &str, email: &str) -> String {
-    let (status, body) = d
-        .post(
-            &format!("/v1/businesses/{b}/invitations"),
-            json!({"actor_user_id": "olive", "invitees": [{"email": email}]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["items"][0]["id"].as_str().unwrap().to_string()
-}
-
-async fn timeline(d: &TestDaemon, id: &str) -> Vec<Value> {
-    let (status, body) = d
-        .get(&format!(
-            "/v1/invitations/{id}/timeline?actor_user_id=olive"
-        ))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["items"].as_array().unwrap().clone()
-}
-
-fn of_type<'a>(items: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    items.iter().filter(|i| i["type"] == kind).collect()
 }
 
 both_stores! {

@@ -12,6 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::daemon::{TestDaemon, token_from};
 use support::db::{Arg, TempDir, ago};
+use support::scenario::timeline;
 use support::smtp_sink::{ReceivedMail, SmtpSink};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -73,16 +74,6 @@ async fn partner(d: &TestDaemon, from: &str, to: &str, direction: &str) -> Strin
         .await;
     assert_eq!(status, StatusCode::CREATED, "{inv}");
     inv["id"].as_str().unwrap().to_string()
-}
-
-async fn timeline(d: &TestDaemon, id: &str) -> Vec<Value> {
-    let (status, body) = d
-        .get(&format!(
-            "/v1/invitations/{id}/timeline?actor_user_id=olive"
-        ))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["items"].as_array().unwrap().clone()
 }
 
 /// The one message to `addr` among `mails` whose subject starts so.

@@ -18,6 +18,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use support::daemon::{TestDaemon, token_from};
+use support::scenario::invite;
 use support::smtp_sink::SmtpSink;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -146,17 +147,6 @@ async fn all_event_ids(pool: &PgPool) -> Vec<String> {
 async fn setup(d: &TestDaemon) -> String {
     d.user("olive", "olive@brand.example", "en-US").await;
     d.business("Brand & Co", "olive").await
-}
-
-async fn invite(d: &TestDaemon, b: &str, email: &str) -> String {
-    let (status, body) = d
-        .post(
-            &format!("/v1/businesses/{b}/invitations"),
-            json!({"actor_user_id": "olive", "invitees": [{"email": email}]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["items"][0]["id"].as_str().unwrap().to_string()
 }
 
 /// R17: created, sent, resent, sent again, accepted and the membership all

@@ -16,52 +16,13 @@ use std::time::Duration;
 use base64::Engine as _;
 use lettre::address::Envelope;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use reqwest::StatusCode;
-use serde_json::{Value, json};
 use support::daemon::TestDaemon;
 use support::db::{Db, TempDir, ago};
+use support::scenario::{brand, invitation, invite, of_type, timeline};
 use support::smtp_sink::{ReceivedMail, SmtpSink};
 
 const WAIT: Duration = Duration::from_secs(30);
 const RETURN_PATH: &str = "bounces+{id}@bounce.example.test";
-
-async fn brand(d: &TestDaemon) -> String {
-    d.user("olive", "olive@brand.example", "en-US").await;
-    d.business("Brand & Co", "olive").await
-}
-
-async fn invite(d: &TestDaemon, b: &str, email: &str) -> String {
-    let (status, body) = d
-        .post(
-            &format!("/v1/businesses/{b}/invitations"),
-            json!({"actor_user_id": "olive", "invitees": [{"email": email}]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["items"][0]["id"].as_str().unwrap().to_string()
-}
-
-async fn invitation(d: &TestDaemon, id: &str) -> Value {
-    let (status, body) = d
-        .get(&format!("/v1/invitations/{id}?actor_user_id=olive"))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body
-}
-
-async fn timeline(d: &TestDaemon, id: &str) -> Vec<Value> {
-    let (status, body) = d
-        .get(&format!(
-            "/v1/invitations/{id}/timeline?actor_user_id=olive"
-        ))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["items"].as_array().unwrap().clone()
-}
-
-fn of_type<'a>(items: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    items.iter().filter(|i| i["type"] == kind).collect()
-}
 
 // ---------------------------------------------------------------------------
 // R42: DKIM

@@ -13,13 +13,9 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use support::daemon::{API_KEY, TestDaemon, token_from};
 use support::db::ago;
+use support::scenario::brand;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-async fn brand(d: &TestDaemon) -> String {
-    d.user("olive", "olive@brand.example", "en-US").await;
-    d.business("Brand & Co", "olive").await
-}
 
 async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()

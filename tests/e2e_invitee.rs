@@ -13,6 +13,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::daemon::{TestDaemon, token_from};
 use support::db::{Arg, Db, ago};
+use support::scenario::{of_type, timeline_as};
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -52,20 +53,6 @@ async fn token_for(d: &TestDaemon, to: &str) -> String {
         }
         n = mails.len() + 1;
     }
-}
-
-async fn timeline(d: &TestDaemon, id: &str, actor: &str) -> Vec<Value> {
-    let (status, body) = d
-        .get(&format!(
-            "/v1/invitations/{id}/timeline?actor_user_id={actor}"
-        ))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["items"].as_array().unwrap().clone()
-}
-
-fn of_type<'a>(items: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    items.iter().filter(|e| e["type"] == kind).collect()
 }
 
 async fn preview(d: &TestDaemon, token: &str) -> (StatusCode, Value) {
@@ -115,7 +102,7 @@ both_stores! {
         let id = invite(&d, &b, "olive", "Charles@Agency.example", "manager").await;
         let token = token_for(&d, "charles@agency.example").await;
         let invitation = delivered(&d, &id, "olive").await;
-        let before = timeline(&d, &id, "olive").await.len();
+        let before = timeline_as(&d, &id, "olive").await.len();
 
         let (status, body) = preview(&d, &token).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -133,7 +120,7 @@ both_stores! {
         assert!(!body.to_string().contains("agency.example"), "no address: {body}");
         // Nothing changed: the same answer again, no event, still pending.
         assert_eq!(preview(&d, &token).await.1, body);
-        assert_eq!(timeline(&d, &id, "olive").await.len(), before);
+        assert_eq!(timeline_as(&d, &id, "olive").await.len(), before);
         let (_, again) = d.get(&format!("/v1/invitations/{id}?actor_user_id=olive")).await;
         assert_eq!(again["updated_at"], invitation["updated_at"]);
 
@@ -227,7 +214,7 @@ both_stores! {
         assert_eq!(status, StatusCode::OK, "{third}");
         assert_eq!(third, first);
 
-        let items = timeline(&d, &id, "olive").await;
+        let items = timeline_as(&d, &id, "olive").await;
         assert_eq!(of_type(&items, "invitation.accepted").len(), 1);
         let added = of_type(&items, "member.added");
         assert_eq!(added.len(), 1);
@@ -264,7 +251,7 @@ both_stores! {
             .post("/v1/invitations/accept", json!({"token": token, "user_id": "charles"}))
             .await;
         assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("token_used")));
-        assert_eq!(of_type(&timeline(&d, &id, "olive").await, "invitation.declined").len(), 1);
+        assert_eq!(of_type(&timeline_as(&d, &id, "olive").await, "invitation.declined").len(), 1);
         d.stop().await;
     }
 }
@@ -351,7 +338,7 @@ both_stores! {
         let id = invite(&d, &b, "olive", "charles@agency.example", "manager").await;
         let accept = format!("/v1/invitations/{id}/accept");
         let before = delivered(&d, &id, "olive").await;
-        let events = timeline(&d, &id, "olive").await.len();
+        let events = timeline_as(&d, &id, "olive").await.len();
 
         for body in [
             json!({"actor_user_id": "charles"}),
@@ -400,7 +387,7 @@ both_stores! {
         // Nothing changed by any of those.
         let (_, after) = d.get(&format!("/v1/invitations/{id}?actor_user_id=olive")).await;
         assert_eq!(after, before);
-        assert_eq!(timeline(&d, &id, "olive").await.len(), events);
+        assert_eq!(timeline_as(&d, &id, "olive").await.len(), events);
         let (_, members) = d.get(&format!("/v1/businesses/{b}/members?actor_user_id=olive")).await;
         assert_eq!(members["items"].as_array().unwrap().len(), 1);
 
@@ -414,7 +401,7 @@ both_stores! {
         let (status, second) = d.post(&accept, answer).await;
         assert_eq!(status, StatusCode::OK, "{second}");
         assert_eq!(second, first);
-        let items = timeline(&d, &id, "olive").await;
+        let items = timeline_as(&d, &id, "olive").await;
         let added = of_type(&items, "member.added");
         assert_eq!(added.len(), 1);
         assert_eq!(added[0]["data"]["via"], "in_app");
@@ -434,7 +421,7 @@ both_stores! {
         assert_eq!(first["status"], "declined");
         let (status, second) = d.post(&decline, answer).await;
         assert_eq!((status, &second), (StatusCode::OK, &first));
-        let declined = of_type(&timeline(&d, &other, "pat").await, "invitation.declined")
+        let declined = of_type(&timeline_as(&d, &other, "pat").await, "invitation.declined")
             .into_iter()
             .map(|e| e["actor_user_id"].clone())
             .collect::<Vec<_>>();

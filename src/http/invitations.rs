@@ -322,22 +322,24 @@ pub async fn list_invitations(
     }))
 }
 
+/// The `status` query parameter of the invitation lists.
+pub(super) fn parse_status_param(raw: Option<&str>) -> Result<Option<InvitationStatus>, ApiError> {
+    raw.map(|raw| {
+        InvitationStatus::parse(raw).ok_or_else(|| {
+            ApiError::validation(
+                "status",
+                "must be pending, accepted, declined, cancelled or expired",
+            )
+        })
+    })
+    .transpose()
+}
+
 fn parse_list(
     business: crate::domain::BusinessId,
     q: &ListQuery,
 ) -> Result<InvitationQuery, ApiError> {
-    let status = q
-        .status
-        .as_deref()
-        .map(|raw| {
-            InvitationStatus::parse(raw).ok_or_else(|| {
-                ApiError::validation(
-                    "status",
-                    "must be pending, accepted, declined, cancelled or expired",
-                )
-            })
-        })
-        .transpose()?;
+    let status = parse_status_param(q.status.as_deref())?;
     let kind = q
         .kind
         .as_deref()

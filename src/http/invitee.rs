@@ -181,18 +181,7 @@ pub struct UserInvitationsParams {
 }
 
 fn parse_user_query(q: &UserInvitationsParams) -> Result<UserInvitationsQuery, ApiError> {
-    let status = q
-        .status
-        .as_deref()
-        .map(|raw| {
-            InvitationStatus::parse(raw).ok_or_else(|| {
-                ApiError::validation(
-                    "status",
-                    "must be pending, accepted, declined, cancelled or expired",
-                )
-            })
-        })
-        .transpose()?;
+    let status = super::invitations::parse_status_param(q.status.as_deref())?;
     let before = q
         .cursor
         .as_deref()

@@ -7,5 +7,6 @@ pub mod daemon;
 pub mod db;
 pub mod outbox;
 pub mod process;
+pub mod scenario;
 pub mod smtp_sink;
 pub mod tcp_proxy;
