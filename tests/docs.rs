@@ -180,8 +180,8 @@ fn sample(key: &str) -> Option<&'static str> {
     Some(match key {
         "smtp.url" => "[smtp]\nurl = \"smtp://relay.example.com:2525\"\n",
         "nats.url" => "[nats]\nurl = \"nats://127.0.0.1:4222\"\n",
-        "webhooks[].url" | "webhooks[].secret" => {
-            "[[webhooks]]\nurl = \"https://hooks.example.com/invited\"\nsecret = \"0123456789abcdef\"\n"
+        "webhooks.endpoints[].url" | "webhooks.endpoints[].secret" => {
+            "[[webhooks.endpoints]]\nurl = \"https://hooks.example.com/invited\"\nsecret = \"0123456789abcdef\"\n"
         }
         _ => return None,
     })

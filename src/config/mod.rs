@@ -70,8 +70,12 @@ pub struct Config {
     pub roles: RolesConfig,
     pub templates: TemplatesConfig,
     pub log: LogConfig,
-    /// `[[webhooks]]`: each gets every event (R17). Default none.
+    /// `[[webhooks]]` (or `[[webhooks.endpoints]]`): each gets every event
+    /// (R17). Default none.
     pub webhooks: Vec<WebhookConfig>,
+    /// `webhooks.disable_after` and what else applies to the webhook
+    /// endpoints of the API (R48).
+    pub webhook_policy: WebhookPolicy,
     pub nats: NatsConfig,
     pub events: EventsConfig,
 }
@@ -85,6 +89,14 @@ pub struct WebhookConfig {
     pub url: String,
     /// The HMAC-SHA256 key, at least 16 bytes.
     pub secret: String,
+}
+
+/// What applies to the webhook endpoints added through the API (R48).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookPolicy {
+    /// `webhooks.disable_after`: an endpoint whose deliveries have failed
+    /// without a success for this long is disabled. Default 5 days.
+    pub disable_after: Duration,
 }
 
 /// `[nats]`. `Debug` masks a password in the URL.
@@ -795,7 +807,24 @@ impl EnvOverlay {
             })?,
         };
 
-        let webhooks = self.webhooks(raw.webhooks)?;
+        let (webhooks, webhook_policy) = match raw.webhooks {
+            raw::RawWebhooks::List(list) => (
+                self.webhooks("webhooks", list)?,
+                WebhookPolicy {
+                    disable_after: days(5),
+                },
+            ),
+            raw::RawWebhooks::Table(table) => (
+                self.webhooks("webhooks.endpoints", table.endpoints)?,
+                WebhookPolicy {
+                    disable_after: self.positive_duration(
+                        "webhooks.disable_after",
+                        table.disable_after,
+                        days(5),
+                    )?,
+                },
+            ),
+        };
         let nats_url = raw.nats.url.filter(|url| !url.trim().is_empty());
         let nats = NatsConfig {
             url: match nats_url {
@@ -825,15 +854,22 @@ impl EnvOverlay {
             templates,
             log,
             webhooks,
+            webhook_policy,
             nats,
             events,
         })
     }
 
-    fn webhooks(&self, raw: Vec<raw::RawWebhook>) -> Result<Vec<WebhookConfig>, ConfigError> {
+    /// The configured endpoints, named in errors under `list` (`webhooks` or
+    /// `webhooks.endpoints`).
+    fn webhooks(
+        &self,
+        list: &str,
+        raw: Vec<raw::RawWebhook>,
+    ) -> Result<Vec<WebhookConfig>, ConfigError> {
         let mut webhooks: Vec<WebhookConfig> = Vec::with_capacity(raw.len());
         for (index, entry) in raw.into_iter().enumerate() {
-            let key = format!("webhooks[{index}]");
+            let key = format!("{list}[{index}]");
             let url = parse_webhook_url(&entry.url)
                 .map_err(|message| self.invalid(&format!("{key}.url"), message))?;
             // Never echo the secret.

@@ -28,9 +28,10 @@ pub(super) struct RawConfig {
     pub templates: RawTemplates,
     #[serde(default)]
     pub log: RawLog,
-    /// `[[webhooks]]`: where outbound events go (R17).
+    /// `[[webhooks]]` (where outbound events go, R17), or `[webhooks]` with
+    /// `disable_after` (R48) and `[[webhooks.endpoints]]`.
     #[serde(default)]
-    pub webhooks: Vec<RawWebhook>,
+    pub webhooks: RawWebhooks,
     #[serde(default)]
     pub nats: RawNats,
     #[serde(default)]
@@ -128,6 +129,31 @@ pub(super) struct RawTemplates {
 pub(super) struct RawLog {
     pub format: Option<String>,
     pub filter: Option<String>,
+}
+
+/// `webhooks` in either of its forms. TOML cannot make `webhooks` both a
+/// list of tables and a table, so a file that sets `webhooks.disable_after`
+/// lists its endpoints under `[[webhooks.endpoints]]`; `[[webhooks]]` keeps
+/// working for files that do not.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawWebhooks {
+    List(Vec<RawWebhook>),
+    Table(RawWebhooksTable),
+}
+
+impl Default for RawWebhooks {
+    fn default() -> RawWebhooks {
+        RawWebhooks::List(Vec::new())
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWebhooksTable {
+    pub disable_after: Option<String>,
+    #[serde(default)]
+    pub endpoints: Vec<RawWebhook>,
 }
 
 /// One `[[webhooks]]` entry. Deliberately not `Debug`: it holds the signing
