@@ -83,6 +83,9 @@ pub struct PublisherState {
     reloading: bool,
     /// A wake-up came during the reload: reload again after it.
     reload_again: bool,
+    /// Endpoint sinks a pass found disabled, with the version they ran: a
+    /// reload read before the disable committed must not bring them back.
+    retired: BTreeMap<String, Option<DateTime<Utc>>>,
     listener: JoinHandle<()>,
 }
 
@@ -154,6 +157,14 @@ impl Publisher {
             .filter(|e| !e.disabled)
             .map(|e| (endpoint_sink(e.id), e))
             .collect();
+        // A retired sink stays away while the store still shows the version
+        // it ran (a read from before its disable); any other version (the
+        // disable itself, or a later re-enable) settles it.
+        state.retired.retain(|name, version| {
+            enabled
+                .get(name)
+                .is_some_and(|e| Some(e.updated_at) == *version)
+        });
         let gone: Vec<String> = state
             .sinks
             .iter()
@@ -164,6 +175,9 @@ impl Publisher {
             Publisher::drop_sink(state, &name);
         }
         for (name, endpoint) in enabled {
+            if state.retired.contains_key(&name) {
+                continue;
+            }
             let current = state.sinks.get(&name).and_then(|s| s.version);
             if current == Some(endpoint.updated_at) {
                 continue;
@@ -224,6 +238,7 @@ impl Actor for Publisher {
                 .collect(),
             reloading: false,
             reload_again: false,
+            retired: BTreeMap::new(),
             listener,
         })
     }
@@ -300,7 +315,11 @@ impl Actor for Publisher {
                     Ok(Outcome::NotOurs) => sink.again = false,
                     // Stop at once; the reload the store's wake-up brings
                     // would drop it too.
-                    Ok(Outcome::Disabled) => Publisher::drop_sink(state, &name),
+                    Ok(Outcome::Disabled) => {
+                        let version = sink.version;
+                        state.retired.insert(name.clone(), version);
+                        Publisher::drop_sink(state, &name);
+                    }
                     Err(error) => {
                         // The database may be restarting: the poll tries again.
                         tracing::warn!(sink = %name, %error, "event publishing paused");

@@ -16,7 +16,7 @@ use super::WireEvent;
 use super::sinks::Sink;
 use crate::domain::retry::RetryPolicy;
 use crate::metrics;
-use crate::store::{EventPosition, Store, StoreError, WebhookAttempt};
+use crate::store::{AttemptVerdict, EventPosition, Store, StoreError, WebhookAttempt};
 
 /// The longest `Retry-After` honoured: a receiver cannot park a sink for
 /// longer than a day at a time.
@@ -98,14 +98,24 @@ impl SinkPublisher {
                     gone: result.as_ref().err().is_some_and(|e| e.gone()),
                 };
                 metrics::webhook_attempt(if result.is_ok() { "delivered" } else { "failed" });
-                if let Some(reason) = self
+                match self
                     .store
                     .record_webhook_attempt(&attempt, self.disable_after)
                     .await?
                 {
-                    tracing::warn!(sink = name, %reason, "webhook endpoint disabled");
-                    metrics::webhook_endpoint_disabled(if attempt.gone { "gone" } else { "failing" });
-                    return Ok(Outcome::Disabled);
+                    AttemptVerdict::Enabled => {}
+                    AttemptVerdict::DisabledNow(reason) => {
+                        tracing::warn!(sink = name, %reason, "webhook endpoint disabled");
+                        metrics::webhook_endpoint_disabled(if attempt.gone {
+                            "gone"
+                        } else {
+                            "failing"
+                        });
+                        return Ok(Outcome::Disabled);
+                    }
+                    // Disabled or deleted meanwhile (by an operator, or by
+                    // another replica's attempt).
+                    AttemptVerdict::AlreadyOff => return Ok(Outcome::Disabled),
                 }
             }
             match result {

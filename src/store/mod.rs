@@ -27,7 +27,7 @@ pub use access::{
 pub use events::{EventCursor, EventLog, EventPosition, EventRecord, SinkLag};
 pub use records::*;
 pub use webhooks::{
-    NewWebhookEndpoint, WebhookAttempt, WebhookDeliveryRecord, WebhookEndpointChange,
+    AttemptVerdict, NewWebhookEndpoint, WebhookAttempt, WebhookDeliveryRecord, WebhookEndpointChange,
     WebhookEndpointRecord, WebhookStore, endpoint_sink,
 };
 

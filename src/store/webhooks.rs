@@ -70,6 +70,17 @@ pub struct WebhookAttempt {
     pub gone: bool,
 }
 
+/// What an attempt meant for its endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttemptVerdict {
+    /// Still enabled: carry on (or retry).
+    Enabled,
+    /// This attempt disabled it, for this reason.
+    DisabledNow(String),
+    /// It was already disabled (or deleted): stop delivering to it.
+    AlreadyOff,
+}
+
 /// An attempt as `GET /v1/webhooks/{id}/deliveries` shows it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WebhookDeliveryRecord {
@@ -117,12 +128,11 @@ pub trait WebhookStore: Send + Sync {
     /// Records an attempt and what it means for the endpoint: a success ends
     /// a run of failures; a failure starts or extends one, and disables the
     /// endpoint when it answered `410` or has failed for `disable_after`.
-    /// Returns the reason when this attempt disabled it.
     async fn record_webhook_attempt(
         &self,
         attempt: &WebhookAttempt,
         disable_after: Duration,
-    ) -> StoreResult<Option<String>>;
+    ) -> StoreResult<AttemptVerdict>;
     /// The endpoint's attempts in the order they were made, after the
     /// attempt `after`, at most `limit`.
     async fn webhook_deliveries(

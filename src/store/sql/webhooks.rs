@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{Arg, Conn, SqlStore, SqlTx, StoredRow, Wake, id, int, opt_text, text};
 use crate::store::{
-    EventPosition, NewWebhookEndpoint, StoreResult, WebhookAttempt, WebhookDeliveryRecord,
+    AttemptVerdict, EventPosition, NewWebhookEndpoint, StoreResult, WebhookAttempt, WebhookDeliveryRecord,
     WebhookEndpointChange, WebhookEndpointRecord, WebhookStore, endpoint_sink,
 };
 
@@ -271,7 +271,7 @@ impl<S: SqlStore> WebhookStore for S {
         &self,
         attempt: &WebhookAttempt,
         disable_after: Duration,
-    ) -> StoreResult<Option<String>> {
+    ) -> StoreResult<AttemptVerdict> {
         let mut tx = self.begin_tx().await?;
         let at = Arg::Time(Some(attempt.attempted_at));
         tx.execute(
@@ -290,15 +290,20 @@ impl<S: SqlStore> WebhookStore for S {
         )
         .await?;
         let Some(error) = &attempt.error else {
-            tx.execute(
-                "UPDATE webhook_endpoints
-                    SET failing_since = NULL, last_error = NULL, last_success_at = $2
-                  WHERE id = $1",
-                vec![id(attempt.endpoint), at],
-            )
-            .await?;
+            let updated = tx
+                .execute(
+                    "UPDATE webhook_endpoints
+                        SET failing_since = NULL, last_error = NULL, last_success_at = $2
+                      WHERE id = $1 AND NOT disabled",
+                    vec![id(attempt.endpoint), at],
+                )
+                .await?;
             tx.commit_tx().await?;
-            return Ok(None);
+            return Ok(if updated == 1 {
+                AttemptVerdict::Enabled
+            } else {
+                AttemptVerdict::AlreadyOff
+            });
         };
         let row = tx
             .fetch_optional(
@@ -309,8 +314,9 @@ impl<S: SqlStore> WebhookStore for S {
                 vec![id(attempt.endpoint), at.clone(), text(error)],
             )
             .await?;
-        let mut disabled = None;
+        let mut verdict = AttemptVerdict::AlreadyOff;
         if let Some(row) = row {
+            verdict = AttemptVerdict::Enabled;
             let since = row.time("failing_since")?;
             let failing_for = (attempt.attempted_at - since).to_std().unwrap_or_default();
             let reason = if attempt.gone {
@@ -332,11 +338,11 @@ impl<S: SqlStore> WebhookStore for S {
                 )
                 .await?;
                 tx.wrote(Wake::Events);
-                disabled = Some(reason);
+                verdict = AttemptVerdict::DisabledNow(reason);
             }
         }
         tx.commit_tx().await?;
-        Ok(disabled)
+        Ok(verdict)
     }
 
     async fn webhook_deliveries(
