@@ -117,7 +117,14 @@ async fn receiver(r: &Receiver) -> String {
 /// The reference verifier: `Webhook(secret).verify(body, headers)` of the
 /// Standard Webhooks Python library, on the request as received.
 fn reference_verifies(secret: &str, hit: &Hit) -> bool {
+    verify_with(secret, false, hit)
+}
+
+/// `raw`: the key is the secret's own bytes (`Webhook(secret.encode())`), as
+/// for a configured secret that is not `whsec_<base64>`.
+fn verify_with(secret: &str, raw: bool, hit: &Hit) -> bool {
     let input = json!({
+        "raw": raw,
         "secret": secret,
         "body": String::from_utf8(hit.body.clone()).unwrap(),
         "headers": hit.headers.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
@@ -128,7 +135,8 @@ fn reference_verifies(secret: &str, hit: &Hit) -> bool {
             "import json, sys\n\
              from standardwebhooks import Webhook\n\
              d = json.load(sys.stdin)\n\
-             Webhook(d['secret']).verify(d['body'], d['headers'])\n",
+             key = d['secret'].encode() if d['raw'] else d['secret']\n\
+             Webhook(key).verify(d['body'], d['headers'])\n",
         )
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -477,6 +485,48 @@ both_stores! {
         let off = endpoint_until(&d, &dead_id, |e| e["disabled"] == true).await;
         assert!(off["disabled_reason"].as_str().unwrap().contains("disable_after"), "{off}");
         assert!(dead.hits().len() >= 2);
+        d.stop().await;
+    }
+}
+
+both_stores! {
+    /// The endpoints of the configuration file get the Standard Webhooks
+    /// headers too: a `whsec_<base64>` secret keys them as the spec says,
+    /// any other secret with its own bytes.
+    async fn configured_webhooks_carry_the_standard_headers(db: Db) {
+        use base64::Engine as _;
+        let (plain, standard) = (Receiver::default(), Receiver::default());
+        let plain_url = receiver(&plain).await;
+        let standard_url = receiver(&standard).await;
+        let plain_secret = "plain-secret-0123456789".to_string();
+        let standard_secret =
+            "whsec_".to_string() + &base64::engine::general_purpose::STANDARD.encode([42u8; 24]);
+        let secrets = (plain_secret.clone(), standard_secret.clone());
+        let d = TestDaemon::start_with(&db, SmtpSink::start(), move |config| {
+            config.events.poll_interval = Duration::from_millis(200);
+            config.webhooks = vec![
+                invited::config::WebhookConfig { url: plain_url, secret: secrets.0 },
+                invited::config::WebhookConfig { url: standard_url, secret: secrets.1 },
+            ];
+        })
+        .await;
+        let b = setup(&d).await;
+        invite(&d, &b, "ann@example.test").await;
+        until("both configured webhooks get the events", || {
+            plain.delivered().len() >= 2 && standard.delivered().len() >= 2
+        })
+        .await;
+        for hit in plain.delivered() {
+            assert!(verify_with(&plain_secret, true, &hit), "{hit:?}");
+            assert!(!verify_with("other-secret-0123456789", true, &hit));
+        }
+        for hit in standard.delivered() {
+            assert!(reference_verifies(&standard_secret, &hit), "{hit:?}");
+            assert!(!verify_with(&standard_secret, true, &hit));
+        }
+        // They are not endpoints of the API.
+        let (_, list) = admin(&d, d.client().get(d.url("/v1/webhooks"))).await;
+        assert_eq!(list, json!([]));
         d.stop().await;
     }
 }
