@@ -154,13 +154,15 @@ async fn events_wiring(
     };
     let endpoints: EndpointPublisher = {
         let publisher_of = publisher_of.clone();
-        Arc::new(move |endpoint| match WebhookSink::for_endpoint(endpoint, timeout) {
-            Ok(sink) => Some(publisher_of(Arc::new(sink))),
-            Err(error) => {
-                tracing::warn!(endpoint = %endpoint.id, %error, "cannot deliver to a webhook endpoint");
-                None
-            }
-        })
+        Arc::new(
+            move |endpoint| match WebhookSink::for_endpoint(endpoint, timeout) {
+                Ok(sink) => Some(publisher_of(Arc::new(sink))),
+                Err(error) => {
+                    tracing::warn!(endpoint = %endpoint.id, %error, "cannot deliver to a webhook endpoint");
+                    None
+                }
+            },
+        )
     };
     let publisher = PublisherArgs {
         store,

@@ -194,9 +194,10 @@ impl Publisher {
                     sink.not_before = None;
                 }
                 None => {
-                    state
-                        .sinks
-                        .insert(name.clone(), SinkState::new(publisher, Some(endpoint.updated_at)));
+                    state.sinks.insert(
+                        name.clone(),
+                        SinkState::new(publisher, Some(endpoint.updated_at)),
+                    );
                 }
             }
             Publisher::kick(myself, state, &name);

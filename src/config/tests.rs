@@ -580,7 +580,10 @@ fn config_reads_webhooks_and_nats_and_masks_their_secrets() {
         assert!(!debug.contains(secret), "{debug}");
     }
     assert!(redacted.contains("[[webhooks.endpoints]]"), "{redacted}");
-    assert_eq!(config.webhook_policy.disable_after, Duration::from_secs(5 * 86_400));
+    assert_eq!(
+        config.webhook_policy.disable_after,
+        Duration::from_secs(5 * 86_400)
+    );
     // R48: the table form, with `disable_after`; and from the environment.
     let config = load(
         "[webhooks]\ndisable_after = \"2h\"\n\
@@ -588,10 +591,16 @@ fn config_reads_webhooks_and_nats_and_masks_their_secrets() {
         &[],
     )
     .unwrap();
-    assert_eq!(config.webhook_policy.disable_after, Duration::from_secs(7200));
+    assert_eq!(
+        config.webhook_policy.disable_after,
+        Duration::from_secs(7200)
+    );
     assert_eq!(config.webhooks[0].url, "https://hooks.example.com/a");
     let config = load("", &[("INVITED_WEBHOOKS__DISABLE_AFTER", "1d")]).unwrap();
-    assert_eq!(config.webhook_policy.disable_after, Duration::from_secs(86_400));
+    assert_eq!(
+        config.webhook_policy.disable_after,
+        Duration::from_secs(86_400)
+    );
     assert!(
         load_err("[webhooks]\ndisable_after = \"0s\"\n", &[])
             .starts_with("invalid configuration: webhooks.disable_after"),

@@ -200,7 +200,10 @@ mod tests {
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
         // Anything else signs with its own bytes.
-        assert_eq!(standard_key("whsec-0123456789abcdef"), b"whsec-0123456789abcdef");
+        assert_eq!(
+            standard_key("whsec-0123456789abcdef"),
+            b"whsec-0123456789abcdef"
+        );
         assert_eq!(standard_key("whsec_!!!"), b"whsec_!!!");
         let secret = generate_secret();
         assert!(secret.starts_with("whsec_"));

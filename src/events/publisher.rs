@@ -97,7 +97,11 @@ impl SinkPublisher {
                     error: result.as_ref().err().map(|e| e.reason.clone()),
                     gone: result.as_ref().err().is_some_and(|e| e.gone()),
                 };
-                metrics::webhook_attempt(if result.is_ok() { "delivered" } else { "failed" });
+                metrics::webhook_attempt(if result.is_ok() {
+                    "delivered"
+                } else {
+                    "failed"
+                });
                 match self
                     .store
                     .record_webhook_attempt(&attempt, self.disable_after)

@@ -90,12 +90,20 @@ fn client(timeout: Duration) -> Result<reqwest::Client, SinkError> {
 
 /// `Retry-After`: delay-seconds or an HTTP-date.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let at = DateTime::parse_from_rfc2822(value).ok()?;
-    Some((at.with_timezone(&Utc) - Utc::now()).to_std().unwrap_or_default())
+    Some(
+        (at.with_timezone(&Utc) - Utc::now())
+            .to_std()
+            .unwrap_or_default(),
+    )
 }
 
 impl WebhookSink {
@@ -146,7 +154,7 @@ impl Sink for WebhookSink {
     fn wants(&self, event: &EventRecord) -> bool {
         self.event_types
             .as_ref()
-            .is_none_or(|types| types.iter().any(|t| *t == event.event_type))
+            .is_none_or(|types| types.contains(&event.event_type))
     }
 
     fn endpoint(&self) -> Option<Uuid> {

@@ -22,9 +22,7 @@ use utoipa::openapi::{ContentBuilder, RefOr, Required};
 use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 
 use super::error::{Problem, ProblemCode};
-use super::{
-    access, businesses, health, invitations, members, observe, partners, users, webhooks,
-};
+use super::{access, businesses, health, invitations, members, observe, partners, users, webhooks};
 
 /// The media type of every problem.
 pub const PROBLEM_JSON: &str = "application/problem+json";

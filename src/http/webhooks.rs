@@ -182,9 +182,15 @@ fn lag_of(lags: &[(String, u64)], id: Uuid) -> u64 {
     lags.iter().find(|(s, _)| *s == sink).map_or(0, |(_, d)| *d)
 }
 
-async fn shown(state: &HttpState, record: &WebhookEndpointRecord) -> Result<WebhookEndpointJson, ApiError> {
+async fn shown(
+    state: &HttpState,
+    record: &WebhookEndpointRecord,
+) -> Result<WebhookEndpointJson, ApiError> {
     let lags = lags(state).await?;
-    Ok(WebhookEndpointJson::from_record(record, lag_of(&lags, record.id)))
+    Ok(WebhookEndpointJson::from_record(
+        record,
+        lag_of(&lags, record.id),
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -548,7 +554,12 @@ mod tests {
     fn urls_and_filters_are_checked() {
         assert!(parse_url("https://hooks.example.com/x").is_ok());
         assert!(parse_url("http://127.0.0.1:8080/hook").is_ok());
-        for bad in ["ftp://x.example/", "/relative", "hooks.example.com", "https://"] {
+        for bad in [
+            "ftp://x.example/",
+            "/relative",
+            "hooks.example.com",
+            "https://",
+        ] {
             assert!(parse_url(bad).is_err(), "{bad}");
         }
         assert_eq!(

@@ -27,8 +27,8 @@ pub use access::{
 pub use events::{EventCursor, EventLog, EventPosition, EventRecord, SinkLag};
 pub use records::*;
 pub use webhooks::{
-    AttemptVerdict, NewWebhookEndpoint, WebhookAttempt, WebhookDeliveryRecord, WebhookEndpointChange,
-    WebhookEndpointRecord, WebhookStore, endpoint_sink,
+    AttemptVerdict, NewWebhookEndpoint, WebhookAttempt, WebhookDeliveryRecord,
+    WebhookEndpointChange, WebhookEndpointRecord, WebhookStore, endpoint_sink,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -136,7 +136,10 @@ fn admin_routes() -> BTreeSet<(String, String)> {
         let args = parenthesised(ROUTER_SOURCE, i + ".route".len());
         let (_, expr) = args.split_once(',').expect("a route has a method router");
         if expr.trim_start().starts_with("auth::admin(") {
-            routes.extend(routes_in(&ROUTER_SOURCE[i..i + ".route".len() + args.len() + 2], "/v1"));
+            routes.extend(routes_in(
+                &ROUTER_SOURCE[i..i + ".route".len() + args.len() + 2],
+                "/v1",
+            ));
         }
     }
     routes

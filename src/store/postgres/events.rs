@@ -187,12 +187,14 @@ impl EventLog for PgStore {
         .fetch_optional(&self.pool)
         .bounded()
         .await?;
-        Ok(last.map_or(EventPosition::START, |(commit_seq, event_seq)| {
-            EventPosition {
-                commit_seq,
-                event_seq,
-            }
-        }))
+        Ok(
+            last.map_or(EventPosition::START, |(commit_seq, event_seq)| {
+                EventPosition {
+                    commit_seq,
+                    event_seq,
+                }
+            }),
+        )
     }
 
     async fn event_lag(&self) -> StoreResult<Vec<SinkLag>> {

@@ -10,8 +10,9 @@ use uuid::Uuid;
 
 use super::{Arg, Conn, SqlStore, SqlTx, StoredRow, Wake, id, int, opt_text, text};
 use crate::store::{
-    AttemptVerdict, EventPosition, NewWebhookEndpoint, StoreResult, WebhookAttempt, WebhookDeliveryRecord,
-    WebhookEndpointChange, WebhookEndpointRecord, WebhookStore, endpoint_sink,
+    AttemptVerdict, EventPosition, NewWebhookEndpoint, StoreResult, WebhookAttempt,
+    WebhookDeliveryRecord, WebhookEndpointChange, WebhookEndpointRecord, WebhookStore,
+    endpoint_sink,
 };
 
 const ENDPOINT_COLUMNS: &str = "id, url, description, event_types, secret, previous_secret,
@@ -135,7 +136,10 @@ impl<S: SqlStore> WebhookStore for S {
             .collect()
     }
 
-    async fn webhook_endpoint(&self, endpoint_id: Uuid) -> StoreResult<Option<WebhookEndpointRecord>> {
+    async fn webhook_endpoint(
+        &self,
+        endpoint_id: Uuid,
+    ) -> StoreResult<Option<WebhookEndpointRecord>> {
         read(&mut self.reader(), endpoint_id).await
     }
 
