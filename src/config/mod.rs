@@ -55,6 +55,9 @@ const DATABASE_URL_VAR: &str = "DATABASE_URL";
 /// Keys whose environment form is a comma-separated list.
 const API_KEYS: &str = "api.keys";
 const REMINDERS: &str = "invitations.reminders";
+/// Read from the environment after the file, not merged into it: merging
+/// would turn a file's `[[webhooks]]` list into a table and lose it.
+const DISABLE_AFTER: &str = "webhooks.disable_after";
 
 /// The whole configuration of the daemon. Build it with [`Config::load`];
 /// `Config::default()` is the configuration with nothing set.
@@ -407,7 +410,7 @@ impl Config {
         for (key, (var, value)) in &overlay.values {
             let value: config::Value = match key.as_str() {
                 // Parsed separately below: its environment form differs.
-                API_KEYS => continue,
+                API_KEYS | DISABLE_AFTER => continue,
                 REMINDERS => split_list(value).into(),
                 _ => value.as_str().into(),
             };
@@ -807,23 +810,20 @@ impl EnvOverlay {
             })?,
         };
 
-        let (webhooks, webhook_policy) = match raw.webhooks {
-            raw::RawWebhooks::List(list) => (
-                self.webhooks("webhooks", list)?,
-                WebhookPolicy {
-                    disable_after: days(5),
-                },
-            ),
+        let (webhooks, file_disable_after) = match raw.webhooks {
+            raw::RawWebhooks::List(list) => (self.webhooks("webhooks", list)?, None),
             raw::RawWebhooks::Table(table) => (
                 self.webhooks("webhooks.endpoints", table.endpoints)?,
-                WebhookPolicy {
-                    disable_after: self.positive_duration(
-                        "webhooks.disable_after",
-                        table.disable_after,
-                        days(5),
-                    )?,
-                },
+                table.disable_after,
             ),
+        };
+        let env_disable_after = self.values.get(DISABLE_AFTER).map(|(_, v)| v.clone());
+        let webhook_policy = WebhookPolicy {
+            disable_after: self.positive_duration(
+                DISABLE_AFTER,
+                env_disable_after.or(file_disable_after),
+                days(5),
+            )?,
         };
         let nats_url = raw.nats.url.filter(|url| !url.trim().is_empty());
         let nats = NatsConfig {

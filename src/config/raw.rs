@@ -3,7 +3,9 @@
 //! and one converter per key (in `mod.rs`) owns both its syntax and its error.
 //! `deny_unknown_fields` everywhere is what turns a typo into a start-up error.
 
-use serde::Deserialize;
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -135,11 +137,35 @@ pub(super) struct RawLog {
 /// list of tables and a table, so a file that sets `webhooks.disable_after`
 /// lists its endpoints under `[[webhooks.endpoints]]`; `[[webhooks]]` keeps
 /// working for files that do not.
-#[derive(Deserialize)]
-#[serde(untagged)]
 pub(super) enum RawWebhooks {
     List(Vec<RawWebhook>),
     Table(RawWebhooksTable),
+}
+
+/// By the shape of the value, so that an error inside either form names
+/// its field (an untagged enum would only say that neither matched).
+impl<'de> Deserialize<'de> for RawWebhooks {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RawWebhooks, D::Error> {
+        struct Shape;
+        impl<'de> Visitor<'de> for Shape {
+            type Value = RawWebhooks;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("[[webhooks]] tables or a [webhooks] table")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<RawWebhooks, A::Error> {
+                Vec::<RawWebhook>::deserialize(SeqAccessDeserializer::new(seq))
+                    .map(RawWebhooks::List)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawWebhooks, A::Error> {
+                RawWebhooksTable::deserialize(MapAccessDeserializer::new(map))
+                    .map(RawWebhooks::Table)
+            }
+        }
+        deserializer.deserialize_any(Shape)
+    }
 }
 
 impl Default for RawWebhooks {
