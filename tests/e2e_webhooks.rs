@@ -530,3 +530,54 @@ both_stores! {
         d.stop().await;
     }
 }
+
+both_stores! {
+    /// An operator's pause holds the events back (they wait, counted in
+    /// `lag`); a new URL and resuming send them there, from where it stopped.
+    async fn a_paused_endpoint_resumes_where_it_stopped_at_its_new_url(db: Db) {
+        let d = daemon(&db, None).await;
+        let b = setup(&d).await;
+        let (before, after) = (Receiver::default(), Receiver::default());
+        let (id, _) = create(&d, json!({"url": receiver(&before).await})).await;
+        invite(&d, &b, "ann@example.test").await;
+        until("the first two events", || before.delivered().len() >= 2).await;
+        let (status, paused) = admin(&d, d.client().patch(d.url(&format!("/v1/webhooks/{id}"))).json(&json!({"disabled": true}))).await;
+        assert_eq!(status, StatusCode::OK, "{paused}");
+        assert_eq!(paused["disabled"], true);
+        assert!(paused["disabled_reason"].as_str().unwrap().contains("operator"), "{paused}");
+
+        invite(&d, &b, "bob@example.test").await;
+        endpoint_until(&d, &id, |e| e["lag"] == 2).await;
+        assert_eq!(before.hits().len(), 2, "nothing is sent while paused");
+
+        let url = receiver(&after).await;
+        let (status, resumed) = admin(
+            &d,
+            d.client().patch(d.url(&format!("/v1/webhooks/{id}"))).json(&json!({"url": url, "disabled": false})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{resumed}");
+        assert_eq!(resumed["url"], url.as_str());
+        until("the held events at the new URL", || after.delivered().len() >= 2).await;
+        endpoint_until(&d, &id, |e| e["lag"] == 0).await;
+        let mut all = before.delivered_ids();
+        all.extend(after.delivered_ids());
+        let unique: std::collections::BTreeSet<_> = all.iter().collect();
+        assert_eq!((all.len(), unique.len()), (4, 4), "each event once: {all:?}");
+        assert_eq!(before.hits().len(), 2);
+
+        // The chores forget attempts older than 30 days, and only those.
+        let attempts = db.count("SELECT count(*) FROM webhook_deliveries").await;
+        assert_eq!(attempts, 4);
+        db.exec(
+            "UPDATE webhook_deliveries SET attempted_at = $1 WHERE event_id IN
+               (SELECT event_id FROM webhook_deliveries ORDER BY id LIMIT 2)",
+            &[support::db::ago(31 * 86_400)],
+        )
+        .await;
+        let report = d.app.as_ref().unwrap().services.run_chores().await.unwrap();
+        assert_eq!(report.webhook_attempts_purged, 2);
+        assert_eq!(db.count("SELECT count(*) FROM webhook_deliveries").await, 2);
+        d.stop().await;
+    }
+}

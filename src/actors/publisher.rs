@@ -312,8 +312,13 @@ impl Actor for Publisher {
                         sink.again = false;
                     }
                     // Another replica delivers for this sink; the poll checks
-                    // whether its lease is still alive.
-                    Ok(Outcome::NotOurs) => sink.again = false,
+                    // whether its lease is still alive. A wake-up during the
+                    // pass (a replay dropping the lease) is served at once.
+                    Ok(Outcome::NotOurs) => {
+                        if sink.again {
+                            Publisher::kick(&myself, state, &name);
+                        }
+                    }
                     // Stop at once; the reload the store's wake-up brings
                     // would drop it too.
                     Ok(Outcome::Disabled) => {

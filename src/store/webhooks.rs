@@ -133,6 +133,8 @@ pub trait WebhookStore: Send + Sync {
         attempt: &WebhookAttempt,
         disable_after: Duration,
     ) -> StoreResult<AttemptVerdict>;
+    /// Forgets the attempts made before `before` (the chores keep 30 days).
+    async fn purge_webhook_deliveries(&self, before: DateTime<Utc>) -> StoreResult<u64>;
     /// The endpoint's attempts in the order they were made, after the
     /// attempt `after`, at most `limit`.
     async fn webhook_deliveries(

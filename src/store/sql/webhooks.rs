@@ -349,6 +349,18 @@ impl<S: SqlStore> WebhookStore for S {
         Ok(verdict)
     }
 
+    async fn purge_webhook_deliveries(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let mut w = self.writer().await?;
+        let purged = w
+            .execute(
+                "DELETE FROM webhook_deliveries WHERE attempted_at < $1",
+                vec![Arg::Time(Some(before))],
+            )
+            .await?;
+        S::finish_write(w).await?;
+        Ok(purged)
+    }
+
     async fn webhook_deliveries(
         &self,
         endpoint_id: Uuid,
