@@ -180,10 +180,19 @@ impl EventLog for PgStore {
                 event_seq: seq - 1,
             });
         }
+        // The end is the last event at or below the horizon: a commit still
+        // on its way may take a lower number than one already visible, and
+        // a cursor past it would skip it (see `events_after`).
+        let horizon: i64 = sqlx::query_scalar("SELECT event_commits_horizon()")
+            .fetch_one(&self.pool)
+            .bounded()
+            .await?;
         let last: Option<(i64, i64)> = sqlx::query_as(
             "SELECT c.commit_seq, e.seq FROM event_commits c JOIN events e ON e.txid = c.txid
+              WHERE c.commit_seq <= $1
               ORDER BY c.commit_seq DESC, e.seq DESC LIMIT 1",
         )
+        .bind(horizon)
         .fetch_optional(&self.pool)
         .bounded()
         .await?;
