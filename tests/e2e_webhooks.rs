@@ -67,7 +67,7 @@ impl Receiver {
     fn delivered(&self) -> Vec<Hit> {
         self.hits()
             .into_iter()
-            .filter(|h| h.answered == 200)
+            .filter(|h| (200..300).contains(&h.answered))
             .collect()
     }
     fn delivered_ids(&self) -> Vec<String> {
@@ -551,6 +551,7 @@ both_stores! {
         assert_eq!(before.hits().len(), 2, "nothing is sent while paused");
 
         let url = receiver(&after).await;
+        after.answering(204);
         let (status, resumed) = admin(
             &d,
             d.client().patch(d.url(&format!("/v1/webhooks/{id}"))).json(&json!({"url": url, "disabled": false})),
@@ -565,6 +566,10 @@ both_stores! {
         let unique: std::collections::BTreeSet<_> = all.iter().collect();
         assert_eq!((all.len(), unique.len()), (4, 4), "each event once: {all:?}");
         assert_eq!(before.hits().len(), 2);
+        // Each attempt with the status the endpoint answered.
+        let (_, page) = admin(&d, d.client().get(d.url(&format!("/v1/webhooks/{id}/deliveries")))).await;
+        let statuses: Vec<&Value> = page["items"].as_array().unwrap().iter().map(|i| &i["status"]).collect();
+        assert_eq!(statuses, [&json!(200), &json!(200), &json!(204), &json!(204)], "{page}");
 
         // The chores forget attempts older than 30 days, and only those.
         let attempts = db.count("SELECT count(*) FROM webhook_deliveries").await;

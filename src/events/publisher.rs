@@ -90,7 +90,7 @@ impl SinkPublisher {
                     event_id: event.id,
                     attempted_at,
                     status: match &result {
-                        Ok(()) => Some(200),
+                        Ok(status) => *status,
                         Err(error) => error.status,
                     },
                     duration: started.elapsed(),
@@ -123,7 +123,7 @@ impl SinkPublisher {
                 }
             }
             match result {
-                Ok(()) => {
+                Ok(_) => {
                     attempts = 0;
                     skipped = None;
                     if !self

@@ -52,8 +52,9 @@ pub trait Sink: Send + Sync {
     /// The `channel` label of the outbox metrics: `webhook` or `nats`.
     fn channel(&self) -> &'static str;
     /// Delivers one event whose wire body is `body`. `Ok` only once the
-    /// receiver has it (a 2xx answer, a JetStream ack).
-    async fn deliver(&self, event: &EventRecord, body: &[u8]) -> Result<(), SinkError>;
+    /// receiver has it (a 2xx answer, a JetStream ack), with the HTTP status
+    /// of a webhook's answer.
+    async fn deliver(&self, event: &EventRecord, body: &[u8]) -> Result<Option<u16>, SinkError>;
     /// Whether the sink takes this event at all (an endpoint's event-type
     /// filter); the cursor moves past the others without sending them.
     fn wants(&self, _event: &EventRecord) -> bool {
@@ -161,7 +162,7 @@ impl Sink for WebhookSink {
         self.endpoint
     }
 
-    async fn deliver(&self, event: &EventRecord, body: &[u8]) -> Result<(), SinkError> {
+    async fn deliver(&self, event: &EventRecord, body: &[u8]) -> Result<Option<u16>, SinkError> {
         let at = Utc::now();
         let now = at.timestamp();
         let id = event.id.to_string();
@@ -196,7 +197,7 @@ impl Sink for WebhookSink {
             .map_err(|e| SinkError::new(format!("request failed: {}", e.without_url())))?;
         let status = response.status();
         if status.is_success() {
-            return Ok(());
+            return Ok(Some(status.as_u16()));
         }
         let honoured = matches!(status.as_u16(), 429 | 503);
         Err(SinkError {
@@ -233,7 +234,7 @@ impl Sink for NatsSink {
         "nats"
     }
 
-    async fn deliver(&self, event: &EventRecord, body: &[u8]) -> Result<(), SinkError> {
+    async fn deliver(&self, event: &EventRecord, body: &[u8]) -> Result<Option<u16>, SinkError> {
         self.stream_ready
             .get_or_try_init(|| async {
                 self.bus
@@ -258,6 +259,6 @@ impl Sink for NatsSink {
             .map_err(|e| SinkError::new(format!("publish failed: {e}")))?;
         ack.await
             .map_err(|e| SinkError::new(format!("not acknowledged: {e}")))?;
-        Ok(())
+        Ok(None)
     }
 }
