@@ -526,7 +526,7 @@ both_stores! {
         }
         // They are not endpoints of the API.
         let (_, list) = admin(&d, d.client().get(d.url("/v1/webhooks"))).await;
-        assert_eq!(list, json!([]));
+        assert_eq!(list, json!({"items": []}));
         d.stop().await;
     }
 }

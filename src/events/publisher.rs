@@ -71,20 +71,41 @@ impl SinkPublisher {
             return Ok(Outcome::RetryAfter(cursor.wait));
         }
         let events = self.store.events_after(cursor.position, self.batch).await?;
+        if events.is_empty() {
+            return Ok(Outcome::Idle);
+        }
+        // An endpoint of the API is read afresh for every pass, after the
+        // events, so a change (a rotated secret, a new URL or filter, a
+        // pause) applies to every event committed after it, not from
+        // whenever the actor reloads the endpoints.
+        let fresh: Arc<dyn Sink>;
+        let sink: &dyn Sink = match self.sink.endpoint() {
+            None => &*self.sink,
+            Some(id) => match self.store.webhook_endpoint(id).await? {
+                Some(endpoint) if !endpoint.disabled => match self.sink.refreshed(&endpoint) {
+                    Some(refreshed) => {
+                        fresh = refreshed;
+                        &*fresh
+                    }
+                    None => &*self.sink,
+                },
+                _ => return Ok(Outcome::Disabled),
+            },
+        };
         let mut attempts = cursor.attempts;
         // Events the sink does not take: the cursor moves past them with the
         // next delivery, or at the end of the batch.
         let mut skipped: Option<EventPosition> = None;
         for event in &events {
-            if !self.sink.wants(event) {
+            if !sink.wants(event) {
                 skipped = Some(event.position);
                 continue;
             }
             let body = WireEvent::from_record(event).to_body();
             let attempted_at = Utc::now();
             let started = std::time::Instant::now();
-            let result = self.sink.deliver(event, &body).await;
-            if let Some(endpoint) = self.sink.endpoint() {
+            let result = sink.deliver(event, &body).await;
+            if let Some(endpoint) = sink.endpoint() {
                 let attempt = WebhookAttempt {
                     endpoint,
                     event_id: event.id,

@@ -4,6 +4,7 @@
 //! succeeds or fails with a reason fit for a log line and the cursor row:
 //! never a secret, never a URL's password.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -63,6 +64,11 @@ pub trait Sink: Send + Sync {
     /// The runtime endpoint (R48) behind the sink, whose attempts are
     /// recorded; `None` for configured sinks.
     fn endpoint(&self) -> Option<Uuid> {
+        None
+    }
+    /// The same sink for the endpoint as stored now (its URL, filter and
+    /// secrets); `None` when it cannot be built or is not an endpoint's.
+    fn refreshed(&self, _endpoint: &WebhookEndpointRecord) -> Option<Arc<dyn Sink>> {
         None
     }
 }
@@ -127,18 +133,22 @@ impl WebhookSink {
         endpoint: &WebhookEndpointRecord,
         timeout: Duration,
     ) -> Result<WebhookSink, SinkError> {
+        Ok(WebhookSink::with_client(endpoint, client(timeout)?))
+    }
+
+    fn with_client(endpoint: &WebhookEndpointRecord, client: reqwest::Client) -> WebhookSink {
         let mut secrets = vec![(endpoint.secret.clone(), None)];
         if let Some((old, until)) = &endpoint.previous_secret {
             secrets.push((old.clone(), Some(*until)));
         }
-        Ok(WebhookSink {
+        WebhookSink {
             name: endpoint_sink(endpoint.id),
             url: endpoint.url.clone(),
             secrets,
             event_types: endpoint.event_types.clone(),
             endpoint: Some(endpoint.id),
-            client: client(timeout)?,
-        })
+            client,
+        }
     }
 }
 
@@ -160,6 +170,12 @@ impl Sink for WebhookSink {
 
     fn endpoint(&self) -> Option<Uuid> {
         self.endpoint
+    }
+
+    fn refreshed(&self, endpoint: &WebhookEndpointRecord) -> Option<Arc<dyn Sink>> {
+        // The client (its connection pool) is shared: cheap to clone.
+        (self.endpoint == Some(endpoint.id))
+            .then(|| Arc::new(WebhookSink::with_client(endpoint, self.client.clone())) as _)
     }
 
     async fn deliver(&self, event: &EventRecord, body: &[u8]) -> Result<Option<u16>, SinkError> {

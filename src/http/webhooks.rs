@@ -18,7 +18,7 @@ use super::error::{ApiError, Problem};
 use super::json::{RawPath, StrictJson, StrictQuery};
 use super::openapi::{Unavailable, ValidationFailed};
 use super::paging::{decode_cursor, next_cursor, parse_limit};
-use super::wire::Page;
+use super::wire::{Items, Page};
 use crate::events::catalog::EventType;
 use crate::events::generate_secret;
 use crate::service::ServiceError;
@@ -249,13 +249,13 @@ pub async fn create_webhook(
     tag = "webhooks",
     security(("api_key" = ["admin"])),
     responses(
-        (status = 200, description = "Every endpoint, oldest first", body = Vec<WebhookEndpointJson>),
+        (status = 200, description = "Every endpoint, oldest first", body = Items<WebhookEndpointJson>),
         (status = 503, response = Unavailable),
     )
 )]
 pub async fn list_webhooks(
     State(state): State<HttpState>,
-) -> Result<Json<Vec<WebhookEndpointJson>>, ApiError> {
+) -> Result<Json<Items<WebhookEndpointJson>>, ApiError> {
     let endpoints = state
         .services
         .store
@@ -263,12 +263,12 @@ pub async fn list_webhooks(
         .await
         .map_err(store_error)?;
     let lags = lags(&state).await?;
-    Ok(Json(
-        endpoints
+    Ok(Json(Items {
+        items: endpoints
             .iter()
             .map(|e| WebhookEndpointJson::from_record(e, lag_of(&lags, e.id)))
             .collect(),
-    ))
+    }))
 }
 
 #[utoipa::path(
