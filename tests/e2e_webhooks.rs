@@ -583,6 +583,24 @@ both_stores! {
         let report = d.app.as_ref().unwrap().services.run_chores().await.unwrap();
         assert_eq!(report.webhook_attempts_purged, 2);
         assert_eq!(db.count("SELECT count(*) FROM webhook_deliveries").await, 2);
+
+        // Deleted, it gets nothing more and leaves no cursor behind.
+        let witness = Receiver::default();
+        let (_, _) = create(&d, json!({"url": receiver(&witness).await})).await;
+        let (status, _) = admin(&d, d.client().delete(d.url(&format!("/v1/webhooks/{id}")))).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        invite(&d, &b, "cyd@example.test").await;
+        until("the other endpoint's events", || witness.delivered().len() >= 2).await;
+        assert_eq!(after.hits().len(), 2);
+        // A pass under way when it was deleted may make its cursor again,
+        // and removes it before it ends.
+        let cursor = format!("SELECT count(*) FROM event_cursors WHERE sink = 'endpoint:{id}'");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while db.count(&cursor).await != 0 {
+            assert!(tokio::time::Instant::now() < deadline, "the cursor stays");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(db.count("SELECT count(*) FROM webhook_deliveries").await, 2);
         d.stop().await;
     }
 }

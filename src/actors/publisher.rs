@@ -130,15 +130,17 @@ impl Publisher {
         });
     }
 
-    /// Drops a sink: its pass is stopped (an event cut off mid-delivery is
-    /// sent again from the cursor) and its lease given up.
+    /// Drops a sink and gives its lease up once a pass under way has ended.
+    /// The pass is not cut off: it reads its endpoint after its events, so it
+    /// sends nothing to an endpoint paused or deleted before that, and
+    /// stopping it between a delivery and the cursor's move would only send
+    /// that event twice (or leave a deleted endpoint's cursor behind).
     fn drop_sink(state: &mut PublisherState, name: &str) {
         if let Some(mut sink) = state.sinks.remove(name) {
             let running = sink.running.take();
             let publisher = sink.publisher;
             tokio::spawn(async move {
                 if let Some(task) = running {
-                    task.abort();
                     let _ = task.await;
                 }
                 publisher.release().await;

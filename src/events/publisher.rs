@@ -89,7 +89,13 @@ impl SinkPublisher {
                     }
                     None => &*self.sink,
                 },
-                _ => return Ok(Outcome::Disabled),
+                Some(_) => return Ok(Outcome::Disabled),
+                None => {
+                    // Deleted meanwhile: the lease above may have made its
+                    // cursor again; remove it with whatever else is left.
+                    self.store.delete_webhook_endpoint(id).await?;
+                    return Ok(Outcome::Disabled);
+                }
             },
         };
         let mut attempts = cursor.attempts;

@@ -279,9 +279,11 @@ impl<S: SqlStore> WebhookStore for S {
         let mut tx = self.begin_tx().await?;
         let at = Arg::Time(Some(attempt.attempted_at));
         tx.execute(
+            // Nothing when the endpoint was deleted during the attempt.
             "INSERT INTO webhook_deliveries
                     (id, endpoint_id, event_id, attempted_at, status, duration_ms, error)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             SELECT $1, $2, $3, $4, $5, $6, $7
+              WHERE EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $2)",
             vec![
                 id(Uuid::now_v7()),
                 id(attempt.endpoint),
