@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use ractor::{Actor, ActorRef};
 use tokio::sync::watch;
 
-use crate::actors::publisher::PublisherArgs;
+use crate::actors::publisher::{EndpointPublisher, PublisherArgs};
 use crate::actors::supervisor::SupervisorMsg;
 use crate::actors::task::SupervisedTask;
 use crate::actors::{InvitationsHandle, RootSupervisor, SupervisorArgs};
@@ -72,11 +72,13 @@ async fn sample_gauges(
                 crate::metrics::db_pool(stats.pool_active, stats.pool_idle);
                 // Per channel: the events waiting summed over its sinks, and
                 // the oldest wait among them. A cursor of a sink no longer
-                // configured is left out.
+                // configured is left out; the webhook endpoints of the API
+                // (R48) count under `webhook`.
                 for channel in ["webhook", "nats"] {
                     let (mut depth, mut age) = (0u64, 0f64);
                     for lag in &stats.events {
-                        if sinks.iter().any(|(n, c)| *c == channel && *n == lag.sink) {
+                        let endpoint = channel == "webhook" && lag.sink.starts_with("endpoint:");
+                        if endpoint || sinks.iter().any(|(n, c)| *c == channel && *n == lag.sink) {
                             depth += lag.depth;
                             age = age.max(lag.oldest_age_seconds);
                         }
@@ -90,7 +92,8 @@ async fn sample_gauges(
 }
 
 /// Outbound events and inbound commands (R17, docs/events.md): one sink per webhook
-/// and one for NATS, fed by the publisher; and, with NATS, the command
+/// and one for NATS, fed by the publisher, which also runs the webhook
+/// endpoints of the API (R48) and so always starts; and, with NATS, the command
 /// consumer, which runs commands through the HTTP router as the caller
 /// `nats` (so it needs no API key), supervised by the actor tree as a task
 /// it knows nothing else about.
@@ -127,30 +130,47 @@ async fn events_wiring(
             Box::pin(consumer.clone().run())
         }));
     }
-    if sinks.is_empty() {
-        return Ok((None, commands));
-    }
+    // Always: endpoints may be added through the API at any time (R48).
     let owner = uuid::Uuid::now_v7();
     let retry = RetryPolicy {
         initial_backoff: config.events.initial_backoff,
         max_backoff: config.events.max_backoff,
         give_up_after: Duration::MAX,
     };
-    let publisher = PublisherArgs {
-        store: services.store.clone(),
-        sinks: sinks
-            .into_iter()
-            .map(|sink| {
-                Arc::new(SinkPublisher {
-                    store: services.store.clone(),
-                    sink,
-                    owner,
-                    lease: config.events.lease,
-                    retry,
-                    batch: 100,
-                })
+    let lease = config.events.lease;
+    let timeout = config.events.timeout;
+    let disable_after = config.webhook_policy.disable_after;
+    let store = services.store.clone();
+    let publisher_of = {
+        let store = store.clone();
+        move |sink: Arc<dyn Sink>| {
+            Arc::new(SinkPublisher {
+                store: store.clone(),
+                sink,
+                owner,
+                lease,
+                retry,
+                batch: 100,
+                disable_after,
             })
-            .collect(),
+        }
+    };
+    let endpoints: EndpointPublisher = {
+        let publisher_of = publisher_of.clone();
+        Arc::new(
+            move |endpoint| match WebhookSink::for_endpoint(endpoint, timeout) {
+                Ok(sink) => Some(publisher_of(Arc::new(sink))),
+                Err(error) => {
+                    tracing::warn!(endpoint = %endpoint.id, %error, "cannot deliver to a webhook endpoint");
+                    None
+                }
+            },
+        )
+    };
+    let publisher = PublisherArgs {
+        store,
+        sinks: sinks.into_iter().map(publisher_of).collect(),
+        endpoints,
         poll_interval: config.events.poll_interval,
     };
     Ok((Some(publisher), commands))

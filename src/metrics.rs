@@ -96,6 +96,13 @@ fn register_known_series() {
     }
     metrics::counter!("invited_smtp_config_faults_total").absolute(0);
     metrics::gauge!("invited_smtp_circuit_open").set(0.0);
+    for outcome in ["delivered", "failed"] {
+        metrics::counter!("invited_webhook_attempts_total", "outcome" => outcome).absolute(0);
+    }
+    for reason in ["gone", "failing"] {
+        metrics::counter!("invited_webhook_endpoints_disabled_total", "reason" => reason)
+            .absolute(0);
+    }
 }
 
 /// The Prometheus text exposition of every metric.
@@ -118,6 +125,18 @@ pub fn outbox(channel: &'static str, depth: u64, oldest_age_seconds: f64) {
     metrics::gauge!("invited_outbox_depth", "channel" => channel).set(depth as f64);
     metrics::gauge!("invited_outbox_oldest_age_seconds", "channel" => channel)
         .set(oldest_age_seconds);
+}
+
+/// One delivery attempt to a runtime webhook endpoint (R48): `delivered` or
+/// `failed`.
+pub fn webhook_attempt(outcome: &'static str) {
+    metrics::counter!("invited_webhook_attempts_total", "outcome" => outcome).increment(1);
+}
+
+/// A runtime webhook endpoint disabled by the daemon (R48): `gone` (it
+/// answered 410) or `failing` (for `webhooks.disable_after`).
+pub fn webhook_endpoint_disabled(reason: &'static str) {
+    metrics::counter!("invited_webhook_endpoints_disabled_total", "reason" => reason).increment(1);
 }
 
 pub fn db_pool(active: u32, idle: u32) {

@@ -191,8 +191,8 @@ fn sample(key: &str) -> Option<&'static str> {
             "/tests/data/dkim-ed25519-sample.pem\"\n"
         ),
         "feedback.smtp_listen" => "[feedback]\nsmtp_listen = \"127.0.0.1:2525\"\n",
-        "webhooks[].url" | "webhooks[].secret" => {
-            "[[webhooks]]\nurl = \"https://hooks.example.com/invited\"\nsecret = \"0123456789abcdef\"\n"
+        "webhooks.endpoints[].url" | "webhooks.endpoints[].secret" => {
+            "[[webhooks.endpoints]]\nurl = \"https://hooks.example.com/invited\"\nsecret = \"0123456789abcdef\"\n"
         }
         _ => return None,
     })

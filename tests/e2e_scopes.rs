@@ -1,7 +1,8 @@
 //! End to end: scoped API keys (R47) on the real router, on both stores. A
 //! `read` key reads and changes nothing; `write` (the default) and `admin`
-//! do what an app does. The `admin`-only routes are checked by the router's
-//! own unit test (`http::auth`) until the first of them exists.
+//! do what an app does. The `admin`-only routes (the webhook endpoints of
+//! R48) are checked in tests/e2e_webhooks.rs, and by the router's own unit
+//! test (`http::auth`).
 
 mod support;
 

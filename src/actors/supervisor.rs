@@ -35,7 +35,8 @@ pub struct SupervisorArgs {
     pub poll_interval: Duration,
     /// `invitations.expiry_schedule`: when the scheduler runs its chores.
     pub schedule: cron::Schedule,
-    /// The event publisher, when a webhook or NATS is configured (R17).
+    /// The event publisher (R17, R48); always present since webhook endpoints
+    /// can be added through the API.
     pub publisher: Option<PublisherArgs>,
     /// Tasks supervised beside the actors, which the actors know nothing
     /// about: the NATS command consumer when `nats.url` is set (`app.rs`).

@@ -55,6 +55,9 @@ const DATABASE_URL_VAR: &str = "DATABASE_URL";
 /// Keys whose environment form is a comma-separated list.
 const API_KEYS: &str = "api.keys";
 const REMINDERS: &str = "invitations.reminders";
+/// Read from the environment after the file, not merged into it: merging
+/// would turn a file's `[[webhooks]]` list into a table and lose it.
+const DISABLE_AFTER: &str = "webhooks.disable_after";
 
 /// The whole configuration of the daemon. Build it with [`Config::load`];
 /// `Config::default()` is the configuration with nothing set.
@@ -70,8 +73,12 @@ pub struct Config {
     pub roles: RolesConfig,
     pub templates: TemplatesConfig,
     pub log: LogConfig,
-    /// `[[webhooks]]`: each gets every event (R17). Default none.
+    /// `[[webhooks]]` (or `[[webhooks.endpoints]]`): each gets every event
+    /// (R17). Default none.
     pub webhooks: Vec<WebhookConfig>,
+    /// `webhooks.disable_after` and what else applies to the webhook
+    /// endpoints of the API (R48).
+    pub webhook_policy: WebhookPolicy,
     pub nats: NatsConfig,
     pub events: EventsConfig,
     pub feedback: FeedbackConfig,
@@ -96,6 +103,14 @@ pub struct WebhookConfig {
     pub url: String,
     /// The HMAC-SHA256 key, at least 16 bytes.
     pub secret: String,
+}
+
+/// What applies to the webhook endpoints added through the API (R48).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookPolicy {
+    /// `webhooks.disable_after`: an endpoint whose deliveries have failed
+    /// without a success for this long is disabled. Default 5 days.
+    pub disable_after: Duration,
 }
 
 /// `[nats]`. `Debug` masks a password in the URL.
@@ -442,7 +457,7 @@ impl Config {
         for (key, (var, value)) in &overlay.values {
             let value: config::Value = match key.as_str() {
                 // Parsed separately below: its environment form differs.
-                API_KEYS => continue,
+                API_KEYS | DISABLE_AFTER => continue,
                 REMINDERS => split_list(value).into(),
                 _ => value.as_str().into(),
             };
@@ -881,7 +896,21 @@ impl EnvOverlay {
             })?,
         };
 
-        let webhooks = self.webhooks(raw.webhooks)?;
+        let (webhooks, file_disable_after) = match raw.webhooks {
+            raw::RawWebhooks::List(list) => (self.webhooks("webhooks", list)?, None),
+            raw::RawWebhooks::Table(table) => (
+                self.webhooks("webhooks.endpoints", table.endpoints)?,
+                table.disable_after,
+            ),
+        };
+        let env_disable_after = self.values.get(DISABLE_AFTER).map(|(_, v)| v.clone());
+        let webhook_policy = WebhookPolicy {
+            disable_after: self.positive_duration(
+                DISABLE_AFTER,
+                env_disable_after.or(file_disable_after),
+                days(5),
+            )?,
+        };
         let nats_url = raw.nats.url.filter(|url| !url.trim().is_empty());
         let nats = NatsConfig {
             url: match nats_url {
@@ -928,6 +957,7 @@ impl EnvOverlay {
             templates,
             log,
             webhooks,
+            webhook_policy,
             nats,
             events,
             feedback,
@@ -990,10 +1020,16 @@ impl EnvOverlay {
         }))
     }
 
-    fn webhooks(&self, raw: Vec<raw::RawWebhook>) -> Result<Vec<WebhookConfig>, ConfigError> {
+    /// The configured endpoints, named in errors under `list` (`webhooks` or
+    /// `webhooks.endpoints`).
+    fn webhooks(
+        &self,
+        list: &str,
+        raw: Vec<raw::RawWebhook>,
+    ) -> Result<Vec<WebhookConfig>, ConfigError> {
         let mut webhooks: Vec<WebhookConfig> = Vec::with_capacity(raw.len());
         for (index, entry) in raw.into_iter().enumerate() {
-            let key = format!("webhooks[{index}]");
+            let key = format!("{list}[{index}]");
             let url = parse_webhook_url(&entry.url)
                 .map_err(|message| self.invalid(&format!("{key}.url"), message))?;
             // Never echo the secret.

@@ -3,7 +3,9 @@
 //! and one converter per key (in `mod.rs`) owns both its syntax and its error.
 //! `deny_unknown_fields` everywhere is what turns a typo into a start-up error.
 
-use serde::Deserialize;
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -28,9 +30,10 @@ pub(super) struct RawConfig {
     pub templates: RawTemplates,
     #[serde(default)]
     pub log: RawLog,
-    /// `[[webhooks]]`: where outbound events go (R17).
+    /// `[[webhooks]]` (where outbound events go, R17), or `[webhooks]` with
+    /// `disable_after` (R48) and `[[webhooks.endpoints]]`.
     #[serde(default)]
-    pub webhooks: Vec<RawWebhook>,
+    pub webhooks: RawWebhooks,
     #[serde(default)]
     pub nats: RawNats,
     #[serde(default)]
@@ -154,6 +157,55 @@ pub(super) struct RawTemplates {
 pub(super) struct RawLog {
     pub format: Option<String>,
     pub filter: Option<String>,
+}
+
+/// `webhooks` in either of its forms. TOML cannot make `webhooks` both a
+/// list of tables and a table, so a file that sets `webhooks.disable_after`
+/// lists its endpoints under `[[webhooks.endpoints]]`; `[[webhooks]]` keeps
+/// working for files that do not.
+pub(super) enum RawWebhooks {
+    List(Vec<RawWebhook>),
+    Table(RawWebhooksTable),
+}
+
+/// By the shape of the value, so that an error inside either form names
+/// its field (an untagged enum would only say that neither matched).
+impl<'de> Deserialize<'de> for RawWebhooks {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RawWebhooks, D::Error> {
+        struct Shape;
+        impl<'de> Visitor<'de> for Shape {
+            type Value = RawWebhooks;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("[[webhooks]] tables or a [webhooks] table")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<RawWebhooks, A::Error> {
+                Vec::<RawWebhook>::deserialize(SeqAccessDeserializer::new(seq))
+                    .map(RawWebhooks::List)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawWebhooks, A::Error> {
+                RawWebhooksTable::deserialize(MapAccessDeserializer::new(map))
+                    .map(RawWebhooks::Table)
+            }
+        }
+        deserializer.deserialize_any(Shape)
+    }
+}
+
+impl Default for RawWebhooks {
+    fn default() -> RawWebhooks {
+        RawWebhooks::List(Vec::new())
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWebhooksTable {
+    pub disable_after: Option<String>,
+    #[serde(default)]
+    pub endpoints: Vec<RawWebhook>,
 }
 
 /// One `[[webhooks]]` entry. Deliberately not `Debug`: it holds the signing

@@ -186,11 +186,18 @@ impl Config {
             None => line("# smtp_listen is not set: no inbound bounce listener".into()),
         }
 
+        // The table form (R48): `disable_after` beside the endpoints, which
+        // `[[webhooks]]` cannot have.
+        line("\n[webhooks]".into());
+        line(format!(
+            "disable_after = {}",
+            quote(&d(self.webhook_policy.disable_after))
+        ));
         if self.webhooks.is_empty() {
-            line("\n# no [[webhooks]]".into());
+            line("# no [[webhooks.endpoints]]".into());
         }
         for webhook in &self.webhooks {
-            line("\n[[webhooks]]".into());
+            line("\n[[webhooks.endpoints]]".into());
             line(format!("url = {}", quote(&redact_url(&webhook.url))));
             line(format!("secret = {}", quote(MASK)));
         }

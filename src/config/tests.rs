@@ -620,7 +620,32 @@ fn config_reads_webhooks_and_nats_and_masks_their_secrets() {
         assert!(!redacted.contains(secret), "{redacted}");
         assert!(!debug.contains(secret), "{debug}");
     }
-    assert!(redacted.contains("[[webhooks]]"), "{redacted}");
+    assert!(redacted.contains("[[webhooks.endpoints]]"), "{redacted}");
+    assert_eq!(
+        config.webhook_policy.disable_after,
+        Duration::from_secs(5 * 86_400)
+    );
+    // R48: the table form, with `disable_after`; and from the environment.
+    let config = load(
+        "[webhooks]\ndisable_after = \"2h\"\n\
+         [[webhooks.endpoints]]\nurl = \"https://hooks.example.com/a\"\nsecret = \"0123456789abcdef\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        config.webhook_policy.disable_after,
+        Duration::from_secs(7200)
+    );
+    assert_eq!(config.webhooks[0].url, "https://hooks.example.com/a");
+    let config = load("", &[("INVITED_WEBHOOKS__DISABLE_AFTER", "1d")]).unwrap();
+    assert_eq!(
+        config.webhook_policy.disable_after,
+        Duration::from_secs(86_400)
+    );
+    assert!(
+        load_err("[webhooks]\ndisable_after = \"0s\"\n", &[])
+            .starts_with("invalid configuration: webhooks.disable_after"),
+    );
 
     // Defaults: nothing configured, prefix `invited`.
     let config = Config::default();

@@ -83,6 +83,11 @@ impl EventType {
         EventType::SecurityUpdated,
     ];
 
+    /// The type of a wire name (an endpoint's filter, R48).
+    pub fn parse(name: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::InvitationCreated => "invitation.created",

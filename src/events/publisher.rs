@@ -8,13 +8,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use rand::RngExt as _;
 use uuid::Uuid;
 
 use super::WireEvent;
 use super::sinks::Sink;
 use crate::domain::retry::RetryPolicy;
-use crate::store::{Store, StoreError};
+use crate::metrics;
+use crate::store::{AttemptVerdict, EventPosition, Store, StoreError, WebhookAttempt};
+
+/// The longest `Retry-After` honoured: a receiver cannot park a sink for
+/// longer than a day at a time.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// What a run left to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +33,8 @@ pub enum Outcome {
     RetryAfter(Duration),
     /// Another replica holds this sink's lease.
     NotOurs,
+    /// The runtime endpoint was disabled by this pass (R48).
+    Disabled,
 }
 
 pub struct SinkPublisher {
@@ -39,6 +47,8 @@ pub struct SinkPublisher {
     /// are retried until delivered.
     pub retry: RetryPolicy,
     pub batch: u32,
+    /// `webhooks.disable_after` (runtime endpoints only).
+    pub disable_after: Duration,
 }
 
 impl SinkPublisher {
@@ -61,26 +71,106 @@ impl SinkPublisher {
             return Ok(Outcome::RetryAfter(cursor.wait));
         }
         let events = self.store.events_after(cursor.position, self.batch).await?;
+        if events.is_empty() {
+            return Ok(Outcome::Idle);
+        }
+        // An endpoint of the API is read afresh for every pass, after the
+        // events, so a change (a rotated secret, a new URL or filter, a
+        // pause) applies to every event committed after it, not from
+        // whenever the actor reloads the endpoints.
+        let fresh: Arc<dyn Sink>;
+        let sink: &dyn Sink = match self.sink.endpoint() {
+            None => &*self.sink,
+            Some(id) => match self.store.webhook_endpoint(id).await? {
+                Some(endpoint) if !endpoint.disabled => match self.sink.refreshed(&endpoint) {
+                    Some(refreshed) => {
+                        fresh = refreshed;
+                        &*fresh
+                    }
+                    None => &*self.sink,
+                },
+                Some(_) => return Ok(Outcome::Disabled),
+                None => {
+                    // Deleted meanwhile: the lease above may have made its
+                    // cursor again; remove it with whatever else is left.
+                    self.store.delete_webhook_endpoint(id).await?;
+                    return Ok(Outcome::Disabled);
+                }
+            },
+        };
         let mut attempts = cursor.attempts;
+        // Events the sink does not take: the cursor moves past them with the
+        // next delivery, or at the end of the batch.
+        let mut skipped: Option<EventPosition> = None;
         for event in &events {
+            if !sink.wants(event) {
+                skipped = Some(event.position);
+                continue;
+            }
             let body = WireEvent::from_record(event).to_body();
-            match self.sink.deliver(event, &body).await {
-                Ok(()) => {
+            let attempted_at = Utc::now();
+            let started = std::time::Instant::now();
+            let result = sink.deliver(event, &body).await;
+            if let Some(endpoint) = sink.endpoint() {
+                let attempt = WebhookAttempt {
+                    endpoint,
+                    event_id: event.id,
+                    attempted_at,
+                    status: match &result {
+                        Ok(status) => *status,
+                        Err(error) => error.status,
+                    },
+                    duration: started.elapsed(),
+                    error: result.as_ref().err().map(|e| e.reason.clone()),
+                    gone: result.as_ref().err().is_some_and(|e| e.gone()),
+                };
+                metrics::webhook_attempt(if result.is_ok() {
+                    "delivered"
+                } else {
+                    "failed"
+                });
+                match self
+                    .store
+                    .record_webhook_attempt(&attempt, self.disable_after)
+                    .await?
+                {
+                    AttemptVerdict::Enabled => {}
+                    AttemptVerdict::DisabledNow(reason) => {
+                        tracing::warn!(sink = name, %reason, "webhook endpoint disabled");
+                        metrics::webhook_endpoint_disabled(if attempt.gone {
+                            "gone"
+                        } else {
+                            "failing"
+                        });
+                        return Ok(Outcome::Disabled);
+                    }
+                    // Disabled or deleted meanwhile (by an operator, or by
+                    // another replica's attempt).
+                    AttemptVerdict::AlreadyOff => return Ok(Outcome::Disabled),
+                }
+            }
+            match result {
+                Ok(_) => {
                     attempts = 0;
+                    skipped = None;
                     if !self
                         .store
                         .advance_event_cursor(name, self.owner, event.position, self.lease)
                         .await?
                     {
-                        // The lease lapsed mid-batch: another replica carries on
-                        // from the cursor (this event may reach the sink twice).
+                        // The lease lapsed mid-batch (or a replay moved the
+                        // cursor): another pass carries on from the cursor
+                        // (this event may reach the sink twice).
                         return Ok(Outcome::NotOurs);
                     }
                 }
                 Err(error) => {
                     attempts += 1;
                     let jitter: f64 = rand::rng().random();
-                    let wait = self.retry.backoff(attempts, jitter);
+                    let mut wait = self.retry.backoff(attempts, jitter);
+                    if let Some(asked) = error.retry_after {
+                        wait = wait.max(asked.min(MAX_RETRY_AFTER));
+                    }
                     tracing::warn!(
                         sink = name,
                         event_id = %event.id,
@@ -93,11 +183,19 @@ impl SinkPublisher {
                         "event delivery failed; retrying"
                     );
                     self.store
-                        .event_delivery_failed(name, self.owner, &error.0, wait)
+                        .event_delivery_failed(name, self.owner, &error.reason, wait)
                         .await?;
                     return Ok(Outcome::RetryAfter(wait));
                 }
             }
+        }
+        if let Some(position) = skipped
+            && !self
+                .store
+                .advance_event_cursor(name, self.owner, position, self.lease)
+                .await?
+        {
+            return Ok(Outcome::NotOurs);
         }
         Ok(if events.len() as u32 >= self.batch {
             Outcome::More

@@ -17,7 +17,7 @@ use super::openapi::{Unavailable, ValidationFailed};
 use super::paging::{decode_cursor, next_cursor, parse_limit};
 use super::wire::Page;
 use crate::domain::invitee::unacceptable;
-use crate::domain::{InvitationId, InvitationStatus, UserId};
+use crate::domain::{InvitationId, UserId};
 use crate::service::invitee::UserInvitationsQuery;
 use crate::store::InviteeInvitationRecord;
 

@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod paging;
 pub mod partners;
 pub mod users;
+pub mod webhooks;
 pub mod wire;
 
 use std::sync::Arc;
@@ -102,6 +103,28 @@ pub fn router(state: HttpState) -> Router {
             get(invitee::list_user_invitations),
         )
         .route("/invitations/{id}/renew", post(invitations::renew))
+        // Webhook endpoints (R48): the admin scope for every method (R47).
+        .route(
+            "/webhooks",
+            auth::admin(post(webhooks::create_webhook).get(webhooks::list_webhooks)),
+        )
+        .route(
+            "/webhooks/{id}",
+            auth::admin(
+                get(webhooks::get_webhook)
+                    .patch(webhooks::update_webhook)
+                    .delete(webhooks::delete_webhook),
+            ),
+        )
+        .route(
+            "/webhooks/{id}/rotate-secret",
+            auth::admin(post(webhooks::rotate_secret)),
+        )
+        .route("/webhooks/{id}/replay", auth::admin(post(webhooks::replay)))
+        .route(
+            "/webhooks/{id}/deliveries",
+            auth::admin(get(webhooks::deliveries)),
+        )
         // The OpenAPI document of all of the above; behind the key like all of /v1.
         .route("/openapi.json", get(openapi::openapi_json))
         // `route_layer`: only matched routes are checked, so an unknown path

@@ -22,7 +22,9 @@ use utoipa::openapi::{ContentBuilder, RefOr, Required};
 use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 
 use super::error::{Problem, ProblemCode};
-use super::{access, businesses, health, invitations, invitee, members, observe, partners, users};
+use super::{
+    access, businesses, health, invitations, invitee, members, observe, partners, users, webhooks,
+};
 
 /// The media type of every problem.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -72,6 +74,14 @@ pub const API_KEY_SCHEME: &str = "api_key";
         access::access,
         access::authorize,
         access::user_profiles,
+        webhooks::create_webhook,
+        webhooks::list_webhooks,
+        webhooks::get_webhook,
+        webhooks::update_webhook,
+        webhooks::delete_webhook,
+        webhooks::rotate_secret,
+        webhooks::replay,
+        webhooks::deliveries,
         openapi_json,
         health::healthz,
         health::readyz,
@@ -88,6 +98,7 @@ pub const API_KEY_SCHEME: &str = "api_key";
         (name = "invitations", description = "Member invitations and the commands on one invitation"),
         (name = "partners", description = "Partner invitations and partnerships"),
         (name = "access", description = "Profiles, grants and access checks"),
+        (name = "webhooks", description = "Webhook endpoints managed at runtime (admin scope)"),
         (name = "operations", description = "Probes and metrics: no API key"),
         (name = "meta", description = "This document"),
     )

@@ -1,6 +1,7 @@
 //! Time-driven chores, run by the scheduler actor on
-//! `invitations.expiry_schedule`: the expiry sweep (R11), reminders (R32) and
-//! the purge of idempotency keys older than a day. Each works in batches, one
+//! `invitations.expiry_schedule`: the expiry sweep (R11), reminders (R32),
+//! the purge of idempotency keys older than a day and of webhook delivery
+//! attempts older than 30 days (R48). Each works in batches, one
 //! transaction per batch, and is safe to run on every replica at once: rows
 //! are claimed with `SKIP LOCKED` and every write is guarded by the state it
 //! changes (an invitation expires only while pending; a reminder row is
@@ -18,12 +19,16 @@ pub const BATCH: u32 = 500;
 /// Idempotency keys are kept 24 hours (docs/api.md).
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// Delivery attempts of webhook endpoints are kept 30 days (docs/api.md).
+pub const WEBHOOK_ATTEMPTS_TTL: chrono::TimeDelta = chrono::TimeDelta::days(30);
+
 /// What one run of the chores did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ChoreReport {
     pub expired: u64,
     pub reminders_queued: u64,
     pub idempotency_keys_purged: u64,
+    pub webhook_attempts_purged: u64,
 }
 
 impl Services {
@@ -40,10 +45,17 @@ impl Services {
             .map_err(Into::into);
         report.expired = expired.as_ref().copied().unwrap_or(0);
         report.reminders_queued = reminders.as_ref().copied().unwrap_or(0);
+        let attempts: ServiceResult<u64> = self
+            .store
+            .purge_webhook_deliveries(chrono::Utc::now() - WEBHOOK_ATTEMPTS_TTL)
+            .await
+            .map_err(Into::into);
         report.idempotency_keys_purged = purged.as_ref().copied().unwrap_or(0);
+        report.webhook_attempts_purged = attempts.as_ref().copied().unwrap_or(0);
         expired?;
         reminders?;
         purged?;
+        attempts?;
         Ok(report)
     }
 

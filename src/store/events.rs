@@ -111,6 +111,12 @@ pub trait EventLog: Send + Sync {
     /// Wakes when a transaction that wrote events commits.
     async fn subscribe_events(&self) -> StoreResult<Box<dyn Wakeups>>;
 
+    /// The position just before the first event (in commit order) that
+    /// occurred at or after `since`; the end of the log when there is none.
+    /// A cursor put there gets the events from `since` on (R48's replay, and
+    /// a new endpoint's start).
+    async fn event_position_before(&self, since: DateTime<Utc>) -> StoreResult<EventPosition>;
+
     /// The lag of every sink that has a cursor.
     async fn event_lag(&self) -> StoreResult<Vec<SinkLag>>;
 }

@@ -13,6 +13,7 @@ pub mod records;
 mod sql;
 pub mod sqlite;
 mod stored;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -25,6 +26,10 @@ pub use access::{
 };
 pub use events::{EventCursor, EventLog, EventPosition, EventRecord, SinkLag};
 pub use records::*;
+pub use webhooks::{
+    AttemptVerdict, NewWebhookEndpoint, WebhookAttempt, WebhookDeliveryRecord,
+    WebhookEndpointChange, WebhookEndpointRecord, WebhookStore, endpoint_sink,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -260,7 +265,7 @@ pub trait Wakeups: Send {
 }
 
 #[async_trait]
-pub trait Store: EventLog + Send + Sync + 'static {
+pub trait Store: EventLog + WebhookStore + Send + Sync + 'static {
     async fn begin(&self) -> StoreResult<Box<dyn StoreTx>>;
 
     /// Whether the database answers, its migrations are the ones this build

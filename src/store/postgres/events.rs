@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
@@ -161,6 +162,48 @@ impl EventLog for PgStore {
 
     async fn subscribe_events(&self) -> StoreResult<Box<dyn Wakeups>> {
         self.signals.subscribe(&self.pool, Channel::Events).await
+    }
+
+    async fn event_position_before(&self, since: DateTime<Utc>) -> StoreResult<EventPosition> {
+        let first: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT c.commit_seq, e.seq FROM event_commits c JOIN events e ON e.txid = c.txid
+              WHERE e.occurred_at >= $1 ORDER BY c.commit_seq, e.seq LIMIT 1",
+        )
+        .bind(since)
+        .fetch_optional(&self.pool)
+        .bounded()
+        .await?;
+        if let Some((commit_seq, seq)) = first {
+            // Positions compare as (commit, seq): one less is just before it.
+            return Ok(EventPosition {
+                commit_seq,
+                event_seq: seq - 1,
+            });
+        }
+        // The end is the last event at or below the horizon: a commit still
+        // on its way may take a lower number than one already visible, and
+        // a cursor past it would skip it (see `events_after`).
+        let horizon: i64 = sqlx::query_scalar("SELECT event_commits_horizon()")
+            .fetch_one(&self.pool)
+            .bounded()
+            .await?;
+        let last: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT c.commit_seq, e.seq FROM event_commits c JOIN events e ON e.txid = c.txid
+              WHERE c.commit_seq <= $1
+              ORDER BY c.commit_seq DESC, e.seq DESC LIMIT 1",
+        )
+        .bind(horizon)
+        .fetch_optional(&self.pool)
+        .bounded()
+        .await?;
+        Ok(
+            last.map_or(EventPosition::START, |(commit_seq, event_seq)| {
+                EventPosition {
+                    commit_seq,
+                    event_seq,
+                }
+            }),
+        )
     }
 
     async fn event_lag(&self) -> StoreResult<Vec<SinkLag>> {

@@ -33,6 +33,7 @@ pub(crate) mod outbox;
 pub(crate) mod rows;
 mod tx;
 mod users;
+mod webhooks;
 
 use std::time::Duration;
 

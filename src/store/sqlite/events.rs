@@ -172,6 +172,26 @@ impl EventLog for SqliteStore {
         }))
     }
 
+    async fn event_position_before(&self, since: DateTime<Utc>) -> StoreResult<EventPosition> {
+        let first: Option<i64> =
+            sqlx::query_scalar("SELECT min(seq) FROM events WHERE occurred_at >= $1")
+                .bind(since)
+                .fetch_one(&self.pool)
+                .await
+                .st()?;
+        let seq = match first {
+            Some(seq) => seq - 1,
+            None => sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM events")
+                .fetch_one(&self.pool)
+                .await
+                .st()?,
+        };
+        Ok(EventPosition {
+            commit_seq: seq,
+            event_seq: seq,
+        })
+    }
+
     async fn event_lag(&self) -> StoreResult<Vec<SinkLag>> {
         let rows: Vec<(String, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
             "SELECT k.sink, count(e.seq), min(e.occurred_at)
