@@ -19,6 +19,7 @@ pub mod observe;
 pub mod openapi;
 pub mod paging;
 pub mod partners;
+pub mod suppressions;
 pub mod users;
 pub mod wire;
 
@@ -102,6 +103,16 @@ pub fn router(state: HttpState) -> Router {
             get(invitee::list_user_invitations),
         )
         .route("/invitations/{id}/renew", post(invitations::renew))
+        // R45: reading the list is `read`; changing it is `admin` (R47).
+        .route(
+            "/suppressions",
+            get(suppressions::list_suppressions)
+                .merge(auth::admin(post(suppressions::add_suppression))),
+        )
+        .route(
+            "/suppressions/{email}",
+            auth::admin(axum::routing::delete(suppressions::remove_suppression)),
+        )
         // The OpenAPI document of all of the above; behind the key like all of /v1.
         .route("/openapi.json", get(openapi::openapi_json))
         // `route_layer`: only matched routes are checked, so an unknown path

@@ -22,7 +22,10 @@ use utoipa::openapi::{ContentBuilder, RefOr, Required};
 use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 
 use super::error::{Problem, ProblemCode};
-use super::{access, businesses, health, invitations, invitee, members, observe, partners, users};
+use super::{
+    access, businesses, health, invitations, invitee, members, observe, partners, suppressions,
+    users,
+};
 
 /// The media type of every problem.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -72,6 +75,9 @@ pub const API_KEY_SCHEME: &str = "api_key";
         access::access,
         access::authorize,
         access::user_profiles,
+        suppressions::list_suppressions,
+        suppressions::add_suppression,
+        suppressions::remove_suppression,
         openapi_json,
         health::healthz,
         health::readyz,
@@ -88,6 +94,7 @@ pub const API_KEY_SCHEME: &str = "api_key";
         (name = "invitations", description = "Member invitations and the commands on one invitation"),
         (name = "partners", description = "Partner invitations and partnerships"),
         (name = "access", description = "Profiles, grants and access checks"),
+        (name = "deliverability", description = "The suppression list (R45): addresses no business may invite"),
         (name = "operations", description = "Probes and metrics: no API key"),
         (name = "meta", description = "This document"),
     )
