@@ -39,7 +39,8 @@ async fn suppress(d: &TestDaemon, email: &str) -> (StatusCode, Value) {
 async fn unsuppress(d: &TestDaemon, key: &str, email: &str) -> (StatusCode, Value) {
     d.send_as(
         key,
-        d.client().delete(d.url(&format!("/v1/suppressions/{email}"))),
+        d.client()
+            .delete(d.url(&format!("/v1/suppressions/{email}"))),
     )
     .await
 }

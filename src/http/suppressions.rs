@@ -109,7 +109,9 @@ pub async fn list_suppressions(
 ) -> Result<Json<Page<SuppressionJson>>, ApiError> {
     let query = parse_params(&query)?;
     let found = state.services.list_suppressions(&query).await?;
-    let next_cursor = next_cursor(&found, query.limit, |s| s.email.as_str().as_bytes().to_vec());
+    let next_cursor = next_cursor(&found, query.limit, |s| {
+        s.email.as_str().as_bytes().to_vec()
+    });
     Ok(Json(Page {
         items: found.iter().map(SuppressionJson::from).collect(),
         next_cursor,
@@ -150,10 +152,7 @@ pub async fn add_suppression(
         Some(raw) => SuppressionReason::parse_api(raw, "reason")?,
         None => SuppressionReason::Manual,
     };
-    let record = state
-        .services
-        .add_suppression(email, reason, None)
-        .await?;
+    let record = state.services.add_suppression(email, reason, None).await?;
     Ok((StatusCode::CREATED, Json(SuppressionJson::from(&record))))
 }
 

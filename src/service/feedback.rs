@@ -19,10 +19,10 @@
 use uuid::Uuid;
 
 use super::{ServiceResult, Services, event};
+use crate::domain::{Email, SuppressionReason};
 use crate::events::catalog::{DeliveryFeedback, Event};
 use crate::feedback::{Feedback, FeedbackKind, FeedbackSource, MatchedBy, Unreadable};
 use crate::metrics;
-use crate::domain::{Email, SuppressionReason};
 use crate::store::{FeedbackEmail, FeedbackLookup, NewFeedback, NewSuppression, OutboxStatus};
 
 /// What applying one piece of feedback did.

@@ -51,10 +51,9 @@ impl Services {
     pub async fn remove_suppression(&self, email: &Email) -> ServiceResult<()> {
         let mut tx = self.store.begin().await?;
         if !tx.remove_suppression(email).await? {
-            return Err(DomainError::NotFound(format!(
-                "{email} is not on the suppression list"
-            ))
-            .into());
+            return Err(
+                DomainError::NotFound(format!("{email} is not on the suppression list")).into(),
+            );
         }
         tx.commit().await?;
         tracing::info!(%email, "address taken off the suppression list");

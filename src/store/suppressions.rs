@@ -47,8 +47,7 @@ pub trait SuppressionTx: Send {
     /// The listed ones among `emails`. Holds the addresses against being
     /// listed until this transaction ends (see the module header), so what
     /// it answers stays true up to the commit.
-    async fn suppressed_among(&mut self, emails: &[Email])
-    -> StoreResult<Vec<SuppressionRecord>>;
+    async fn suppressed_among(&mut self, emails: &[Email]) -> StoreResult<Vec<SuppressionRecord>>;
     /// Lists an address; `false` (and nothing changes) when it already is.
     /// Waits for transactions that checked the address to end.
     async fn add_suppression(&mut self, s: &NewSuppression) -> StoreResult<bool>;

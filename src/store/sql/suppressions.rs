@@ -59,10 +59,7 @@ pub(super) async fn count(c: &mut impl Conn) -> StoreResult<u64> {
 
 #[async_trait]
 impl<T: SqlTx> SuppressionTx for T {
-    async fn suppressed_among(
-        &mut self,
-        emails: &[Email],
-    ) -> StoreResult<Vec<SuppressionRecord>> {
+    async fn suppressed_among(&mut self, emails: &[Email]) -> StoreResult<Vec<SuppressionRecord>> {
         if emails.is_empty() {
             return Ok(Vec::new());
         }
@@ -71,7 +68,10 @@ impl<T: SqlTx> SuppressionTx for T {
         // One probe of the primary key per address: a request names a few.
         for email in emails {
             let sql = format!("SELECT {COLUMNS} FROM suppressions WHERE email = $1");
-            if let Some(row) = self.fetch_optional(&sql, vec![text(email.as_str())]).await? {
+            if let Some(row) = self
+                .fetch_optional(&sql, vec![text(email.as_str())])
+                .await?
+            {
                 found.push(record(&row)?);
             }
         }
