@@ -70,6 +70,7 @@ async fn sample_gauges(
                     crate::metrics::invitations_pending(kind, n);
                 }
                 crate::metrics::db_pool(stats.pool_active, stats.pool_idle);
+                crate::metrics::suppressions(stats.suppressions);
                 // Per channel: the events waiting summed over its sinks, and
                 // the oldest wait among them. A cursor of a sink no longer
                 // configured is left out; the webhook endpoints of the API

@@ -103,6 +103,7 @@ fn register_known_series() {
         metrics::counter!("invited_webhook_endpoints_disabled_total", "reason" => reason)
             .absolute(0);
     }
+    metrics::gauge!("invited_suppressions").increment(0.0);
 }
 
 /// The Prometheus text exposition of every metric.
@@ -197,4 +198,9 @@ pub fn smtp_breaker_open(open: bool) {
 pub fn email_feedback(kind: &'static str, source: &str) {
     metrics::counter!("invited_email_feedback_total", "kind" => kind, "source" => source.to_string())
         .increment(1);
+}
+
+/// Addresses on the suppression list (R45), sampled from the database.
+pub fn suppressions(n: u64) {
+    metrics::gauge!("invited_suppressions").set(n as f64);
 }

@@ -41,6 +41,10 @@ pub enum DomainError {
     /// only its verified owner may answer it without the emailed token.
     #[error("the app must state that the user verified their email (email_verified: true)")]
     EmailUnverified,
+    /// R45: invitees whose addresses are on the suppression list (every one
+    /// of the request, so the caller can fix them all at once).
+    #[error("{}", .0.iter().map(super::SuppressedInvitee::message).collect::<Vec<_>>().join("; "))]
+    AddressSuppressed(Vec<super::SuppressedInvitee>),
 }
 
 impl DomainError {

@@ -36,13 +36,14 @@ pub enum ProblemCode {
     TokenExpired,
     MfaRequired,
     EmailUnverified,
+    AddressSuppressed,
     PayloadTooLarge,
     UnsupportedMediaType,
     Unavailable,
 }
 
 impl ProblemCode {
-    pub const ALL: [ProblemCode; 16] = [
+    pub const ALL: [ProblemCode; 17] = [
         ProblemCode::Unauthorized,
         ProblemCode::Forbidden,
         ProblemCode::NotFound,
@@ -56,6 +57,7 @@ impl ProblemCode {
         ProblemCode::TokenExpired,
         ProblemCode::MfaRequired,
         ProblemCode::EmailUnverified,
+        ProblemCode::AddressSuppressed,
         ProblemCode::PayloadTooLarge,
         ProblemCode::UnsupportedMediaType,
         ProblemCode::Unavailable,
@@ -76,6 +78,7 @@ impl ProblemCode {
             ProblemCode::TokenExpired => "token_expired",
             ProblemCode::MfaRequired => "mfa_required",
             ProblemCode::EmailUnverified => "email_unverified",
+            ProblemCode::AddressSuppressed => "address_suppressed",
             ProblemCode::PayloadTooLarge => "payload_too_large",
             ProblemCode::UnsupportedMediaType => "unsupported_media_type",
             ProblemCode::Unavailable => "unavailable",
@@ -323,6 +326,24 @@ impl From<DomainError> for ApiError {
                 "Email not verified",
                 detail,
             ),
+            // R45: `errors` names each suppressed invitee's field, as a
+            // validation problem names its fields.
+            DomainError::AddressSuppressed(invitees) => {
+                let mut api = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ProblemCode::AddressSuppressed,
+                    "Address suppressed",
+                    detail,
+                );
+                api.errors = invitees
+                    .iter()
+                    .map(|i| FieldError {
+                        field: i.field.clone(),
+                        message: i.message(),
+                    })
+                    .collect();
+                api
+            }
         }
     }
 }
@@ -358,7 +379,8 @@ pub struct Problem<'a> {
     code: ProblemCode,
     /// What went wrong, for people.
     detail: &'a str,
-    /// The fields a `validation_failed` problem names; absent otherwise.
+    /// The fields a `validation_failed` or `address_suppressed` problem
+    /// names; absent otherwise.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     #[schema(value_type = Vec<FieldError>)]
     errors: &'a [FieldError],
@@ -437,6 +459,11 @@ mod tests {
             (DomainError::TokenExpired, 410, "token_expired"),
             (DomainError::MfaRequired, 403, "mfa_required"),
             (DomainError::EmailUnverified, 403, "email_unverified"),
+            (
+                DomainError::AddressSuppressed(Vec::new()),
+                422,
+                "address_suppressed",
+            ),
         ];
         for (error, status, code) in table {
             let name = format!("{error:?}");

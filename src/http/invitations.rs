@@ -139,6 +139,7 @@ pub struct DeclineBody {
         (status = 403, description = "`forbidden`: the actor is not a member of the business or lacks the capability", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such business", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`conflict` (an invitee is already a member or has a pending invitation) or `seats_exhausted` (R9)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (a field is invalid; `errors` names it) or `address_suppressed` (R45: an invitee's address is on the suppression list; `errors` names each such `invitees[i].email`; nothing is created)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: the 24-hour invitation quota is used up (R8)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds until a slot frees up"))),
         (status = 503, response = Unavailable),
     )

@@ -19,6 +19,7 @@ pub mod observe;
 pub mod openapi;
 pub mod paging;
 pub mod partners;
+pub mod suppressions;
 pub mod users;
 pub mod webhooks;
 pub mod wire;
@@ -103,28 +104,34 @@ pub fn router(state: HttpState) -> Router {
             get(invitee::list_user_invitations),
         )
         .route("/invitations/{id}/renew", post(invitations::renew))
-        // Webhook endpoints (R48): the admin scope for every method (R47).
+        // R45: reading the list is `read`; changing it is `admin` (R47).
+        .route(
+            "/suppressions",
+            get(suppressions::list_suppressions)
+                .merge(auth::admin(post(suppressions::add_suppression))),
+        )
+        .route(
+            "/suppressions/{email}",
+            auth::admin(axum::routing::delete(suppressions::remove_suppression)),
+        )
+        // Webhook endpoints (R48): reading them is `read` like every GET,
+        // changing them `admin` (R47).
         .route(
             "/webhooks",
-            auth::admin(post(webhooks::create_webhook).get(webhooks::list_webhooks)),
+            get(webhooks::list_webhooks).merge(auth::admin(post(webhooks::create_webhook))),
         )
         .route(
             "/webhooks/{id}",
-            auth::admin(
-                get(webhooks::get_webhook)
-                    .patch(webhooks::update_webhook)
-                    .delete(webhooks::delete_webhook),
-            ),
+            get(webhooks::get_webhook).merge(auth::admin(
+                axum::routing::patch(webhooks::update_webhook).delete(webhooks::delete_webhook),
+            )),
         )
         .route(
             "/webhooks/{id}/rotate-secret",
             auth::admin(post(webhooks::rotate_secret)),
         )
         .route("/webhooks/{id}/replay", auth::admin(post(webhooks::replay)))
-        .route(
-            "/webhooks/{id}/deliveries",
-            auth::admin(get(webhooks::deliveries)),
-        )
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
         // The OpenAPI document of all of the above; behind the key like all of /v1.
         .route("/openapi.json", get(openapi::openapi_json))
         // `route_layer`: only matched routes are checked, so an unknown path

@@ -23,7 +23,8 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 
 use super::error::{Problem, ProblemCode};
 use super::{
-    access, businesses, health, invitations, invitee, members, observe, partners, users, webhooks,
+    access, businesses, health, invitations, invitee, members, observe, partners, suppressions,
+    users, webhooks,
 };
 
 /// The media type of every problem.
@@ -82,6 +83,9 @@ pub const API_KEY_SCHEME: &str = "api_key";
         webhooks::rotate_secret,
         webhooks::replay,
         webhooks::deliveries,
+        suppressions::list_suppressions,
+        suppressions::add_suppression,
+        suppressions::remove_suppression,
         openapi_json,
         health::healthz,
         health::readyz,
@@ -99,6 +103,7 @@ pub const API_KEY_SCHEME: &str = "api_key";
         (name = "partners", description = "Partner invitations and partnerships"),
         (name = "access", description = "Profiles, grants and access checks"),
         (name = "webhooks", description = "Webhook endpoints managed at runtime (admin scope)"),
+        (name = "deliverability", description = "The suppression list (R45): addresses no business may invite"),
         (name = "operations", description = "Probes and metrics: no API key"),
         (name = "meta", description = "This document"),
     )

@@ -6,18 +6,24 @@
 //! transaction. The mark also stops the invitation's reminders: the
 //! scheduler queues none for an invitation with a marked email, and a
 //! reminder already queued is withdrawn when its turn comes (`delivery.rs`).
-//! A soft bounce is kept (and shows in the timeline), nothing more.
+//! The same transaction puts the recipient on the suppression list (R45),
+//! reason `hard_bounce` or `complaint`, with the feedback's source and its
+//! status and diagnostic as the detail: whichever report about the address
+//! comes first, marked or not (a second report about an already marked
+//! email still lists an address taken off since). A soft bounce is kept
+//! (and shows in the timeline), nothing more.
 //!
-//! Not built yet (issue 14, later items): the suppression list (R45) and
-//! the inviter's "We couldn't deliver" email.
+//! Not built yet (issue 14, later items): the inviter's "We couldn't
+//! deliver" email.
 
 use uuid::Uuid;
 
 use super::{ServiceResult, Services, event};
+use crate::domain::{Email, SuppressionReason};
 use crate::events::catalog::{DeliveryFeedback, Event};
 use crate::feedback::{Feedback, FeedbackKind, FeedbackSource, MatchedBy, Unreadable};
 use crate::metrics;
-use crate::store::{FeedbackEmail, FeedbackLookup, NewFeedback, OutboxStatus};
+use crate::store::{FeedbackEmail, FeedbackLookup, NewFeedback, NewSuppression, OutboxStatus};
 
 /// What applying one piece of feedback did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,8 +91,12 @@ impl Services {
             FeedbackKind::SoftBounce => None,
         };
         let mut marked = false;
+        let mut suppressed = false;
         if let Some(mark) = mark {
             marked = tx.mark_email_feedback(email.id, mark).await?;
+            suppressed = self
+                .suppress_recipient(tx.as_mut(), &email, feedback)
+                .await?;
             if marked {
                 let data = DeliveryFeedback {
                     template: email.template,
@@ -114,12 +124,50 @@ impl Services {
         metrics::email_feedback(feedback.kind.as_str(), feedback.source.as_str());
         tracing::info!(email_id = %email.id, invitation_id = ?email.invitation_id.map(|i| i.0),
             source = %feedback.source, kind = feedback.kind.as_str(), matched_by = matched_by.as_str(),
-            status = ?feedback.status_code, marked, "feedback applied");
+            status = ?feedback.status_code, marked, suppressed, "feedback applied");
         Ok(FeedbackOutcome::Applied {
             email: email.id,
             matched_by,
             marked,
         })
+    }
+
+    /// R45: lists the address the email went to (the outbox's recipient:
+    /// the address we sent to, whatever the report spells). `false` when it
+    /// was already listed, or is not an address `Email` reads (then it is
+    /// logged: nothing could invite it anyway).
+    async fn suppress_recipient(
+        &self,
+        tx: &mut dyn crate::store::StoreTx,
+        email: &FeedbackEmail,
+        feedback: &Feedback,
+    ) -> ServiceResult<bool> {
+        let reason = match feedback.kind {
+            FeedbackKind::HardBounce => SuppressionReason::HardBounce,
+            FeedbackKind::Complaint => SuppressionReason::Complaint,
+            FeedbackKind::SoftBounce => return Ok(false),
+        };
+        let address = match Email::parse(&email.recipient) {
+            Ok(address) => address,
+            Err(why) => {
+                tracing::warn!(email_id = %email.id, recipient = %email.recipient, %why,
+                    "feedback names an email whose recipient is not an address: not suppressed");
+                return Ok(false);
+            }
+        };
+        let detail = match (&feedback.status_code, &feedback.detail) {
+            (Some(code), Some(text)) => Some(format!("{code} {text}")),
+            (Some(code), None) => Some(code.clone()),
+            (None, text) => text.clone(),
+        };
+        Ok(tx
+            .add_suppression(&NewSuppression {
+                email: address,
+                reason,
+                source: feedback.source.as_str().to_owned(),
+                detail,
+            })
+            .await?)
     }
 
     /// Keeps a report the daemon could not read or does not act on, with

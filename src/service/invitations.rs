@@ -8,7 +8,7 @@ use crate::domain::members::{check_capability, check_invite};
 use crate::domain::quota::{QuotaStatus, check_resend_cooldown, check_seats};
 use crate::domain::{
     BusinessId, Capability, DeliveryMode, DomainError, Email, InvitationId, InvitationKind,
-    InvitationStatus, Locale, Metadata, RoleCatalog, TokenNonce, UserId,
+    InvitationStatus, Locale, Metadata, RoleCatalog, SuppressedInvitee, TokenNonce, UserId,
 };
 use crate::events::catalog::{Event, InvitationCreated, InvitationRenewed, MemberAdded, MemberVia};
 use crate::store::{
@@ -147,6 +147,42 @@ pub struct CommandOutcome {
     pub partnership: Option<PartnershipRecord>,
 }
 
+/// R45: refuses the whole request if any invitee's address is on the
+/// suppression list, naming each such invitee. Runs under the business lock
+/// and before the quota (R8) is counted, so a refused request uses none of
+/// it. The store holds the addresses until commit: a suppression added while
+/// this request runs waits for it, and one added before is seen.
+///
+/// Every member invitation is checked, whoever delivers it (R38): the list
+/// says the address does not reach a person, and an app-delivered link to it
+/// would as surely go nowhere. Partner invitations (R19, R20) name a
+/// business, not an address, and are not checked.
+async fn check_suppressions(
+    tx: &mut dyn crate::store::StoreTx,
+    invitees: &[Invitee],
+) -> ServiceResult<()> {
+    let emails: Vec<Email> = invitees.iter().map(|i| i.email.clone()).collect();
+    let listed = tx.suppressed_among(&emails).await?;
+    if listed.is_empty() {
+        return Ok(());
+    }
+    let named = invitees
+        .iter()
+        .enumerate()
+        .filter_map(|(i, invitee)| {
+            listed
+                .iter()
+                .find(|s| s.email == invitee.email)
+                .map(|s| SuppressedInvitee {
+                    field: format!("invitees[{i}].email"),
+                    email: s.email.clone(),
+                    reason: s.reason,
+                })
+        })
+        .collect();
+    Err(DomainError::AddressSuppressed(named).into())
+}
+
 impl Services {
     /// Creates one invitation per invitee, all or nothing. The business row is
     /// locked first, so the quota count and the inserts of concurrent requests,
@@ -222,6 +258,7 @@ impl Services {
                 .into());
             }
         }
+        check_suppressions(tx.as_mut(), &req.invitees).await?;
         let requested = req.invitees.len() as u32;
         let members = tx.count_members(req.business).await?;
         let pending = tx.count_pending_member_invitations(req.business).await?;

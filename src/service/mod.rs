@@ -14,6 +14,7 @@ pub mod invitee;
 pub mod members;
 pub mod partners;
 pub mod renew;
+pub mod suppressions;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -13,6 +13,7 @@ pub mod records;
 mod sql;
 pub mod sqlite;
 mod stored;
+pub mod suppressions;
 pub mod webhooks;
 
 use std::time::Duration;
@@ -26,6 +27,7 @@ pub use access::{
 };
 pub use events::{EventCursor, EventLog, EventPosition, EventRecord, SinkLag};
 pub use records::*;
+pub use suppressions::{NewSuppression, SuppressionQuery, SuppressionRecord, SuppressionTx};
 pub use webhooks::{
     AttemptVerdict, NewWebhookEndpoint, WebhookAttempt, WebhookDeliveryRecord,
     WebhookEndpointChange, WebhookEndpointRecord, WebhookStore, endpoint_sink,
@@ -94,7 +96,7 @@ impl Constraint {
 
 /// One transaction. Dropping it without `commit` rolls everything back.
 #[async_trait]
-pub trait StoreTx: AccessTx + Send {
+pub trait StoreTx: AccessTx + SuppressionTx + Send {
     /// The database's clock: every rule about time (quota window, expiry) is
     /// judged by it, never by a replica's clock. Read it once, after the locks.
     async fn now(&mut self) -> StoreResult<DateTime<Utc>>;
@@ -336,4 +338,10 @@ pub trait Store: EventLog + WebhookStore + Send + Sync + 'static {
 
     /// Gauges for operators: queue depths, pending invitations, pool use.
     async fn stats(&self) -> StoreResult<StoreStats>;
+
+    /// R45: a page of the suppression list, by address.
+    async fn list_suppressions(
+        &self,
+        query: &SuppressionQuery,
+    ) -> StoreResult<Vec<SuppressionRecord>>;
 }

@@ -298,6 +298,30 @@ impl SqlTx for PgTx {
     async fn delete_grant_trees(&mut self, roots: &[Uuid]) -> StoreResult<Vec<GrantRecord>> {
         access::delete_trees(self, roots).await
     }
+
+    /// R45: a transaction-scoped advisory lock per address, in the
+    /// two-key space under the first key 45 (apart from the one-key locks
+    /// sqlx's migrator takes). Taken in address order, so two
+    /// transactions holding several never wait on each other in a cycle; a
+    /// hash collision only makes two addresses take turns.
+    async fn hold_addresses(
+        &mut self,
+        emails: &[crate::domain::Email],
+        exclusive: bool,
+    ) -> StoreResult<()> {
+        let mut sorted: Vec<&str> = emails.iter().map(|e| e.as_str()).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let sql = if exclusive {
+            "SELECT pg_advisory_xact_lock(45, hashtext($1))"
+        } else {
+            "SELECT pg_advisory_xact_lock_shared(45, hashtext($1))"
+        };
+        for email in sorted {
+            self.execute(sql, vec![sql::text(email)]).await?;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]

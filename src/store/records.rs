@@ -402,4 +402,6 @@ pub struct StoreStats {
     pub pool_idle: u32,
     /// Outbound events (R17): how far behind each sink's cursor is.
     pub events: Vec<super::SinkLag>,
+    /// Addresses on the suppression list (R45).
+    pub suppressions: u64,
 }

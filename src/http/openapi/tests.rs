@@ -22,7 +22,7 @@ use crate::store::postgres::PgStore;
 const ROUTER_SOURCE: &str = include_str!("../mod.rs");
 
 /// The problem codes of docs/api.md ("Conventions"), as it lists them.
-const API_MD_CODES: [&str; 16] = [
+const API_MD_CODES: [&str; 17] = [
     "unauthorized",
     "forbidden",
     "not_found",
@@ -36,6 +36,7 @@ const API_MD_CODES: [&str; 16] = [
     "token_expired",
     "mfa_required",
     "email_unverified",
+    "address_suppressed",
     "payload_too_large",
     "unsupported_media_type",
     "unavailable",
@@ -132,15 +133,21 @@ fn router_routes() -> BTreeSet<(String, String)> {
 /// The `/v1` routes registered through `auth::admin(…)`: they need the
 /// `admin` scope whatever their method (R47).
 fn admin_routes() -> BTreeSet<(String, String)> {
+    // The methods inside `auth::admin(…)`, wherever it stands in the
+    // route's method router (all of it, or one `.merge(auth::admin(…))`).
     let mut routes = BTreeSet::new();
     for (i, _) in ROUTER_SOURCE.match_indices(".route(") {
         let args = parenthesised(ROUTER_SOURCE, i + ".route".len());
+        let mut quoted = args.split('"');
+        let (Some(_), Some(path)) = (quoted.next(), quoted.next()) else {
+            continue;
+        };
         let (_, expr) = args.split_once(',').expect("a route has a method router");
-        if expr.trim_start().starts_with("auth::admin(") {
-            routes.extend(routes_in(
-                &ROUTER_SOURCE[i..i + ".route".len() + args.len() + 2],
-                "/v1",
-            ));
+        for (j, _) in expr.match_indices("auth::admin(") {
+            let inner = parenthesised(expr, j + "auth::admin".len());
+            for m in methods_in(inner) {
+                routes.insert((m.to_string(), format!("/v1{path}")));
+            }
         }
     }
     routes

@@ -31,6 +31,7 @@ mod idempotency;
 pub(crate) mod invitations;
 pub(crate) mod outbox;
 pub(crate) mod rows;
+mod suppressions;
 mod tx;
 mod users;
 mod webhooks;
@@ -212,6 +213,19 @@ pub trait SqlTx: Conn + Sized + 'static {
     /// Deletes the grants with the given roots and all their descendants,
     /// roots first (depth order), returning them.
     async fn delete_grant_trees(&mut self, roots: &[Uuid]) -> StoreResult<Vec<GrantRecord>>;
+
+    /// R45: holds these addresses until the transaction ends, shared (a
+    /// create checking them) or exclusive (a suppression adding one), so a
+    /// check and an addition of one address never interleave. The default
+    /// does nothing: a dialect whose write transactions already take turns
+    /// (SQLite) needs no more.
+    async fn hold_addresses(
+        &mut self,
+        _emails: &[crate::domain::Email],
+        _exclusive: bool,
+    ) -> StoreResult<()> {
+        Ok(())
+    }
 }
 
 /// The dialect-specific half of a store.
@@ -437,7 +451,15 @@ impl<S: SqlStore> Store for S {
             pool_active,
             pool_idle,
             events: self.event_lag().await?,
+            suppressions: suppressions::count(&mut self.reader()).await?,
         })
+    }
+
+    async fn list_suppressions(
+        &self,
+        query: &super::SuppressionQuery,
+    ) -> StoreResult<Vec<super::SuppressionRecord>> {
+        suppressions::list(&mut self.reader(), query).await
     }
 }
 
