@@ -10,13 +10,15 @@ use chrono::{DateTime, Utc};
 use rand::RngExt as _;
 
 use super::{ServiceError, ServiceResult, Services, event};
-use crate::domain::TokenNonce;
+use crate::domain::{InvitationId, TokenNonce};
 use crate::domain::retry::RetryPolicy;
 use crate::events::catalog::{
     Event, FailedLocale, InvitationSent, NotificationCancelled, NotificationFailed,
     NotificationLocaleFallback,
 };
-use crate::mail::contexts::{Brand, EXPIRES_AT_KEY, TokenLinks, on_behalf_of, prepare};
+use crate::mail::contexts::{
+    Brand, EXPIRES_AT_KEY, TokenLinks, UndeliveredReason, on_behalf_of, prepare,
+};
 use crate::mail::{Failure, MailError, Mailer, TemplateName, Templates, build_message};
 use crate::metrics;
 use crate::store::{AttemptOutcome, ClaimedEmail, EmailAttempt, NewEvent, OutboxStatus};
@@ -68,6 +70,10 @@ pub struct Delivery {
 pub struct Outcome {
     pub attempt: EmailAttempt,
     pub events: Vec<NewEvent>,
+    /// R44, R46: a member invitation email given up: the invitation whose
+    /// inviter is told, in the same transaction (see
+    /// `Services::queue_undelivered_notice`), with the server's answer.
+    pub undelivered: Option<(InvitationId, Option<String>)>,
 }
 
 struct PendingOutcome {
@@ -166,6 +172,16 @@ async fn write_outcomes(services: &Services, outcomes: &[&Outcome]) -> ServiceRe
     let mut tx = services.store.begin().await?;
     tx.finish_email_attempts(&attempts).await?;
     tx.insert_events(&events).await?;
+    for (invitation, detail) in outcomes.iter().filter_map(|o| o.undelivered.as_ref()) {
+        services
+            .queue_undelivered_notice(
+                tx.as_mut(),
+                *invitation,
+                UndeliveredReason::Failed,
+                detail.as_deref(),
+            )
+            .await?;
+    }
     tx.commit().await?;
     Ok(())
 }
@@ -299,7 +315,22 @@ impl Delivery {
             _ => None,
         };
         events.extend(sent_or_failed);
-        self.recorder.record(Outcome { attempt, events }).await?;
+        // R44, R46: the inviter hears of an invitation email given up.
+        let undelivered = match (&outcome, email.invitation_id) {
+            (AttemptOutcome::Failed, Some(invitation))
+                if email.template == TemplateName::MemberInvitation =>
+            {
+                Some((invitation, attempt.detail.clone()))
+            }
+            _ => None,
+        };
+        self.recorder
+            .record(Outcome {
+                attempt,
+                events,
+                undelivered,
+            })
+            .await?;
         match &outcome {
             AttemptOutcome::Sent => metrics::email_sent(email.template.as_str(), &email.locale),
             AttemptOutcome::Failed => metrics::email_failed(email.template.as_str()),
