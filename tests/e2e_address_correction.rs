@@ -15,7 +15,6 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::daemon::{TestDaemon, token_from};
-use support::db::Db;
 use support::smtp_sink::{ReceivedMail, Reply, SmtpSink};
 
 const WAIT: Duration = Duration::from_secs(30);

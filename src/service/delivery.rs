@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use rand::RngExt as _;
 
 use super::{ServiceError, ServiceResult, Services, event};
-use crate::domain::{InvitationId, TokenNonce};
 use crate::domain::retry::RetryPolicy;
+use crate::domain::{InvitationId, TokenNonce};
 use crate::events::catalog::{
     Event, FailedLocale, InvitationSent, NotificationCancelled, NotificationFailed,
     NotificationLocaleFallback,

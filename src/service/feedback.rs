@@ -125,7 +125,10 @@ impl Services {
                         FeedbackKind::Complaint => (UndeliveredReason::Complained, None),
                         _ => (
                             UndeliveredReason::Bounced,
-                            feedback.detail.as_deref().or(feedback.status_code.as_deref()),
+                            feedback
+                                .detail
+                                .as_deref()
+                                .or(feedback.status_code.as_deref()),
                         ),
                     };
                     self.queue_undelivered_notice(tx.as_mut(), invitation, reason, detail)

@@ -443,9 +443,7 @@ impl Services {
         if let InvitationCommand::CorrectAddress { actor, email } = cmd {
             self.check_inviter(tx.as_mut(), &inv, &catalog, &actor)
                 .await?;
-            return self
-                .correct_address(tx, &business, inv, actor, email)
-                .await;
+            return self.correct_address(tx, &business, inv, actor, email).await;
         }
         let step = self.step(tx.as_mut(), &inv, &catalog, cmd).await?;
         // R36: an answer already given is given again from what is stored
@@ -743,10 +741,9 @@ impl Services {
             return Err(DomainError::Conflict(format!("{email} is already a member")).into());
         }
         if tx.has_pending_invitation(inv.business_id, &email).await? {
-            return Err(DomainError::Conflict(format!(
-                "{email} already has a pending invitation"
-            ))
-            .into());
+            return Err(
+                DomainError::Conflict(format!("{email} already has a pending invitation")).into(),
+            );
         }
         let nonce = TokenNonce::generate();
         let token = self.token_for(id.0, &nonce);
@@ -773,10 +770,8 @@ impl Services {
             .ok_or_else(|| DomainError::NotFound(format!("user {}", inv.invited_by)))?;
         // R41: the zone of a registered user with the new address, if any.
         let time_zone = tx.time_zone_by_email(&email).await?;
-        tx.enqueue_email(&self.member_invitation_email(
-            &corrected, business, &inviter, time_zone,
-        ))
-        .await?;
+        tx.enqueue_email(&self.member_invitation_email(&corrected, business, &inviter, time_zone))
+            .await?;
         tx.commit().await?;
         let invitation = self.store.get_invitation(id).await?.unwrap_or(corrected);
         Ok(CommandOutcome {
