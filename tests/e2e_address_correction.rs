@@ -15,6 +15,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::daemon::{TestDaemon, token_from};
+use support::db::{Db, ago};
 use support::smtp_sink::{ReceivedMail, Reply, SmtpSink};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -101,8 +102,11 @@ both_stores! {
     /// an email whose token opens and accepts the invitation, the quota is
     /// as it was, and `invitation.address_corrected` names both addresses.
     async fn a_failed_address_is_corrected_and_keeps_its_slot(db: Db) {
-        let d = TestDaemon::start_with(&db, SmtpSink::start_with(vec![Reply::Permanent]), |_| {})
-            .await;
+        // One invitation a day: the one this test uses is the only one.
+        let d = TestDaemon::start_with(&db, SmtpSink::start_with(vec![Reply::Permanent]), |c| {
+            c.invitations.rate_limit.count = 1;
+        })
+        .await;
         let b = brand(&d).await;
         let id = invite(&d, &b, TYPO).await;
         let inv = d
@@ -115,7 +119,7 @@ both_stores! {
         assert_eq!(refused.len(), 1, "the invitation email was refused");
         let old_token = token_from(&refused[0].text_body());
         let quota = remaining(&d, &b).await;
-        assert_eq!(quota, 4, "the invitation took one of five");
+        assert_eq!(quota, 0, "the invitation took the day's only slot");
 
         // R44: the inviter is told, in fr-FR and in Paris time.
         let told = d.sink.wait_for(1, WAIT).await.remove(0);
@@ -176,7 +180,7 @@ both_stores! {
         assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
         assert_eq!(body["code"], "token_invalid");
 
-        // The quota did not move.
+        // The quota did not move (and was not checked: it was used up).
         assert_eq!(remaining(&d, &b).await, quota);
 
         // The new address gets a new email with a token that works.
@@ -248,6 +252,69 @@ both_stores! {
         // No such invitation.
         let (status, _) = correct(&d, "0190aaaa-0000-7000-8000-000000000000", FIXED).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+        d.stop().await;
+    }
+}
+
+/// The sending status of the invitation's reminder, once it has one.
+async fn reminder_status(db: &Db, want: &str) {
+    let sql = "SELECT CAST(status AS TEXT) FROM email_outbox WHERE template = 'reminder'";
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = db.strings(sql).await;
+        if now.first().map(String::as_str) == Some(want) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reminder is {now:?}, not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+both_stores! {
+    /// R46 with R32: a reminder queued to the old address before the
+    /// correction (held by a server refusing sessions) is withdrawn at its
+    /// turn, not sent with the old token; the new address gets its email.
+    async fn a_reminder_to_the_old_address_is_withdrawn(db: Db) {
+        let d = TestDaemon::start_with(&db, SmtpSink::start_with(vec![Reply::Permanent]), |c| {
+            c.invitations.reminders = vec![Duration::from_secs(3600)];
+            c.smtp.probe_interval = Duration::from_secs(1);
+        })
+        .await;
+        let b = brand(&d).await;
+        let id = invite(&d, &b, TYPO).await;
+        d.eventually(WAIT, &format!("/v1/invitations/{id}?actor_user_id=olive"), |v| {
+            v["delivery"]["status"] == "failed"
+        })
+        .await;
+        d.sink.wait_for(1, WAIT).await;
+        d.sink.refuse(535, "5.7.8 Authentication credentials invalid");
+        db.exec("UPDATE invitations SET created_at = $1", &[ago(61 * 60)]).await;
+        let queued = d.app.as_ref().unwrap().services.run_chores().await.unwrap();
+        assert_eq!(queued.reminders_queued, 1);
+        reminder_status(&db, "retrying").await;
+
+        let (status, body) = correct(&d, &id, FIXED).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        d.sink.fix();
+        reminder_status(&db, "cancelled").await;
+        let mails = d.sink.wait_for(2, WAIT).await;
+        assert_eq!(recipients(&mails[1]), [FIXED]);
+        let items = timeline(&d, &id).await;
+        let withdrawn = of_type(&items, "notification.cancelled");
+        assert_eq!(withdrawn.len(), 1, "{items:?}");
+        assert_eq!(withdrawn[0]["data"]["template"], "reminder");
+        assert!(
+            withdrawn[0]["data"]["reason"].as_str().unwrap().contains("corrected"),
+            "{}",
+            withdrawn[0]
+        );
+        assert!(
+            d.sink.messages().iter().all(|m| recipients(m) != [TYPO]),
+            "nothing went to the old address"
+        );
         d.stop().await;
     }
 }

@@ -340,8 +340,9 @@ impl Delivery {
     }
 
     /// A reminder is never sent once its invitation left `pending` or passed
-    /// its expiry (R32): checked under the invitation's row lock, by database
-    /// time, just before the send. The row is marked `cancelled` (no attempt
+    /// its expiry (R32), nor to an address corrected since it was queued
+    /// (R46): checked under the invitation's row lock, by database time,
+    /// just before the send. The row is marked `cancelled` (no attempt
     /// was made) with an event for the timeline.
     async fn reminder_moot(&self, email: &ClaimedEmail) -> ServiceResult<bool> {
         let Some(invitation) = email.invitation_id else {
@@ -358,13 +359,23 @@ impl Delivery {
             .and_then(|i| i.delivery.as_ref())
             .map(|d| d.status)
             .filter(|s| matches!(s, OutboxStatus::Bounced | OutboxStatus::Complained));
-        if status == Some(crate::domain::InvitationStatus::Pending) && refused.is_none() {
+        // R46: a reminder queued before the address was corrected goes to
+        // the old address with the old token: it no longer applies (the new
+        // address got its own invitation email).
+        let readdressed = inv.as_ref().is_some_and(|i| {
+            i.email
+                .as_ref()
+                .is_some_and(|e| !e.as_str().eq_ignore_ascii_case(&email.recipient))
+        });
+        let pending = status == Some(crate::domain::InvitationStatus::Pending);
+        if pending && refused.is_none() && !readdressed {
             return Ok(false);
         }
         let why = match refused {
-            Some(s) if status == Some(crate::domain::InvitationStatus::Pending) => {
-                format!("not sent: the invitation email {}", s.as_str())
+            _ if pending && readdressed => {
+                "not sent: the invitation's address was corrected".to_string()
             }
+            Some(s) if pending => format!("not sent: the invitation email {}", s.as_str()),
             _ => format!(
                 "not sent: the invitation is {}",
                 status.map_or("gone", |s| s.as_str())
