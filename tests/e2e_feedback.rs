@@ -481,6 +481,18 @@ both_stores! {
             1
         );
 
+        // R46: a bounced invitation may get a corrected address; the new one
+        // gets its own email.
+        let (status, body) = d
+            .patch(
+                &format!("/v1/invitations/{id}"),
+                json!({"actor_user_id": "olive", "email": "back@x.example"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let sent = d.sink.wait_for(3, WAIT).await.remove(2);
+        assert!(sent.to.iter().any(|t| t.contains("back@x.example")), "{:?}", sent.to);
+
         // An hour later: no reminder for a bounced invitation.
         db.exec("UPDATE invitations SET created_at = $1", &[ago(61 * 60)]).await;
         assert_eq!(chores_reminded(&d).await, 0);
@@ -620,6 +632,19 @@ both_stores! {
         );
         db.exec("UPDATE invitations SET created_at = $1", &[ago(61 * 60)]).await;
         assert_eq!(chores_reminded(&d).await, 0);
+        // R44: the inviter is told the recipient reported it.
+        let told = d.sink.wait_for(2, WAIT).await.remove(1);
+        assert!(told.to.iter().any(|t| t.contains("olive@brand.example")), "{:?}", told.to);
+        assert!(told.text_body().contains("reported the email as unwanted"), "{}", told.text_body());
+        // R46: a complained-about invitation may get another address.
+        let (status, body) = d
+            .patch(
+                &format!("/v1/invitations/{id}"),
+                json!({"actor_user_id": "olive", "email": "calm@x.example"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["email"], "calm@x.example");
         d.stop().await;
     }
 }
