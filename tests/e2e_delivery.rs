@@ -111,11 +111,26 @@ both_stores! {
         let failed = of_type(&items, "notification.failed");
         assert_eq!(failed.len(), 1, "{items:?}");
         assert_eq!(failed[0]["data"]["smtp_code"], 550);
-        assert_eq!(of_type(&items, "delivery_attempt").len(), 1);
-        // Nothing more is tried: a poll later, still one attempt.
+        let invitation_attempts = |items: &[Value]| {
+            of_type(items, "delivery_attempt")
+                .into_iter()
+                .filter(|a| a["template"] == "member_invitation")
+                .count()
+        };
+        assert_eq!(invitation_attempts(&items), 1);
+        // Nothing more is tried: a poll later, still one attempt. (The
+        // inviter is told, R44: that email is the one the sink took.)
         tokio::time::sleep(Duration::from_millis(600)).await;
-        assert_eq!(db.count("SELECT count(*) FROM email_attempts").await, 1);
-        assert!(d.sink.messages().is_empty());
+        assert_eq!(invitation_attempts(&timeline(&d, &id).await), 1);
+        assert_eq!(
+            db.count("SELECT count(*) FROM email_attempts a JOIN email_outbox o ON o.id = a.outbox_id \
+                      WHERE o.template = 'member_invitation'").await,
+            1
+        );
+        assert!(
+            d.sink.messages().iter().all(|m| m.to.iter().all(|t| !t.contains("r@x.example"))),
+            "nothing reached the invitee"
+        );
         assert_eq!(d.sink.rejected().len(), 1);
         d.stop().await;
     }

@@ -16,6 +16,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use lettre::address::Envelope;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use reqwest::StatusCode;
+use serde_json::json;
 use support::daemon::TestDaemon;
 use support::db::{Db, TempDir, ago};
 use support::scenario::{brand, invitation, invite, of_type, timeline};
@@ -420,9 +422,39 @@ both_stores! {
             .unwrap_or_else(|| panic!("no hard_bounce series in /metrics:\n{text}"));
         assert!(counted >= 1.0, "{counted}");
 
-        // The same bounce again is kept but changes nothing more.
+        // R44: the inviter is told, in their locale, and may correct the
+        // address (R46).
+        let told = d.sink.wait_for(2, WAIT).await.remove(1);
+        assert!(told.to.iter().any(|t| t.contains("olive@brand.example")), "{:?}", told.to);
+        assert_eq!(
+            told.header("Subject").as_deref(),
+            Some("We couldn't deliver your invitation to gone@x.example")
+        );
+        let text = told.text_body();
+        assert!(text.contains("sent it back"), "{text}");
+        assert!(text.contains("> smtp; 550 5.1.1"), "{text}");
+        assert!(text.contains("correct it"), "{text}");
+
+        // The same bounce again is kept but changes nothing more, and tells
+        // the inviter nothing more.
         assert_eq!(deliver_report(&d, &rcpt, &report).await, Ok(250));
         assert_eq!(of_type(&timeline(&d, &id).await, "notification.bounced").len(), 1);
+        assert_eq!(
+            db.count("SELECT count(*) FROM email_outbox WHERE template = 'delivery_failed'").await,
+            1
+        );
+
+        // R46: a bounced invitation may get a corrected address; the new one
+        // gets its own email.
+        let (status, body) = d
+            .patch(
+                &format!("/v1/invitations/{id}"),
+                json!({"actor_user_id": "olive", "email": "back@x.example"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let sent = d.sink.wait_for(3, WAIT).await.remove(2);
+        assert!(sent.to.iter().any(|t| t.contains("back@x.example")), "{:?}", sent.to);
 
         // An hour later: no reminder for a bounced invitation.
         db.exec("UPDATE invitations SET created_at = $1", &[ago(61 * 60)]).await;
@@ -487,7 +519,12 @@ both_stores! {
             "{}",
             withdrawn[0]
         );
-        assert_eq!(d.sink.messages().len(), 1, "only the invitation went out");
+        // Only the invitation went to the invitee; the inviter was told of
+        // the bounce (R44).
+        let sent = d.sink.wait_for(2, WAIT).await;
+        let to_invitee = sent.iter().filter(|m| m.to.iter().any(|t| t.contains("later@x.example")));
+        assert_eq!(to_invitee.count(), 1, "only the invitation went to the invitee");
+        assert_eq!(sent.len(), 2, "the invitation and the inviter's email");
         d.stop().await;
     }
 }
@@ -558,6 +595,19 @@ both_stores! {
         );
         db.exec("UPDATE invitations SET created_at = $1", &[ago(61 * 60)]).await;
         assert_eq!(chores_reminded(&d).await, 0);
+        // R44: the inviter is told the recipient reported it.
+        let told = d.sink.wait_for(2, WAIT).await.remove(1);
+        assert!(told.to.iter().any(|t| t.contains("olive@brand.example")), "{:?}", told.to);
+        assert!(told.text_body().contains("reported the email as unwanted"), "{}", told.text_body());
+        // R46: a complained-about invitation may get another address.
+        let (status, body) = d
+            .patch(
+                &format!("/v1/invitations/{id}"),
+                json!({"actor_user_id": "olive", "email": "calm@x.example"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["email"], "calm@x.example");
         d.stop().await;
     }
 }

@@ -236,6 +236,36 @@ pub fn check_renewable(inv: &InvitationView, now: DateTime<Utc>) -> Result<(), D
     }
 }
 
+/// R46: whether a corrected address may be given. Only to a member
+/// invitation that is still pending (by `now`) and whose last invitation
+/// email did not get through (`undelivered`: given up, bounced or
+/// complained about); the caller reads that from the outbox. Anything else
+/// is `invalid_transition`: a partner invitation has no address, and an
+/// email that was sent, or is still on its way, may yet arrive.
+pub fn check_correctable(
+    inv: &InvitationView,
+    undelivered: bool,
+    now: DateTime<Utc>,
+) -> Result<(), DomainError> {
+    let status = inv.effective_status(now);
+    let refuse = |from: String| DomainError::InvalidTransition {
+        from,
+        command: "correct the address of".to_string(),
+    };
+    if inv.kind != InvitationKind::Member {
+        return Err(refuse(format!("a {} and {status}", inv.kind.as_str())));
+    }
+    if status != InvitationStatus::Pending {
+        return Err(refuse(status.as_str().to_string()));
+    }
+    if !undelivered {
+        return Err(refuse(
+            "pending and whose email has not failed, bounced or been complained about".into(),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +298,33 @@ mod tests {
             status,
             expires_at: at(1000),
         }
+    }
+
+    #[test]
+    fn only_a_pending_member_invitation_whose_email_failed_takes_a_new_address() {
+        for status in InvitationStatus::ALL {
+            for undelivered in [false, true] {
+                let ok = status == Pending && undelivered;
+                assert_eq!(
+                    check_correctable(&inv(status), undelivered, at(0)).is_ok(),
+                    ok,
+                    "{status} undelivered={undelivered}"
+                );
+            }
+        }
+        // Past its expiry, before the sweep: expired, so no.
+        assert!(matches!(
+            check_correctable(&inv(Pending), true, at(1000)),
+            Err(DomainError::InvalidTransition { .. })
+        ));
+        let partner = InvitationView {
+            kind: InvitationKind::PartnerInvite,
+            ..inv(Pending)
+        };
+        assert!(matches!(
+            check_correctable(&partner, true, at(0)),
+            Err(DomainError::InvalidTransition { .. })
+        ));
     }
 
     #[derive(Debug, PartialEq)]

@@ -17,15 +17,20 @@ pub enum TemplateName {
     /// R20: to the owner and managers of a business another one asks for
     /// access (direction `request`). Same subject and keys as `PartnerInvitation`.
     PartnerRequest,
+    /// R44, R46: to the inviter, when the member invitation email was
+    /// given up, bounced or complained about: "We couldn't deliver your
+    /// invitation to …", saying the address can be corrected.
+    DeliveryFailed,
 }
 
 impl TemplateName {
-    pub const ALL: [TemplateName; 5] = [
+    pub const ALL: [TemplateName; 6] = [
         TemplateName::MemberInvitation,
         TemplateName::InvitationAccepted,
         TemplateName::Reminder,
         TemplateName::PartnerInvitation,
         TemplateName::PartnerRequest,
+        TemplateName::DeliveryFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +40,7 @@ impl TemplateName {
             TemplateName::Reminder => "reminder",
             TemplateName::PartnerInvitation => "partner_invitation",
             TemplateName::PartnerRequest => "partner_request",
+            TemplateName::DeliveryFailed => "delivery_failed",
         }
     }
 

@@ -40,6 +40,7 @@ pub enum EventType {
     InvitationCancelled,
     InvitationExpired,
     InvitationReminderQueued,
+    InvitationAddressCorrected,
     NotificationFailed,
     NotificationCancelled,
     NotificationLocaleFallback,
@@ -57,7 +58,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 23] = [
+    pub const ALL: [EventType; 24] = [
         EventType::InvitationCreated,
         EventType::InvitationRenewed,
         EventType::InvitationSent,
@@ -67,6 +68,7 @@ impl EventType {
         EventType::InvitationCancelled,
         EventType::InvitationExpired,
         EventType::InvitationReminderQueued,
+        EventType::InvitationAddressCorrected,
         EventType::NotificationFailed,
         EventType::NotificationCancelled,
         EventType::NotificationLocaleFallback,
@@ -99,6 +101,7 @@ impl EventType {
             EventType::InvitationCancelled => "invitation.cancelled",
             EventType::InvitationExpired => "invitation.expired",
             EventType::InvitationReminderQueued => "invitation.reminder_queued",
+            EventType::InvitationAddressCorrected => "invitation.address_corrected",
             EventType::NotificationFailed => "notification.failed",
             EventType::NotificationCancelled => "notification.cancelled",
             EventType::NotificationLocaleFallback => "notification.locale_fallback",
@@ -148,6 +151,7 @@ pub enum Event {
     InvitationCancelled,
     InvitationExpired,
     InvitationReminderQueued(ReminderQueued),
+    InvitationAddressCorrected(AddressCorrected),
     NotificationFailed(NotificationFailed),
     NotificationCancelled(NotificationCancelled),
     NotificationLocaleFallback(NotificationLocaleFallback),
@@ -198,6 +202,7 @@ impl Event {
             Event::InvitationCancelled => EventType::InvitationCancelled,
             Event::InvitationExpired => EventType::InvitationExpired,
             Event::InvitationReminderQueued(_) => EventType::InvitationReminderQueued,
+            Event::InvitationAddressCorrected(_) => EventType::InvitationAddressCorrected,
             Event::NotificationFailed(_) => EventType::NotificationFailed,
             Event::NotificationCancelled(_) => EventType::NotificationCancelled,
             Event::NotificationLocaleFallback(_) => EventType::NotificationLocaleFallback,
@@ -230,6 +235,7 @@ impl Event {
             Event::InvitationRenewed(d) => value(d),
             Event::InvitationSent(d) => value(d),
             Event::InvitationReminderQueued(d) => value(d),
+            Event::InvitationAddressCorrected(d) => value(d),
             Event::NotificationFailed(d) => value(d),
             Event::NotificationCancelled(d) => value(d),
             Event::NotificationLocaleFallback(d) => value(d),
@@ -330,6 +336,17 @@ pub struct ReminderQueued {
     #[serde(serialize_with = "duration")]
     pub after: Duration,
     pub message_id: String,
+}
+
+/// `invitation.address_corrected` (R46): the invitation's email did not
+/// get through and an inviter gave it another address; a new token and a
+/// new email went with it. The old address stays here, in the timeline.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AddressCorrected {
+    /// The address the failed email went to.
+    pub previous_email: Email,
+    /// The address from now on.
+    pub email: Email,
 }
 
 /// `notification.failed`: an email was given up on (R27). `template` is the
@@ -668,6 +685,14 @@ mod tests {
                 }),
                 "invitation.reminder_queued",
                 json!({"after": crate::config::format_duration(Duration::from_secs(3 * 86_400)), "message_id": "<m@x>"}),
+            ),
+            (
+                Event::InvitationAddressCorrected(AddressCorrected {
+                    previous_email: email.clone(),
+                    email: Email::parse("c@b.example").unwrap(),
+                }),
+                "invitation.address_corrected",
+                json!({"previous_email": "a@b.example", "email": "c@b.example"}),
             ),
             (
                 Event::NotificationFailed(NotificationFailed {

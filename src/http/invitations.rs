@@ -108,6 +108,18 @@ pub struct ActorBody {
     pub actor_user_id: String,
 }
 
+/// R46: the corrected address of an invitation whose email did not get
+/// through.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CorrectAddressBody {
+    #[schema(value_type = super::openapi::values::UserIdText)]
+    pub actor_user_id: String,
+    /// The address the invitation goes to from now on.
+    #[schema(value_type = super::openapi::values::EmailText)]
+    pub email: String,
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptBody {
@@ -442,6 +454,39 @@ pub async fn resend(
         Json(InvitationJson::from(&outcome.invitation)),
     )
         .into_response())
+}
+
+/// R46: gives a pending member invitation whose email failed, bounced or
+/// was complained about a corrected address: a new token (the old one stops
+/// working at once), a new email to the new address, the same quota slot.
+#[utoipa::path(
+    patch,
+    path = "/v1/invitations/{id}",
+    tag = "invitations",
+    params(("id" = uuid::Uuid, Path, description = "The invitation")),
+    request_body = CorrectAddressBody,
+    responses(
+        (status = 200, description = "The invitation with its new address; its new email is queued", body = InvitationJson),
+        (status = 403, description = "`forbidden`: the actor is not a member of the business or lacks `members.invite`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such invitation", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_transition`: not a pending member invitation whose email failed, bounced or was complained about (one sent or still on its way may yet arrive); `conflict`: the new address is already a member or has a pending invitation", body = Problem, content_type = "application/problem+json"),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub async fn correct_address(
+    State(state): State<HttpState>,
+    RawPath(id): RawPath<String>,
+    StrictJson(body): StrictJson<CorrectAddressBody>,
+) -> Result<Json<InvitationJson>, ApiError> {
+    let id = invitation_path(&id)?;
+    let actor = UserId::parse_field(&body.actor_user_id, "actor_user_id")?;
+    let email = Email::parse_field(&body.email, "email")?;
+    let outcome = state
+        .invitations
+        .execute(id, InvitationCommand::CorrectAddress { actor, email })
+        .await?;
+    Ok(Json(InvitationJson::from(&outcome.invitation)))
 }
 
 #[utoipa::path(

@@ -74,7 +74,10 @@ pub fn router(state: HttpState) -> Router {
         .route("/invitations/accept", post(invitations::accept))
         .route("/invitations/decline", post(invitations::decline))
         .route("/invitations/preview", post(invitee::preview))
-        .route("/invitations/{id}", get(invitations::get_invitation))
+        .route(
+            "/invitations/{id}",
+            get(invitations::get_invitation).patch(invitations::correct_address),
+        )
         .route("/invitations/{id}/timeline", get(invitations::timeline))
         .route("/invitations/{id}/resend", post(invitations::resend))
         .route("/invitations/{id}/cancel", post(invitations::cancel))

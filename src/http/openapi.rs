@@ -61,6 +61,7 @@ pub const API_KEY_SCHEME: &str = "api_key";
         invitations::get_invitation,
         invitations::timeline,
         invitations::resend,
+        invitations::correct_address,
         invitations::cancel,
         invitations::renew,
         partners::create_partner,

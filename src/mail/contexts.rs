@@ -40,6 +40,9 @@ pub enum EmailContent {
     PartnerInvitation(PartnerContext),
     /// R20, direction `request`: the same keys as a partner invitation.
     PartnerRequest(PartnerContext),
+    /// R44, R46: to the inviter, about an invitation email that did not get
+    /// through.
+    DeliveryFailed(DeliveryFailedContext),
 }
 
 impl EmailContent {
@@ -50,6 +53,7 @@ impl EmailContent {
             EmailContent::InvitationAccepted(_) => TemplateName::InvitationAccepted,
             EmailContent::PartnerInvitation(_) => TemplateName::PartnerInvitation,
             EmailContent::PartnerRequest(_) => TemplateName::PartnerRequest,
+            EmailContent::DeliveryFailed(_) => TemplateName::DeliveryFailed,
         }
     }
 
@@ -63,6 +67,7 @@ impl EmailContent {
             EmailContent::PartnerInvitation(c) | EmailContent::PartnerRequest(c) => {
                 serde_json::to_value(c)
             }
+            EmailContent::DeliveryFailed(c) => serde_json::to_value(c),
         };
         value.expect("an email context serialises")
     }
@@ -123,6 +128,15 @@ impl EmailContent {
             }),
             TemplateName::PartnerInvitation => EmailContent::PartnerInvitation(partner()),
             TemplateName::PartnerRequest => EmailContent::PartnerRequest(partner()),
+            TemplateName::DeliveryFailed => EmailContent::DeliveryFailed(DeliveryFailedContext {
+                inviter_name: "Ada Lovelace".into(),
+                business_name: "Analytical Engines Ltd".into(),
+                recipient_email: "charles@exmaple.test".into(),
+                reason: UndeliveredReason::Bounced,
+                detail: Some("smtp; 550 5.1.1 <charles@exmaple.test>: no such user".into()),
+                expires_at: sample_expiry(),
+                time_zone: Some("America/Los_Angeles".into()),
+            }),
         }
     }
 
@@ -142,6 +156,15 @@ impl EmailContent {
             EmailContent::PartnerInvitation(c) | EmailContent::PartnerRequest(c) => {
                 c.message = None;
                 c.time_zone = None;
+            }
+            EmailContent::DeliveryFailed(c) => {
+                c.reason = UndeliveredReason::Failed;
+                c.detail = None;
+                c.time_zone = None;
+                let mut complained = c.clone();
+                complained.reason = UndeliveredReason::Complained;
+                complained.time_zone = Some("Asia/Taipei".into());
+                more.push(EmailContent::DeliveryFailed(complained));
             }
             EmailContent::InvitationAccepted(c) => {
                 c.role = String::new();
@@ -351,6 +374,45 @@ pub struct PartnerContext {
     /// carry it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partner_url: Option<String>,
+}
+
+/// `delivery_failed` (R44, R46), to the inviter, in their locale and zone:
+/// the member invitation email to `recipient_email` did not get through, and
+/// the address can be corrected (`PATCH /v1/invitations/{id}`) without
+/// using another invitation of the day. No link: where to correct it is the
+/// app's page, which the daemon does not know; the email says to do it in
+/// the product.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeliveryFailedContext {
+    pub inviter_name: String,
+    pub business_name: String,
+    /// The invited address the email did not reach.
+    pub recipient_email: String,
+    pub reason: UndeliveredReason,
+    /// What the receiving side said (the SMTP reply or the bounce's
+    /// diagnostic; nothing for a complaint), at most
+    /// [`MAX_DETAIL_CHARS`] characters; `null` when nothing was said.
+    pub detail: Option<String>,
+    /// The invitation's expiry: it can be corrected until then.
+    #[serde(serialize_with = "rfc3339")]
+    pub expires_at: DateTime<Utc>,
+    /// The inviter's IANA time zone (R41), `null` for UTC.
+    pub time_zone: Option<String>,
+}
+
+/// How much of a remote server's answer `delivery_failed` quotes.
+pub const MAX_DETAIL_CHARS: usize = 300;
+
+/// Why an invitation email did not get through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UndeliveredReason {
+    /// Given up after its attempts (R27): refused or never accepted.
+    Failed,
+    /// Accepted, then a hard bounce came back (R44).
+    Bounced,
+    /// The recipient reported it (R44).
+    Complained,
 }
 
 /// As the outbox has always held it (`to_rfc3339`, `+00:00`); the `date`

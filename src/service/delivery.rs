@@ -10,13 +10,15 @@ use chrono::{DateTime, Utc};
 use rand::RngExt as _;
 
 use super::{ServiceError, ServiceResult, Services, event};
-use crate::domain::TokenNonce;
 use crate::domain::retry::RetryPolicy;
+use crate::domain::{InvitationId, TokenNonce};
 use crate::events::catalog::{
     Event, FailedLocale, InvitationSent, NotificationCancelled, NotificationFailed,
     NotificationLocaleFallback,
 };
-use crate::mail::contexts::{Brand, EXPIRES_AT_KEY, TokenLinks, on_behalf_of, prepare};
+use crate::mail::contexts::{
+    Brand, EXPIRES_AT_KEY, TokenLinks, UndeliveredReason, on_behalf_of, prepare,
+};
 use crate::mail::{Failure, MailError, Mailer, TemplateName, Templates, build_message};
 use crate::metrics;
 use crate::store::{AttemptOutcome, ClaimedEmail, EmailAttempt, NewEvent, OutboxStatus};
@@ -68,6 +70,10 @@ pub struct Delivery {
 pub struct Outcome {
     pub attempt: EmailAttempt,
     pub events: Vec<NewEvent>,
+    /// R44, R46: a member invitation email given up: the invitation whose
+    /// inviter is told, in the same transaction (see
+    /// `Services::queue_undelivered_notice`), with the server's answer.
+    pub undelivered: Option<(InvitationId, Option<String>)>,
 }
 
 struct PendingOutcome {
@@ -166,6 +172,16 @@ async fn write_outcomes(services: &Services, outcomes: &[&Outcome]) -> ServiceRe
     let mut tx = services.store.begin().await?;
     tx.finish_email_attempts(&attempts).await?;
     tx.insert_events(&events).await?;
+    for (invitation, detail) in outcomes.iter().filter_map(|o| o.undelivered.as_ref()) {
+        services
+            .queue_undelivered_notice(
+                tx.as_mut(),
+                *invitation,
+                UndeliveredReason::Failed,
+                detail.as_deref(),
+            )
+            .await?;
+    }
     tx.commit().await?;
     Ok(())
 }
@@ -299,7 +315,22 @@ impl Delivery {
             _ => None,
         };
         events.extend(sent_or_failed);
-        self.recorder.record(Outcome { attempt, events }).await?;
+        // R44, R46: the inviter hears of an invitation email given up.
+        let undelivered = match (&outcome, email.invitation_id) {
+            (AttemptOutcome::Failed, Some(invitation))
+                if email.template == TemplateName::MemberInvitation =>
+            {
+                Some((invitation, attempt.detail.clone()))
+            }
+            _ => None,
+        };
+        self.recorder
+            .record(Outcome {
+                attempt,
+                events,
+                undelivered,
+            })
+            .await?;
         match &outcome {
             AttemptOutcome::Sent => metrics::email_sent(email.template.as_str(), &email.locale),
             AttemptOutcome::Failed => metrics::email_failed(email.template.as_str()),
@@ -309,8 +340,9 @@ impl Delivery {
     }
 
     /// A reminder is never sent once its invitation left `pending` or passed
-    /// its expiry (R32): checked under the invitation's row lock, by database
-    /// time, just before the send. The row is marked `cancelled` (no attempt
+    /// its expiry (R32), nor to an address corrected since it was queued
+    /// (R46): checked under the invitation's row lock, by database time,
+    /// just before the send. The row is marked `cancelled` (no attempt
     /// was made) with an event for the timeline.
     async fn reminder_moot(&self, email: &ClaimedEmail) -> ServiceResult<bool> {
         let Some(invitation) = email.invitation_id else {
@@ -327,13 +359,23 @@ impl Delivery {
             .and_then(|i| i.delivery.as_ref())
             .map(|d| d.status)
             .filter(|s| matches!(s, OutboxStatus::Bounced | OutboxStatus::Complained));
-        if status == Some(crate::domain::InvitationStatus::Pending) && refused.is_none() {
+        // R46: a reminder queued before the address was corrected goes to
+        // the old address with the old token: it no longer applies (the new
+        // address got its own invitation email).
+        let readdressed = inv.as_ref().is_some_and(|i| {
+            i.email
+                .as_ref()
+                .is_some_and(|e| !e.as_str().eq_ignore_ascii_case(&email.recipient))
+        });
+        let pending = status == Some(crate::domain::InvitationStatus::Pending);
+        if pending && refused.is_none() && !readdressed {
             return Ok(false);
         }
         let why = match refused {
-            Some(s) if status == Some(crate::domain::InvitationStatus::Pending) => {
-                format!("not sent: the invitation email {}", s.as_str())
+            _ if pending && readdressed => {
+                "not sent: the invitation's address was corrected".to_string()
             }
+            Some(s) if pending => format!("not sent: the invitation email {}", s.as_str()),
             _ => format!(
                 "not sent: the invitation is {}",
                 status.map_or("gone", |s| s.as_str())

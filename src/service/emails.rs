@@ -8,7 +8,10 @@ use uuid::Uuid;
 use super::Services;
 use crate::domain::{BusinessId, InvitationId, InvitationToken, Locale, TimeZone, TokenNonce};
 use crate::mail::EmailContent;
-use crate::mail::contexts::{AcceptedContext, InvitationContext, InvitationLink};
+use crate::mail::contexts::{
+    AcceptedContext, DeliveryFailedContext, InvitationContext, InvitationLink, MAX_DETAIL_CHARS,
+    UndeliveredReason,
+};
 use crate::store::{BusinessRecord, InvitationRecord, NewEmail, UserRecord};
 
 pub fn new_message_id(domain: &str) -> String {
@@ -108,6 +111,43 @@ impl Services {
                 role: role.unwrap_or_default(),
                 partner_business_name,
                 partner_request: inv.kind == crate::domain::InvitationKind::PartnerRequest,
+            }),
+        )
+    }
+
+    /// R44, R46: "We couldn't deliver your invitation to …", to the inviter
+    /// in their locale and time zone, naming the address that failed.
+    pub(crate) fn delivery_failed_email(
+        &self,
+        inv: &InvitationRecord,
+        business_name: &str,
+        inviter: &UserRecord,
+        reason: UndeliveredReason,
+        detail: Option<&str>,
+    ) -> NewEmail {
+        let recipient_email = inv
+            .email
+            .as_ref()
+            .map(|e| e.as_str().to_string())
+            .unwrap_or_default();
+        self.new_email(
+            Envelope {
+                business: inv.business_id,
+                invitation: Some(inv.id),
+                locale: inviter.locale.clone(),
+                recipient: inviter.email.clone(),
+                recipient_name: inviter.display_name.clone(),
+            },
+            EmailContent::DeliveryFailed(DeliveryFailedContext {
+                inviter_name: inviter.name().to_string(),
+                business_name: business_name.to_string(),
+                recipient_email,
+                reason,
+                detail: detail
+                    .map(|d| d.trim().chars().take(MAX_DETAIL_CHARS).collect::<String>())
+                    .filter(|d| !d.is_empty()),
+                expires_at: inv.expires_at,
+                time_zone: inviter.time_zone.as_ref().map(|z| z.as_str().to_string()),
             }),
         )
     }

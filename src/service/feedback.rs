@@ -13,17 +13,26 @@
 //! email still lists an address taken off since). A soft bounce is kept
 //! (and shows in the timeline), nothing more.
 //!
-//! Not built yet (issue 14, later items): the inviter's "We couldn't
-//! deliver" email.
+//! A hard bounce or a complaint that marks the latest invitation email of a
+//! pending member invitation also queues, in the same transaction, "We
+//! couldn't deliver your invitation to …" to the inviter (R44), who may then
+//! correct the address (R46). Delivery queues the same email when it gives an
+//! invitation email up (`delivery.rs`, through [`Services::queue_undelivered_notice`]).
 
 use uuid::Uuid;
 
+use super::invitations::undelivered;
 use super::{ServiceResult, Services, event};
-use crate::domain::{Email, SuppressionReason};
+use crate::domain::{
+    Email, InvitationId, InvitationKind, InvitationStatus, SuppressionReason, TemplateName,
+};
 use crate::events::catalog::{DeliveryFeedback, Event};
 use crate::feedback::{Feedback, FeedbackKind, FeedbackSource, MatchedBy, Unreadable};
+use crate::mail::contexts::UndeliveredReason;
 use crate::metrics;
-use crate::store::{FeedbackEmail, FeedbackLookup, NewFeedback, NewSuppression, OutboxStatus};
+use crate::store::{
+    FeedbackEmail, FeedbackLookup, NewFeedback, NewSuppression, OutboxStatus, StoreTx,
+};
 
 /// What applying one piece of feedback did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -118,6 +127,24 @@ impl Services {
                     event_data,
                 ))
                 .await?;
+                if email.template == TemplateName::MemberInvitation
+                    && let Some(invitation) = email.invitation_id
+                {
+                    let (reason, detail) = match feedback.kind {
+                        // A complaint's feedback type (`abuse`) tells the
+                        // inviter nothing.
+                        FeedbackKind::Complaint => (UndeliveredReason::Complained, None),
+                        _ => (
+                            UndeliveredReason::Bounced,
+                            feedback
+                                .detail
+                                .as_deref()
+                                .or(feedback.status_code.as_deref()),
+                        ),
+                    };
+                    self.queue_undelivered_notice(tx.as_mut(), invitation, reason, detail)
+                        .await?;
+                }
             }
         }
         tx.commit().await?;
@@ -168,6 +195,46 @@ impl Services {
                 detail,
             })
             .await?)
+    }
+
+    /// R44, R46: queues "We couldn't deliver your invitation to …" to the
+    /// inviter, in the caller's transaction, when the invitation is a
+    /// pending member invitation whose latest invitation email is now
+    /// undelivered (the caller marked or failed it in this transaction), so
+    /// the email names the address that failed and the invitation can still
+    /// be corrected. Answers whether it queued one.
+    pub(crate) async fn queue_undelivered_notice(
+        &self,
+        tx: &mut dyn StoreTx,
+        invitation: InvitationId,
+        reason: UndeliveredReason,
+        detail: Option<&str>,
+    ) -> ServiceResult<bool> {
+        let Some(inv) = tx.lock_invitation(invitation).await? else {
+            return Ok(false);
+        };
+        let now = tx.now().await?;
+        if inv.kind != InvitationKind::Member
+            || inv.view().effective_status(now) != InvitationStatus::Pending
+            || !undelivered(&inv)
+        {
+            return Ok(false);
+        }
+        let (Some(inviter), Some(business)) = (
+            tx.get_user(&inv.invited_by).await?,
+            tx.read_business(inv.business_id).await?,
+        ) else {
+            return Ok(false);
+        };
+        tx.enqueue_email(&self.delivery_failed_email(
+            &inv,
+            &business.name,
+            &inviter,
+            reason,
+            detail,
+        ))
+        .await?;
+        Ok(true)
     }
 
     /// Keeps a report the daemon could not read or does not act on, with

@@ -10,9 +10,11 @@ use crate::domain::{
     BusinessId, Capability, DeliveryMode, DomainError, Email, InvitationId, InvitationKind,
     InvitationStatus, Locale, Metadata, RoleCatalog, SuppressedInvitee, TokenNonce, UserId,
 };
-use crate::events::catalog::{Event, InvitationCreated, InvitationRenewed, MemberAdded, MemberVia};
+use crate::events::catalog::{
+    AddressCorrected, Event, InvitationCreated, InvitationRenewed, MemberAdded, MemberVia,
+};
 use crate::store::{
-    BusinessRecord, InvitationQuery, InvitationRecord, MemberRecord, NewInvitation,
+    BusinessRecord, InvitationQuery, InvitationRecord, MemberRecord, NewInvitation, OutboxStatus,
     PartnershipRecord, StoreTx, TimelineEntry,
 };
 use chrono::{DateTime, Utc};
@@ -56,6 +58,12 @@ pub enum InvitationCommand {
     },
     Resend {
         actor: UserId,
+    },
+    /// R46: `PATCH /v1/invitations/{id}`: a corrected address for a member
+    /// invitation whose email did not get through.
+    CorrectAddress {
+        actor: UserId,
+        email: Email,
     },
     /// `POST /v1/invitations/{id}/accept`. For a partner invitation, the
     /// owner or a manager of the receiving business accepts it (R21); for a
@@ -468,6 +476,12 @@ impl Services {
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?;
         let catalog = self.catalog(business.role_preset);
+        // R46 is not a move of the state machine: it has its own check.
+        if let InvitationCommand::CorrectAddress { actor, email } = cmd {
+            self.check_inviter(tx.as_mut(), &inv, &catalog, &actor)
+                .await?;
+            return self.correct_address(tx, &business, inv, actor, email).await;
+        }
         let step = self.step(tx.as_mut(), &inv, &catalog, cmd).await?;
         // R36: an answer already given is given again from what is stored
         // (so also to a retry after a crash), and nothing is written.
@@ -681,6 +695,9 @@ impl Services {
                 self.check_inviter(tx, inv, catalog, &actor).await?;
                 Step::Resend { actor }
             }
+            InvitationCommand::CorrectAddress { .. } => {
+                unreachable!("`execute` carries out an address correction itself")
+            }
             InvitationCommand::Accept { user, mfa_verified } => {
                 token_answers(inv)?;
                 Step::AcceptMember {
@@ -729,6 +746,92 @@ impl Services {
         })
     }
 
+    /// R46, under the business and invitation locks `execute` took: the
+    /// invitation gets the new address and a new token (so the old link
+    /// stops working with the commit), a new invitation email to the new
+    /// address, and `invitation.address_corrected` naming both addresses.
+    /// Its `created_at` stays, and no quota is checked or used: the slot it
+    /// took when created is the one it keeps (R8).
+    async fn correct_address(
+        &self,
+        mut tx: Box<dyn StoreTx>,
+        business: &BusinessRecord,
+        inv: InvitationRecord,
+        actor: UserId,
+        email: Email,
+    ) -> ServiceResult<CommandOutcome> {
+        let now = tx.now().await?;
+        lifecycle::check_correctable(&inv.view(), undelivered(&inv), now)?;
+        let id = inv.id;
+        let previous = inv
+            .email
+            .clone()
+            .expect("a member invitation has an address");
+        if email == previous {
+            return Err(DomainError::validation(
+                "email",
+                "is the address whose email failed; give the corrected one",
+            )
+            .into());
+        }
+        if tx.is_member_email(inv.business_id, &email).await? {
+            return Err(DomainError::Conflict(format!("{email} is already a member")).into());
+        }
+        if tx.has_pending_invitation(inv.business_id, &email).await? {
+            return Err(
+                DomainError::Conflict(format!("{email} already has a pending invitation")).into(),
+            );
+        }
+        // R45: the corrected address is checked like any invitee's.
+        if let Some(listed) = tx
+            .suppressed_among(std::slice::from_ref(&email))
+            .await?
+            .into_iter()
+            .next()
+        {
+            return Err(DomainError::AddressSuppressed(vec![SuppressedInvitee {
+                field: "email".into(),
+                email: listed.email,
+                reason: listed.reason,
+            }])
+            .into());
+        }
+        let nonce = TokenNonce::generate();
+        let token = self.token_for(id.0, &nonce);
+        tx.correct_invitation_address(id, &email, &token.hash(), &nonce)
+            .await?;
+        tx.insert_event(&event(
+            inv.business_id,
+            Some(id),
+            Some(&actor),
+            None,
+            Event::InvitationAddressCorrected(AddressCorrected {
+                previous_email: previous,
+                email: email.clone(),
+            }),
+        ))
+        .await?;
+        let corrected = tx
+            .lock_invitation(id)
+            .await?
+            .ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?;
+        let inviter = tx
+            .get_user(&inv.invited_by)
+            .await?
+            .ok_or_else(|| DomainError::NotFound(format!("user {}", inv.invited_by)))?;
+        // R41: the zone of a registered user with the new address, if any.
+        let time_zone = tx.time_zone_by_email(&email).await?;
+        tx.enqueue_email(&self.member_invitation_email(&corrected, business, &inviter, time_zone))
+            .await?;
+        tx.commit().await?;
+        let invitation = self.store.get_invitation(id).await?.unwrap_or(corrected);
+        Ok(CommandOutcome {
+            invitation,
+            membership: None,
+            partnership: None,
+        })
+    }
+
     /// R14: cancel and resend need `members.invite` in the sending business.
     async fn check_inviter(
         &self,
@@ -741,6 +844,19 @@ impl Services {
         check_capability(catalog, &me.role, Capability::MembersInvite)?;
         Ok(())
     }
+}
+
+/// R46: the invitation email did not get through: its latest one was
+/// given up (`failed`), bounced or complained about. Only an invitation the
+/// daemon emails has one.
+pub(crate) fn undelivered(inv: &InvitationRecord) -> bool {
+    inv.delivery_mode.sends_email()
+        && inv.delivery.as_ref().is_some_and(|d| {
+            matches!(
+                d.status,
+                OutboxStatus::Failed | OutboxStatus::Bounced | OutboxStatus::Complained
+            )
+        })
 }
 
 /// R37: a member invitation is answered by id only by the user it is

@@ -21,7 +21,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::{BusinessId, Email, InvitationId, InvitationStatus, Role, TokenHash, UserId};
+use crate::domain::{
+    BusinessId, Email, InvitationId, InvitationStatus, Role, TokenHash, TokenNonce, UserId,
+};
 pub use access::{
     AccessTx, GrantRecord, NewGrant, NewPartnership, NewProfile, PartnershipRecord, ProfileRecord,
 };
@@ -160,6 +162,16 @@ pub trait StoreTx: AccessTx + SuppressionTx + Send {
         id: InvitationId,
         status: InvitationStatus,
         accepted_by: Option<&UserId>,
+    ) -> StoreResult<()>;
+    /// R46: gives a pending member invitation a corrected address and a new
+    /// token (the old one no longer finds it); its `created_at`, and so its
+    /// quota slot (R8), stay.
+    async fn correct_invitation_address(
+        &mut self,
+        id: InvitationId,
+        email: &Email,
+        hash: &TokenHash,
+        nonce: &TokenNonce,
     ) -> StoreResult<()>;
     /// When the invitation email of this invitation was last queued (R14's
     /// cooldown), among those sent or still on their way: a failed or

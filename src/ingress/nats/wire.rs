@@ -51,6 +51,11 @@ pub fn target(name: &str, payload: &[u8], max_body: usize) -> Result<Target, Api
                 take(&mut body, "invitation_id")?
             ),
         ),
+        // R46: a corrected address for an invitation whose email failed.
+        "correct_address" => (
+            Method::PATCH,
+            format!("/v1/invitations/{}", take(&mut body, "invitation_id")?),
+        ),
         // With `invitation_id`: an answer by id (a partner invitation by
         // its business, a member invitation by its invitee in the app,
         // R37); without: a member invitation answered with its token.
@@ -67,7 +72,7 @@ pub fn target(name: &str, payload: &[u8], max_body: usize) -> Result<Target, Api
         _ => {
             return Err(ApiError::not_found(format!(
                 "no such command {name:?} (create_business, create_invitations, create_partner, \
-                 resend, cancel, renew, accept, decline, preview, put_user)"
+                 resend, cancel, renew, correct_address, accept, decline, preview, put_user)"
             )));
         }
     };
@@ -185,6 +190,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.path, "/v1/invitations/x/cancel");
+        let t = target(
+            "correct_address",
+            br#"{"invitation_id":"x","actor_user_id":"u","email":"a@b.example"}"#,
+            65536,
+        )
+        .unwrap();
+        assert_eq!(
+            (t.method, t.path.as_str(), t.body.as_slice()),
+            (
+                Method::PATCH,
+                "/v1/invitations/x",
+                br#"{"actor_user_id":"u","email":"a@b.example"}"#.as_slice()
+            )
+        );
         let t = target("preview", br#"{"token":"t"}"#, 65536).unwrap();
         assert_eq!(
             (t.method, t.path.as_str(), t.body.as_slice()),

@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 
 use super::{Arg, Conn, EnumType, StoredRow as _, id, opt_id, opt_text, rows, text};
-use crate::domain::{BusinessId, Email, InvitationId, InvitationStatus, TokenHash, UserId};
+use crate::domain::{
+    BusinessId, Email, InvitationId, InvitationStatus, TokenHash, TokenNonce, UserId,
+};
 use crate::store::stored::grants_json;
 use crate::store::{
     InvitationQuery, InvitationRecord, InviteeInvitationRecord, InviteeQuery, NewInvitation,
@@ -247,6 +249,33 @@ pub(super) async fn set_status(
             id(invitation.0),
             status_arg(Some(status)),
             opt_text(accepted_by.map(|u| u.as_str())),
+            Arg::Time(at),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// R46: a corrected address with a new token (hash and nonce), so the old
+/// token stops working with this write. `created_at` is left alone: the
+/// invitation keeps its place in the quota window (R8).
+pub(super) async fn correct_address(
+    c: &mut impl Conn,
+    invitation: InvitationId,
+    email: &Email,
+    hash: &TokenHash,
+    nonce: &TokenNonce,
+) -> StoreResult<()> {
+    let at = c.stamp();
+    c.execute(
+        "UPDATE invitations SET email = $2, token_hash = $3, token_nonce = $4,
+             updated_at = coalesce($5, CURRENT_TIMESTAMP)
+         WHERE id = $1",
+        vec![
+            id(invitation.0),
+            text(email.as_str()),
+            Arg::Bytes(hash.0.clone()),
+            Arg::Bytes(nonce.0.clone()),
             Arg::Time(at),
         ],
     )

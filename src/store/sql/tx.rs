@@ -13,7 +13,7 @@ use crate::domain::access::Permission;
 use crate::domain::partners::TwoFactorPolicy;
 use crate::domain::{
     BusinessId, Email, GrantId, InvitationId, InvitationStatus, PartnershipId, ProfileId,
-    PublicBusinessId, Role, UserId,
+    PublicBusinessId, Role, TokenHash, TokenNonce, UserId,
 };
 use crate::store::{
     AccessTx, BusinessRecord, EmailAttempt, GrantRecord, InvitationRecord, MemberRecord,
@@ -123,6 +123,16 @@ impl<T: SqlTx> StoreTx for T {
         accepted_by: Option<&UserId>,
     ) -> StoreResult<()> {
         invitations::set_status(self, id, status, accepted_by).await
+    }
+
+    async fn correct_invitation_address(
+        &mut self,
+        id: InvitationId,
+        email: &Email,
+        hash: &TokenHash,
+        nonce: &TokenNonce,
+    ) -> StoreResult<()> {
+        invitations::correct_address(self, id, email, hash, nonce).await
     }
 
     async fn last_invitation_email_at(
