@@ -22,7 +22,9 @@ use utoipa::openapi::{ContentBuilder, RefOr, Required};
 use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 
 use super::error::{Problem, ProblemCode};
-use super::{access, businesses, health, invitations, invitee, members, observe, partners, users};
+use super::{
+    access, businesses, feedback, health, invitations, invitee, members, observe, partners, users,
+};
 
 /// The media type of every problem.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -76,6 +78,7 @@ pub const API_KEY_SCHEME: &str = "api_key";
         health::healthz,
         health::readyz,
         observe::metrics_text,
+        feedback::provider_feedback,
     ),
     components(
         schemas(Problem, ProblemCode),
@@ -89,6 +92,7 @@ pub const API_KEY_SCHEME: &str = "api_key";
         (name = "partners", description = "Partner invitations and partnerships"),
         (name = "access", description = "Profiles, grants and access checks"),
         (name = "operations", description = "Probes and metrics: no API key"),
+        (name = "feedback", description = "Bounces and complaints from email providers: signed by the provider, no API key"),
         (name = "meta", description = "This document"),
     )
 )]

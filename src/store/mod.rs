@@ -239,6 +239,9 @@ pub trait StoreTx: AccessTx + Send {
 pub enum FeedbackLookup<'a> {
     OutboxId(uuid::Uuid),
     MessageId(&'a str),
+    /// The latest sent email to this address (case-insensitive): for a
+    /// provider's webhook that names nothing else of ours.
+    Recipient(&'a str),
 }
 
 /// What [`Store::ready`] found.
