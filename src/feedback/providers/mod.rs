@@ -215,8 +215,12 @@ fn feedback(
     status_code: Option<String>,
     detail: Option<String>,
 ) -> Feedback {
+    // `Name <address>` (as some providers echo a To header) is its address.
     let recipient = recipient
-        .map(|r| r.trim().to_owned())
+        .map(|r| match (r.rfind('<'), r.rfind('>')) {
+            (Some(open), Some(close)) if open < close => r[open + 1..close].trim().to_owned(),
+            _ => r.trim().to_owned(),
+        })
         .filter(|r| !r.is_empty());
     Feedback {
         kind,
@@ -286,5 +290,15 @@ mod tests {
         assert_eq!(bracketed("a@b").as_deref(), Some("<a@b>"));
         assert_eq!(bracketed(" <a@b> ").as_deref(), Some("<a@b>"));
         assert_eq!(bracketed("<>"), None);
+        let named = feedback(
+            FeedbackSource::Resend,
+            crate::feedback::FeedbackKind::Complaint,
+            Some("Ann Example <ann@x.example>".into()),
+            None,
+            None,
+            None,
+        );
+        assert_eq!(named.refs.address.as_deref(), Some("ann@x.example"));
+        assert_eq!(named.recipient.as_deref(), Some("ann@x.example"));
     }
 }
