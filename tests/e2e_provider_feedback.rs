@@ -350,6 +350,13 @@ both_stores! {
         let items = marked(&d, &db, &id, "bounced", "hard_bounce", "sendgrid", "message_id").await;
         let entry = items.iter().find(|i| i["type"] == "delivery_feedback").unwrap();
         assert_eq!(entry["status_code"], "5.1.1", "{entry}");
+        let text = d.client().get(d.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        assert!(
+            text.lines().any(|l| l.starts_with(
+                "invited_email_feedback_total{kind=\"hard_bounce\",source=\"sendgrid\"}"
+            )),
+            "{text}"
+        );
 
         let unknown = sendgrid_events("who@y.example", "<nobody@elsewhere.example>", "spamreport");
         assert_eq!(post(&d, "sendgrid", &key.headers(now(), &unknown), &unknown).await, StatusCode::NO_CONTENT);
