@@ -377,6 +377,17 @@ fn mailgun_body(
     recipient: &str,
     message_id: &str,
 ) -> String {
+    mailgun_body_with(key, timestamp, event, "permanent", recipient, message_id)
+}
+
+fn mailgun_body_with(
+    key: &str,
+    timestamp: i64,
+    event: &str,
+    severity: &str,
+    recipient: &str,
+    message_id: &str,
+) -> String {
     let token = "a8ce0edb2dd8301dee6c2405235584e45aa91d1e9f979f3de0";
     let tag = ring::hmac::sign(
         &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes()),
@@ -387,7 +398,7 @@ fn mailgun_body(
         "signature": {"timestamp": timestamp.to_string(), "token": token, "signature": hex::encode(tag.as_ref())},
         "event-data": {
             "event": event, "id": "G9Bn5sl1TC6nu79C8C0bwg", "timestamp": 1521233195.375624,
-            "log-level": "error", "severity": "permanent", "reason": "bounce",
+            "log-level": "error", "severity": severity, "reason": "bounce",
             "recipient": recipient, "recipient-domain": "x.example",
             "envelope": {"sender": "bob@sandbox.mailgun.org", "transport": "smtp", "targets": recipient},
             "delivery-status": {"attempt-no": 1, "code": 550, "enhanced-code": "5.1.1",
@@ -431,6 +442,27 @@ both_stores! {
         let unknown = mailgun_body(MAILGUN_KEY, now(), "complained", "who@y.example", "<nobody@elsewhere.example>");
         assert_eq!(post(&d, "mailgun", &json_header, &unknown).await, StatusCode::NO_CONTENT);
         assert_eq!(unmatched(&db, "mailgun").await, 1);
+        d.stop().await;
+    }
+}
+
+both_stores! {
+    /// R44 through a provider: a temporary failure is a soft bounce, only
+    /// in the timeline; the email stays `sent` and no event is published.
+    async fn a_providers_temporary_failure_is_a_soft_bounce(db: Db) {
+        let d = daemon(&db, |c| {
+            c.feedback.mailgun = Some(HmacSecret::mailgun(MAILGUN_KEY).unwrap());
+        })
+        .await;
+        let (id, message_id) = sent_invitation(&d, "full@x.example").await;
+        let body = mailgun_body_with(MAILGUN_KEY, now(), "failed", "temporary", "full@x.example", &message_id);
+        assert_eq!(post(&d, "mailgun", &[], &body).await, StatusCode::NO_CONTENT);
+        assert_eq!(delivery_status(&d, &id).await, "sent");
+        let items = feedback_entries(&d, &id).await;
+        assert_eq!(items.len(), 1, "{items:?}");
+        assert_eq!(items[0]["type"], "delivery_feedback");
+        assert_eq!(items[0]["feedback"], "soft_bounce");
+        assert_eq!(items[0]["source"], "mailgun");
         d.stop().await;
     }
 }
