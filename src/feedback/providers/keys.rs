@@ -188,7 +188,7 @@ mod tests {
         );
         // An RSA SPKI is refused; garbage too.
         assert!(SendgridKey::parse("not base64!").is_err());
-        // SendGrid's documented sample verification key.
+        // A P-256 verification key in the form SendGrid shows.
         let key = SendgridKey::parse(
             "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==",
         )
