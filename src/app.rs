@@ -120,6 +120,7 @@ async fn events_wiring(
             invitations: invitations.clone(),
             api_keys: Arc::new(Vec::new()),
             max_body: config.api.max_body,
+            feedback: Arc::default(),
         };
         let consumer = Arc::new(Commands {
             bus,
@@ -343,6 +344,7 @@ impl RunningApp {
             invitations: invitations.clone(),
             api_keys: Arc::new(api_keys),
             max_body: config.api.max_body,
+            feedback: Arc::new(crate::http::feedback_providers(&config.feedback)),
         };
         crate::metrics::install();
         let sampler = tokio::spawn(sample_gauges(services.store.clone(), SAMPLE_EVERY, sinks));

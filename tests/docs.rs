@@ -190,7 +190,19 @@ fn sample(key: &str) -> Option<&'static str> {
             env!("CARGO_MANIFEST_DIR"),
             "/tests/data/dkim-ed25519-sample.pem\"\n"
         ),
-        "feedback.smtp_listen" => "[feedback]\nsmtp_listen = \"127.0.0.1:2525\"\n",
+        // One `[feedback]` table (with its subtables) for all of them.
+        "feedback.smtp_listen"
+        | "feedback.postmark.username"
+        | "feedback.postmark.password"
+        | "feedback.sendgrid.public_key"
+        | "feedback.mailgun.signing_key"
+        | "feedback.resend.secret" => concat!(
+            "[feedback]\nsmtp_listen = \"127.0.0.1:2525\"\n",
+            "postmark = { username = \"postmark\", password = \"s3cret\" }\n",
+            "sendgrid = { public_key = \"MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==\" }\n",
+            "mailgun = { signing_key = \"key-0123456789abcdef\" }\n",
+            "resend = { secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\" }\n",
+        ),
         "webhooks.endpoints[].url" | "webhooks.endpoints[].secret" => {
             "[[webhooks.endpoints]]\nurl = \"https://hooks.example.com/invited\"\nsecret = \"0123456789abcdef\"\n"
         }
@@ -424,6 +436,7 @@ fn routes() -> BTreeSet<(String, String)> {
         let prefix = if path.starts_with("/healthz")
             || path.starts_with("/readyz")
             || path.starts_with("/metrics")
+            || path.starts_with("/feedback/")
         {
             ""
         } else {

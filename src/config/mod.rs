@@ -41,6 +41,9 @@ use sha2::{Digest as _, Sha256};
 
 use crate::domain::Locale;
 pub use crate::domain::RolePreset;
+pub use crate::feedback::providers::keys::{
+    CertHost, HmacSecret, PostmarkCredentials, SendgridKey,
+};
 use crate::mail::{DkimKey, DkimSettings, ReturnPath, Sender};
 pub use parse::{ParseDurationError, format_duration, parse_duration};
 
@@ -58,6 +61,7 @@ const REMINDERS: &str = "invitations.reminders";
 /// Read from the environment after the file, not merged into it: merging
 /// would turn a file's `[[webhooks]]` list into a table and lose it.
 const DISABLE_AFTER: &str = "webhooks.disable_after";
+const SES_CERT_HOSTS: &str = "feedback.ses.allowed_cert_hosts";
 
 /// The whole configuration of the daemon. Build it with [`Config::load`];
 /// `Config::default()` is the configuration with nothing set.
@@ -92,6 +96,30 @@ pub struct FeedbackConfig {
     /// return path's domain points at). `None` (the default): no listener.
     /// Needs `mail.return_path`.
     pub smtp_listen: Option<SocketAddr>,
+    /// `feedback.postmark.{username, password}`: `POST /feedback/postmark`
+    /// takes these basic credentials; unset, the route is `404`.
+    pub postmark: Option<PostmarkCredentials>,
+    /// `feedback.sendgrid.public_key`: the signed event webhook's
+    /// verification key; unset, `POST /feedback/sendgrid` is `404`.
+    pub sendgrid: Option<SendgridKey>,
+    /// `feedback.mailgun.signing_key`; unset, `POST /feedback/mailgun` is `404`.
+    pub mailgun: Option<HmacSecret>,
+    /// `feedback.resend.secret` (`whsec_…`); unset, `POST /feedback/resend` is `404`.
+    pub resend: Option<HmacSecret>,
+    pub ses: SesFeedbackConfig,
+}
+
+/// `[feedback.ses]`: Amazon SES notifications through SNS (R43 a).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SesFeedbackConfig {
+    /// `feedback.ses.allowed_cert_hosts`: the hosts an SNS `SigningCertURL`
+    /// may name (default `sns.*.amazonaws.com`); empty: `POST /feedback/ses`
+    /// is `404`.
+    pub allowed_cert_hosts: Vec<CertHost>,
+    /// Not a configuration key: only tests set it, to serve the signing
+    /// certificate from a loopback `http://` server. The file and the
+    /// environment cannot reach it, so a running daemon always wants https.
+    pub plain_http_certs_for_tests: bool,
 }
 
 /// One `[[webhooks]]` entry: events are `POST`ed to `url`, signed with
@@ -458,7 +486,7 @@ impl Config {
             let value: config::Value = match key.as_str() {
                 // Parsed separately below: its environment form differs.
                 API_KEYS | DISABLE_AFTER => continue,
-                REMINDERS => split_list(value).into(),
+                REMINDERS | SES_CERT_HOSTS => split_list(value).into(),
                 _ => value.as_str().into(),
             };
             builder = builder
@@ -928,6 +956,39 @@ impl EnvOverlay {
         };
         let events = self.events(raw.events)?;
         let feedback = FeedbackConfig {
+            postmark: self.postmark(raw.feedback.postmark)?,
+            sendgrid: self.feedback_key(
+                "feedback.sendgrid.public_key",
+                raw.feedback.sendgrid.and_then(|s| s.public_key),
+                SendgridKey::parse,
+            )?,
+            mailgun: self.feedback_key(
+                "feedback.mailgun.signing_key",
+                raw.feedback.mailgun.and_then(|m| m.signing_key),
+                HmacSecret::mailgun,
+            )?,
+            resend: self.feedback_key(
+                "feedback.resend.secret",
+                raw.feedback.resend.and_then(|r| r.secret),
+                HmacSecret::svix,
+            )?,
+            ses: SesFeedbackConfig {
+                allowed_cert_hosts: match raw.feedback.ses.allowed_cert_hosts {
+                    None => {
+                        vec![CertHost::parse("sns.*.amazonaws.com").expect("the default parses")]
+                    }
+                    Some(list) => {
+                        let mut hosts = Vec::with_capacity(list.len());
+                        for (index, text) in list.iter().enumerate() {
+                            hosts.push(CertHost::parse(text).map_err(|message| {
+                                self.invalid(&format!("{SES_CERT_HOSTS}[{index}]"), message)
+                            })?);
+                        }
+                        hosts
+                    }
+                },
+                plain_http_certs_for_tests: false,
+            },
             smtp_listen: match raw.feedback.smtp_listen.filter(|a| !a.trim().is_empty()) {
                 Some(text) => Some(text.trim().parse().map_err(|_| {
                     self.invalid(
@@ -962,6 +1023,50 @@ impl EnvOverlay {
             events,
             feedback,
         })
+    }
+
+    /// `[feedback.postmark]` (R43 a): both credentials or none.
+    fn postmark(
+        &self,
+        raw: Option<raw::RawPostmark>,
+    ) -> Result<Option<PostmarkCredentials>, ConfigError> {
+        let Some(raw) = raw else { return Ok(None) };
+        let set = |v: Option<String>| v.filter(|v| !v.is_empty());
+        match (set(raw.username), set(raw.password)) {
+            (None, None) => Ok(None),
+            (Some(username), Some(password)) => {
+                if username.contains(':') {
+                    return Err(self.invalid(
+                        "feedback.postmark.username",
+                        "may not contain `:` (HTTP basic auth splits there)",
+                    ));
+                }
+                Ok(Some(PostmarkCredentials { username, password }))
+            }
+            (Some(_), None) => Err(self.invalid(
+                "feedback.postmark.password",
+                "is needed with feedback.postmark.username",
+            )),
+            (None, Some(_)) => Err(self.invalid(
+                "feedback.postmark.username",
+                "is needed with feedback.postmark.password",
+            )),
+        }
+    }
+
+    /// One provider's key (R43 a); unset or empty: that provider is off.
+    fn feedback_key<T>(
+        &self,
+        key: &str,
+        raw: Option<String>,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        match raw.filter(|v| !v.trim().is_empty()) {
+            None => Ok(None),
+            Some(text) => parse(&text)
+                .map(Some)
+                .map_err(|message| self.invalid(key, message)),
+        }
     }
 
     /// `[mail.dkim]`: all three keys or none, and a key file that holds a

@@ -104,6 +104,44 @@ pub(super) struct RawDkim {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawFeedback {
     pub smtp_listen: Option<String>,
+    pub postmark: Option<RawPostmark>,
+    pub sendgrid: Option<RawSendgrid>,
+    pub mailgun: Option<RawMailgun>,
+    pub resend: Option<RawResend>,
+    #[serde(default)]
+    pub ses: RawSes,
+}
+
+/// `[feedback.postmark]` (R43 a): both keys, or none.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPostmark {
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSendgrid {
+    pub public_key: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMailgun {
+    pub signing_key: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawResend {
+    pub secret: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSes {
+    pub allowed_cert_hosts: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]

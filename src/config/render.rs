@@ -185,6 +185,38 @@ impl Config {
             Some(addr) => line(format!("smtp_listen = {}", quote(&addr.to_string()))),
             None => line("# smtp_listen is not set: no inbound bounce listener".into()),
         }
+        let fb = &self.feedback;
+        line("\n[feedback.postmark]".into());
+        match &fb.postmark {
+            Some(p) => {
+                line(format!("username = {}", quote(&p.username)));
+                line(format!("password = {}", quote(MASK)));
+            }
+            None => line("# not set: POST /feedback/postmark is 404".into()),
+        }
+        line("\n[feedback.sendgrid]".into());
+        match &fb.sendgrid {
+            Some(key) => line(format!("public_key = {}", quote(&key.base64))),
+            None => line("# public_key is not set: POST /feedback/sendgrid is 404".into()),
+        }
+        line("\n[feedback.mailgun]".into());
+        match &fb.mailgun {
+            Some(_) => line(format!("signing_key = {}", quote(MASK))),
+            None => line("# signing_key is not set: POST /feedback/mailgun is 404".into()),
+        }
+        line("\n[feedback.resend]".into());
+        match &fb.resend {
+            Some(_) => line(format!("secret = {}", quote(MASK))),
+            None => line("# secret is not set: POST /feedback/resend is 404".into()),
+        }
+        line("\n[feedback.ses]".into());
+        let hosts: Vec<String> = fb
+            .ses
+            .allowed_cert_hosts
+            .iter()
+            .map(|h| quote(h.as_str()))
+            .collect();
+        line(format!("allowed_cert_hosts = [{}]", hosts.join(", ")));
 
         // The table form (R48): `disable_after` beside the endpoints, which
         // `[[webhooks]]` cannot have.

@@ -755,3 +755,59 @@ fn config_reads_and_checks_deliverability_settings() {
     .unwrap();
     assert!(config.mail.dkim.is_some());
 }
+
+/// R43 a: the providers' keys are parsed at load, named in errors, and
+/// never printed; `allowed_cert_hosts` has its default and an env list.
+#[test]
+fn feedback_provider_keys() {
+    let defaults = load("", &[]).unwrap();
+    assert_eq!(defaults.feedback.postmark, None);
+    assert_eq!(defaults.feedback.sendgrid, None);
+    assert_eq!(
+        defaults.feedback.ses.allowed_cert_hosts,
+        vec![CertHost::parse("sns.*.amazonaws.com").unwrap()]
+    );
+    assert!(!defaults.feedback.ses.plain_http_certs_for_tests);
+
+    let file = "[feedback.postmark]\nusername = \"pm\"\npassword = \"pm-secret-1\"\n\
+                [feedback.mailgun]\nsigning_key = \"key-mailgun-secret-0123\"\n\
+                [feedback.resend]\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n";
+    let config = load(file, &[]).unwrap();
+    assert_eq!(config.feedback.postmark.as_ref().unwrap().username, "pm");
+    let shown = config.redacted_toml();
+    let debug = format!("{config:?}");
+    for secret in ["pm-secret-1", "key-mailgun-secret-0123", "MfKQ9r8G"] {
+        assert!(!shown.contains(secret), "{shown}");
+        assert!(!debug.contains(secret), "{debug}");
+    }
+
+    let hosts = load(
+        "",
+        &[(
+            "INVITED_FEEDBACK__SES__ALLOWED_CERT_HOSTS",
+            "sns.*.amazonaws.com, sns.example.test",
+        )],
+    )
+    .unwrap();
+    assert_eq!(hosts.feedback.ses.allowed_cert_hosts.len(), 2);
+    let off = load("[feedback.ses]\nallowed_cert_hosts = []\n", &[]).unwrap();
+    assert!(off.feedback.ses.allowed_cert_hosts.is_empty());
+
+    let err = load_err("[feedback.postmark]\nusername = \"pm\"\n", &[]);
+    assert!(err.contains("feedback.postmark.password"), "{err}");
+    let err = load_err(
+        "",
+        &[("INVITED_FEEDBACK__SENDGRID__PUBLIC_KEY", "bm90IGEga2V5")],
+    );
+    assert!(
+        err.contains("feedback.sendgrid.public_key (from INVITED_FEEDBACK__SENDGRID__PUBLIC_KEY)"),
+        "{err}"
+    );
+    let err = load_err("[feedback.resend]\nsecret = \"plain\"\n", &[]);
+    assert!(
+        err.contains("feedback.resend.secret") && err.contains("whsec_"),
+        "{err}"
+    );
+    let err = load_err("[feedback.ses]\nallowed_cert_hosts = [\"sns/evil\"]\n", &[]);
+    assert!(err.contains("feedback.ses.allowed_cert_hosts[0]"), "{err}");
+}

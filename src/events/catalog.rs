@@ -406,7 +406,9 @@ pub struct DeliveryFeedback {
     pub status_code: Option<String>,
     /// The diagnostic the receiving server gave.
     pub detail: Option<String>,
-    /// Where the news came from: `smtp` (the inbound listener).
+    /// Where the news came from: `smtp` (the inbound listener) or the
+    /// provider whose webhook brought it (`ses`, `postmark`, `sendgrid`,
+    /// `mailgun`, `resend`).
     pub source: String,
 }
 

@@ -2,10 +2,10 @@
 //! whatever way they arrived. The inbound SMTP listener
 //! (`crate::ingress::smtp`) reads RFC 3464 delivery status notifications and
 //! RFC 5965 complaints into a [`Feedback`] ([`report`]); the providers'
-//! webhooks (issue 14, item 4, not built yet) are to map their payloads to
-//! the same type. `Services::apply_feedback` ties it to an email and does
+//! webhooks map their signed payloads to the same type ([`providers`]). `Services::apply_feedback` ties it to an email and does
 //! what R44 says.
 
+pub mod providers;
 pub mod report;
 
 use std::fmt;
@@ -40,12 +40,23 @@ impl FeedbackKind {
 pub enum FeedbackSource {
     /// The daemon's own inbound SMTP listener (`feedback.smtp_listen`).
     Smtp,
+    /// The providers' webhooks, `POST /feedback/{provider}` (R43 a).
+    Ses,
+    Postmark,
+    Sendgrid,
+    Mailgun,
+    Resend,
 }
 
 impl FeedbackSource {
     pub fn as_str(self) -> &'static str {
         match self {
             FeedbackSource::Smtp => "smtp",
+            FeedbackSource::Ses => "ses",
+            FeedbackSource::Postmark => "postmark",
+            FeedbackSource::Sendgrid => "sendgrid",
+            FeedbackSource::Mailgun => "mailgun",
+            FeedbackSource::Resend => "resend",
         }
     }
 }
@@ -58,13 +69,17 @@ impl fmt::Display for FeedbackSource {
 
 /// What the news says about which email it is, most trusted first: the
 /// VERP return path it was sent to names our outbox id; the Message-ID in
-/// the returned headers names the email as we wrote it; a provider's own
-/// message id (webhooks, later).
+/// the returned headers (or echoed by a provider) names the email as we
+/// wrote it; last, the address a provider says it was sent to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EmailRefs {
     pub outbox_id: Option<Uuid>,
     /// With its angle brackets, as the outbox keeps it.
     pub message_id: Option<String>,
+    /// A provider's webhook only: the recipient it names, which ties the
+    /// report to the latest email sent to that address when nothing else
+    /// does. The SMTP listener never sets it (anyone can mail a DSN).
+    pub address: Option<String>,
 }
 
 /// How a piece of feedback was tied to its email.
@@ -72,6 +87,7 @@ pub struct EmailRefs {
 pub enum MatchedBy {
     ReturnPath,
     MessageId,
+    Address,
 }
 
 impl MatchedBy {
@@ -79,6 +95,7 @@ impl MatchedBy {
         match self {
             MatchedBy::ReturnPath => "return_path",
             MatchedBy::MessageId => "message_id",
+            MatchedBy::Address => "address",
         }
     }
 }

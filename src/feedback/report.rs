@@ -83,6 +83,8 @@ pub fn read(
     let refs = EmailRefs {
         outbox_id,
         message_id: message_id.map(|id| format!("<{}>", id.trim_matches(['<', '>', ' ']))),
+
+        address: None,
     };
 
     match report_type.as_str() {

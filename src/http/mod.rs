@@ -9,6 +9,7 @@ pub mod access;
 pub mod auth;
 pub mod businesses;
 pub mod error;
+pub mod feedback;
 pub mod health;
 pub mod idempotency;
 pub mod invitations;
@@ -35,6 +36,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::actors::InvitationsHandle;
 use crate::config::ApiKey;
+use crate::feedback::providers::Providers;
 use crate::service::Services;
 pub use auth::generate_api_key;
 use error::{ApiError, ProblemCode};
@@ -47,6 +49,21 @@ pub struct HttpState {
     pub api_keys: Arc<Vec<ApiKey>>,
     /// The largest request body, in bytes (`api.max_body`).
     pub max_body: usize,
+    /// The providers whose feedback webhooks are taken, with their keys
+    /// (R43 a; `feedback.*`).
+    pub feedback: Arc<Providers>,
+}
+
+/// The feedback webhooks' providers as the configuration sets them.
+pub fn feedback_providers(config: &crate::config::FeedbackConfig) -> Providers {
+    Providers::new(
+        config.postmark.clone(),
+        config.sendgrid.clone(),
+        config.mailgun.clone(),
+        config.resend.clone(),
+        config.ses.allowed_cert_hosts.clone(),
+        config.ses.plain_http_certs_for_tests,
+    )
 }
 
 /// The whole HTTP interface.
@@ -147,6 +164,8 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(observe::metrics_text))
+        // R43 a: signed by the provider, not by an API key.
+        .route("/feedback/{provider}", post(feedback::provider_feedback))
         .nest("/v1", v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -23,8 +23,8 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 
 use super::error::{Problem, ProblemCode};
 use super::{
-    access, businesses, health, invitations, invitee, members, observe, partners, suppressions,
-    users, webhooks,
+    access, businesses, feedback, health, invitations, invitee, members, observe, partners,
+    suppressions, users, webhooks,
 };
 
 /// The media type of every problem.
@@ -91,6 +91,7 @@ pub const API_KEY_SCHEME: &str = "api_key";
         health::healthz,
         health::readyz,
         observe::metrics_text,
+        feedback::provider_feedback,
     ),
     components(
         schemas(Problem, ProblemCode),
@@ -106,6 +107,7 @@ pub const API_KEY_SCHEME: &str = "api_key";
         (name = "webhooks", description = "Webhook endpoints managed at runtime (admin scope)"),
         (name = "deliverability", description = "The suppression list (R45): addresses no business may invite"),
         (name = "operations", description = "Probes and metrics: no API key"),
+        (name = "feedback", description = "Bounces and complaints from email providers: signed by the provider, no API key"),
         (name = "meta", description = "This document"),
     )
 )]

@@ -62,6 +62,7 @@ fn app_on(services: Services, registry: &str) -> Router {
         invitations: InvitationsHandle::new(registry.to_string()),
         api_keys: Arc::new(vec![ApiKey::from_plaintext(KEY_NAME, KEY)]),
         max_body: MAX_BODY,
+        feedback: Default::default(),
     })
 }
 

@@ -292,7 +292,8 @@ pub enum TimelineItemJson {
         recipient: String,
         /// `hard_bounce`, `soft_bounce` or `complaint`.
         feedback: String,
-        /// Where it came from: `smtp` (the inbound listener).
+        /// Where it came from: `smtp` (the inbound listener) or the provider
+        /// (`ses`, `postmark`, `sendgrid`, `mailgun`, `resend`).
         source: String,
         /// The RFC 3463 status code (`5.1.1`), or the complaint's feedback type.
         status_code: Option<String>,

@@ -1,5 +1,6 @@
 //! R43, R44: applying a bounce or complaint. The feedback is tied to its
-//! email (by the return path's outbox id, else by the Message-ID), kept in
+//! email (by the return path's outbox id, else by the Message-ID, else, for
+//! a provider's webhook, by the latest email sent to the address), kept in
 //! `email_feedback` whatever happens to it, and, for a hard bounce or a
 //! complaint about a sent email, marks the email `bounced`/`complained` and
 //! publishes `notification.bounced`/`notification.complained`, in one
@@ -66,6 +67,14 @@ impl Services {
                 .await?
                 .map(|e| (e, MatchedBy::MessageId));
         }
+        if found.is_none()
+            && let Some(address) = &feedback.refs.address
+        {
+            found = tx
+                .feedback_email(FeedbackLookup::Recipient(address))
+                .await?
+                .map(|e| (e, MatchedBy::Address));
+        }
         let mut row = NewFeedback {
             id: Uuid::now_v7(),
             source: feedback.source.as_str().to_owned(),
@@ -81,7 +90,8 @@ impl Services {
             error: None,
         };
         let Some((email, matched_by)) = found else {
-            row.error = Some("no email of this daemon has this return path or Message-ID".into());
+            row.error =
+                Some("no email of this daemon has this return path, Message-ID or address".into());
             tx.insert_feedback(&row).await?;
             tx.commit().await?;
             metrics::email_feedback("unmatched", feedback.source.as_str());

@@ -258,6 +258,9 @@ pub trait StoreTx: AccessTx + SuppressionTx + Send {
 pub enum FeedbackLookup<'a> {
     OutboxId(uuid::Uuid),
     MessageId(&'a str),
+    /// The latest sent email to this address (case-insensitive): for a
+    /// provider's webhook that names nothing else of ours.
+    Recipient(&'a str),
 }
 
 /// What [`Store::ready`] found.

@@ -19,6 +19,11 @@ pub(super) async fn email(
     let (filter, arg) = match by {
         FeedbackLookup::OutboxId(outbox) => ("id = $1", id(outbox)),
         FeedbackLookup::MessageId(message_id) => ("message_id = $1", text(message_id)),
+        FeedbackLookup::Recipient(address) => (
+            "lower(recipient) = lower($1) AND status = 'sent'
+             ORDER BY sent_at DESC, id DESC LIMIT 1",
+            text(address),
+        ),
     };
     let sql = format!(
         "SELECT id, business_id, invitation_id, template, message_id, recipient,
