@@ -238,21 +238,10 @@ both_stores! {
     }
 }
 
-/// The sending status of the invitation's reminder, once it has one.
+/// Waits for the sending status of the invitation's reminder.
 async fn reminder_status(db: &Db, want: &str) {
     let sql = "SELECT CAST(status AS TEXT) FROM email_outbox WHERE template = 'reminder'";
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let now = db.strings(sql).await;
-        if now.first().map(String::as_str) == Some(want) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the reminder is {now:?}, not {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    db.eventually_first(sql, want, WAIT).await;
 }
 
 both_stores! {

@@ -77,10 +77,9 @@ async fn quota_used(d: &TestDaemon, b: &str) -> u64 {
     body["used"].as_u64().unwrap()
 }
 
-/// The value of an unlabelled series in `/metrics`, once it holds `want`.
+/// Waits until an unlabelled series in `/metrics` holds `want`.
 async fn gauge_reaches(d: &TestDaemon, name: &str, want: f64) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    support::wait::eventually(WAIT, &format!("{name} reaching {want}"), || async {
         let text = d
             .client()
             .get(d.url("/metrics"))
@@ -96,14 +95,12 @@ async fn gauge_reaches(d: &TestDaemon, name: &str, want: f64) {
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse::<f64>().ok());
         if value == Some(want) {
-            return;
+            Ok(())
+        } else {
+            Err(format!("{value:?}"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{name} never reached {want}: {value:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await
 }
 
 both_stores! {

@@ -159,18 +159,15 @@ impl TestDaemon {
         path: &str,
         check: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
+        super::wait::eventually(timeout, &format!("a condition on {path}"), || async {
             let (status, body) = self.get(path).await;
             if status == StatusCode::OK && check(&body) {
-                return body;
+                Ok(body)
+            } else {
+                Err(format!("{status} {body}"))
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "condition never held for {path}: {body}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     pub fn client(&self) -> &reqwest::Client {

@@ -147,6 +147,20 @@ impl Db {
     }
 
     /// One text column of every row.
+    /// Waits until the first value `sql` reads is `want` (see
+    /// [`super::wait::eventually`]).
+    pub async fn eventually_first(&self, sql: &str, want: &str, timeout: std::time::Duration) {
+        super::wait::eventually(timeout, &format!("{sql} reading {want}"), || async {
+            let now = self.strings(sql).await;
+            if now.first().map(String::as_str) == Some(want) {
+                Ok(())
+            } else {
+                Err(format!("{now:?}"))
+            }
+        })
+        .await
+    }
+
     pub async fn strings(&self, sql: &str) -> Vec<String> {
         self.scalars(sql, &[]).await
     }

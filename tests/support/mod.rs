@@ -10,3 +10,4 @@ pub mod process;
 pub mod scenario;
 pub mod smtp_sink;
 pub mod tcp_proxy;
+pub mod wait;
