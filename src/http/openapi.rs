@@ -606,6 +606,11 @@ pub mod values {
     /// A duration as the configuration writes them: one whole number and
     /// one unit (`config::parse_duration`).
     pub const DURATION: &str = "^[0-9]+(ms|s|m|h|d)$";
+    /// What a webhook URL's parser takes for sure: `http(s)://`, a host of
+    /// letters and digits in dot-separated labels, an optional port and
+    /// path (the parser takes more; the document promises this much).
+    pub const WEBHOOK_URL: &str =
+        "^https?://[A-Za-z0-9]+(\\.[A-Za-z0-9]+)*(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]*)*$";
     /// `Idempotency-Key`: 1 to 255 visible ASCII characters.
     pub const IDEMPOTENCY_KEY: &str = "^[\\x21-\\x7E]{1,255}$";
 
@@ -646,7 +651,27 @@ pub mod values {
         PublicBusinessIdText { min_length(Some(24)), max_length(Some(24)), pattern(Some(PUBLIC_BUSINESS_ID)) }
         /// An invitation's lifetime (R39), like `3d` or `12h`: from `1h` up to `invitations.max_ttl` (default `30d`).
         TtlText { pattern(Some(DURATION)) }
+        /// A webhook endpoint's URL (R48): absolute, `http://` or `https://`, with a host.
+        WebhookUrlText { min_length(Some(8)), max_length(Some(2048)), pattern(Some(WEBHOOK_URL)), format(Some(SchemaFormat::Custom("uri".into()))) }
     }
+
+    /// The name of an event type of the catalog (`docs/events.md`).
+    pub struct EventTypeName;
+
+    impl PartialSchema for EventTypeName {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(
+                    crate::events::catalog::EventType::ALL
+                        .iter()
+                        .map(|t| t.as_str()),
+                ))
+                .into()
+        }
+    }
+
+    impl ToSchema for EventTypeName {}
 
     /// How an invitation reaches the invitee (R38): emailed by the daemon, or
     /// delivered by the app itself with the `accept_url` of the creation answer.

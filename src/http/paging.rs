@@ -31,9 +31,12 @@ pub fn encode_cursor(key: &[u8]) -> String {
 /// The key inside a cursor; `check` refuses keys that decode but cannot be
 /// one of ours. Junk is `422` naming `cursor`.
 pub fn decode_cursor<T>(raw: &str, check: impl FnOnce(&[u8]) -> Option<T>) -> Result<T, ApiError> {
+    // No cursor this API returns is empty; an empty key would read as "from
+    // the start" for lists keyed by text.
     URL_SAFE_NO_PAD
         .decode(raw)
         .ok()
+        .filter(|bytes| !bytes.is_empty())
         .and_then(|bytes| check(&bytes))
         .ok_or_else(|| ApiError::validation("cursor", "not a cursor this API returned"))
 }

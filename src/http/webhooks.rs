@@ -197,9 +197,13 @@ async fn shown(
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhookBody {
     /// An absolute http(s) URL.
+    #[schema(value_type = super::openapi::values::WebhookUrlText)]
     pub url: String,
-    /// Event types of the catalog (docs/events.md); left out: every type.
+    /// Event types of the catalog (docs/events.md), at least one; left out:
+    /// every type.
+    #[schema(value_type = Option<Vec<super::openapi::values::EventTypeName>>, min_items = 1)]
     pub event_types: Option<Vec<String>>,
+    #[schema(max_length = 500)]
     pub description: Option<String>,
 }
 
@@ -306,10 +310,11 @@ fn explicit<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhookBody {
+    #[schema(value_type = Option<super::openapi::values::WebhookUrlText>)]
     pub url: Option<String>,
-    /// A new filter; `null`: every type again.
+    /// A new filter (at least one type); `null`: every type again.
     #[serde(default, deserialize_with = "explicit")]
-    #[schema(value_type = Option<Vec<String>>, nullable)]
+    #[schema(value_type = Option<Vec<super::openapi::values::EventTypeName>>, nullable, min_items = 1)]
     pub event_types: Option<Option<Vec<String>>>,
     /// `true` pauses the endpoint; `false` resumes it where it stopped.
     pub disabled: Option<bool>,
