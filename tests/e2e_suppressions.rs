@@ -10,12 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use lettre::address::Envelope;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::daemon::{ADMIN_KEY, API_KEY, READ_KEY, TestDaemon};
 use support::db::Db;
+use support::reports::{arf, deliver_report, dsn};
 use support::smtp_sink::SmtpSink;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -240,96 +239,6 @@ async fn feedback_daemon(db: &Db) -> TestDaemon {
     .await
 }
 
-/// Sends `raw` with a null reverse path to `rcpt` through the daemon's
-/// listener, as a mail server sends a bounce.
-async fn deliver_report(d: &TestDaemon, rcpt: &str, raw: &str) -> u16 {
-    let addr = d
-        .app
-        .as_ref()
-        .unwrap()
-        .feedback_addr
-        .expect("the listener runs");
-    let client = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(addr.ip().to_string())
-        .port(addr.port())
-        .timeout(Some(Duration::from_secs(10)))
-        .build();
-    let envelope = Envelope::new(None, vec![rcpt.parse().unwrap()]).unwrap();
-    client
-        .send_raw(&envelope, raw.as_bytes())
-        .await
-        .expect("the listener takes the report")
-        .code()
-        .into()
-}
-
-/// An RFC 3464 DSN for `recipient`.
-fn dsn(recipient: &str, action: &str, status: &str, diagnostic: &str) -> String {
-    format!(
-        "From: Mail Delivery System <MAILER-DAEMON@mx.x.example>\r\n\
-         To: bounces@bounce.example.test\r\n\
-         Subject: Undelivered Mail Returned to Sender\r\n\
-         Message-ID: <dsn-{}@mx.x.example>\r\n\
-         MIME-Version: 1.0\r\n\
-         Content-Type: multipart/report; report-type=delivery-status;\r\n\
-         \tboundary=\"dsn-boundary\"\r\n\
-         \r\n\
-         --dsn-boundary\r\n\
-         Content-Type: text/plain; charset=us-ascii\r\n\
-         \r\n\
-         Your message could not be delivered.\r\n\
-         \r\n\
-         --dsn-boundary\r\n\
-         Content-Type: message/delivery-status\r\n\
-         \r\n\
-         Reporting-MTA: dns; mx.x.example\r\n\
-         \r\n\
-         Final-Recipient: rfc822; {recipient}\r\n\
-         Action: {action}\r\n\
-         Status: {status}\r\n\
-         Diagnostic-Code: smtp; {diagnostic}\r\n\
-         \r\n\
-         --dsn-boundary--\r\n",
-        uuid::Uuid::now_v7()
-    )
-}
-
-/// An RFC 5965 complaint about `message_id`.
-fn arf(recipient: &str, message_id: &str) -> String {
-    format!(
-        "From: <abuse@isp.example>\r\n\
-         To: <fbl@bounce.example.test>\r\n\
-         Subject: FW: You're invited\r\n\
-         MIME-Version: 1.0\r\n\
-         Content-Type: multipart/report; report-type=feedback-report;\r\n\
-         \tboundary=\"arf-boundary\"\r\n\
-         \r\n\
-         --arf-boundary\r\n\
-         Content-Type: text/plain; charset=\"US-ASCII\"\r\n\
-         \r\n\
-         This is an email abuse report.\r\n\
-         \r\n\
-         --arf-boundary\r\n\
-         Content-Type: message/feedback-report\r\n\
-         \r\n\
-         Feedback-Type: abuse\r\n\
-         User-Agent: SomeGenerator/1.0\r\n\
-         Version: 1\r\n\
-         Original-Rcpt-To: <{recipient}>\r\n\
-         \r\n\
-         --arf-boundary\r\n\
-         Content-Type: message/rfc822\r\n\
-         \r\n\
-         From: Invitations <pinbot@info.example.test>\r\n\
-         To: {recipient}\r\n\
-         Subject: You're invited\r\n\
-         Message-ID: {message_id}\r\n\
-         \r\n\
-         You have been invited.\r\n\
-         \r\n\
-         --arf-boundary--\r\n"
-    )
-}
-
 both_stores! {
     /// R44, R45: a hard bounce lists the address (reason `hard_bounce`,
     /// source `smtp`, the status and diagnostic as detail) and another
@@ -356,13 +265,13 @@ both_stores! {
         let return_path = |who: &str| mail_to(who).from.trim_matches(['<', '>']).to_string();
 
         // A soft bounce: only the timeline.
-        let soft = dsn("late@x.example", "delayed", "4.2.2", "452 4.2.2 mailbox full");
-        assert_eq!(deliver_report(&d, &return_path("late@x.example"), &soft).await, 250);
+        let soft = dsn("late@x.example", "<none@x.example>", "delayed", "4.2.2", "452 4.2.2 mailbox full");
+        assert_eq!(deliver_report(&d, &return_path("late@x.example"), &soft).await, Ok(250));
         assert!(listed(&d, "late@x.example").await.is_empty());
 
         // A hard bounce.
-        let hard = dsn("gone@x.example", "failed", "5.1.1", "550 5.1.1 user unknown");
-        assert_eq!(deliver_report(&d, &return_path("gone@x.example"), &hard).await, 250);
+        let hard = dsn("gone@x.example", "<none@x.example>", "failed", "5.1.1", "550 5.1.1 user unknown");
+        assert_eq!(deliver_report(&d, &return_path("gone@x.example"), &hard).await, Ok(250));
         let found = listed(&d, "gone@x.example").await;
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0]["reason"], "hard_bounce");
@@ -373,7 +282,7 @@ both_stores! {
         // A complaint, tied by the Message-ID.
         let message_id = mail_to("angry@x.example").header("Message-ID").unwrap();
         let complaint = arf("angry@x.example", &message_id);
-        assert_eq!(deliver_report(&d, "fbl@bounce.example.test", &complaint).await, 250);
+        assert_eq!(deliver_report(&d, "fbl@bounce.example.test", &complaint).await, Ok(250));
         let found = listed(&d, "angry@x.example").await;
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0]["reason"], "complaint");

@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod db;
 pub mod outbox;
 pub mod process;
+pub mod reports;
 pub mod scenario;
 pub mod smtp_sink;
 pub mod tcp_proxy;
