@@ -8,6 +8,8 @@
 mod sink;
 #[path = "bench/util.rs"]
 mod util;
+#[path = "bench/versus.rs"]
+mod versus;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -95,6 +97,17 @@ struct Args {
     /// benchmark configures none.
     #[arg(long)]
     experiment_no_commit_order: bool,
+    /// Only the side-by-side figures of issue 17 (`scripts/bench-compare`
+    /// runs them beside graphile-worker): the end to end burst and the paced
+    /// creates, sending to the SMTP sink at this `host:port`.
+    #[arg(long, value_name = "HOST:PORT")]
+    versus_sink: Option<String>,
+    /// With `--versus-sink`: which figure, `burst` or `paced`.
+    #[arg(long, default_value = "burst", value_parser = ["burst", "paced"])]
+    versus: String,
+    /// With `--versus-sink`: invitations of the burst (in requests of 100).
+    #[arg(long, default_value_t = 10_000)]
+    versus_burst: u64,
     /// Internal: run only the daemon, driven over stdin (memory benchmark).
     #[arg(long, hide = true)]
     child_daemon: bool,
@@ -967,6 +980,12 @@ async fn main() -> anyhow::Result<()> {
     invited::telemetry::init(invited::config::LogFormat::Pretty, "warn,sqlx::query=error");
     if args.child_daemon {
         return child_daemon(&args).await;
+    }
+    if let Some(sink) = &args.versus_sink {
+        return match args.versus.as_str() {
+            "paced" => versus::paced(&args.database_url, sink, args.paced_secs).await,
+            _ => versus::burst(&args.database_url, sink, args.versus_burst).await,
+        };
     }
     println!(
         "invited-bench {:?}",
