@@ -28,6 +28,7 @@ mod access;
 pub(crate) mod businesses;
 mod feedback;
 mod idempotency;
+mod invite_links;
 pub(crate) mod invitations;
 pub(crate) mod outbox;
 pub(crate) mod rows;
