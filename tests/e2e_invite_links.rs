@@ -42,7 +42,9 @@ async fn preview(d: &TestDaemon, code: &str) -> (StatusCode, Value) {
 
 async fn links(d: &TestDaemon, b: &str) -> Vec<Value> {
     let (status, body) = d
-        .get(&format!("/v1/businesses/{b}/invite-links?actor_user_id=olive"))
+        .get(&format!(
+            "/v1/businesses/{b}/invite-links?actor_user_id=olive"
+        ))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body["items"].as_array().unwrap().clone()

@@ -384,7 +384,13 @@ async fn invite_link_commands_create_redeem_and_revoke(pool: PgPool) {
     assert_eq!(created["status"], 201, "{created}");
     let code = created["result"]["code"].as_str().unwrap().to_string();
     let link = created["result"]["id"].as_str().unwrap().to_string();
-    let seen = run(&bus, &mut results, "preview_invite_link", json!({"code": code})).await;
+    let seen = run(
+        &bus,
+        &mut results,
+        "preview_invite_link",
+        json!({"code": code}),
+    )
+    .await;
     assert_eq!(seen["result"]["remaining"], 2, "{seen}");
     let joined = run(
         &bus,
@@ -403,7 +409,13 @@ async fn invite_link_commands_create_redeem_and_revoke(pool: PgPool) {
     )
     .await;
     assert_eq!(revoked["status"], 204, "{revoked}");
-    let refused = run(&bus, &mut results, "preview_invite_link", json!({"code": code})).await;
+    let refused = run(
+        &bus,
+        &mut results,
+        "preview_invite_link",
+        json!({"code": code}),
+    )
+    .await;
     assert_eq!(refused["result"]["reason"], "link_revoked", "{refused}");
 
     d.stop().await;

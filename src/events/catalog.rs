@@ -22,8 +22,8 @@ use crate::domain::TemplateName;
 use crate::domain::access::{Grantee, Permission};
 use crate::domain::partners::TwoFactorPolicy;
 use crate::domain::{
-    BusinessId, Command, DeliveryMode, Email, GrantId, InvitationId, InvitationKind, InviteLinkId,
-    InvitationStatus, Metadata, PartnershipId, ProfileId, Role, UserId,
+    BusinessId, Command, DeliveryMode, Email, GrantId, InvitationId, InvitationKind,
+    InvitationStatus, InviteLinkId, Metadata, PartnershipId, ProfileId, Role, UserId,
 };
 use crate::store::NewEvent;
 

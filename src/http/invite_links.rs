@@ -179,7 +179,8 @@ pub struct ListLinksQuery {
 
 /// A link `{link_id}` from the path; `404` when it is not even a UUID.
 fn link_path(raw: &str) -> Result<InviteLinkId, ApiError> {
-    InviteLinkId::parse_field(raw, "link_id").map_err(|_| ApiError::not_found("no such invite link"))
+    InviteLinkId::parse_field(raw, "link_id")
+        .map_err(|_| ApiError::not_found("no such invite link"))
 }
 
 /// R50: a link that lets up to `max_uses` users join with its role. Takes

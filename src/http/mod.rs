@@ -13,8 +13,8 @@ pub mod feedback;
 pub mod health;
 pub mod idempotency;
 pub mod invitations;
-pub mod invitee;
 pub mod invite_links;
+pub mod invitee;
 pub mod json;
 pub mod members;
 pub mod observe;
@@ -139,8 +139,14 @@ pub fn router(state: HttpState) -> Router {
             "/businesses/{id}/invite-links/{link_id}/timeline",
             get(invite_links::invite_link_timeline),
         )
-        .route("/invite-links/preview", post(invite_links::preview_invite_link))
-        .route("/invite-links/redeem", post(invite_links::redeem_invite_link))
+        .route(
+            "/invite-links/preview",
+            post(invite_links::preview_invite_link),
+        )
+        .route(
+            "/invite-links/redeem",
+            post(invite_links::redeem_invite_link),
+        )
         // R45: reading the list is `read`; changing it is `admin` (R47).
         .route(
             "/suppressions",

@@ -23,7 +23,7 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 
 use super::error::{Problem, ProblemCode};
 use super::{
-    access, businesses, feedback, health, invitations, invitee, invite_links, members, observe,
+    access, businesses, feedback, health, invitations, invite_links, invitee, members, observe,
     partners, suppressions, users, webhooks,
 };
 

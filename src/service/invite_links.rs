@@ -14,9 +14,7 @@ use crate::domain::invite_link::{AllowedDomains, InviteLinkCode, Unredeemable};
 use crate::domain::members::{check_capability, check_invite};
 use crate::domain::quota::check_seats;
 use crate::domain::{BusinessId, Capability, DomainError, InviteLinkId, Role, UserId};
-use crate::events::catalog::{
-    Event, InviteLinkCreated, InviteLinkRevoked, MemberAdded, MemberVia,
-};
+use crate::events::catalog::{Event, InviteLinkCreated, InviteLinkRevoked, MemberAdded, MemberVia};
 use crate::store::{
     InviteLinkQuery, InviteLinkRecord, MemberRecord, NewInviteLink, StoreTx, TimelineEntry,
 };

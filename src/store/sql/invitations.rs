@@ -139,7 +139,8 @@ pub(super) async fn invitee_list(
 
 /// What the quota (R8) counts since `$2`: the business's invitations and
 /// its invite links (R50: a link takes one unit when created), oldest first.
-pub(crate) const QUOTA_TIMES: &str = "SELECT created_at FROM invitations WHERE business_id = $1 AND created_at > $2
+pub(crate) const QUOTA_TIMES: &str =
+    "SELECT created_at FROM invitations WHERE business_id = $1 AND created_at > $2
      UNION ALL
      SELECT created_at FROM invite_links WHERE business_id = $1 AND created_at > $2
      ORDER BY created_at";
@@ -149,14 +150,11 @@ pub(super) async fn times_since(
     business: BusinessId,
     since: DateTime<Utc>,
 ) -> StoreResult<Vec<DateTime<Utc>>> {
-    c.fetch_all(
-        QUOTA_TIMES,
-        vec![id(business.0), Arg::Time(Some(since))],
-    )
-    .await?
-    .iter()
-    .map(|row| row.time("created_at"))
-    .collect()
+    c.fetch_all(QUOTA_TIMES, vec![id(business.0), Arg::Time(Some(since))])
+        .await?
+        .iter()
+        .map(|row| row.time("created_at"))
+        .collect()
 }
 
 pub(super) async fn count_pending_members(

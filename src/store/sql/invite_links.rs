@@ -64,7 +64,10 @@ impl<T: SqlTx> InviteLinkTx for T {
         Ok(())
     }
 
-    async fn get_invite_link(&mut self, link: InviteLinkId) -> StoreResult<Option<InviteLinkRecord>> {
+    async fn get_invite_link(
+        &mut self,
+        link: InviteLinkId,
+    ) -> StoreResult<Option<InviteLinkRecord>> {
         let sql = format!("SELECT {COLUMNS} FROM invite_links WHERE id = $1");
         self.fetch_optional(&sql, vec![id(link.0)])
             .await?
