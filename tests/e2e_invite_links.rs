@@ -7,7 +7,7 @@ mod support;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::daemon::TestDaemon;
+use support::daemon::{READ_KEY, TestDaemon};
 use support::db::{Arg, ago};
 use support::scenario::{brand, of_type};
 
@@ -162,6 +162,26 @@ both_stores! {
             problem(redeem(&d, &code, "ursula").await),
             (StatusCode::CONFLICT, "conflict".into())
         );
+
+        // R47: reading is `read`; creating is `write`.
+        let (status, _) = d
+            .send_as(
+                READ_KEY,
+                d.client()
+                    .post(d.url(&format!("/v1/businesses/{b}/invite-links")))
+                    .json(&json!({"actor_user_id": "olive", "max_uses": 1})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _) = d
+            .send_as(
+                READ_KEY,
+                d.client().get(d.url(&format!(
+                    "/v1/businesses/{b}/invite-links?actor_user_id=olive"
+                ))),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
 
         let listed = links(&d, &b).await;
         assert_eq!(listed.len(), 1);
