@@ -55,6 +55,17 @@ const RESTARTABLE: [&str; 8] = [
     "invitation",
     "mailer",
 ];
+/// How a redemption of an invite link ended (R50): `outcome` of
+/// `invited_invite_link_redemptions_total`.
+pub const LINK_OUTCOMES: [&str; 7] = [
+    "redeemed",
+    "link_invalid",
+    "link_revoked",
+    "link_expired",
+    "link_exhausted",
+    "domain_not_allowed",
+    "refused",
+];
 /// The locale every deployment has (R33's last fallback): `emails_sent`
 /// starts at 0 for it; other locales appear with their first email.
 const DEFAULT_LOCALE: &str = "en-US";
@@ -104,6 +115,12 @@ fn register_known_series() {
             .absolute(0);
     }
     metrics::gauge!("invited_suppressions").increment(0.0);
+    metrics::counter!("invited_invite_links_created_total").absolute(0);
+    metrics::counter!("invited_invite_links_revoked_total").absolute(0);
+    for outcome in LINK_OUTCOMES {
+        metrics::counter!("invited_invite_link_redemptions_total", "outcome" => outcome)
+            .absolute(0);
+    }
 }
 
 /// The Prometheus text exposition of every metric.
@@ -160,6 +177,23 @@ pub fn invitations_created(kind: &'static str, n: usize) {
 pub fn invitation_transition(kind: &'static str, to: &'static str) {
     metrics::counter!("invited_invitation_transitions_total", "kind" => kind, "to" => to)
         .increment(1);
+}
+
+/// An invite link created (R50).
+pub fn invite_link_created() {
+    metrics::counter!("invited_invite_links_created_total").increment(1);
+}
+
+/// An invite link revoked (R50).
+pub fn invite_link_revoked() {
+    metrics::counter!("invited_invite_links_revoked_total").increment(1);
+}
+
+/// A redemption of an invite link: `redeemed`, the link's own refusal
+/// (`link_*`, `domain_not_allowed`), or `refused` for any other (seats,
+/// 2FA, already a member, ...).
+pub fn invite_link_redemption(outcome: &'static str) {
+    metrics::counter!("invited_invite_link_redemptions_total", "outcome" => outcome).increment(1);
 }
 
 pub fn rate_limited() {

@@ -348,3 +348,76 @@ async fn a_nats_command_with_a_bidi_or_zero_width_name_is_refused(pool: PgPool) 
     d.stop().await;
     bus.cleanup().await;
 }
+
+/// Publishes one command and returns its result.
+async fn run(bus: &Bus, results: &mut async_nats::Subscriber, name: &str, body: Value) -> Value {
+    let id = format!("{name}-{}", Uuid::now_v7());
+    bus.command(name, Some(&id), &serde_json::to_vec(&body).unwrap())
+        .await;
+    let result = next(results).await;
+    assert_eq!(
+        result.subject.as_str(),
+        format!("{}.results.{id}", bus.prefix)
+    );
+    json_of(&result)
+}
+
+/// R50 over the queue: a link created, previewed, redeemed and revoked by
+/// commands, each answered on its results subject as HTTP would answer;
+/// the revoke's actor goes into the DELETE's query.
+#[sqlx::test(migrations = false)]
+async fn invite_link_commands_create_redeem_and_revoke(pool: PgPool) {
+    let bus = Bus::new().await;
+    let mut results = bus.subscribe("results").await;
+    let d = daemon(&pool, &bus).await;
+    d.user("olive", "olive@brand.example", "en-US").await;
+    d.user("ursula", "ursula@else.example", "en-US").await;
+    let b = d.business("Brand & Co", "olive").await;
+
+    let created = run(
+        &bus,
+        &mut results,
+        "create_invite_link",
+        json!({"business_id": b, "actor_user_id": "olive", "max_uses": 2}),
+    )
+    .await;
+    assert_eq!(created["status"], 201, "{created}");
+    let code = created["result"]["code"].as_str().unwrap().to_string();
+    let link = created["result"]["id"].as_str().unwrap().to_string();
+    let seen = run(
+        &bus,
+        &mut results,
+        "preview_invite_link",
+        json!({"code": code}),
+    )
+    .await;
+    assert_eq!(seen["result"]["remaining"], 2, "{seen}");
+    let joined = run(
+        &bus,
+        &mut results,
+        "redeem_invite_link",
+        json!({"code": code, "user_id": "ursula", "email_verified": true}),
+    )
+    .await;
+    assert_eq!(joined["status"], 200, "{joined}");
+    assert_eq!(joined["result"]["membership"]["user_id"], "ursula");
+    let revoked = run(
+        &bus,
+        &mut results,
+        "revoke_invite_link",
+        json!({"business_id": b, "invite_link_id": link, "actor_user_id": "olive"}),
+    )
+    .await;
+    assert_eq!(revoked["status"], 204, "{revoked}");
+    let refused = run(
+        &bus,
+        &mut results,
+        "preview_invite_link",
+        json!({"code": code}),
+    )
+    .await;
+    assert_eq!(refused["result"]["reason"], "link_revoked", "{refused}");
+
+    d.stop().await;
+    bus.cleanup().await;
+}

@@ -9,9 +9,11 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use invited::domain::invite_link::AllowedDomains;
 use invited::domain::{BusinessId, DomainError, Email, UserId};
 use invited::service::businesses::NewBusinessInput;
 use invited::service::invitations::{CreateInvitations, InvitationCommand, Invitee};
+use invited::service::invite_links::CreateInviteLink;
 use invited::service::{ServiceError, Services, Settings};
 use invited::store::postgres::PgStore;
 use invited::store::{IdempotencyClaim, InvitationQuery, Store, StoreError, StoredResponse};
@@ -82,6 +84,88 @@ fn invite(business: BusinessId, emails: &[&str]) -> CreateInvitations {
         delivery: invited::domain::DeliveryMode::Email,
         ttl: None,
         metadata: invited::domain::Metadata::default(),
+    }
+}
+
+fn link(business: BusinessId, max_uses: u32) -> CreateInviteLink {
+    CreateInviteLink {
+        business,
+        actor: uid("owner"),
+        role: None,
+        max_uses,
+        ttl: None,
+        allowed_domains: AllowedDomains::default(),
+        grants: Vec::new(),
+    }
+}
+
+both_stores! {
+    /// R50: a link's use is one conditional statement, so even transactions
+    /// that take no business lock, from two pools (two replicas), never
+    /// take a three-use link past three.
+    async fn a_links_uses_never_pass_max_uses_across_two_pools(db: Db) {
+        let a = services_on(db.store(), 5).await;
+        let business = owner_and_business(&a, None).await;
+        let created = a.create_invite_link(link(business, 3)).await.unwrap();
+        let id = created.link.id;
+        let stores = [db.store(), second_store(&db).await];
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let store = stores[i % 2].clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tx = store.begin().await.unwrap();
+                let now = tx.now().await.unwrap();
+                let took = tx.take_invite_link_use(id, now).await.unwrap();
+                tx.commit().await.unwrap();
+                took
+            }));
+        }
+        let mut took = 0;
+        for t in tasks {
+            took += usize::from(t.await.unwrap());
+        }
+        assert_eq!(took, 3);
+        assert_eq!(
+            db.count("SELECT count(*) FROM invite_links WHERE uses = 3").await,
+            1
+        );
+    }
+}
+
+both_stores! {
+    /// R8 with R50: links and invitations created at once, from two pools,
+    /// share the one quota: exactly 5 of 20 get through.
+    async fn links_and_invitations_share_the_quota_under_concurrency(db: Db) {
+        let a = services_on(db.store(), 5).await;
+        let business = owner_and_business(&a, None).await;
+        let b = services_on(second_store(&db).await, 5).await;
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tasks.push(tokio::spawn(async move {
+                if i % 4 < 2 {
+                    s.create_invite_link(link(business, 10)).await.map(|_| ())
+                } else {
+                    s.create_invitations(invite(business, &[&format!("p{i}@example.test")]))
+                        .await
+                        .map(|_| ())
+                }
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(()) => ok += 1,
+                Err(ServiceError::Domain(DomainError::RateLimited { .. })) => {}
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(ok, 5);
+        assert_eq!(
+            db.count("SELECT count(*) FROM invite_links").await
+                + db.count("SELECT count(*) FROM invitations").await,
+            5
+        );
     }
 }
 

@@ -315,6 +315,10 @@ pub struct LinksConfig {
     /// the button of partner invitation and request emails (R40). Default
     /// `http://localhost:3000/partners/invitations/{invitation_id}`.
     pub partner_url: String,
+    /// `links.invite_link_url`, an http(s) URL containing `{code}`: the
+    /// `url` of a new invite link (R50), shown once with its code. Default
+    /// `http://localhost:3000/join?code={code}`.
+    pub invite_link_url: String,
 }
 
 /// `[invitations]`.
@@ -869,6 +873,12 @@ impl EnvOverlay {
                 raw.links.partner_url,
                 "http://localhost:3000/partners/invitations/{invitation_id}".into(),
                 |text| parse_link(text, "{invitation_id}"),
+            )?,
+            invite_link_url: self.value(
+                "links.invite_link_url",
+                raw.links.invite_link_url,
+                "http://localhost:3000/join?code={code}".into(),
+                |text| parse_link(text, "{code}"),
             )?,
         };
 

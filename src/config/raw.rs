@@ -150,6 +150,7 @@ pub(super) struct RawLinks {
     pub accept_url: Option<String>,
     pub decline_url: Option<String>,
     pub partner_url: Option<String>,
+    pub invite_link_url: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

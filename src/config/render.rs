@@ -112,6 +112,10 @@ impl Config {
         line(format!("accept_url = {}", quote(&self.links.accept_url)));
         line(format!("decline_url = {}", quote(&self.links.decline_url)));
         line(format!("partner_url = {}", quote(&self.links.partner_url)));
+        line(format!(
+            "invite_link_url = {}",
+            quote(&self.links.invite_link_url)
+        ));
 
         let inv = &self.invitations;
         line("\n[invitations]".into());

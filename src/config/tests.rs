@@ -81,6 +81,10 @@ fn config_defaults() {
         config.links.partner_url,
         "http://localhost:3000/partners/invitations/{invitation_id}"
     );
+    assert_eq!(
+        config.links.invite_link_url,
+        "http://localhost:3000/join?code={code}"
+    );
     assert_eq!(config.mail.product_name, "Invitations");
     assert_eq!(config.mail.support_address, None);
     assert!(!config.mail.reply_to_inviter);
@@ -312,6 +316,10 @@ fn config_bad_values_name_their_key() {
         (
             "[links]\npartner_url = \"https://x/p?token={token}\"",
             "links.partner_url:",
+        ),
+        (
+            "[links]\ninvite_link_url = \"https://x/join?token={token}\"",
+            "links.invite_link_url:",
         ),
         ("[mail]\nproduct_name = \"  \"", "mail.product_name:"),
         (

@@ -45,6 +45,18 @@ pub enum DomainError {
     /// of the request, so the caller can fix them all at once).
     #[error("{}", .0.iter().map(super::SuppressedInvitee::message).collect::<Vec<_>>().join("; "))]
     AddressSuppressed(Vec<super::SuppressedInvitee>),
+    /// R50: no link has this code (or it cannot be one). Says nothing more.
+    #[error("the invite link is not valid")]
+    LinkInvalid,
+    #[error("the invite link was revoked")]
+    LinkRevoked,
+    #[error("the invite link has expired")]
+    LinkExpired,
+    #[error("the invite link has no uses left")]
+    LinkExhausted,
+    /// R50: the user's address is not at one of the link's allowed domains.
+    #[error("the user's email domain is not allowed by this invite link")]
+    DomainNotAllowed,
 }
 
 impl DomainError {

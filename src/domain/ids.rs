@@ -58,6 +58,10 @@ uuid_id!(
     InvitationId
 );
 uuid_id!(
+    /// The id of one invite link (R50).
+    InviteLinkId
+);
+uuid_id!(
     /// The id of a profile, an asset of one business (R23).
     ProfileId
 );

@@ -6,6 +6,7 @@ pub mod access;
 pub mod email;
 pub mod error;
 pub mod ids;
+pub mod invite_link;
 pub mod invitee;
 pub mod lifecycle;
 pub mod locale;
@@ -24,7 +25,8 @@ pub mod token;
 pub use email::Email;
 pub use error::DomainError;
 pub use ids::{
-    BusinessId, GrantId, InvitationId, PartnershipId, ProfileId, PublicBusinessId, UserId,
+    BusinessId, GrantId, InvitationId, InviteLinkId, PartnershipId, ProfileId, PublicBusinessId,
+    UserId,
 };
 pub use lifecycle::{Command, Decision, Effect, InvitationKind, InvitationStatus, InvitationView};
 pub use locale::Locale;

@@ -23,7 +23,7 @@ use crate::domain::access::{Grantee, Permission};
 use crate::domain::partners::TwoFactorPolicy;
 use crate::domain::{
     BusinessId, Command, DeliveryMode, Email, GrantId, InvitationId, InvitationKind,
-    InvitationStatus, Metadata, PartnershipId, ProfileId, Role, UserId,
+    InvitationStatus, InviteLinkId, Metadata, PartnershipId, ProfileId, Role, UserId,
 };
 use crate::store::NewEvent;
 
@@ -55,10 +55,12 @@ pub enum EventType {
     GrantAdded,
     GrantRemoved,
     SecurityUpdated,
+    InviteLinkCreated,
+    InviteLinkRevoked,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 24] = [
+    pub const ALL: [EventType; 26] = [
         EventType::InvitationCreated,
         EventType::InvitationRenewed,
         EventType::InvitationSent,
@@ -83,6 +85,8 @@ impl EventType {
         EventType::GrantAdded,
         EventType::GrantRemoved,
         EventType::SecurityUpdated,
+        EventType::InviteLinkCreated,
+        EventType::InviteLinkRevoked,
     ];
 
     /// The type of a wire name (an endpoint's filter, R48).
@@ -116,6 +120,8 @@ impl EventType {
             EventType::GrantAdded => "grant.added",
             EventType::GrantRemoved => "grant.removed",
             EventType::SecurityUpdated => "security.updated",
+            EventType::InviteLinkCreated => "invite_link.created",
+            EventType::InviteLinkRevoked => "invite_link.revoked",
         }
     }
 }
@@ -166,6 +172,8 @@ pub enum Event {
     GrantAdded(GrantChanged),
     GrantRemoved(GrantChanged),
     SecurityUpdated(SecurityUpdated),
+    InviteLinkCreated(InviteLinkCreated),
+    InviteLinkRevoked(InviteLinkRevoked),
 }
 
 /// Who an event is about and who caused it: the columns of the event row
@@ -217,6 +225,8 @@ impl Event {
             Event::GrantAdded(_) => EventType::GrantAdded,
             Event::GrantRemoved(_) => EventType::GrantRemoved,
             Event::SecurityUpdated(_) => EventType::SecurityUpdated,
+            Event::InviteLinkCreated(_) => EventType::InviteLinkCreated,
+            Event::InviteLinkRevoked(_) => EventType::InviteLinkRevoked,
         }
     }
 
@@ -248,6 +258,8 @@ impl Event {
             Event::PartnershipEnded(d) => value(d),
             Event::GrantAdded(d) | Event::GrantRemoved(d) => value(d),
             Event::SecurityUpdated(d) => value(d),
+            Event::InviteLinkCreated(d) => value(d),
+            Event::InviteLinkRevoked(d) => value(d),
         }
     }
 
@@ -421,6 +433,31 @@ pub struct MemberAdded {
     /// How the member came in. Required, so that every new way in must say
     /// which it is.
     pub via: MemberVia,
+    /// R50, R53: the invite link redeemed, when `via` is `link`; left out
+    /// of the other ways in (so their data stays as it was). The link's
+    /// timeline is the events that carry its id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invite_link_id: Option<InviteLinkId>,
+}
+
+/// `invite_link.created` (R50): never the code, which only its creator saw.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InviteLinkCreated {
+    pub invite_link_id: InviteLinkId,
+    #[serde(serialize_with = "by_name")]
+    pub role: Role,
+    pub max_uses: u32,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    /// `[]` when any address may redeem it.
+    pub allowed_domains: Vec<String>,
+}
+
+/// `invite_link.revoked` (R50): the link stopped working with this event;
+/// `uses` is how many redemptions it had.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InviteLinkRevoked {
+    pub invite_link_id: InviteLinkId,
+    pub uses: u32,
 }
 
 /// `member.added`'s `via`: the way a user became a member.
@@ -514,6 +551,8 @@ pub enum GrantCause {
     Granted,
     /// Carried by an invitation and applied on its acceptance (R13).
     InvitationAccepted,
+    /// Carried by an invite link and applied on a redemption (R50).
+    InviteLinkRedeemed,
     /// Removed directly.
     Removed,
     /// The grant it derives from was removed in the same change.
@@ -611,6 +650,7 @@ mod tests {
         let partnership = PartnershipId(Uuid::from_u128(4));
         let grant = GrantId(Uuid::from_u128(5));
         let profile = ProfileId(Uuid::from_u128(6));
+        let link = InviteLinkId(Uuid::from_u128(7));
         let manager = Role::from_stored("manager");
         let owner = Role::from_stored(Role::OWNER);
         let email = Email::parse("a@b.example").unwrap();
@@ -767,9 +807,21 @@ mod tests {
                     user_id: user.clone(),
                     role: owner.clone(),
                     via: MemberVia::Created,
+                    invite_link_id: None,
                 }),
                 "member.added",
                 json!({"role": "owner", "user_id": user, "via": "created"}),
+            ),
+            (
+                Event::MemberAdded(MemberAdded {
+                    user_id: other.clone(),
+                    role: manager.clone(),
+                    via: MemberVia::Link,
+                    invite_link_id: Some(link),
+                }),
+                "member.added",
+                json!({"role": "manager", "user_id": other, "via": "link",
+                       "invite_link_id": link}),
             ),
             (
                 Event::MemberRoleChanged(MemberRoleChanged {
@@ -850,6 +902,26 @@ mod tests {
                 "security.updated",
                 json!({"require_2fa": {"from": "off", "to": "managers"}}),
             ),
+            (
+                Event::InviteLinkCreated(InviteLinkCreated {
+                    invite_link_id: link,
+                    role: manager.clone(),
+                    max_uses: 3,
+                    expires_at: chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+                    allowed_domains: vec!["b.example".into()],
+                }),
+                "invite_link.created",
+                json!({"invite_link_id": link, "role": "manager", "max_uses": 3,
+                       "expires_at": "2027-01-15T08:00:00Z", "allowed_domains": ["b.example"]}),
+            ),
+            (
+                Event::InviteLinkRevoked(InviteLinkRevoked {
+                    invite_link_id: link,
+                    uses: 2,
+                }),
+                "invite_link.revoked",
+                json!({"invite_link_id": link, "uses": 2}),
+            ),
         ];
         let mut seen = std::collections::BTreeSet::new();
         for (event, name, data) in cases {
@@ -886,6 +958,7 @@ mod tests {
         for (cause, name) in [
             (GrantCause::Granted, "granted"),
             (GrantCause::InvitationAccepted, "invitation_accepted"),
+            (GrantCause::InviteLinkRedeemed, "invite_link_redeemed"),
             (GrantCause::Removed, "removed"),
             (GrantCause::ParentRemoved, "parent_removed"),
             (GrantCause::MemberRemoved, "member_removed"),

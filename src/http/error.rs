@@ -37,13 +37,18 @@ pub enum ProblemCode {
     MfaRequired,
     EmailUnverified,
     AddressSuppressed,
+    LinkInvalid,
+    LinkRevoked,
+    LinkExpired,
+    LinkExhausted,
+    DomainNotAllowed,
     PayloadTooLarge,
     UnsupportedMediaType,
     Unavailable,
 }
 
 impl ProblemCode {
-    pub const ALL: [ProblemCode; 17] = [
+    pub const ALL: [ProblemCode; 22] = [
         ProblemCode::Unauthorized,
         ProblemCode::Forbidden,
         ProblemCode::NotFound,
@@ -58,6 +63,11 @@ impl ProblemCode {
         ProblemCode::MfaRequired,
         ProblemCode::EmailUnverified,
         ProblemCode::AddressSuppressed,
+        ProblemCode::LinkInvalid,
+        ProblemCode::LinkRevoked,
+        ProblemCode::LinkExpired,
+        ProblemCode::LinkExhausted,
+        ProblemCode::DomainNotAllowed,
         ProblemCode::PayloadTooLarge,
         ProblemCode::UnsupportedMediaType,
         ProblemCode::Unavailable,
@@ -79,6 +89,11 @@ impl ProblemCode {
             ProblemCode::MfaRequired => "mfa_required",
             ProblemCode::EmailUnverified => "email_unverified",
             ProblemCode::AddressSuppressed => "address_suppressed",
+            ProblemCode::LinkInvalid => "link_invalid",
+            ProblemCode::LinkRevoked => "link_revoked",
+            ProblemCode::LinkExpired => "link_expired",
+            ProblemCode::LinkExhausted => "link_exhausted",
+            ProblemCode::DomainNotAllowed => "domain_not_allowed",
             ProblemCode::PayloadTooLarge => "payload_too_large",
             ProblemCode::UnsupportedMediaType => "unsupported_media_type",
             ProblemCode::Unavailable => "unavailable",
@@ -326,6 +341,38 @@ impl From<DomainError> for ApiError {
                 "Email not verified",
                 detail,
             ),
+            // R50: like tokens (R12), an unknown code is 404, one gone for
+            // good 410, one used up 409; none says more than its code.
+            DomainError::LinkInvalid => ApiError::new(
+                StatusCode::NOT_FOUND,
+                ProblemCode::LinkInvalid,
+                "Invalid invite link",
+                detail,
+            ),
+            DomainError::LinkRevoked => ApiError::new(
+                StatusCode::GONE,
+                ProblemCode::LinkRevoked,
+                "Invite link revoked",
+                detail,
+            ),
+            DomainError::LinkExpired => ApiError::new(
+                StatusCode::GONE,
+                ProblemCode::LinkExpired,
+                "Invite link expired",
+                detail,
+            ),
+            DomainError::LinkExhausted => ApiError::new(
+                StatusCode::CONFLICT,
+                ProblemCode::LinkExhausted,
+                "Invite link used up",
+                detail,
+            ),
+            DomainError::DomainNotAllowed => ApiError::new(
+                StatusCode::FORBIDDEN,
+                ProblemCode::DomainNotAllowed,
+                "Email domain not allowed",
+                detail,
+            ),
             // R45: `errors` names each suppressed invitee's field, as a
             // validation problem names its fields.
             DomainError::AddressSuppressed(invitees) => {
@@ -464,6 +511,11 @@ mod tests {
                 422,
                 "address_suppressed",
             ),
+            (DomainError::LinkInvalid, 404, "link_invalid"),
+            (DomainError::LinkRevoked, 410, "link_revoked"),
+            (DomainError::LinkExpired, 410, "link_expired"),
+            (DomainError::LinkExhausted, 409, "link_exhausted"),
+            (DomainError::DomainNotAllowed, 403, "domain_not_allowed"),
         ];
         for (error, status, code) in table {
             let name = format!("{error:?}");

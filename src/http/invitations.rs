@@ -239,7 +239,7 @@ fn parse_create(
 
 /// R39: a lifetime written as the configuration writes durations (`3d`,
 /// `12h`), from 1h up to `invitations.max_ttl`.
-fn parse_ttl(raw: &str, max: Duration) -> Result<Duration, ApiError> {
+pub(super) fn parse_ttl(raw: &str, max: Duration) -> Result<Duration, ApiError> {
     let range = || {
         ApiError::validation(
             "ttl",

@@ -13,6 +13,7 @@ pub mod feedback;
 pub mod health;
 pub mod idempotency;
 pub mod invitations;
+pub mod invite_links;
 pub mod invitee;
 pub mod json;
 pub mod members;
@@ -124,6 +125,28 @@ pub fn router(state: HttpState) -> Router {
             get(invitee::list_user_invitations),
         )
         .route("/invitations/{id}/renew", post(invitations::renew))
+        // Invite links (R50): the business's members create, list and
+        // revoke them; whoever holds a code previews and redeems it.
+        .route(
+            "/businesses/{id}/invite-links",
+            post(invite_links::create_invite_link).get(invite_links::list_invite_links),
+        )
+        .route(
+            "/businesses/{id}/invite-links/{link_id}",
+            axum::routing::delete(invite_links::revoke_invite_link),
+        )
+        .route(
+            "/businesses/{id}/invite-links/{link_id}/timeline",
+            get(invite_links::invite_link_timeline),
+        )
+        .route(
+            "/invite-links/preview",
+            post(invite_links::preview_invite_link),
+        )
+        .route(
+            "/invite-links/redeem",
+            post(invite_links::redeem_invite_link),
+        )
         // R45: reading the list is `read`; changing it is `admin` (R47).
         .route(
             "/suppressions",

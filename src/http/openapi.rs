@@ -23,8 +23,8 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 
 use super::error::{Problem, ProblemCode};
 use super::{
-    access, businesses, feedback, health, invitations, invitee, members, observe, partners,
-    suppressions, users, webhooks,
+    access, businesses, feedback, health, invitations, invite_links, invitee, members, observe,
+    partners, suppressions, users, webhooks,
 };
 
 /// The media type of every problem.
@@ -64,6 +64,12 @@ pub const API_KEY_SCHEME: &str = "api_key";
         invitations::correct_address,
         invitations::cancel,
         invitations::renew,
+        invite_links::create_invite_link,
+        invite_links::list_invite_links,
+        invite_links::revoke_invite_link,
+        invite_links::invite_link_timeline,
+        invite_links::preview_invite_link,
+        invite_links::redeem_invite_link,
         partners::create_partner,
         partners::list_partners,
         partners::end_partnership,
@@ -102,6 +108,7 @@ pub const API_KEY_SCHEME: &str = "api_key";
         (name = "users", description = "The app's users"),
         (name = "businesses", description = "Businesses, their members and security policy"),
         (name = "invitations", description = "Member invitations and the commands on one invitation"),
+        (name = "invite_links", description = "Invite links (R50): many users join through one code"),
         (name = "partners", description = "Partner invitations and partnerships"),
         (name = "access", description = "Profiles, grants and access checks"),
         (name = "webhooks", description = "Webhook endpoints managed at runtime (admin scope)"),
@@ -770,6 +777,15 @@ pub mod values {
         TokenExpired,
         Cancelled,
         Declined,
+    }
+
+    /// Why a previewed invite link can no longer be redeemed (R50).
+    #[derive(ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum LinkReason {
+        LinkRevoked,
+        LinkExpired,
+        LinkExhausted,
     }
 }
 

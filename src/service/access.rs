@@ -387,11 +387,13 @@ impl Services {
 
     /// R13: applies an invitation's grants on acceptance, in its transaction.
     /// A profile gone since creation, or a grant that already exists, is
-    /// skipped: the invitation still gives what it can.
+    /// skipped: the invitation still gives what it can. An invite link's
+    /// grants (R50) are applied the same way on each redemption, with no
+    /// invitation to name.
     pub(crate) async fn apply_invitation_grants(
         &self,
         tx: &mut dyn StoreTx,
-        invitation: InvitationId,
+        invitation: Option<InvitationId>,
         grants: &[InvitationGrant],
         profile_business: BusinessId,
         grantee: Grantee,
@@ -426,7 +428,7 @@ impl Services {
                     holder,
                     parent: None,
                     granted_by: granted_by.clone(),
-                    invitation_id: Some(invitation),
+                    invitation_id: invitation,
                 })
                 .await?;
             grant_event(
@@ -434,7 +436,10 @@ impl Services {
                 Event::GrantAdded,
                 &created,
                 Some(granted_by),
-                GrantCause::InvitationAccepted,
+                match invitation {
+                    Some(_) => GrantCause::InvitationAccepted,
+                    None => GrantCause::InviteLinkRedeemed,
+                },
             )
             .await?;
             applied.push(created);

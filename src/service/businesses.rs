@@ -79,6 +79,7 @@ impl Services {
                 user_id: input.owner.clone(),
                 role: owner,
                 via: MemberVia::Created,
+                invite_link_id: None,
             }),
         ))
         .await?;

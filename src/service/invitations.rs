@@ -638,6 +638,7 @@ impl Services {
                             user_id: user.clone(),
                             role: role.clone(),
                             via: *via,
+                            invite_link_id: None,
                         }),
                     ))
                     .await?;

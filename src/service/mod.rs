@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod emails;
 pub mod feedback;
 pub mod invitations;
+pub mod invite_links;
 pub mod invitee;
 pub mod members;
 pub mod partners;
@@ -46,6 +47,9 @@ pub struct Settings {
     /// `links.accept_url`, with `{token}` to replace: the link handed to the
     /// app of an invitation it delivers itself (R38).
     pub accept_url: String,
+    /// `links.invite_link_url`, with `{code}` to replace: the `url` of a
+    /// new invite link (R50).
+    pub invite_link_url: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +117,7 @@ impl Settings {
             default_locale: config.templates.default_locale.clone(),
             message_id_domain: config.mail.from.domain().to_string(),
             accept_url: config.links.accept_url.clone(),
+            invite_link_url: config.links.invite_link_url.clone(),
         })
     }
 }

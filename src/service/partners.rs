@@ -306,7 +306,7 @@ impl Services {
         };
         self.apply_invitation_grants(
             tx,
-            inv.id,
+            Some(inv.id),
             &inv.grants,
             profile_business,
             grantee,

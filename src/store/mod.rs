@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod events;
+pub mod invite_links;
 pub mod postgres;
 pub mod records;
 mod sql;
@@ -28,6 +29,7 @@ pub use access::{
     AccessTx, GrantRecord, NewGrant, NewPartnership, NewProfile, PartnershipRecord, ProfileRecord,
 };
 pub use events::{EventCursor, EventLog, EventPosition, EventRecord, SinkLag};
+pub use invite_links::{InviteLinkQuery, InviteLinkRecord, InviteLinkTx, NewInviteLink};
 pub use records::*;
 pub use suppressions::{NewSuppression, SuppressionQuery, SuppressionRecord, SuppressionTx};
 pub use webhooks::{
@@ -98,7 +100,7 @@ impl Constraint {
 
 /// One transaction. Dropping it without `commit` rolls everything back.
 #[async_trait]
-pub trait StoreTx: AccessTx + SuppressionTx + Send {
+pub trait StoreTx: AccessTx + SuppressionTx + InviteLinkTx + Send {
     /// The database's clock: every rule about time (quota window, expiry) is
     /// judged by it, never by a replica's clock. Read it once, after the locks.
     async fn now(&mut self) -> StoreResult<DateTime<Utc>>;
@@ -141,7 +143,8 @@ pub trait StoreTx: AccessTx + SuppressionTx + Send {
     async fn is_member_email(&mut self, business: BusinessId, email: &Email) -> StoreResult<bool>;
     async fn count_members(&mut self, business: BusinessId) -> StoreResult<u32>;
 
-    /// Creation times of the business's invitations since `since`, oldest first.
+    /// Creation times of the business's invitations and invite links (R50:
+    /// each takes one unit of the quota) since `since`, oldest first.
     async fn invitation_times_since(
         &mut self,
         business: BusinessId,

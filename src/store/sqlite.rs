@@ -455,7 +455,7 @@ impl SqlStore for SqliteStore {
         let times = self
             .reader()
             .fetch_all(
-                "SELECT created_at FROM invitations WHERE business_id = $1 AND created_at > $2 ORDER BY created_at",
+                sql::invitations::QUOTA_TIMES,
                 vec![sql::id(business.0), Arg::Time(Some(minus(at, window)))],
             )
             .await?

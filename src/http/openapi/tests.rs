@@ -22,7 +22,7 @@ use crate::store::postgres::PgStore;
 const ROUTER_SOURCE: &str = include_str!("../mod.rs");
 
 /// The problem codes of docs/api.md ("Conventions"), as it lists them.
-const API_MD_CODES: [&str; 17] = [
+const API_MD_CODES: [&str; 22] = [
     "unauthorized",
     "forbidden",
     "not_found",
@@ -37,6 +37,11 @@ const API_MD_CODES: [&str; 17] = [
     "mfa_required",
     "email_unverified",
     "address_suppressed",
+    "link_invalid",
+    "link_revoked",
+    "link_expired",
+    "link_exhausted",
+    "domain_not_allowed",
     "payload_too_large",
     "unsupported_media_type",
     "unavailable",
@@ -340,7 +345,7 @@ fn enumerated_values_are_the_domains() {
             .collect()
     };
     type Accepts = fn(&str) -> bool;
-    let checks: [(&str, Accepts); 8] = [
+    let checks: [(&str, Accepts); 9] = [
         ("InvitationKind", |v| InvitationKind::parse(v).is_some()),
         ("InvitationStatus", |v| InvitationStatus::parse(v).is_some()),
         ("RolePreset", |v| RolePreset::parse(v).is_some()),
@@ -353,6 +358,11 @@ fn enumerated_values_are_the_domains() {
                 .any(|r| r.as_str() == v)
         }),
         ("DeliveryMode", |v| DeliveryMode::parse(v).is_some()),
+        ("LinkReason", |v| {
+            crate::domain::invite_link::Unredeemable::ALL
+                .iter()
+                .any(|r| r.as_str() == v)
+        }),
     ];
     for (name, accepted) in checks {
         let values = values(name);

@@ -65,6 +65,29 @@ pub fn target(name: &str, payload: &[u8], max_body: usize) -> Result<Target, Api
         },
         // R35: what a token opens; a read, but commands are how NATS asks.
         "preview" => (Method::POST, "/v1/invitations/preview".to_string()),
+        // R50: invite links. A revoke is a DELETE whose actor goes in the
+        // query, as HTTP takes it; nothing else may come with it.
+        "create_invite_link" => (
+            Method::POST,
+            format!(
+                "/v1/businesses/{}/invite-links",
+                take(&mut body, "business_id")?
+            ),
+        ),
+        "revoke_invite_link" => {
+            let business = take(&mut body, "business_id")?;
+            let link = take(&mut body, "invite_link_id")?;
+            let actor = take(&mut body, "actor_user_id")?;
+            if let Some(field) = body.keys().next() {
+                return Err(ApiError::validation(field.clone(), "unknown field"));
+            }
+            (
+                Method::DELETE,
+                format!("/v1/businesses/{business}/invite-links/{link}?actor_user_id={actor}"),
+            )
+        }
+        "preview_invite_link" => (Method::POST, "/v1/invite-links/preview".to_string()),
+        "redeem_invite_link" => (Method::POST, "/v1/invite-links/redeem".to_string()),
         "put_user" => (
             Method::PUT,
             format!("/v1/users/{}", take(&mut body, "user_id")?),
@@ -72,7 +95,9 @@ pub fn target(name: &str, payload: &[u8], max_body: usize) -> Result<Target, Api
         _ => {
             return Err(ApiError::not_found(format!(
                 "no such command {name:?} (create_business, create_invitations, create_partner, \
-                 resend, cancel, renew, correct_address, accept, decline, preview, put_user)"
+                 resend, cancel, renew, correct_address, accept, decline, preview, \
+                 create_invite_link, revoke_invite_link, preview_invite_link, redeem_invite_link, \
+                 put_user)"
             )));
         }
     };
@@ -149,6 +174,57 @@ pub fn result_payload(status: u16, body: &[u8]) -> (Vec<u8>, &'static str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invite_link_commands_map_to_their_http_requests() {
+        let t = target(
+            "create_invite_link",
+            br#"{"business_id":"b1","actor_user_id":"olive","max_uses":3}"#,
+            65536,
+        )
+        .unwrap();
+        assert_eq!(
+            (t.method, t.path.as_str()),
+            (Method::POST, "/v1/businesses/b1/invite-links")
+        );
+        let body: Value = serde_json::from_slice(&t.body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"actor_user_id": "olive", "max_uses": 3})
+        );
+        let t = target(
+            "revoke_invite_link",
+            br#"{"business_id":"b1","invite_link_id":"l1","actor_user_id":"a b&c"}"#,
+            65536,
+        )
+        .unwrap();
+        assert_eq!(
+            (t.method, t.path.as_str()),
+            (
+                Method::DELETE,
+                "/v1/businesses/b1/invite-links/l1?actor_user_id=a%20b%26c"
+            )
+        );
+        let e = target(
+            "revoke_invite_link",
+            br#"{"business_id":"b1","invite_link_id":"l1","actor_user_id":"a","x":1}"#,
+            65536,
+        )
+        .unwrap_err();
+        assert_eq!(e.code.as_str(), "validation_failed");
+        let t = target(
+            "redeem_invite_link",
+            br#"{"code":"c","user_id":"u","email_verified":true}"#,
+            65536,
+        )
+        .unwrap();
+        assert_eq!(
+            (t.method, t.path.as_str()),
+            (Method::POST, "/v1/invite-links/redeem")
+        );
+        let t = target("preview_invite_link", br#"{"code":"c"}"#, 65536).unwrap();
+        assert_eq!(t.path, "/v1/invite-links/preview");
+    }
 
     #[test]
     fn commands_map_to_their_http_requests() {

@@ -137,19 +137,24 @@ pub(super) async fn invitee_list(
     rows.iter().map(invitee_row).collect()
 }
 
+/// What the quota (R8) counts since `$2`: the business's invitations and
+/// its invite links (R50: a link takes one unit when created), oldest first.
+pub(crate) const QUOTA_TIMES: &str =
+    "SELECT created_at FROM invitations WHERE business_id = $1 AND created_at > $2
+     UNION ALL
+     SELECT created_at FROM invite_links WHERE business_id = $1 AND created_at > $2
+     ORDER BY created_at";
+
 pub(super) async fn times_since(
     c: &mut impl Conn,
     business: BusinessId,
     since: DateTime<Utc>,
 ) -> StoreResult<Vec<DateTime<Utc>>> {
-    c.fetch_all(
-        "SELECT created_at FROM invitations WHERE business_id = $1 AND created_at > $2 ORDER BY created_at",
-        vec![id(business.0), Arg::Time(Some(since))],
-    )
-    .await?
-    .iter()
-    .map(|row| row.time("created_at"))
-    .collect()
+    c.fetch_all(QUOTA_TIMES, vec![id(business.0), Arg::Time(Some(since))])
+        .await?
+        .iter()
+        .map(|row| row.time("created_at"))
+        .collect()
 }
 
 pub(super) async fn count_pending_members(

@@ -29,6 +29,7 @@ pub(crate) mod businesses;
 mod feedback;
 mod idempotency;
 pub(crate) mod invitations;
+mod invite_links;
 pub(crate) mod outbox;
 pub(crate) mod rows;
 mod suppressions;
