@@ -7,6 +7,7 @@ pub mod email;
 pub mod error;
 pub mod ids;
 pub mod invitee;
+pub mod join_requests;
 pub mod lifecycle;
 pub mod locale;
 pub mod members;
@@ -26,6 +27,7 @@ pub use error::DomainError;
 pub use ids::{
     BusinessId, GrantId, InvitationId, PartnershipId, ProfileId, PublicBusinessId, UserId,
 };
+pub use join_requests::{JoinRequestId, JoinRequestStatus};
 pub use lifecycle::{Command, Decision, Effect, InvitationKind, InvitationStatus, InvitationView};
 pub use locale::Locale;
 pub use names::{BusinessName, DisplayName};
