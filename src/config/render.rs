@@ -112,6 +112,10 @@ impl Config {
         line(format!("accept_url = {}", quote(&self.links.accept_url)));
         line(format!("decline_url = {}", quote(&self.links.decline_url)));
         line(format!("partner_url = {}", quote(&self.links.partner_url)));
+        line(format!(
+            "join_request_url = {}",
+            quote(&self.links.join_request_url)
+        ));
 
         let inv = &self.invitations;
         line("\n[invitations]".into());
@@ -132,6 +136,12 @@ impl Config {
             quote(inv.expiry_schedule.source())
         ));
         line(format!("actor_idle = {}", quote(&d(inv.actor_idle))));
+
+        line("\n[join_requests]".into());
+        line(format!(
+            "rate_limit = {}",
+            quote(&self.join_requests.rate_limit.to_string())
+        ));
 
         let del = &self.delivery;
         line("\n[delivery]".into());

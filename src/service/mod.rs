@@ -11,6 +11,7 @@ pub mod emails;
 pub mod feedback;
 pub mod invitations;
 pub mod invitee;
+pub mod join_requests;
 pub mod members;
 pub mod partners;
 pub mod renew;
@@ -46,6 +47,11 @@ pub struct Settings {
     /// `links.accept_url`, with `{token}` to replace: the link handed to the
     /// app of an invitation it delivers itself (R38).
     pub accept_url: String,
+    /// `links.join_request_url`, with `{join_request_id}` to replace: the
+    /// button of the join request email (R51).
+    pub join_request_url: String,
+    /// `join_requests.rate_limit`: join requests per user in a window (R51).
+    pub join_request_quota: QuotaPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +84,9 @@ impl From<StoreError> for ServiceError {
                         "the two businesses are already partners".into()
                     }
                     Constraint::OneGrantPerGrantee => "this grant already exists".into(),
+                    Constraint::OnePendingJoinRequest => {
+                        "this user already has a pending join request to this business".into()
+                    }
                     Constraint::Other(name) => format!("already exists ({name})"),
                 }))
             }
@@ -113,6 +122,11 @@ impl Settings {
             default_locale: config.templates.default_locale.clone(),
             message_id_domain: config.mail.from.domain().to_string(),
             accept_url: config.links.accept_url.clone(),
+            join_request_url: config.links.join_request_url.clone(),
+            join_request_quota: QuotaPolicy {
+                limit: config.join_requests.rate_limit.count,
+                window: config.join_requests.rate_limit.window,
+            },
         })
     }
 }
