@@ -23,7 +23,7 @@ use crate::domain::access::{Grantee, Permission};
 use crate::domain::partners::TwoFactorPolicy;
 use crate::domain::{
     BusinessId, Command, DeliveryMode, Email, GrantId, InvitationId, InvitationKind,
-    InvitationStatus, Metadata, PartnershipId, ProfileId, Role, UserId,
+    InvitationStatus, JoinRequestId, Metadata, PartnershipId, ProfileId, Role, UserId,
 };
 use crate::store::NewEvent;
 
@@ -55,10 +55,14 @@ pub enum EventType {
     GrantAdded,
     GrantRemoved,
     SecurityUpdated,
+    JoinRequestCreated,
+    JoinRequestApproved,
+    JoinRequestDenied,
+    JoinRequestExpired,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 24] = [
+    pub const ALL: [EventType; 28] = [
         EventType::InvitationCreated,
         EventType::InvitationRenewed,
         EventType::InvitationSent,
@@ -83,6 +87,10 @@ impl EventType {
         EventType::GrantAdded,
         EventType::GrantRemoved,
         EventType::SecurityUpdated,
+        EventType::JoinRequestCreated,
+        EventType::JoinRequestApproved,
+        EventType::JoinRequestDenied,
+        EventType::JoinRequestExpired,
     ];
 
     /// The type of a wire name (an endpoint's filter, R48).
@@ -116,6 +124,10 @@ impl EventType {
             EventType::GrantAdded => "grant.added",
             EventType::GrantRemoved => "grant.removed",
             EventType::SecurityUpdated => "security.updated",
+            EventType::JoinRequestCreated => "join_request.created",
+            EventType::JoinRequestApproved => "join_request.approved",
+            EventType::JoinRequestDenied => "join_request.denied",
+            EventType::JoinRequestExpired => "join_request.expired",
         }
     }
 }
@@ -166,6 +178,10 @@ pub enum Event {
     GrantAdded(GrantChanged),
     GrantRemoved(GrantChanged),
     SecurityUpdated(SecurityUpdated),
+    JoinRequestCreated(JoinRequestCreated),
+    JoinRequestApproved(JoinRequestApproved),
+    JoinRequestDenied(JoinRequestDenied),
+    JoinRequestExpired(JoinRequestExpired),
 }
 
 /// Who an event is about and who caused it: the columns of the event row
@@ -217,6 +233,10 @@ impl Event {
             Event::GrantAdded(_) => EventType::GrantAdded,
             Event::GrantRemoved(_) => EventType::GrantRemoved,
             Event::SecurityUpdated(_) => EventType::SecurityUpdated,
+            Event::JoinRequestCreated(_) => EventType::JoinRequestCreated,
+            Event::JoinRequestApproved(_) => EventType::JoinRequestApproved,
+            Event::JoinRequestDenied(_) => EventType::JoinRequestDenied,
+            Event::JoinRequestExpired(_) => EventType::JoinRequestExpired,
         }
     }
 
@@ -248,6 +268,10 @@ impl Event {
             Event::PartnershipEnded(d) => value(d),
             Event::GrantAdded(d) | Event::GrantRemoved(d) => value(d),
             Event::SecurityUpdated(d) => value(d),
+            Event::JoinRequestCreated(d) => value(d),
+            Event::JoinRequestApproved(d) => value(d),
+            Event::JoinRequestDenied(d) => value(d),
+            Event::JoinRequestExpired(d) => value(d),
         }
     }
 
@@ -257,6 +281,7 @@ impl Event {
             id: Uuid::now_v7(),
             business_id: subject.business,
             invitation_id: subject.invitation,
+            join_request_id: None,
             event_type: self.event_type().as_str().to_string(),
             actor_user_id: subject.actor.cloned(),
             from_status: subject.transition.map(|t| t.0),
@@ -443,6 +468,41 @@ pub enum MemberVia {
     Partner,
 }
 
+/// `join_request.created` (R51): a user asked to join the business. The
+/// message is not repeated here (it is the request's, read with it).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JoinRequestCreated {
+    pub join_request_id: JoinRequestId,
+    pub user_id: UserId,
+    /// Whether the request carries a message.
+    pub has_message: bool,
+}
+
+/// `join_request.approved` (R51): the request and the role it was approved
+/// with; the membership's own `member.added` (`via: request`) follows in
+/// the same transaction.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JoinRequestApproved {
+    pub join_request_id: JoinRequestId,
+    pub user_id: UserId,
+    #[serde(serialize_with = "by_name")]
+    pub role: Role,
+}
+
+/// `join_request.denied` (R51).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JoinRequestDenied {
+    pub join_request_id: JoinRequestId,
+    pub user_id: UserId,
+}
+
+/// `join_request.expired`: the sweep found it pending past its expiry.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JoinRequestExpired {
+    pub join_request_id: JoinRequestId,
+    pub user_id: UserId,
+}
+
 /// `member.role_changed`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MemberRoleChanged {
@@ -611,6 +671,7 @@ mod tests {
         let partnership = PartnershipId(Uuid::from_u128(4));
         let grant = GrantId(Uuid::from_u128(5));
         let profile = ProfileId(Uuid::from_u128(6));
+        let request = JoinRequestId(Uuid::from_u128(7));
         let manager = Role::from_stored("manager");
         let owner = Role::from_stored(Role::OWNER);
         let email = Email::parse("a@b.example").unwrap();
@@ -849,6 +910,40 @@ mod tests {
                 }),
                 "security.updated",
                 json!({"require_2fa": {"from": "off", "to": "managers"}}),
+            ),
+            (
+                Event::JoinRequestCreated(JoinRequestCreated {
+                    join_request_id: request,
+                    user_id: user.clone(),
+                    has_message: true,
+                }),
+                "join_request.created",
+                json!({"join_request_id": request, "user_id": user, "has_message": true}),
+            ),
+            (
+                Event::JoinRequestApproved(JoinRequestApproved {
+                    join_request_id: request,
+                    user_id: user.clone(),
+                    role: manager.clone(),
+                }),
+                "join_request.approved",
+                json!({"join_request_id": request, "user_id": user, "role": "manager"}),
+            ),
+            (
+                Event::JoinRequestDenied(JoinRequestDenied {
+                    join_request_id: request,
+                    user_id: user.clone(),
+                }),
+                "join_request.denied",
+                json!({"join_request_id": request, "user_id": user}),
+            ),
+            (
+                Event::JoinRequestExpired(JoinRequestExpired {
+                    join_request_id: request,
+                    user_id: user.clone(),
+                }),
+                "join_request.expired",
+                json!({"join_request_id": request, "user_id": user}),
             ),
         ];
         let mut seen = std::collections::BTreeSet::new();

@@ -228,6 +228,8 @@ pub struct NewEvent {
     pub id: Uuid,
     pub business_id: BusinessId,
     pub invitation_id: Option<InvitationId>,
+    /// R53: the join request the event is about, if any.
+    pub join_request_id: Option<crate::domain::JoinRequestId>,
     pub event_type: String,
     pub actor_user_id: Option<UserId>,
     pub from_status: Option<InvitationStatus>,
