@@ -14,6 +14,7 @@ pub mod health;
 pub mod idempotency;
 pub mod invitations;
 pub mod invitee;
+pub mod join_requests;
 pub mod json;
 pub mod members;
 pub mod observe;
@@ -124,6 +125,25 @@ pub fn router(state: HttpState) -> Router {
             get(invitee::list_user_invitations),
         )
         .route("/invitations/{id}/renew", post(invitations::renew))
+        // Join requests (R51, R53).
+        .route("/join-requests", post(join_requests::create_join_request))
+        .route(
+            "/businesses/{id}/join-requests",
+            get(join_requests::list_join_requests),
+        )
+        .route("/join-requests/{id}", get(join_requests::get_join_request))
+        .route(
+            "/join-requests/{id}/timeline",
+            get(join_requests::join_request_timeline),
+        )
+        .route(
+            "/join-requests/{id}/approve",
+            post(join_requests::approve_join_request),
+        )
+        .route(
+            "/join-requests/{id}/deny",
+            post(join_requests::deny_join_request),
+        )
         // R45: reading the list is `read`; changing it is `admin` (R47).
         .route(
             "/suppressions",

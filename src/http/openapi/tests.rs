@@ -340,7 +340,7 @@ fn enumerated_values_are_the_domains() {
             .collect()
     };
     type Accepts = fn(&str) -> bool;
-    let checks: [(&str, Accepts); 8] = [
+    let checks: [(&str, Accepts); 9] = [
         ("InvitationKind", |v| InvitationKind::parse(v).is_some()),
         ("InvitationStatus", |v| InvitationStatus::parse(v).is_some()),
         ("RolePreset", |v| RolePreset::parse(v).is_some()),
@@ -353,6 +353,9 @@ fn enumerated_values_are_the_domains() {
                 .any(|r| r.as_str() == v)
         }),
         ("DeliveryMode", |v| DeliveryMode::parse(v).is_some()),
+        ("JoinRequestStatusName", |v| {
+            crate::domain::JoinRequestStatus::parse(v).is_some()
+        }),
     ];
     for (name, accepted) in checks {
         let values = values(name);
