@@ -28,3 +28,7 @@ CREATE INDEX join_requests_pending_expiry ON join_requests (expires_at) WHERE st
 
 ALTER TABLE events ADD COLUMN join_request_id TEXT REFERENCES join_requests (id);
 CREATE INDEX events_join_request ON events (join_request_id, id) WHERE join_request_id IS NOT NULL;
+
+ALTER TABLE email_outbox ADD COLUMN join_request_id TEXT REFERENCES join_requests (id);
+CREATE INDEX email_outbox_join_request ON email_outbox (join_request_id, created_at)
+    WHERE join_request_id IS NOT NULL;

@@ -35,3 +35,9 @@ CREATE INDEX join_requests_pending_expiry ON join_requests (expires_at) WHERE st
 -- approval) name it, so its timeline reads them.
 ALTER TABLE events ADD COLUMN join_request_id uuid REFERENCES join_requests (id);
 CREATE INDEX events_join_request ON events (join_request_id, id) WHERE join_request_id IS NOT NULL;
+
+-- The emails of a request (to its approvers, and its outcome) name it too,
+-- so their delivery attempts are on its timeline.
+ALTER TABLE email_outbox ADD COLUMN join_request_id uuid REFERENCES join_requests (id);
+CREATE INDEX email_outbox_join_request ON email_outbox (join_request_id, created_at)
+    WHERE join_request_id IS NOT NULL;

@@ -200,12 +200,35 @@ both_stores! {
 
         // R53: the request's timeline holds what it caused; charles may read it.
         let items = timeline(&d, &id, "charles").await;
-        let types: Vec<&str> = items.iter().map(|i| i["type"].as_str().unwrap()).collect();
+        let types: Vec<&str> = items
+            .iter()
+            .map(|i| i["type"].as_str().unwrap())
+            .filter(|t| *t != "delivery_attempt")
+            .collect();
         assert_eq!(
             types,
             ["join_request.created", "join_request.approved", "member.added"],
             "{items:#?}"
         );
+        // Its emails' deliveries are there too: three to the approvers, one
+        // outcome to charles.
+        let path = format!("/v1/join-requests/{id}/timeline?actor_user_id=charles");
+        let body = d
+            .eventually(WAIT, &path, |b| {
+                of_type(b["items"].as_array().unwrap(), "delivery_attempt").len() == 4
+            })
+            .await;
+        let items = body["items"].as_array().unwrap();
+        let sent: Vec<(&str, &str)> = of_type(items, "delivery_attempt")
+            .iter()
+            .map(|a| (a["template"].as_str().unwrap(), a["outcome"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            sent.iter().filter(|(t, o)| *t == "join_request" && *o == "sent").count(),
+            3,
+            "{sent:?}"
+        );
+        assert!(sent.contains(&("join_request_answered", "sent")), "{sent:?}");
         let added = of_type(&items, "member.added")[0];
         assert_eq!(added["data"]["via"], "request");
         assert_eq!(added["data"]["user_id"], "charles");
@@ -268,7 +291,11 @@ both_stores! {
             0
         );
         let items = timeline(&d, &id, "amelie").await;
-        let types: Vec<&str> = items.iter().map(|i| i["type"].as_str().unwrap()).collect();
+        let types: Vec<&str> = items
+            .iter()
+            .map(|i| i["type"].as_str().unwrap())
+            .filter(|t| *t != "delivery_attempt")
+            .collect();
         assert_eq!(types, ["join_request.created", "join_request.denied"]);
         // Denied is over: the user may ask again.
         ask(&d, "li", &public).await;
@@ -574,7 +601,11 @@ both_stores! {
             .await;
         assert_eq!(read["status"], "expired", "{read}");
         let items = timeline(&d, &id, "amelie").await;
-        let types: Vec<&str> = items.iter().map(|i| i["type"].as_str().unwrap()).collect();
+        let types: Vec<&str> = items
+            .iter()
+            .map(|i| i["type"].as_str().unwrap())
+            .filter(|t| *t != "delivery_attempt")
+            .collect();
         assert_eq!(types, ["join_request.created", "join_request.expired"]);
         assert_eq!(db.count("SELECT count(*) FROM members WHERE user_id = 'charles'").await, 0);
         ask(&d, "charles", &public).await;

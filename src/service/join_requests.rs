@@ -233,7 +233,9 @@ impl Services {
                 recipient: recipient.email.clone(),
                 recipient_name: recipient.display_name.clone(),
             };
-            tx.enqueue_email(&self.new_email(envelope, content)).await?;
+            let mut email = self.new_email(envelope, content);
+            email.join_request_id = Some(request.id);
+            tx.enqueue_email(&email).await?;
         }
         Ok(())
     }
@@ -322,7 +324,7 @@ impl Services {
                 ])
                 .await?;
                 membership = tx.get_member(business.id, &request.user_id).await?;
-                self.queue_answered_email(tx.as_mut(), &business, &requester, Some(&role))
+                self.queue_answered_email(tx.as_mut(), id, &business, &requester, Some(&role))
                     .await?;
             }
             JoinAnswer::Deny { .. } => {
@@ -337,7 +339,7 @@ impl Services {
                     }),
                 ))
                 .await?;
-                self.queue_answered_email(tx.as_mut(), &business, &requester, None)
+                self.queue_answered_email(tx.as_mut(), id, &business, &requester, None)
                     .await?;
             }
         }
@@ -398,6 +400,7 @@ impl Services {
     async fn queue_answered_email(
         &self,
         tx: &mut dyn StoreTx,
+        request: JoinRequestId,
         business: &BusinessRecord,
         requester: &UserRecord,
         role: Option<&crate::domain::Role>,
@@ -415,7 +418,9 @@ impl Services {
             recipient: requester.email.clone(),
             recipient_name: requester.display_name.clone(),
         };
-        tx.enqueue_email(&self.new_email(envelope, content)).await?;
+        let mut email = self.new_email(envelope, content);
+        email.join_request_id = Some(request);
+        tx.enqueue_email(&email).await?;
         Ok(())
     }
 

@@ -242,6 +242,9 @@ pub struct NewEmail {
     pub id: Uuid,
     pub business_id: BusinessId,
     pub invitation_id: Option<InvitationId>,
+    /// R51, R53: the join request the email is about, if any (its
+    /// attempts are on the request's timeline).
+    pub join_request_id: Option<crate::domain::JoinRequestId>,
     pub template: TemplateName,
     pub locale: Locale,
     pub recipient: Email,
