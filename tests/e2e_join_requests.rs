@@ -229,13 +229,13 @@ both_stores! {
             "{sent:?}"
         );
         assert!(sent.contains(&("join_request_answered", "sent")), "{sent:?}");
-        let added = of_type(&items, "member.added")[0];
+        let added = of_type(items, "member.added")[0];
         assert_eq!(added["data"]["via"], "request");
         assert_eq!(added["data"]["user_id"], "charles");
         assert_eq!(added["data"]["role"], "manager");
         assert_eq!(added["actor_user_id"], "wen");
         assert_eq!(
-            of_type(&items, "join_request.created")[0]["actor_user_id"],
+            of_type(items, "join_request.created")[0]["actor_user_id"],
             "charles"
         );
         // The same `member.added` every way in writes, in the business's log.
