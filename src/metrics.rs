@@ -35,6 +35,8 @@ pub fn install() -> &'static PrometheusHandle {
 /// with their first request or email.
 const KINDS: [&str; 3] = ["member", "partner_invite", "partner_request"];
 const TRANSITIONS: [&str; 4] = ["accepted", "declined", "cancelled", "expired"];
+/// `status` of `invited_join_requests_total` (R51): what happened to a request.
+const JOIN_REQUEST_STATUSES: [&str; 4] = ["created", "approved", "denied", "expired"];
 const OUTCOMES: [&str; 3] = ["sent", "transient", "permanent"];
 const CHANNELS: [&str; 3] = ["email", "webhook", "nats"];
 /// What came back about an email (R43): `kind` of `invited_email_feedback_total`.
@@ -84,6 +86,9 @@ fn register_known_series() {
         }
     }
     metrics::counter!("invited_rate_limited_total").absolute(0);
+    for status in JOIN_REQUEST_STATUSES {
+        metrics::counter!("invited_join_requests_total", "status" => status).absolute(0);
+    }
     for template in crate::domain::TemplateName::ALL.map(crate::domain::TemplateName::as_str) {
         for outcome in OUTCOMES {
             metrics::counter!("invited_email_attempts_total", "template" => template, "outcome" => outcome)
@@ -194,6 +199,11 @@ pub fn invite_link_revoked() {
 /// 2FA, already a member, ...).
 pub fn invite_link_redemption(outcome: &'static str) {
     metrics::counter!("invited_invite_link_redemptions_total", "outcome" => outcome).increment(1);
+}
+
+/// R51: a join request was created, approved, denied or expired.
+pub fn join_request(status: &'static str) {
+    metrics::counter!("invited_join_requests_total", "status" => status).increment(1);
 }
 
 pub fn rate_limited() {

@@ -421,3 +421,82 @@ async fn invite_link_commands_create_redeem_and_revoke(pool: PgPool) {
     d.stop().await;
     bus.cleanup().await;
 }
+
+/// R51 over NATS: `create_join_request` (the public Business ID stays in the
+/// body) and `approve_join_request` (`join_request_id` goes into the path)
+/// run as their HTTP requests; the request's events, and the `member.added`
+/// of its approval, are published.
+#[sqlx::test(migrations = false)]
+async fn join_requests_are_created_and_approved_over_nats(pool: PgPool) {
+    let bus = Bus::new().await;
+    let mut results = bus.subscribe("results").await;
+    let mut events = bus.subscribe("events").await;
+    let d = daemon(&pool, &bus).await;
+    d.user("olive", "olive@brand.example", "en-US").await;
+    d.user("charles", "charles@agency.example", "en-GB").await;
+    let b = d.business("Brand & Co", "olive").await;
+    let (_, business) = d
+        .get(&format!("/v1/businesses/{b}?actor_user_id=olive"))
+        .await;
+    let public = business["business_id"].as_str().unwrap().to_string();
+
+    let ask = format!("ask-{}", Uuid::now_v7());
+    let command = serde_json::to_vec(
+        &json!({"user_id": "charles", "business_id": public, "message": "Hello"}),
+    )
+    .unwrap();
+    bus.command("create_join_request", Some(&ask), &command)
+        .await;
+    let result = next(&mut results).await;
+    assert_eq!(
+        result.subject.as_str(),
+        format!("{}.results.{ask}", bus.prefix)
+    );
+    let body = json_of(&result);
+    assert_eq!(body["status"], 201, "{body}");
+    assert_eq!(body["result"]["status"], "pending", "{body}");
+    let request = body["result"]["id"].as_str().unwrap().to_string();
+
+    let approve = format!("approve-{}", Uuid::now_v7());
+    let command = serde_json::to_vec(
+        &json!({"join_request_id": request, "actor_user_id": "olive", "role": "manager"}),
+    )
+    .unwrap();
+    bus.command("approve_join_request", Some(&approve), &command)
+        .await;
+    let body = json_of(&next(&mut results).await);
+    assert_eq!(body["status"], 200, "{body}");
+    assert_eq!(body["result"]["request"]["status"], "approved", "{body}");
+    assert_eq!(body["result"]["membership"]["role"], "manager", "{body}");
+
+    // The request's events reach the sinks, the member's way in with them.
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !(seen.contains(&"join_request.approved".to_string())
+        && seen.contains(&"member.added/request".to_string()))
+    {
+        let message = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .unwrap_or_else(|_| panic!("the request's events are published: {seen:?}"))
+            .unwrap();
+        let event = json_of(&message);
+        match event["type"].as_str().unwrap() {
+            "member.added" => seen.push(format!(
+                "member.added/{}",
+                event["data"]["via"].as_str().unwrap()
+            )),
+            other => seen.push(other.to_string()),
+        }
+        if event["type"] == "join_request.approved" {
+            assert_eq!(event["data"]["join_request_id"], json!(request));
+            assert_eq!(event["actor_user_id"], "olive");
+        }
+    }
+    assert!(
+        seen.contains(&"join_request.created".to_string()),
+        "{seen:?}"
+    );
+
+    d.stop().await;
+    bus.cleanup().await;
+}

@@ -494,6 +494,7 @@ both_stores! {
                 id: uuid::Uuid::now_v7(),
                 business_id: business,
                 invitation_id: sent.invitation_id,
+                join_request_id: None,
                 event_type: t.to_string(),
                 actor_user_id: None,
                 from_status: None,

@@ -302,6 +302,7 @@ async fn a_commit_on_one_replica_wakes_the_others(pool: PgPool) {
         id: Uuid::now_v7(),
         business_id: invited::domain::BusinessId(b),
         invitation_id: None,
+        join_request_id: None,
         event_type: "test.woken".into(),
         actor_user_id: None,
         from_status: None,

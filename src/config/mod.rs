@@ -73,6 +73,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub links: LinksConfig,
     pub invitations: InvitationsConfig,
+    pub join_requests: JoinRequestsConfig,
     pub delivery: DeliveryConfig,
     pub roles: RolesConfig,
     pub templates: TemplatesConfig,
@@ -319,6 +320,18 @@ pub struct LinksConfig {
     /// `url` of a new invite link (R50), shown once with its code. Default
     /// `http://localhost:3000/join?code={code}`.
     pub invite_link_url: String,
+    /// `links.join_request_url`, an http(s) URL containing
+    /// `{join_request_id}`: the button of the join request email (R51).
+    /// Default `http://localhost:3000/join-requests/{join_request_id}`.
+    pub join_request_url: String,
+}
+
+/// `[join_requests]` (R51).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinRequestsConfig {
+    /// `join_requests.rate_limit`: how many join requests one user may send
+    /// (to any businesses) in a sliding window. Default `5 per 24h`.
+    pub rate_limit: RateLimit,
 }
 
 /// `[invitations]`.
@@ -880,9 +893,26 @@ impl EnvOverlay {
                 "http://localhost:3000/join?code={code}".into(),
                 |text| parse_link(text, "{code}"),
             )?,
+            join_request_url: self.value(
+                "links.join_request_url",
+                raw.links.join_request_url,
+                "http://localhost:3000/join-requests/{join_request_id}".into(),
+                |text| parse_link(text, "{join_request_id}"),
+            )?,
         };
 
         let invitations = self.invitations(raw.invitations)?;
+        let join_requests = JoinRequestsConfig {
+            rate_limit: self.value(
+                "join_requests.rate_limit",
+                raw.join_requests.rate_limit,
+                RateLimit {
+                    count: 5,
+                    window: hours(24),
+                },
+                parse::parse_rate_limit,
+            )?,
+        };
         let delivery = self.delivery(raw.delivery)?;
 
         let roles = RolesConfig {
@@ -1023,6 +1053,7 @@ impl EnvOverlay {
             mail,
             links,
             invitations,
+            join_requests,
             delivery,
             roles,
             templates,

@@ -23,6 +23,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub invitations: RawInvitations,
     #[serde(default)]
+    pub join_requests: RawJoinRequests,
+    #[serde(default)]
     pub delivery: RawDelivery,
     #[serde(default)]
     pub roles: RawRoles,
@@ -151,6 +153,13 @@ pub(super) struct RawLinks {
     pub decline_url: Option<String>,
     pub partner_url: Option<String>,
     pub invite_link_url: Option<String>,
+    pub join_request_url: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawJoinRequests {
+    pub rate_limit: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -116,6 +116,10 @@ impl Config {
             "invite_link_url = {}",
             quote(&self.links.invite_link_url)
         ));
+        line(format!(
+            "join_request_url = {}",
+            quote(&self.links.join_request_url)
+        ));
 
         let inv = &self.invitations;
         line("\n[invitations]".into());
@@ -136,6 +140,12 @@ impl Config {
             quote(inv.expiry_schedule.source())
         ));
         line(format!("actor_idle = {}", quote(&d(inv.actor_idle))));
+
+        line("\n[join_requests]".into());
+        line(format!(
+            "rate_limit = {}",
+            quote(&self.join_requests.rate_limit.to_string())
+        ));
 
         let del = &self.delivery;
         line("\n[delivery]".into());

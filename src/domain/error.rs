@@ -19,6 +19,10 @@ pub enum DomainError {
     /// The invitation's state does not allow the command (R10).
     #[error("cannot {command} an invitation that is {from}")]
     InvalidTransition { from: String, command: String },
+    /// A join request's state does not allow the command (R51): the same
+    /// `invalid_transition` as an invitation's.
+    #[error("cannot {command} a join request that is {from}")]
+    JoinRequestTransition { from: String, command: String },
     /// The invitation quota (R8) or the resend cooldown (R14) is used up.
     #[error("rate limited: {detail}")]
     RateLimited {

@@ -8,6 +8,7 @@ pub mod error;
 pub mod ids;
 pub mod invite_link;
 pub mod invitee;
+pub mod join_requests;
 pub mod lifecycle;
 pub mod locale;
 pub mod members;
@@ -28,6 +29,7 @@ pub use ids::{
     BusinessId, GrantId, InvitationId, InviteLinkId, PartnershipId, ProfileId, PublicBusinessId,
     UserId,
 };
+pub use join_requests::{JoinRequestId, JoinRequestStatus};
 pub use lifecycle::{Command, Decision, Effect, InvitationKind, InvitationStatus, InvitationView};
 pub use locale::Locale;
 pub use names::{BusinessName, DisplayName};

@@ -21,16 +21,23 @@ pub enum TemplateName {
     /// given up, bounced or complained about: "We couldn't deliver your
     /// invitation to …", saying the address can be corrected.
     DeliveryFailed,
+    /// R51: to the owner and each member with `members.invite`: "{name}
+    /// asked to join {business}", with a button to the request.
+    JoinRequest,
+    /// R51: to the user who asked, when the request was approved or denied.
+    JoinRequestAnswered,
 }
 
 impl TemplateName {
-    pub const ALL: [TemplateName; 6] = [
+    pub const ALL: [TemplateName; 8] = [
         TemplateName::MemberInvitation,
         TemplateName::InvitationAccepted,
         TemplateName::Reminder,
         TemplateName::PartnerInvitation,
         TemplateName::PartnerRequest,
         TemplateName::DeliveryFailed,
+        TemplateName::JoinRequest,
+        TemplateName::JoinRequestAnswered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +48,8 @@ impl TemplateName {
             TemplateName::PartnerInvitation => "partner_invitation",
             TemplateName::PartnerRequest => "partner_request",
             TemplateName::DeliveryFailed => "delivery_failed",
+            TemplateName::JoinRequest => "join_request",
+            TemplateName::JoinRequestAnswered => "join_request_answered",
         }
     }
 

@@ -23,7 +23,8 @@ use crate::domain::access::{Grantee, Permission};
 use crate::domain::partners::TwoFactorPolicy;
 use crate::domain::{
     BusinessId, Command, DeliveryMode, Email, GrantId, InvitationId, InvitationKind,
-    InvitationStatus, InviteLinkId, Metadata, PartnershipId, ProfileId, Role, UserId,
+    InvitationStatus, InviteLinkId, JoinRequestId, Metadata, PartnershipId, ProfileId, Role,
+    UserId,
 };
 use crate::store::NewEvent;
 
@@ -57,10 +58,14 @@ pub enum EventType {
     SecurityUpdated,
     InviteLinkCreated,
     InviteLinkRevoked,
+    JoinRequestCreated,
+    JoinRequestApproved,
+    JoinRequestDenied,
+    JoinRequestExpired,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 26] = [
+    pub const ALL: [EventType; 30] = [
         EventType::InvitationCreated,
         EventType::InvitationRenewed,
         EventType::InvitationSent,
@@ -87,6 +92,10 @@ impl EventType {
         EventType::SecurityUpdated,
         EventType::InviteLinkCreated,
         EventType::InviteLinkRevoked,
+        EventType::JoinRequestCreated,
+        EventType::JoinRequestApproved,
+        EventType::JoinRequestDenied,
+        EventType::JoinRequestExpired,
     ];
 
     /// The type of a wire name (an endpoint's filter, R48).
@@ -122,6 +131,10 @@ impl EventType {
             EventType::SecurityUpdated => "security.updated",
             EventType::InviteLinkCreated => "invite_link.created",
             EventType::InviteLinkRevoked => "invite_link.revoked",
+            EventType::JoinRequestCreated => "join_request.created",
+            EventType::JoinRequestApproved => "join_request.approved",
+            EventType::JoinRequestDenied => "join_request.denied",
+            EventType::JoinRequestExpired => "join_request.expired",
         }
     }
 }
@@ -174,6 +187,10 @@ pub enum Event {
     SecurityUpdated(SecurityUpdated),
     InviteLinkCreated(InviteLinkCreated),
     InviteLinkRevoked(InviteLinkRevoked),
+    JoinRequestCreated(JoinRequestCreated),
+    JoinRequestApproved(JoinRequestApproved),
+    JoinRequestDenied(JoinRequestDenied),
+    JoinRequestExpired(JoinRequestExpired),
 }
 
 /// Who an event is about and who caused it: the columns of the event row
@@ -227,6 +244,10 @@ impl Event {
             Event::SecurityUpdated(_) => EventType::SecurityUpdated,
             Event::InviteLinkCreated(_) => EventType::InviteLinkCreated,
             Event::InviteLinkRevoked(_) => EventType::InviteLinkRevoked,
+            Event::JoinRequestCreated(_) => EventType::JoinRequestCreated,
+            Event::JoinRequestApproved(_) => EventType::JoinRequestApproved,
+            Event::JoinRequestDenied(_) => EventType::JoinRequestDenied,
+            Event::JoinRequestExpired(_) => EventType::JoinRequestExpired,
         }
     }
 
@@ -260,6 +281,10 @@ impl Event {
             Event::SecurityUpdated(d) => value(d),
             Event::InviteLinkCreated(d) => value(d),
             Event::InviteLinkRevoked(d) => value(d),
+            Event::JoinRequestCreated(d) => value(d),
+            Event::JoinRequestApproved(d) => value(d),
+            Event::JoinRequestDenied(d) => value(d),
+            Event::JoinRequestExpired(d) => value(d),
         }
     }
 
@@ -269,6 +294,7 @@ impl Event {
             id: Uuid::now_v7(),
             business_id: subject.business,
             invitation_id: subject.invitation,
+            join_request_id: None,
             event_type: self.event_type().as_str().to_string(),
             actor_user_id: subject.actor.cloned(),
             from_status: subject.transition.map(|t| t.0),
@@ -480,6 +506,41 @@ pub enum MemberVia {
     Partner,
 }
 
+/// `join_request.created` (R51): a user asked to join the business. The
+/// message is not repeated here (it is the request's, read with it).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JoinRequestCreated {
+    pub join_request_id: JoinRequestId,
+    pub user_id: UserId,
+    /// Whether the request carries a message.
+    pub has_message: bool,
+}
+
+/// `join_request.approved` (R51): the request and the role it was approved
+/// with; the membership's own `member.added` (`via: request`) follows in
+/// the same transaction.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JoinRequestApproved {
+    pub join_request_id: JoinRequestId,
+    pub user_id: UserId,
+    #[serde(serialize_with = "by_name")]
+    pub role: Role,
+}
+
+/// `join_request.denied` (R51).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JoinRequestDenied {
+    pub join_request_id: JoinRequestId,
+    pub user_id: UserId,
+}
+
+/// `join_request.expired`: the sweep found it pending past its expiry.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JoinRequestExpired {
+    pub join_request_id: JoinRequestId,
+    pub user_id: UserId,
+}
+
 /// `member.role_changed`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MemberRoleChanged {
@@ -651,6 +712,7 @@ mod tests {
         let grant = GrantId(Uuid::from_u128(5));
         let profile = ProfileId(Uuid::from_u128(6));
         let link = InviteLinkId(Uuid::from_u128(7));
+        let request = JoinRequestId(Uuid::from_u128(8));
         let manager = Role::from_stored("manager");
         let owner = Role::from_stored(Role::OWNER);
         let email = Email::parse("a@b.example").unwrap();
@@ -921,6 +983,40 @@ mod tests {
                 }),
                 "invite_link.revoked",
                 json!({"invite_link_id": link, "uses": 2}),
+            ),
+            (
+                Event::JoinRequestCreated(JoinRequestCreated {
+                    join_request_id: request,
+                    user_id: user.clone(),
+                    has_message: true,
+                }),
+                "join_request.created",
+                json!({"join_request_id": request, "user_id": user, "has_message": true}),
+            ),
+            (
+                Event::JoinRequestApproved(JoinRequestApproved {
+                    join_request_id: request,
+                    user_id: user.clone(),
+                    role: manager.clone(),
+                }),
+                "join_request.approved",
+                json!({"join_request_id": request, "user_id": user, "role": "manager"}),
+            ),
+            (
+                Event::JoinRequestDenied(JoinRequestDenied {
+                    join_request_id: request,
+                    user_id: user.clone(),
+                }),
+                "join_request.denied",
+                json!({"join_request_id": request, "user_id": user}),
+            ),
+            (
+                Event::JoinRequestExpired(JoinRequestExpired {
+                    join_request_id: request,
+                    user_id: user.clone(),
+                }),
+                "join_request.expired",
+                json!({"join_request_id": request, "user_id": user}),
             ),
         ];
         let mut seen = std::collections::BTreeSet::new();

@@ -289,12 +289,14 @@ impl From<DomainError> for ApiError {
             ),
             DomainError::NotFound(_) => ApiError::not_found(detail),
             DomainError::Conflict(_) => ApiError::conflict(detail),
-            DomainError::InvalidTransition { .. } => ApiError::new(
-                StatusCode::CONFLICT,
-                ProblemCode::InvalidTransition,
-                "Invalid transition",
-                detail,
-            ),
+            DomainError::InvalidTransition { .. } | DomainError::JoinRequestTransition { .. } => {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    ProblemCode::InvalidTransition,
+                    "Invalid transition",
+                    detail,
+                )
+            }
             DomainError::RateLimited { retry_after, .. } => {
                 let mut api = ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,

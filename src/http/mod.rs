@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod invitations;
 pub mod invite_links;
 pub mod invitee;
+pub mod join_requests;
 pub mod json;
 pub mod members;
 pub mod observe;
@@ -146,6 +147,25 @@ pub fn router(state: HttpState) -> Router {
         .route(
             "/invite-links/redeem",
             post(invite_links::redeem_invite_link),
+        )
+        // Join requests (R51, R53).
+        .route("/join-requests", post(join_requests::create_join_request))
+        .route(
+            "/businesses/{id}/join-requests",
+            get(join_requests::list_join_requests),
+        )
+        .route("/join-requests/{id}", get(join_requests::get_join_request))
+        .route(
+            "/join-requests/{id}/timeline",
+            get(join_requests::join_request_timeline),
+        )
+        .route(
+            "/join-requests/{id}/approve",
+            post(join_requests::approve_join_request),
+        )
+        .route(
+            "/join-requests/{id}/deny",
+            post(join_requests::deny_join_request),
         )
         // R45: reading the list is `read`; changing it is `admin` (R47).
         .route(

@@ -23,8 +23,8 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 
 use super::error::{Problem, ProblemCode};
 use super::{
-    access, businesses, feedback, health, invitations, invite_links, invitee, members, observe,
-    partners, suppressions, users, webhooks,
+    access, businesses, feedback, health, invitations, invite_links, invitee, join_requests,
+    members, observe, partners, suppressions, users, webhooks,
 };
 
 /// The media type of every problem.
@@ -93,6 +93,12 @@ pub const API_KEY_SCHEME: &str = "api_key";
         suppressions::list_suppressions,
         suppressions::add_suppression,
         suppressions::remove_suppression,
+        join_requests::create_join_request,
+        join_requests::list_join_requests,
+        join_requests::get_join_request,
+        join_requests::join_request_timeline,
+        join_requests::approve_join_request,
+        join_requests::deny_join_request,
         openapi_json,
         health::healthz,
         health::readyz,
@@ -110,6 +116,7 @@ pub const API_KEY_SCHEME: &str = "api_key";
         (name = "invitations", description = "Member invitations and the commands on one invitation"),
         (name = "invite_links", description = "Invite links (R50): many users join through one code"),
         (name = "partners", description = "Partner invitations and partnerships"),
+        (name = "join requests", description = "Users asking to join a business by its Business ID (R51)"),
         (name = "access", description = "Profiles, grants and access checks"),
         (name = "webhooks", description = "Webhook endpoints managed at runtime (admin scope)"),
         (name = "deliverability", description = "The suppression list (R45): addresses no business may invite"),

@@ -43,6 +43,10 @@ pub enum EmailContent {
     /// R44, R46: to the inviter, about an invitation email that did not get
     /// through.
     DeliveryFailed(DeliveryFailedContext),
+    /// R51: to each owner or inviter of the business asked.
+    JoinRequest(JoinRequestContext),
+    /// R51: the outcome, to the user who asked.
+    JoinRequestAnswered(JoinRequestAnsweredContext),
 }
 
 impl EmailContent {
@@ -54,6 +58,8 @@ impl EmailContent {
             EmailContent::PartnerInvitation(_) => TemplateName::PartnerInvitation,
             EmailContent::PartnerRequest(_) => TemplateName::PartnerRequest,
             EmailContent::DeliveryFailed(_) => TemplateName::DeliveryFailed,
+            EmailContent::JoinRequest(_) => TemplateName::JoinRequest,
+            EmailContent::JoinRequestAnswered(_) => TemplateName::JoinRequestAnswered,
         }
     }
 
@@ -68,6 +74,8 @@ impl EmailContent {
                 serde_json::to_value(c)
             }
             EmailContent::DeliveryFailed(c) => serde_json::to_value(c),
+            EmailContent::JoinRequest(c) => serde_json::to_value(c),
+            EmailContent::JoinRequestAnswered(c) => serde_json::to_value(c),
         };
         value.expect("an email context serialises")
     }
@@ -137,6 +145,26 @@ impl EmailContent {
                 expires_at: sample_expiry(),
                 time_zone: Some("America/Los_Angeles".into()),
             }),
+            TemplateName::JoinRequest => EmailContent::JoinRequest(JoinRequestContext {
+                recipient_name: "Ada Lovelace".into(),
+                requester_name: "Charles Babbage".into(),
+                requester_email: "charles@example.test".into(),
+                business_name: "Analytical Engines Ltd".into(),
+                message: Some("I build difference engines.\nMay I join the team?".into()),
+                expires_at: sample_expiry(),
+                time_zone: Some("Europe/London".into()),
+                join_request_url:
+                    "https://app.example.test/join-requests/0190bbbb-0000-7000-8000-000000000000"
+                        .into(),
+            }),
+            TemplateName::JoinRequestAnswered => {
+                EmailContent::JoinRequestAnswered(JoinRequestAnsweredContext {
+                    requester_name: "Charles Babbage".into(),
+                    business_name: "Analytical Engines Ltd".into(),
+                    approved: true,
+                    role: Some("manager".into()),
+                })
+            }
         }
     }
 
@@ -165,6 +193,14 @@ impl EmailContent {
                 complained.reason = UndeliveredReason::Complained;
                 complained.time_zone = Some("Asia/Taipei".into());
                 more.push(EmailContent::DeliveryFailed(complained));
+            }
+            EmailContent::JoinRequest(c) => {
+                c.message = None;
+                c.time_zone = None;
+            }
+            EmailContent::JoinRequestAnswered(c) => {
+                c.approved = false;
+                c.role = None;
             }
             EmailContent::InvitationAccepted(c) => {
                 c.role = String::new();
@@ -398,6 +434,38 @@ pub struct DeliveryFailedContext {
     pub expires_at: DateTime<Utc>,
     /// The inviter's IANA time zone (R41), `null` for UTC.
     pub time_zone: Option<String>,
+}
+
+/// `join_request` (R51), to the owner and each member with
+/// `members.invite`, in their locale and zone: "{requester} asked to join
+/// {business}", with the requester's message and a button to
+/// `links.join_request_url` (filled in when the email is queued).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JoinRequestContext {
+    pub recipient_name: String,
+    pub requester_name: String,
+    pub requester_email: String,
+    pub business_name: String,
+    /// The requester's message, shown as typed (escaped in HTML, R30).
+    pub message: Option<String>,
+    /// The request's expiry.
+    #[serde(serialize_with = "rfc3339")]
+    pub expires_at: DateTime<Utc>,
+    /// The recipient's IANA time zone (R41), `null` for UTC.
+    pub time_zone: Option<String>,
+    /// `links.join_request_url` with the request's id.
+    pub join_request_url: String,
+}
+
+/// `join_request_answered` (R51), to the user who asked, in their locale.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JoinRequestAnsweredContext {
+    pub requester_name: String,
+    pub business_name: String,
+    /// Approved (a member now) or denied.
+    pub approved: bool,
+    /// The role the approver chose; `null` when denied.
+    pub role: Option<String>,
 }
 
 /// How much of a remote server's answer `delivery_failed` quotes.

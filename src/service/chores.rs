@@ -1,5 +1,6 @@
 //! Time-driven chores, run by the scheduler actor on
-//! `invitations.expiry_schedule`: the expiry sweep (R11), reminders (R32),
+//! `invitations.expiry_schedule`: the expiry sweep (R11, and R51's join
+//! requests), reminders (R32),
 //! the purge of idempotency keys older than a day and of webhook delivery
 //! attempts older than 30 days (R48). Each works in batches, one
 //! transaction per batch, and is safe to run on every replica at once: rows
@@ -26,6 +27,8 @@ pub const WEBHOOK_ATTEMPTS_TTL: chrono::TimeDelta = chrono::TimeDelta::days(30);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ChoreReport {
     pub expired: u64,
+    /// Join requests moved to `expired` (R51).
+    pub join_requests_expired: u64,
     pub reminders_queued: u64,
     pub idempotency_keys_purged: u64,
     pub webhook_attempts_purged: u64,
@@ -37,6 +40,7 @@ impl Services {
     pub async fn run_chores(&self) -> ServiceResult<ChoreReport> {
         let mut report = ChoreReport::default();
         let expired = self.expire_due(BATCH).await;
+        let requests = self.expire_due_join_requests(BATCH).await;
         let reminders = self.queue_due_reminders(BATCH).await;
         let purged: ServiceResult<u64> = self
             .store
@@ -44,6 +48,7 @@ impl Services {
             .await
             .map_err(Into::into);
         report.expired = expired.as_ref().copied().unwrap_or(0);
+        report.join_requests_expired = requests.as_ref().copied().unwrap_or(0);
         report.reminders_queued = reminders.as_ref().copied().unwrap_or(0);
         let attempts: ServiceResult<u64> = self
             .store
@@ -53,6 +58,7 @@ impl Services {
         report.idempotency_keys_purged = purged.as_ref().copied().unwrap_or(0);
         report.webhook_attempts_purged = attempts.as_ref().copied().unwrap_or(0);
         expired?;
+        requests?;
         reminders?;
         purged?;
         attempts?;

@@ -35,6 +35,7 @@ impl Services {
             id: Uuid::now_v7(),
             business_id: envelope.business,
             invitation_id: envelope.invitation,
+            join_request_id: None,
             template: content.template(),
             locale: envelope.locale,
             recipient: envelope.recipient,

@@ -12,6 +12,7 @@ pub mod feedback;
 pub mod invitations;
 pub mod invite_links;
 pub mod invitee;
+pub mod join_requests;
 pub mod members;
 pub mod partners;
 pub mod renew;
@@ -50,6 +51,11 @@ pub struct Settings {
     /// `links.invite_link_url`, with `{code}` to replace: the `url` of a
     /// new invite link (R50).
     pub invite_link_url: String,
+    /// `links.join_request_url`, with `{join_request_id}` to replace: the
+    /// button of the join request email (R51).
+    pub join_request_url: String,
+    /// `join_requests.rate_limit`: join requests per user in a window (R51).
+    pub join_request_quota: QuotaPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +88,9 @@ impl From<StoreError> for ServiceError {
                         "the two businesses are already partners".into()
                     }
                     Constraint::OneGrantPerGrantee => "this grant already exists".into(),
+                    Constraint::OnePendingJoinRequest => {
+                        "this user already has a pending join request to this business".into()
+                    }
                     Constraint::Other(name) => format!("already exists ({name})"),
                 }))
             }
@@ -118,6 +127,11 @@ impl Settings {
             message_id_domain: config.mail.from.domain().to_string(),
             accept_url: config.links.accept_url.clone(),
             invite_link_url: config.links.invite_link_url.clone(),
+            join_request_url: config.links.join_request_url.clone(),
+            join_request_quota: QuotaPolicy {
+                limit: config.join_requests.rate_limit.count,
+                window: config.join_requests.rate_limit.window,
+            },
         })
     }
 }

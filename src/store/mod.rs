@@ -9,6 +9,7 @@
 pub mod access;
 pub mod events;
 pub mod invite_links;
+pub mod join_requests;
 pub mod postgres;
 pub mod records;
 mod sql;
@@ -30,6 +31,7 @@ pub use access::{
 };
 pub use events::{EventCursor, EventLog, EventPosition, EventRecord, SinkLag};
 pub use invite_links::{InviteLinkQuery, InviteLinkRecord, InviteLinkTx, NewInviteLink};
+pub use join_requests::{JoinRequestQuery, JoinRequestRecord, JoinRequestTx, NewJoinRequest};
 pub use records::*;
 pub use suppressions::{NewSuppression, SuppressionQuery, SuppressionRecord, SuppressionTx};
 pub use webhooks::{
@@ -66,6 +68,8 @@ pub enum Constraint {
     OneLivePartnership,
     /// One grant of a permission on a profile per grantee (business or user).
     OneGrantPerGrantee,
+    /// One pending join request per user and business (R51).
+    OnePendingJoinRequest,
     /// Any other unique constraint, by the name the database gave.
     Other(String),
 }
@@ -82,6 +86,7 @@ impl Constraint {
             "profile_grants_one_per_business" | "profile_grants_one_per_user" => {
                 Constraint::OneGrantPerGrantee
             }
+            "join_requests_one_pending" => Constraint::OnePendingJoinRequest,
             other => Constraint::Other(other.to_owned()),
         }
     }
@@ -93,6 +98,7 @@ impl Constraint {
             Constraint::OnePendingPerPair => "invitations_one_pending_per_pair",
             Constraint::OneLivePartnership => "partnerships_one_live_per_pair",
             Constraint::OneGrantPerGrantee => "profile_grants_one_per_*",
+            Constraint::OnePendingJoinRequest => "join_requests_one_pending",
             Constraint::Other(name) => name,
         }
     }
@@ -100,7 +106,7 @@ impl Constraint {
 
 /// One transaction. Dropping it without `commit` rolls everything back.
 #[async_trait]
-pub trait StoreTx: AccessTx + SuppressionTx + InviteLinkTx + Send {
+pub trait StoreTx: AccessTx + SuppressionTx + InviteLinkTx + JoinRequestTx + Send {
     /// The database's clock: every rule about time (quota window, expiry) is
     /// judged by it, never by a replica's clock. Read it once, after the locks.
     async fn now(&mut self) -> StoreResult<DateTime<Utc>>;
@@ -322,6 +328,21 @@ pub trait Store: EventLog + WebhookStore + Send + Sync + 'static {
     async fn list_invitations(&self, query: &InvitationQuery)
     -> StoreResult<Vec<InvitationRecord>>;
     async fn timeline(&self, id: InvitationId) -> StoreResult<Vec<TimelineEntry>>;
+    /// R51: one join request.
+    async fn get_join_request(
+        &self,
+        id: crate::domain::JoinRequestId,
+    ) -> StoreResult<Option<JoinRequestRecord>>;
+    /// R51: a page of a business's join requests, newest first.
+    async fn list_join_requests(
+        &self,
+        query: &JoinRequestQuery,
+    ) -> StoreResult<Vec<JoinRequestRecord>>;
+    /// R53: the events that name a join request, oldest first.
+    async fn join_request_timeline(
+        &self,
+        id: crate::domain::JoinRequestId,
+    ) -> StoreResult<Vec<TimelineEntry>>;
     /// Creation times inside the quota window ending at the database's now.
     async fn quota_window(
         &self,

@@ -158,6 +158,10 @@ pub struct PgTx {
 impl SqlTx for PgTx {
     /// The latest invitation email joined `LATERAL`: one index probe per
     /// invitation, newest first.
+    // `NO KEY UPDATE`, as for invitations: inserts that only reference
+    // the row (events) neither wait for a command nor make it wait.
+    const ROW_LOCK: &'static str = " FOR NO KEY UPDATE";
+    const SKIP_LOCKED: &'static str = " FOR NO KEY UPDATE SKIP LOCKED";
     const INVITATION_SELECT: &'static str = "
         SELECT i.id, i.business_id, i.kind, i.invited_by, i.email, i.partner_business_id, i.role,
                i.message, i.locale, i.grants, i.token_nonce, i.status, i.created_at, i.expires_at,

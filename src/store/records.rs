@@ -228,6 +228,8 @@ pub struct NewEvent {
     pub id: Uuid,
     pub business_id: BusinessId,
     pub invitation_id: Option<InvitationId>,
+    /// R53: the join request the event is about, if any.
+    pub join_request_id: Option<crate::domain::JoinRequestId>,
     pub event_type: String,
     pub actor_user_id: Option<UserId>,
     pub from_status: Option<InvitationStatus>,
@@ -240,6 +242,9 @@ pub struct NewEmail {
     pub id: Uuid,
     pub business_id: BusinessId,
     pub invitation_id: Option<InvitationId>,
+    /// R51, R53: the join request the email is about, if any (its
+    /// attempts are on the request's timeline).
+    pub join_request_id: Option<crate::domain::JoinRequestId>,
     pub template: TemplateName,
     pub locale: Locale,
     pub recipient: Email,

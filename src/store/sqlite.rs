@@ -219,6 +219,7 @@ fn constraint(message: &str) -> Constraint {
         "members.business_id, members.user_id" => Constraint::MemberOnce,
         "members.business_id" => Constraint::from_name("members_one_owner"),
         "invitations.business_id, invitations.email" => Constraint::OnePendingPerAddress,
+        "join_requests.business_id, join_requests.user_id" => Constraint::OnePendingJoinRequest,
         "profile_grants.profile_id, profile_grants.permission, profile_grants.grantee_business_id"
         | "profile_grants.profile_id, profile_grants.permission, profile_grants.grantee_user_id, profile_grants.holder_business_id" => {
             Constraint::OneGrantPerGrantee

@@ -345,7 +345,7 @@ fn enumerated_values_are_the_domains() {
             .collect()
     };
     type Accepts = fn(&str) -> bool;
-    let checks: [(&str, Accepts); 9] = [
+    let checks: [(&str, Accepts); 10] = [
         ("InvitationKind", |v| InvitationKind::parse(v).is_some()),
         ("InvitationStatus", |v| InvitationStatus::parse(v).is_some()),
         ("RolePreset", |v| RolePreset::parse(v).is_some()),
@@ -362,6 +362,9 @@ fn enumerated_values_are_the_domains() {
             crate::domain::invite_link::Unredeemable::ALL
                 .iter()
                 .any(|r| r.as_str() == v)
+        }),
+        ("JoinRequestStatusName", |v| {
+            crate::domain::JoinRequestStatus::parse(v).is_some()
         }),
     ];
     for (name, accepted) in checks {

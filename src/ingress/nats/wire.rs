@@ -88,6 +88,17 @@ pub fn target(name: &str, payload: &[u8], max_body: usize) -> Result<Target, Api
         }
         "preview_invite_link" => (Method::POST, "/v1/invite-links/preview".to_string()),
         "redeem_invite_link" => (Method::POST, "/v1/invite-links/redeem".to_string()),
+        // R51: the body's `business_id` is the public Business ID and stays
+        // in the body; the answers name the request by `join_request_id`.
+        "create_join_request" => (Method::POST, "/v1/join-requests".to_string()),
+        "approve_join_request" | "deny_join_request" => (
+            Method::POST,
+            format!(
+                "/v1/join-requests/{}/{}",
+                take(&mut body, "join_request_id")?,
+                name.trim_end_matches("_join_request")
+            ),
+        ),
         "put_user" => (
             Method::PUT,
             format!("/v1/users/{}", take(&mut body, "user_id")?),
@@ -97,7 +108,7 @@ pub fn target(name: &str, payload: &[u8], max_body: usize) -> Result<Target, Api
                 "no such command {name:?} (create_business, create_invitations, create_partner, \
                  resend, cancel, renew, correct_address, accept, decline, preview, \
                  create_invite_link, revoke_invite_link, preview_invite_link, redeem_invite_link, \
-                 put_user)"
+                 create_join_request, approve_join_request, deny_join_request, put_user)"
             )));
         }
     };
@@ -250,6 +261,35 @@ mod tests {
             (t.method, t.path.as_str()),
             (Method::PUT, "/v1/users/a%2Fb%20c")
         );
+        let t = target(
+            "create_join_request",
+            br#"{"user_id":"u","business_id":"23456789abcdefghjkmnpqrs","message":"hi"}"#,
+            65536,
+        )
+        .unwrap();
+        assert_eq!(
+            (t.method, t.path.as_str()),
+            (Method::POST, "/v1/join-requests")
+        );
+        let body: Value = serde_json::from_slice(&t.body).unwrap();
+        assert_eq!(body["business_id"], "23456789abcdefghjkmnpqrs");
+        for (name, verb) in [
+            ("approve_join_request", "approve"),
+            ("deny_join_request", "deny"),
+        ] {
+            let t = target(
+                name,
+                br#"{"join_request_id":"r","actor_user_id":"u"}"#,
+                65536,
+            )
+            .unwrap();
+            assert_eq!(
+                (t.method, t.path),
+                (Method::POST, format!("/v1/join-requests/r/{verb}"))
+            );
+            let body: Value = serde_json::from_slice(&t.body).unwrap();
+            assert_eq!(body, serde_json::json!({"actor_user_id": "u"}));
+        }
         let t = target("accept", br#"{"token":"t","user_id":"u"}"#, 65536).unwrap();
         assert_eq!(t.path, "/v1/invitations/accept");
         let t = target(

@@ -15,13 +15,14 @@ use crate::store::{AttemptOutcome, ClaimedEmail, EmailAttempt, NewEvent, StoreRe
 /// `seq` (insertion order inside the transaction) follows the slice.
 pub(super) async fn insert_events(tx: &mut PgTx, events: &[NewEvent]) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO events (id, business_id, invitation_id, type, actor_user_id, from_status, to_status, data)
+        "INSERT INTO events (id, business_id, invitation_id, type, actor_user_id, from_status, to_status, data,
+                             join_request_id)
          SELECT id, business_id, invitation_id, type, actor_user_id, from_status::invitation_status,
-                to_status::invitation_status, data
+                to_status::invitation_status, data, join_request_id
            FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
-                       $8::jsonb[])
+                       $8::jsonb[], $9::uuid[])
                 WITH ORDINALITY AS e(id, business_id, invitation_id, type, actor_user_id, from_status,
-                                     to_status, data, n)
+                                     to_status, data, join_request_id, n)
           ORDER BY n",
     )
     .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
@@ -32,6 +33,7 @@ pub(super) async fn insert_events(tx: &mut PgTx, events: &[NewEvent]) -> StoreRe
     .bind(events.iter().map(|e| e.from_status.map(|s| s.as_str())).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.to_status.map(|s| s.as_str())).collect::<Vec<_>>())
     .bind(events.iter().map(|e| &e.data).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.join_request_id.map(|j| j.0)).collect::<Vec<_>>())
     .execute(&mut *tx.tx)
     .bounded()
     .await?;

@@ -30,6 +30,7 @@ mod feedback;
 mod idempotency;
 pub(crate) mod invitations;
 mod invite_links;
+mod join_requests;
 pub(crate) mod outbox;
 pub(crate) mod rows;
 mod suppressions;
@@ -191,6 +192,13 @@ pub trait SqlTx: Conn + Sized + 'static {
     /// The invitation columns plus the delivery of its latest invitation
     /// email (`rows::invitation`), up to the `WHERE`.
     const INVITATION_SELECT: &'static str;
+    /// Appended to a `SELECT` of one row to lock it until the transaction
+    /// ends (` FOR NO KEY UPDATE` on Postgres); empty where write
+    /// transactions already take turns (SQLite).
+    const ROW_LOCK: &'static str = "";
+    /// Appended to a sweep's `SELECT` to lock its rows and skip those
+    /// another transaction holds; empty on SQLite.
+    const SKIP_LOCKED: &'static str = "";
 
     /// [`StoreTx::now`](super::StoreTx::now).
     async fn clock(&mut self) -> StoreResult<DateTime<Utc>>;
@@ -461,6 +469,27 @@ impl<S: SqlStore> Store for S {
         query: &super::SuppressionQuery,
     ) -> StoreResult<Vec<super::SuppressionRecord>> {
         suppressions::list(&mut self.reader(), query).await
+    }
+
+    async fn get_join_request(
+        &self,
+        id: crate::domain::JoinRequestId,
+    ) -> StoreResult<Option<super::JoinRequestRecord>> {
+        join_requests::read(&mut self.reader(), id).await
+    }
+
+    async fn list_join_requests(
+        &self,
+        query: &super::JoinRequestQuery,
+    ) -> StoreResult<Vec<super::JoinRequestRecord>> {
+        join_requests::list(&mut self.reader(), query).await
+    }
+
+    async fn join_request_timeline(
+        &self,
+        id: crate::domain::JoinRequestId,
+    ) -> StoreResult<Vec<super::TimelineEntry>> {
+        join_requests::timeline(&mut self.reader(), id).await
     }
 }
 

@@ -17,8 +17,8 @@ pub(crate) async fn insert_event(c: &mut impl Conn, e: &NewEvent) -> StoreResult
     let at = c.stamp();
     c.execute(
         "INSERT INTO events (id, business_id, invitation_id, type, actor_user_id, from_status, to_status, data,
-                             occurred_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, CURRENT_TIMESTAMP))",
+                             occurred_at, join_request_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, CURRENT_TIMESTAMP), $10)",
         vec![
             id(e.id),
             id(e.business_id.0),
@@ -29,6 +29,7 @@ pub(crate) async fn insert_event(c: &mut impl Conn, e: &NewEvent) -> StoreResult
             status(e.to_status),
             Arg::Json(e.data.clone()),
             Arg::Time(at),
+            opt_id(e.join_request_id.map(|j| j.0)),
         ],
     )
     .await?;
@@ -39,9 +40,9 @@ pub(super) async fn enqueue_email(c: &mut impl Conn, m: &NewEmail) -> StoreResul
     let at = c.stamp();
     c.execute(
         "INSERT INTO email_outbox (id, business_id, invitation_id, template, locale, recipient, recipient_name,
-                                   context, message_id, available_at, created_at, updated_at)
+                                   context, message_id, available_at, created_at, updated_at, join_request_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10, CURRENT_TIMESTAMP),
-                 coalesce($10, CURRENT_TIMESTAMP), coalesce($10, CURRENT_TIMESTAMP))",
+                 coalesce($10, CURRENT_TIMESTAMP), coalesce($10, CURRENT_TIMESTAMP), $11)",
         vec![
             id(m.id),
             id(m.business_id.0),
@@ -53,6 +54,7 @@ pub(super) async fn enqueue_email(c: &mut impl Conn, m: &NewEmail) -> StoreResul
             Arg::Json(m.context.clone()),
             text(&m.message_id),
             Arg::Time(at),
+            opt_id(m.join_request_id.map(|j| j.0)),
         ],
     )
     .await?;

@@ -4,7 +4,7 @@ use super::{Arg, Conn, StoredRow as _, rows, text};
 use crate::domain::{Email, TimeZone, UserId};
 use crate::store::{NewUser, StoreResult, UserRecord};
 
-const USER_COLUMNS: &str =
+pub(super) const USER_COLUMNS: &str =
     "user_id, email, display_name, locale, time_zone, created_at, updated_at";
 
 pub(super) async fn upsert(c: &mut impl Conn, user: &NewUser) -> StoreResult<UserRecord> {
