@@ -9,6 +9,7 @@ pub mod ids;
 pub mod invitee;
 pub mod lifecycle;
 pub mod locale;
+pub mod mail_domain;
 pub mod members;
 pub mod names;
 pub mod options;
@@ -28,6 +29,7 @@ pub use ids::{
 };
 pub use lifecycle::{Command, Decision, Effect, InvitationKind, InvitationStatus, InvitationView};
 pub use locale::Locale;
+pub use mail_domain::{DomainMode, MailDomain, VerificationValue};
 pub use names::{BusinessName, DisplayName};
 pub use options::{DeliveryMode, Metadata};
 pub use roles::{Capability, Role, RoleCatalog, RolePreset};
