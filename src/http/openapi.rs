@@ -23,7 +23,7 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 
 use super::error::{Problem, ProblemCode};
 use super::{
-    access, businesses, feedback, health, invitations, invitee, members, observe, partners,
+    access, businesses, domains, feedback, health, invitations, invitee, members, observe, partners,
     suppressions, users, webhooks,
 };
 
@@ -87,6 +87,11 @@ pub const API_KEY_SCHEME: &str = "api_key";
         suppressions::list_suppressions,
         suppressions::add_suppression,
         suppressions::remove_suppression,
+        domains::claim_domain,
+        domains::verify_domain,
+        domains::list_domains,
+        domains::remove_domain,
+        domains::suggestions,
         openapi_json,
         health::healthz,
         health::readyz,

@@ -7,6 +7,7 @@ pub mod access;
 pub mod businesses;
 pub mod chores;
 pub mod delivery;
+pub mod domains;
 pub mod emails;
 pub mod feedback;
 pub mod invitations;
@@ -46,6 +47,9 @@ pub struct Settings {
     /// `links.accept_url`, with `{token}` to replace: the link handed to the
     /// app of an invitation it delivers itself (R38).
     pub accept_url: String,
+    /// R52: `domains.resolver`, the DNS server TXT records are read from
+    /// (`None`: the system's).
+    pub domain_resolver: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +82,12 @@ impl From<StoreError> for ServiceError {
                         "the two businesses are already partners".into()
                     }
                     Constraint::OneGrantPerGrantee => "this grant already exists".into(),
+                    Constraint::DomainClaimedOnce => {
+                        "this business already claimed this domain".into()
+                    }
+                    Constraint::DomainVerifiedOnce => {
+                        "this domain is already verified for another business".into()
+                    }
                     Constraint::Other(name) => format!("already exists ({name})"),
                 }))
             }
@@ -113,6 +123,7 @@ impl Settings {
             default_locale: config.templates.default_locale.clone(),
             message_id_domain: config.mail.from.domain().to_string(),
             accept_url: config.links.accept_url.clone(),
+            domain_resolver: config.domains.resolver,
         })
     }
 }

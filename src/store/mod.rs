@@ -7,6 +7,7 @@
 //! commit, so every rule holds across replicas on one database.
 
 pub mod access;
+pub mod domains;
 pub mod events;
 pub mod postgres;
 pub mod records;
@@ -27,6 +28,7 @@ use crate::domain::{
 pub use access::{
     AccessTx, GrantRecord, NewGrant, NewPartnership, NewProfile, PartnershipRecord, ProfileRecord,
 };
+pub use domains::{DomainClaimRecord, DomainSuggestion, DomainTx, NewDomainClaim};
 pub use events::{EventCursor, EventLog, EventPosition, EventRecord, SinkLag};
 pub use records::*;
 pub use suppressions::{NewSuppression, SuppressionQuery, SuppressionRecord, SuppressionTx};
@@ -64,6 +66,10 @@ pub enum Constraint {
     OneLivePartnership,
     /// One grant of a permission on a profile per grantee (business or user).
     OneGrantPerGrantee,
+    /// R52: a business claims a domain once.
+    DomainClaimedOnce,
+    /// R52: a domain is verified for at most one business.
+    DomainVerifiedOnce,
     /// Any other unique constraint, by the name the database gave.
     Other(String),
 }
@@ -80,6 +86,8 @@ impl Constraint {
             "profile_grants_one_per_business" | "profile_grants_one_per_user" => {
                 Constraint::OneGrantPerGrantee
             }
+            "business_domains_pkey" => Constraint::DomainClaimedOnce,
+            "business_domains_one_verified" => Constraint::DomainVerifiedOnce,
             other => Constraint::Other(other.to_owned()),
         }
     }
@@ -91,6 +99,8 @@ impl Constraint {
             Constraint::OnePendingPerPair => "invitations_one_pending_per_pair",
             Constraint::OneLivePartnership => "partnerships_one_live_per_pair",
             Constraint::OneGrantPerGrantee => "profile_grants_one_per_*",
+            Constraint::DomainClaimedOnce => "business_domains_pkey",
+            Constraint::DomainVerifiedOnce => "business_domains_one_verified",
             Constraint::Other(name) => name,
         }
     }
@@ -98,7 +108,7 @@ impl Constraint {
 
 /// One transaction. Dropping it without `commit` rolls everything back.
 #[async_trait]
-pub trait StoreTx: AccessTx + SuppressionTx + Send {
+pub trait StoreTx: AccessTx + SuppressionTx + DomainTx + Send {
     /// The database's clock: every rule about time (quota window, expiry) is
     /// judged by it, never by a replica's clock. Read it once, after the locks.
     async fn now(&mut self) -> StoreResult<DateTime<Utc>>;

@@ -25,6 +25,7 @@
 //! numbered parameter `?N` (see the test below).
 
 mod access;
+mod domains;
 pub(crate) mod businesses;
 mod feedback;
 mod idempotency;
