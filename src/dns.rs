@@ -7,9 +7,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
-};
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 use hickory_resolver::{Resolver, TokioResolver};
@@ -56,7 +54,10 @@ fn resolver(server: Option<SocketAddr>) -> Result<TokioResolver, String> {
 
 /// The TXT records of `domain` (each record's strings joined, as RFC 7208
 /// reads them); empty when the domain has none or does not exist.
-pub async fn txt_records(server: Option<SocketAddr>, domain: &str) -> Result<Vec<String>, DnsError> {
+pub async fn txt_records(
+    server: Option<SocketAddr>,
+    domain: &str,
+) -> Result<Vec<String>, DnsError> {
     let name = format!("{domain}.");
     let failed = |detail: String| DnsError::Failed {
         name: domain.to_string(),

@@ -28,7 +28,13 @@ async fn start(db: &Db, dns: &DnsServer) -> TestDaemon {
     .await
 }
 
-async fn claim(d: &TestDaemon, b: &str, actor: &str, domain: &str, mode: &str) -> (StatusCode, Value) {
+async fn claim(
+    d: &TestDaemon,
+    b: &str,
+    actor: &str,
+    domain: &str,
+    mode: &str,
+) -> (StatusCode, Value) {
     d.post(
         &format!("/v1/businesses/{b}/domains"),
         json!({"actor_user_id": actor, "domain": domain, "mode": mode}),

@@ -200,8 +200,14 @@ mod tests {
 
     #[test]
     fn domains_parse_strictly() {
-        assert_eq!(MailDomain::parse("Example.COM.").unwrap().as_str(), "example.com");
-        assert_eq!(MailDomain::parse("a-b.xn--p1ai").unwrap().as_str(), "a-b.xn--p1ai");
+        assert_eq!(
+            MailDomain::parse("Example.COM.").unwrap().as_str(),
+            "example.com"
+        );
+        assert_eq!(
+            MailDomain::parse("a-b.xn--p1ai").unwrap().as_str(),
+            "a-b.xn--p1ai"
+        );
         for bad in [
             "",
             "localhost",
@@ -222,19 +228,35 @@ mod tests {
 
     #[test]
     fn public_mail_providers_are_refused() {
-        for public in ["gmail.com", "GMAIL.com", "outlook.com", "qq.com", "yahoo.co.uk"] {
+        for public in [
+            "gmail.com",
+            "GMAIL.com",
+            "outlook.com",
+            "qq.com",
+            "yahoo.co.uk",
+        ] {
             let e = MailDomain::parse_claim(public, "domain").unwrap_err();
-            assert!(e.to_string().contains("public mail provider"), "{public}: {e}");
+            assert!(
+                e.to_string().contains("public mail provider"),
+                "{public}: {e}"
+            );
         }
         assert!(MailDomain::parse_claim("acme.example", "domain").is_ok());
         // Comments in the list are no domain.
-        assert!(!MailDomain::parse("public.mail").unwrap().is_public_mail_provider());
+        assert!(
+            !MailDomain::parse("public.mail")
+                .unwrap()
+                .is_public_mail_provider()
+        );
     }
 
     #[test]
     fn an_email_has_its_domain() {
         let email = Email::parse("Ann@Sub.Acme.Example").unwrap();
-        assert_eq!(MailDomain::of_email(&email).unwrap().as_str(), "sub.acme.example");
+        assert_eq!(
+            MailDomain::of_email(&email).unwrap().as_str(),
+            "sub.acme.example"
+        );
     }
 
     #[test]

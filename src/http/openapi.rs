@@ -23,8 +23,8 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 
 use super::error::{Problem, ProblemCode};
 use super::{
-    access, businesses, domains, feedback, health, invitations, invitee, members, observe, partners,
-    suppressions, users, webhooks,
+    access, businesses, domains, feedback, health, invitations, invitee, members, observe,
+    partners, suppressions, users, webhooks,
 };
 
 /// The media type of every problem.

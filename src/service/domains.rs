@@ -15,9 +15,7 @@ use crate::domain::{
     VerificationValue,
 };
 use crate::events::catalog::{DomainVerified, Event, InvitationSkipped, SkipReason};
-use crate::store::{
-    DomainClaimRecord, DomainSuggestion, NewDomainClaim, StoreTx, UserRecord,
-};
+use crate::store::{DomainClaimRecord, DomainSuggestion, NewDomainClaim, StoreTx, UserRecord};
 
 /// The actor must be the business's owner (R52: only the owner claims,
 /// verifies or gives up a domain).
@@ -77,10 +75,9 @@ impl Services {
         require_owner(tx.as_mut(), business, actor).await?;
         verified_elsewhere(tx.as_mut(), business, &domain).await?;
         if tx.get_domain_claim(business, &domain).await?.is_some() {
-            return Err(DomainError::Conflict(format!(
-                "this business already claimed {domain}"
-            ))
-            .into());
+            return Err(
+                DomainError::Conflict(format!("this business already claimed {domain}")).into(),
+            );
         }
         let claim = tx
             .insert_domain_claim(&NewDomainClaim {
@@ -129,10 +126,7 @@ impl Services {
                 crate::metrics::domain_verification("dns_error");
                 ServiceError::Unavailable(e.to_string())
             })?;
-        if !claim
-            .txt_value
-            .found_in(answers.iter().map(String::as_str))
-        {
+        if !claim.txt_value.found_in(answers.iter().map(String::as_str)) {
             crate::metrics::domain_verification("mismatch");
             let found = if answers.is_empty() {
                 "no TXT record".to_string()

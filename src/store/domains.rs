@@ -53,8 +53,10 @@ pub struct DomainSuggestion {
 pub trait DomainTx: Send {
     /// A new, unverified claim. `Conflict(DomainClaimedOnce)` if the
     /// business already claimed the domain.
-    async fn insert_domain_claim(&mut self, claim: &NewDomainClaim)
-    -> StoreResult<DomainClaimRecord>;
+    async fn insert_domain_claim(
+        &mut self,
+        claim: &NewDomainClaim,
+    ) -> StoreResult<DomainClaimRecord>;
     async fn get_domain_claim(
         &mut self,
         business: BusinessId,

@@ -88,7 +88,10 @@ pub fn target(name: &str, payload: &[u8], max_body: usize) -> Result<Target, Api
             let domain = take(&mut body, "domain")?;
             let actor = take(&mut body, "actor_user_id")?;
             if let Some(field) = body.keys().next() {
-                return Err(ApiError::validation(field, "is not a field of this command"));
+                return Err(ApiError::validation(
+                    field,
+                    "is not a field of this command",
+                ));
             }
             (
                 Method::DELETE,

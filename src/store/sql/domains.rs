@@ -4,13 +4,9 @@
 use async_trait::async_trait;
 
 use super::{Arg, SqlTx, StoredRow, id, text};
-use crate::domain::{
-    BusinessId, DomainMode, MailDomain, PublicBusinessId, VerificationValue,
-};
+use crate::domain::{BusinessId, DomainMode, MailDomain, PublicBusinessId, VerificationValue};
 use crate::store::stored::{corrupt, user_id};
-use crate::store::{
-    DomainClaimRecord, DomainSuggestion, DomainTx, NewDomainClaim, StoreResult,
-};
+use crate::store::{DomainClaimRecord, DomainSuggestion, DomainTx, NewDomainClaim, StoreResult};
 
 const COLUMNS: &str = "business_id, domain, mode, txt_value, claimed_by, verified_at, created_at";
 
@@ -33,10 +29,7 @@ fn record(row: &impl StoredRow) -> StoreResult<DomainClaimRecord> {
 
 #[async_trait]
 impl<T: SqlTx> DomainTx for T {
-    async fn insert_domain_claim(
-        &mut self,
-        c: &NewDomainClaim,
-    ) -> StoreResult<DomainClaimRecord> {
+    async fn insert_domain_claim(&mut self, c: &NewDomainClaim) -> StoreResult<DomainClaimRecord> {
         let at = self.stamp();
         let sql = format!(
             "INSERT INTO business_domains (business_id, domain, mode, txt_value, claimed_by, created_at)
@@ -64,8 +57,9 @@ impl<T: SqlTx> DomainTx for T {
         business: BusinessId,
         domain: &MailDomain,
     ) -> StoreResult<Option<DomainClaimRecord>> {
-        let sql =
-            format!("SELECT {COLUMNS} FROM business_domains WHERE business_id = $1 AND domain = $2");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM business_domains WHERE business_id = $1 AND domain = $2"
+        );
         self.fetch_optional(&sql, vec![id(business.0), text(domain.as_str())])
             .await?
             .as_ref()
@@ -77,8 +71,9 @@ impl<T: SqlTx> DomainTx for T {
         &mut self,
         business: BusinessId,
     ) -> StoreResult<Vec<DomainClaimRecord>> {
-        let sql =
-            format!("SELECT {COLUMNS} FROM business_domains WHERE business_id = $1 ORDER BY domain");
+        let sql = format!(
+            "SELECT {COLUMNS} FROM business_domains WHERE business_id = $1 ORDER BY domain"
+        );
         self.fetch_all(&sql, vec![id(business.0)])
             .await?
             .iter()

@@ -25,8 +25,8 @@
 //! numbered parameter `?N` (see the test below).
 
 mod access;
-mod domains;
 pub(crate) mod businesses;
+mod domains;
 mod feedback;
 mod idempotency;
 pub(crate) mod invitations;
