@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::daemon::{TestDaemon, token_from};
+use support::daemon::{ADMIN_KEY, TestDaemon, token_from};
 use support::db::Db;
 use support::dns::DnsServer;
 use support::scenario::{brand, of_type, timeline};
@@ -372,4 +372,94 @@ async fn body_txt_as(d: &TestDaemon, b: &str, actor: &str, domain: &str) -> Stri
         .as_str()
         .unwrap()
         .to_string()
+}
+
+both_stores! {
+    /// R52 with R45: an address on the suppression list is not invited by
+    /// its domain either; the skip says so.
+    async fn a_suppressed_address_is_skipped(db: Db) {
+        let dns = DnsServer::start();
+        let d = start(&db, &dns).await;
+        let b = brand(&d).await;
+        verified(&d, &dns, &b, "acme.example", "auto_invite").await;
+        let (status, body) = d
+            .send_as(
+                ADMIN_KEY,
+                d.client()
+                    .post(d.url("/v1/suppressions"))
+                    .json(&json!({"email": "gone@acme.example"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+
+        d.user("gone", "gone@acme.example", "en-US").await;
+        let skipped = event_data(&db, "invitation.skipped").await;
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert_eq!(skipped[0]["reason"], "address_suppressed");
+        assert_eq!(count(&db, "SELECT count(*) FROM invitations").await, 0);
+        d.stop().await;
+    }
+}
+
+both_stores! {
+    /// R52: a DNS server that does not answer makes verification `503
+    /// unavailable` within the lookup's bound, and the lookup holds no
+    /// transaction or lock meanwhile: a write on the same business goes
+    /// through while it waits (on SQLite, with its one writer at a time,
+    /// too).
+    async fn a_silent_dns_is_bounded_and_blocks_no_write(db: Db) {
+        let silent = DnsServer::silent();
+        let d = TestDaemon::start_with(&db, SmtpSink::start(), move |c| {
+            c.domains.resolver = Some(silent);
+        })
+        .await;
+        let b = brand(&d).await;
+        let (status, body) = claim(&d, &b, "olive", "acme.example", "auto_invite").await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+
+        let started = std::time::Instant::now();
+        let verifying = {
+            let client = d.client().clone();
+            let url = d.url(&format!("/v1/businesses/{b}/domains/acme.example/verify"));
+            tokio::spawn(async move {
+                let resp = client
+                    .post(url)
+                    .bearer_auth(support::daemon::API_KEY)
+                    .json(&json!({"actor_user_id": "olive"}))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = resp.status();
+                (status, resp.json::<Value>().await.unwrap())
+            })
+        };
+        // While the lookup waits, the business takes an invitation.
+        support::wait::eventually(WAIT, "the lookup to start", || async {
+            if !verifying.is_finished() && started.elapsed() > Duration::from_millis(300) {
+                Ok(())
+            } else if verifying.is_finished() {
+                panic!("the lookup ended at once");
+            } else {
+                Err("not yet".to_string())
+            }
+        })
+        .await;
+        let write = std::time::Instant::now();
+        support::scenario::invite(&d, &b, "during@other.example").await;
+        assert!(!verifying.is_finished(), "the lookup should still be waiting");
+        assert!(write.elapsed() < Duration::from_secs(2), "{:?}", write.elapsed());
+
+        let (status, body) = verifying.await.unwrap();
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable")),
+            "{body}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+        assert_eq!(
+            count(&db, "SELECT count(*) FROM business_domains WHERE verified_at IS NOT NULL").await,
+            0
+        );
+        d.stop().await;
+    }
 }

@@ -49,6 +49,18 @@ impl DnsServer {
         }
     }
 
+    /// A server that reads every query and never answers (a DNS server
+    /// gone dark): for the lookup's timeout.
+    pub fn silent() -> SocketAddr {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("a UDP port on loopback");
+        let addr = socket.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while socket.recv_from(&mut buf).is_ok() {}
+        });
+        addr
+    }
+
     /// `ip:port`, for `domains.resolver`.
     pub fn addr(&self) -> SocketAddr {
         self.addr
