@@ -300,6 +300,20 @@ both_stores! {
         // Ned owns another business, not this one.
         let (status, body) = claim(&d, &b, "ned", "acme.example", "suggest").await;
         assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{body}");
+        // Max is a member, not the owner.
+        let inv = support::scenario::invite(&d, &b, "max@staff.example").await;
+        let mail = d.sink.wait_for(1, WAIT).await.remove(0);
+        d.user("max", "max@staff.example", "en-US").await;
+        let (status, body) = d
+            .post(
+                "/v1/invitations/accept",
+                json!({"token": token_from(&mail.text_body()), "user_id": "max"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{inv}: {body}");
+        let (status, body) = claim(&d, &b, "max", "acme.example", "suggest").await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert!(body["detail"].as_str().unwrap().contains("only the owner"), "{body}");
         assert_eq!(count(&db, "SELECT count(*) FROM business_domains").await, 0);
 
         // Two businesses may claim a domain; the first to verify holds it.
