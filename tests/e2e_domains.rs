@@ -477,3 +477,41 @@ both_stores! {
         d.stop().await;
     }
 }
+
+both_stores! {
+    /// R53: a renewed domain invitation still came from its domain, and an
+    /// accept in the app (R37) is as much the domain's way in as the token.
+    async fn a_renewal_keeps_the_domain_and_an_in_app_accept_says_so(db: Db) {
+        let dns = DnsServer::start();
+        let d = start(&db, &dns).await;
+        let b = brand(&d).await;
+        verified(&d, &dns, &b, "acme.example", "auto_invite").await;
+        d.user("ann", "ann@acme.example", "en-US").await;
+        let (_, list) = d
+            .get(&format!("/v1/businesses/{b}/invitations?actor_user_id=olive"))
+            .await;
+        let old = list["items"][0]["id"].as_str().unwrap().to_string();
+        let (status, body) = d
+            .post(&format!("/v1/invitations/{old}/cancel"), json!({"actor_user_id": "olive"}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, new) = d
+            .post(&format!("/v1/invitations/{old}/renew"), json!({"actor_user_id": "olive"}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{new}");
+        assert_eq!(new["source_domain"], "acme.example", "{new}");
+        let id = new["id"].as_str().unwrap().to_string();
+
+        let (status, body) = d
+            .post(
+                &format!("/v1/invitations/{id}/accept"),
+                json!({"actor_user_id": "ann", "email_verified": true}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let items = timeline(&d, &id).await;
+        let added = of_type(&items, "member.added");
+        assert_eq!(added[0]["data"]["via"], "domain", "{items:?}");
+        d.stop().await;
+    }
+}
