@@ -6,6 +6,7 @@
 pub mod actors;
 pub mod app;
 pub mod config;
+pub mod dns;
 pub mod domain;
 pub mod events;
 pub mod feedback;

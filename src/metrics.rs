@@ -126,6 +126,17 @@ fn register_known_series() {
         metrics::counter!("invited_invite_link_redemptions_total", "outcome" => outcome)
             .absolute(0);
     }
+    for outcome in DOMAIN_VERIFICATIONS {
+        metrics::counter!("invited_domain_verifications_total", "outcome" => outcome).absolute(0);
+    }
+}
+
+/// `outcome` of `invited_domain_verifications_total` (R52).
+const DOMAIN_VERIFICATIONS: [&str; 3] = ["verified", "mismatch", "dns_error"];
+
+/// R52: one TXT lookup of a domain claim and how it ended.
+pub fn domain_verification(outcome: &'static str) {
+    metrics::counter!("invited_domain_verifications_total", "outcome" => outcome).increment(1);
 }
 
 /// The Prometheus text exposition of every metric.

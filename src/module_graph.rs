@@ -8,7 +8,8 @@
 //! ingress  --> http, events (the NATS bus), store
 //! http     --> actors, service, store, config, domain, metrics
 //! actors   --> service, events, store, config, domain, metrics
-//! service  --> store, mail, config, domain, metrics
+//! service  --> store, mail, config, domain, metrics, dns
+//! dns      --> (no module: hickory only)
 //! events   --> store, domain
 //! store, config --> domain
 //! ```

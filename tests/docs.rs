@@ -203,6 +203,7 @@ fn sample(key: &str) -> Option<&'static str> {
             "mailgun = { signing_key = \"key-0123456789abcdef\" }\n",
             "resend = { secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\" }\n",
         ),
+        "domains.resolver" => "[domains]\nresolver = \"127.0.0.1:5353\"\n",
         "webhooks.endpoints[].url" | "webhooks.endpoints[].secret" => {
             "[[webhooks.endpoints]]\nurl = \"https://hooks.example.com/invited\"\nsecret = \"0123456789abcdef\"\n"
         }

@@ -500,3 +500,63 @@ async fn join_requests_are_created_and_approved_over_nats(pool: PgPool) {
     d.stop().await;
     bus.cleanup().await;
 }
+
+/// R52 over NATS: `claim_domain` claims (`201` with the TXT record),
+/// `remove_domain` gives the claim up (`204`, its actor from the body), and
+/// `verify_domain` then answers the `404` HTTP would.
+#[sqlx::test(migrations = false)]
+async fn the_domain_commands_claim_verify_and_remove(pool: PgPool) {
+    let bus = Bus::new().await;
+    let mut results = bus.subscribe("results").await;
+    let d = daemon(&pool, &bus).await;
+    d.user("olive", "olive@brand.example", "en-US").await;
+    let b = d.business("Brand & Co", "olive").await;
+
+    let command = |name: &'static str, body: Value| {
+        let bus = &bus;
+        async move {
+            let id = format!("cmd-{}", Uuid::now_v7());
+            bus.command(name, Some(&id), &serde_json::to_vec(&body).unwrap())
+                .await;
+        }
+    };
+    command(
+        "claim_domain",
+        json!({"business_id": b, "actor_user_id": "olive", "domain": "acme.example", "mode": "suggest"}),
+    )
+    .await;
+    let claimed = json_of(&next(&mut results).await);
+    assert_eq!(claimed["status"], 201, "{claimed}");
+    assert_eq!(claimed["result"]["domain"], "acme.example");
+    assert!(
+        claimed["result"]["txt_record"]
+            .as_str()
+            .unwrap()
+            .starts_with("invited-verification="),
+        "{claimed}"
+    );
+
+    command(
+        "remove_domain",
+        json!({"business_id": b, "domain": "acme.example", "actor_user_id": "olive"}),
+    )
+    .await;
+    let removed = json_of(&next(&mut results).await);
+    assert_eq!(removed["status"], 204, "{removed}");
+    let count = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM business_domains")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+
+    command(
+        "verify_domain",
+        json!({"business_id": b, "domain": "acme.example", "actor_user_id": "olive"}),
+    )
+    .await;
+    let problem = json_of(&next(&mut results).await);
+    assert_eq!(problem["status"], 404, "no claim left: {problem}");
+
+    d.stop().await;
+    bus.cleanup().await;
+}

@@ -87,6 +87,16 @@ pub struct Config {
     pub nats: NatsConfig,
     pub events: EventsConfig,
     pub feedback: FeedbackConfig,
+    pub domains: DomainsConfig,
+}
+
+/// `[domains]`: verified email domains (R52).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainsConfig {
+    /// `domains.resolver`: the DNS server (`ip:port`) TXT records are read
+    /// from. `None` (the default): the system's resolvers
+    /// (`/etc/resolv.conf`).
+    pub resolver: Option<SocketAddr>,
 }
 
 /// `[feedback]`: bounces and complaints coming back (R43).
@@ -1039,6 +1049,19 @@ impl EnvOverlay {
                 None => None,
             },
         };
+        let domains = DomainsConfig {
+            resolver: match raw.domains.resolver.filter(|a| !a.trim().is_empty()) {
+                Some(text) => Some(text.trim().parse().map_err(|_| {
+                    self.invalid(
+                        "domains.resolver",
+                        format!(
+                            "{text:?} is not a socket address (use 192.0.2.53:53 or [2001:db8::53]:53)"
+                        ),
+                    )
+                })?),
+                None => None,
+            },
+        };
         if feedback.smtp_listen.is_some() && mail.return_path.is_none() {
             return Err(self.invalid(
                 "feedback.smtp_listen",
@@ -1063,6 +1086,7 @@ impl EnvOverlay {
             nats,
             events,
             feedback,
+            domains,
         })
     }
 

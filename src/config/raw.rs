@@ -42,6 +42,15 @@ pub(super) struct RawConfig {
     pub events: RawEvents,
     #[serde(default)]
     pub feedback: RawFeedback,
+    #[serde(default)]
+    pub domains: RawDomains,
+}
+
+/// `[domains]` (R52).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDomains {
+    pub resolver: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -232,6 +232,12 @@ impl Config {
             .collect();
         line(format!("allowed_cert_hosts = [{}]", hosts.join(", ")));
 
+        line("\n[domains]".into());
+        match &self.domains.resolver {
+            Some(addr) => line(format!("resolver = {}", quote(&addr.to_string()))),
+            None => line("# resolver is not set: the system's resolvers".into()),
+        }
+
         // The table form (R48): `disable_after` beside the endpoints, which
         // `[[webhooks]]` cannot have.
         line("\n[webhooks]".into());

@@ -11,6 +11,7 @@ pub mod invitee;
 pub mod join_requests;
 pub mod lifecycle;
 pub mod locale;
+pub mod mail_domain;
 pub mod members;
 pub mod names;
 pub mod options;
@@ -32,6 +33,7 @@ pub use ids::{
 pub use join_requests::{JoinRequestId, JoinRequestStatus};
 pub use lifecycle::{Command, Decision, Effect, InvitationKind, InvitationStatus, InvitationView};
 pub use locale::Locale;
+pub use mail_domain::{DomainMode, MailDomain, VerificationValue};
 pub use names::{BusinessName, DisplayName};
 pub use options::{DeliveryMode, Metadata};
 pub use roles::{Capability, Role, RoleCatalog, RolePreset};

@@ -5,7 +5,8 @@
 //!
 //! `data` is stored and sent as the JSON object these structs serialise to:
 //! field names are the wire names, an `Option` is written as `null` (never
-//! left out), and keys come out sorted (serde_json's map is ordered by key),
+//! left out; the one exception is `invitation.created`'s `source_domain`,
+//! written only for an invitation a verified domain created, R53), and keys come out sorted (serde_json's map is ordered by key),
 //! whatever the order of the fields here. A state change's `from_status` and
 //! `to_status` are not part of these structs: they travel in the event row
 //! and are added to `data` on the wire (see `WireEvent::from_record`).
@@ -22,9 +23,9 @@ use crate::domain::TemplateName;
 use crate::domain::access::{Grantee, Permission};
 use crate::domain::partners::TwoFactorPolicy;
 use crate::domain::{
-    BusinessId, Command, DeliveryMode, Email, GrantId, InvitationId, InvitationKind,
-    InvitationStatus, InviteLinkId, JoinRequestId, Metadata, PartnershipId, ProfileId, Role,
-    UserId,
+    BusinessId, Command, DeliveryMode, DomainMode, Email, GrantId, InvitationId, InvitationKind,
+    InvitationStatus, InviteLinkId, JoinRequestId, MailDomain, Metadata, PartnershipId, ProfileId,
+    Role, UserId,
 };
 use crate::store::NewEvent;
 
@@ -62,10 +63,12 @@ pub enum EventType {
     JoinRequestApproved,
     JoinRequestDenied,
     JoinRequestExpired,
+    DomainVerified,
+    InvitationSkipped,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 30] = [
+    pub const ALL: [EventType; 32] = [
         EventType::InvitationCreated,
         EventType::InvitationRenewed,
         EventType::InvitationSent,
@@ -96,6 +99,8 @@ impl EventType {
         EventType::JoinRequestApproved,
         EventType::JoinRequestDenied,
         EventType::JoinRequestExpired,
+        EventType::DomainVerified,
+        EventType::InvitationSkipped,
     ];
 
     /// The type of a wire name (an endpoint's filter, R48).
@@ -135,6 +140,8 @@ impl EventType {
             EventType::JoinRequestApproved => "join_request.approved",
             EventType::JoinRequestDenied => "join_request.denied",
             EventType::JoinRequestExpired => "join_request.expired",
+            EventType::DomainVerified => "domain.verified",
+            EventType::InvitationSkipped => "invitation.skipped",
         }
     }
 }
@@ -191,6 +198,8 @@ pub enum Event {
     JoinRequestApproved(JoinRequestApproved),
     JoinRequestDenied(JoinRequestDenied),
     JoinRequestExpired(JoinRequestExpired),
+    DomainVerified(DomainVerified),
+    InvitationSkipped(InvitationSkipped),
 }
 
 /// Who an event is about and who caused it: the columns of the event row
@@ -248,6 +257,8 @@ impl Event {
             Event::JoinRequestApproved(_) => EventType::JoinRequestApproved,
             Event::JoinRequestDenied(_) => EventType::JoinRequestDenied,
             Event::JoinRequestExpired(_) => EventType::JoinRequestExpired,
+            Event::DomainVerified(_) => EventType::DomainVerified,
+            Event::InvitationSkipped(_) => EventType::InvitationSkipped,
         }
     }
 
@@ -285,6 +296,8 @@ impl Event {
             Event::JoinRequestApproved(d) => value(d),
             Event::JoinRequestDenied(d) => value(d),
             Event::JoinRequestExpired(d) => value(d),
+            Event::DomainVerified(d) => value(d),
+            Event::InvitationSkipped(d) => value(d),
         }
     }
 
@@ -321,6 +334,10 @@ pub enum InvitationCreated {
         #[serde(serialize_with = "by_name")]
         delivery_mode: DeliveryMode,
         metadata: Metadata,
+        /// R53: the verified domain (R52) the invitation was created for;
+        /// absent for every other invitation.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        source_domain: Option<MailDomain>,
     },
     Partner {
         #[serde(serialize_with = "by_name")]
@@ -342,6 +359,29 @@ impl InvitationCreated {
             role,
             delivery_mode,
             metadata,
+            source_domain: None,
+        }
+    }
+
+    /// Names the verified domain a member invitation was created for (R53).
+    pub fn from_domain(self, domain: Option<MailDomain>) -> InvitationCreated {
+        match self {
+            InvitationCreated::Member {
+                kind,
+                email,
+                role,
+                delivery_mode,
+                metadata,
+                ..
+            } => InvitationCreated::Member {
+                kind,
+                email,
+                role,
+                delivery_mode,
+                metadata,
+                source_domain: domain,
+            },
+            partner => partner,
         }
     }
 
@@ -630,6 +670,43 @@ pub struct SecurityUpdated {
     pub require_2fa: Change<TwoFactorPolicy>,
 }
 
+/// `domain.verified` (R52): the business's TXT record was found; from now
+/// on the domain works in its mode for the business, and for no other.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DomainVerified {
+    pub domain: MailDomain,
+    #[serde(serialize_with = "by_name")]
+    pub mode: DomainMode,
+}
+
+/// `invitation.skipped` (R52): a verified `auto_invite` domain would have
+/// invited a user who registered with an address at it, and a rule
+/// refused: no invitation exists, and this says why.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InvitationSkipped {
+    pub user_id: UserId,
+    pub email: Email,
+    pub source_domain: MailDomain,
+    pub reason: SkipReason,
+    /// The refusal as the create path worded it.
+    pub detail: String,
+}
+
+/// Why an automatic invitation was skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// R8: the business's invitation quota is spent.
+    QuotaExceeded,
+    /// R9: the seats are taken.
+    SeatsExhausted,
+    /// R45: the address is on the suppression list.
+    AddressSuppressed,
+    /// Another refusal (the business has no owner to invite in its name,
+    /// say).
+    Refused,
+}
+
 /// A setting's old and new value.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Change<T: Named> {
@@ -658,6 +735,12 @@ impl Named for InvitationKind {
 }
 
 impl Named for DeliveryMode {
+    fn name(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Named for DomainMode {
     fn name(&self) -> &str {
         self.as_str()
     }
@@ -756,6 +839,20 @@ mod tests {
                 )),
                 "invitation.created",
                 json!({"kind": "partner_request", "partner_business_id": partner}),
+            ),
+            (
+                Event::InvitationCreated(
+                    InvitationCreated::member(
+                        Some(email.clone()),
+                        Some(manager.clone()),
+                        DeliveryMode::Email,
+                        Metadata::default(),
+                    )
+                    .from_domain(Some(MailDomain::parse("b.example").unwrap())),
+                ),
+                "invitation.created",
+                json!({"kind": "member", "email": email, "role": "manager",
+                       "delivery_mode": "email", "metadata": {}, "source_domain": "b.example"}),
             ),
             (
                 Event::InvitationRenewed(InvitationRenewed {
@@ -1017,6 +1114,26 @@ mod tests {
                 }),
                 "join_request.expired",
                 json!({"join_request_id": request, "user_id": user}),
+            ),
+            (
+                Event::DomainVerified(DomainVerified {
+                    domain: MailDomain::parse("b.example").unwrap(),
+                    mode: DomainMode::AutoInvite,
+                }),
+                "domain.verified",
+                json!({"domain": "b.example", "mode": "auto_invite"}),
+            ),
+            (
+                Event::InvitationSkipped(InvitationSkipped {
+                    user_id: other.clone(),
+                    email: email.clone(),
+                    source_domain: MailDomain::parse("b.example").unwrap(),
+                    reason: SkipReason::QuotaExceeded,
+                    detail: "rate limited".into(),
+                }),
+                "invitation.skipped",
+                json!({"user_id": other, "email": "a@b.example", "source_domain": "b.example",
+                       "reason": "quota_exceeded", "detail": "rate limited"}),
             ),
         ];
         let mut seen = std::collections::BTreeSet::new();

@@ -8,6 +8,7 @@
 pub mod access;
 pub mod auth;
 pub mod businesses;
+pub mod domains;
 pub mod error;
 pub mod feedback;
 pub mod health;
@@ -167,6 +168,20 @@ pub fn router(state: HttpState) -> Router {
             "/join-requests/{id}/deny",
             post(join_requests::deny_join_request),
         )
+        // R52: verified domains.
+        .route(
+            "/businesses/{id}/domains",
+            get(domains::list_domains).merge(post(domains::claim_domain)),
+        )
+        .route(
+            "/businesses/{id}/domains/{domain}",
+            axum::routing::delete(domains::remove_domain),
+        )
+        .route(
+            "/businesses/{id}/domains/{domain}/verify",
+            post(domains::verify_domain),
+        )
+        .route("/users/{user_id}/suggestions", get(domains::suggestions))
         // R45: reading the list is `read`; changing it is `admin` (R47).
         .route(
             "/suppressions",

@@ -23,8 +23,8 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
 
 use super::error::{Problem, ProblemCode};
 use super::{
-    access, businesses, feedback, health, invitations, invite_links, invitee, join_requests,
-    members, observe, partners, suppressions, users, webhooks,
+    access, businesses, domains, feedback, health, invitations, invite_links, invitee,
+    join_requests, members, observe, partners, suppressions, users, webhooks,
 };
 
 /// The media type of every problem.
@@ -99,6 +99,11 @@ pub const API_KEY_SCHEME: &str = "api_key";
         join_requests::join_request_timeline,
         join_requests::approve_join_request,
         join_requests::deny_join_request,
+        domains::claim_domain,
+        domains::verify_domain,
+        domains::list_domains,
+        domains::remove_domain,
+        domains::suggestions,
         openapi_json,
         health::healthz,
         health::readyz,

@@ -166,6 +166,9 @@ pub struct InvitationJson {
     /// R39: the app's own data, as given at creation (`{}` when none was).
     #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
+    /// R53: the verified domain (R52, mode `auto_invite`) this invitation
+    /// was created for when its invitee registered; `null` for any other.
+    pub source_domain: Option<String>,
     /// R38: only in the answer that creates (or renews) an invitation with
     /// `delivery_mode: "none"`: its accept link, with the token. Never in a
     /// read of the invitation.
@@ -194,6 +197,7 @@ impl From<&InvitationRecord> for InvitationJson {
             delivery: i.delivery.as_ref().map(DeliveryJson::from),
             delivery_mode: i.delivery_mode.as_str(),
             metadata: i.metadata.to_value(),
+            source_domain: i.source_domain.as_ref().map(|d| d.as_str().to_string()),
             accept_url: None,
         }
     }
@@ -402,6 +406,7 @@ mod tests {
             renewed_from: None,
             delivery_mode: crate::domain::DeliveryMode::Email,
             metadata: crate::domain::Metadata::default(),
+            source_domain: None,
             delivery: None,
         }
     }
@@ -435,6 +440,7 @@ mod tests {
                 "partner_business_id",
                 "renewed_from",
                 "role",
+                "source_domain",
                 "status",
                 "updated_at"
             ]

@@ -33,6 +33,7 @@ impl Services {
         time_zone: Option<TimeZone>,
     ) -> ServiceResult<UserRecord> {
         let mut tx = self.store.begin().await?;
+        let before = tx.get_user(&user_id).await?;
         let user = tx
             .upsert_user(&NewUser {
                 user_id,
@@ -43,6 +44,12 @@ impl Services {
             })
             .await?;
         tx.commit().await?;
+        // R52: a new user, or a new address, at a verified `auto_invite`
+        // domain gets its invitation (after the commit: the create path is
+        // a transaction of its own).
+        if before.is_none_or(|b| b.email != user.email) {
+            self.invite_by_domain(&user).await?;
+        }
         Ok(user)
     }
 

@@ -223,6 +223,20 @@ impl Services {
         grants: Vec<InvitationGrant>,
         renewed_from: Option<InvitationId>,
     ) -> ServiceResult<Vec<InvitationRecord>> {
+        self.create_invitations_from(req, grants, renewed_from, None)
+            .await
+    }
+
+    /// The create path itself. `source_domain`: the verified domain (R52)
+    /// an automatic invitation is created for, kept with each invitation
+    /// and named by its `invitation.created` event (R53).
+    pub(crate) async fn create_invitations_from(
+        &self,
+        req: CreateInvitations,
+        grants: Vec<InvitationGrant>,
+        renewed_from: Option<InvitationId>,
+        source_domain: Option<crate::domain::MailDomain>,
+    ) -> ServiceResult<Vec<InvitationRecord>> {
         let mut tx = self.store.begin().await?;
         let business = lock_business(tx.as_mut(), req.business).await?;
         let catalog = self.catalog(business.role_preset);
@@ -307,6 +321,7 @@ impl Services {
                 renewed_from,
                 delivery_mode: req.delivery,
                 metadata: req.metadata.clone(),
+                source_domain: source_domain.clone(),
             };
             tx.insert_invitation(&new).await?;
             tx.insert_event(&event(
@@ -314,12 +329,15 @@ impl Services {
                 Some(id),
                 Some(&req.actor),
                 None,
-                Event::InvitationCreated(InvitationCreated::member(
-                    new.email.clone(),
-                    new.role.clone(),
-                    new.delivery_mode,
-                    new.metadata.clone(),
-                )),
+                Event::InvitationCreated(
+                    InvitationCreated::member(
+                        new.email.clone(),
+                        new.role.clone(),
+                        new.delivery_mode,
+                        new.metadata.clone(),
+                    )
+                    .from_domain(new.source_domain.clone()),
+                ),
             ))
             .await?;
             if let Some(old) = renewed_from {
@@ -637,7 +655,13 @@ impl Services {
                         Event::MemberAdded(MemberAdded {
                             user_id: user.clone(),
                             role: role.clone(),
-                            via: *via,
+                            // R53: an invitation a verified domain created
+                            // (R52) is that way in, however it is accepted.
+                            via: if inv.source_domain.is_some() {
+                                MemberVia::Domain
+                            } else {
+                                *via
+                            },
                             invite_link_id: None,
                         }),
                     ))

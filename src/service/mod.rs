@@ -7,6 +7,7 @@ pub mod access;
 pub mod businesses;
 pub mod chores;
 pub mod delivery;
+pub mod domains;
 pub mod emails;
 pub mod feedback;
 pub mod invitations;
@@ -56,6 +57,9 @@ pub struct Settings {
     pub join_request_url: String,
     /// `join_requests.rate_limit`: join requests per user in a window (R51).
     pub join_request_quota: QuotaPolicy,
+    /// R52: `domains.resolver`, the DNS server TXT records are read from
+    /// (`None`: the system's).
+    pub domain_resolver: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +94,12 @@ impl From<StoreError> for ServiceError {
                     Constraint::OneGrantPerGrantee => "this grant already exists".into(),
                     Constraint::OnePendingJoinRequest => {
                         "this user already has a pending join request to this business".into()
+                    }
+                    Constraint::DomainClaimedOnce => {
+                        "this business already claimed this domain".into()
+                    }
+                    Constraint::DomainVerifiedOnce => {
+                        "this domain is already verified for another business".into()
                     }
                     Constraint::Other(name) => format!("already exists ({name})"),
                 }))
@@ -132,6 +142,7 @@ impl Settings {
                 limit: config.join_requests.rate_limit.count,
                 window: config.join_requests.rate_limit.window,
             },
+            domain_resolver: config.domains.resolver,
         })
     }
 }

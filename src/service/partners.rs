@@ -85,6 +85,7 @@ impl Services {
         let token = self.token_for(id.0, &nonce);
         let kind = req.direction.kind();
         tx.insert_invitation(&NewInvitation {
+            source_domain: None,
             id,
             business_id: sender.id,
             kind,

@@ -77,8 +77,9 @@ impl Services {
             ttl: None,
             metadata: old.metadata.clone(),
         };
+        // R53: a renewed domain invitation still came from its domain.
         let mut created = self
-            .create_invitations_granting(req, grants, Some(id))
+            .create_invitations_from(req, grants, Some(id), old.source_domain.clone())
             .await?;
         Ok(created.remove(0))
     }

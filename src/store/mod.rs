@@ -7,6 +7,7 @@
 //! commit, so every rule holds across replicas on one database.
 
 pub mod access;
+pub mod domains;
 pub mod events;
 pub mod invite_links;
 pub mod join_requests;
@@ -29,6 +30,7 @@ use crate::domain::{
 pub use access::{
     AccessTx, GrantRecord, NewGrant, NewPartnership, NewProfile, PartnershipRecord, ProfileRecord,
 };
+pub use domains::{DomainClaimRecord, DomainSuggestion, DomainTx, NewDomainClaim};
 pub use events::{EventCursor, EventLog, EventPosition, EventRecord, SinkLag};
 pub use invite_links::{InviteLinkQuery, InviteLinkRecord, InviteLinkTx, NewInviteLink};
 pub use join_requests::{JoinRequestQuery, JoinRequestRecord, JoinRequestTx, NewJoinRequest};
@@ -70,6 +72,10 @@ pub enum Constraint {
     OneGrantPerGrantee,
     /// One pending join request per user and business (R51).
     OnePendingJoinRequest,
+    /// R52: a business claims a domain once.
+    DomainClaimedOnce,
+    /// R52: a domain is verified for at most one business.
+    DomainVerifiedOnce,
     /// Any other unique constraint, by the name the database gave.
     Other(String),
 }
@@ -87,6 +93,8 @@ impl Constraint {
                 Constraint::OneGrantPerGrantee
             }
             "join_requests_one_pending" => Constraint::OnePendingJoinRequest,
+            "business_domains_pkey" => Constraint::DomainClaimedOnce,
+            "business_domains_one_verified" => Constraint::DomainVerifiedOnce,
             other => Constraint::Other(other.to_owned()),
         }
     }
@@ -99,6 +107,8 @@ impl Constraint {
             Constraint::OneLivePartnership => "partnerships_one_live_per_pair",
             Constraint::OneGrantPerGrantee => "profile_grants_one_per_*",
             Constraint::OnePendingJoinRequest => "join_requests_one_pending",
+            Constraint::DomainClaimedOnce => "business_domains_pkey",
+            Constraint::DomainVerifiedOnce => "business_domains_one_verified",
             Constraint::Other(name) => name,
         }
     }
@@ -106,7 +116,7 @@ impl Constraint {
 
 /// One transaction. Dropping it without `commit` rolls everything back.
 #[async_trait]
-pub trait StoreTx: AccessTx + SuppressionTx + InviteLinkTx + JoinRequestTx + Send {
+pub trait StoreTx: AccessTx + SuppressionTx + InviteLinkTx + JoinRequestTx + DomainTx + Send {
     /// The database's clock: every rule about time (quota window, expiry) is
     /// judged by it, never by a replica's clock. Read it once, after the locks.
     async fn now(&mut self) -> StoreResult<DateTime<Utc>>;

@@ -166,6 +166,7 @@ impl SqlTx for PgTx {
         SELECT i.id, i.business_id, i.kind, i.invited_by, i.email, i.partner_business_id, i.role,
                i.message, i.locale, i.grants, i.token_nonce, i.status, i.created_at, i.expires_at,
                i.updated_at, i.accepted_by, i.renewed_from, i.delivery_mode, i.metadata,
+               i.source_domain,
                d.status AS delivery_status, d.attempts AS delivery_attempts,
                d.last_error AS delivery_last_error, d.sent_at AS delivery_sent_at
         FROM invitations i

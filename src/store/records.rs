@@ -93,6 +93,9 @@ pub struct NewInvitation {
     pub delivery_mode: DeliveryMode,
     /// R39: the app's own data.
     pub metadata: Metadata,
+    /// R53: the verified domain (R52, `auto_invite`) the invitation was
+    /// created for.
+    pub source_domain: Option<crate::domain::MailDomain>,
 }
 
 /// Where an outbox row is (the `email_status` of the schema).
@@ -172,6 +175,8 @@ pub struct InvitationRecord {
     pub renewed_from: Option<InvitationId>,
     pub delivery_mode: DeliveryMode,
     pub metadata: Metadata,
+    /// R53: the verified domain it was created for (R52), if any.
+    pub source_domain: Option<crate::domain::MailDomain>,
     pub delivery: Option<DeliveryRecord>,
 }
 

@@ -218,6 +218,8 @@ fn constraint(message: &str) -> Constraint {
     match what {
         "members.business_id, members.user_id" => Constraint::MemberOnce,
         "members.business_id" => Constraint::from_name("members_one_owner"),
+        "business_domains.business_id, business_domains.domain" => Constraint::DomainClaimedOnce,
+        "business_domains.domain" => Constraint::DomainVerifiedOnce,
         "invitations.business_id, invitations.email" => Constraint::OnePendingPerAddress,
         "join_requests.business_id, join_requests.user_id" => Constraint::OnePendingJoinRequest,
         "profile_grants.profile_id, profile_grants.permission, profile_grants.grantee_business_id"
@@ -295,6 +297,7 @@ impl SqlTx for SqliteTx {
         SELECT i.id, i.business_id, i.kind, i.invited_by, i.email, i.partner_business_id, i.role,
                i.message, i.locale, i.grants, i.token_nonce, i.status, i.created_at, i.expires_at,
                i.updated_at, i.accepted_by, i.renewed_from, i.delivery_mode, i.metadata,
+               i.source_domain,
                coalesce(d.feedback, d.status) AS delivery_status, d.attempts AS delivery_attempts,
                d.last_error AS delivery_last_error, d.sent_at AS delivery_sent_at
         FROM invitations i
@@ -572,6 +575,14 @@ mod tests {
                 "profile_grants.profile_id, profile_grants.permission, profile_grants.grantee_business_id"
             ),
             Constraint::OneGrantPerGrantee
+        );
+        assert_eq!(
+            failed("business_domains.business_id, business_domains.domain"),
+            Constraint::DomainClaimedOnce
+        );
+        assert_eq!(
+            failed("business_domains.domain"),
+            Constraint::DomainVerifiedOnce
         );
         assert_eq!(
             failed("email_outbox.message_id"),

@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod daemon;
 pub mod db;
+pub mod dns;
 pub mod outbox;
 pub mod process;
 pub mod reports;

@@ -103,12 +103,42 @@ pub fn target(name: &str, payload: &[u8], max_body: usize) -> Result<Target, Api
             Method::PUT,
             format!("/v1/users/{}", take(&mut body, "user_id")?),
         ),
+        // R52: verified domains.
+        "claim_domain" => (
+            Method::POST,
+            format!("/v1/businesses/{}/domains", take(&mut body, "business_id")?),
+        ),
+        "verify_domain" => {
+            let business = take(&mut body, "business_id")?;
+            let domain = take(&mut body, "domain")?;
+            (
+                Method::POST,
+                format!("/v1/businesses/{business}/domains/{domain}/verify"),
+            )
+        }
+        // The DELETE route reads its actor from the query.
+        "remove_domain" => {
+            let business = take(&mut body, "business_id")?;
+            let domain = take(&mut body, "domain")?;
+            let actor = take(&mut body, "actor_user_id")?;
+            if let Some(field) = body.keys().next() {
+                return Err(ApiError::validation(
+                    field,
+                    "is not a field of this command",
+                ));
+            }
+            (
+                Method::DELETE,
+                format!("/v1/businesses/{business}/domains/{domain}?actor_user_id={actor}"),
+            )
+        }
         _ => {
             return Err(ApiError::not_found(format!(
                 "no such command {name:?} (create_business, create_invitations, create_partner, \
                  resend, cancel, renew, correct_address, accept, decline, preview, \
                  create_invite_link, revoke_invite_link, preview_invite_link, redeem_invite_link, \
-                 create_join_request, approve_join_request, deny_join_request, put_user)"
+                 create_join_request, approve_join_request, deny_join_request, put_user, \
+                 claim_domain, verify_domain, remove_domain)"
             )));
         }
     };
@@ -329,6 +359,59 @@ mod tests {
                 br#"{"token":"t"}"#.as_slice()
             )
         );
+    }
+
+    /// R52: the domain commands.
+    #[test]
+    fn domain_commands_map_to_their_http_requests() {
+        let t = target(
+            "claim_domain",
+            br#"{"business_id":"b","actor_user_id":"u","domain":"acme.example","mode":"suggest"}"#,
+            65536,
+        )
+        .unwrap();
+        assert_eq!(
+            (t.method, t.path.as_str(), t.body.as_slice()),
+            (
+                Method::POST,
+                "/v1/businesses/b/domains",
+                br#"{"actor_user_id":"u","domain":"acme.example","mode":"suggest"}"#.as_slice()
+            )
+        );
+        let t = target(
+            "verify_domain",
+            br#"{"business_id":"b","domain":"acme.example","actor_user_id":"u"}"#,
+            65536,
+        )
+        .unwrap();
+        assert_eq!(
+            (t.method, t.path.as_str(), t.body.as_slice()),
+            (
+                Method::POST,
+                "/v1/businesses/b/domains/acme%2Eexample/verify",
+                br#"{"actor_user_id":"u"}"#.as_slice()
+            )
+        );
+        let t = target(
+            "remove_domain",
+            br#"{"business_id":"b","domain":"acme.example","actor_user_id":"u&x"}"#,
+            65536,
+        )
+        .unwrap();
+        assert_eq!(
+            (t.method, t.path.as_str()),
+            (
+                Method::DELETE,
+                "/v1/businesses/b/domains/acme%2Eexample?actor_user_id=u%26x"
+            )
+        );
+        let e = target(
+            "remove_domain",
+            br#"{"business_id":"b","domain":"d.example","actor_user_id":"u","x":1}"#,
+            65536,
+        )
+        .unwrap_err();
+        assert_eq!(e.errors[0].field, "x");
     }
 
     #[test]

@@ -209,8 +209,8 @@ pub(super) async fn insert(c: &mut impl Conn, i: &NewInvitation) -> StoreResult<
     c.execute(
         "INSERT INTO invitations (id, business_id, kind, invited_by, email, partner_business_id, role, message,
                                   locale, grants, token_hash, token_nonce, status, created_at, expires_at,
-                                  updated_at, renewed_from, delivery_mode, metadata)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13, $14, $13, $15, $16, $17)",
+                                  updated_at, renewed_from, delivery_mode, metadata, source_domain)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13, $14, $13, $15, $16, $17, $18)",
         vec![
             id(i.id.0),
             id(i.business_id.0),
@@ -229,6 +229,7 @@ pub(super) async fn insert(c: &mut impl Conn, i: &NewInvitation) -> StoreResult<
             opt_id(i.renewed_from.map(|r| r.0)),
             text(i.delivery_mode.as_str()),
             Arg::Json(i.metadata.to_value()),
+            opt_text(i.source_domain.as_ref().map(|d| d.as_str())),
         ],
     )
     .await?;

@@ -98,6 +98,12 @@ pub(crate) fn invitation(row: &impl StoredRow) -> StoreResult<InvitationRecord> 
             .ok_or_else(|| corrupt("delivery mode", &delivery_mode))?,
         metadata: Metadata::from_stored(row.json("metadata")?)
             .ok_or_else(|| corrupt("metadata", "not a JSON object"))?,
+        source_domain: row
+            .text_opt("source_domain")?
+            .map(|d| {
+                crate::domain::MailDomain::from_stored(&d).ok_or_else(|| corrupt("domain", &d))
+            })
+            .transpose()?,
         delivery,
     })
 }
