@@ -120,6 +120,7 @@ async fn events_wiring(
             invitations: invitations.clone(),
             api_keys: Arc::new(Vec::new()),
             max_body: config.api.max_body,
+            request_timeout: config.api.request_timeout,
             feedback: Arc::default(),
         };
         let consumer = Arc::new(Commands {
@@ -344,6 +345,7 @@ impl RunningApp {
             invitations: invitations.clone(),
             api_keys: Arc::new(api_keys),
             max_body: config.api.max_body,
+            request_timeout: config.api.request_timeout,
             feedback: Arc::new(crate::http::feedback_providers(&config.feedback)),
         };
         crate::metrics::install();

@@ -12,6 +12,7 @@ use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
 
+use super::CALL_TIMEOUT;
 use super::invitation::{InvitationActor, InvitationArgs, InvitationMsg};
 use crate::domain::InvitationId;
 use crate::metrics;
@@ -237,26 +238,37 @@ impl InvitationsHandle {
         cmd: InvitationCommand,
     ) -> ServiceResult<CommandOutcome> {
         let registry = self.registry()?;
-        ractor::call!(registry, |reply| RegistryMsg::Execute { id, cmd, reply })
-            .map_err(|e| ServiceError::Unavailable(format!("invitation actor: {e}")))?
+        super::ask(&registry, "the invitation actor", CALL_TIMEOUT, |reply| {
+            RegistryMsg::Execute { id, cmd, reply }
+        })
+        .await?
     }
 
     pub async fn inspect(&self, id: InvitationId) -> ServiceResult<Option<InvitationRecord>> {
         let registry = self.registry()?;
-        ractor::call!(registry, |reply| RegistryMsg::Inspect { id, reply })
-            .map_err(|e| ServiceError::Unavailable(format!("invitation actor: {e}")))
+        super::ask(&registry, "the invitation actor", CALL_TIMEOUT, |reply| {
+            RegistryMsg::Inspect { id, reply }
+        })
+        .await
     }
 
     pub async fn child(&self, id: InvitationId) -> ServiceResult<Option<ActorRef<InvitationMsg>>> {
         let registry = self.registry()?;
-        ractor::call!(registry, |reply| RegistryMsg::Child { id, reply })
-            .map_err(|e| ServiceError::Unavailable(format!("invitation registry: {e}")))
+        super::ask(&registry, "the invitation registry", CALL_TIMEOUT, |reply| {
+            RegistryMsg::Child { id, reply }
+        })
+        .await
     }
 
     pub async fn stats(&self) -> ServiceResult<RegistryStats> {
         let registry = self.registry()?;
-        ractor::call!(registry, RegistryMsg::Stats)
-            .map_err(|e| ServiceError::Unavailable(format!("invitation registry: {e}")))
+        super::ask(
+            &registry,
+            "the invitation registry",
+            CALL_TIMEOUT,
+            RegistryMsg::Stats,
+        )
+        .await
     }
 }
 
