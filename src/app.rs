@@ -332,7 +332,8 @@ impl RunningApp {
                 schedule,
                 publisher,
                 tasks: commands.into_iter().chain(feedback).collect(),
-            },
+            }
+            .tree(),
         )
         .await
         .context("starting the actor tree")?;
