@@ -50,7 +50,10 @@ pub struct DispatcherState {
     /// commit each) when workers finish one by one: 149 emails/s for a
     /// 10,000 burst (BENCHMARKS.md).
     claim_pending: bool,
+    /// Owned tasks ([`super::spawn_owned`]): the NOTIFY listener and the
+    /// delivery recorder's lanes, which the workers record through.
     listener: tokio::task::JoinHandle<()>,
+    recorder: tokio::task::JoinHandle<()>,
 }
 
 async fn spawn_worker(
@@ -83,11 +86,16 @@ impl Actor for Dispatcher {
         }
         metrics::actors_live("mailer", workers.len());
         myself.send_interval(args.poll_interval, || DispatcherMsg::Wake);
-        let listener = tokio::spawn(listen(
-            myself.clone(),
-            args.delivery.clone(),
-            args.poll_interval,
-        ));
+        let recorder = super::spawn_owned(
+            myself.get_cell(),
+            "recorder",
+            args.delivery.recorder.lanes(),
+        );
+        let listener = super::spawn_owned(
+            myself.get_cell(),
+            "outbox listener",
+            listen(myself.clone(), args.delivery.clone(), args.poll_interval),
+        );
         myself.send_message(DispatcherMsg::Wake)?;
         Ok(DispatcherState {
             delivery: args.delivery,
@@ -99,10 +107,12 @@ impl Actor for Dispatcher {
             probe_wake_pending: false,
             claim_pending: false,
             listener,
+            recorder,
         })
     }
 
-    /// Stop claiming, then let each worker finish the email it holds.
+    /// Stop claiming, then let each worker finish the email it holds (and
+    /// record it: the recorder's lanes stop last).
     async fn post_stop(
         &self,
         myself: ActorRef<DispatcherMsg>,
@@ -110,6 +120,7 @@ impl Actor for Dispatcher {
     ) -> Result<(), ActorProcessingErr> {
         state.listener.abort();
         super::stop_children(&myself.get_cell()).await;
+        state.recorder.abort();
         Ok(())
     }
 

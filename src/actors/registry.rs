@@ -147,7 +147,10 @@ impl RegistryState {
         let me = myself.clone();
         // Short-lived: one read, then it reports back and ends.
         tokio::spawn(async move {
-            let found = store.get_invitation(id).await.map_err(|e| e.to_string());
+            let found = match super::unwound(store.get_invitation(id)).await {
+                Ok(found) => found.map_err(|e| e.to_string()),
+                Err(panic) => Err(format!("the lookup panicked: {panic}")),
+            };
             let _ = me.send_message(RegistryMsg::Looked { id, found });
         });
     }

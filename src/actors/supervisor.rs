@@ -64,7 +64,8 @@ impl RestartPolicy {
     }
 }
 
-type Start = Arc<dyn Fn(ActorCell) -> BoxFuture<'static, Result<ActorCell, SpawnErr>> + Send + Sync>;
+type Start =
+    Arc<dyn Fn(ActorCell) -> BoxFuture<'static, Result<ActorCell, SpawnErr>> + Send + Sync>;
 
 /// One child of the root: its name (in logs, and the `actor` label of
 /// `invited_actor_restarts_total`) and how to start it afresh.
