@@ -42,10 +42,11 @@ pub enum RegistryMsg {
     Stats(RpcReplyPort<RegistryStats>),
     /// Periodic: stop children idle for longer than the idle time.
     Passivate,
-    /// The store's answer for an id the registry had no actor for.
+    /// The store's answer for an id the registry had no actor for (boxed:
+    /// every message is as large as the largest).
     Looked {
         id: InvitationId,
-        found: Result<Option<InvitationRecord>, String>,
+        found: Box<Result<Option<InvitationRecord>, String>>,
     },
 }
 
@@ -151,6 +152,7 @@ impl RegistryState {
                 Ok(found) => found.map_err(|e| e.to_string()),
                 Err(panic) => Err(format!("the lookup panicked: {panic}")),
             };
+            let found = Box::new(found);
             let _ = me.send_message(RegistryMsg::Looked { id, found });
         });
     }
@@ -254,7 +256,7 @@ impl Actor for InvitationRegistry {
             RegistryMsg::Inspect { id, reply } => {
                 state.route(&myself, id, Waiting::Inspect(reply));
             }
-            RegistryMsg::Looked { id, found } => state.looked(&myself, id, found).await?,
+            RegistryMsg::Looked { id, found } => state.looked(&myself, id, *found).await?,
             RegistryMsg::Stats(reply) => {
                 let _ = reply.send(RegistryStats {
                     live: state.children.len(),
