@@ -6,7 +6,7 @@
 //! RootSupervisor (restart budget 10/min, backoff 100 ms doubling to 5 s)
 //!   |-- InvitationRegistry --> InvitationActor (one per existing invitation
 //!   |                          with recent commands)
-//!   |-- Dispatcher ----------> MailerWorker x delivery.workers
+//!   |-- Dispatcher ----------> factory of MailerWorker x delivery.workers
 //!   |     owns: the outbox NOTIFY listener, the delivery recorder's lanes
 //!   |-- Scheduler: expiry sweep, reminders, idempotency purge (cron)
 //!   |-- Publisher: events to each webhook and NATS, one cursor per sink (R17)
