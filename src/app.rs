@@ -41,7 +41,11 @@ pub struct RunningApp {
     /// Keeps other processes off an SQLite file until this app is dropped.
     _db_lock: Option<ProcessLock>,
     stop_http: watch::Sender<bool>,
-    sampler: tokio::task::JoinHandle<()>,
+    /// The HTTP server. Not a child of the supervisor: it stops first, and
+    /// lets requests in flight finish, before the actors they call stop. It
+    /// runs until told to stop (a panic in a handler loses that request's
+    /// connection only); should it end anyway, [`RunningApp::stopped`] says
+    /// so and `invited serve` exits non-zero.
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -120,6 +124,7 @@ async fn events_wiring(
             invitations: invitations.clone(),
             api_keys: Arc::new(Vec::new()),
             max_body: config.api.max_body,
+            request_timeout: config.api.request_timeout,
             feedback: Arc::default(),
         };
         let consumer = Arc::new(Commands {
@@ -304,7 +309,8 @@ impl RunningApp {
             send_rate: Arc::new(crate::service::delivery::send_limiter(
                 config.mail.send_rate,
             )),
-            recorder: crate::service::delivery::Recorder::start(services.clone()),
+            // Its lanes run as a task of the dispatcher.
+            recorder: crate::service::delivery::Recorder::new(services.clone()),
         });
         let schedule = config.invitations.expiry_schedule.clone();
 
@@ -317,6 +323,13 @@ impl RunningApp {
             .flat_map(|p| &p.sinks)
             .map(|s| (s.sink.name().to_string(), s.sink.channel()))
             .collect();
+        crate::metrics::install();
+        let gauges = {
+            let store = services.store.clone();
+            SupervisedTask::new("gauges", move || {
+                Box::pin(sample_gauges(store.clone(), SAMPLE_EVERY, sinks.clone()))
+            })
+        };
         let (supervisor, supervisor_handle) = Actor::spawn(
             None,
             RootSupervisor,
@@ -330,8 +343,12 @@ impl RunningApp {
                 poll_interval: config.delivery.poll_interval,
                 schedule,
                 publisher,
-                tasks: commands.into_iter().chain(feedback).collect(),
-            },
+                tasks: std::iter::once(gauges)
+                    .chain(commands)
+                    .chain(feedback)
+                    .collect(),
+            }
+            .tree(),
         )
         .await
         .context("starting the actor tree")?;
@@ -344,10 +361,9 @@ impl RunningApp {
             invitations: invitations.clone(),
             api_keys: Arc::new(api_keys),
             max_body: config.api.max_body,
+            request_timeout: config.api.request_timeout,
             feedback: Arc::new(crate::http::feedback_providers(&config.feedback)),
         };
-        crate::metrics::install();
-        let sampler = tokio::spawn(sample_gauges(services.store.clone(), SAMPLE_EVERY, sinks));
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
             .with_context(|| format!("binding {}", config.api.listen))?;
@@ -370,14 +386,19 @@ impl RunningApp {
             supervisor_done,
             _db_lock: db_lock,
             stop_http,
-            sampler,
             server,
         })
     }
 
-    /// Resolves when the actor tree stopped by itself (restart budget spent).
+    /// Resolves when the actor tree stopped by itself (restart budget
+    /// spent), or the HTTP server ended without being told to.
     pub async fn stopped(&mut self) {
-        let _ = (&mut self.supervisor_done).await;
+        tokio::select! {
+            _ = &mut self.supervisor_done => {}
+            ended = &mut self.server => {
+                tracing::error!(?ended, "the HTTP server stopped by itself");
+            }
+        }
     }
 
     /// The one shutdown path: stop taking requests, let requests in flight
@@ -390,8 +411,9 @@ impl RunningApp {
     pub async fn shutdown(self, deadline: Duration) {
         let end = tokio::time::Instant::now() + deadline;
         let _ = self.stop_http.send(true);
-        self.sampler.abort();
-        let _ = tokio::time::timeout_at(end, self.server).await;
+        if !self.server.is_finished() {
+            let _ = tokio::time::timeout_at(end, self.server).await;
+        }
         let left = end.saturating_duration_since(tokio::time::Instant::now());
         let _ = self
             .supervisor

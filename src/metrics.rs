@@ -47,11 +47,12 @@ const FEEDBACK_KINDS: [&str; 5] = [
     "unmatched",
     "malformed",
 ];
-const RESTARTABLE: [&str; 8] = [
+const RESTARTABLE: [&str; 9] = [
     "registry",
     "dispatcher",
     "scheduler",
     "publisher",
+    "gauges",
     "commands",
     "feedback",
     "invitation",

@@ -675,3 +675,47 @@ both_stores! {
         d.stop().await;
     }
 }
+
+both_stores! {
+    /// Issue 17: an invitation's actor exists only for an invitation that
+    /// exists. Commands on an unknown id are `404 not_found` and start no
+    /// actor; a command on a real one starts exactly one.
+    async fn commands_on_an_unknown_invitation_are_404_and_spawn_no_actor(db: Db) {
+        let d = TestDaemon::start(&db).await;
+        let b = brand(&d).await;
+        let live = || async {
+            d.app.as_ref().unwrap().invitations.stats().await.unwrap().live
+        };
+        let unknown = uuid::Uuid::now_v7();
+        for command in ["cancel", "resend", "accept", "decline"] {
+            let (status, body) = d
+                .post(
+                    &format!("/v1/invitations/{unknown}/{command}"),
+                    json!({"actor_user_id": "olive"}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{command}: {body}");
+            assert_eq!(body["code"], "not_found", "{command}: {body}");
+        }
+        assert_eq!(live().await, 0, "no actor for an invitation that does not exist");
+
+        let (status, body) = d
+            .post(
+                &format!("/v1/businesses/{b}/invitations"),
+                json!({"actor_user_id": "olive", "invitees": [{"email": "real@x.example"}]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let id = body["items"][0]["id"].as_str().unwrap().to_string();
+        let (status, body) = d
+            .post(
+                &format!("/v1/invitations/{id}/cancel"),
+                json!({"actor_user_id": "olive"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "cancelled");
+        assert_eq!(live().await, 1);
+        d.stop().await;
+    }
+}

@@ -1,5 +1,6 @@
 //! The dispatcher: claims due emails from the outbox (a lease, committed before
-//! any network call) and hands each to an idle mailer worker. It wakes on
+//! any network call) and hands each to an idle mailer worker (through the
+//! mailers' factory, which it supervises). It wakes on
 //! Postgres NOTIFY from the transaction that queued the mail, and polls as a
 //! fallback, so a lost notification only delays mail by one poll interval.
 
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use super::mailer::{MailerArgs, MailerMsg, MailerWorker};
+use super::mailer::{Mailers, MailersMsg};
 use crate::mail::Admission;
 use crate::metrics;
 use crate::service::delivery::Delivery;
@@ -16,8 +17,8 @@ use crate::service::delivery::Delivery;
 pub enum DispatcherMsg {
     /// Look for due mail.
     Wake,
-    /// A worker finished its email.
-    Done { worker: usize },
+    /// A worker finished its email (or crashed on it).
+    Done,
     /// The send rate lets the next email go.
     RateReady,
     /// The SMTP circuit breaker lets a probe through.
@@ -36,8 +37,11 @@ pub struct DispatcherArgs {
 pub struct DispatcherState {
     delivery: Arc<Delivery>,
     lease: Duration,
-    workers: Vec<ActorRef<MailerMsg>>,
-    idle: Vec<usize>,
+    mailers: ActorRef<MailersMsg>,
+    /// Workers of the factory.
+    workers: usize,
+    /// Workers without an email.
+    idle: usize,
     /// The last claim filled every idle worker: more mail is probably due.
     more_due: bool,
     /// A `RateReady` is on its way.
@@ -50,21 +54,10 @@ pub struct DispatcherState {
     /// commit each) when workers finish one by one: 149 emails/s for a
     /// 10,000 burst (BENCHMARKS.md).
     claim_pending: bool,
+    /// Owned tasks ([`super::spawn_owned`]): the NOTIFY listener and the
+    /// delivery recorder's lanes, which the workers record through.
     listener: tokio::task::JoinHandle<()>,
-}
-
-async fn spawn_worker(
-    myself: &ActorRef<DispatcherMsg>,
-    delivery: &Arc<Delivery>,
-    index: usize,
-) -> Result<ActorRef<MailerMsg>, ActorProcessingErr> {
-    let args = MailerArgs {
-        index,
-        delivery: delivery.clone(),
-        dispatcher: myself.clone(),
-    };
-    let (worker, _) = Actor::spawn_linked(None, MailerWorker, args, myself.get_cell()).await?;
-    Ok(worker)
+    recorder: tokio::task::JoinHandle<()>,
 }
 
 impl Actor for Dispatcher {
@@ -77,32 +70,43 @@ impl Actor for Dispatcher {
         myself: ActorRef<DispatcherMsg>,
         args: DispatcherArgs,
     ) -> Result<DispatcherState, ActorProcessingErr> {
-        let mut workers = Vec::with_capacity(args.workers);
-        for index in 0..args.workers {
-            workers.push(spawn_worker(&myself, &args.delivery, index).await?);
-        }
-        metrics::actors_live("mailer", workers.len());
+        let (mailers, _) = Actor::spawn_linked(
+            None,
+            Mailers::default(),
+            super::mailer::mailers(args.workers, args.delivery.clone(), myself.clone()),
+            myself.get_cell(),
+        )
+        .await?;
+        metrics::actors_live("mailer", args.workers);
         myself.send_interval(args.poll_interval, || DispatcherMsg::Wake);
-        let listener = tokio::spawn(listen(
-            myself.clone(),
-            args.delivery.clone(),
-            args.poll_interval,
-        ));
+        let recorder = super::spawn_owned(
+            myself.get_cell(),
+            "recorder",
+            args.delivery.recorder.lanes(),
+        );
+        let listener = super::spawn_owned(
+            myself.get_cell(),
+            "outbox listener",
+            listen(myself.clone(), args.delivery.clone(), args.poll_interval),
+        );
         myself.send_message(DispatcherMsg::Wake)?;
         Ok(DispatcherState {
             delivery: args.delivery,
             lease: args.lease,
-            idle: (0..workers.len()).rev().collect(),
-            workers,
+            mailers,
+            workers: args.workers,
+            idle: args.workers,
             more_due: false,
             rate_wake_pending: false,
             probe_wake_pending: false,
             claim_pending: false,
             listener,
+            recorder,
         })
     }
 
-    /// Stop claiming, then let each worker finish the email it holds.
+    /// Stop claiming, then let each worker finish the email it holds (and
+    /// record it: the recorder's lanes stop last).
     async fn post_stop(
         &self,
         myself: ActorRef<DispatcherMsg>,
@@ -110,6 +114,7 @@ impl Actor for Dispatcher {
     ) -> Result<(), ActorProcessingErr> {
         state.listener.abort();
         super::stop_children(&myself.get_cell()).await;
+        state.recorder.abort();
         Ok(())
     }
 
@@ -123,10 +128,8 @@ impl Actor for Dispatcher {
             DispatcherMsg::Wake => state.claim_pending = false,
             DispatcherMsg::RateReady => state.rate_wake_pending = false,
             DispatcherMsg::ProbeReady => state.probe_wake_pending = false,
-            DispatcherMsg::Done { worker } => {
-                if !state.idle.contains(&worker) {
-                    state.idle.push(worker);
-                }
+            DispatcherMsg::Done => {
+                state.idle = (state.idle + 1).min(state.workers);
                 if state.more_due && !state.claim_pending {
                     state.claim_pending = true;
                     myself.send_message(DispatcherMsg::Wake)?;
@@ -134,7 +137,7 @@ impl Actor for Dispatcher {
                 return Ok(());
             }
         }
-        if state.idle.is_empty() {
+        if state.idle == 0 {
             return Ok(());
         }
         // While the SMTP transport is down (the circuit breaker is open),
@@ -157,7 +160,7 @@ impl Actor for Dispatcher {
         // lost when the outbox turns out to be emptier than hoped; after a
         // short claim the next one asks for a single email, so an idle outbox
         // costs at most one token per wake-up.
-        let room = if state.more_due { state.idle.len() } else { 1 }.min(room_cap);
+        let room = if state.more_due { state.idle } else { 1 }.min(room_cap);
         let mut want = 0u32;
         while (want as usize) < room {
             match state.delivery.send_rate.check() {
@@ -193,42 +196,40 @@ impl Actor for Dispatcher {
         };
         state.more_due = claimed.len() as u32 == want;
         for email in claimed {
-            let worker = state.idle.pop().expect("claimed no more than idle workers");
-            if let Err(error) = state.workers[worker].send_message(MailerMsg::Send(Box::new(email)))
-            {
-                // Its lease brings the email back; the worker is restarted by
-                // the supervision event.
-                tracing::warn!(%error, worker, "mailer worker unavailable");
+            state.idle -= 1;
+            if let Err(error) = super::mailer::send(&state.mailers, email) {
+                // Its lease brings the email back; the factory is gone, and
+                // the dispatcher with it (below).
+                tracing::warn!(%error, "the mailers are unavailable");
             }
         }
-        if state.more_due && !state.idle.is_empty() {
+        if state.more_due && state.idle > 0 {
             myself.send_message(DispatcherMsg::Wake)?;
         }
         Ok(())
     }
 
-    /// A crashed worker is replaced; the email it held comes back when its
-    /// lease ends.
+    /// The factory replaces crashed workers itself; should the factory
+    /// itself exit, the dispatcher fails with it and the root restarts both.
     async fn handle_supervisor_evt(
         &self,
-        myself: ActorRef<DispatcherMsg>,
+        _: ActorRef<DispatcherMsg>,
         event: SupervisionEvent,
         state: &mut DispatcherState,
     ) -> Result<(), ActorProcessingErr> {
-        if let SupervisionEvent::ActorFailed(cell, error) = event
-            && let Some(index) = state
-                .workers
-                .iter()
-                .position(|w| w.get_id() == cell.get_id())
-        {
-            tracing::error!(%error, worker = index, "mailer worker crashed; restarting it");
-            metrics::actor_restarted("mailer");
-            state.workers[index] = spawn_worker(&myself, &state.delivery, index).await?;
-            if !state.idle.contains(&index) {
-                state.idle.push(index);
+        match event {
+            SupervisionEvent::ActorFailed(cell, error)
+                if cell.get_id() == state.mailers.get_id() =>
+            {
+                Err(format!("the mailers' factory failed: {error}").into())
             }
+            SupervisionEvent::ActorTerminated(cell, _, reason)
+                if cell.get_id() == state.mailers.get_id() =>
+            {
+                Err(format!("the mailers' factory stopped: {reason:?}").into())
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 

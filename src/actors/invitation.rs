@@ -1,6 +1,7 @@
 //! One actor per live invitation: it runs that invitation's commands one at a
 //! time and keeps the invitation as last read. Its state is only a cache: on a
-//! restart it reads the invitation again from the database.
+//! restart it reads the invitation again from the database. The registry
+//! starts one only for an invitation it found in the store.
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
@@ -10,19 +11,18 @@ use crate::service::{ServiceResult, Services};
 use crate::store::InvitationRecord;
 
 pub enum InvitationMsg {
-    /// Read the invitation from the database (sent to itself on start).
+    /// Read the invitation from the database (sent to itself on a start
+    /// without it: a restart after a crash).
     Load,
     Execute {
         cmd: InvitationCommand,
         reply: RpcReplyPort<ServiceResult<CommandOutcome>>,
     },
-    /// The cached invitation, for tests and diagnostics.
+    /// The cached invitation, for diagnostics (`invited-bench` starts actors
+    /// with it).
     Inspect(RpcReplyPort<Option<InvitationRecord>>),
     /// Passivation: the registry forgot this actor; stop after what is queued.
     Stop,
-    /// Makes the actor panic, to exercise supervision in tests.
-    #[cfg(test)]
-    Crash,
 }
 
 pub struct InvitationActor;
@@ -30,6 +30,8 @@ pub struct InvitationActor;
 pub struct InvitationArgs {
     pub id: InvitationId,
     pub services: Services,
+    /// The invitation as the registry just read it, if it did.
+    pub loaded: Option<InvitationRecord>,
 }
 
 pub struct InvitationState {
@@ -50,11 +52,13 @@ impl Actor for InvitationActor {
     ) -> Result<InvitationState, ActorProcessingErr> {
         // Loading is a message, not done here, so that the registry spawning us
         // never waits on the database.
-        myself.send_message(InvitationMsg::Load)?;
+        if args.loaded.is_none() {
+            myself.send_message(InvitationMsg::Load)?;
+        }
         Ok(InvitationState {
             id: args.id,
             services: args.services,
-            cached: None,
+            cached: args.loaded,
         })
     }
 
@@ -64,6 +68,8 @@ impl Actor for InvitationActor {
         msg: InvitationMsg,
         state: &mut InvitationState,
     ) -> Result<(), ActorProcessingErr> {
+        #[cfg(test)]
+        faults::maybe_crash(state.id);
         match msg {
             InvitationMsg::Load => {
                 // A failed read leaves the cache empty; commands read the row anyway.
@@ -86,9 +92,35 @@ impl Actor for InvitationActor {
                 let _ = reply.send(state.cached.clone());
             }
             InvitationMsg::Stop => myself.stop(Some("idle".into())),
-            #[cfg(test)]
-            InvitationMsg::Crash => panic!("invitation actor {} crashed on purpose", state.id),
         }
         Ok(())
+    }
+}
+
+/// Fault injection for tests, kept out of the message enum: the actor of an
+/// invitation named here panics on the next message it takes.
+#[cfg(test)]
+pub(crate) mod faults {
+    use std::sync::Mutex;
+
+    use crate::domain::InvitationId;
+
+    static CRASH_NEXT: Mutex<Vec<InvitationId>> = Mutex::new(Vec::new());
+
+    /// The actor of `id` panics on its next message.
+    pub(crate) fn crash_next(id: InvitationId) {
+        CRASH_NEXT.lock().unwrap().push(id);
+    }
+
+    pub(super) fn maybe_crash(id: InvitationId) {
+        let crash = {
+            let mut ids = CRASH_NEXT.lock().unwrap();
+            let before = ids.len();
+            ids.retain(|i| *i != id);
+            ids.len() != before
+        };
+        if crash {
+            panic!("invitation actor {id} crashed on purpose");
+        }
     }
 }

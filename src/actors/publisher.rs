@@ -107,7 +107,12 @@ impl Publisher {
         let me = myself.clone();
         let name = name.to_string();
         sink.running = Some(tokio::spawn(async move {
-            let outcome = publisher.run_once().await.map_err(|e| e.to_string());
+            // A pass that panics reports it like a failed one: the sink is
+            // not left marked as running forever.
+            let outcome = match super::unwound(publisher.run_once()).await {
+                Ok(outcome) => outcome.map_err(|e| e.to_string()),
+                Err(panic) => Err(format!("the pass panicked: {panic}")),
+            };
             let _ = me.send_message(PublisherMsg::Done(name, outcome));
         }));
     }
@@ -122,9 +127,10 @@ impl Publisher {
         let store = state.store.clone();
         let me = myself.clone();
         tokio::spawn(async move {
-            let msg = match store.webhook_endpoints().await {
-                Ok(endpoints) => PublisherMsg::Endpoints(endpoints),
-                Err(error) => PublisherMsg::EndpointsFailed(error.to_string()),
+            let msg = match super::unwound(store.webhook_endpoints()).await {
+                Ok(Ok(endpoints)) => PublisherMsg::Endpoints(endpoints),
+                Ok(Err(error)) => PublisherMsg::EndpointsFailed(error.to_string()),
+                Err(panic) => PublisherMsg::EndpointsFailed(format!("panicked: {panic}")),
             };
             let _ = me.send_message(msg);
         });
@@ -220,11 +226,11 @@ impl Actor for Publisher {
     ) -> Result<PublisherState, ActorProcessingErr> {
         metrics::actors_live("publisher", args.sinks.len());
         myself.send_interval(args.poll_interval, || PublisherMsg::Wake);
-        let listener = tokio::spawn(listen(
-            myself.clone(),
-            args.store.clone(),
-            args.poll_interval,
-        ));
+        let listener = super::spawn_owned(
+            myself.get_cell(),
+            "events listener",
+            listen(myself.clone(), args.store.clone(), args.poll_interval),
+        );
         myself.send_message(PublisherMsg::Wake)?;
         Ok(PublisherState {
             store: args.store,

@@ -1,6 +1,13 @@
 //! The invitation registry: finds or spawns the actor of an invitation, forwards
 //! commands to it, restarts it when it crashes, and stops it when idle.
 //!
+//! An actor exists only for an invitation that exists: for an id without a
+//! live actor the registry reads the invitation first (one primary-key read,
+//! in a task, so the registry's mailbox never waits on the database; the
+//! commands for that id wait in order meanwhile). Found, the actor starts
+//! with the row it was read with; not found, each waiting command is answered
+//! `NotFound` (`404`) and nothing is spawned.
+//!
 //! Passivation is decided here, not by the child: the registry forgets the
 //! child and then queues `Stop` behind every command it already forwarded, so
 //! no command is lost to a stopping actor.
@@ -12,8 +19,9 @@ use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
 };
 
+use super::CALL_TIMEOUT;
 use super::invitation::{InvitationActor, InvitationArgs, InvitationMsg};
-use crate::domain::InvitationId;
+use crate::domain::{DomainError, InvitationId};
 use crate::metrics;
 use crate::service::invitations::{CommandOutcome, InvitationCommand};
 use crate::service::{ServiceError, ServiceResult, Services};
@@ -25,18 +33,21 @@ pub enum RegistryMsg {
         cmd: InvitationCommand,
         reply: RpcReplyPort<ServiceResult<CommandOutcome>>,
     },
+    /// The actor's cached invitation (diagnostics; `invited-bench` uses it to
+    /// start actors). `None` for an invitation that does not exist.
     Inspect {
         id: InvitationId,
         reply: RpcReplyPort<Option<InvitationRecord>>,
     },
-    /// The live child of an invitation, if any (tests and diagnostics).
-    Child {
-        id: InvitationId,
-        reply: RpcReplyPort<Option<ActorRef<InvitationMsg>>>,
-    },
     Stats(RpcReplyPort<RegistryStats>),
     /// Periodic: stop children idle for longer than the idle time.
     Passivate,
+    /// The store's answer for an id the registry had no actor for (boxed:
+    /// every message is as large as the largest).
+    Looked {
+        id: InvitationId,
+        found: Box<Result<Option<InvitationRecord>, String>>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,11 +68,22 @@ struct Child {
     last_used: Instant,
 }
 
+/// A request for an invitation being looked up.
+enum Waiting {
+    Execute {
+        cmd: InvitationCommand,
+        reply: RpcReplyPort<ServiceResult<CommandOutcome>>,
+    },
+    Inspect(RpcReplyPort<Option<InvitationRecord>>),
+}
+
 pub struct RegistryState {
     services: Services,
     idle: Duration,
     children: HashMap<InvitationId, Child>,
     by_actor: HashMap<ActorId, InvitationId>,
+    /// Requests for ids being looked up, in arrival order.
+    waiting: HashMap<InvitationId, Vec<Waiting>>,
     restarts: u64,
 }
 
@@ -73,18 +95,28 @@ impl RegistryState {
         Some(child)
     }
 
-    async fn child(
+    /// The live actor of `id`, if any, marked as used.
+    fn live(&mut self, id: InvitationId) -> Option<ActorRef<InvitationMsg>> {
+        let child = self.children.get_mut(&id)?;
+        child.last_used = Instant::now();
+        Some(child.actor.clone())
+    }
+
+    /// Starts the actor of an invitation known to exist (`loaded`: as just
+    /// read; `None`: the actor reads it itself).
+    async fn spawn_child(
         &mut self,
         myself: &ActorRef<RegistryMsg>,
         id: InvitationId,
+        loaded: Option<InvitationRecord>,
     ) -> Result<ActorRef<InvitationMsg>, ActorProcessingErr> {
-        if let Some(child) = self.children.get_mut(&id) {
-            child.last_used = Instant::now();
-            return Ok(child.actor.clone());
+        if let Some(actor) = self.live(id) {
+            return Ok(actor);
         }
         let args = InvitationArgs {
             id,
             services: self.services.clone(),
+            loaded,
         };
         let (actor, _) =
             Actor::spawn_linked(None, InvitationActor, args, myself.get_cell()).await?;
@@ -98,6 +130,94 @@ impl RegistryState {
         );
         metrics::actors_live("invitation", self.children.len());
         Ok(actor)
+    }
+
+    /// Hands a request to the live actor of `id`, or queues it behind a
+    /// lookup of `id` (started if none is under way).
+    fn route(&mut self, myself: &ActorRef<RegistryMsg>, id: InvitationId, request: Waiting) {
+        if let Some(actor) = self.live(id) {
+            self.forward(id, &actor, request);
+            return;
+        }
+        if let Some(queue) = self.waiting.get_mut(&id) {
+            queue.push(request);
+            return;
+        }
+        self.waiting.insert(id, vec![request]);
+        let store = self.services.store.clone();
+        let me = myself.clone();
+        // Short-lived: one read, then it reports back and ends.
+        tokio::spawn(async move {
+            let found = match super::unwound(store.get_invitation(id)).await {
+                Ok(found) => found.map_err(|e| e.to_string()),
+                Err(panic) => Err(format!("the lookup panicked: {panic}")),
+            };
+            let found = Box::new(found);
+            let _ = me.send_message(RegistryMsg::Looked { id, found });
+        });
+    }
+
+    fn forward(&mut self, id: InvitationId, actor: &ActorRef<InvitationMsg>, request: Waiting) {
+        let sent = match request {
+            Waiting::Execute { cmd, reply } => {
+                actor.send_message(InvitationMsg::Execute { cmd, reply })
+            }
+            Waiting::Inspect(reply) => actor.send_message(InvitationMsg::Inspect(reply)),
+        };
+        if let Err(error) = sent {
+            // The reply port went down with the message; the caller sees
+            // `unavailable` and may retry.
+            tracing::warn!(invitation_id = %id, %error, "invitation actor refused a request");
+            self.forget(id);
+        }
+    }
+
+    /// The lookup of `id` answered: start its actor and hand it what waited,
+    /// or answer each `NotFound` without starting anything.
+    async fn looked(
+        &mut self,
+        myself: &ActorRef<RegistryMsg>,
+        id: InvitationId,
+        found: Result<Option<InvitationRecord>, String>,
+    ) -> Result<(), ActorProcessingErr> {
+        let waiting = self.waiting.remove(&id).unwrap_or_default();
+        match found {
+            Ok(Some(record)) => {
+                let actor = self.spawn_child(myself, id, Some(record)).await?;
+                for request in waiting {
+                    self.forward(id, &actor, request);
+                }
+            }
+            Ok(None) => {
+                for request in waiting {
+                    match request {
+                        Waiting::Execute { reply, .. } => {
+                            let _ = reply.send(Err(ServiceError::Domain(DomainError::NotFound(
+                                format!("invitation {id}"),
+                            ))));
+                        }
+                        Waiting::Inspect(reply) => {
+                            let _ = reply.send(None);
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(invitation_id = %id, %error, "could not look an invitation up");
+                for request in waiting {
+                    match request {
+                        Waiting::Execute { reply, .. } => {
+                            let _ = reply.send(Err(ServiceError::Unavailable(format!(
+                                "reading invitation {id}: {error}"
+                            ))));
+                        }
+                        // Dropped: the caller sees `unavailable`.
+                        Waiting::Inspect(_) => {}
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -118,6 +238,7 @@ impl Actor for InvitationRegistry {
             idle: args.idle,
             children: HashMap::new(),
             by_actor: HashMap::new(),
+            waiting: HashMap::new(),
             restarts: 0,
         })
     }
@@ -130,21 +251,12 @@ impl Actor for InvitationRegistry {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             RegistryMsg::Execute { id, cmd, reply } => {
-                let child = state.child(&myself, id).await?;
-                if let Err(error) = child.send_message(InvitationMsg::Execute { cmd, reply }) {
-                    // The reply port went down with the message; the caller sees
-                    // `unavailable` and may retry.
-                    tracing::warn!(invitation_id = %id, %error, "invitation actor refused a command");
-                    state.forget(id);
-                }
+                state.route(&myself, id, Waiting::Execute { cmd, reply });
             }
             RegistryMsg::Inspect { id, reply } => {
-                let child = state.child(&myself, id).await?;
-                let _ = child.send_message(InvitationMsg::Inspect(reply));
+                state.route(&myself, id, Waiting::Inspect(reply));
             }
-            RegistryMsg::Child { id, reply } => {
-                let _ = reply.send(state.children.get(&id).map(|c| c.actor.clone()));
-            }
+            RegistryMsg::Looked { id, found } => state.looked(&myself, id, *found).await?,
             RegistryMsg::Stats(reply) => {
                 let _ = reply.send(RegistryStats {
                     live: state.children.len(),
@@ -195,7 +307,8 @@ impl Actor for InvitationRegistry {
                 state.forget(id);
                 state.restarts += 1;
                 metrics::actor_restarted("invitation");
-                state.child(&myself, id).await?;
+                // It existed a moment ago: no lookup, it reads itself anew.
+                state.spawn_child(&myself, id, None).await?;
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
                 if let Some(id) = known_child(state, &cell) {
@@ -237,26 +350,29 @@ impl InvitationsHandle {
         cmd: InvitationCommand,
     ) -> ServiceResult<CommandOutcome> {
         let registry = self.registry()?;
-        ractor::call!(registry, |reply| RegistryMsg::Execute { id, cmd, reply })
-            .map_err(|e| ServiceError::Unavailable(format!("invitation actor: {e}")))?
+        super::ask(&registry, "the invitation actor", CALL_TIMEOUT, |reply| {
+            RegistryMsg::Execute { id, cmd, reply }
+        })
+        .await?
     }
 
     pub async fn inspect(&self, id: InvitationId) -> ServiceResult<Option<InvitationRecord>> {
         let registry = self.registry()?;
-        ractor::call!(registry, |reply| RegistryMsg::Inspect { id, reply })
-            .map_err(|e| ServiceError::Unavailable(format!("invitation actor: {e}")))
-    }
-
-    pub async fn child(&self, id: InvitationId) -> ServiceResult<Option<ActorRef<InvitationMsg>>> {
-        let registry = self.registry()?;
-        ractor::call!(registry, |reply| RegistryMsg::Child { id, reply })
-            .map_err(|e| ServiceError::Unavailable(format!("invitation registry: {e}")))
+        super::ask(&registry, "the invitation actor", CALL_TIMEOUT, |reply| {
+            RegistryMsg::Inspect { id, reply }
+        })
+        .await
     }
 
     pub async fn stats(&self) -> ServiceResult<RegistryStats> {
         let registry = self.registry()?;
-        ractor::call!(registry, RegistryMsg::Stats)
-            .map_err(|e| ServiceError::Unavailable(format!("invitation registry: {e}")))
+        super::ask(
+            &registry,
+            "the invitation registry",
+            CALL_TIMEOUT,
+            RegistryMsg::Stats,
+        )
+        .await
     }
 }
 
@@ -267,6 +383,7 @@ mod tests {
     use sqlx::PgPool;
 
     use super::*;
+    use crate::actors::invitation::faults;
     use crate::domain::{Email, InvitationStatus, UserId};
     use crate::service::Settings;
     use crate::service::businesses::NewBusinessInput;
@@ -281,12 +398,8 @@ mod tests {
             .unwrap()
     }
 
-    /// A panicking invitation actor is restarted by the registry (our
-    /// supervision policy, not ractor's default stop) and the new actor
-    /// rebuilds its state from the database; the registry keeps serving.
-    #[sqlx::test(migrations = "./migrations")]
-    async fn a_crashed_invitation_actor_is_restarted_with_its_state_rebuilt(pool: PgPool) {
-        let s = services(pool).await;
+    /// A business with one pending invitation: its owner and the invitation.
+    async fn invitation(s: &Services) -> (UserId, InvitationRecord) {
         let owner = UserId::parse("owner").unwrap();
         s.put_user(
             owner.clone(),
@@ -325,19 +438,32 @@ mod tests {
             .await
             .unwrap()
             .remove(0);
+        (owner, inv)
+    }
 
+    async fn registry(s: &Services, idle: Duration) -> (ActorRef<RegistryMsg>, InvitationsHandle) {
         let name = format!("test.registry.{}", uuid::Uuid::now_v7());
         let (registry, _) = Actor::spawn(
             Some(name.clone()),
             InvitationRegistry,
             RegistryArgs {
                 services: s.clone(),
-                idle: Duration::from_secs(600),
+                idle,
             },
         )
         .await
         .unwrap();
-        let handle = InvitationsHandle::new(name);
+        (registry, InvitationsHandle::new(name))
+    }
+
+    /// A panicking invitation actor is restarted by the registry (our
+    /// supervision policy, not ractor's default stop) and the new actor
+    /// rebuilds its state from the database; the registry keeps serving.
+    #[sqlx::test(migrations = "./migrations")]
+    async fn a_crashed_invitation_actor_is_restarted_with_its_state_rebuilt(pool: PgPool) {
+        let s = services(pool).await;
+        let (owner, inv) = invitation(&s).await;
+        let (registry, handle) = registry(&s, Duration::from_secs(600)).await;
 
         let cached = handle
             .inspect(inv.id)
@@ -345,9 +471,10 @@ mod tests {
             .unwrap()
             .expect("state loaded from the database");
         assert_eq!(cached.status, InvitationStatus::Pending);
-        let first = handle.child(inv.id).await.unwrap().expect("a live actor");
+        assert_eq!(handle.stats().await.unwrap().live, 1);
 
-        // Change the row behind the actor's back, then crash the actor.
+        // Change the row behind the actor's back, then crash the actor on its
+        // next message.
         let cancelled = s
             .execute(
                 inv.id,
@@ -358,7 +485,14 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(cancelled.invitation.status, InvitationStatus::Cancelled);
-        first.send_message(InvitationMsg::Crash).unwrap();
+        faults::crash_next(inv.id);
+        assert!(
+            matches!(
+                handle.inspect(inv.id).await,
+                Err(ServiceError::Unavailable(_))
+            ),
+            "the crash drops the request it was taking"
+        );
 
         // Wait for the supervision event: the registry reports the restart.
         let mut stats = handle.stats().await.unwrap();
@@ -366,9 +500,7 @@ mod tests {
             tokio::task::yield_now().await;
             stats = handle.stats().await.unwrap();
         }
-        let second = handle.child(inv.id).await.unwrap().expect("restarted");
-        assert_ne!(first.get_id(), second.get_id());
-        assert_eq!(stats.live, 1);
+        assert_eq!(stats.live, 1, "restarted at once");
         let rebuilt = handle
             .inspect(inv.id)
             .await
@@ -396,31 +528,66 @@ mod tests {
         registry.stop(None);
     }
 
+    /// An actor exists only for an invitation that exists: a command (or an
+    /// inspection) for an unknown id is answered `NotFound` (`None`) and
+    /// starts no actor, however often it is repeated; a real one starts its
+    /// actor once.
+    #[sqlx::test(migrations = "./migrations")]
+    async fn no_actor_is_spawned_for_an_invitation_that_does_not_exist(pool: PgPool) {
+        let s = services(pool).await;
+        let (owner, inv) = invitation(&s).await;
+        let (registry, handle) = registry(&s, Duration::from_secs(600)).await;
+
+        let unknown = InvitationId::new();
+        let answers = futures::future::join_all((0..5).map(|_| {
+            handle.execute(
+                unknown,
+                InvitationCommand::Cancel {
+                    actor: owner.clone(),
+                },
+            )
+        }))
+        .await;
+        for answer in answers {
+            assert!(
+                matches!(answer, Err(ServiceError::Domain(DomainError::NotFound(_)))),
+                "{answer:?}"
+            );
+        }
+        assert!(handle.inspect(unknown).await.unwrap().is_none());
+        assert_eq!(
+            handle.stats().await.unwrap(),
+            RegistryStats {
+                live: 0,
+                restarts: 0
+            },
+            "nothing spawned for an unknown id"
+        );
+
+        let cancelled = handle
+            .execute(inv.id, InvitationCommand::Cancel { actor: owner })
+            .await
+            .unwrap();
+        assert_eq!(cancelled.invitation.status, InvitationStatus::Cancelled);
+        assert_eq!(handle.stats().await.unwrap().live, 1);
+        registry.stop(None);
+    }
+
     /// Idle actors are stopped; the next command starts a fresh one.
     #[sqlx::test(migrations = "./migrations")]
     async fn idle_actors_are_passivated(pool: PgPool) {
         let s = services(pool).await;
-        let name = format!("test.registry.{}", uuid::Uuid::now_v7());
-        let (registry, _) = Actor::spawn(
-            Some(name.clone()),
-            InvitationRegistry,
-            RegistryArgs {
-                services: s,
-                // Long enough that the actor is still live when counted just
-                // below on a loaded machine (100 ms once passivated it first).
-                idle: Duration::from_secs(2),
-            },
-        )
-        .await
-        .unwrap();
-        let handle = InvitationsHandle::new(name);
-        let id = InvitationId::new();
-        assert!(handle.inspect(id).await.unwrap().is_none());
+        let (_, inv) = invitation(&s).await;
+        // Long enough that the actor is still live when counted just below
+        // on a loaded machine (100 ms once passivated it first).
+        let (registry, handle) = registry(&s, Duration::from_secs(2)).await;
+        assert!(handle.inspect(inv.id).await.unwrap().is_some());
         assert_eq!(handle.stats().await.unwrap().live, 1);
         while handle.stats().await.unwrap().live != 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(handle.child(id).await.unwrap().is_none());
+        assert!(handle.inspect(inv.id).await.unwrap().is_some());
+        assert_eq!(handle.stats().await.unwrap().live, 1, "started afresh");
         registry.stop(None);
     }
 }

@@ -3,12 +3,11 @@
 //! `invitations.expiry_schedule`. Every replica runs one; the chores are
 //! written so that running them concurrently changes nothing twice.
 //!
-//! Tests drive it without waiting for the clock: `SchedulerMsg::RunOnce` runs
-//! the chores now and answers with what they did (or call
-//! `Services::run_chores` directly).
+//! Tests run the chores without waiting for the clock by calling
+//! `Services::run_chores` directly: no message exists for them alone.
 
 use chrono::Utc;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::service::Services;
 use crate::service::chores::ChoreReport;
@@ -16,8 +15,6 @@ use crate::service::chores::ChoreReport;
 pub enum SchedulerMsg {
     /// The schedule came due.
     Tick,
-    /// Run the chores now, outside the schedule.
-    RunOnce(RpcReplyPort<Result<ChoreReport, String>>),
 }
 
 pub struct Scheduler;
@@ -81,10 +78,6 @@ impl Actor for Scheduler {
                     Err(error) => tracing::warn!(%error, "scheduled chores failed"),
                 }
                 schedule_next(&myself, &state.schedule);
-            }
-            SchedulerMsg::RunOnce(reply) => {
-                let result = state.services.run_chores().await.map_err(|e| e.to_string());
-                let _ = reply.send(result);
             }
         }
         Ok(())

@@ -1,16 +1,17 @@
 //! A supervised shell around a long-running task the actors know nothing
-//! about (the NATS command consumer, wired in by `app.rs`): the task is
-//! expected to run until the process stops, handling its own failures; if it
-//! ever ends (a panic), the actor fails and the root supervisor starts it
-//! again, counted in the same restart budget as the actors. The task owns no
-//! work that exists nowhere else (unacknowledged commands are redelivered by
+//! about (the gauge sampler, the NATS command consumer, the feedback
+//! listener, wired in by `app.rs`): the task is expected to run until the
+//! process stops, handling its own failures; if it ever ends (or panics),
+//! the actor fails and the root supervisor starts it again, with the same
+//! backoff and restart budget as the actors. The task owns no work that
+//! exists nowhere else (unacknowledged commands are redelivered by
 //! JetStream), so nothing is lost with it.
 
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::task::{AbortHandle, JoinHandle};
+use tokio::task::JoinHandle;
 
 /// What to run, and the name it is logged and counted under
 /// (`invited_actor_restarts_total{actor=…}`).
@@ -41,8 +42,8 @@ pub enum TaskMsg {
 pub struct TaskActor;
 
 pub struct TaskState {
-    task: AbortHandle,
-    watcher: JoinHandle<()>,
+    /// The task, which reports its own end (one spawned task, no watcher).
+    task: JoinHandle<()>,
 }
 
 impl Actor for TaskActor {
@@ -55,20 +56,15 @@ impl Actor for TaskActor {
         myself: ActorRef<TaskMsg>,
         task: SupervisedTask,
     ) -> Result<TaskState, ActorProcessingErr> {
-        let running = tokio::spawn((task.start)());
-        let abort = running.abort_handle();
-        let watcher = tokio::spawn(async move {
-            let outcome = running.await;
-            let why = match outcome {
+        let work = (task.start)();
+        let running = tokio::spawn(async move {
+            let why = match super::unwound(work).await {
                 Ok(()) => format!("{} returned", task.name),
-                Err(error) => format!("{} failed: {error}", task.name),
+                Err(panic) => format!("{} panicked: {panic}", task.name),
             };
             let _ = myself.send_message(TaskMsg::Ended(why));
         });
-        Ok(TaskState {
-            task: abort,
-            watcher,
-        })
+        Ok(TaskState { task: running })
     }
 
     async fn post_stop(
@@ -76,7 +72,6 @@ impl Actor for TaskActor {
         _: ActorRef<TaskMsg>,
         state: &mut TaskState,
     ) -> Result<(), ActorProcessingErr> {
-        state.watcher.abort();
         state.task.abort();
         Ok(())
     }

@@ -199,6 +199,9 @@ pub struct ApiConfig {
     pub keys: Vec<ApiKey>,
     /// `api.max_body`, the largest request body in bytes. Default 64 KiB.
     pub max_body: usize,
+    /// `api.request_timeout`: a request not answered within it is cut off
+    /// with `503 unavailable`. Default 30 s.
+    pub request_timeout: Duration,
 }
 
 /// An API key as kept in memory: its name and the SHA-256 of the key. The
@@ -798,6 +801,11 @@ impl EnvOverlay {
                     bytes => Ok(bytes),
                 }
             })?,
+            request_timeout: self.positive_duration(
+                "api.request_timeout",
+                raw.api.request_timeout,
+                secs(30),
+            )?,
         };
 
         // An empty URL is "no SMTP": `INVITED_SMTP__URL=` is the natural way

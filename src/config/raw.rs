@@ -66,6 +66,7 @@ pub(super) struct RawApi {
     pub listen: Option<String>,
     pub keys: Option<Vec<RawApiKey>>,
     pub max_body: Option<String>,
+    pub request_timeout: Option<String>,
 }
 
 /// One `[[api.keys]]` entry. Deliberately not `Debug`: it may hold a plaintext

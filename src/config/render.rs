@@ -36,6 +36,10 @@ impl Config {
             "max_body = {}",
             quote(&format_byte_size(self.api.max_body))
         ));
+        line(format!(
+            "request_timeout = {}",
+            quote(&d(self.api.request_timeout))
+        ));
         if self.api.keys.is_empty() {
             line("keys = []".into());
         } else {

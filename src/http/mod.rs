@@ -31,9 +31,10 @@ pub mod wire;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
+use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use tower_http::trace::TraceLayer;
 
@@ -52,6 +53,9 @@ pub struct HttpState {
     pub api_keys: Arc<Vec<ApiKey>>,
     /// The largest request body, in bytes (`api.max_body`).
     pub max_body: usize,
+    /// How long a request may take before it is answered `503 unavailable`
+    /// (`api.request_timeout`).
+    pub request_timeout: std::time::Duration,
     /// The providers whose feedback webhooks are taken, with their keys
     /// (R43 a; `feedback.*`).
     pub feedback: Arc<Providers>,
@@ -228,6 +232,7 @@ pub fn router(state: HttpState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body))
+        .layer(from_fn_with_state(state.request_timeout, request_timeout))
         .layer(axum::middleware::from_fn(observe::record))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
@@ -241,6 +246,27 @@ fn request_span(req: &Request) -> tracing::Span {
         .get::<MatchedPath>()
         .map(MatchedPath::as_str);
     tracing::info_span!("http", method = %req.method(), route = route.unwrap_or("<unmatched>"))
+}
+
+/// `api.request_timeout`: past it the request's future is dropped (a
+/// transaction under way rolls back) and the client gets `503 unavailable`
+/// as problem+json, so a stuck part of the daemon never hangs a client. Inside
+/// the metrics and the trace span, which see the `503`.
+async fn request_timeout(
+    State(limit): State<std::time::Duration>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::error!(
+                limit = %crate::config::format_duration(limit),
+                "a request was not answered within api.request_timeout"
+            );
+            ApiError::unavailable().into_response()
+        }
+    }
 }
 
 async fn not_found() -> ApiError {

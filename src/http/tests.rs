@@ -62,6 +62,7 @@ fn app_on(services: Services, registry: &str) -> Router {
         invitations: InvitationsHandle::new(registry.to_string()),
         api_keys: Arc::new(vec![ApiKey::from_plaintext(KEY_NAME, KEY)]),
         max_body: MAX_BODY,
+        request_timeout: std::time::Duration::from_secs(30),
         feedback: Default::default(),
     })
 }
@@ -604,4 +605,66 @@ async fn bodies_are_objects_declared_json_and_queries_utf8(pool: PgPool) {
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{json}");
     assert_eq!(json["errors"][0]["field"], "actor_user_id");
+}
+
+/// An actor that takes every message and never answers: a stuck registry.
+struct Stuck;
+
+impl Actor for Stuck {
+    type Msg = RegistryMsg;
+    /// The messages taken, kept so that their reply ports stay open.
+    type State = Vec<RegistryMsg>;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<RegistryMsg>,
+        _: (),
+    ) -> Result<Vec<RegistryMsg>, ractor::ActorProcessingErr> {
+        Ok(Vec::new())
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<RegistryMsg>,
+        msg: RegistryMsg,
+        taken: &mut Vec<RegistryMsg>,
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        taken.push(msg);
+        Ok(())
+    }
+}
+
+/// `api.request_timeout`: a request stuck on an actor that never answers is
+/// cut off with `503 unavailable` as problem+json, and the router keeps serving.
+#[sqlx::test(migrations = "./migrations")]
+async fn a_request_stuck_on_an_actor_is_cut_off_at_the_request_timeout(pool: PgPool) {
+    let name = registry_name();
+    let (stuck, _) = Actor::spawn(Some(name.clone()), Stuck, ()).await.unwrap();
+    let app = router(HttpState {
+        services: services(&pool).await,
+        invitations: InvitationsHandle::new(name),
+        api_keys: Arc::new(vec![ApiKey::from_plaintext(KEY_NAME, KEY)]),
+        max_body: MAX_BODY,
+        request_timeout: Duration::from_millis(300),
+        feedback: Default::default(),
+    });
+    let started = std::time::Instant::now();
+    let (status, headers, json) = call(
+        &app,
+        Method::POST,
+        &format!("/v1/invitations/{}/cancel", uuid::Uuid::now_v7()),
+        Some(r#"{"actor_user_id":"u1"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{json}");
+    assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+    assert_eq!(json["code"], "unavailable");
+    assert!(
+        started.elapsed() < crate::actors::CALL_TIMEOUT,
+        "cut off by the request timeout, not the actor call's"
+    );
+    let (status, _, _) = send(&app, Request::get("/healthz").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    stuck.stop(None);
 }

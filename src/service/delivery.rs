@@ -94,6 +94,9 @@ struct PendingOutcome {
 #[derive(Clone)]
 pub struct Recorder {
     queue: tokio::sync::mpsc::UnboundedSender<PendingOutcome>,
+    /// The other end, taken in turn by the lanes.
+    pending: Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<PendingOutcome>>>,
+    services: Services,
 }
 
 /// Outcomes per transaction at most.
@@ -102,14 +105,36 @@ const MAX_BATCH: usize = 128;
 const LANES: usize = 4;
 
 impl Recorder {
-    /// Starts the lanes; they end when every clone of the recorder is gone.
-    pub fn start(services: Services) -> Recorder {
+    /// A recorder whose lanes are not running yet: its owner runs
+    /// [`Recorder::lanes`] (the dispatcher, as a task it owns, so a lane that
+    /// panics is seen and the lanes restarted with the dispatcher).
+    pub fn new(services: Services) -> Recorder {
         let (queue, rx) = tokio::sync::mpsc::unbounded_channel();
-        let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        for _ in 0..LANES {
-            tokio::spawn(record_lane(services.clone(), rx.clone()));
+        Recorder {
+            queue,
+            pending: Arc::new(tokio::sync::Mutex::new(rx)),
+            services,
         }
-        Recorder { queue }
+    }
+
+    /// Runs the lanes, each a task of its own, until this future is dropped
+    /// (which stops them). A lane that panics ends them all with its panic;
+    /// the outcomes it held are answered as failed (their leases retry them)
+    /// and a new run takes over the queue.
+    pub fn lanes(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut lanes = tokio::task::JoinSet::new();
+        for _ in 0..LANES {
+            lanes.spawn(record_lane(self.services.clone(), self.pending.clone()));
+        }
+        async move {
+            while let Some(ended) = lanes.join_next().await {
+                if let Err(error) = ended
+                    && error.is_panic()
+                {
+                    std::panic::resume_unwind(error.into_panic());
+                }
+            }
+        }
     }
 
     /// Writes one outcome, together with whatever else is waiting.

@@ -432,6 +432,7 @@ async fn app(pool: &PgPool) -> axum::Router {
         invitations: InvitationsHandle::new(format!("test.openapi.{}", uuid::Uuid::now_v7())),
         api_keys: Arc::new(vec![ApiKey::from_plaintext("app", KEY)]),
         max_body: 1024,
+        request_timeout: std::time::Duration::from_secs(30),
         feedback: Default::default(),
     })
 }

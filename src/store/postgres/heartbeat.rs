@@ -55,7 +55,7 @@ impl Heartbeat {
     pub(super) fn start(pool: PgPool) -> Heartbeat {
         let instance = Uuid::now_v7();
         let last = Arc::new(Mutex::new(None));
-        let task = tokio::spawn(beat_forever(pool, instance, last.clone()));
+        let task = tokio::spawn(beat_until_closed(pool, instance, last.clone()));
         Heartbeat {
             instance,
             last,
@@ -105,6 +105,23 @@ async fn beat(pool: &PgPool, instance: Uuid, last: &Mutex<Option<Instant>>) -> S
     sqlx::query(BEAT).bind(instance).execute(pool).await.st()?;
     *last.lock().expect("heartbeat clock") = Some(started);
     Ok(())
+}
+
+/// [`beat_forever`], started again should it ever panic: a heartbeat lost
+/// silently would let the other replicas take this process's emails. The
+/// task belongs to the store (aborted when it is dropped), not to the actor
+/// tree: stores without a daemon beat too.
+async fn beat_until_closed(pool: PgPool, instance: Uuid, last: Arc<Mutex<Option<Instant>>>) {
+    use futures::FutureExt as _;
+    loop {
+        let beating =
+            std::panic::AssertUnwindSafe(beat_forever(pool.clone(), instance, last.clone()));
+        if beating.catch_unwind().await.is_ok() {
+            return;
+        }
+        tracing::error!("the heartbeat task panicked; starting it again");
+        tokio::time::sleep(BEAT_EVERY).await;
+    }
 }
 
 async fn beat_forever(pool: PgPool, instance: Uuid, last: Arc<Mutex<Option<Instant>>>) {

@@ -82,7 +82,24 @@ impl Signals {
         let instance = Uuid::now_v7().to_string();
         let untold = Arc::new(AtomicU8::new(0));
         let (tell, rx) = mpsc::channel(1);
-        tokio::spawn(tell_replicas(pool, instance.clone(), untold.clone(), rx));
+        let (told, uninformed) = (instance.clone(), untold.clone());
+        tokio::spawn(async move {
+            use futures::FutureExt as _;
+            let mut rx = rx;
+            // Started again should it ever panic (other replicas would only
+            // poll); it belongs to the store, not to the actor tree.
+            loop {
+                let telling = tell_replicas(&pool, &told, &uninformed, &mut rx);
+                if std::panic::AssertUnwindSafe(telling)
+                    .catch_unwind()
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+                tracing::error!("the task notifying other replicas panicked; starting it again");
+            }
+        });
         Signals {
             instance,
             local: [watch::channel(0).0, watch::channel(0).0],
@@ -143,10 +160,10 @@ impl Signals {
 
 /// Sends the coalesced NOTIFYs until the store is dropped.
 async fn tell_replicas(
-    pool: PgPool,
-    instance: String,
-    untold: Arc<AtomicU8>,
-    mut rx: mpsc::Receiver<()>,
+    pool: &PgPool,
+    instance: &str,
+    untold: &AtomicU8,
+    rx: &mut mpsc::Receiver<()>,
 ) {
     while rx.recv().await.is_some() {
         let bits = untold.swap(0, Ordering::AcqRel);
@@ -160,8 +177,8 @@ async fn tell_replicas(
         }
         let told = sqlx::query("SELECT pg_notify(c, $2) FROM unnest($1::text[]) c")
             .bind(&channels)
-            .bind(&instance)
-            .execute(&pool)
+            .bind(instance)
+            .execute(pool)
             .await;
         if let Err(error) = told {
             // Other replicas poll; the pool may be closing.
