@@ -55,10 +55,11 @@ pub enum EventType {
     GrantAdded,
     GrantRemoved,
     SecurityUpdated,
+    ConsoleAction,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 24] = [
+    pub const ALL: [EventType; 25] = [
         EventType::InvitationCreated,
         EventType::InvitationRenewed,
         EventType::InvitationSent,
@@ -83,6 +84,7 @@ impl EventType {
         EventType::GrantAdded,
         EventType::GrantRemoved,
         EventType::SecurityUpdated,
+        EventType::ConsoleAction,
     ];
 
     /// The type of a wire name (an endpoint's filter, R48).
@@ -116,6 +118,7 @@ impl EventType {
             EventType::GrantAdded => "grant.added",
             EventType::GrantRemoved => "grant.removed",
             EventType::SecurityUpdated => "security.updated",
+            EventType::ConsoleAction => "console.action",
         }
     }
 }
@@ -166,6 +169,7 @@ pub enum Event {
     GrantAdded(GrantChanged),
     GrantRemoved(GrantChanged),
     SecurityUpdated(SecurityUpdated),
+    ConsoleAction(ConsoleAction),
 }
 
 /// Who an event is about and who caused it: the columns of the event row
@@ -217,6 +221,7 @@ impl Event {
             Event::GrantAdded(_) => EventType::GrantAdded,
             Event::GrantRemoved(_) => EventType::GrantRemoved,
             Event::SecurityUpdated(_) => EventType::SecurityUpdated,
+            Event::ConsoleAction(_) => EventType::ConsoleAction,
         }
     }
 
@@ -248,6 +253,7 @@ impl Event {
             Event::PartnershipEnded(d) => value(d),
             Event::GrantAdded(d) | Event::GrantRemoved(d) => value(d),
             Event::SecurityUpdated(d) => value(d),
+            Event::ConsoleAction(d) => value(d),
         }
     }
 
@@ -410,6 +416,29 @@ pub struct DeliveryFeedback {
     /// provider whose webhook brought it (`ses`, `postmark`, `sendgrid`,
     /// `mailgun`, `resend`).
     pub source: String,
+}
+
+/// `console.action` (R49): an operator changed something through the
+/// console, with the API key they signed in with. Written in the
+/// transaction of the change, on the invitation it concerns (so it shows
+/// in that invitation's timeline), or on the business when no invitation is
+/// concerned.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConsoleAction {
+    pub action: ConsoleActionKind,
+    /// The name of the API key the console session signed in with.
+    pub key_name: String,
+    /// What the action was done to: for an email, its Message-ID.
+    pub target: String,
+}
+
+/// What a console action did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsoleActionKind {
+    /// A failed email put back in the outbox (retry one, or retry all
+    /// matching a filter).
+    RetryEmail,
 }
 
 /// `member.added`.
@@ -849,6 +878,15 @@ mod tests {
                 }),
                 "security.updated",
                 json!({"require_2fa": {"from": "off", "to": "managers"}}),
+            ),
+            (
+                Event::ConsoleAction(ConsoleAction {
+                    action: ConsoleActionKind::RetryEmail,
+                    key_name: "operator".into(),
+                    target: "<m1@example.test>".into(),
+                }),
+                "console.action",
+                json!({"action": "retry_email", "key_name": "operator", "target": "<m1@example.test>"}),
             ),
         ];
         let mut seen = std::collections::BTreeSet::new();

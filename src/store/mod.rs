@@ -7,6 +7,7 @@
 //! commit, so every rule holds across replicas on one database.
 
 pub mod access;
+pub mod console;
 pub mod events;
 pub mod postgres;
 pub mod records;
@@ -26,6 +27,10 @@ use crate::domain::{
 };
 pub use access::{
     AccessTx, GrantRecord, NewGrant, NewPartnership, NewProfile, PartnershipRecord, ProfileRecord,
+};
+pub use console::{
+    AttemptPoint, CONSOLE_LIMIT, ConsoleBusinessRow, ConsoleEmailRow, ConsoleInvitationRow,
+    ConsoleSession, ConsoleStore, ConsoleTx, FailedFilter,
 };
 pub use events::{EventCursor, EventLog, EventPosition, EventRecord, SinkLag};
 pub use records::*;
@@ -98,7 +103,7 @@ impl Constraint {
 
 /// One transaction. Dropping it without `commit` rolls everything back.
 #[async_trait]
-pub trait StoreTx: AccessTx + SuppressionTx + Send {
+pub trait StoreTx: AccessTx + SuppressionTx + ConsoleTx + Send {
     /// The database's clock: every rule about time (quota window, expiry) is
     /// judged by it, never by a replica's clock. Read it once, after the locks.
     async fn now(&mut self) -> StoreResult<DateTime<Utc>>;
@@ -282,7 +287,7 @@ pub trait Wakeups: Send {
 }
 
 #[async_trait]
-pub trait Store: EventLog + WebhookStore + Send + Sync + 'static {
+pub trait Store: EventLog + WebhookStore + ConsoleStore + Send + Sync + 'static {
     async fn begin(&self) -> StoreResult<Box<dyn StoreTx>>;
 
     /// Whether the database answers, its migrations are the ones this build

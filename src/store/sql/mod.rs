@@ -26,6 +26,7 @@
 
 mod access;
 pub(crate) mod businesses;
+mod console;
 mod feedback;
 mod idempotency;
 pub(crate) mod invitations;
