@@ -70,7 +70,10 @@ const INVITATION_STATUS: &str = "tr[data-template=member_invitation] [data-email
 
 /// The screenshots' directory name for this test on this store.
 fn shots(test: &str, db: &Db) -> String {
-    format!("{test}_{}", if db.is_sqlite() { "sqlite" } else { "postgres" })
+    format!(
+        "{test}_{}",
+        if db.is_sqlite() { "sqlite" } else { "postgres" }
+    )
 }
 
 /// Signs in through the form with `key`; lands on the search page.

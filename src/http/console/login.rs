@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::{
-    HttpState, LOGIN_COOKIE, SESSION_COOKIE, check_csrf, constant_time_eq, cookie, render,
-    service_error, session, set_cookie,
+    HttpState, LOGIN_COOKIE, SESSION_COOKIE, constant_time_eq, cookie, csrf_ok, csrf_refused,
+    render, service_error, session, set_cookie,
 };
 use crate::http::auth::authenticate_key;
 use crate::service::console::SESSION_TTL;
@@ -92,7 +92,10 @@ pub async fn sign_in(
         header::SET_COOKIE,
         set_cookie(&headers, SESSION_COOKIE, &new.id, SESSION_TTL.as_secs()),
     );
-    h.append(header::SET_COOKIE, set_cookie(&headers, LOGIN_COOKIE, "", 0));
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(&headers, LOGIN_COOKIE, "", 0),
+    );
     response
 }
 
@@ -112,8 +115,8 @@ pub async fn sign_out(
         Ok(current) => current,
         Err(to_login) => return to_login,
     };
-    if let Err(refused) = check_csrf(&current, input.csrf.as_deref()) {
-        return refused;
+    if !csrf_ok(&current, input.csrf.as_deref()) {
+        return csrf_refused();
     }
     if let Some(id) = cookie(&headers, SESSION_COOKIE)
         && let Err(e) = state.services.console_sign_out(id).await

@@ -68,9 +68,18 @@ pub fn router() -> Router<HttpState> {
 }
 
 const TEMPLATES: &[(&str, &str)] = &[
-    ("layout.html", include_str!("../../../console/templates/layout.html")),
-    ("login.html", include_str!("../../../console/templates/login.html")),
-    ("search.html", include_str!("../../../console/templates/search.html")),
+    (
+        "layout.html",
+        include_str!("../../../console/templates/layout.html"),
+    ),
+    (
+        "login.html",
+        include_str!("../../../console/templates/login.html"),
+    ),
+    (
+        "search.html",
+        include_str!("../../../console/templates/search.html"),
+    ),
     (
         "invitation.html",
         include_str!("../../../console/templates/invitation.html"),
@@ -79,8 +88,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         "business.html",
         include_str!("../../../console/templates/business.html"),
     ),
-    ("outbox.html", include_str!("../../../console/templates/outbox.html")),
-    ("failed.html", include_str!("../../../console/templates/failed.html")),
+    (
+        "outbox.html",
+        include_str!("../../../console/templates/outbox.html"),
+    ),
+    (
+        "failed.html",
+        include_str!("../../../console/templates/failed.html"),
+    ),
     (
         "retry_all.html",
         include_str!("../../../console/templates/retry_all.html"),
@@ -93,7 +108,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "suppressions.html",
         include_str!("../../../console/templates/suppressions.html"),
     ),
-    ("error.html", include_str!("../../../console/templates/error.html")),
+    (
+        "error.html",
+        include_str!("../../../console/templates/error.html"),
+    ),
 ];
 
 fn templates() -> &'static Environment<'static> {
@@ -137,7 +155,11 @@ fn render(status: StatusCode, template: &str, ctx: serde_json::Value) -> Respons
             .into_response(),
         Err(e) => {
             tracing::error!(template, error = %e, "console: a template failed to render");
-            (StatusCode::INTERNAL_SERVER_ERROR, "the page failed to render").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page failed to render",
+            )
+                .into_response()
         }
     }
 }
@@ -156,7 +178,12 @@ struct Frame<'a> {
 }
 
 /// A page of a signed-in session: `ctx` plus the frame.
-fn render_page(session: &Session, page: &str, template: &str, mut ctx: serde_json::Value) -> Response {
+fn render_page(
+    session: &Session,
+    page: &str,
+    template: &str,
+    mut ctx: serde_json::Value,
+) -> Response {
     let frame = Frame {
         key_name: &session.key_name,
         scope: session.scope.as_str(),
@@ -266,7 +293,9 @@ async fn acting_session(
     csrf: Option<&str>,
 ) -> Result<Session, Response> {
     let session = session(state, headers).await?;
-    check_csrf(&session, csrf)?;
+    if !csrf_ok(&session, csrf) {
+        return Err(csrf_refused());
+    }
     if !can_act(&session) {
         return Err(error_page(
             StatusCode::FORBIDDEN,
@@ -279,14 +308,16 @@ async fn acting_session(
     Ok(session)
 }
 
-fn check_csrf(session: &Session, csrf: Option<&str>) -> Result<(), Response> {
-    match csrf {
-        Some(given) if constant_time_eq(given.as_bytes(), session.csrf_token.as_bytes()) => Ok(()),
-        _ => Err(error_page(
-            StatusCode::FORBIDDEN,
-            "This form has no valid token (CSRF); reload the page and try again.",
-        )),
-    }
+/// Whether a form carried its session's token.
+fn csrf_ok(session: &Session, csrf: Option<&str>) -> bool {
+    csrf.is_some_and(|given| constant_time_eq(given.as_bytes(), session.csrf_token.as_bytes()))
+}
+
+fn csrf_refused() -> Response {
+    error_page(
+        StatusCode::FORBIDDEN,
+        "This form has no valid token (CSRF); reload the page and try again.",
+    )
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -323,7 +354,12 @@ mod tests {
         assert_eq!(cookie(&h, "c"), None);
         let plain = set_cookie(&h, SESSION_COOKIE, "x", 10);
         assert!(!plain.to_str().unwrap().contains("Secure"));
-        assert!(plain.to_str().unwrap().contains("HttpOnly; SameSite=Strict"));
+        assert!(
+            plain
+                .to_str()
+                .unwrap()
+                .contains("HttpOnly; SameSite=Strict")
+        );
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
         assert!(
             set_cookie(&h, SESSION_COOKIE, "x", 10)

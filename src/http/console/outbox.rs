@@ -297,8 +297,16 @@ mod tests {
 
     #[test]
     fn only_console_paths_are_gone_back_to() {
-        assert_eq!(back_to(Some("/console/invitations/x")), "/console/invitations/x");
-        for elsewhere in [None, Some("https://evil.test/"), Some("//evil.test"), Some("/v1/x")] {
+        assert_eq!(
+            back_to(Some("/console/invitations/x")),
+            "/console/invitations/x"
+        );
+        for elsewhere in [
+            None,
+            Some("https://evil.test/"),
+            Some("//evil.test"),
+            Some("/v1/x"),
+        ] {
             assert_eq!(back_to(elsewhere), "/console/failed");
         }
     }

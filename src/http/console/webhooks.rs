@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{HttpState, acting_session, error_page, opt_time, render_page, service_error, session, time};
+use super::{
+    HttpState, acting_session, error_page, opt_time, render_page, service_error, session, time,
+};
 
 pub async fn page_of(state: &HttpState, headers: &HeaderMap) -> Response {
     let session = match session(state, headers).await {
@@ -62,9 +64,8 @@ pub struct Action {
     since: Option<String>,
 }
 
-fn endpoint_id(raw: &str) -> Result<uuid::Uuid, Response> {
-    raw.parse()
-        .map_err(|_| error_page(StatusCode::NOT_FOUND, "Not found: no such webhook endpoint"))
+fn no_endpoint() -> Response {
+    error_page(StatusCode::NOT_FOUND, "Not found: no such webhook endpoint")
 }
 
 async fn pause_or_resume(
@@ -78,9 +79,8 @@ async fn pause_or_resume(
         Ok(s) => s,
         Err(refused) => return refused,
     };
-    let id = match endpoint_id(&raw_id) {
-        Ok(id) => id,
-        Err(r) => return r,
+    let Ok(id) = raw_id.parse::<uuid::Uuid>() else {
+        return no_endpoint();
     };
     match state
         .services
@@ -120,9 +120,8 @@ pub async fn replay(
         Ok(s) => s,
         Err(refused) => return refused,
     };
-    let id = match endpoint_id(&raw_id) {
-        Ok(id) => id,
-        Err(r) => return r,
+    let Ok(id) = raw_id.parse::<uuid::Uuid>() else {
+        return no_endpoint();
     };
     let Some(since) = input
         .since

@@ -320,7 +320,10 @@ impl<T: SqlTx> ConsoleTx for T {
                 args,
             )
             .await?;
-        let mut out = rows.iter().map(email_row).collect::<StoreResult<Vec<_>>>()?;
+        let mut out = rows
+            .iter()
+            .map(email_row)
+            .collect::<StoreResult<Vec<_>>>()?;
         if !out.is_empty() {
             self.wrote(Wake::Outbox);
         }
