@@ -13,3 +13,5 @@ CREATE INDEX console_sessions_expires ON console_sessions (expires_at);
 CREATE INDEX email_outbox_failed ON email_outbox (updated_at) WHERE status = 'failed';
 
 CREATE INDEX email_attempts_at ON email_attempts (attempted_at);
+
+CREATE INDEX webhook_deliveries_attempted ON webhook_deliveries (attempted_at);

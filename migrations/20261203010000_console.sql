@@ -18,3 +18,7 @@ CREATE INDEX email_outbox_failed ON email_outbox (updated_at) WHERE status = 'fa
 
 -- The console's outbox chart counts the attempts of the last hour.
 CREATE INDEX email_attempts_at ON email_attempts (attempted_at);
+
+-- The outbox chart of webhook endpoint deliveries (and the chores' purge of
+-- old ones) read them by time.
+CREATE INDEX webhook_deliveries_attempted ON webhook_deliveries (attempted_at);

@@ -280,9 +280,10 @@ both_stores! {
 
         // The outboxes, with the last hour's chart.
         browser.goto(&d.url("/console/outbox")).await;
-        browser.wait_for("main[data-page=outbox] svg[data-chart]").await;
-        let bars = browser.find_all("svg[data-chart] rect").await;
+        browser.wait_for("main[data-page=outbox] svg[data-chart=emails]").await;
+        let bars = browser.find_all("svg[data-chart=emails] rect").await;
         assert!(bars.len() >= 2, "sent and failed bars");
+        browser.find("svg[data-chart=webhooks]").await;
         browser.screenshot("outbox").await;
 
         // Failed deliveries: retry all matching, after seeing the count.

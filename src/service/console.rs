@@ -89,11 +89,29 @@ pub struct OutboxView {
     pub email_depth: u64,
     pub email_oldest_age_seconds: f64,
     pub sinks: Vec<SinkLag>,
-    /// Sixty minutes, oldest first, ending with the current one.
-    pub minutes: Vec<MinuteCounts>,
+    /// Emails sent and given up: sixty minutes, oldest first, ending with
+    /// the current one.
+    pub emails: Chart,
+    /// Deliveries to webhook endpoints (R48) that got a 2xx or did not.
+    pub webhooks: Chart,
     pub now: DateTime<Utc>,
-    /// The chart read [`CHART_ATTEMPTS_LIMIT`] attempts and stopped.
-    pub chart_truncated: bool,
+}
+
+/// Sent and failed per minute over the last hour.
+#[derive(Clone, Debug)]
+pub struct Chart {
+    pub minutes: Vec<MinuteCounts>,
+    /// It read [`CHART_ATTEMPTS_LIMIT`] attempts and stopped.
+    pub truncated: bool,
+}
+
+impl Chart {
+    fn of(now: DateTime<Utc>, attempts: &[AttemptPoint]) -> Chart {
+        Chart {
+            minutes: per_minute(now, attempts),
+            truncated: attempts.len() as u32 >= CHART_ATTEMPTS_LIMIT,
+        }
+    }
 }
 
 /// The failed deliveries page.
@@ -122,9 +140,7 @@ fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Counts attempts per minute over the sixty minutes ending at `now`: a
-/// `sent` attempt is sent, a `permanent` one failed (a `transient` one will
-/// be tried again and counts as neither).
+/// Counts attempts per minute over the sixty minutes ending at `now`.
 pub fn per_minute(now: DateTime<Utc>, attempts: &[AttemptPoint]) -> Vec<MinuteCounts> {
     let mut minutes = vec![MinuteCounts::default(); 60];
     for a in attempts {
@@ -133,11 +149,8 @@ pub fn per_minute(now: DateTime<Utc>, attempts: &[AttemptPoint]) -> Vec<MinuteCo
             continue;
         }
         let slot = 59 - (ago / 60) as usize;
-        match a.outcome.as_str() {
-            "sent" => minutes[slot].sent += 1,
-            "permanent" => minutes[slot].failed += 1,
-            _ => {}
-        }
+        minutes[slot].sent += u32::from(a.sent);
+        minutes[slot].failed += u32::from(a.failed);
     }
     minutes
 }
@@ -253,17 +266,22 @@ impl Services {
     pub async fn console_outbox(&self) -> ServiceResult<OutboxView> {
         let stats = self.store.stats().await?;
         let now = self.store.console_now().await?;
-        let attempts = self
+        let hour_ago = now - chrono::Duration::hours(1);
+        let emails = self
             .store
-            .console_attempts_since(now - chrono::Duration::hours(1), CHART_ATTEMPTS_LIMIT)
+            .console_attempts_since(hour_ago, CHART_ATTEMPTS_LIMIT)
+            .await?;
+        let webhooks = self
+            .store
+            .console_webhook_attempts_since(hour_ago, CHART_ATTEMPTS_LIMIT)
             .await?;
         Ok(OutboxView {
             email_depth: stats.email_depth,
             email_oldest_age_seconds: stats.email_oldest_age_seconds,
             sinks: stats.events,
-            minutes: per_minute(now, &attempts),
+            emails: Chart::of(now, &emails),
+            webhooks: Chart::of(now, &webhooks),
             now,
-            chart_truncated: attempts.len() as u32 >= CHART_ATTEMPTS_LIMIT,
         })
     }
 
@@ -311,6 +329,7 @@ impl Services {
             .collect::<Vec<_>>();
         tx.insert_events(&events).await?;
         tx.commit().await?;
+        crate::metrics::console_action("retry_email", requeued.len() as u64);
         tracing::info!(key = %key_name, count = requeued.len(), "console: failed emails put back in the outbox");
         Ok(requeued)
     }
@@ -345,6 +364,14 @@ impl Services {
             .update_webhook_endpoint(id, &change)
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("webhook endpoint {id}")))?;
+        crate::metrics::console_action(
+            if paused {
+                "pause_webhook"
+            } else {
+                "resume_webhook"
+            },
+            1,
+        );
         tracing::info!(key = %key_name, endpoint = %id, paused, "console.action: webhook endpoint paused or resumed");
         Ok(())
     }
@@ -359,6 +386,7 @@ impl Services {
         if !self.store.replay_webhook_endpoint(id, since).await? {
             return Err(DomainError::NotFound(format!("webhook endpoint {id}")).into());
         }
+        crate::metrics::console_action("replay_webhook", 1);
         tracing::info!(key = %key_name, endpoint = %id, %since, "console.action: webhook endpoint replayed");
         Ok(())
     }
@@ -389,7 +417,8 @@ mod tests {
         let now: DateTime<Utc> = "2026-12-03T10:00:30Z".parse().unwrap();
         let at = |secs: i64, outcome: &str| AttemptPoint {
             at: now - chrono::Duration::seconds(secs),
-            outcome: outcome.into(),
+            sent: outcome == "sent",
+            failed: outcome == "permanent",
         };
         let minutes = per_minute(
             now,

@@ -69,12 +69,15 @@ pub struct FailedFilter {
     pub template: Option<String>,
 }
 
-/// One attempt of the last hour, for the outbox chart.
+/// One attempt of the last hour, for the outbox charts.
 #[derive(Clone, Debug)]
 pub struct AttemptPoint {
     pub at: DateTime<Utc>,
-    /// `sent`, `transient` or `permanent`.
-    pub outcome: String,
+    /// It got through (an email accepted, a webhook answered 2xx).
+    pub sent: bool,
+    /// It failed: an email given up for good (a `transient` attempt, to be
+    /// retried, is neither), a webhook delivery that got no 2xx.
+    pub failed: bool,
 }
 
 /// How many rows of each kind a console page reads at most.
@@ -123,6 +126,13 @@ pub trait ConsoleStore: Send + Sync {
     async fn console_count_failed(&self, filter: &FailedFilter) -> StoreResult<u64>;
     /// Every email attempt since `since`, at most `limit`.
     async fn console_attempts_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<AttemptPoint>>;
+    /// Every delivery attempt to a webhook endpoint (R48) since `since`, at
+    /// most `limit`.
+    async fn console_webhook_attempts_since(
         &self,
         since: DateTime<Utc>,
         limit: u32,

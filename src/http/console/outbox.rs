@@ -1,7 +1,7 @@
 //! The outboxes and the failed deliveries: `GET /console/outbox` (the
-//! email outbox and the event sinks, webhook and NATS: depth, oldest age,
-//! and sent and failed emails per minute over the last hour as an SVG bar
-//! chart drawn here), `GET /console/failed` (failed emails, filtered),
+//! email outbox and the event sinks, webhook and NATS: depth, oldest age;
+//! sent and failed emails, and deliveries to webhook endpoints, per minute
+//! over the last hour as SVG bar charts drawn here), `GET /console/failed` (failed emails, filtered),
 //! `POST /console/failed/{id}/retry`, and `GET`/`POST
 //! /console/failed/retry-all` (the count shown before confirming).
 
@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::{HttpState, acting_session, error_page, render_page, service_error, session, time};
-use crate::service::console::MinuteCounts;
+use crate::service::console::{Chart, MinuteCounts};
 use crate::store::FailedFilter;
 
 /// The chart's geometry: one slot of this many pixels per minute.
@@ -61,7 +61,6 @@ pub async fn page_handler(state: &HttpState, headers: &HeaderMap) -> Response {
         Ok(view) => view,
         Err(e) => return service_error(e),
     };
-    let (max, bars) = bars(&view.minutes);
     let sinks: Vec<_> = view
         .sinks
         .iter()
@@ -73,8 +72,24 @@ pub async fn page_handler(state: &HttpState, headers: &HeaderMap) -> Response {
             })
         })
         .collect();
-    let total_sent: u32 = view.minutes.iter().map(|m| m.sent).sum();
-    let total_failed: u32 = view.minutes.iter().map(|m| m.failed).sum();
+    let charts = [
+        (
+            "emails",
+            "Emails sent and failed per minute, last hour",
+            (
+                "sent",
+                "failed for good (attempts to be retried count as neither)",
+            ),
+            &view.emails,
+        ),
+        (
+            "webhooks",
+            "Deliveries to webhook endpoints per minute, last hour",
+            ("answered 2xx", "failed (each retry counts again)"),
+            &view.webhooks,
+        ),
+    ]
+    .map(|(id, title, legend, chart)| chart_context(id, title, legend, chart));
     render_page(
         &session,
         "outbox",
@@ -83,17 +98,34 @@ pub async fn page_handler(state: &HttpState, headers: &HeaderMap) -> Response {
             "email_depth": view.email_depth,
             "email_oldest_age_seconds": format!("{:.0}", view.email_oldest_age_seconds),
             "sinks": sinks,
-            "bars": bars,
-            "max": max,
-            "total_sent": total_sent,
-            "total_failed": total_failed,
-            "chart_width": SLOT * view.minutes.len() as u32,
-            "chart_height": CHART_HEIGHT,
-            "bar_width": BAR,
+            "charts": charts,
             "now": time(view.now),
-            "truncated": view.chart_truncated,
         }),
     )
+}
+
+/// One chart as its template draws it.
+fn chart_context(
+    id: &str,
+    title: &str,
+    (sent_label, failed_label): (&str, &str),
+    chart: &Chart,
+) -> serde_json::Value {
+    let (max, bars) = bars(&chart.minutes);
+    serde_json::json!({
+        "id": id,
+        "title": title,
+        "sent_label": sent_label,
+        "failed_label": failed_label,
+        "bars": bars,
+        "max": max,
+        "total_sent": chart.minutes.iter().map(|m| m.sent).sum::<u32>(),
+        "total_failed": chart.minutes.iter().map(|m| m.failed).sum::<u32>(),
+        "width": SLOT * chart.minutes.len() as u32,
+        "height": CHART_HEIGHT,
+        "bar_width": BAR,
+        "truncated": chart.truncated,
+    })
 }
 
 pub async fn page(State(state): State<HttpState>, headers: HeaderMap) -> Response {

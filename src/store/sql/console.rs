@@ -1,7 +1,7 @@
 //! [`ConsoleStore`] and [`ConsoleTx`] once for both adapters (R49). Every
 //! list is bounded by a `LIMIT` and served by an index: sessions by their
-//! primary key, failed emails by `email_outbox_failed`, the chart's
-//! attempts by `email_attempts_at`.
+//! primary key, failed emails by `email_outbox_failed`, the charts'
+//! attempts by `email_attempts_at` and `webhook_deliveries_attempted`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -270,9 +270,35 @@ impl<S: SqlStore> ConsoleStore for S {
             .await?
             .iter()
             .map(|row| {
+                let outcome = row.text("outcome")?;
                 Ok(AttemptPoint {
                     at: row.time("attempted_at")?,
-                    outcome: row.text("outcome")?,
+                    sent: outcome == "sent",
+                    failed: outcome == "permanent",
+                })
+            })
+            .collect()
+    }
+
+    async fn console_webhook_attempts_since(
+        &self,
+        since: DateTime<Utc>,
+        max: u32,
+    ) -> StoreResult<Vec<AttemptPoint>> {
+        self.reader()
+            .fetch_all(
+                "SELECT attempted_at, error FROM webhook_deliveries WHERE attempted_at >= $1
+                  ORDER BY attempted_at DESC LIMIT $2",
+                vec![Arg::Time(Some(since)), limit(max)],
+            )
+            .await?
+            .iter()
+            .map(|row| {
+                let failed = row.text_opt("error")?.is_some();
+                Ok(AttemptPoint {
+                    at: row.time("attempted_at")?,
+                    sent: !failed,
+                    failed,
                 })
             })
             .collect()
