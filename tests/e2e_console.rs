@@ -68,6 +68,48 @@ async fn invitation_replies(browser: &Browser) -> Vec<String> {
 
 const INVITATION_STATUS: &str = "tr[data-template=member_invitation] [data-email-status]";
 
+/// A webhook receiver that answers every request `204` (and counts them).
+async fn accepting_receiver() -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut chunk = [0; 4096];
+                // One request per connection: the headers, then the body
+                // its Content-Length announces.
+                loop {
+                    let Ok(n) = socket.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&request);
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .filter_map(|l| l.split_once(':'))
+                            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                            .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            break;
+                        }
+                    }
+                }
+                let _ = socket
+                    .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    url
+}
+
 /// The screenshots' directory name for this test on this store.
 fn shots(test: &str, db: &Db) -> String {
     format!(
@@ -169,6 +211,17 @@ both_stores! {
             |_| {},
         )
         .await;
+        // An endpoint that takes every event, from before the invitations.
+        let (status, body) = d
+            .send_as(
+                ADMIN_KEY,
+                d.client()
+                    .post(d.url("/v1/webhooks"))
+                    .json(&json!({"url": accepting_receiver().await, "description": "the archive"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let archive = format!("endpoint:{}", body["id"].as_str().unwrap());
         let b = brand(&d).await;
         let (first, second) =
             invite_two(&d, &b, "guest@example.test", "other@example.test").await;
@@ -250,8 +303,22 @@ both_stores! {
             }
         })
         .await;
-        browser.goto(&d.url(&format!("/console/invitations/{first}"))).await;
-        browser.wait_for("main[data-page=invitation]").await;
+        // Every event of the invitation, the console.action too, reaches the
+        // archive, and the page says so.
+        eventually(WAIT, "the archive takes every event", || async {
+            browser.goto(&d.url(&format!("/console/invitations/{first}"))).await;
+            browser.wait_for("main[data-page=invitation]").await;
+            let mut cells = Vec::new();
+            for cell in browser.find_all("[data-taken-by]").await {
+                cells.push(cell.text().await.unwrap());
+            }
+            if cells.len() >= 4 && cells.iter().all(|c| c.contains(&archive)) {
+                Ok(())
+            } else {
+                Err(format!("{cells:?}"))
+            }
+        })
+        .await;
         assert_eq!(text(&browser, INVITATION_STATUS).await, "sent");
         let replies = invitation_replies(&browser).await;
         assert_eq!(replies.len(), 2, "the failed attempt and the one that sent it: {replies:?}");

@@ -63,8 +63,11 @@ pub struct InvitationStory {
     pub business: Option<BusinessRecord>,
     pub timeline: Vec<TimelineEntry>,
     pub emails: Vec<ConsoleEmailRow>,
-    /// The event sinks with their lag (which have taken its events).
+    /// The event sinks with their lag.
     pub sinks: Vec<SinkLag>,
+    /// For each of its events (by id), the sinks whose cursor is past it:
+    /// those that took it.
+    pub taken_by: std::collections::HashMap<Uuid, Vec<String>>,
 }
 
 /// A business as an operator sees it.
@@ -234,12 +237,28 @@ impl Services {
         let timeline = self.store.timeline(id).await?;
         let emails = self.store.console_invitation_emails(id).await?;
         let sinks = self.store.event_lag().await?;
+        let cursors = self.store.sink_cursors().await?;
+        let taken_by = self
+            .store
+            .invitation_event_positions(id)
+            .await?
+            .into_iter()
+            .map(|(event, position)| {
+                let sinks = cursors
+                    .iter()
+                    .filter(|(_, cursor)| *cursor >= position)
+                    .map(|(sink, _)| sink.clone())
+                    .collect();
+                (event, sinks)
+            })
+            .collect();
         Ok(InvitationStory {
             invitation,
             business,
             timeline,
             emails,
             sinks,
+            taken_by,
         })
     }
 

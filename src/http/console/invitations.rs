@@ -30,6 +30,7 @@ pub async fn page_of(state: &HttpState, headers: &HeaderMap, raw_id: &str) -> Re
         .iter()
         .map(|entry| match entry {
             TimelineEntry::Event {
+                id: event_id,
                 event_type,
                 at,
                 actor_user_id,
@@ -44,6 +45,7 @@ pub async fn page_of(state: &HttpState, headers: &HeaderMap, raw_id: &str) -> Re
                 "actor": actor_user_id,
                 "transition": from_status.zip(*to_status).map(|(f, t)| format!("{f} → {t}")),
                 "detail": event_detail(data),
+                "taken_by": story.taken_by.get(event_id).cloned().unwrap_or_default(),
             }),
             TimelineEntry::Delivery {
                 at,
