@@ -15,7 +15,7 @@ use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
 use support::browser::Browser;
-use support::daemon::{ADMIN_KEY, READ_KEY, TestDaemon};
+use support::daemon::{ADMIN_KEY, API_KEY, READ_KEY, TestDaemon};
 use support::db::Db;
 use support::scenario::{brand, invite, of_type, timeline};
 use support::smtp_sink::{Reply, SmtpSink};
@@ -399,7 +399,8 @@ both_stores! {
 
 both_stores! {
     /// R49 with R47: a `read` key sees every page and no form on any of
-    /// them changes anything; a POST forged with its session is refused;
+    /// them changes anything; a POST forged with its session (or a `write`
+    /// key's) is refused;
     /// an `admin` POST without the form token is refused, and the same
     /// POST with it goes through.
     async fn a_read_key_changes_nothing_and_forms_need_their_token(db: Db) {
@@ -449,6 +450,17 @@ both_stores! {
             .unwrap();
         assert_eq!(forged.status(), StatusCode::FORBIDDEN);
         assert!(forged.text().await.unwrap().contains("admin scope"));
+        // An app's `write` key is no operator either (R47: console actions
+        // are admin).
+        let (write_session, write_csrf) = sign_in_raw(&d, API_KEY).await;
+        let refused = client
+            .post(&retry)
+            .header(COOKIE, &write_session)
+            .form(&[("csrf", write_csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
 
         // An admin session without the token, or with another one.
         let (admin_session, admin_csrf) = sign_in_raw(&d, ADMIN_KEY).await;
