@@ -343,6 +343,8 @@ both_stores! {
         browser.goto(&d.url(&format!("/console/businesses/{b}"))).await;
         browser.wait_for("main[data-page=business]").await;
         assert!(text(&browser, "[data-quota]").await.starts_with("2 of "));
+        // Olive and the two pending invitations.
+        assert!(text(&browser, "[data-seats]").await.starts_with("3 used"));
         browser.screenshot("business").await;
 
         // The outboxes, with the last hour's chart.

@@ -76,6 +76,8 @@ pub struct BusinessView {
     pub business: BusinessRecord,
     pub members: Vec<MemberRecord>,
     pub pending: Vec<ConsoleInvitationRow>,
+    /// Seats in use (R9): members and pending member invitations.
+    pub seats_used: u64,
     pub quota: QuotaStatus,
 }
 
@@ -270,6 +272,7 @@ impl Services {
             .ok_or_else(|| DomainError::NotFound(format!("business {id}")))?;
         let members = self.store.list_members(id).await?;
         let pending = self.store.console_pending_invitations(id).await?;
+        let seats_used = members.len() as u64 + self.store.console_pending_member_count(id).await?;
         let (_now, recent) = self
             .store
             .quota_window(id, self.settings.quota.window)
@@ -278,6 +281,7 @@ impl Services {
             business,
             members,
             pending,
+            seats_used,
             quota: self.settings.quota.status(&recent),
         })
     }

@@ -111,6 +111,8 @@ pub trait ConsoleStore: Send + Sync {
         &self,
         business: BusinessId,
     ) -> StoreResult<Vec<ConsoleInvitationRow>>;
+    /// How many pending member invitations a business has (its seats, R9).
+    async fn console_pending_member_count(&self, business: BusinessId) -> StoreResult<u64>;
     /// The emails of one invitation, oldest first.
     async fn console_invitation_emails(
         &self,

@@ -50,7 +50,6 @@ pub async fn page(
             })
         })
         .collect();
-    let pending_members = view.pending.iter().filter(|i| i.kind == "member").count();
     render_page(
         &session,
         "business",
@@ -64,7 +63,7 @@ pub async fn page(
                 "seat_limit": b.seat_limit,
                 "created_at": time(b.created_at),
             }),
-            "seats_used": view.members.len() + pending_members,
+            "seats_used": view.seats_used,
             "members": members,
             "pending": pending,
             "quota": serde_json::json!({

@@ -206,6 +206,18 @@ impl<S: SqlStore> ConsoleStore for S {
             .collect()
     }
 
+    async fn console_pending_member_count(&self, business: BusinessId) -> StoreResult<u64> {
+        let row = self
+            .reader()
+            .fetch_one(
+                "SELECT count(*) AS n FROM invitations
+                  WHERE business_id = $1 AND status = 'pending' AND kind = 'member'",
+                vec![id(business.0)],
+            )
+            .await?;
+        Ok(row.int("n")?.max(0) as u64)
+    }
+
     async fn console_invitation_emails(
         &self,
         invitation: InvitationId,
