@@ -130,6 +130,9 @@ fn register_known_series() {
     for outcome in DOMAIN_VERIFICATIONS {
         metrics::counter!("invited_domain_verifications_total", "outcome" => outcome).absolute(0);
     }
+    for action in CONSOLE_ACTIONS {
+        metrics::counter!("invited_console_actions_total", "action" => action).absolute(0);
+    }
 }
 
 /// `outcome` of `invited_domain_verifications_total` (R52).
@@ -139,6 +142,14 @@ const DOMAIN_VERIFICATIONS: [&str; 3] = ["verified", "mismatch", "dns_error"];
 pub fn domain_verification(outcome: &'static str) {
     metrics::counter!("invited_domain_verifications_total", "outcome" => outcome).increment(1);
 }
+
+/// The console's actions (R49), the label of `invited_console_actions_total`.
+const CONSOLE_ACTIONS: [&str; 4] = [
+    "retry_email",
+    "pause_webhook",
+    "resume_webhook",
+    "replay_webhook",
+];
 
 /// The Prometheus text exposition of every metric.
 pub fn render() -> String {
@@ -254,6 +265,11 @@ pub fn smtp_breaker_open(open: bool) {
 pub fn email_feedback(kind: &'static str, source: &str) {
     metrics::counter!("invited_email_feedback_total", "kind" => kind, "source" => source.to_string())
         .increment(1);
+}
+
+/// Things operators did in the console (R49), by action.
+pub fn console_action(action: &'static str, n: u64) {
+    metrics::counter!("invited_console_actions_total", "action" => action).increment(n);
 }
 
 /// Addresses on the suppression list (R45), sampled from the database.

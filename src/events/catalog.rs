@@ -65,10 +65,11 @@ pub enum EventType {
     JoinRequestExpired,
     DomainVerified,
     InvitationSkipped,
+    ConsoleAction,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 32] = [
+    pub const ALL: [EventType; 33] = [
         EventType::InvitationCreated,
         EventType::InvitationRenewed,
         EventType::InvitationSent,
@@ -101,6 +102,7 @@ impl EventType {
         EventType::JoinRequestExpired,
         EventType::DomainVerified,
         EventType::InvitationSkipped,
+        EventType::ConsoleAction,
     ];
 
     /// The type of a wire name (an endpoint's filter, R48).
@@ -142,6 +144,7 @@ impl EventType {
             EventType::JoinRequestExpired => "join_request.expired",
             EventType::DomainVerified => "domain.verified",
             EventType::InvitationSkipped => "invitation.skipped",
+            EventType::ConsoleAction => "console.action",
         }
     }
 }
@@ -200,6 +203,7 @@ pub enum Event {
     JoinRequestExpired(JoinRequestExpired),
     DomainVerified(DomainVerified),
     InvitationSkipped(InvitationSkipped),
+    ConsoleAction(ConsoleAction),
 }
 
 /// Who an event is about and who caused it: the columns of the event row
@@ -259,6 +263,7 @@ impl Event {
             Event::JoinRequestExpired(_) => EventType::JoinRequestExpired,
             Event::DomainVerified(_) => EventType::DomainVerified,
             Event::InvitationSkipped(_) => EventType::InvitationSkipped,
+            Event::ConsoleAction(_) => EventType::ConsoleAction,
         }
     }
 
@@ -298,6 +303,7 @@ impl Event {
             Event::JoinRequestExpired(d) => value(d),
             Event::DomainVerified(d) => value(d),
             Event::InvitationSkipped(d) => value(d),
+            Event::ConsoleAction(d) => value(d),
         }
     }
 
@@ -488,6 +494,29 @@ pub struct DeliveryFeedback {
     /// provider whose webhook brought it (`ses`, `postmark`, `sendgrid`,
     /// `mailgun`, `resend`).
     pub source: String,
+}
+
+/// `console.action` (R49): an operator changed something through the
+/// console, with the API key they signed in with. Written in the
+/// transaction of the change, on the invitation it concerns (so it shows
+/// in that invitation's timeline), or on the business when no invitation is
+/// concerned.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConsoleAction {
+    pub action: ConsoleActionKind,
+    /// The name of the API key the console session signed in with.
+    pub key_name: String,
+    /// What the action was done to: for an email, its Message-ID.
+    pub target: String,
+}
+
+/// What a console action did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsoleActionKind {
+    /// A failed email put back in the outbox (retry one, or retry all
+    /// matching a filter).
+    RetryEmail,
 }
 
 /// `member.added`.
@@ -1134,6 +1163,15 @@ mod tests {
                 "invitation.skipped",
                 json!({"user_id": other, "email": "a@b.example", "source_domain": "b.example",
                        "reason": "quota_exceeded", "detail": "rate limited"}),
+            ),
+            (
+                Event::ConsoleAction(ConsoleAction {
+                    action: ConsoleActionKind::RetryEmail,
+                    key_name: "operator".into(),
+                    target: "<m1@example.test>".into(),
+                }),
+                "console.action",
+                json!({"action": "retry_email", "key_name": "operator", "target": "<m1@example.test>"}),
             ),
         ];
         let mut seen = std::collections::BTreeSet::new();

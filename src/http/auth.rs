@@ -80,6 +80,12 @@ pub fn authenticate(headers: &HeaderMap, keys: &[ApiKey]) -> Option<Caller> {
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;
     }
+    authenticate_key(token, keys)
+}
+
+/// The caller a presented key names, if it is one of `keys`: the one check
+/// of a key, for the API's header and the console's sign-in form (R49).
+pub fn authenticate_key(token: &str, keys: &[ApiKey]) -> Option<Caller> {
     let token = token.trim();
     if token.is_empty() {
         return None;

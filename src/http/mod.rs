@@ -9,6 +9,7 @@ pub mod access;
 pub mod auth;
 pub mod businesses;
 pub mod domains;
+pub mod console;
 pub mod error;
 pub mod feedback;
 pub mod health;
@@ -229,6 +230,9 @@ pub fn router(state: HttpState) -> Router {
         // R43 a: signed by the provider, not by an API key.
         .route("/feedback/{provider}", post(feedback::provider_feedback))
         .nest("/v1", v1)
+        // R49: the operator console, HTML pages behind a session of its own
+        // (not part of the JSON API; docs/api.md lists its routes).
+        .merge(console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body))

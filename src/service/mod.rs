@@ -6,6 +6,7 @@
 pub mod access;
 pub mod businesses;
 pub mod chores;
+pub mod console;
 pub mod delivery;
 pub mod domains;
 pub mod emails;

@@ -119,4 +119,15 @@ pub trait EventLog: Send + Sync {
 
     /// The lag of every sink that has a cursor.
     async fn event_lag(&self) -> StoreResult<Vec<SinkLag>>;
+
+    /// Where an invitation's committed events stand in the log, by event
+    /// id (the console's "which sinks took it", R49). An event whose commit
+    /// is not numbered yet is left out.
+    async fn invitation_event_positions(
+        &self,
+        invitation: InvitationId,
+    ) -> StoreResult<Vec<(Uuid, EventPosition)>>;
+
+    /// Every sink's cursor: the last event it took.
+    async fn sink_cursors(&self) -> StoreResult<Vec<(String, EventPosition)>>;
 }

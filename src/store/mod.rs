@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod domains;
+pub mod console;
 pub mod events;
 pub mod invite_links;
 pub mod join_requests;
@@ -31,6 +32,10 @@ pub use access::{
     AccessTx, GrantRecord, NewGrant, NewPartnership, NewProfile, PartnershipRecord, ProfileRecord,
 };
 pub use domains::{DomainClaimRecord, DomainSuggestion, DomainTx, NewDomainClaim};
+pub use console::{
+    AttemptPoint, CONSOLE_LIMIT, ConsoleBusinessRow, ConsoleEmailRow, ConsoleInvitationRow,
+    ConsoleSession, ConsoleStore, ConsoleTx, FailedFilter,
+};
 pub use events::{EventCursor, EventLog, EventPosition, EventRecord, SinkLag};
 pub use invite_links::{InviteLinkQuery, InviteLinkRecord, InviteLinkTx, NewInviteLink};
 pub use join_requests::{JoinRequestQuery, JoinRequestRecord, JoinRequestTx, NewJoinRequest};
@@ -116,7 +121,9 @@ impl Constraint {
 
 /// One transaction. Dropping it without `commit` rolls everything back.
 #[async_trait]
-pub trait StoreTx: AccessTx + SuppressionTx + InviteLinkTx + JoinRequestTx + DomainTx + Send {
+pub trait StoreTx:
+    AccessTx + SuppressionTx + InviteLinkTx + JoinRequestTx + DomainTx + ConsoleTx + Send
+{
     /// The database's clock: every rule about time (quota window, expiry) is
     /// judged by it, never by a replica's clock. Read it once, after the locks.
     async fn now(&mut self) -> StoreResult<DateTime<Utc>>;
@@ -301,7 +308,7 @@ pub trait Wakeups: Send {
 }
 
 #[async_trait]
-pub trait Store: EventLog + WebhookStore + Send + Sync + 'static {
+pub trait Store: EventLog + WebhookStore + ConsoleStore + Send + Sync + 'static {
     async fn begin(&self) -> StoreResult<Box<dyn StoreTx>>;
 
     /// Whether the database answers, its migrations are the ones this build

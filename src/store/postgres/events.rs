@@ -227,4 +227,51 @@ impl EventLog for PgStore {
             })
             .collect())
     }
+
+    async fn invitation_event_positions(
+        &self,
+        invitation: crate::domain::InvitationId,
+    ) -> StoreResult<Vec<(Uuid, EventPosition)>> {
+        let rows: Vec<(Uuid, i64, i64)> = sqlx::query_as(
+            "SELECT e.id, c.commit_seq, e.seq
+               FROM events e JOIN event_commits c ON c.txid = e.txid
+              WHERE e.invitation_id = $1",
+        )
+        .bind(invitation.0)
+        .fetch_all(&self.pool)
+        .bounded()
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, commit_seq, event_seq)| {
+                (
+                    id,
+                    EventPosition {
+                        commit_seq,
+                        event_seq,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    async fn sink_cursors(&self) -> StoreResult<Vec<(String, EventPosition)>> {
+        let rows: Vec<(String, i64, i64)> =
+            sqlx::query_as("SELECT sink, commit_seq, event_seq FROM event_cursors ORDER BY sink")
+                .fetch_all(&self.pool)
+                .bounded()
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(sink, commit_seq, event_seq)| {
+                (
+                    sink,
+                    EventPosition {
+                        commit_seq,
+                        event_seq,
+                    },
+                )
+            })
+            .collect())
+    }
 }

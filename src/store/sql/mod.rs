@@ -27,6 +27,7 @@
 mod access;
 pub(crate) mod businesses;
 mod domains;
+mod console;
 mod feedback;
 mod idempotency;
 pub(crate) mod invitations;

@@ -215,4 +215,47 @@ impl EventLog for SqliteStore {
             })
             .collect())
     }
+
+    async fn invitation_event_positions(
+        &self,
+        invitation: crate::domain::InvitationId,
+    ) -> StoreResult<Vec<(Uuid, EventPosition)>> {
+        let rows = sqlx::query("SELECT id, seq FROM events WHERE invitation_id = $1")
+            .bind(h(invitation.0))
+            .fetch_all(&self.pool)
+            .await
+            .st()?;
+        rows.iter()
+            .map(|row| {
+                let seq = row.int("seq")?;
+                Ok((
+                    row.uuid("id")?,
+                    EventPosition {
+                        commit_seq: seq,
+                        event_seq: seq,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    async fn sink_cursors(&self) -> StoreResult<Vec<(String, EventPosition)>> {
+        let rows: Vec<(String, i64, i64)> =
+            sqlx::query_as("SELECT sink, commit_seq, event_seq FROM event_cursors ORDER BY sink")
+                .fetch_all(&self.pool)
+                .await
+                .st()?;
+        Ok(rows
+            .into_iter()
+            .map(|(sink, commit_seq, event_seq)| {
+                (
+                    sink,
+                    EventPosition {
+                        commit_seq,
+                        event_seq,
+                    },
+                )
+            })
+            .collect())
+    }
 }

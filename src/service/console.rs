@@ -1,0 +1,470 @@
+//! The operator console's use cases (R49): its sessions, the reads behind
+//! its pages, and its actions. An action that changes an email writes its
+//! `console.action` event in the same transaction, on the email's
+//! invitation, so the invitation's timeline shows who did it.
+//!
+//! The console is for operators, not for a business's members: its reads
+//! check no membership (the API key that signed in is the authority).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sha2::Digest as _;
+use uuid::Uuid;
+
+use super::{ServiceResult, Services};
+use crate::config::Scope;
+use crate::domain::quota::QuotaStatus;
+use crate::domain::{BusinessId, DomainError, Email, InvitationId};
+use crate::events::catalog::{ConsoleAction, ConsoleActionKind, Event, Subject};
+use crate::store::{
+    AttemptPoint, BusinessRecord, CONSOLE_LIMIT, ConsoleBusinessRow, ConsoleEmailRow,
+    ConsoleInvitationRow, ConsoleSession, FailedFilter, InvitationRecord, MemberRecord, SinkLag,
+    SuppressionQuery, SuppressionRecord, TimelineEntry, WebhookEndpointRecord, endpoint_sink,
+};
+
+/// How long a console session lasts after signing in.
+pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// The most emails one "retry all matching" puts back.
+pub const RETRY_ALL_LIMIT: u32 = 1000;
+
+/// The attempts the outbox chart reads at most (one hour's worth at a high
+/// rate; beyond it the oldest minutes are undercounted, and the page says
+/// so).
+pub const CHART_ATTEMPTS_LIMIT: u32 = 50_000;
+
+/// A session as the console's pages use it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Session {
+    pub key_name: String,
+    pub scope: Scope,
+    pub csrf_token: String,
+}
+
+/// A new session: the id goes into the cookie and is never stored.
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    pub id: String,
+    pub session: Session,
+}
+
+/// What the search found.
+#[derive(Clone, Debug, Default)]
+pub struct SearchResults {
+    pub invitations: Vec<ConsoleInvitationRow>,
+    pub businesses: Vec<ConsoleBusinessRow>,
+}
+
+/// One invitation's whole story.
+#[derive(Clone, Debug)]
+pub struct InvitationStory {
+    pub invitation: InvitationRecord,
+    pub business: Option<BusinessRecord>,
+    pub timeline: Vec<TimelineEntry>,
+    pub emails: Vec<ConsoleEmailRow>,
+    /// The event sinks with their lag.
+    pub sinks: Vec<SinkLag>,
+    /// For each of its events (by id), the sinks whose cursor is past it:
+    /// those that took it.
+    pub taken_by: std::collections::HashMap<Uuid, Vec<String>>,
+}
+
+/// A business as an operator sees it.
+#[derive(Clone, Debug)]
+pub struct BusinessView {
+    pub business: BusinessRecord,
+    pub members: Vec<MemberRecord>,
+    pub pending: Vec<ConsoleInvitationRow>,
+    /// Seats in use (R9): members and pending member invitations.
+    pub seats_used: u64,
+    pub quota: QuotaStatus,
+}
+
+/// One minute of the outbox chart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MinuteCounts {
+    pub sent: u32,
+    pub failed: u32,
+}
+
+/// The outboxes: emails and the event sinks (webhooks, NATS).
+#[derive(Clone, Debug)]
+pub struct OutboxView {
+    pub email_depth: u64,
+    pub email_oldest_age_seconds: f64,
+    pub sinks: Vec<SinkLag>,
+    /// Emails sent and given up: sixty minutes, oldest first, ending with
+    /// the current one.
+    pub emails: Chart,
+    /// Deliveries to webhook endpoints (R48) that got a 2xx or did not.
+    pub webhooks: Chart,
+    pub now: DateTime<Utc>,
+}
+
+/// Sent and failed per minute over the last hour.
+#[derive(Clone, Debug)]
+pub struct Chart {
+    pub minutes: Vec<MinuteCounts>,
+    /// It read [`CHART_ATTEMPTS_LIMIT`] attempts and stopped.
+    pub truncated: bool,
+}
+
+impl Chart {
+    fn of(now: DateTime<Utc>, attempts: &[AttemptPoint]) -> Chart {
+        Chart {
+            minutes: per_minute(now, attempts),
+            truncated: attempts.len() as u32 >= CHART_ATTEMPTS_LIMIT,
+        }
+    }
+}
+
+/// The failed deliveries page.
+#[derive(Clone, Debug)]
+pub struct FailedView {
+    pub emails: Vec<ConsoleEmailRow>,
+    pub total: u64,
+}
+
+/// A webhook endpoint with its cursor's lag.
+#[derive(Clone, Debug)]
+pub struct EndpointView {
+    pub endpoint: WebhookEndpointRecord,
+    pub lag: Option<SinkLag>,
+}
+
+/// The hash under which a session id is stored.
+pub fn session_hash(id: &str) -> Vec<u8> {
+    sha2::Sha256::digest(id.as_bytes()).to_vec()
+}
+
+fn random_token() -> String {
+    use base64::Engine as _;
+    use rand::RngExt as _;
+    let bytes: [u8; 32] = rand::rng().random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Counts attempts per minute over the sixty minutes ending at `now`.
+pub fn per_minute(now: DateTime<Utc>, attempts: &[AttemptPoint]) -> Vec<MinuteCounts> {
+    let mut minutes = vec![MinuteCounts::default(); 60];
+    for a in attempts {
+        let ago = (now - a.at).num_seconds();
+        if !(0..3600).contains(&ago) {
+            continue;
+        }
+        let slot = 59 - (ago / 60) as usize;
+        minutes[slot].sent += u32::from(a.sent);
+        minutes[slot].failed += u32::from(a.failed);
+    }
+    minutes
+}
+
+impl Services {
+    /// Signs in an API key (already checked by the caller) for
+    /// [`SESSION_TTL`].
+    pub async fn console_sign_in(&self, key_name: &str, scope: Scope) -> ServiceResult<NewSession> {
+        let id = random_token();
+        let session = Session {
+            key_name: key_name.to_owned(),
+            scope,
+            csrf_token: random_token(),
+        };
+        let ttl = chrono::Duration::from_std(SESSION_TTL).unwrap_or(chrono::Duration::hours(12));
+        self.store
+            .insert_console_session(&ConsoleSession {
+                id_hash: session_hash(&id),
+                key_name: session.key_name.clone(),
+                scope: scope.as_str().to_owned(),
+                csrf_token: session.csrf_token.clone(),
+                expires_at: Utc::now() + ttl,
+            })
+            .await?;
+        tracing::info!(key = %key_name, %scope, "console: signed in");
+        Ok(NewSession { id, session })
+    }
+
+    /// The live session with this id.
+    pub async fn console_session(&self, id: &str) -> ServiceResult<Option<Session>> {
+        let Some(stored) = self.store.console_session(&session_hash(id)).await? else {
+            return Ok(None);
+        };
+        let Some(scope) = Scope::parse(&stored.scope) else {
+            return Ok(None);
+        };
+        Ok(Some(Session {
+            key_name: stored.key_name,
+            scope,
+            csrf_token: stored.csrf_token,
+        }))
+    }
+
+    pub async fn console_sign_out(&self, id: &str) -> ServiceResult<()> {
+        Ok(self.store.delete_console_session(&session_hash(id)).await?)
+    }
+
+    /// Searches by invitation id, recipient address, business id (or its
+    /// public id) or a part of a business's name.
+    pub async fn console_search(&self, q: &str) -> ServiceResult<SearchResults> {
+        let q = q.trim();
+        if q.is_empty() {
+            return Ok(SearchResults::default());
+        }
+        let uuid = Uuid::parse_str(q).ok();
+        let email = q.contains('@').then_some(q);
+        let invitations = self
+            .store
+            .console_search_invitations(uuid.map(InvitationId), email)
+            .await?;
+        let businesses = if email.is_some() {
+            Vec::new()
+        } else {
+            self.store
+                .console_search_businesses(uuid.map(BusinessId), q)
+                .await?
+        };
+        Ok(SearchResults {
+            invitations,
+            businesses,
+        })
+    }
+
+    pub async fn console_invitation(&self, id: InvitationId) -> ServiceResult<InvitationStory> {
+        let invitation = self
+            .store
+            .get_invitation(id)
+            .await?
+            .ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?;
+        let business = self.store.get_business(invitation.business_id).await?;
+        let timeline = self.store.timeline(id).await?;
+        let emails = self.store.console_invitation_emails(id).await?;
+        let sinks = self.store.event_lag().await?;
+        let cursors = self.store.sink_cursors().await?;
+        let taken_by = self
+            .store
+            .invitation_event_positions(id)
+            .await?
+            .into_iter()
+            .map(|(event, position)| {
+                let sinks = cursors
+                    .iter()
+                    .filter(|(_, cursor)| *cursor >= position)
+                    .map(|(sink, _)| sink.clone())
+                    .collect();
+                (event, sinks)
+            })
+            .collect();
+        Ok(InvitationStory {
+            invitation,
+            business,
+            timeline,
+            emails,
+            sinks,
+            taken_by,
+        })
+    }
+
+    pub async fn console_business(&self, id: BusinessId) -> ServiceResult<BusinessView> {
+        let business = self
+            .store
+            .get_business(id)
+            .await?
+            .ok_or_else(|| DomainError::NotFound(format!("business {id}")))?;
+        let members = self.store.list_members(id).await?;
+        let pending = self.store.console_pending_invitations(id).await?;
+        let seats_used = members.len() as u64 + self.store.console_pending_member_count(id).await?;
+        let (_now, recent) = self
+            .store
+            .quota_window(id, self.settings.quota.window)
+            .await?;
+        Ok(BusinessView {
+            business,
+            members,
+            pending,
+            seats_used,
+            quota: self.settings.quota.status(&recent),
+        })
+    }
+
+    pub async fn console_outbox(&self) -> ServiceResult<OutboxView> {
+        let stats = self.store.stats().await?;
+        let now = self.store.console_now().await?;
+        let hour_ago = now - chrono::Duration::hours(1);
+        let emails = self
+            .store
+            .console_attempts_since(hour_ago, CHART_ATTEMPTS_LIMIT)
+            .await?;
+        let webhooks = self
+            .store
+            .console_webhook_attempts_since(hour_ago, CHART_ATTEMPTS_LIMIT)
+            .await?;
+        Ok(OutboxView {
+            email_depth: stats.email_depth,
+            email_oldest_age_seconds: stats.email_oldest_age_seconds,
+            sinks: stats.events,
+            emails: Chart::of(now, &emails),
+            webhooks: Chart::of(now, &webhooks),
+            now,
+        })
+    }
+
+    pub async fn console_failed(&self, filter: &FailedFilter) -> ServiceResult<FailedView> {
+        let emails = self
+            .store
+            .console_failed_emails(filter, CONSOLE_LIMIT)
+            .await?;
+        let total = self.store.console_count_failed(filter).await?;
+        Ok(FailedView { emails, total })
+    }
+
+    pub async fn console_count_failed(&self, filter: &FailedFilter) -> ServiceResult<u64> {
+        Ok(self.store.console_count_failed(filter).await?)
+    }
+
+    /// Puts failed emails back in the outbox (one, or every one matching
+    /// `filter`, at most [`RETRY_ALL_LIMIT`]) with a `console.action` event
+    /// each, in one transaction; the dispatcher is woken at commit.
+    pub async fn console_retry(
+        &self,
+        key_name: &str,
+        only: Option<Uuid>,
+        filter: &FailedFilter,
+    ) -> ServiceResult<Vec<ConsoleEmailRow>> {
+        let mut tx = self.store.begin().await?;
+        let requeued = tx
+            .requeue_failed_emails(only, filter, RETRY_ALL_LIMIT)
+            .await?;
+        let events = requeued
+            .iter()
+            .map(|email| {
+                Event::ConsoleAction(ConsoleAction {
+                    action: ConsoleActionKind::RetryEmail,
+                    key_name: key_name.to_owned(),
+                    target: email.message_id.clone(),
+                })
+                .into_new_event(Subject {
+                    business: email.business_id,
+                    invitation: email.invitation_id,
+                    actor: None,
+                    transition: None,
+                })
+            })
+            .collect::<Vec<_>>();
+        tx.insert_events(&events).await?;
+        tx.commit().await?;
+        crate::metrics::console_action("retry_email", requeued.len() as u64);
+        tracing::info!(key = %key_name, count = requeued.len(), "console: failed emails put back in the outbox");
+        Ok(requeued)
+    }
+
+    pub async fn console_webhooks(&self) -> ServiceResult<Vec<EndpointView>> {
+        let endpoints = self.store.webhook_endpoints().await?;
+        let lags = self.store.event_lag().await?;
+        Ok(endpoints
+            .into_iter()
+            .map(|endpoint| {
+                let sink = endpoint_sink(endpoint.id);
+                let lag = lags.iter().find(|l| l.sink == sink).cloned();
+                EndpointView { endpoint, lag }
+            })
+            .collect())
+    }
+
+    /// Pauses (`true`) or resumes a webhook endpoint. Endpoints belong to no
+    /// business, so this action is logged (with the key's name), not an
+    /// event.
+    pub async fn console_pause_webhook(
+        &self,
+        key_name: &str,
+        id: Uuid,
+        paused: bool,
+    ) -> ServiceResult<()> {
+        let change = crate::store::WebhookEndpointChange {
+            disabled: Some(paused),
+            ..Default::default()
+        };
+        self.store
+            .update_webhook_endpoint(id, &change)
+            .await?
+            .ok_or_else(|| DomainError::NotFound(format!("webhook endpoint {id}")))?;
+        crate::metrics::console_action(
+            if paused {
+                "pause_webhook"
+            } else {
+                "resume_webhook"
+            },
+            1,
+        );
+        tracing::info!(key = %key_name, endpoint = %id, paused, "console.action: webhook endpoint paused or resumed");
+        Ok(())
+    }
+
+    /// Replays an endpoint's events since `since` (R48's replay).
+    pub async fn console_replay_webhook(
+        &self,
+        key_name: &str,
+        id: Uuid,
+        since: DateTime<Utc>,
+    ) -> ServiceResult<()> {
+        if !self.store.replay_webhook_endpoint(id, since).await? {
+            return Err(DomainError::NotFound(format!("webhook endpoint {id}")).into());
+        }
+        crate::metrics::console_action("replay_webhook", 1);
+        tracing::info!(key = %key_name, endpoint = %id, %since, "console.action: webhook endpoint replayed");
+        Ok(())
+    }
+
+    /// A page of the suppression list, from `after`, or the one address.
+    pub async fn console_suppressions(
+        &self,
+        email: Option<Email>,
+        after: Option<String>,
+    ) -> ServiceResult<Vec<SuppressionRecord>> {
+        Ok(self
+            .store
+            .list_suppressions(&SuppressionQuery {
+                email,
+                after,
+                limit: CONSOLE_LIMIT,
+            })
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_fall_into_their_minute() {
+        let now: DateTime<Utc> = "2026-12-03T10:00:30Z".parse().unwrap();
+        let at = |secs: i64, outcome: &str| AttemptPoint {
+            at: now - chrono::Duration::seconds(secs),
+            sent: outcome == "sent",
+            failed: outcome == "permanent",
+        };
+        let minutes = per_minute(
+            now,
+            &[
+                at(0, "sent"),
+                at(59, "sent"),
+                at(61, "permanent"),
+                at(3599, "sent"),
+                at(3600, "sent"),
+                at(10, "transient"),
+            ],
+        );
+        assert_eq!(minutes.len(), 60);
+        assert_eq!(minutes[59], MinuteCounts { sent: 2, failed: 0 });
+        assert_eq!(minutes[58], MinuteCounts { sent: 0, failed: 1 });
+        assert_eq!(minutes[0], MinuteCounts { sent: 1, failed: 0 });
+    }
+
+    #[test]
+    fn session_ids_are_stored_hashed() {
+        let id = random_token();
+        assert_eq!(id.len(), 43);
+        assert_ne!(session_hash(&id), id.as_bytes());
+        assert_eq!(session_hash(&id).len(), 32);
+    }
+}

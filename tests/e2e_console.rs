@@ -1,0 +1,561 @@
+//! The operator console (R49) in a real browser (headless Chromium through
+//! tests/support/browser.rs), on both stores: an operator signs in with an
+//! `admin` key, searches by address, opens the invitation, reads its SMTP
+//! replies, retries its failed email and sees it sent, with the action in
+//! the invitation's timeline; a `read` key sees every page and finds no way
+//! to change anything, and its forged POST is refused; a POST without the
+//! session's form token (CSRF) is refused. Each page is photographed
+//! (`<target dir>/test-output/console_*`; docs/console/ holds copies).
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use serde_json::json;
+use support::browser::Browser;
+use support::daemon::{ADMIN_KEY, API_KEY, READ_KEY, TestDaemon};
+use support::db::Db;
+use support::scenario::{brand, invite, of_type, timeline};
+use support::smtp_sink::{Reply, SmtpSink};
+use support::wait::eventually;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Waits until the invitation's email (not the inviter's "we couldn't
+/// deliver" that follows it, R44) has failed for good.
+async fn failed(d: &TestDaemon, id: &str) {
+    d.eventually(
+        WAIT,
+        &format!("/v1/invitations/{id}/timeline?actor_user_id=olive"),
+        |body| {
+            body["items"].as_array().is_some_and(|items| {
+                of_type(items, "notification.failed")
+                    .iter()
+                    .any(|e| e["data"]["template"] == "member_invitation")
+            })
+        },
+    )
+    .await;
+}
+
+/// Olive invites two addresses in one request (their emails go out
+/// before anything they cause); returns the invitations' ids.
+async fn invite_two(d: &TestDaemon, b: &str, first: &str, second: &str) -> (String, String) {
+    let (status, body) = d
+        .post(
+            &format!("/v1/businesses/{b}/invitations"),
+            json!({"actor_user_id": "olive", "invitees": [{"email": first}, {"email": second}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = |i: usize| body["items"][i]["id"].as_str().unwrap().to_owned();
+    (id(0), id(1))
+}
+
+/// The SMTP replies to the invitation email shown on its console page.
+async fn invitation_replies(browser: &Browser) -> Vec<String> {
+    let cells = browser
+        .find_all("tr[data-kind=delivery][data-template=member_invitation] [data-smtp-reply]")
+        .await;
+    let mut replies = Vec::new();
+    for cell in cells {
+        replies.push(cell.text().await.unwrap());
+    }
+    replies
+}
+
+const INVITATION_STATUS: &str = "tr[data-template=member_invitation] [data-email-status]";
+
+/// A webhook receiver that answers every request `204` (and counts them).
+async fn accepting_receiver() -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut chunk = [0; 4096];
+                // One request per connection: the headers, then the body
+                // its Content-Length announces.
+                loop {
+                    let Ok(n) = socket.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&request);
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .filter_map(|l| l.split_once(':'))
+                            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                            .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            break;
+                        }
+                    }
+                }
+                let _ = socket
+                    .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    url
+}
+
+/// The screenshots' directory name for this test on this store.
+fn shots(test: &str, db: &Db) -> String {
+    format!(
+        "{test}_{}",
+        if db.is_sqlite() { "sqlite" } else { "postgres" }
+    )
+}
+
+/// Signs in through the form with `key`; lands on the search page.
+async fn sign_in(browser: &Browser, d: &TestDaemon, key: &str) {
+    browser.goto(&d.url("/console")).await;
+    browser.wait_for("main[data-page=login]").await;
+    browser
+        .find("input[name=key]")
+        .await
+        .send_keys(key)
+        .await
+        .unwrap();
+    browser
+        .find("main button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for("main[data-page=search]").await;
+}
+
+async fn text(browser: &Browser, css: &str) -> String {
+    browser.find(css).await.text().await.unwrap()
+}
+
+/// A client that shows redirects instead of following them.
+fn raw_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// `name=value` of the cookie `name` a response sets.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").to_owned())
+        .find(|pair| pair.starts_with(&format!("{name}=")))
+}
+
+/// The value of `<input name=csrf>` in an HTML page.
+fn csrf_in(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a form token") + 19;
+    html[at..at + html[at..].find('"').unwrap()].to_owned()
+}
+
+/// Signs in over plain HTTP (no browser); returns the session cookie and
+/// the session's form token.
+async fn sign_in_raw(d: &TestDaemon, key: &str) -> (String, String) {
+    let client = raw_client();
+    let form = client.get(d.url("/console/login")).send().await.unwrap();
+    let login_cookie = set_cookie(&form, "invited_console_login").expect("the form's cookie");
+    let token = csrf_in(&form.text().await.unwrap());
+    let signed_in = client
+        .post(d.url("/console/login"))
+        .header(COOKIE, &login_cookie)
+        .form(&[("key", key), ("csrf", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let session = set_cookie(&signed_in, "invited_console").expect("a session cookie");
+    let page = client
+        .get(d.url("/console/search"))
+        .header(COOKIE, &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let csrf = csrf_in(&page.text().await.unwrap());
+    (session, csrf)
+}
+
+async fn email_status(d: &TestDaemon, id: &str) -> Option<String> {
+    support::scenario::invitation(d, id).await["delivery"]["status"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+both_stores! {
+    /// R49: sign in, search by address, open the invitation, read its SMTP
+    /// replies, retry its failed email and see it sent, with the
+    /// `console.action` in its timeline; retry all matching after seeing
+    /// the count; every page once; sign out.
+    async fn an_operator_retries_a_failed_delivery_in_the_console(db: Db) {
+        let d = TestDaemon::start_with(
+            &db,
+            SmtpSink::start_with(vec![Reply::Permanent, Reply::Permanent]),
+            |_| {},
+        )
+        .await;
+        // An endpoint that takes every event, from before the invitations.
+        let (status, body) = d
+            .send_as(
+                ADMIN_KEY,
+                d.client()
+                    .post(d.url("/v1/webhooks"))
+                    .json(&json!({"url": accepting_receiver().await, "description": "the archive"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let archive = format!("endpoint:{}", body["id"].as_str().unwrap());
+        let b = brand(&d).await;
+        let (first, second) =
+            invite_two(&d, &b, "guest@example.test", "other@example.test").await;
+        failed(&d, &first).await;
+        failed(&d, &second).await;
+        // Something on the webhook and suppression pages.
+        let (status, body) = d
+            .send_as(
+                ADMIN_KEY,
+                d.client().post(d.url("/v1/webhooks")).json(&json!({
+                    "url": format!("http://127.0.0.1:{}/hook", SmtpSink::closed_port()),
+                    "description": "the CRM",
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) = d
+            .send_as(
+                ADMIN_KEY,
+                d.client()
+                    .post(d.url("/v1/suppressions"))
+                    .json(&json!({"email": "gone@example.test"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+
+        let browser = Browser::start(&shots("console_operator", &db)).await;
+        browser.set_viewport(1280, 900).await;
+        // No session: the sign-in page.
+        browser.goto(&d.url("/console")).await;
+        browser.wait_for("main[data-page=login]").await;
+        browser.screenshot("login").await;
+        sign_in(&browser, &d, ADMIN_KEY).await;
+        assert_eq!(text(&browser, "[data-key-name]").await, "operator");
+
+        // Search by address.
+        browser
+            .find("input[name=q]")
+            .await
+            .send_keys("Guest@Example.test")
+            .await
+            .unwrap();
+        browser
+            .find("form[role=search] button")
+            .await
+            .click()
+            .await
+            .unwrap();
+        let link = browser
+            .wait_for(&format!("a[data-invitation='{first}']"))
+            .await;
+        assert_eq!(
+            browser.find_all("[data-results=invitations] tbody tr").await.len(),
+            1
+        );
+        browser.screenshot("search").await;
+
+        // The invitation: its failed attempt with the server's reply.
+        link.click().await.unwrap();
+        browser.wait_for("main[data-page=invitation]").await;
+        let replies = invitation_replies(&browser).await;
+        assert_eq!(replies.len(), 1, "{replies:?}");
+        assert!(replies[0].starts_with("550 "), "{replies:?}");
+        assert_eq!(text(&browser, INVITATION_STATUS).await, "failed");
+        browser.screenshot("invitation-failed").await;
+
+        // Retry it: it is sent, and the timeline says who retried it.
+        browser
+            .find("form[data-action=retry] button")
+            .await
+            .click()
+            .await
+            .unwrap();
+        browser.wait_for("main[data-page=invitation]").await;
+        eventually(WAIT, "the retried email is sent", || async {
+            match email_status(&d, &first).await.as_deref() {
+                Some("sent") => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        // Every event of the invitation, the console.action too, reaches the
+        // archive, and the page says so.
+        eventually(WAIT, "the archive takes every event", || async {
+            browser.goto(&d.url(&format!("/console/invitations/{first}"))).await;
+            browser.wait_for("main[data-page=invitation]").await;
+            let mut cells = Vec::new();
+            for cell in browser.find_all("[data-taken-by]").await {
+                cells.push(cell.text().await.unwrap());
+            }
+            if cells.len() >= 4 && cells.iter().all(|c| c.contains(&archive)) {
+                Ok(())
+            } else {
+                Err(format!("{cells:?}"))
+            }
+        })
+        .await;
+        assert_eq!(text(&browser, INVITATION_STATUS).await, "sent");
+        let replies = invitation_replies(&browser).await;
+        assert_eq!(replies.len(), 2, "the failed attempt and the one that sent it: {replies:?}");
+        assert!(replies[1].starts_with("250"), "{replies:?}");
+        let types = futures::future::join_all(
+            browser
+                .find_all("[data-event-type]")
+                .await
+                .into_iter()
+                .map(|e| async move { e.text().await.unwrap() }),
+        )
+        .await;
+        assert!(types.contains(&"console.action".to_string()), "{types:?}");
+        browser.screenshot("invitation").await;
+        let items = timeline(&d, &first).await;
+        let actions = of_type(&items, "console.action");
+        assert_eq!(actions.len(), 1, "{items:?}");
+        assert_eq!(actions[0]["data"]["key_name"], "operator");
+        assert_eq!(actions[0]["data"]["action"], "retry_email");
+
+        // The business.
+        browser.goto(&d.url(&format!("/console/businesses/{b}"))).await;
+        browser.wait_for("main[data-page=business]").await;
+        assert!(text(&browser, "[data-quota]").await.starts_with("2 of "));
+        // Olive and the two pending invitations.
+        assert!(text(&browser, "[data-seats]").await.starts_with("3 used"));
+        browser.screenshot("business").await;
+
+        // The outboxes, with the last hour's chart.
+        browser.goto(&d.url("/console/outbox")).await;
+        browser.wait_for("main[data-page=outbox] svg[data-chart=emails]").await;
+        let bars = browser.find_all("svg[data-chart=emails] rect").await;
+        assert!(bars.len() >= 2, "sent and failed bars");
+        browser.find("svg[data-chart=webhooks]").await;
+        browser.screenshot("outbox").await;
+
+        // Failed deliveries: retry all matching, after seeing the count.
+        browser.goto(&d.url("/console/failed")).await;
+        browser.wait_for("main[data-page=failed]").await;
+        assert!(text(&browser, "[data-failed-total]").await.starts_with("1 failed"));
+        browser.screenshot("failed").await;
+        browser.find("a[data-retry-all]").await.click().await.unwrap();
+        let count = browser.wait_for("[data-retry-count]").await;
+        assert_eq!(count.attr("data-retry-count").await.unwrap().as_deref(), Some("1"));
+        browser.screenshot("retry-all").await;
+        browser
+            .find("form[data-action=retry-all] button")
+            .await
+            .click()
+            .await
+            .unwrap();
+        browser.wait_for("main[data-page=failed]").await;
+        eventually(WAIT, "the other email is sent", || async {
+            match email_status(&d, &second).await.as_deref() {
+                Some("sent") => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+
+        // Webhook endpoints and the suppression list.
+        browser.goto(&d.url("/console/webhooks")).await;
+        browser.wait_for("main[data-page=webhooks] tr[data-endpoint]").await;
+        browser.find("form[data-action=pause] button").await.click().await.unwrap();
+        browser.wait_for("form[data-action=resume]").await;
+        browser.screenshot("webhooks").await;
+        browser.goto(&d.url("/console/suppressions")).await;
+        browser.wait_for("main[data-page=suppressions] [data-suppressions]").await;
+        browser.screenshot("suppressions").await;
+
+        // Sign out: the session is gone.
+        browser.find("form[data-signout] button").await.click().await.unwrap();
+        browser.wait_for("main[data-page=login]").await;
+        browser.goto(&d.url("/console/outbox")).await;
+        browser.wait_for("main[data-page=login]").await;
+        browser.close().await;
+        d.stop().await;
+    }
+}
+
+both_stores! {
+    /// R49 with R47: a `read` key sees every page and no form on any of
+    /// them changes anything; a POST forged with its session (or a `write`
+    /// key's) is refused;
+    /// an `admin` POST without the form token is refused, and the same
+    /// POST with it goes through.
+    async fn a_read_key_changes_nothing_and_forms_need_their_token(db: Db) {
+        let d = TestDaemon::start_with(&db, SmtpSink::start_with(vec![Reply::Permanent]), |_| {})
+            .await;
+        let b = brand(&d).await;
+        let id = invite(&d, &b, "guest@example.test").await;
+        failed(&d, &id).await;
+
+        let browser = Browser::start(&shots("console_read_key", &db)).await;
+        browser.set_viewport(1280, 900).await;
+        sign_in(&browser, &d, READ_KEY).await;
+        assert_eq!(text(&browser, "[data-key-name]").await, "support");
+        for (path, page) in [
+            ("/console/search?q=guest%40example.test".to_string(), "search"),
+            (format!("/console/invitations/{id}"), "invitation"),
+            (format!("/console/businesses/{b}"), "business"),
+            ("/console/outbox".to_string(), "outbox"),
+            ("/console/failed".to_string(), "failed"),
+            ("/console/failed/retry-all".to_string(), "retry-all"),
+            ("/console/webhooks".to_string(), "webhooks"),
+            ("/console/suppressions".to_string(), "suppressions"),
+        ] {
+            browser.goto(&d.url(&path)).await;
+            browser.wait_for(&format!("main[data-page={page}]")).await;
+            let forms = browser
+                .find_all("form[method=post]:not([data-signout]), [data-action], a[data-retry-all]")
+                .await;
+            assert!(forms.is_empty(), "{page} offers a read key an action");
+        }
+        browser.goto(&d.url("/console/failed")).await;
+        let row = browser.wait_for("tr[data-email]").await;
+        let email = row.attr("data-email").await.unwrap().unwrap();
+        browser.screenshot("failed-read-only").await;
+        browser.close().await;
+
+        let client = raw_client();
+        let retry = d.url(&format!("/console/failed/{email}/retry"));
+        // A forged POST with the read key's session and its right token.
+        let (read_session, read_csrf) = sign_in_raw(&d, READ_KEY).await;
+        let forged = client
+            .post(&retry)
+            .header(COOKIE, &read_session)
+            .form(&[("csrf", read_csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+        assert!(forged.text().await.unwrap().contains("admin scope"));
+        // An app's `write` key is no operator either (R47: console actions
+        // are admin).
+        let (write_session, write_csrf) = sign_in_raw(&d, API_KEY).await;
+        let refused = client
+            .post(&retry)
+            .header(COOKIE, &write_session)
+            .form(&[("csrf", write_csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+
+        // An admin session without the token, or with another one.
+        let (admin_session, admin_csrf) = sign_in_raw(&d, ADMIN_KEY).await;
+        for form in [vec![], vec![("csrf", read_csrf.as_str())]] {
+            let refused = client
+                .post(&retry)
+                .header(COOKIE, &admin_session)
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        }
+        // Nothing was retried: still failed, no action in the timeline.
+        assert_eq!(email_status(&d, &id).await.as_deref(), Some("failed"));
+        assert!(of_type(&timeline(&d, &id).await, "console.action").is_empty());
+        // A sign-in without the form's token is refused too.
+        let no_token = client
+            .post(d.url("/console/login"))
+            .form(&[("key", ADMIN_KEY)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(no_token.status(), StatusCode::FORBIDDEN);
+        assert!(set_cookie(&no_token, "invited_console").is_none());
+
+        // The same POST with the token goes through.
+        let done = client
+            .post(&retry)
+            .header(COOKIE, &admin_session)
+            .form(&[("csrf", admin_csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(done.status(), StatusCode::SEE_OTHER);
+        assert_eq!(done.headers()[LOCATION], "/console/failed");
+        eventually(WAIT, "the retried email is sent", || async {
+            match email_status(&d, &id).await.as_deref() {
+                Some("sent") => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        d.stop().await;
+    }
+}
+
+/// The session cookie is HttpOnly and SameSite=Strict, and Secure when a
+/// proxy says the request came over https.
+#[tokio::test]
+async fn the_session_cookie_is_secure_behind_https() {
+    let db = Db::sqlite().await;
+    let d = TestDaemon::start(&db).await;
+    let client = raw_client();
+    for (proto, secure) in [(None, false), (Some("https"), true)] {
+        let mut get = client.get(d.url("/console/login"));
+        if let Some(proto) = proto {
+            get = get.header("x-forwarded-proto", proto);
+        }
+        let form = get.send().await.unwrap();
+        let login_cookie = set_cookie(&form, "invited_console_login").unwrap();
+        let token = csrf_in(&form.text().await.unwrap());
+        let mut post = client
+            .post(d.url("/console/login"))
+            .header(COOKIE, &login_cookie)
+            .form(&[("key", READ_KEY), ("csrf", &token)]);
+        if let Some(proto) = proto {
+            post = post.header("x-forwarded-proto", proto);
+        }
+        let signed_in = post.send().await.unwrap();
+        let header = signed_in
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .find(|v| v.starts_with("invited_console="))
+            .expect("a session cookie");
+        assert!(header.contains("HttpOnly"), "{header}");
+        assert!(header.contains("SameSite=Strict"), "{header}");
+        assert_eq!(header.contains("Secure"), secure, "{header}");
+    }
+    // An unknown key signs nobody in.
+    let form = client.get(d.url("/console/login")).send().await.unwrap();
+    let login_cookie = set_cookie(&form, "invited_console_login").unwrap();
+    let token = csrf_in(&form.text().await.unwrap());
+    let refused = client
+        .post(d.url("/console/login"))
+        .header(COOKIE, &login_cookie)
+        .form(&[("key", "not-a-key"), ("csrf", &token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(set_cookie(&refused, "invited_console").is_none());
+    d.stop().await;
+}
