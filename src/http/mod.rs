@@ -8,8 +8,8 @@
 pub mod access;
 pub mod auth;
 pub mod businesses;
-pub mod domains;
 pub mod console;
+pub mod domains;
 pub mod error;
 pub mod feedback;
 pub mod health;

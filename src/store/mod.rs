@@ -7,8 +7,8 @@
 //! commit, so every rule holds across replicas on one database.
 
 pub mod access;
-pub mod domains;
 pub mod console;
+pub mod domains;
 pub mod events;
 pub mod invite_links;
 pub mod join_requests;
@@ -31,11 +31,11 @@ use crate::domain::{
 pub use access::{
     AccessTx, GrantRecord, NewGrant, NewPartnership, NewProfile, PartnershipRecord, ProfileRecord,
 };
-pub use domains::{DomainClaimRecord, DomainSuggestion, DomainTx, NewDomainClaim};
 pub use console::{
     AttemptPoint, CONSOLE_LIMIT, ConsoleBusinessRow, ConsoleEmailRow, ConsoleInvitationRow,
     ConsoleSession, ConsoleStore, ConsoleTx, FailedFilter,
 };
+pub use domains::{DomainClaimRecord, DomainSuggestion, DomainTx, NewDomainClaim};
 pub use events::{EventCursor, EventLog, EventPosition, EventRecord, SinkLag};
 pub use invite_links::{InviteLinkQuery, InviteLinkRecord, InviteLinkTx, NewInviteLink};
 pub use join_requests::{JoinRequestQuery, JoinRequestRecord, JoinRequestTx, NewJoinRequest};

@@ -26,8 +26,8 @@
 
 mod access;
 pub(crate) mod businesses;
-mod domains;
 mod console;
+mod domains;
 mod feedback;
 mod idempotency;
 pub(crate) mod invitations;
