@@ -9,7 +9,7 @@ use super::{Arg, Conn, SqlTx, StoredRow, id, limit, opt_id, opt_text, rows, text
 use crate::domain::{BusinessId, JoinRequestId, JoinRequestStatus, Role, UserId};
 use crate::store::stored::{corrupt, user_id};
 use crate::store::{
-    JoinRequestQuery, JoinRequestRecord, JoinRequestTx, NewJoinRequest, StoreResult, TimelineEntry,
+    JoinRequestQuery, JoinRequestRecord, JoinRequestTx, NewJoinRequest, StoreResult,
 };
 
 const COLUMNS: &str = "id, business_id, user_id, message, status, role, decided_by, decided_at, \
@@ -77,45 +77,6 @@ pub(super) async fn list(
     .iter()
     .map(record)
     .collect()
-}
-
-/// R53: the events naming the request, and the delivery attempts and
-/// feedback of its emails, oldest first.
-pub(super) async fn timeline(
-    c: &mut impl Conn,
-    request: JoinRequestId,
-) -> StoreResult<Vec<TimelineEntry>> {
-    let events = c
-        .fetch_all(
-            "SELECT id, type, occurred_at, actor_user_id, from_status, to_status, data
-             FROM events WHERE join_request_id = $1 ORDER BY occurred_at, id",
-            vec![id(request.0)],
-        )
-        .await?;
-    let attempts = c
-        .fetch_all(
-            "SELECT a.id, a.attempted_at, o.template, o.recipient, a.outcome, a.smtp_code, a.detail, a.duration_ms
-             FROM email_attempts a JOIN email_outbox o ON o.id = a.outbox_id
-             WHERE o.join_request_id = $1 ORDER BY a.attempted_at, a.id",
-            vec![id(request.0)],
-        )
-        .await?;
-    let feedback = c
-        .fetch_all(
-            "SELECT f.id, f.received_at, o.template, o.recipient, f.kind, f.source, f.status_code, f.detail
-             FROM email_feedback f JOIN email_outbox o ON o.id = f.outbox_id
-             WHERE o.join_request_id = $1 AND f.kind IS NOT NULL ORDER BY f.received_at, f.id",
-            vec![id(request.0)],
-        )
-        .await?;
-    let mut out = events
-        .iter()
-        .map(rows::timeline_event)
-        .chain(attempts.iter().map(rows::timeline_delivery))
-        .chain(feedback.iter().map(rows::timeline_feedback))
-        .collect::<StoreResult<Vec<_>>>()?;
-    out.sort_by_key(|e| e.at());
-    Ok(out)
 }
 
 #[async_trait]

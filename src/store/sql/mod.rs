@@ -384,7 +384,7 @@ impl<S: SqlStore> Store for S {
     }
 
     async fn timeline(&self, id: InvitationId) -> StoreResult<Vec<super::TimelineEntry>> {
-        outbox::timeline(&mut self.reader(), id).await
+        outbox::timeline(&mut self.reader(), outbox::TimelineOf::Invitation(id)).await
     }
 
     async fn quota_window(
@@ -491,7 +491,7 @@ impl<S: SqlStore> Store for S {
         &self,
         id: crate::domain::JoinRequestId,
     ) -> StoreResult<Vec<super::TimelineEntry>> {
-        join_requests::timeline(&mut self.reader(), id).await
+        outbox::timeline(&mut self.reader(), outbox::TimelineOf::JoinRequest(id)).await
     }
 }
 

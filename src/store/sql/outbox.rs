@@ -98,31 +98,56 @@ pub(super) async fn record_reminder(
     Ok(n == 1)
 }
 
-pub(super) async fn timeline(
-    c: &mut impl Conn,
-    invitation: InvitationId,
-) -> StoreResult<Vec<TimelineEntry>> {
+/// Whose story a timeline tells: the rows naming it in `events` and
+/// `email_outbox` (the column is the same in both tables).
+#[derive(Clone, Copy)]
+pub(super) enum TimelineOf {
+    Invitation(InvitationId),
+    /// R53: a join request's events and the emails it caused.
+    JoinRequest(crate::domain::JoinRequestId),
+}
+
+impl TimelineOf {
+    fn column_and_id(self) -> (&'static str, Arg) {
+        match self {
+            TimelineOf::Invitation(i) => ("invitation_id", id(i.0)),
+            TimelineOf::JoinRequest(r) => ("join_request_id", id(r.0)),
+        }
+    }
+}
+
+/// The events naming `of`, and the delivery attempts and feedback of its
+/// emails, oldest first (R34).
+pub(super) async fn timeline(c: &mut impl Conn, of: TimelineOf) -> StoreResult<Vec<TimelineEntry>> {
+    // The column is one of two names fixed above, never input.
+    let (column, subject) = of.column_and_id();
     let events = c
         .fetch_all(
-            "SELECT id, type, occurred_at, actor_user_id, from_status, to_status, data
-             FROM events WHERE invitation_id = $1 ORDER BY occurred_at, id",
-            vec![id(invitation.0)],
+            &format!(
+                "SELECT id, type, occurred_at, actor_user_id, from_status, to_status, data
+                 FROM events WHERE {column} = $1 ORDER BY occurred_at, id"
+            ),
+            vec![subject.clone()],
         )
         .await?;
     let attempts = c
         .fetch_all(
-            "SELECT a.id, a.attempted_at, o.template, o.recipient, a.outcome, a.smtp_code, a.detail, a.duration_ms
-             FROM email_attempts a JOIN email_outbox o ON o.id = a.outbox_id
-             WHERE o.invitation_id = $1 ORDER BY a.attempted_at, a.id",
-            vec![id(invitation.0)],
+            &format!(
+                "SELECT a.id, a.attempted_at, o.template, o.recipient, a.outcome, a.smtp_code, a.detail, a.duration_ms
+                 FROM email_attempts a JOIN email_outbox o ON o.id = a.outbox_id
+                 WHERE o.{column} = $1 ORDER BY a.attempted_at, a.id"
+            ),
+            vec![subject.clone()],
         )
         .await?;
     let feedback = c
         .fetch_all(
-            "SELECT f.id, f.received_at, o.template, o.recipient, f.kind, f.source, f.status_code, f.detail
-             FROM email_feedback f JOIN email_outbox o ON o.id = f.outbox_id
-             WHERE o.invitation_id = $1 AND f.kind IS NOT NULL ORDER BY f.received_at, f.id",
-            vec![id(invitation.0)],
+            &format!(
+                "SELECT f.id, f.received_at, o.template, o.recipient, f.kind, f.source, f.status_code, f.detail
+                 FROM email_feedback f JOIN email_outbox o ON o.id = f.outbox_id
+                 WHERE o.{column} = $1 AND f.kind IS NOT NULL ORDER BY f.received_at, f.id"
+            ),
+            vec![subject],
         )
         .await?;
     let mut out = events
