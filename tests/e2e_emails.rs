@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::daemon::{TestDaemon, token_from};
 use support::db::{Arg, TempDir, ago};
-use support::scenario::timeline;
+use support::scenario::{public_id, timeline};
 use support::smtp_sink::{ReceivedMail, SmtpSink};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -50,15 +50,6 @@ async fn invite(d: &TestDaemon, b: &str, email: &str, locale: &str, message: &st
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body["items"][0]["id"].as_str().unwrap().to_string()
-}
-
-/// The public Business ID of a business, as its owner sees it.
-async fn public_id(d: &TestDaemon, business: &str, owner: &str) -> String {
-    let (status, body) = d
-        .get(&format!("/v1/businesses/{business}?actor_user_id={owner}"))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["business_id"].as_str().unwrap().to_string()
 }
 
 /// A partner invitation or request from olive's business to amelie's;

@@ -10,34 +10,10 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::daemon::{API_KEY, TestDaemon};
 use support::db::{Arg, Db, ago};
-use support::scenario::of_type;
+use support::scenario::{join, of_type, public_id};
 use support::smtp_sink::ReceivedMail;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// Adds an existing user to a business with a role, as if they had joined
-/// earlier: the setup of these tests is not what they test.
-async fn join(db: &Db, business: &str, user: &str, role: &str) {
-    db.exec(
-        "INSERT INTO members (business_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)",
-        &[
-            Arg::Uuid(business.parse().unwrap()),
-            Arg::Text(user.into()),
-            Arg::Text(role.into()),
-            ago(0),
-        ],
-    )
-    .await;
-}
-
-/// The public Business ID of a business, as its owner sees it.
-async fn public_id(d: &TestDaemon, business: &str, owner: &str) -> String {
-    let (status, body) = d
-        .get(&format!("/v1/businesses/{business}?actor_user_id={owner}"))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["business_id"].as_str().unwrap().to_string()
-}
 
 /// The agency (owner amelie fr-FR, managers wen zh-TW and george en-GB,
 /// employee emp en-US) and charles (fr-CA), who is in no business; returns

@@ -6,6 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use super::daemon::TestDaemon;
+use super::db::{Arg, Db, ago};
 
 /// Registers olive and the business she owns; returns its id.
 pub async fn brand(d: &TestDaemon) -> String {
@@ -53,4 +54,28 @@ pub async fn timeline_as(d: &TestDaemon, id: &str, actor: &str) -> Vec<Value> {
 /// The timeline items of one `type`.
 pub fn of_type<'a>(items: &'a [Value], kind: &str) -> Vec<&'a Value> {
     items.iter().filter(|i| i["type"] == kind).collect()
+}
+
+/// Adds an existing user to a business with a role, as if they had joined
+/// earlier: for tests whose setup this is, not what they test.
+pub async fn join(db: &Db, business: &str, user: &str, role: &str) {
+    db.exec(
+        "INSERT INTO members (business_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4)",
+        &[
+            Arg::Uuid(business.parse().unwrap()),
+            Arg::Text(user.into()),
+            Arg::Text(role.into()),
+            ago(0),
+        ],
+    )
+    .await;
+}
+
+/// The public Business ID of a business, as its owner sees it.
+pub async fn public_id(d: &TestDaemon, business: &str, owner: &str) -> String {
+    let (status, body) = d
+        .get(&format!("/v1/businesses/{business}?actor_user_id={owner}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["business_id"].as_str().unwrap().to_string()
 }
