@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use support::daemon::{API_KEY, TestDaemon};
 use support::db::{Arg, Db, ago};
 use support::scenario::{join, of_type, public_id};
-use support::smtp_sink::ReceivedMail;
+use support::smtp_sink::to;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -42,14 +42,6 @@ async fn ask(d: &TestDaemon, user: &str, public: &str) -> Value {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body
-}
-
-fn to(mails: &[ReceivedMail], addr: &str) -> Vec<ReceivedMail> {
-    mails
-        .iter()
-        .filter(|m| m.to.iter().any(|t| t == addr))
-        .cloned()
-        .collect()
 }
 
 /// Queued emails of `template` to `recipient` (the outbox is the record:

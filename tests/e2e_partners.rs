@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use support::daemon::{TestDaemon, token_from};
 use support::db::{Arg, Db, ago};
 use support::scenario::{join, public_id};
-use support::smtp_sink::ReceivedMail;
+use support::smtp_sink::{ReceivedMail, to};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -70,14 +70,6 @@ async fn access(d: &TestDaemon, user: &str, profile: &str) -> Value {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
-}
-
-fn to(mails: &[ReceivedMail], addr: &str) -> Vec<ReceivedMail> {
-    mails
-        .iter()
-        .filter(|m| m.to.iter().any(|t| t == addr))
-        .cloned()
-        .collect()
 }
 
 /// Waits for the first mail to `addr` (others may arrive in between).

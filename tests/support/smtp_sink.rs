@@ -425,3 +425,12 @@ impl Handler for SinkHandler {
         }
     }
 }
+
+/// The mails among `mails` addressed to `addr`, in order.
+pub fn to(mails: &[ReceivedMail], addr: &str) -> Vec<ReceivedMail> {
+    mails
+        .iter()
+        .filter(|m| m.to.iter().any(|t| t == addr))
+        .cloned()
+        .collect()
+}
