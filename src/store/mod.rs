@@ -144,18 +144,26 @@ pub trait StoreTx:
     /// attempts) never wait on it. Lock order everywhere: business, then
     /// invitation.
     async fn lock_business(&mut self, id: BusinessId) -> StoreResult<Option<BusinessRecord>>;
+    /// [`StoreTx::lock_business`] of the business an invitation belongs
+    /// to, in one statement; `None` when there is no such invitation.
+    async fn lock_business_of_invitation(
+        &mut self,
+        invitation: InvitationId,
+    ) -> StoreResult<Option<BusinessRecord>>;
 
     async fn get_member(
         &mut self,
         business: BusinessId,
         user: &UserId,
     ) -> StoreResult<Option<MemberRecord>>;
+    /// Adds a member; answers when they joined (the row's `joined_at`), so
+    /// that a caller holding the user's record needs no read back.
     async fn insert_member(
         &mut self,
         business: BusinessId,
         user: &UserId,
         role: &Role,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<DateTime<Utc>>;
     async fn set_member_role(
         &mut self,
         business: BusinessId,
