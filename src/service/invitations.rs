@@ -565,15 +565,15 @@ impl Services {
         }
         let mut partnership = None;
 
+        let mut moved = None;
         if decision.to != inv.status {
-            tx.set_invitation_status(
-                id,
-                decision.to,
-                actor
-                    .as_ref()
-                    .filter(|_| decision.to == InvitationStatus::Accepted),
-            )
-            .await?;
+            let accepted_by = actor
+                .as_ref()
+                .filter(|_| decision.to == InvitationStatus::Accepted);
+            let updated_at = tx
+                .set_invitation_status(id, decision.to, accepted_by)
+                .await?;
+            moved = Some((updated_at, accepted_by.cloned()));
         }
         // The command's own events are written together, in one statement,
         // in the order they were made; an effect that writes events of its
@@ -695,11 +695,23 @@ impl Services {
         if decision.to != inv.status {
             crate::metrics::invitation_transition(inv.kind.as_str(), decision.to.as_str());
         }
-        let invitation = self
-            .store
-            .get_invitation(id)
-            .await?
-            .ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?;
+        let invitation = match moved {
+            // A move of the state machine changed only the status, the time
+            // and who accepted: the locked row with those is what the
+            // transaction committed, with no read back.
+            Some((updated_at, accepted_by)) => InvitationRecord {
+                status: decision.to,
+                updated_at,
+                accepted_by,
+                ..inv
+            },
+            // A resend queued a new email: read the row back with it.
+            None => self
+                .store
+                .get_invitation(id)
+                .await?
+                .ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?,
+        };
         Ok(CommandOutcome {
             invitation,
             membership,

@@ -191,12 +191,13 @@ pub trait StoreTx:
     /// Reads an invitation and locks its row: commands on one invitation are
     /// serialised across replicas by this lock (and within one by its actor).
     async fn lock_invitation(&mut self, id: InvitationId) -> StoreResult<Option<InvitationRecord>>;
+    /// Moves an invitation to `status`; answers its new `updated_at`.
     async fn set_invitation_status(
         &mut self,
         id: InvitationId,
         status: InvitationStatus,
         accepted_by: Option<&UserId>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<DateTime<Utc>>;
     /// R46: gives a pending member invitation a corrected address and a new
     /// token (the old one no longer finds it); its `created_at`, and so its
     /// quota slot (R8), stay.

@@ -128,7 +128,7 @@ impl<T: SqlTx> StoreTx for T {
         id: InvitationId,
         status: InvitationStatus,
         accepted_by: Option<&UserId>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<DateTime<Utc>> {
         invitations::set_status(self, id, status, accepted_by).await
     }
 
