@@ -481,14 +481,11 @@ impl Services {
         cmd: InvitationCommand,
     ) -> ServiceResult<CommandOutcome> {
         // Lock order everywhere: the business, then the invitation.
-        let business_id = self
-            .store
-            .get_invitation(id)
-            .await?
-            .ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?
-            .business_id;
         let mut tx = self.store.begin().await?;
-        let business = lock_business(tx.as_mut(), business_id).await?;
+        let business = tx
+            .lock_business_of_invitation(id)
+            .await?
+            .ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?;
         let inv = tx
             .lock_invitation(id)
             .await?
@@ -568,25 +565,30 @@ impl Services {
         }
         let mut partnership = None;
 
+        let mut moved = None;
         if decision.to != inv.status {
-            tx.set_invitation_status(
-                id,
-                decision.to,
-                actor
-                    .as_ref()
-                    .filter(|_| decision.to == InvitationStatus::Accepted),
-            )
-            .await?;
+            let accepted_by = actor
+                .as_ref()
+                .filter(|_| decision.to == InvitationStatus::Accepted);
+            let updated_at = tx
+                .set_invitation_status(id, decision.to, accepted_by)
+                .await?;
+            moved = Some((updated_at, accepted_by.cloned()));
         }
-        tx.insert_event(&event(
+        // The command's own events are written together, in one statement,
+        // in the order they were made; an effect that writes events of its
+        // own first flushes these, so the log keeps that order too.
+        let mut events = vec![event(
             inv.business_id,
             Some(id),
             actor.as_ref(),
             Some((inv.status, decision.to)),
             Event::of_command(step.command()),
-        ))
-        .await?;
+        )];
         for effect in &decision.effects {
+            if writes_own_events(*effect) {
+                tx.insert_events(&std::mem::take(&mut events)).await?;
+            }
             match effect {
                 Effect::SendInvitationEmail => {
                     let inviter = tx
@@ -638,16 +640,14 @@ impl Services {
                         .await?;
                 }
                 Effect::AddMember => {
-                    let user = &accepted_by
-                        .as_ref()
-                        .expect("accept has an accepter")
-                        .user_id;
+                    let accepter = accepted_by.as_ref().expect("accept has an accepter");
+                    let user = &accepter.user_id;
                     let Step::AcceptMember { via, .. } = &step else {
                         unreachable!("only a member accept adds a member")
                     };
                     let role = inv.role.clone().unwrap_or_else(|| catalog.default_role());
-                    tx.insert_member(inv.business_id, user, &role).await?;
-                    tx.insert_event(&event(
+                    let joined_at = tx.insert_member(inv.business_id, user, &role).await?;
+                    events.push(event(
                         inv.business_id,
                         Some(id),
                         Some(user),
@@ -664,9 +664,15 @@ impl Services {
                             },
                             invite_link_id: None,
                         }),
-                    ))
-                    .await?;
-                    membership = tx.get_member(inv.business_id, user).await?;
+                    ));
+                    // The membership as `get_member` would read it back.
+                    membership = Some(MemberRecord {
+                        business_id: inv.business_id,
+                        user_id: user.clone(),
+                        email: accepter.email.clone(),
+                        role,
+                        joined_at,
+                    });
                 }
                 Effect::SendAcceptedEmail => {
                     let accepter = accepted_by.as_ref().expect("accept has an accepter");
@@ -684,15 +690,28 @@ impl Services {
                 }
             }
         }
+        tx.insert_events(&events).await?;
         tx.commit().await?;
         if decision.to != inv.status {
             crate::metrics::invitation_transition(inv.kind.as_str(), decision.to.as_str());
         }
-        let invitation = self
-            .store
-            .get_invitation(id)
-            .await?
-            .ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?;
+        let invitation = match moved {
+            // A move of the state machine changed only the status, the time
+            // and who accepted: the locked row with those is what the
+            // transaction committed, with no read back.
+            Some((updated_at, accepted_by)) => InvitationRecord {
+                status: decision.to,
+                updated_at,
+                accepted_by,
+                ..inv
+            },
+            // A resend queued a new email: read the row back with it.
+            None => self
+                .store
+                .get_invitation(id)
+                .await?
+                .ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?,
+        };
         Ok(CommandOutcome {
             invitation,
             membership,
@@ -869,6 +888,13 @@ impl Services {
         check_capability(catalog, &me.role, Capability::MembersInvite)?;
         Ok(())
     }
+}
+
+/// The effects whose service code writes events of its own (the
+/// partnership's, the grants'), before which the command's pending events
+/// are written so that the log keeps the order they happened in.
+fn writes_own_events(effect: Effect) -> bool {
+    matches!(effect, Effect::EstablishPartnership | Effect::ApplyGrants)
 }
 
 /// R46: the invitation email did not get through: its latest one was

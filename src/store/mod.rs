@@ -144,18 +144,26 @@ pub trait StoreTx:
     /// attempts) never wait on it. Lock order everywhere: business, then
     /// invitation.
     async fn lock_business(&mut self, id: BusinessId) -> StoreResult<Option<BusinessRecord>>;
+    /// [`StoreTx::lock_business`] of the business an invitation belongs
+    /// to, in one statement; `None` when there is no such invitation.
+    async fn lock_business_of_invitation(
+        &mut self,
+        invitation: InvitationId,
+    ) -> StoreResult<Option<BusinessRecord>>;
 
     async fn get_member(
         &mut self,
         business: BusinessId,
         user: &UserId,
     ) -> StoreResult<Option<MemberRecord>>;
+    /// Adds a member; answers when they joined (the row's `joined_at`), so
+    /// that a caller holding the user's record needs no read back.
     async fn insert_member(
         &mut self,
         business: BusinessId,
         user: &UserId,
         role: &Role,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<DateTime<Utc>>;
     async fn set_member_role(
         &mut self,
         business: BusinessId,
@@ -183,12 +191,13 @@ pub trait StoreTx:
     /// Reads an invitation and locks its row: commands on one invitation are
     /// serialised across replicas by this lock (and within one by its actor).
     async fn lock_invitation(&mut self, id: InvitationId) -> StoreResult<Option<InvitationRecord>>;
+    /// Moves an invitation to `status`; answers its new `updated_at`.
     async fn set_invitation_status(
         &mut self,
         id: InvitationId,
         status: InvitationStatus,
         accepted_by: Option<&UserId>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<DateTime<Utc>>;
     /// R46: gives a pending member invitation a corrected address and a new
     /// token (the old one no longer finds it); its `created_at`, and so its
     /// quota slot (R8), stay.

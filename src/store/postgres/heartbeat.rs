@@ -101,10 +101,29 @@ impl Drop for Heartbeat {
 }
 
 async fn beat(pool: &PgPool, instance: Uuid, last: &Mutex<Option<Instant>>) -> StoreResult<()> {
+    beat_once(pool, instance, last).await.st()
+}
+
+async fn beat_once(
+    pool: &PgPool,
+    instance: Uuid,
+    last: &Mutex<Option<Instant>>,
+) -> Result<(), sqlx::Error> {
     let started = Instant::now();
-    sqlx::query(BEAT).bind(instance).execute(pool).await.st()?;
+    sqlx::query(BEAT).bind(instance).execute(pool).await?;
     *last.lock().expect("heartbeat clock") = Some(started);
     Ok(())
+}
+
+/// The database has no `process_heartbeats` table yet: the store beats
+/// from the moment it is opened, and `migrate` may not have run (or be
+/// running). Not worth a warning; the next beat after the migration lands.
+fn not_migrated_yet(error: &sqlx::Error) -> bool {
+    const UNDEFINED_TABLE: &str = "42P01";
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == UNDEFINED_TABLE)
 }
 
 /// [`beat_forever`], started again should it ever panic: a heartbeat lost
@@ -134,8 +153,11 @@ async fn beat_forever(pool: PgPool, instance: Uuid, last: Arc<Mutex<Option<Insta
         }
         // Each beat bounded by the interval: a hung connection must not
         // hold up the next one.
-        match tokio::time::timeout(BEAT_EVERY, beat(&pool, instance, &last)).await {
+        match tokio::time::timeout(BEAT_EVERY, beat_once(&pool, instance, &last)).await {
             Ok(Ok(())) => {}
+            Ok(Err(error)) if not_migrated_yet(&error) => {
+                tracing::debug!(%error, "no heartbeat yet: the schema is not migrated")
+            }
             Ok(Err(error)) => tracing::warn!(%error, "could not write this process's heartbeat"),
             Err(_) => {
                 tracing::warn!("this process's heartbeat did not commit within {BEAT_EVERY:?}")

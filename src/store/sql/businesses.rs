@@ -1,8 +1,10 @@
 //! Businesses and their members.
 
+use chrono::{DateTime, Utc};
+
 use super::{Arg, Conn, StoredRow as _, id, rows, text};
 use crate::domain::partners::TwoFactorPolicy;
-use crate::domain::{BusinessId, Email, PublicBusinessId, Role, UserId};
+use crate::domain::{BusinessId, Email, InvitationId, PublicBusinessId, Role, UserId};
 use crate::store::{BusinessRecord, MemberRecord, NewBusiness, StoreResult};
 
 /// The business columns, up to the `WHERE` (Postgres appends its row lock
@@ -38,6 +40,23 @@ pub(super) async fn insert(c: &mut impl Conn, b: &NewBusiness) -> StoreResult<Bu
 pub(crate) async fn read(c: &mut impl Conn, b: BusinessId) -> StoreResult<Option<BusinessRecord>> {
     let sql = format!("{BUSINESS_SELECT} WHERE id = $1");
     let row = c.fetch_optional(&sql, vec![id(b.0)]).await?;
+    row.as_ref().map(rows::business).transpose()
+}
+
+/// The business of an invitation, its row locked with `row_lock` (the
+/// dialect's [`super::SqlTx::ROW_LOCK`]): one statement where a command on an
+/// invitation would otherwise read the invitation first to learn which
+/// business to lock (lock order everywhere: the business, then the
+/// invitation). An invitation's business never changes.
+pub(super) async fn lock_of_invitation(
+    c: &mut impl Conn,
+    invitation: InvitationId,
+    row_lock: &str,
+) -> StoreResult<Option<BusinessRecord>> {
+    let sql = format!(
+        "{BUSINESS_SELECT} WHERE id = (SELECT business_id FROM invitations WHERE id = $1){row_lock}"
+    );
+    let row = c.fetch_optional(&sql, vec![id(invitation.0)]).await?;
     row.as_ref().map(rows::business).transpose()
 }
 
@@ -99,11 +118,12 @@ pub(super) async fn insert_member(
     business: BusinessId,
     user: &UserId,
     role: &Role,
-) -> StoreResult<()> {
+) -> StoreResult<DateTime<Utc>> {
     let at = c.stamp();
-    c.execute(
+    c.fetch_one(
         "INSERT INTO members (business_id, user_id, role, joined_at)
-         VALUES ($1, $2, $3, coalesce($4, CURRENT_TIMESTAMP))",
+         VALUES ($1, $2, $3, coalesce($4, CURRENT_TIMESTAMP))
+         RETURNING joined_at",
         vec![
             id(business.0),
             text(user.as_str()),
@@ -111,8 +131,8 @@ pub(super) async fn insert_member(
             Arg::Time(at),
         ],
     )
-    .await?;
-    Ok(())
+    .await?
+    .time("joined_at")
 }
 
 pub(super) async fn set_member_role(

@@ -241,16 +241,17 @@ pub(super) async fn set_status(
     invitation: InvitationId,
     status: InvitationStatus,
     accepted_by: Option<&UserId>,
-) -> StoreResult<()> {
+) -> StoreResult<DateTime<Utc>> {
     let at = c.stamp();
-    c.execute(
+    c.fetch_one(
         "UPDATE invitations SET status = $2, updated_at = coalesce($4, CURRENT_TIMESTAMP),
              accepted_at  = CASE WHEN $2 = 'accepted'  THEN coalesce($4, CURRENT_TIMESTAMP) END,
              accepted_by  = CASE WHEN $2 = 'accepted'  THEN $3 END,
              declined_at  = CASE WHEN $2 = 'declined'  THEN coalesce($4, CURRENT_TIMESTAMP) END,
              cancelled_at = CASE WHEN $2 = 'cancelled' THEN coalesce($4, CURRENT_TIMESTAMP) END,
              expired_at   = CASE WHEN $2 = 'expired'   THEN coalesce($4, CURRENT_TIMESTAMP) END
-         WHERE id = $1",
+         WHERE id = $1
+         RETURNING updated_at",
         vec![
             id(invitation.0),
             status_arg(Some(status)),
@@ -258,8 +259,8 @@ pub(super) async fn set_status(
             Arg::Time(at),
         ],
     )
-    .await?;
-    Ok(())
+    .await?
+    .time("updated_at")
 }
 
 /// R46: a corrected address with a new token (hash and nonce), so the old

@@ -50,6 +50,13 @@ impl<T: SqlTx> StoreTx for T {
         self.lock_business_row(id).await
     }
 
+    async fn lock_business_of_invitation(
+        &mut self,
+        invitation: InvitationId,
+    ) -> StoreResult<Option<BusinessRecord>> {
+        businesses::lock_of_invitation(self, invitation, Self::ROW_LOCK).await
+    }
+
     async fn get_member(
         &mut self,
         business: BusinessId,
@@ -63,7 +70,7 @@ impl<T: SqlTx> StoreTx for T {
         business: BusinessId,
         user: &UserId,
         role: &Role,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<DateTime<Utc>> {
         businesses::insert_member(self, business, user, role).await
     }
 
@@ -121,7 +128,7 @@ impl<T: SqlTx> StoreTx for T {
         id: InvitationId,
         status: InvitationStatus,
         accepted_by: Option<&UserId>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<DateTime<Utc>> {
         invitations::set_status(self, id, status, accepted_by).await
     }
 
