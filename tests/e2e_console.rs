@@ -384,6 +384,11 @@ both_stores! {
         browser.wait_for("main[data-page=webhooks] tr[data-endpoint]").await;
         browser.find("form[data-action=pause] button").await.click().await.unwrap();
         browser.wait_for("form[data-action=resume]").await;
+        // The pause is a console.action, shown beside its endpoint.
+        let paused = browser
+            .wait_for("[data-console-action=pause_webhook][data-key=operator]")
+            .await;
+        assert!(paused.text().await.unwrap().contains("paused by operator"));
         browser.screenshot("webhooks").await;
         browser.goto(&d.url("/console/suppressions")).await;
         browser.wait_for("main[data-page=suppressions] [data-suppressions]").await;
@@ -558,4 +563,310 @@ async fn the_session_cookie_is_secure_behind_https() {
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     assert!(set_cookie(&refused, "invited_console").is_none());
     d.stop().await;
+}
+
+const NATS: &str = "nats://127.0.0.1:4222";
+
+/// A configured webhook's receiver that answers `500` to its first
+/// `fail_first` requests and `200` afterwards, keeping each request's
+/// answer and event.
+#[derive(Clone, Default)]
+struct FlakyHook {
+    hits: std::sync::Arc<std::sync::Mutex<Vec<(u16, serde_json::Value)>>>,
+    fail_first: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FlakyHook {
+    async fn start(fail_first: usize) -> (FlakyHook, String) {
+        let hook = FlakyHook::default();
+        hook.fail_first
+            .store(fail_first, std::sync::atomic::Ordering::SeqCst);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(flaky))
+            .with_state(hook.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        (hook, url)
+    }
+
+    fn hits(&self) -> Vec<(u16, serde_json::Value)> {
+        self.hits.lock().unwrap().clone()
+    }
+
+    /// The events it answered 2xx, by id.
+    fn delivered_ids(&self) -> std::collections::BTreeSet<String> {
+        self.hits()
+            .iter()
+            .filter(|(status, _)| *status == 200)
+            .map(|(_, e)| e["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+async fn flaky(
+    axum::extract::State(hook): axum::extract::State<FlakyHook>,
+    body: axum::body::Bytes,
+) -> axum::http::StatusCode {
+    use std::sync::atomic::Ordering::SeqCst;
+    let failing = hook
+        .fail_first
+        .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    let status = if failing {
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        axum::http::StatusCode::OK
+    };
+    let event = serde_json::from_slice(&body).expect("a JSON event");
+    hook.hits.lock().unwrap().push((status.as_u16(), event));
+    status
+}
+
+/// Every message published under `<prefix>.events.>`, as JSON.
+fn collect_nats(
+    mut sub: async_nats::Subscriber,
+) -> std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> {
+    use futures::StreamExt as _;
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let into = got.clone();
+    tokio::spawn(async move {
+        while let Some(message) = sub.next().await {
+            let event = serde_json::from_slice(&message.payload).expect("a JSON event");
+            into.lock().unwrap().push(event);
+        }
+    });
+    got
+}
+
+/// A console form posted with the session's cookie and form token.
+async fn console_post(d: &TestDaemon, session: &str, path: &str, form: &[(&str, &str)]) {
+    let response = raw_client()
+        .post(d.url(path))
+        .header(COOKIE, session)
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+}
+
+both_stores! {
+    /// R49: pausing, resuming and replaying a webhook endpoint in the
+    /// console are each one `console.action` event, with the key's name and
+    /// the endpoint's id and no business; they reach a configured webhook
+    /// and NATS with `business_id: null`, and both sinks go on delivering
+    /// after them; the endpoints page shows who did what. The outbox page
+    /// charts the configured webhook's and NATS's deliveries: as many sent
+    /// and failed as the receiver answered 2xx and 500, as many sent as
+    /// NATS got.
+    async fn endpoint_actions_are_events_and_every_sink_is_charted(db: Db) {
+        let prefix = format!("t{}", uuid::Uuid::now_v7().simple());
+        let nats = async_nats::connect(NATS)
+            .await
+            .expect("NATS runs on 127.0.0.1:4222 (.ci/run starts it)");
+        let sub = nats.subscribe(format!("{prefix}.events.>")).await.unwrap();
+        nats.flush().await.unwrap();
+        let published = collect_nats(sub);
+        let (hook, hook_url) = FlakyHook::start(2).await;
+        let d = TestDaemon::start_with(&db, SmtpSink::start(), {
+            let (prefix, url) = (prefix.clone(), hook_url.clone());
+            move |config| {
+                config.nats.url = Some(NATS.to_string());
+                config.nats.subject_prefix = prefix;
+                config.webhooks = vec![invited::config::WebhookConfig {
+                    url,
+                    secret: "whsec-test-0123456789".into(),
+                }];
+                config.events.poll_interval = Duration::from_millis(200);
+                config.events.initial_backoff = Duration::from_millis(300);
+                config.events.max_backoff = Duration::from_secs(1);
+            }
+        })
+        .await;
+        let (status, body) = d
+            .send_as(
+                ADMIN_KEY,
+                d.client()
+                    .post(d.url("/v1/webhooks"))
+                    .json(&json!({"url": accepting_receiver().await, "description": "the CRM"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let endpoint = body["id"].as_str().unwrap().to_owned();
+        let b = brand(&d).await;
+        invite(&d, &b, "guest@example.test").await;
+
+        let (session, csrf) = sign_in_raw(&d, ADMIN_KEY).await;
+        let base = format!("/console/webhooks/{endpoint}");
+        console_post(&d, &session, &format!("{base}/pause"), &[("csrf", &csrf)]).await;
+        console_post(&d, &session, &format!("{base}/resume"), &[("csrf", &csrf)]).await;
+        let since = "2026-01-01T00:00:00Z";
+        console_post(
+            &d,
+            &session,
+            &format!("{base}/replay"),
+            &[("csrf", &csrf), ("since", since)],
+        )
+        .await;
+        // Exactly one event each, no business, the key and the endpoint.
+        let actions: Vec<serde_json::Value> = db
+            .strings(
+                "SELECT CAST(data AS TEXT) FROM events WHERE type = 'console.action'
+                  AND business_id IS NULL AND invitation_id IS NULL ORDER BY seq",
+            )
+            .await
+            .iter()
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        assert_eq!(
+            actions,
+            vec![
+                json!({"action": "pause_webhook", "key_name": "operator", "target": endpoint}),
+                json!({"action": "resume_webhook", "key_name": "operator", "target": endpoint}),
+                json!({"action": "replay_webhook", "key_name": "operator", "target": endpoint,
+                       "since": since}),
+            ]
+        );
+        assert_eq!(
+            db.count("SELECT count(*) FROM events WHERE type = 'console.action'").await,
+            3
+        );
+        // A business's event after them: the sinks carry on.
+        invite(&d, &b, "later@example.test").await;
+
+        // Read again each time: the invitations' emails go on writing
+        // events (`invitation.sent`).
+        eventually(WAIT, "the webhook and NATS take every event", || async {
+            let all: std::collections::BTreeSet<String> = db
+                .strings("SELECT CAST(id AS TEXT) FROM events")
+                .await
+                .into_iter()
+                .collect();
+            let nats_ids: std::collections::BTreeSet<String> = published
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_owned())
+                .collect();
+            let hook_ids = hook.delivered_ids();
+            if hook_ids == all && nats_ids == all {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} events; webhook {}, NATS {}",
+                    all.len(),
+                    hook_ids.len(),
+                    nats_ids.len()
+                ))
+            }
+        })
+        .await;
+        // The actions on the wire: `business_id` is there, and null.
+        let on_hook: Vec<_> = hook
+            .hits()
+            .into_iter()
+            .filter(|(status, e)| *status == 200 && e["type"] == "console.action")
+            .map(|(_, e)| e)
+            .collect();
+        let on_nats: Vec<_> = published
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "console.action")
+            .cloned()
+            .collect();
+        for events in [&on_hook, &on_nats] {
+            assert_eq!(events.len(), 3, "{events:?}");
+            for e in events.iter() {
+                assert!(e.as_object().unwrap().contains_key("business_id"), "{e}");
+                assert_eq!(e["business_id"], serde_json::Value::Null, "{e}");
+                assert_eq!(e["data"]["key_name"], "operator");
+                assert_eq!(e["data"]["target"], endpoint.as_str());
+            }
+        }
+
+        let browser = Browser::start(&shots("console_sinks", &db)).await;
+        browser.set_viewport(1280, 900).await;
+        sign_in(&browser, &d, ADMIN_KEY).await;
+        // Who did what to the endpoint, newest first.
+        browser.goto(&d.url("/console/webhooks")).await;
+        browser.wait_for("main[data-page=webhooks] tr[data-endpoint]").await;
+        let mut shown = Vec::new();
+        for a in browser
+            .find_all(&format!("tr[data-endpoint='{endpoint}'] [data-console-action]"))
+            .await
+        {
+            shown.push((
+                a.attr("data-console-action").await.unwrap().unwrap(),
+                a.attr("data-key").await.unwrap().unwrap(),
+            ));
+        }
+        let by = |action: &str| (action.to_owned(), "operator".to_owned());
+        assert_eq!(
+            shown,
+            vec![by("replay_webhook"), by("resume_webhook"), by("pause_webhook")]
+        );
+        browser.screenshot("webhooks").await;
+
+        // The charts count what the receiver answered and what NATS got.
+        let answered = |code: u16| {
+            hook.hits()
+                .iter()
+                .filter(|(s, _)| *s == code)
+                .count()
+                .to_string()
+        };
+        assert_eq!(answered(500), "2");
+        let webhook_chart = format!("svg[data-sink='webhook:{hook_url}']");
+        eventually(WAIT, "the charts count every delivery", || async {
+            // Read before the page: what the charts must have caught up with.
+            let (hook_sent, hook_failed) = (answered(200), answered(500));
+            let nats_sent = published.lock().unwrap().len().to_string();
+            browser.goto(&d.url("/console/outbox")).await;
+            browser.wait_for("main[data-page=outbox] svg[data-chart=emails]").await;
+            let mut got = Vec::new();
+            for (css, attr) in [
+                (webhook_chart.as_str(), "data-total-sent"),
+                (webhook_chart.as_str(), "data-total-failed"),
+                ("svg[data-sink=nats]", "data-total-sent"),
+                ("svg[data-sink=nats]", "data-total-failed"),
+            ] {
+                got.push(browser.find(css).await.attr(attr).await.unwrap().unwrap_or_default());
+            }
+            let want = vec![hook_sent, hook_failed, nats_sent, "0".into()];
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!("charts say {got:?}, deliveries {want:?}"))
+            }
+        })
+        .await;
+        // Bar by bar too: the minutes' bars add up to the totals.
+        let mut bars = 0;
+        for bar in browser.find_all(&format!("{webhook_chart} rect[data-failed]")).await {
+            bars += bar.attr("data-failed").await.unwrap().unwrap().parse::<u32>().unwrap();
+        }
+        assert_eq!(bars, 2);
+        let nats_chart = browser.find("svg[data-sink=nats]").await;
+        let mut bars = 0;
+        for bar in browser.find_all("svg[data-sink=nats] rect[data-sent]").await {
+            bars += bar.attr("data-sent").await.unwrap().unwrap().parse::<u32>().unwrap();
+        }
+        assert_eq!(
+            Some(bars.to_string()),
+            nats_chart.attr("data-total-sent").await.unwrap()
+        );
+        browser.screenshot("outbox").await;
+        browser.close().await;
+        d.stop().await;
+        let js = async_nats::jetstream::new(nats);
+        for what in ["COMMANDS", "EVENTS"] {
+            let _ = js
+                .delete_stream(invited::events::bus::stream_name(&prefix, what))
+                .await;
+        }
+    }
 }

@@ -492,7 +492,7 @@ both_stores! {
             .iter()
             .map(|t| NewEvent {
                 id: uuid::Uuid::now_v7(),
-                business_id: business,
+                business_id: Some(business),
                 invitation_id: sent.invitation_id,
                 join_request_id: None,
                 event_type: t.to_string(),
@@ -640,7 +640,7 @@ both_stores! {
             .filter(|e| e.event_type == "invitation.created")
             .collect();
         assert_eq!(created.len(), 2);
-        assert!(created.iter().all(|e| e.business_id == business));
+        assert!(created.iter().all(|e| e.business_id == Some(business)));
 
         assert!(store.advance_event_cursor("test", me, all[0].position, lease).await.unwrap());
         let rest = store.events_after(all[0].position, 100).await.unwrap();
@@ -892,4 +892,188 @@ async fn readyz_answers_503_while_the_database_is_read_only(pool: sqlx::PgPool) 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     d.stop().await;
+}
+
+/// The migration that lets an operator's event have no business (R49)
+/// keeps the events already there (same ids, same order: on SQLite the
+/// table is rebuilt, `seq` and its counter kept), and the events stay
+/// append-only on both stores.
+mod operator_events_migration {
+    use chrono::Utc;
+    use invited::store::{EventLog, EventPosition};
+    use sqlx::Row as _;
+    use uuid::Uuid;
+
+    /// The last migration before it.
+    const BEFORE: i64 = 20261205010000 - 1;
+
+    /// The events as `(id, business_id)` in log order.
+    async fn log(store: &dyn EventLog) -> Vec<(Uuid, Option<Uuid>)> {
+        store
+            .events_after(EventPosition::START, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| (e.id, e.business_id.map(|b| b.0)))
+            .collect()
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn postgres(pool: sqlx::PgPool) {
+        let migrator = &invited::store::postgres::MIGRATOR;
+        migrator.run_to(BEFORE, &pool).await.unwrap();
+        let b = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO businesses (id, public_id, name, role_preset) VALUES ($1, $2, 'B', 'business_manager')",
+        )
+        .bind(b)
+        .bind(b.simple().to_string())
+        .execute(&pool)
+        .await
+        .unwrap();
+        let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+        for id in [first, second] {
+            sqlx::query("INSERT INTO events (id, business_id, type) VALUES ($1, $2, 'test.old')")
+                .bind(id)
+                .bind(b)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        let refused = sqlx::query("INSERT INTO events (id, type) VALUES ($1, 'console.action')")
+            .bind(Uuid::now_v7())
+            .execute(&pool)
+            .await;
+        assert!(refused.is_err(), "a business was required before");
+        migrator.run(&pool).await.unwrap();
+
+        let store = invited::store::postgres::PgStore::from_pool(pool.clone());
+        assert_eq!(log(&store).await, vec![(first, Some(b)), (second, Some(b))]);
+        let operator = Uuid::now_v7();
+        sqlx::query("INSERT INTO events (id, type) VALUES ($1, 'console.action')")
+            .bind(operator)
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            log(&store).await,
+            vec![(first, Some(b)), (second, Some(b)), (operator, None)]
+        );
+        for statement in [
+            "UPDATE events SET type = 'x'",
+            "UPDATE events SET business_id = NULL",
+            "DELETE FROM events",
+            "DELETE FROM events WHERE business_id IS NULL",
+        ] {
+            let e = sqlx::query(statement).execute(&pool).await.unwrap_err();
+            assert!(e.to_string().contains("append-only"), "{statement}: {e}");
+        }
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 3);
+    }
+
+    #[tokio::test]
+    async fn sqlite() {
+        use std::str::FromStr as _;
+        let dir = crate::support::db::TempDir::new("invited-migration");
+        let url = format!("sqlite://{}", dir.0.join("invited.db").display());
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+                    .unwrap()
+                    .create_if_missing(true)
+                    .foreign_keys(true),
+            )
+            .await
+            .unwrap();
+        let migrator = &invited::store::sqlite::MIGRATOR;
+        migrator.run_to(BEFORE, &pool).await.unwrap();
+        let b = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO businesses (id, public_id, name, role_preset, created_at, updated_at)
+             VALUES ($1, $2, 'B', 'business_manager', $3, $3)",
+        )
+        .bind(b.to_string())
+        .bind(b.simple().to_string())
+        .bind(Utc::now())
+        .execute(&pool)
+        .await
+        .unwrap();
+        let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+        for id in [first, second] {
+            sqlx::query(
+                "INSERT INTO events (id, business_id, type, occurred_at) VALUES ($1, $2, 'test.old', $3)",
+            )
+            .bind(id.to_string())
+            .bind(b.to_string())
+            .bind(Utc::now())
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        let seqs = |pool: sqlx::SqlitePool| async move {
+            sqlx::query("SELECT seq, id FROM events ORDER BY seq")
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.get::<i64, _>("seq"), r.get::<String, _>("id")))
+                .collect::<Vec<_>>()
+        };
+        let before = seqs(pool.clone()).await;
+        assert_eq!(before.len(), 2);
+        let refused = sqlx::query(
+            "INSERT INTO events (id, type, occurred_at) VALUES ($1, 'console.action', $2)",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(Utc::now())
+        .execute(&pool)
+        .await;
+        assert!(refused.is_err(), "a business was required before");
+        migrator.run(&pool).await.unwrap();
+        assert_eq!(seqs(pool.clone()).await, before, "same rows, same seq");
+
+        let operator = Uuid::now_v7();
+        sqlx::query("INSERT INTO events (id, type, occurred_at) VALUES ($1, 'console.action', $2)")
+            .bind(operator.to_string())
+            .bind(Utc::now())
+            .execute(&pool)
+            .await
+            .unwrap();
+        let after = seqs(pool.clone()).await;
+        assert_eq!(after.len(), 3);
+        assert!(after[2].0 > before[1].0, "the counter goes on: {after:?}");
+        for statement in [
+            "UPDATE events SET type = 'x'",
+            "UPDATE events SET business_id = NULL",
+            "DELETE FROM events",
+            "DELETE FROM events WHERE business_id IS NULL",
+        ] {
+            let e = sqlx::query(statement).execute(&pool).await.unwrap_err();
+            assert!(e.to_string().contains("append-only"), "{statement}: {e}");
+        }
+        // Foreign keys still hold on the rebuilt table.
+        let orphan = sqlx::query(
+            "INSERT INTO events (id, business_id, type, occurred_at) VALUES ($1, $2, 'x', $3)",
+        )
+        .bind(Uuid::now_v7().to_string())
+        .bind(Uuid::now_v7().to_string())
+        .bind(Utc::now())
+        .execute(&pool)
+        .await;
+        assert!(orphan.is_err(), "no such business");
+        pool.close().await;
+
+        let store = invited::store::sqlite::SqliteStore::connect(&url, 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            log(&store).await,
+            vec![(first, Some(b)), (second, Some(b)), (operator, None)]
+        );
+    }
 }

@@ -300,7 +300,7 @@ async fn a_commit_on_one_replica_wakes_the_others(pool: PgPool) {
     let mut events = ours.subscribe_events().await.unwrap();
     let event = || NewEvent {
         id: Uuid::now_v7(),
-        business_id: invited::domain::BusinessId(b),
+        business_id: Some(invited::domain::BusinessId(b)),
         invitation_id: None,
         join_request_id: None,
         event_type: "test.woken".into(),

@@ -311,7 +311,7 @@ impl Event {
     pub fn into_new_event(self, subject: Subject<'_>) -> NewEvent {
         NewEvent {
             id: Uuid::now_v7(),
-            business_id: subject.business,
+            business_id: Some(subject.business),
             invitation_id: subject.invitation,
             join_request_id: None,
             event_type: self.event_type().as_str().to_string(),
@@ -500,14 +500,41 @@ pub struct DeliveryFeedback {
 /// console, with the API key they signed in with. Written in the
 /// transaction of the change, on the invitation it concerns (so it shows
 /// in that invitation's timeline), or on the business when no invitation is
-/// concerned.
+/// concerned; an action on something of no business (a runtime webhook
+/// endpoint) is an operator event, with no business
+/// ([`ConsoleAction::into_operator_event`]).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ConsoleAction {
     pub action: ConsoleActionKind,
     /// The name of the API key the console session signed in with.
     pub key_name: String,
-    /// What the action was done to: for an email, its Message-ID.
+    /// What the action was done to: for an email, its Message-ID; for a
+    /// webhook endpoint, its id.
     pub target: String,
+    /// For a replay: the time the endpoint's events are sent again from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl ConsoleAction {
+    /// The event row of an action that concerns no business (a runtime
+    /// webhook endpoint's pause, resume or replay): `business_id` is NULL,
+    /// and `null` on the wire. The only way to write an event without a
+    /// business, so every business's event still has to name it.
+    pub fn into_operator_event(self) -> NewEvent {
+        let event = Event::ConsoleAction(self);
+        NewEvent {
+            id: Uuid::now_v7(),
+            business_id: None,
+            invitation_id: None,
+            join_request_id: None,
+            event_type: event.event_type().as_str().to_string(),
+            actor_user_id: None,
+            from_status: None,
+            to_status: None,
+            data: event.data(),
+        }
+    }
 }
 
 /// What a console action did.
@@ -517,6 +544,35 @@ pub enum ConsoleActionKind {
     /// A failed email put back in the outbox (retry one, or retry all
     /// matching a filter).
     RetryEmail,
+    /// A runtime webhook endpoint paused (no delivery until resumed).
+    PauseWebhook,
+    /// A paused endpoint resumed, from where its cursor stopped.
+    ResumeWebhook,
+    /// An endpoint's events sent again from a time (R48's replay).
+    ReplayWebhook,
+}
+
+impl ConsoleActionKind {
+    /// The name in the event's `data.action` (and the metrics' label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsoleActionKind::RetryEmail => "retry_email",
+            ConsoleActionKind::PauseWebhook => "pause_webhook",
+            ConsoleActionKind::ResumeWebhook => "resume_webhook",
+            ConsoleActionKind::ReplayWebhook => "replay_webhook",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ConsoleActionKind> {
+        [
+            ConsoleActionKind::RetryEmail,
+            ConsoleActionKind::PauseWebhook,
+            ConsoleActionKind::ResumeWebhook,
+            ConsoleActionKind::ReplayWebhook,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
 }
 
 /// `member.added`.
@@ -1169,9 +1225,22 @@ mod tests {
                     action: ConsoleActionKind::RetryEmail,
                     key_name: "operator".into(),
                     target: "<m1@example.test>".into(),
+                    since: None,
                 }),
                 "console.action",
                 json!({"action": "retry_email", "key_name": "operator", "target": "<m1@example.test>"}),
+            ),
+            (
+                Event::ConsoleAction(ConsoleAction {
+                    action: ConsoleActionKind::ReplayWebhook,
+                    key_name: "operator".into(),
+                    target: Uuid::nil().to_string(),
+                    since: Some("2026-12-03T10:00:00Z".parse().unwrap()),
+                }),
+                "console.action",
+                json!({"action": "replay_webhook", "key_name": "operator",
+                       "target": "00000000-0000-0000-0000-000000000000",
+                       "since": "2026-12-03T10:00:00Z"}),
             ),
         ];
         let mut seen = std::collections::BTreeSet::new();
@@ -1187,6 +1256,39 @@ mod tests {
             seen.insert(name);
         }
         assert_eq!(seen.len(), EventType::ALL.len(), "a type has no case");
+    }
+
+    #[test]
+    fn console_actions_keep_their_names() {
+        for (kind, name) in [
+            (ConsoleActionKind::RetryEmail, "retry_email"),
+            (ConsoleActionKind::PauseWebhook, "pause_webhook"),
+            (ConsoleActionKind::ResumeWebhook, "resume_webhook"),
+            (ConsoleActionKind::ReplayWebhook, "replay_webhook"),
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), json!(name));
+            assert_eq!(kind.as_str(), name);
+            assert_eq!(ConsoleActionKind::parse(name), Some(kind));
+        }
+        assert_eq!(ConsoleActionKind::parse("bogus"), None);
+    }
+
+    #[test]
+    fn an_operator_event_names_no_business() {
+        let row = ConsoleAction {
+            action: ConsoleActionKind::PauseWebhook,
+            key_name: "ops".into(),
+            target: Uuid::nil().to_string(),
+            since: None,
+        }
+        .into_operator_event();
+        assert_eq!(row.business_id, None);
+        assert_eq!(row.invitation_id, None);
+        assert_eq!(row.event_type, "console.action");
+        assert_eq!(
+            row.data,
+            json!({"action": "pause_webhook", "key_name": "ops", "target": Uuid::nil()})
+        );
     }
 
     #[test]

@@ -84,7 +84,10 @@ pub struct WireEvent<'a> {
     #[serde(rename = "type")]
     pub event_type: &'a str,
     pub occurred_at: DateTime<Utc>,
-    pub business_id: Uuid,
+    /// `null` for an operator's event about no business (R49: a console
+    /// action on a webhook endpoint); always present, so a receiver can
+    /// tell the two apart without guessing.
+    pub business_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invitation_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -119,7 +122,7 @@ impl<'a> WireEvent<'a> {
             id: event.id,
             event_type: &event.event_type,
             occurred_at: event.occurred_at,
-            business_id: event.business_id.0,
+            business_id: event.business_id.map(|b| b.0),
             invitation_id: event.invitation_id.map(|i| i.0),
             actor_user_id: event.actor_user_id.as_deref(),
             data: serde_json::Value::Object(data),
@@ -218,7 +221,7 @@ mod tests {
             id: Uuid::nil(),
             event_type: "invitation.cancelled".into(),
             occurred_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
-            business_id: BusinessId(Uuid::nil()),
+            business_id: Some(BusinessId(Uuid::nil())),
             invitation_id: Some(InvitationId(Uuid::nil())),
             actor_user_id: Some("olive".into()),
             from_status: Some("pending".into()),
@@ -247,5 +250,14 @@ mod tests {
         let body: serde_json::Value =
             serde_json::from_slice(&WireEvent::from_record(&bare).to_body()).unwrap();
         assert!(body.get("invitation_id").is_none() && body.get("actor_user_id").is_none());
+        // An operator's event (R49) says `null`: the field is always there.
+        let operator = EventRecord {
+            business_id: None,
+            ..bare
+        };
+        let body: serde_json::Value =
+            serde_json::from_slice(&WireEvent::from_record(&operator).to_body()).unwrap();
+        assert_eq!(body["business_id"], serde_json::Value::Null);
+        assert!(body.as_object().unwrap().contains_key("business_id"));
     }
 }

@@ -1,8 +1,9 @@
 //! Time-driven chores, run by the scheduler actor on
 //! `invitations.expiry_schedule`: the expiry sweep (R11, and R51's join
 //! requests), reminders (R32),
-//! the purge of idempotency keys older than a day and of webhook delivery
-//! attempts older than 30 days (R48). Each works in batches, one
+//! the purge of idempotency keys older than a day, of webhook delivery
+//! attempts older than 30 days (R48) and of the sinks' counts per minute
+//! older than two hours (the console's charts, R49). Each works in batches, one
 //! transaction per batch, and is safe to run on every replica at once: rows
 //! are claimed with `SKIP LOCKED` and every write is guarded by the state it
 //! changes (an invitation expires only while pending; a reminder row is
@@ -23,6 +24,10 @@ pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Delivery attempts of webhook endpoints are kept 30 days (docs/api.md).
 pub const WEBHOOK_ATTEMPTS_TTL: chrono::TimeDelta = chrono::TimeDelta::days(30);
 
+/// The sinks' counts per minute are kept two hours: the console charts the
+/// last one (docs/console.md).
+pub const SINK_MINUTES_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(2);
+
 /// What one run of the chores did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ChoreReport {
@@ -32,6 +37,7 @@ pub struct ChoreReport {
     pub reminders_queued: u64,
     pub idempotency_keys_purged: u64,
     pub webhook_attempts_purged: u64,
+    pub sink_minutes_purged: u64,
 }
 
 impl Services {
@@ -55,13 +61,20 @@ impl Services {
             .purge_webhook_deliveries(chrono::Utc::now() - WEBHOOK_ATTEMPTS_TTL)
             .await
             .map_err(Into::into);
+        let minutes: ServiceResult<u64> = self
+            .store
+            .purge_sink_minutes(chrono::Utc::now() - SINK_MINUTES_TTL)
+            .await
+            .map_err(Into::into);
         report.idempotency_keys_purged = purged.as_ref().copied().unwrap_or(0);
         report.webhook_attempts_purged = attempts.as_ref().copied().unwrap_or(0);
+        report.sink_minutes_purged = minutes.as_ref().copied().unwrap_or(0);
         expired?;
         requests?;
         reminders?;
         purged?;
         attempts?;
+        minutes?;
         Ok(report)
     }
 

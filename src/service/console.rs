@@ -19,8 +19,9 @@ use crate::domain::{BusinessId, DomainError, Email, InvitationId};
 use crate::events::catalog::{ConsoleAction, ConsoleActionKind, Event, Subject};
 use crate::store::{
     AttemptPoint, BusinessRecord, CONSOLE_LIMIT, ConsoleBusinessRow, ConsoleEmailRow,
-    ConsoleInvitationRow, ConsoleSession, FailedFilter, InvitationRecord, MemberRecord, SinkLag,
-    SuppressionQuery, SuppressionRecord, TimelineEntry, WebhookEndpointRecord, endpoint_sink,
+    ConsoleInvitationRow, ConsoleSession, FailedFilter, InvitationRecord, MemberRecord,
+    OperatorActionRow, SinkLag, SinkMinute, SuppressionQuery, SuppressionRecord, TimelineEntry,
+    WebhookEndpointRecord, endpoint_sink,
 };
 
 /// How long a console session lasts after signing in.
@@ -99,7 +100,17 @@ pub struct OutboxView {
     pub emails: Chart,
     /// Deliveries to webhook endpoints (R48) that got a 2xx or did not.
     pub webhooks: Chart,
+    /// The sinks that keep no per-attempt rows (NATS, the configured
+    /// webhooks): events delivered and failed attempts, by sink name.
+    pub sink_charts: Vec<SinkChart>,
     pub now: DateTime<Utc>,
+}
+
+/// One sink's chart, from its `sink_minutes` counts.
+#[derive(Clone, Debug)]
+pub struct SinkChart {
+    pub sink: String,
+    pub chart: Chart,
 }
 
 /// Sent and failed per minute over the last hour.
@@ -126,11 +137,71 @@ pub struct FailedView {
     pub total: u64,
 }
 
-/// A webhook endpoint with its cursor's lag.
+/// A webhook endpoint with its cursor's lag and the latest console actions
+/// on it.
 #[derive(Clone, Debug)]
 pub struct EndpointView {
     pub endpoint: WebhookEndpointRecord,
     pub lag: Option<SinkLag>,
+    /// Newest first, at most [`ENDPOINT_ACTIONS`].
+    pub actions: Vec<EndpointAction>,
+}
+
+/// A pause, resume or replay of an endpoint, from its `console.action`
+/// event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EndpointAction {
+    pub at: DateTime<Utc>,
+    pub action: ConsoleActionKind,
+    pub key_name: String,
+    /// A replay's starting time.
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// The console actions the webhook endpoints page shows per endpoint.
+pub const ENDPOINT_ACTIONS: usize = 5;
+
+/// The operator events the webhook endpoints page reads (for all its
+/// endpoints together).
+pub const OPERATOR_ACTIONS_LIMIT: u32 = 200;
+
+/// The most `sink_minutes` rows the outbox page reads: an hour of minutes
+/// for many sinks.
+pub const SINK_MINUTES_LIMIT: u32 = 6_000;
+
+/// The actions of `rows` on `endpoint`, newest first. A row that does not
+/// parse (an action of a newer build, say) is left out.
+fn actions_on(endpoint: Uuid, rows: &[OperatorActionRow]) -> Vec<EndpointAction> {
+    let target = endpoint.to_string();
+    rows.iter()
+        .filter(|r| r.target.as_deref() == Some(target.as_str()))
+        .filter_map(|r| {
+            Some(EndpointAction {
+                at: r.occurred_at,
+                action: ConsoleActionKind::parse(r.action.as_deref()?)?,
+                key_name: r.key_name.clone()?,
+                since: r.since.as_deref().and_then(|s| s.parse().ok()),
+            })
+        })
+        .take(ENDPOINT_ACTIONS)
+        .collect()
+}
+
+/// The `console.action` event of an action on a webhook endpoint: an
+/// operator event, on no business.
+fn endpoint_action(
+    action: ConsoleActionKind,
+    key_name: &str,
+    endpoint: Uuid,
+    since: Option<DateTime<Utc>>,
+) -> crate::store::NewEvent {
+    ConsoleAction {
+        action,
+        key_name: key_name.to_owned(),
+        target: endpoint.to_string(),
+        since,
+    }
+    .into_operator_event()
 }
 
 /// The hash under which a session id is stored.
@@ -143,6 +214,47 @@ fn random_token() -> String {
     use rand::RngExt as _;
     let bytes: [u8; 32] = rand::rng().random();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A chart for every sink without per-attempt rows: those with a cursor
+/// (an idle sink gets an empty chart) and those with counts (a sink since
+/// removed from the configuration), by name. Runtime endpoints are left
+/// out: their attempts are drawn from their own rows.
+pub fn sink_charts(
+    now: DateTime<Utc>,
+    cursors: &[SinkLag],
+    minutes: &[SinkMinute],
+    limit: u32,
+) -> Vec<SinkChart> {
+    let mut names: std::collections::BTreeSet<&str> = cursors
+        .iter()
+        .map(|l| l.sink.as_str())
+        .chain(minutes.iter().map(|m| m.sink.as_str()))
+        .collect();
+    names.retain(|name| !name.starts_with("endpoint:"));
+    let truncated = minutes.len() as u32 >= limit;
+    names
+        .into_iter()
+        .map(|sink| {
+            let mut counts = vec![MinuteCounts::default(); 60];
+            for m in minutes.iter().filter(|m| m.sink == sink) {
+                let ago = (now - m.minute).num_seconds();
+                if !(0..3600).contains(&ago) {
+                    continue;
+                }
+                let slot = 59 - (ago / 60) as usize;
+                counts[slot].sent += m.sent.min(u64::from(u32::MAX)) as u32;
+                counts[slot].failed += m.failed.min(u64::from(u32::MAX)) as u32;
+            }
+            SinkChart {
+                sink: sink.to_owned(),
+                chart: Chart {
+                    minutes: counts,
+                    truncated,
+                },
+            }
+        })
+        .collect()
 }
 
 /// Counts attempts per minute over the sixty minutes ending at `now`.
@@ -298,12 +410,18 @@ impl Services {
             .store
             .console_webhook_attempts_since(hour_ago, CHART_ATTEMPTS_LIMIT)
             .await?;
+        let minutes = self
+            .store
+            .console_sink_minutes_since(hour_ago, SINK_MINUTES_LIMIT)
+            .await?;
+        let sink_charts = sink_charts(now, &stats.events, &minutes, SINK_MINUTES_LIMIT);
         Ok(OutboxView {
             email_depth: stats.email_depth,
             email_oldest_age_seconds: stats.email_oldest_age_seconds,
             sinks: stats.events,
             emails: Chart::of(now, &emails),
             webhooks: Chart::of(now, &webhooks),
+            sink_charts,
             now,
         })
     }
@@ -341,6 +459,7 @@ impl Services {
                     action: ConsoleActionKind::RetryEmail,
                     key_name: key_name.to_owned(),
                     target: email.message_id.clone(),
+                    since: None,
                 })
                 .into_new_event(Subject {
                     business: email.business_id,
@@ -352,7 +471,10 @@ impl Services {
             .collect::<Vec<_>>();
         tx.insert_events(&events).await?;
         tx.commit().await?;
-        crate::metrics::console_action("retry_email", requeued.len() as u64);
+        crate::metrics::console_action(
+            ConsoleActionKind::RetryEmail.as_str(),
+            requeued.len() as u64,
+        );
         tracing::info!(key = %key_name, count = requeued.len(), "console: failed emails put back in the outbox");
         Ok(requeued)
     }
@@ -360,56 +482,77 @@ impl Services {
     pub async fn console_webhooks(&self) -> ServiceResult<Vec<EndpointView>> {
         let endpoints = self.store.webhook_endpoints().await?;
         let lags = self.store.event_lag().await?;
+        let actions = self
+            .store
+            .console_operator_actions(OPERATOR_ACTIONS_LIMIT)
+            .await?;
         Ok(endpoints
             .into_iter()
             .map(|endpoint| {
                 let sink = endpoint_sink(endpoint.id);
                 let lag = lags.iter().find(|l| l.sink == sink).cloned();
-                EndpointView { endpoint, lag }
+                let actions = actions_on(endpoint.id, &actions);
+                EndpointView {
+                    endpoint,
+                    lag,
+                    actions,
+                }
             })
             .collect())
     }
 
-    /// Pauses (`true`) or resumes a webhook endpoint. Endpoints belong to no
-    /// business, so this action is logged (with the key's name), not an
-    /// event.
+    /// Pauses (`true`) or resumes a webhook endpoint, with its
+    /// `console.action` event in the same transaction. Endpoints belong to
+    /// no business, so the event is an operator event (no business, R49).
     pub async fn console_pause_webhook(
         &self,
         key_name: &str,
         id: Uuid,
         paused: bool,
     ) -> ServiceResult<()> {
-        let change = crate::store::WebhookEndpointChange {
-            disabled: Some(paused),
-            ..Default::default()
+        let action = if paused {
+            ConsoleActionKind::PauseWebhook
+        } else {
+            ConsoleActionKind::ResumeWebhook
         };
-        self.store
-            .update_webhook_endpoint(id, &change)
+        let mut tx = self.store.begin().await?;
+        tx.pause_webhook_endpoint(id, paused)
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("webhook endpoint {id}")))?;
-        crate::metrics::console_action(
-            if paused {
-                "pause_webhook"
-            } else {
-                "resume_webhook"
-            },
-            1,
-        );
+        tx.insert_event(&endpoint_action(action, key_name, id, None))
+            .await?;
+        tx.commit().await?;
+        crate::metrics::console_action(action.as_str(), 1);
         tracing::info!(key = %key_name, endpoint = %id, paused, "console.action: webhook endpoint paused or resumed");
         Ok(())
     }
 
-    /// Replays an endpoint's events since `since` (R48's replay).
+    /// Replays an endpoint's events since `since` (R48's replay), with its
+    /// `console.action` event in the same transaction (an operator event,
+    /// as for a pause). The endpoint gets that event too: it commits after
+    /// the cursor's new place.
     pub async fn console_replay_webhook(
         &self,
         key_name: &str,
         id: Uuid,
         since: DateTime<Utc>,
     ) -> ServiceResult<()> {
-        if !self.store.replay_webhook_endpoint(id, since).await? {
+        // Read before the transaction, as the API's replay does: on
+        // Postgres it must see the commits numbered so far on its own.
+        let to = self.store.event_position_before(since).await?;
+        let mut tx = self.store.begin().await?;
+        if !tx.replay_webhook_endpoint_to(id, to).await? {
             return Err(DomainError::NotFound(format!("webhook endpoint {id}")).into());
         }
-        crate::metrics::console_action("replay_webhook", 1);
+        tx.insert_event(&endpoint_action(
+            ConsoleActionKind::ReplayWebhook,
+            key_name,
+            id,
+            Some(since),
+        ))
+        .await?;
+        tx.commit().await?;
+        crate::metrics::console_action(ConsoleActionKind::ReplayWebhook.as_str(), 1);
         tracing::info!(key = %key_name, endpoint = %id, %since, "console.action: webhook endpoint replayed");
         Ok(())
     }

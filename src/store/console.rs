@@ -1,6 +1,7 @@
 //! The store's part of the operator console (R49): its sessions, the reads
 //! its pages make (each bounded by a `LIMIT`), and, in a transaction
-//! ([`ConsoleTx`]), putting failed emails back in the outbox.
+//! ([`ConsoleTx`]), its actions: putting failed emails back in the outbox,
+//! pausing, resuming and replaying webhook endpoints.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -80,6 +81,29 @@ pub struct AttemptPoint {
     pub failed: bool,
 }
 
+/// One event sink's counts in one minute, for the outbox charts of the
+/// sinks that keep no per-attempt rows (NATS, the configured webhooks).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SinkMinute {
+    pub sink: String,
+    /// The minute's start, by the database's clock.
+    pub minute: DateTime<Utc>,
+    pub sent: u64,
+    pub failed: u64,
+}
+
+/// An operator's `console.action` event about no business (R49: a
+/// webhook endpoint's pause, resume or replay), as stored: its `data`'s
+/// fields read out, not yet parsed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OperatorActionRow {
+    pub occurred_at: DateTime<Utc>,
+    pub action: Option<String>,
+    pub key_name: Option<String>,
+    pub target: Option<String>,
+    pub since: Option<String>,
+}
+
 /// How many rows of each kind a console page reads at most.
 pub const CONSOLE_LIMIT: u32 = 100;
 
@@ -141,6 +165,18 @@ pub trait ConsoleStore: Send + Sync {
     ) -> StoreResult<Vec<AttemptPoint>>;
     /// The database's clock.
     async fn console_now(&self) -> StoreResult<DateTime<Utc>>;
+    /// The sinks' counts per minute since `since` (a minute's start), at
+    /// most `limit` rows, newest first.
+    async fn console_sink_minutes_since(
+        &self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<SinkMinute>>;
+    /// Forgets the sinks' counts of the minutes before `before`.
+    async fn purge_sink_minutes(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+    /// The latest operator events (`console.action` with no business),
+    /// newest first, at most `limit`.
+    async fn console_operator_actions(&self, limit: u32) -> StoreResult<Vec<OperatorActionRow>>;
 }
 
 /// The console's writes inside a service transaction.
@@ -155,4 +191,18 @@ pub trait ConsoleTx: Send {
         filter: &FailedFilter,
         limit: u32,
     ) -> StoreResult<Vec<ConsoleEmailRow>>;
+    /// Pauses (`true`) or resumes a runtime webhook endpoint, as the API's
+    /// change of `disabled` does; `None` when there is no such endpoint.
+    async fn pause_webhook_endpoint(
+        &mut self,
+        id: Uuid,
+        paused: bool,
+    ) -> StoreResult<Option<crate::store::WebhookEndpointRecord>>;
+    /// Puts an endpoint's cursor back at `to` (R48's replay); `false` when
+    /// there is no such endpoint.
+    async fn replay_webhook_endpoint_to(
+        &mut self,
+        id: Uuid,
+        to: crate::store::EventPosition,
+    ) -> StoreResult<bool>;
 }

@@ -36,7 +36,8 @@ pub struct EventRecord {
     pub id: Uuid,
     pub event_type: String,
     pub occurred_at: DateTime<Utc>,
-    pub business_id: BusinessId,
+    /// `None` for an operator's event about no business (R49).
+    pub business_id: Option<BusinessId>,
     pub invitation_id: Option<InvitationId>,
     pub actor_user_id: Option<String>,
     pub from_status: Option<String>,
@@ -103,6 +104,12 @@ pub trait EventLog: Send + Sync {
         error: &str,
         retry_after: Duration,
     ) -> StoreResult<bool>;
+
+    /// Adds a pass's outcome to `sink`'s counts of the current minute (by
+    /// the database's clock): `sent` events delivered, `failed` attempts
+    /// that failed. For the console's charts of the sinks that keep no
+    /// per-attempt rows (R49); purged by [`ConsoleStore::purge_sink_minutes`](crate::store::ConsoleStore::purge_sink_minutes).
+    async fn record_sink_minute(&self, sink: &str, sent: u32, failed: u32) -> StoreResult<()>;
 
     /// Gives the lease up (shutdown), so another replica need not wait for it
     /// to lapse.

@@ -33,7 +33,7 @@ pub use access::{
 };
 pub use console::{
     AttemptPoint, CONSOLE_LIMIT, ConsoleBusinessRow, ConsoleEmailRow, ConsoleInvitationRow,
-    ConsoleSession, ConsoleStore, ConsoleTx, FailedFilter,
+    ConsoleSession, ConsoleStore, ConsoleTx, FailedFilter, OperatorActionRow, SinkMinute,
 };
 pub use domains::{DomainClaimRecord, DomainSuggestion, DomainTx, NewDomainClaim};
 pub use events::{EventCursor, EventLog, EventPosition, EventRecord, SinkLag};

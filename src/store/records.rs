@@ -231,7 +231,10 @@ pub struct InviteeQuery {
 #[derive(Clone, Debug)]
 pub struct NewEvent {
     pub id: Uuid,
-    pub business_id: BusinessId,
+    /// The business the event is about; `None` only for an operator's
+    /// event about no business (R49: a console action on a webhook
+    /// endpoint), which only `ConsoleAction::into_operator_event` makes.
+    pub business_id: Option<BusinessId>,
     pub invitation_id: Option<InvitationId>,
     /// R53: the join request the event is about, if any.
     pub join_request_id: Option<crate::domain::JoinRequestId>,

@@ -1,7 +1,9 @@
 //! The outboxes and the failed deliveries: `GET /console/outbox` (the
 //! email outbox and the event sinks, webhook and NATS: depth, oldest age;
-//! sent and failed emails, and deliveries to webhook endpoints, per minute
-//! over the last hour as SVG bar charts drawn here), `GET /console/failed` (failed emails, filtered),
+//! sent and failed emails, deliveries to webhook endpoints, and those of
+//! each other sink (NATS, configured webhooks, from their counts per
+//! minute), per minute over the last hour as SVG bar charts drawn here),
+//! `GET /console/failed` (failed emails, filtered),
 //! `POST /console/failed/{id}/retry`, and `GET`/`POST
 //! /console/failed/retry-all` (the count shown before confirming).
 
@@ -72,7 +74,7 @@ pub async fn page_handler(state: &HttpState, headers: &HeaderMap) -> Response {
             })
         })
         .collect();
-    let charts = [
+    let mut charts: Vec<_> = [
         (
             "emails",
             "Emails sent and failed per minute, last hour",
@@ -89,7 +91,20 @@ pub async fn page_handler(state: &HttpState, headers: &HeaderMap) -> Response {
             &view.webhooks,
         ),
     ]
-    .map(|(id, title, legend, chart)| chart_context(id, title, legend, chart));
+    .into_iter()
+    .map(|(id, title, legend, chart)| chart_context(id, title, legend, chart, None))
+    .collect();
+    // The sinks without per-attempt rows (NATS, configured webhooks), from
+    // their counts per minute.
+    charts.extend(view.sink_charts.iter().enumerate().map(|(i, c)| {
+        chart_context(
+            &format!("sink-{i}"),
+            &format!("{}: events delivered per minute, last hour", c.sink),
+            ("delivered", "failed attempts (each retry counts again)"),
+            &c.chart,
+            Some(&c.sink),
+        )
+    }));
     render_page(
         &session,
         "outbox",
@@ -110,10 +125,12 @@ fn chart_context(
     title: &str,
     (sent_label, failed_label): (&str, &str),
     chart: &Chart,
+    sink: Option<&str>,
 ) -> serde_json::Value {
     let (max, bars) = bars(&chart.minutes);
     serde_json::json!({
         "id": id,
+        "sink": sink,
         "title": title,
         "sent_label": sent_label,
         "failed_label": failed_label,

@@ -1,5 +1,7 @@
 //! `GET /console/webhooks`: the webhook endpoints of R48 with their lag
-//! (events not yet delivered, the age of the oldest), last error and state;
+//! (events not yet delivered, the age of the oldest), last error and state,
+//! and the latest console actions on each (who paused, resumed or replayed
+//! it, from their `console.action` events);
 //! `POST /console/webhooks/{id}/pause`, `…/resume` and `…/replay` (events
 //! since a time) for the `admin` scope.
 
@@ -9,6 +11,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+
+use crate::events::catalog::ConsoleActionKind;
 
 use super::{
     HttpState, acting_session, error_page, opt_time, render_page, service_error, session, time,
@@ -39,6 +43,13 @@ pub async fn page_of(state: &HttpState, headers: &HeaderMap) -> Response {
                 "last_success_at": opt_time(e.last_success_at),
                 "depth": v.lag.as_ref().map(|l| l.depth),
                 "oldest_age_seconds": v.lag.as_ref().map(|l| format!("{:.0}", l.oldest_age_seconds)),
+                "actions": v.actions.iter().map(|a| serde_json::json!({
+                    "at": time(a.at),
+                    "action": a.action.as_str(),
+                    "label": action_label(a.action),
+                    "key_name": a.key_name,
+                    "since": opt_time(a.since),
+                })).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -62,6 +73,16 @@ pub struct Action {
     csrf: Option<String>,
     /// For a replay: from when (RFC 3339).
     since: Option<String>,
+}
+
+/// How the page names an action.
+fn action_label(action: ConsoleActionKind) -> &'static str {
+    match action {
+        ConsoleActionKind::PauseWebhook => "paused",
+        ConsoleActionKind::ResumeWebhook => "resumed",
+        ConsoleActionKind::ReplayWebhook => "replayed",
+        ConsoleActionKind::RetryEmail => "email retried",
+    }
 }
 
 fn no_endpoint() -> Response {

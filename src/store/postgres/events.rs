@@ -147,6 +147,23 @@ impl EventLog for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn record_sink_minute(&self, sink: &str, sent: u32, failed: u32) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sink_minutes (sink, minute, sent, failed)
+             VALUES ($1, date_trunc('minute', now()), $2, $3)
+             ON CONFLICT (sink, minute) DO UPDATE
+                SET sent = sink_minutes.sent + excluded.sent,
+                    failed = sink_minutes.failed + excluded.failed",
+        )
+        .bind(sink)
+        .bind(i64::from(sent))
+        .bind(i64::from(failed))
+        .execute(&self.pool)
+        .bounded()
+        .await?;
+        Ok(())
+    }
+
     async fn release_event_cursor(&self, sink: &str, owner: Uuid) -> StoreResult<()> {
         sqlx::query(
             "UPDATE event_cursors SET lease_owner = NULL, lease_until = NULL, updated_at = now()

@@ -26,7 +26,7 @@ pub(super) async fn insert_events(tx: &mut PgTx, events: &[NewEvent]) -> StoreRe
           ORDER BY n",
     )
     .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.business_id.0).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.business_id.map(|b| b.0)).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.invitation_id.map(|i| i.0)).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.actor_user_id.as_ref().map(|u| u.as_str())).collect::<Vec<_>>())

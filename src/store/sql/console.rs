@@ -1,17 +1,21 @@
 //! [`ConsoleStore`] and [`ConsoleTx`] once for both adapters (R49). Every
 //! list is bounded by a `LIMIT` and served by an index: sessions by their
 //! primary key, failed emails by `email_outbox_failed`, the charts'
-//! attempts by `email_attempts_at` and `webhook_deliveries_attempted`.
+//! attempts by `email_attempts_at`, `webhook_deliveries_attempted` and
+//! `sink_minutes_minute`, the endpoints' actions by `events_operator`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Arg, Conn, SqlStore, SqlTx, StoredRow, Wake, id, limit, opt_id, opt_text, text};
+use super::{
+    Arg, Conn, SqlStore, SqlTx, StoredRow, Wake, id, limit, opt_id, opt_text, text, webhooks,
+};
 use crate::domain::{BusinessId, InvitationId};
 use crate::store::{
     AttemptPoint, CONSOLE_LIMIT, ConsoleBusinessRow, ConsoleEmailRow, ConsoleInvitationRow,
-    ConsoleSession, ConsoleStore, ConsoleTx, FailedFilter, StoreResult,
+    ConsoleSession, ConsoleStore, ConsoleTx, EventPosition, FailedFilter, OperatorActionRow,
+    SinkMinute, StoreResult, WebhookEndpointChange, WebhookEndpointRecord,
 };
 
 const EMAIL_COLUMNS: &str = "id, business_id, invitation_id, template, recipient, message_id, \
@@ -316,6 +320,66 @@ impl<S: SqlStore> ConsoleStore for S {
             .collect()
     }
 
+    async fn console_sink_minutes_since(
+        &self,
+        since: DateTime<Utc>,
+        max: u32,
+    ) -> StoreResult<Vec<SinkMinute>> {
+        self.reader()
+            .fetch_all(
+                "SELECT sink, minute, sent, failed FROM sink_minutes WHERE minute >= $1
+                  ORDER BY minute DESC, sink LIMIT $2",
+                vec![Arg::Time(Some(since)), limit(max)],
+            )
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(SinkMinute {
+                    sink: row.text("sink")?,
+                    minute: row.time("minute")?,
+                    sent: row.int("sent")?.max(0) as u64,
+                    failed: row.int("failed")?.max(0) as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn purge_sink_minutes(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let mut w = self.writer().await?;
+        let purged = w
+            .execute(
+                "DELETE FROM sink_minutes WHERE minute < $1",
+                vec![Arg::Time(Some(before))],
+            )
+            .await?;
+        S::finish_write(w).await?;
+        Ok(purged)
+    }
+
+    async fn console_operator_actions(&self, max: u32) -> StoreResult<Vec<OperatorActionRow>> {
+        // Served by `events_operator` (occurred_at, WHERE business_id IS NULL).
+        self.reader()
+            .fetch_all(
+                "SELECT occurred_at, data ->> 'action' AS action, data ->> 'key_name' AS key_name,
+                        data ->> 'target' AS target, data ->> 'since' AS since
+                   FROM events WHERE business_id IS NULL AND type = 'console.action'
+                  ORDER BY occurred_at DESC LIMIT $1",
+                vec![limit(max)],
+            )
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(OperatorActionRow {
+                    occurred_at: row.time("occurred_at")?,
+                    action: row.text_opt("action")?,
+                    key_name: row.text_opt("key_name")?,
+                    target: row.text_opt("target")?,
+                    since: row.text_opt("since")?,
+                })
+            })
+            .collect()
+    }
+
     async fn console_now(&self) -> StoreResult<DateTime<Utc>> {
         let mut r = self.reader();
         let at = r.stamp();
@@ -367,5 +431,25 @@ impl<T: SqlTx> ConsoleTx for T {
         }
         out.sort_by_key(|e| (e.created_at, e.id));
         Ok(out)
+    }
+
+    async fn pause_webhook_endpoint(
+        &mut self,
+        endpoint_id: Uuid,
+        paused: bool,
+    ) -> StoreResult<Option<WebhookEndpointRecord>> {
+        let change = WebhookEndpointChange {
+            disabled: Some(paused),
+            ..Default::default()
+        };
+        webhooks::update_in(self, endpoint_id, &change).await
+    }
+
+    async fn replay_webhook_endpoint_to(
+        &mut self,
+        endpoint_id: Uuid,
+        to: EventPosition,
+    ) -> StoreResult<bool> {
+        webhooks::replay_in(self, endpoint_id, to).await
     }
 }

@@ -21,7 +21,7 @@ pub(crate) async fn insert_event(c: &mut impl Conn, e: &NewEvent) -> StoreResult
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, CURRENT_TIMESTAMP), $10)",
         vec![
             id(e.id),
-            id(e.business_id.0),
+            opt_id(e.business_id.map(|b| b.0)),
             opt_id(e.invitation_id.map(|i| i.0)),
             text(&e.event_type),
             opt_text(e.actor_user_id.as_ref().map(|u| u.as_str())),

@@ -173,7 +173,7 @@ pub(crate) fn event(row: &impl StoredRow, position: EventPosition) -> StoreResul
         id: row.uuid("id")?,
         event_type: row.text("type")?,
         occurred_at: row.time("occurred_at")?,
-        business_id: BusinessId(row.uuid("business_id")?),
+        business_id: row.uuid_opt("business_id")?.map(BusinessId),
         invitation_id: row.uuid_opt("invitation_id")?.map(InvitationId),
         actor_user_id: row.text_opt("actor_user_id")?,
         from_status: row.text_opt("from_status")?,

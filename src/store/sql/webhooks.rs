@@ -64,6 +64,81 @@ async fn read(c: &mut impl Conn, endpoint_id: Uuid) -> StoreResult<Option<Webhoo
     .transpose()
 }
 
+/// Changes an endpoint inside `tx` (the API's change, and the console's
+/// pause and resume, whose `console.action` event commits with it). A
+/// resumed endpoint's cursor is due at once. `None`: no such endpoint.
+pub(super) async fn update_in<T: SqlTx>(
+    tx: &mut T,
+    endpoint_id: Uuid,
+    change: &WebhookEndpointChange,
+) -> StoreResult<Option<WebhookEndpointRecord>> {
+    let at = tx.stamp();
+    let Some(current) = read(tx, endpoint_id).await? else {
+        return Ok(None);
+    };
+    let url = change.url.as_deref().unwrap_or(&current.url);
+    let types = match &change.event_types {
+        Some(types) => types.as_ref(),
+        None => current.event_types.as_ref(),
+    };
+    let disabled = change.disabled.unwrap_or(current.disabled);
+    let reason = match (current.disabled, disabled) {
+        (false, true) => Some("disabled by an operator".to_owned()),
+        (true, true) => current.disabled_reason.clone(),
+        (_, false) => None,
+    };
+    let resumed = current.disabled && !disabled;
+    let row = tx
+        .fetch_one(
+            &format!(
+                "UPDATE webhook_endpoints
+                    SET url = $2, event_types = $3, disabled = $4, disabled_reason = $5,
+                        failing_since = CASE WHEN $6 THEN NULL ELSE failing_since END,
+                        updated_at = coalesce($7, CURRENT_TIMESTAMP)
+                  WHERE id = $1
+              RETURNING {ENDPOINT_COLUMNS}"
+            ),
+            vec![
+                id(endpoint_id),
+                text(url),
+                types_arg(types),
+                Arg::Bool(disabled),
+                opt_text(reason.as_deref()),
+                Arg::Bool(resumed),
+                Arg::Time(at),
+            ],
+        )
+        .await?;
+    if resumed {
+        // Where it stopped, without waiting out the last backoff.
+        tx.execute(
+            "UPDATE event_cursors SET attempts = 0, available_at = coalesce($2, CURRENT_TIMESTAMP)
+              WHERE sink = $1",
+            vec![text(&endpoint_sink(endpoint_id)), Arg::Time(at)],
+        )
+        .await?;
+    }
+    let record = endpoint(&row)?;
+    tx.wrote(Wake::Events);
+    Ok(Some(record))
+}
+
+/// Puts an endpoint's cursor back at `to` inside `tx` (R48's replay; `to`
+/// from [`EventLog::event_position_before`](crate::store::EventLog), read
+/// before the transaction). `false`: no such endpoint.
+pub(super) async fn replay_in<T: SqlTx>(
+    tx: &mut T,
+    endpoint_id: Uuid,
+    to: EventPosition,
+) -> StoreResult<bool> {
+    if read(tx, endpoint_id).await?.is_none() {
+        return Ok(false);
+    }
+    place_cursor(tx, &endpoint_sink(endpoint_id), to).await?;
+    tx.wrote(Wake::Events);
+    Ok(true)
+}
+
 /// Puts `sink`'s cursor at `to` (creating it), only ever backwards, with the
 /// lease dropped (a pass in flight cannot move it forward again) and the
 /// next attempt due now.
@@ -149,54 +224,9 @@ impl<S: SqlStore> WebhookStore for S {
         change: &WebhookEndpointChange,
     ) -> StoreResult<Option<WebhookEndpointRecord>> {
         let mut tx = self.begin_tx().await?;
-        let at = tx.stamp();
-        let Some(current) = read(&mut tx, endpoint_id).await? else {
+        let Some(record) = update_in(&mut tx, endpoint_id, change).await? else {
             return Ok(None);
         };
-        let url = change.url.as_deref().unwrap_or(&current.url);
-        let types = match &change.event_types {
-            Some(types) => types.as_ref(),
-            None => current.event_types.as_ref(),
-        };
-        let disabled = change.disabled.unwrap_or(current.disabled);
-        let reason = match (current.disabled, disabled) {
-            (false, true) => Some("disabled by an operator".to_owned()),
-            (true, true) => current.disabled_reason.clone(),
-            (_, false) => None,
-        };
-        let resumed = current.disabled && !disabled;
-        let row = tx
-            .fetch_one(
-                &format!(
-                    "UPDATE webhook_endpoints
-                        SET url = $2, event_types = $3, disabled = $4, disabled_reason = $5,
-                            failing_since = CASE WHEN $6 THEN NULL ELSE failing_since END,
-                            updated_at = coalesce($7, CURRENT_TIMESTAMP)
-                      WHERE id = $1
-                  RETURNING {ENDPOINT_COLUMNS}"
-                ),
-                vec![
-                    id(endpoint_id),
-                    text(url),
-                    types_arg(types),
-                    Arg::Bool(disabled),
-                    opt_text(reason.as_deref()),
-                    Arg::Bool(resumed),
-                    Arg::Time(at),
-                ],
-            )
-            .await?;
-        if resumed {
-            // Where it stopped, without waiting out the last backoff.
-            tx.execute(
-                "UPDATE event_cursors SET attempts = 0, available_at = coalesce($2, CURRENT_TIMESTAMP)
-                  WHERE sink = $1",
-                vec![text(&endpoint_sink(endpoint_id)), Arg::Time(at)],
-            )
-            .await?;
-        }
-        let record = endpoint(&row)?;
-        tx.wrote(Wake::Events);
         tx.commit_tx().await?;
         Ok(Some(record))
     }
@@ -262,11 +292,9 @@ impl<S: SqlStore> WebhookStore for S {
     ) -> StoreResult<bool> {
         let to = self.event_position_before(since).await?;
         let mut tx = self.begin_tx().await?;
-        if read(&mut tx, endpoint_id).await?.is_none() {
+        if !replay_in(&mut tx, endpoint_id, to).await? {
             return Ok(false);
         }
-        place_cursor(&mut tx, &endpoint_sink(endpoint_id), to).await?;
-        tx.wrote(Wake::Events);
         tx.commit_tx().await?;
         Ok(true)
     }

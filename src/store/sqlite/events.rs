@@ -151,6 +151,29 @@ impl EventLog for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn record_sink_minute(&self, sink: &str, sent: u32, failed: u32) -> StoreResult<()> {
+        use chrono::DurationRound as _;
+        let at = now();
+        let minute = at
+            .duration_trunc(chrono::TimeDelta::minutes(1))
+            .unwrap_or(at);
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO sink_minutes (sink, minute, sent, failed) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (sink, minute) DO UPDATE
+                SET sent = sink_minutes.sent + excluded.sent,
+                    failed = sink_minutes.failed + excluded.failed",
+        )
+        .bind(sink)
+        .bind(minute)
+        .bind(i64::from(sent))
+        .bind(i64::from(failed))
+        .execute(&mut *tx.tx)
+        .await
+        .st()?;
+        tx.commit_inner().await
+    }
+
     async fn release_event_cursor(&self, sink: &str, owner: Uuid) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
