@@ -1,9 +1,16 @@
 //! The benchmark of issue 7: delivery, the invitation lifecycle over HTTP,
-//! memory, and the ceiling of the machine, in one run, against a real
-//! Postgres and a real SMTP sink on 127.0.0.1 that this binary starts itself.
+//! the operator console beside the API's reads (issue 15), memory, and the
+//! ceilings of the machine (Postgres commits, the bare SMTP client, and
+//! `pgbench` doing a lifecycle's writes, issue 17), in one run, against a
+//! real Postgres and a real SMTP sink on 127.0.0.1 that this binary starts
+//! itself.
 //!
 //! `cargo run --release --bin invited-bench -- --help`
 
+#[path = "bench/console.rs"]
+mod console;
+#[path = "bench/pgbench.rs"]
+mod pgbench;
 #[path = "bench/sink.rs"]
 mod sink;
 #[path = "bench/util.rs"]
@@ -19,7 +26,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use futures::StreamExt as _;
 use invited::app::RunningApp;
-use invited::config::{ApiKey, Config, SendRate};
+use invited::config::{ApiKey, Config, Scope, SendRate};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -29,6 +36,9 @@ use sink::{Mode, Sink};
 use util::{rss_kib, summary};
 
 const API_KEY: &str = "bench-key-0123456789abcdef";
+/// An `admin` key (R47), for what the console part sets up through the API
+/// (webhook endpoints).
+const ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef";
 const ACCEPT_URL: &str = "https://app.example.test/invitations/accept?token={token}";
 
 #[derive(Parser, Debug, Clone)]
@@ -80,6 +90,28 @@ struct Args {
     /// Seconds of the Postgres insert ceiling.
     #[arg(long, default_value_t = 5)]
     ceiling_secs: u64,
+    /// Seconds of the pgbench lifecycle ceiling (part 5).
+    #[arg(long, default_value_t = 10)]
+    pgbench_secs: u64,
+    /// The pgbench script of a lifecycle's writes (part 5).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/bench-lifecycle.pgbench"))]
+    pgbench_script: std::path::PathBuf,
+    /// Console part (2b): rounds one request at a time (each round asks
+    /// every page and every API route once).
+    #[arg(long, default_value_t = 200)]
+    console_rounds: usize,
+    /// Console part: clients asking at once.
+    #[arg(long, default_value_t = 8)]
+    console_clients: usize,
+    /// Console part: rounds of each of those clients.
+    #[arg(long, default_value_t = 25)]
+    console_concurrent_rounds: usize,
+    /// Console part: failed emails added for the failed-deliveries page.
+    #[arg(long, default_value_t = 500)]
+    console_failed: u64,
+    /// Console part: suppressed addresses added for the suppressions page.
+    #[arg(long, default_value_t = 1_000)]
+    console_suppressions: u64,
     /// Small sizes everywhere (a smoke run of a minute or so).
     #[arg(long)]
     quick: bool,
@@ -91,6 +123,12 @@ struct Args {
     skip_memory: bool,
     #[arg(long)]
     skip_ceiling: bool,
+    /// Skip the console part (2b; it runs inside the lifecycle part).
+    #[arg(long)]
+    skip_console: bool,
+    /// Skip the pgbench lifecycle ceiling (part 5).
+    #[arg(long)]
+    skip_pgbench: bool,
     /// Experiment, not a configuration: disable the `events_commit_order`
     /// trigger in the benchmark database, to measure what the commit
     /// numbering of events costs. Event sinks would then miss events; the
@@ -125,6 +163,11 @@ impl Args {
             self.pending = vec![10_000, 100_000];
             self.actors = 1_000;
             self.ceiling_secs = 2;
+            self.pgbench_secs = 3;
+            self.console_rounds = 20;
+            self.console_concurrent_rounds = 3;
+            self.console_failed = 50;
+            self.console_suppressions = 100;
         }
     }
 }
@@ -261,7 +304,11 @@ async fn pool(url: &str, n: u32) -> anyhow::Result<PgPool> {
 }
 
 async fn start_daemon(args: &Args, config: &Config) -> anyhow::Result<RunningApp> {
-    let app = RunningApp::start(config, vec![ApiKey::from_plaintext("bench", API_KEY)]).await?;
+    let keys = vec![
+        ApiKey::from_plaintext("bench", API_KEY),
+        ApiKey::from_plaintext("bench-admin", ADMIN_KEY).with_scope(Scope::Admin),
+    ];
+    let app = RunningApp::start(config, keys).await?;
     if args.experiment_no_commit_order {
         let db = pool(&args.database_url, 1).await?;
         sqlx::query("ALTER TABLE events DISABLE TRIGGER events_commit_order")
@@ -466,7 +513,8 @@ struct Lat {
     lifecycle: Vec<Duration>,
 }
 
-async fn lifecycle(args: &Args, sink: &Arc<Sink>) -> anyhow::Result<()> {
+/// Returns lifecycles/s.
+async fn lifecycle(args: &Args, sink: &Arc<Sink>) -> anyhow::Result<f64> {
     let clients = args.clients.max(1);
     let per_client = args.lifecycles.div_ceil(clients as u64);
     let biz_per_client = per_client.div_ceil(5);
@@ -565,10 +613,8 @@ async fn lifecycle(args: &Args, sink: &Arc<Sink>) -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let n = all.lifecycle.len();
-    println!(
-        "lifecycles: {n} in {elapsed:.2} s = {:.0} lifecycles/s",
-        n as f64 / elapsed
-    );
+    let rate = n as f64 / elapsed;
+    println!("lifecycles: {n} in {elapsed:.2} s = {rate:.0} lifecycles/s");
     println!("{}", summary("POST create (HTTP)", all.create));
     println!(
         "{}",
@@ -635,9 +681,12 @@ async fn lifecycle(args: &Args, sink: &Arc<Sink>) -> anyhow::Result<()> {
         failures.load(Ordering::Relaxed)
     );
     println!("{}", summary("POST create at paced rate", lat));
+    if !args.skip_console {
+        console::console(args, &api.base, &db).await?;
+    }
     db.close().await;
     app.shutdown(Duration::from_secs(10)).await;
-    Ok(())
+    Ok(rate)
 }
 
 // ------------------------------------------------------------------ memory
@@ -992,14 +1041,21 @@ async fn main() -> anyhow::Result<()> {
         std::env::args().skip(1).collect::<Vec<_>>()
     );
     println!(
-        "sizes: emails={} clients={} lifecycles={} paced={}/s x {} s pending={:?} actors={}",
+        "sizes: emails={} clients={} lifecycles={} paced={}/s x {} s pending={:?} actors={} \
+         console: rounds={} clients={}x{} failed={} suppressions={} pgbench={} s",
         args.emails,
         args.clients,
         args.lifecycles,
         args.paced_rate,
         args.paced_secs,
         args.pending,
-        args.actors
+        args.actors,
+        args.console_rounds,
+        args.console_clients,
+        args.console_concurrent_rounds,
+        args.console_failed,
+        args.console_suppressions,
+        args.pgbench_secs,
     );
     let sink = Sink::start().await?;
     println!("SMTP sink on {}", sink.url());
@@ -1007,14 +1063,18 @@ async fn main() -> anyhow::Result<()> {
     if !args.skip_delivery {
         delivery(&args, &sink).await?;
     }
+    let mut lifecycles_per_s = None;
     if !args.skip_lifecycle {
-        lifecycle(&args, &sink).await?;
+        lifecycles_per_s = Some(lifecycle(&args, &sink).await?);
     }
     if !args.skip_memory {
         memory(&args, &sink).await?;
     }
     if !args.skip_ceiling {
         ceiling(&args, &sink).await?;
+    }
+    if !args.skip_pgbench {
+        pgbench::ceiling(&args, lifecycles_per_s).await?;
     }
     println!("\ntotal {:.1} s", total.elapsed().as_secs_f64());
     Ok(())
