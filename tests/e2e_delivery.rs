@@ -269,7 +269,10 @@ async fn no_more_than_workers_emails_are_claimed_and_not_recorded(pool: PgPool) 
         received.into_iter().collect::<HashSet<_>>(),
         queued.into_iter().collect::<HashSet<_>>()
     );
-    assert_eq!(count(&pool, "SELECT count(*) FROM email_attempts").await, 12);
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM email_attempts").await,
+        12
+    );
     d.stop().await;
 }
 

@@ -382,7 +382,10 @@ async fn release(delivery: &Delivery, claimed: &Claimed) {
     }
     let ids: Vec<uuid::Uuid> = emails.iter().map(|leased| leased.email.id).collect();
     match delivery.services.store.release_emails(&ids).await {
-        Ok(()) => tracing::info!(emails = ids.len(), "claimed emails handed back to the outbox"),
+        Ok(()) => tracing::info!(
+            emails = ids.len(),
+            "claimed emails handed back to the outbox"
+        ),
         Err(error) => {
             tracing::warn!(%error, emails = ids.len(), "could not hand claimed emails back; their leases will")
         }
@@ -392,7 +395,9 @@ async fn release(delivery: &Delivery, claimed: &Claimed) {
 /// The buffer's lock; nothing panics while holding it, but a poisoned lock
 /// still holds good emails.
 fn lock(claimed: &Claimed) -> std::sync::MutexGuard<'_, Vec<Leased>> {
-    claimed.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    claimed
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Forwards NOTIFY wake-ups to the dispatcher; re-subscribes after a dropped

@@ -131,8 +131,8 @@ impl Worker for MailerWorker {
             invitation_id = ?email.invitation_id.map(|i| i.0), template = %email.template);
         let attempt = email.attempts;
         let recorded_span = span.clone();
-        // `instrument`, not `enter`: the reminder check awaits the database,
-        // and an entered guard does not follow the future to the thread it
+        // `instrument`, not `enter`: the send awaits the SMTP server (and a
+        // reminder's check the database), and an entered guard does not follow the future to the thread it
         // resumes on, so its lines would lose the span's fields.
         state
             .delivery
