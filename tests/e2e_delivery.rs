@@ -211,6 +211,71 @@ async fn send_rate_and_pool_size_bound_sending(pool: PgPool) {
     d.stop().await;
 }
 
+/// R29 with claims ahead of the workers: while no outcome can be committed
+/// (another transaction holds `email_attempts`), at most `delivery.workers`
+/// emails are ever claimed: a worker is free again once its email is sent,
+/// but the email's permit waits for the commit, so what a crash could send
+/// twice stays bounded by the setting. Once the commits go through, the
+/// rest follow, each sent once.
+#[sqlx::test(migrations = false)]
+async fn no_more_than_workers_emails_are_claimed_and_not_recorded(pool: PgPool) {
+    support::outbox::migrate(&pool).await;
+    let d = TestDaemon::start_with(&pool, SmtpSink::start(), |c| {
+        c.delivery.workers = 3;
+        c.mail.send_rate = invited::config::SendRate {
+            count: 1000,
+            per: Duration::from_secs(1),
+        };
+    })
+    .await;
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE email_attempts IN SHARE MODE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let queued = support::outbox::queue(&pool, 12).await;
+    d.sink.wait_for(3, WAIT).await;
+    support::wait::eventually(WAIT, "the recorder waits for the lock", || async {
+        match count(
+            &pool,
+            "SELECT count(*) FROM pg_locks WHERE relation = 'email_attempts'::regclass AND NOT granted",
+        )
+        .await
+        {
+            0 => Err("no waiting lock".to_string()),
+            _ => Ok(()),
+        }
+    })
+    .await;
+    // Nothing can be awaited for what must not happen: several poll
+    // intervals (200 ms) and NOTIFYs pass, and still only three.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(d.sink.messages().len(), 3, "sent while 3 outcomes wait");
+    assert_eq!(support::outbox::count_status(&pool, "sending").await, 3);
+    assert_eq!(support::outbox::count_status(&pool, "queued").await, 9);
+
+    blocker.rollback().await.unwrap();
+    d.sink.wait_for(12, WAIT).await;
+    support::wait::eventually(WAIT, "every outcome recorded", || async {
+        match support::outbox::count_status(&pool, "sent").await {
+            12 => Ok(()),
+            n => Err(format!("{n} sent")),
+        }
+    })
+    .await;
+    let received = d.sink.message_ids();
+    assert_eq!(received.len(), 12, "each sent once");
+    assert_eq!(
+        received.into_iter().collect::<HashSet<_>>(),
+        queued.into_iter().collect::<HashSet<_>>()
+    );
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM email_attempts").await,
+        12
+    );
+    d.stop().await;
+}
+
 both_stores! {
     /// R11: with a 2 s ttl and a sweep every second, the invitation becomes
     /// `expired` by itself with one `invitation.expired` event; its token then

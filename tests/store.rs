@@ -447,6 +447,65 @@ both_stores! {
 }
 
 both_stores! {
+    /// Emails claimed and handed back (the dispatcher's claimed buffer at
+    /// shutdown) are due again at once, as before their claim: `queued`
+    /// with no attempt counted, or `retrying` with the attempts made so far;
+    /// a row another process holds by now is left alone.
+    async fn released_claims_are_due_again_as_before(db: Db) {
+        let hour = Duration::from_secs(3600);
+        let s = services_on(db.store(), 100).await;
+        let business = owner_and_business(&s, None).await;
+        s.create_invitations(invite(business, &["a@x.example", "b@x.example", "c@x.example"]))
+            .await
+            .unwrap();
+        let mut claimed = s.store.claim_emails(10, hour).await.unwrap();
+        claimed.sort_by_key(|e| e.recipient.clone());
+        assert_eq!(claimed.len(), 3);
+        let [a, b, c] = [claimed[0].id, claimed[1].id, claimed[2].id];
+        // b: claimed a second time after its first lease lapsed (an attempt
+        // whose outcome was never recorded).
+        db.exec(
+            "UPDATE email_outbox SET lease_until = $1 WHERE id = $2",
+            &[ago(1), Arg::Uuid(b)],
+        )
+        .await;
+        let again = s.store.claim_emails(10, hour).await.unwrap();
+        assert_eq!((again.len(), again[0].id, again[0].attempts), (1, b, 2));
+        // c: taken over by another process meanwhile.
+        db.exec(
+            "UPDATE email_outbox SET lease_owner = $1 WHERE id = $2",
+            &[Arg::Uuid(uuid::Uuid::now_v7()), Arg::Uuid(c)],
+        )
+        .await;
+
+        s.store.release_emails(&[a, b, c]).await.unwrap();
+
+        let state = |id| {
+            let db = &db;
+            async move {
+                db.strings_with(
+                    "SELECT CAST(status AS TEXT) || ' ' || CAST(attempts AS TEXT) || ' ' ||
+                            CASE WHEN lease_owner IS NULL AND lease_until IS NULL THEN 'free' ELSE 'leased' END
+                     FROM email_outbox WHERE id = $1",
+                    &[Arg::Uuid(id)],
+                )
+                .await
+            }
+        };
+        assert_eq!(state(a).await, ["queued 0 free"]);
+        assert_eq!(state(b).await, ["retrying 1 free"]);
+        assert_eq!(state(c).await, ["sending 1 leased"]);
+        // Due again at once, each with the attempt number it would have
+        // had (c too: its owner has no heartbeat, so it counts as gone).
+        let mut due = s.store.claim_emails(10, hour).await.unwrap();
+        due.sort_by_key(|e| e.recipient.clone());
+        let due: Vec<_> = due.iter().map(|e| (e.id, e.attempts)).collect();
+        assert_eq!(due, [(a, 1), (b, 2), (c, 2)]);
+        s.store.release_emails(&[]).await.unwrap();
+    }
+}
+
+both_stores! {
     /// The delivery recorder's batch (R27, R34): several attempts of
     /// different emails and their events written at once leave each outbox
     /// row exactly as one attempt at a time would: sent, retrying with its

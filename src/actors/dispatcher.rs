@@ -3,27 +3,77 @@
 //! mailers' factory, which it supervises). It wakes on
 //! Postgres NOTIFY from the transaction that queued the mail, and polls as a
 //! fallback, so a lost notification only delays mail by one poll interval.
+//!
+//! Claims run ahead of the workers: each is a short task of its own (at most
+//! [`CLAIMS_IN_FLIGHT`] at once), so the next claim is on its way while the
+//! emails of the last one are being sent and recorded. What bounds the
+//! emails in flight is a semaphore of `delivery.workers` permits: one is
+//! taken per email before its claim and returned only once its outcome is
+//! committed (it travels with the email to its worker and on to the
+//! recorder), so at most `delivery.workers` emails are ever claimed and not
+//! yet recorded, the ones a crash could send twice. Why: claiming one batch
+//! at a time (9-12 ms a claim under load) while each worker waited for its
+//! outcome's commit (~17 ms) held delivery at ~3,500 emails/s with workers
+//! idle between claims (BENCHMARKS.md).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::mailer::{Mailers, MailersMsg};
 use crate::mail::Admission;
 use crate::metrics;
 use crate::service::delivery::Delivery;
+use crate::store::ClaimedEmail;
+
+/// Claims on their way at once. Two: one in flight while the emails of the
+/// previous one are handed out; more would only split the free permits into
+/// smaller claims (and on SQLite claims take the one write lock in turn).
+pub const CLAIMS_IN_FLIGHT: usize = 2;
 
 pub enum DispatcherMsg {
     /// Look for due mail.
     Wake,
-    /// A worker finished its email (or crashed on it).
-    Done,
+    /// An email's outcome was committed (or will be retried by its lease):
+    /// its permit is free.
+    Freed,
+    /// A claim ended; what it claimed waits in the claimed buffer. `more_due`:
+    /// it got every email it asked for, so more are probably due.
+    Claimed { more_due: bool },
+    /// A claim task panicked: the dispatcher fails and is restarted.
+    ClaimPanicked(String),
     /// The send rate lets the next email go.
     RateReady,
     /// The SMTP circuit breaker lets a probe through.
     ProbeReady,
 }
+
+/// A claimed email with its permit: the permit returns (and the dispatcher
+/// hears of it) when this is dropped, which the worker leaves to the
+/// recorder's commit of the outcome.
+pub struct Leased {
+    pub email: ClaimedEmail,
+    pub permit: Permit,
+}
+
+/// One of the dispatcher's `delivery.workers` permits.
+pub struct Permit {
+    _permit: OwnedSemaphorePermit,
+    dispatcher: ActorRef<DispatcherMsg>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        // The dispatcher may be restarting; it starts with every permit free.
+        let _ = self.dispatcher.send_message(DispatcherMsg::Freed);
+    }
+}
+
+/// Emails claimed and not yet handed to a worker: filled by the claim
+/// tasks, emptied by the dispatcher, released to the outbox at shutdown.
+type Claimed = Arc<Mutex<Vec<Leased>>>;
 
 pub struct Dispatcher;
 
@@ -38,21 +88,27 @@ pub struct DispatcherState {
     delivery: Arc<Delivery>,
     lease: Duration,
     mailers: ActorRef<MailersMsg>,
-    /// Workers of the factory.
+    /// `delivery.workers`: the permits, and the workers of the factory.
     workers: usize,
-    /// Workers without an email.
-    idle: usize,
-    /// The last claim filled every idle worker: more mail is probably due.
+    /// One permit per email claimed and not yet recorded.
+    permits: Arc<Semaphore>,
+    claimed: Claimed,
+    /// Claims started and not yet reported back (`Claimed`).
+    in_flight: usize,
+    /// Their tasks, awaited at shutdown (finished ones are dropped as new
+    /// ones start).
+    claims: Vec<tokio::task::JoinHandle<()>>,
+    /// The last claim got every email it asked for: more mail is probably due.
     more_due: bool,
     /// A `RateReady` is on its way.
     rate_wake_pending: bool,
     /// A `ProbeReady` is on its way.
     probe_wake_pending: bool,
-    /// A `Wake` is on its way from a `Done`: the claim waits for it, so the
-    /// `Done`s already in the mailbox free their workers first and one claim
-    /// fills them all. Claiming on each `Done` took one email per claim (one
-    /// commit each) when workers finish one by one: 149 emails/s for a
-    /// 10,000 burst (BENCHMARKS.md).
+    /// A `Wake` is on its way from a `Freed`: the claim waits for it, so the
+    /// `Freed`s already in the mailbox (a recorder batch frees many permits
+    /// at once) go first and one claim takes them all. Claiming on each
+    /// freed worker took one email per claim (one commit each) when workers
+    /// finish one by one: 149 emails/s for a 10,000 burst (BENCHMARKS.md).
     claim_pending: bool,
     /// Owned tasks ([`super::spawn_owned`]): the NOTIFY listener and the
     /// delivery recorder's lanes, which the workers record through.
@@ -73,7 +129,7 @@ impl Actor for Dispatcher {
         let (mailers, _) = Actor::spawn_linked(
             None,
             Mailers::default(),
-            super::mailer::mailers(args.workers, args.delivery.clone(), myself.clone()),
+            super::mailer::mailers(args.workers, args.delivery.clone()),
             myself.get_cell(),
         )
         .await?;
@@ -95,7 +151,10 @@ impl Actor for Dispatcher {
             lease: args.lease,
             mailers,
             workers: args.workers,
-            idle: args.workers,
+            permits: Arc::new(Semaphore::new(args.workers)),
+            claimed: Claimed::default(),
+            in_flight: 0,
+            claims: Vec::new(),
             more_due: false,
             rate_wake_pending: false,
             probe_wake_pending: false,
@@ -105,15 +164,32 @@ impl Actor for Dispatcher {
         })
     }
 
-    /// Stop claiming, then let each worker finish the email it holds (and
-    /// record it: the recorder's lanes stop last).
+    /// Stop claiming and hand back what was claimed and not yet sent; let
+    /// each worker finish the email it holds; wait until every outcome is
+    /// committed (every permit back), and only then stop the recorder's
+    /// lanes.
     async fn post_stop(
         &self,
         myself: ActorRef<DispatcherMsg>,
         state: &mut DispatcherState,
     ) -> Result<(), ActorProcessingErr> {
         state.listener.abort();
+        for claim in state.claims.drain(..) {
+            // A claim is one statement, bounded by the store's own limits.
+            let _ = tokio::time::timeout(super::STOP_DEADLINE, claim).await;
+        }
+        release(&state.delivery, &state.claimed).await;
         super::stop_children(&myself.get_cell()).await;
+        let everything = u32::try_from(state.workers).unwrap_or(u32::MAX);
+        tokio::select! {
+            _ = state.permits.acquire_many(everything) => {}
+            // The lanes panicked (which is why we stop): the outcomes they
+            // left stay queued for the lanes of the restarted dispatcher.
+            _ = &mut state.recorder => {}
+            _ = tokio::time::sleep(super::STOP_DEADLINE) => tracing::warn!(
+                "delivery outcomes still unrecorded at shutdown; their leases will retry them"
+            ),
+        }
         state.recorder.abort();
         Ok(())
     }
@@ -128,85 +204,30 @@ impl Actor for Dispatcher {
             DispatcherMsg::Wake => state.claim_pending = false,
             DispatcherMsg::RateReady => state.rate_wake_pending = false,
             DispatcherMsg::ProbeReady => state.probe_wake_pending = false,
-            DispatcherMsg::Done => {
-                state.idle = (state.idle + 1).min(state.workers);
+            DispatcherMsg::Freed => {
                 if state.more_due && !state.claim_pending {
                     state.claim_pending = true;
                     myself.send_message(DispatcherMsg::Wake)?;
                 }
                 return Ok(());
             }
-        }
-        if state.idle == 0 {
-            return Ok(());
-        }
-        // While the SMTP transport is down (the circuit breaker is open),
-        // nothing is claimed but one probe per interval: the emails held
-        // back stay in the outbox, unattempted, until the probe succeeds.
-        let room_cap = match state.delivery.mailer.admit() {
-            Admission::Send => usize::MAX,
-            Admission::Probe => 1,
-            Admission::WaitUntil(at) => {
-                if !state.probe_wake_pending {
-                    state.probe_wake_pending = true;
-                    let wait = at.saturating_duration_since(std::time::Instant::now());
-                    myself.send_after(wait, || DispatcherMsg::ProbeReady);
-                }
-                return Ok(());
-            }
-        };
-        // One token of `mail.send_rate` per email, taken before the claim: an
-        // email never waits for its turn while its lease runs. A token is only
-        // lost when the outbox turns out to be emptier than hoped; after a
-        // short claim the next one asks for a single email, so an idle outbox
-        // costs at most one token per wake-up.
-        let room = if state.more_due { state.idle } else { 1 }.min(room_cap);
-        let mut want = 0u32;
-        while (want as usize) < room {
-            match state.delivery.send_rate.check() {
-                Ok(()) => want += 1,
-                Err(not_until) => {
-                    if !state.rate_wake_pending {
-                        state.rate_wake_pending = true;
-                        let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                            &governor::clock::DefaultClock::default(),
-                        ));
-                        myself.send_after(wait, || DispatcherMsg::RateReady);
+            DispatcherMsg::Claimed { more_due } => {
+                state.in_flight = state.in_flight.saturating_sub(1);
+                state.more_due = more_due;
+                let claimed = std::mem::take(&mut *lock(&state.claimed));
+                for email in claimed {
+                    if let Err(error) = super::mailer::send(&state.mailers, email) {
+                        // Its lease brings the email back; the factory is
+                        // gone, and the dispatcher with it (below).
+                        tracing::warn!(%error, "the mailers are unavailable");
                     }
-                    break;
                 }
             }
-        }
-        if want == 0 {
-            return Ok(());
-        }
-        let claimed = match state
-            .delivery
-            .services
-            .store
-            .claim_emails(want, state.lease)
-            .await
-        {
-            Ok(claimed) => claimed,
-            Err(error) => {
-                // The poll tries again; the database may be restarting.
-                tracing::warn!(%error, "could not claim outbox emails");
-                return Ok(());
-            }
-        };
-        state.more_due = claimed.len() as u32 == want;
-        for email in claimed {
-            state.idle -= 1;
-            if let Err(error) = super::mailer::send(&state.mailers, email) {
-                // Its lease brings the email back; the factory is gone, and
-                // the dispatcher with it (below).
-                tracing::warn!(%error, "the mailers are unavailable");
+            DispatcherMsg::ClaimPanicked(panic) => {
+                return Err(format!("a claim panicked: {panic}").into());
             }
         }
-        if state.more_due && state.idle > 0 {
-            myself.send_message(DispatcherMsg::Wake)?;
-        }
-        Ok(())
+        self.start_claim(myself, state)
     }
 
     /// The factory replaces crashed workers itself; should the factory
@@ -231,6 +252,152 @@ impl Actor for Dispatcher {
             _ => Ok(()),
         }
     }
+}
+
+impl Dispatcher {
+    /// Starts a claim for as many emails as permits are free (one while the
+    /// outbox looked empty), unless enough claims are on their way already.
+    fn start_claim(
+        &self,
+        myself: ActorRef<DispatcherMsg>,
+        state: &mut DispatcherState,
+    ) -> Result<(), ActorProcessingErr> {
+        let free = state.permits.available_permits();
+        if free == 0 || state.in_flight >= CLAIMS_IN_FLIGHT {
+            // A `Freed` or a `Claimed` comes back and claims then.
+            return Ok(());
+        }
+        // While the SMTP transport is down (the circuit breaker is open),
+        // nothing is claimed but one probe per interval: the emails held
+        // back stay in the outbox, unattempted, until the probe succeeds.
+        let room_cap = match state.delivery.mailer.admit() {
+            Admission::Send => usize::MAX,
+            Admission::Probe => 1,
+            Admission::WaitUntil(at) => {
+                if !state.probe_wake_pending {
+                    state.probe_wake_pending = true;
+                    let wait = at.saturating_duration_since(std::time::Instant::now());
+                    myself.send_after(wait, || DispatcherMsg::ProbeReady);
+                }
+                return Ok(());
+            }
+        };
+        // One token of `mail.send_rate` per email, taken before the claim: an
+        // email never waits for its turn while its lease runs. A token is only
+        // lost when the outbox turns out to be emptier than hoped; after a
+        // short claim the next one asks for a single email, so an idle outbox
+        // costs at most one token per wake-up.
+        let room = if state.more_due { free } else { 1 }.min(room_cap);
+        let mut want = 0u32;
+        while (want as usize) < room {
+            match state.delivery.send_rate.check() {
+                Ok(()) => want += 1,
+                Err(not_until) => {
+                    if !state.rate_wake_pending {
+                        state.rate_wake_pending = true;
+                        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                            &governor::clock::DefaultClock::default(),
+                        ));
+                        myself.send_after(wait, || DispatcherMsg::RateReady);
+                    }
+                    break;
+                }
+            }
+        }
+        if want == 0 {
+            return Ok(());
+        }
+        // Only this actor takes permits, and `want` <= `free`.
+        let permits = state
+            .permits
+            .clone()
+            .try_acquire_many_owned(want)
+            .map_err(|e| format!("the dispatcher's permits: {e}"))?;
+        state.claims.retain(|claim| !claim.is_finished());
+        state.in_flight += 1;
+        state.claims.push(tokio::spawn(claim_task(
+            myself.clone(),
+            state.delivery.clone(),
+            state.claimed.clone(),
+            permits,
+            want,
+            state.lease,
+        )));
+        Ok(())
+    }
+}
+
+/// One claim, a short task that reports back to the dispatcher (a panic
+/// included): the emails it got go into the claimed buffer, each with one of
+/// `permits`; the permits it did not use return at once. Should the
+/// dispatcher be gone, the emails are handed back to the outbox.
+async fn claim_task(
+    dispatcher: ActorRef<DispatcherMsg>,
+    delivery: Arc<Delivery>,
+    claimed: Claimed,
+    mut permits: OwnedSemaphorePermit,
+    want: u32,
+    lease: Duration,
+) {
+    let work = async {
+        let emails = match delivery.services.store.claim_emails(want, lease).await {
+            Ok(emails) => emails,
+            Err(error) => {
+                // The poll tries again; the database may be restarting.
+                tracing::warn!(%error, "could not claim outbox emails");
+                return false;
+            }
+        };
+        let more_due = emails.len() as u32 == want;
+        let mut buffer = lock(&claimed);
+        for email in emails {
+            let Some(permit) = permits.split(1) else {
+                break;
+            };
+            buffer.push(Leased {
+                email,
+                permit: Permit {
+                    _permit: permit,
+                    dispatcher: dispatcher.clone(),
+                },
+            });
+        }
+        more_due
+    };
+    let report = match super::unwound(work).await {
+        Ok(more_due) => DispatcherMsg::Claimed { more_due },
+        Err(panic) => DispatcherMsg::ClaimPanicked(panic),
+    };
+    if dispatcher.send_message(report).is_err() {
+        release(&delivery, &claimed).await;
+    }
+}
+
+/// Hands the claimed buffer's emails back to the outbox (shutdown): no
+/// email waits out its lease for a send that never began.
+async fn release(delivery: &Delivery, claimed: &Claimed) {
+    let emails = std::mem::take(&mut *lock(claimed));
+    if emails.is_empty() {
+        return;
+    }
+    let ids: Vec<uuid::Uuid> = emails.iter().map(|leased| leased.email.id).collect();
+    match delivery.services.store.release_emails(&ids).await {
+        Ok(()) => tracing::info!(
+            emails = ids.len(),
+            "claimed emails handed back to the outbox"
+        ),
+        Err(error) => {
+            tracing::warn!(%error, emails = ids.len(), "could not hand claimed emails back; their leases will")
+        }
+    }
+}
+
+/// The buffer's lock; nothing panics while holding it, but a poisoned lock
+/// still holds good emails.
+fn lock(claimed: &Claimed) -> std::sync::MutexGuard<'_, Vec<Leased>> {
+    claimed
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Forwards NOTIFY wake-ups to the dispatcher; re-subscribes after a dropped

@@ -1,8 +1,11 @@
 //! The mailer workers: a ractor factory of `delivery.workers` workers, each
-//! sending one claimed email at a time and telling the dispatcher when it is
-//! free again. The SMTP exchange happens here, never in the dispatcher, so a
-//! slow server only ever holds one worker. The factory replaces a worker that
-//! crashes; the email it held comes back when its lease ends.
+//! sending one claimed email at a time and handing its outcome to the
+//! recorder, without waiting for the commit: the email's permit (see
+//! `dispatcher`) goes along with the outcome and returns to the dispatcher
+//! once the outcome is committed. The SMTP exchange happens here, never in
+//! the dispatcher, so a slow server only ever holds one worker. The factory
+//! replaces a worker that crashes; the email it held comes back when its
+//! lease ends.
 
 use std::sync::Arc;
 
@@ -13,21 +16,22 @@ use ractor::factory::{
 use ractor::{ActorProcessingErr, ActorRef};
 use tracing::Instrument as _;
 
-use super::dispatcher::DispatcherMsg;
+use super::dispatcher::Leased;
 use crate::metrics;
 use crate::service::delivery::Delivery;
-use crate::store::ClaimedEmail;
 
 pub enum MailerMsg {
-    Send(Box<ClaimedEmail>),
+    Send(Box<Leased>),
 }
 
 /// The factory's messages: jobs of one key (any worker may take any email).
 pub type MailersMsg = FactoryMessage<(), MailerMsg>;
 
-/// The factory of mailer workers: the dispatcher hands it only as many
-/// emails as workers are free (a lease must not run while an email waits in
-/// a queue), so its queue stays empty and an email goes to an idle worker.
+/// The factory of mailer workers: the dispatcher holds at most as many
+/// emails (sending or being recorded) as there are workers, and a worker is
+/// busy only with an email it sends, so the factory's queue stays empty and
+/// an email goes to an idle worker at once (a lease must not run while an
+/// email waits in a queue).
 pub type Mailers = Factory<
     (),
     MailerMsg,
@@ -41,7 +45,6 @@ pub type Mailers = Factory<
 pub fn mailers(
     workers: usize,
     delivery: Arc<Delivery>,
-    dispatcher: ActorRef<DispatcherMsg>,
 ) -> FactoryArguments<
     (),
     MailerMsg,
@@ -54,7 +57,6 @@ pub fn mailers(
         .worker_builder(Box::new(worker_builder(move |_: WorkerId| {
             let args = MailerArgs {
                 delivery: delivery.clone(),
-                dispatcher: dispatcher.clone(),
             };
             (MailerWorker, args)
         })))
@@ -65,7 +67,7 @@ pub fn mailers(
 }
 
 /// Hands an email to the factory.
-pub fn send(mailers: &ActorRef<MailersMsg>, email: ClaimedEmail) -> Result<(), String> {
+pub fn send(mailers: &ActorRef<MailersMsg>, email: Leased) -> Result<(), String> {
     mailers
         .cast(FactoryMessage::Dispatch(Job::new(
             (),
@@ -78,27 +80,23 @@ pub struct MailerWorker;
 
 pub struct MailerArgs {
     pub delivery: Arc<Delivery>,
-    pub dispatcher: ActorRef<DispatcherMsg>,
 }
 
 pub struct MailerState {
     delivery: Arc<Delivery>,
-    dispatcher: ActorRef<DispatcherMsg>,
 }
 
-/// Tells the dispatcher that a worker is free again when dropped: after the
-/// email, and also when the send panics (dropped while unwinding; the
-/// factory replaces the worker), so its count of free workers stays true.
-struct Free(ActorRef<DispatcherMsg>);
+/// Counts a worker that panics (dropped while unwinding; the factory
+/// replaces the worker). The email's permit, dropped with it, returns to the
+/// dispatcher; the email returns when its lease lapses.
+struct Crashed;
 
-impl Drop for Free {
+impl Drop for Crashed {
     fn drop(&mut self) {
         if std::thread::panicking() {
             tracing::error!("a mailer worker crashed; the factory replaces it");
             metrics::actor_restarted("mailer");
         }
-        // The dispatcher may be restarting; it starts with every worker free.
-        let _ = self.0.send_message(DispatcherMsg::Done);
     }
 }
 
@@ -116,7 +114,6 @@ impl Worker for MailerWorker {
     ) -> Result<MailerState, ActorProcessingErr> {
         Ok(MailerState {
             delivery: args.delivery,
-            dispatcher: args.dispatcher,
         })
     }
 
@@ -127,28 +124,35 @@ impl Worker for MailerWorker {
         Job { msg, .. }: Job<(), MailerMsg>,
         state: &mut MailerState,
     ) -> Result<(), ActorProcessingErr> {
-        let _free = Free(state.dispatcher.clone());
-        let MailerMsg::Send(email) = msg;
+        let _crashed = Crashed;
+        let MailerMsg::Send(leased) = msg;
+        let Leased { email, permit } = *leased;
         let span = tracing::info_span!("deliver", email_id = %email.id, business_id = %email.business_id,
             invitation_id = ?email.invitation_id.map(|i| i.0), template = %email.template);
-        // `instrument`, not `enter`: the attempt awaits the recorder (another
-        // task), and an entered guard does not follow the future to the
-        // thread it resumes on, so its lines would lose the span's fields.
-        async {
-            match state.delivery.deliver(&email).await {
-                Ok(outcome) => tracing::debug!(
-                    ?outcome,
-                    attempt = email.attempts,
-                    "delivery attempt recorded"
-                ),
-                // The lease runs out and another attempt follows: nothing is dropped.
-                Err(error) => {
-                    tracing::warn!(%error, "could not record a delivery attempt; the lease will retry it")
+        let attempt = email.attempts;
+        let recorded_span = span.clone();
+        // `instrument`, not `enter`: the send awaits the SMTP server (and a
+        // reminder's check the database), and an entered guard does not follow the future to the thread it
+        // resumes on, so its lines would lose the span's fields.
+        state
+            .delivery
+            .deliver(&email, move |recorded| {
+                let _in = recorded_span.enter();
+                match recorded {
+                    Ok(outcome) => {
+                        tracing::debug!(?outcome, attempt, "delivery attempt recorded")
+                    }
+                    // The lease runs out and another attempt follows: nothing is dropped.
+                    Err(error) => {
+                        tracing::warn!(%error, "could not record a delivery attempt; the lease will retry it")
+                    }
                 }
-            }
-        }
-        .instrument(span)
-        .await;
+                // Only now, committed (or given up to its lease), may another
+                // email be claimed in its place.
+                drop(permit);
+            })
+            .instrument(span)
+            .await;
         Ok(())
     }
 }

@@ -77,8 +77,9 @@ struct Args {
     /// Live invitation actors spawned to measure memory per actor.
     #[arg(long, default_value_t = 10_000)]
     actors: u64,
-    /// `delivery.workers` of the daemon: emails in flight at once, each
-    /// waiting for its SMTP exchange or for its outcome's commit.
+    /// `delivery.workers` of the daemon: emails claimed and not yet recorded
+    /// at once (waiting for a worker, sending, or waiting for the commit of
+    /// the outcome), and the mailer workers.
     #[arg(long, default_value_t = 256)]
     workers: u32,
     /// `smtp.pool_size` of the daemon (and the bare client's connections).

@@ -76,15 +76,20 @@ pub struct Outcome {
     pub undelivered: Option<(InvitationId, Option<String>)>,
 }
 
+/// What a lane does once an outcome is committed, or could not be.
+pub type Recorded = Box<dyn FnOnce(ServiceResult<()>) + Send>;
+
 struct PendingOutcome {
     outcome: Outcome,
-    done: tokio::sync::oneshot::Sender<ServiceResult<()>>,
+    done: Recorded,
 }
 
-/// Records attempt outcomes in batches: each worker hands its outcome over
-/// and waits until it is committed, so an email is still recorded before its
-/// worker takes the next one, and a crash still leaves it to its lease. A
-/// lane takes whatever outcomes are waiting (up to `MAX_BATCH`) into one
+/// Records attempt outcomes in batches. A worker hands its outcome over and
+/// goes on to its next email without waiting for the commit; what must wait
+/// for the commit waits in the outcome's `done` (the dispatcher's permit for
+/// the email, so no more than `delivery.workers` emails are ever claimed and
+/// not yet recorded, and a crash leaves only those to their leases). A lane
+/// takes whatever outcomes are waiting (up to `MAX_BATCH`) into one
 /// transaction of two statements (`finish_email_attempts`, `insert_events`).
 /// Why: one transaction per email cost a WAL flush and four round trips per
 /// email; on this kind of machine every commit waits about a millisecond for
@@ -119,8 +124,9 @@ impl Recorder {
 
     /// Runs the lanes, each a task of its own, until this future is dropped
     /// (which stops them). A lane that panics ends them all with its panic;
-    /// the outcomes it held are answered as failed (their leases retry them)
-    /// and a new run takes over the queue.
+    /// the outcomes it held are dropped unrecorded (their leases retry them,
+    /// and dropping their `done` returns their permits) and a new run takes
+    /// over the queue.
     pub fn lanes(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let mut lanes = tokio::task::JoinSet::new();
         for _ in 0..LANES {
@@ -137,14 +143,14 @@ impl Recorder {
         }
     }
 
-    /// Writes one outcome, together with whatever else is waiting.
-    pub async fn record(&self, outcome: Outcome) -> ServiceResult<()> {
-        let (done, rx) = tokio::sync::oneshot::channel();
-        let stopped = || ServiceError::Unavailable("the delivery recorder stopped".into());
-        self.queue
-            .send(PendingOutcome { outcome, done })
-            .map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+    /// Queues one outcome, to be written together with whatever else is
+    /// waiting; `done` is called with the result of its transaction.
+    pub fn hand_over(&self, outcome: Outcome, done: Recorded) {
+        if let Err(refused) = self.queue.send(PendingOutcome { outcome, done }) {
+            (refused.0.done)(Err(ServiceError::Unavailable(
+                "the delivery recorder stopped".into(),
+            )));
+        }
     }
 }
 
@@ -173,14 +179,14 @@ async fn record_lane(
             let outcomes: Vec<&Outcome> = batch.iter().map(|p| &p.outcome).collect();
             if write_outcomes(&services, &outcomes).await.is_ok() {
                 for pending in batch {
-                    let _ = pending.done.send(Ok(()));
+                    (pending.done)(Ok(()));
                 }
                 continue;
             }
         }
         for pending in batch {
             let result = write_outcomes(&services, &[&pending.outcome]).await;
-            let _ = pending.done.send(result);
+            (pending.done)(result);
         }
     }
 }
@@ -212,13 +218,22 @@ async fn write_outcomes(services: &Services, outcomes: &[&Outcome]) -> ServiceRe
 }
 
 impl Delivery {
-    /// Sends one email and records the attempt. An error here means the outcome
-    /// could not be recorded; the lease then runs out and the email is tried
-    /// again (at least once, R29).
-    /// `None`: nothing was attempted (a reminder whose invitation is over).
-    pub async fn deliver(&self, email: &ClaimedEmail) -> ServiceResult<Option<AttemptOutcome>> {
-        if email.template == TemplateName::Reminder && self.reminder_moot(email).await? {
-            return Ok(None);
+    /// Sends one email and hands the attempt to the recorder; returns once
+    /// the outcome is queued there, not written. `recorded` is called when
+    /// the outcome is committed, with the outcome (`None`: nothing was
+    /// attempted, a reminder whose invitation is over), or with the error
+    /// that kept it from being written: the lease then runs out and the
+    /// email is tried again (at least once, R29).
+    pub async fn deliver(
+        &self,
+        email: &ClaimedEmail,
+        recorded: impl FnOnce(ServiceResult<Option<AttemptOutcome>>) + Send + 'static,
+    ) {
+        if email.template == TemplateName::Reminder {
+            match self.reminder_moot(email).await {
+                Ok(false) => {}
+                moot_or_error => return recorded(moot_or_error.map(|_| None)),
+            }
         }
         let started = Instant::now();
         let deadline = self.retry.deadline(email.created_at, expires_at(email));
@@ -349,19 +364,24 @@ impl Delivery {
             }
             _ => None,
         };
-        self.recorder
-            .record(Outcome {
+        let (template, locale) = (email.template, email.locale.clone());
+        self.recorder.hand_over(
+            Outcome {
                 attempt,
                 events,
                 undelivered,
-            })
-            .await?;
-        match &outcome {
-            AttemptOutcome::Sent => metrics::email_sent(email.template.as_str(), &email.locale),
-            AttemptOutcome::Failed => metrics::email_failed(email.template.as_str()),
-            AttemptOutcome::Retry { .. } => {}
-        }
-        Ok(Some(outcome))
+            },
+            Box::new(move |result| {
+                if result.is_ok() {
+                    match &outcome {
+                        AttemptOutcome::Sent => metrics::email_sent(template.as_str(), &locale),
+                        AttemptOutcome::Failed => metrics::email_failed(template.as_str()),
+                        AttemptOutcome::Retry { .. } => {}
+                    }
+                }
+                recorded(result.map(|()| Some(outcome)));
+            }),
+        );
     }
 
     /// A reminder is never sent once its invitation left `pending` or passed

@@ -396,6 +396,11 @@ pub trait Store: EventLog + WebhookStore + ConsoleStore + Send + Sync + 'static 
     /// Claims up to `limit` due emails: marks them `sending` with a lease and
     /// commits before returning, so no lock is held across the SMTP exchange.
     async fn claim_emails(&self, limit: u32, lease: Duration) -> StoreResult<Vec<ClaimedEmail>>;
+    /// Hands back emails this process claimed and will not send (claimed
+    /// ahead of the workers when the dispatcher stops): due again at once,
+    /// with the attempt count they had before the claim, since nothing was
+    /// attempted. A row no longer leased by this process is left alone.
+    async fn release_emails(&self, ids: &[uuid::Uuid]) -> StoreResult<()>;
     async fn subscribe_outbox(&self) -> StoreResult<Box<dyn Wakeups>>;
 
     /// Closes every connection (shutdown).

@@ -405,6 +405,10 @@ impl SqlStore for PgStore {
         outbox::claim(&mut self.reader(), limit, lease, self.heartbeat.instance).await
     }
 
+    async fn release_claimed_emails(&self, ids: &[Uuid]) -> StoreResult<()> {
+        outbox::release(&self.pool, ids, self.heartbeat.instance).await
+    }
+
     async fn outbox_wakeups(&self) -> StoreResult<Box<dyn Wakeups>> {
         self.signals.subscribe(&self.pool, Channel::Outbox).await
     }

@@ -505,6 +505,10 @@ impl SqlStore for SqliteStore {
         outbox::claim(self.write_tx().await?, limit, lease, self.instance).await
     }
 
+    async fn release_claimed_emails(&self, ids: &[Uuid]) -> StoreResult<()> {
+        outbox::release(self.write_tx().await?, ids, self.instance).await
+    }
+
     async fn outbox_wakeups(&self) -> StoreResult<Box<dyn Wakeups>> {
         Ok(Box::new(SqliteWakeups {
             rx: self.outbox.subscribe(),

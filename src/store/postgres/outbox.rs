@@ -160,3 +160,24 @@ pub(super) async fn claim(
     .map(rows::claimed_email)
     .collect()
 }
+
+/// Undoes this process's claim of `ids`: due again at once (`available_at`
+/// is as the claim found it), the attempt count back to what it was, the
+/// status back to `queued` for an email never attempted and to `retrying`
+/// otherwise. Only rows still `sending` under `owner`: a row whose lease
+/// lapsed and that another replica took is theirs now.
+pub(super) async fn release(pool: &PgPool, ids: &[Uuid], owner: Uuid) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE email_outbox
+            SET status = (CASE WHEN attempts <= 1 THEN 'queued' ELSE 'retrying' END)::email_status,
+                attempts = greatest(attempts - 1, 0), lease_until = NULL, lease_owner = NULL,
+                updated_at = now()
+          WHERE id = ANY($1) AND status = 'sending' AND lease_owner = $2",
+    )
+    .bind(ids)
+    .bind(owner)
+    .execute(pool)
+    .bounded()
+    .await?;
+    Ok(())
+}

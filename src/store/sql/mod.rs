@@ -271,6 +271,7 @@ pub trait SqlStore: EventLog + Send + Sync + 'static {
     async fn purge_keys(&self, older_than: Duration) -> StoreResult<u64>;
     async fn claim_due_emails(&self, limit: u32, lease: Duration)
     -> StoreResult<Vec<ClaimedEmail>>;
+    async fn release_claimed_emails(&self, ids: &[Uuid]) -> StoreResult<()>;
     async fn outbox_wakeups(&self) -> StoreResult<Box<dyn Wakeups>>;
     /// Whether a transaction begun now could write.
     async fn writable(&self) -> StoreResult<bool>;
@@ -432,6 +433,13 @@ impl<S: SqlStore> Store for S {
 
     async fn claim_emails(&self, limit: u32, lease: Duration) -> StoreResult<Vec<ClaimedEmail>> {
         self.claim_due_emails(limit, lease).await
+    }
+
+    async fn release_emails(&self, ids: &[Uuid]) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.release_claimed_emails(ids).await
     }
 
     async fn subscribe_outbox(&self) -> StoreResult<Box<dyn Wakeups>> {

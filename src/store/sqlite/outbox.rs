@@ -97,3 +97,22 @@ pub(super) async fn claim(
     claimed.sort_by_key(|(available, email)| (*available, email.id));
     Ok(claimed.into_iter().map(|(_, email)| email).collect())
 }
+
+/// Undoes this process's claim of `ids` (see the Postgres store's `release`):
+/// due again, the attempt count and the status as before the claim.
+pub(super) async fn release(mut tx: SqliteTx, ids: &[Uuid], owner: Uuid) -> StoreResult<()> {
+    let at = tx.at;
+    for email in ids {
+        tx.execute(
+            "UPDATE email_outbox
+                SET status = CASE WHEN attempts <= 1 THEN 'queued' ELSE 'retrying' END,
+                    attempts = max(attempts - 1, 0), lease_until = NULL, lease_owner = NULL,
+                    updated_at = $3
+              WHERE id = $1 AND status = 'sending' AND lease_owner = $2",
+            vec![id(*email), id(owner), Arg::Time(Some(at))],
+        )
+        .await?;
+    }
+    tx.commit_inner().await?;
+    Ok(())
+}
