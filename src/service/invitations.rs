@@ -19,7 +19,7 @@ use crate::store::{
     BusinessRecord, InvitationQuery, InvitationRecord, MemberRecord, NewInvitation, OutboxStatus,
     PartnershipRecord, StoreTx, TimelineEntry,
 };
-use chrono::{DateTime, SubsecRound as _, Utc};
+use chrono::{DateTime, Utc};
 
 /// One invitee of a create request, already parsed except for the role, which
 /// needs the business's catalog.
@@ -317,10 +317,7 @@ impl Services {
             .await?
             .ok_or_else(|| DomainError::NotFound(format!("user {}", req.actor)))?;
         let ttl = req.ttl.unwrap_or(self.settings.ttl);
-        // In microseconds, as both databases keep it, so the records built
-        // here are what was stored.
-        let expires_at = (now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX))
-            .trunc_subsecs(6);
+        let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
         let mut news = Vec::with_capacity(req.invitees.len());
         let mut events = Vec::with_capacity(req.invitees.len());
         let mut email_ids = Vec::with_capacity(req.invitees.len());

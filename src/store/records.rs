@@ -101,10 +101,10 @@ pub struct NewInvitation {
 impl NewInvitation {
     /// The invitation as its insert stores it, so a create need not read
     /// back each row it just wrote: pending, `updated_at` its `created_at`,
-    /// nobody's answer yet, no email queued yet. Times are as the caller
-    /// made them: `created_at` is the transaction's clock (already in
-    /// microseconds) and `expires_at` is cut to microseconds by the create,
-    /// as both databases store them.
+    /// nobody's answer yet, no email queued yet. Times are as given:
+    /// Postgres keeps microseconds, so there a time with finer digits reads
+    /// back cut (`created_at`, the database's clock, has none; `expires_at`
+    /// adds whole seconds to it).
     pub fn to_record(&self) -> InvitationRecord {
         InvitationRecord {
             id: self.id,
