@@ -235,6 +235,57 @@ both_stores! {
 }
 
 both_stores! {
+    /// Issue 17: a create is set-based. Its statements (counted from
+    /// sqlx's query log, `support::statements`) are as many for 100
+    /// invitees as for one, each check, insert and read done once for the
+    /// whole request; one by one they were about seven per invitee. Some
+    /// invitees are registered users with a time zone (R41), so the zone
+    /// read finds something.
+    async fn a_create_of_100_invitees_runs_as_many_statements_as_one_of_1(db: Db) {
+        let s = services_on(db.store(), 1_000).await;
+        let business = owner_and_business(&s, None).await;
+        for i in 0..3 {
+            s.put_user(
+                uid(&format!("zoned{i}")),
+                Email::parse(&format!("bulk{i}@x.example")).unwrap(),
+                None,
+                None,
+                Some(invited::domain::TimeZone::parse("Europe/Paris").unwrap()),
+            )
+            .await
+            .unwrap();
+        }
+        let (one, for_one) =
+            support::statements::count(s.create_invitations(invite(business, &["solo@x.example"])))
+                .await;
+        assert_eq!(one.unwrap().len(), 1);
+        let emails: Vec<String> = (0..100).map(|i| format!("bulk{i}@x.example")).collect();
+        let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+        let (hundred, for_hundred) =
+            support::statements::count(s.create_invitations(invite(business, &refs))).await;
+        let hundred = hundred.unwrap();
+        assert_eq!(hundred.len(), 100);
+        assert!(hundred.iter().all(|inv| inv.delivery.is_some()), "read back after the commit");
+        eprintln!("statements: {} for 1 invitee, {} for 100", for_one.len(), for_hundred.len());
+        assert!(!for_one.is_empty(), "the statements were counted");
+        assert_eq!(
+            for_hundred.len(),
+            for_one.len(),
+            "as many statements for 100 invitees as for 1:\n{for_hundred:#?}\n{for_one:#?}"
+        );
+        assert_eq!(db.count("SELECT count(*) FROM email_outbox").await, 101);
+        assert_eq!(
+            db.count("SELECT count(*) FROM events WHERE type = 'invitation.created'").await,
+            101
+        );
+        let zoned = db
+            .strings("SELECT CAST(context AS TEXT) FROM email_outbox WHERE recipient = 'bulk1@x.example'")
+            .await;
+        assert!(zoned[0].contains("Europe/Paris"), "R41: {zoned:?}");
+    }
+}
+
+both_stores! {
     /// R13: one pending invitation per address, even when two requests race past
     /// the check: the partial unique index has the last word.
     async fn one_pending_invitation_per_address(db: Db) {

@@ -18,6 +18,23 @@ pub fn new_message_id(domain: &str) -> String {
     format!("<{}@{}>", Uuid::now_v7(), domain)
 }
 
+/// An outbox row's id and its Message-ID, fixed when it is queued. Made
+/// apart from the email when a create mints them before its transaction
+/// opens (nothing in them needs the database).
+pub(crate) struct EmailIds {
+    pub id: Uuid,
+    pub message_id: String,
+}
+
+impl EmailIds {
+    pub(crate) fn new(message_id_domain: &str) -> EmailIds {
+        EmailIds {
+            id: Uuid::now_v7(),
+            message_id: new_message_id(message_id_domain),
+        }
+    }
+}
+
 /// Who an email goes to, and for which business and invitation.
 pub(crate) struct Envelope {
     pub business: BusinessId,
@@ -31,18 +48,8 @@ impl Services {
     /// The outbox row of one email: its template and context come from
     /// `content`, so they always match.
     pub(crate) fn new_email(&self, envelope: Envelope, content: EmailContent) -> NewEmail {
-        NewEmail {
-            id: Uuid::now_v7(),
-            business_id: envelope.business,
-            invitation_id: envelope.invitation,
-            join_request_id: None,
-            template: content.template(),
-            locale: envelope.locale,
-            recipient: envelope.recipient,
-            recipient_name: envelope.recipient_name,
-            context: content.context(),
-            message_id: new_message_id(&self.settings.message_id_domain),
-        }
+        let ids = EmailIds::new(&self.settings.message_id_domain);
+        email_with_ids(envelope, content, ids)
     }
 
     /// `time_zone`: the invitee's, when a registered user has the invited
@@ -54,8 +61,8 @@ impl Services {
         inviter: &UserRecord,
         time_zone: Option<TimeZone>,
     ) -> NewEmail {
-        let (envelope, context) = invitation_email(inv, business, inviter, time_zone);
-        self.new_email(envelope, EmailContent::MemberInvitation(context))
+        let ids = EmailIds::new(&self.settings.message_id_domain);
+        member_invitation_email_with_ids(inv, business, inviter, time_zone, ids)
     }
 
     /// A reminder carries what the invitation email carries (same context,
@@ -169,6 +176,35 @@ impl Services {
             .or_else(|| business.locale.clone())
             .unwrap_or_else(|| self.settings.default_locale.clone())
     }
+}
+
+/// [`Services::new_email`] with ids made beforehand.
+fn email_with_ids(envelope: Envelope, content: EmailContent, ids: EmailIds) -> NewEmail {
+    NewEmail {
+        id: ids.id,
+        business_id: envelope.business,
+        invitation_id: envelope.invitation,
+        join_request_id: None,
+        template: content.template(),
+        locale: envelope.locale,
+        recipient: envelope.recipient,
+        recipient_name: envelope.recipient_name,
+        context: content.context(),
+        message_id: ids.message_id,
+    }
+}
+
+/// [`Services::member_invitation_email`] with ids made beforehand (a
+/// create mints them before its transaction).
+pub(crate) fn member_invitation_email_with_ids(
+    inv: &InvitationRecord,
+    business: &BusinessRecord,
+    inviter: &UserRecord,
+    time_zone: Option<TimeZone>,
+    ids: EmailIds,
+) -> NewEmail {
+    let (envelope, context) = invitation_email(inv, business, inviter, time_zone);
+    email_with_ids(envelope, EmailContent::MemberInvitation(context), ids)
 }
 
 /// The member invitation (and its reminders): to the invited address, with

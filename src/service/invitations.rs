@@ -1,6 +1,7 @@
 //! Invitations: create (R7–R9, R13), read, list, timeline, quota (R33), and the
 //! commands on one invitation (R10–R15, R22) that its actor runs one at a time.
 
+use super::emails::{EmailIds, member_invitation_email_with_ids};
 use super::{ServiceResult, Services, event, lock_business, require_member};
 use crate::domain::access::InvitationGrant;
 use crate::domain::lifecycle::{self, Command, Effect};
@@ -8,7 +9,8 @@ use crate::domain::members::{check_capability, check_invite};
 use crate::domain::quota::{QuotaStatus, check_resend_cooldown, check_seats};
 use crate::domain::{
     BusinessId, Capability, DeliveryMode, DomainError, Email, InvitationId, InvitationKind,
-    InvitationStatus, Locale, Metadata, RoleCatalog, SuppressedInvitee, TokenNonce, UserId,
+    InvitationStatus, Locale, Metadata, RoleCatalog, SuppressedInvitee, TokenHash, TokenNonce,
+    UserId,
 };
 use crate::events::catalog::{
     AddressCorrected, Event, InvitationCreated, InvitationRenewed, MemberAdded, MemberVia,
@@ -155,6 +157,14 @@ pub struct CommandOutcome {
     pub partnership: Option<PartnershipRecord>,
 }
 
+/// Made for one invitee before a create's transaction ([`Services::mint`]).
+struct Minted {
+    id: InvitationId,
+    nonce: TokenNonce,
+    token_hash: TokenHash,
+    email: Option<EmailIds>,
+}
+
 /// R45: refuses the whole request if any invitee's address is on the
 /// suppression list, naming each such invitee. Runs under the business lock
 /// and before the quota (R8) is counted, so a refused request uses none of
@@ -230,6 +240,13 @@ impl Services {
     /// The create path itself. `source_domain`: the verified domain (R52)
     /// an automatic invitation is created for, kept with each invitation
     /// and named by its `invitation.created` event (R53).
+    ///
+    /// Set-based: a handful of statements however many invitees (one read
+    /// of the conflicts and seat counts, one suppression hold and one read,
+    /// one time zone read, one insert each of the invitations, their events
+    /// and their emails, one read back after the commit), so a bulk create
+    /// costs about what a single one does. The ids, tokens and Message-IDs
+    /// are made before the transaction opens: they need no database.
     pub(crate) async fn create_invitations_from(
         &self,
         req: CreateInvitations,
@@ -237,6 +254,11 @@ impl Services {
         renewed_from: Option<InvitationId>,
         source_domain: Option<crate::domain::MailDomain>,
     ) -> ServiceResult<Vec<InvitationRecord>> {
+        let minted: Vec<Minted> = req
+            .invitees
+            .iter()
+            .map(|_| self.mint(req.delivery))
+            .collect();
         let mut tx = self.store.begin().await?;
         let business = lock_business(tx.as_mut(), req.business).await?;
         let catalog = self.catalog(business.role_preset);
@@ -261,30 +283,28 @@ impl Services {
         for role in &roles {
             check_invite(&catalog, &me.role, role)?;
         }
-        for invitee in &req.invitees {
-            if tx.is_member_email(req.business, &invitee.email).await? {
-                return Err(DomainError::Conflict(format!(
-                    "{} is already a member",
-                    invitee.email
-                ))
-                .into());
+        let emails: Vec<Email> = req.invitees.iter().map(|i| i.email.clone()).collect();
+        let found = tx.address_conflicts(req.business, &emails).await?;
+        // The first invitee in the request's order that conflicts is named.
+        for email in &emails {
+            if found.members.contains(email) {
+                return Err(DomainError::Conflict(format!("{email} is already a member")).into());
             }
-            if tx
-                .has_pending_invitation(req.business, &invitee.email)
-                .await?
-            {
+            if found.pending.contains(email) {
                 return Err(DomainError::Conflict(format!(
-                    "{} already has a pending invitation",
-                    invitee.email
+                    "{email} already has a pending invitation"
                 ))
                 .into());
             }
         }
         check_suppressions(tx.as_mut(), &req.invitees).await?;
         let requested = req.invitees.len() as u32;
-        let members = tx.count_members(req.business).await?;
-        let pending = tx.count_pending_member_invitations(req.business).await?;
-        check_seats(business.seat_limit, members, pending, requested)?;
+        check_seats(
+            business.seat_limit,
+            found.member_count,
+            found.pending_count,
+            requested,
+        )?;
         self.check_invitation_grants(tx.as_mut(), req.business, &grants)
             .await?;
 
@@ -298,13 +318,12 @@ impl Services {
             .ok_or_else(|| DomainError::NotFound(format!("user {}", req.actor)))?;
         let ttl = req.ttl.unwrap_or(self.settings.ttl);
         let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-        let mut created = Vec::with_capacity(req.invitees.len());
-        for (invitee, role) in req.invitees.into_iter().zip(roles) {
-            let id = InvitationId::new();
-            let nonce = TokenNonce::generate();
-            let token = self.token_for(id.0, &nonce);
+        let mut news = Vec::with_capacity(req.invitees.len());
+        let mut events = Vec::with_capacity(req.invitees.len());
+        let mut email_ids = Vec::with_capacity(req.invitees.len());
+        for ((invitee, role), minted) in req.invitees.into_iter().zip(roles).zip(minted) {
             let new = NewInvitation {
-                id,
+                id: minted.id,
                 business_id: req.business,
                 kind: InvitationKind::Member,
                 invited_by: req.actor.clone(),
@@ -314,8 +333,8 @@ impl Services {
                 message: req.message.clone(),
                 locale: self.invitation_locale(invitee.locale, &business),
                 grants: grants.clone(),
-                token_hash: token.hash(),
-                token_nonce: nonce,
+                token_hash: minted.token_hash,
+                token_nonce: minted.nonce,
                 created_at: now,
                 expires_at,
                 renewed_from,
@@ -323,10 +342,9 @@ impl Services {
                 metadata: req.metadata.clone(),
                 source_domain: source_domain.clone(),
             };
-            tx.insert_invitation(&new).await?;
-            tx.insert_event(&event(
+            events.push(event(
                 req.business,
-                Some(id),
+                Some(new.id),
                 Some(&req.actor),
                 None,
                 Event::InvitationCreated(
@@ -338,41 +356,69 @@ impl Services {
                     )
                     .from_domain(new.source_domain.clone()),
                 ),
-            ))
-            .await?;
+            ));
             if let Some(old) = renewed_from {
-                tx.insert_event(&renewed_event(req.business, old, &req.actor, id))
-                    .await?;
+                events.push(renewed_event(req.business, old, &req.actor, new.id));
             }
-            let record = tx
-                .lock_invitation(id)
-                .await?
-                .expect("inserted in this transaction");
-            // R38: an invitation the app delivers itself is never emailed;
-            // the caller hands out its link instead (`app_accept_url`).
-            if record.delivery_mode.sends_email() {
-                // R41: the invitee's zone, if the address is a registered user's.
-                let time_zone = match &record.email {
-                    Some(address) => tx.time_zone_by_email(address).await?,
-                    None => None,
-                };
-                tx.enqueue_email(
-                    &self.member_invitation_email(&record, &business, &inviter, time_zone),
-                )
-                .await?;
-            }
-            created.push(record);
+            email_ids.push(minted.email);
+            news.push(new);
+        }
+        tx.insert_invitations(&news).await?;
+        tx.insert_events(&events).await?;
+        // Built from what was inserted (pending, no delivery yet), not read
+        // back row by row.
+        let created: Vec<InvitationRecord> = news.iter().map(NewInvitation::to_record).collect();
+        // R38: an invitation the app delivers itself is never emailed; the
+        // caller hands out its link instead (`app_accept_url`).
+        if req.delivery.sends_email() {
+            // R41: each invitee's zone, if the address is a registered user's.
+            let zones = tx.time_zones_by_email(&emails).await?;
+            let queued: Vec<_> = created
+                .iter()
+                .zip(email_ids)
+                .filter_map(|(record, ids)| {
+                    let zone = record.email.as_ref().and_then(|e| zones.get(e).copied());
+                    ids.map(|ids| {
+                        member_invitation_email_with_ids(record, &business, &inviter, zone, ids)
+                    })
+                })
+                .collect();
+            tx.enqueue_emails(&queued).await?;
         }
         tx.commit().await?;
-        // Read back after commit so `delivery` shows the queued email.
-        let mut out = Vec::with_capacity(created.len());
-        for inv in created {
-            out.push(self.store.get_invitation(inv.id).await?.unwrap_or(inv));
-        }
-        for inv in &out {
-            crate::metrics::invitations_created(inv.kind.as_str(), 1);
-        }
+        // Read back after commit, in one read, so `delivery` shows the
+        // queued email.
+        let ids: Vec<InvitationId> = created.iter().map(|inv| inv.id).collect();
+        let mut read: std::collections::HashMap<InvitationId, InvitationRecord> = self
+            .store
+            .get_invitations(&ids)
+            .await?
+            .into_iter()
+            .map(|inv| (inv.id, inv))
+            .collect();
+        let out: Vec<InvitationRecord> = created
+            .into_iter()
+            .map(|inv| read.remove(&inv.id).unwrap_or(inv))
+            .collect();
+        crate::metrics::invitations_created(InvitationKind::Member.as_str(), out.len());
         Ok(out)
+    }
+
+    /// What a new member invitation needs that no read decides: its id, its
+    /// token (R12: only the hash and the nonce are kept) and, if it is to be
+    /// emailed (R38), the ids of its email.
+    fn mint(&self, delivery: DeliveryMode) -> Minted {
+        let id = InvitationId::new();
+        let nonce = TokenNonce::generate();
+        let token_hash = self.token_for(id.0, &nonce).hash();
+        Minted {
+            id,
+            nonce,
+            token_hash,
+            email: delivery
+                .sends_email()
+                .then(|| EmailIds::new(&self.settings.message_id_domain)),
+        }
     }
 
     /// R38: the accept link of a member invitation the app delivers itself,

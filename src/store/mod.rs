@@ -136,6 +136,12 @@ pub trait StoreTx:
         &mut self,
         email: &crate::domain::Email,
     ) -> StoreResult<Option<crate::domain::TimeZone>>;
+    /// R41 for a whole create: [`StoreTx::time_zone_by_email`] of each of
+    /// `emails`, in one read; an address with no zone is absent.
+    async fn time_zones_by_email(
+        &mut self,
+        emails: &[Email],
+    ) -> StoreResult<std::collections::HashMap<Email, crate::domain::TimeZone>>;
 
     async fn insert_business(&mut self, business: &NewBusiness) -> StoreResult<BusinessRecord>;
     /// Reads a business and locks its row until the end of the transaction: the
@@ -187,7 +193,24 @@ pub trait StoreTx:
         business: BusinessId,
         email: &Email,
     ) -> StoreResult<bool>;
+    /// For a member create, under the business lock: which of `emails` a
+    /// member of `business` has or a pending member invitation of it names
+    /// (R13), and its seat counts (R9), in one read however many
+    /// addresses.
+    async fn address_conflicts(
+        &mut self,
+        business: BusinessId,
+        emails: &[Email],
+    ) -> StoreResult<AddressConflicts>;
     async fn insert_invitation(&mut self, invitation: &NewInvitation) -> StoreResult<()>;
+    /// Several invitations. An adapter may write them in one statement;
+    /// the default writes them one by one.
+    async fn insert_invitations(&mut self, invitations: &[NewInvitation]) -> StoreResult<()> {
+        for invitation in invitations {
+            self.insert_invitation(invitation).await?;
+        }
+        Ok(())
+    }
     /// Reads an invitation and locks its row: commands on one invitation are
     /// serialised across replicas by this lock (and within one by its actor).
     async fn lock_invitation(&mut self, id: InvitationId) -> StoreResult<Option<InvitationRecord>>;
@@ -227,6 +250,14 @@ pub trait StoreTx:
     }
     /// Queues an email; it becomes visible to the dispatcher at commit.
     async fn enqueue_email(&mut self, email: &NewEmail) -> StoreResult<()>;
+    /// Queues several emails. An adapter may write them in one statement;
+    /// the default writes them one by one.
+    async fn enqueue_emails(&mut self, emails: &[NewEmail]) -> StoreResult<()> {
+        for email in emails {
+            self.enqueue_email(email).await?;
+        }
+        Ok(())
+    }
     /// Records the end of one delivery attempt (R27, R34).
     async fn finish_email_attempt(&mut self, attempt: &EmailAttempt) -> StoreResult<()>;
     /// Records the ends of several attempts (of different emails). An
@@ -337,6 +368,9 @@ pub trait Store: EventLog + WebhookStore + ConsoleStore + Send + Sync + 'static 
     async fn list_members(&self, business: BusinessId) -> StoreResult<Vec<MemberRecord>>;
     async fn get_user(&self, id: &UserId) -> StoreResult<Option<UserRecord>>;
     async fn get_invitation(&self, id: InvitationId) -> StoreResult<Option<InvitationRecord>>;
+    /// Several invitations in one read, in the order of `ids` (an id with
+    /// no invitation is left out).
+    async fn get_invitations(&self, ids: &[InvitationId]) -> StoreResult<Vec<InvitationRecord>>;
     /// A member invitation with its business's and inviter's names and the
     /// database's now (R35); `None` for no invitation or a partner one.
     async fn invitee_invitation(

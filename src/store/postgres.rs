@@ -22,6 +22,7 @@ mod access;
 mod conn;
 mod events;
 mod heartbeat;
+mod invitations;
 mod outbox;
 mod wake;
 
@@ -237,6 +238,14 @@ impl SqlTx for PgTx {
         outbox::insert_events(self, events).await
     }
 
+    async fn insert_invitation_batch(&mut self, all: &[NewInvitation]) -> StoreResult<()> {
+        invitations::insert_invitations(self, all).await
+    }
+
+    async fn enqueue_email_batch(&mut self, emails: &[NewEmail]) -> StoreResult<()> {
+        outbox::enqueue_emails(self, emails).await
+    }
+
     async fn finish_attempt_batch(&mut self, attempts: &[EmailAttempt]) -> StoreResult<()> {
         outbox::finish_attempts(self, attempts).await
     }
@@ -314,17 +323,19 @@ impl SqlTx for PgTx {
         emails: &[crate::domain::Email],
         exclusive: bool,
     ) -> StoreResult<()> {
-        let mut sorted: Vec<&str> = emails.iter().map(|e| e.as_str()).collect();
+        let mut sorted: Vec<String> = emails.iter().map(|e| e.as_str().to_owned()).collect();
         sorted.sort_unstable();
         sorted.dedup();
+        // One statement for the whole list: a function scan of `unnest`
+        // yields the array's elements in order and each row's lock is taken
+        // as the row is produced (no sort, no join to reorder them), so the
+        // locks are taken in address order as one by one.
         let sql = if exclusive {
-            "SELECT pg_advisory_xact_lock(45, hashtext($1))"
+            "SELECT pg_advisory_xact_lock(45, hashtext(e)) FROM unnest($1::text[]) AS e"
         } else {
-            "SELECT pg_advisory_xact_lock_shared(45, hashtext($1))"
+            "SELECT pg_advisory_xact_lock_shared(45, hashtext(e)) FROM unnest($1::text[]) AS e"
         };
-        for email in sorted {
-            self.execute(sql, vec![sql::text(email)]).await?;
-        }
+        self.execute(sql, vec![sql::Arg::Texts(sorted)]).await?;
         Ok(())
     }
 }

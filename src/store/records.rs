@@ -98,6 +98,56 @@ pub struct NewInvitation {
     pub source_domain: Option<crate::domain::MailDomain>,
 }
 
+impl NewInvitation {
+    /// The invitation as its insert stores it, so a create need not read
+    /// back each row it just wrote: pending, `updated_at` its `created_at`,
+    /// nobody's answer yet, no email queued yet. Times are as given:
+    /// Postgres keeps microseconds, so there a time with finer digits reads
+    /// back cut (`created_at`, the database's clock, has none; `expires_at`
+    /// adds whole seconds to it).
+    pub fn to_record(&self) -> InvitationRecord {
+        InvitationRecord {
+            id: self.id,
+            business_id: self.business_id,
+            kind: self.kind,
+            invited_by: self.invited_by.clone(),
+            email: self.email.clone(),
+            partner_business_id: self.partner_business_id,
+            role: self.role.clone(),
+            message: self.message.clone(),
+            locale: self.locale.clone(),
+            grants: self.grants.clone(),
+            token_nonce: self.token_nonce.clone(),
+            status: InvitationStatus::Pending,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            updated_at: self.created_at,
+            accepted_by: None,
+            renewed_from: self.renewed_from,
+            delivery_mode: self.delivery_mode,
+            metadata: self.metadata.clone(),
+            source_domain: self.source_domain.clone(),
+            delivery: None,
+        }
+    }
+}
+
+/// What a member create checks about its addresses under the business
+/// lock (R13, R9), read in one statement however many invitees.
+#[derive(Clone, Debug, Default)]
+pub struct AddressConflicts {
+    /// The addresses asked about that a member of the business has
+    /// (compared in lower case).
+    pub members: std::collections::HashSet<Email>,
+    /// The addresses asked about with a pending member invitation of the
+    /// business.
+    pub pending: std::collections::HashSet<Email>,
+    /// R9: the business's members, and its pending member invitations not
+    /// past their expiry by the database clock.
+    pub member_count: u32,
+    pub pending_count: u32,
+}
+
 /// Where an outbox row is (the `email_status` of the schema).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutboxStatus {

@@ -337,11 +337,22 @@ impl SqlTx for SqliteTx {
         sql::invitations::get(self, Self::INVITATION_SELECT, id).await
     }
 
+    /// Multi-row `VALUES`: in order, so `seq` follows the slice.
     async fn insert_event_batch(&mut self, events: &[NewEvent]) -> StoreResult<()> {
-        for event in events {
-            sql::outbox::insert_event(self, event).await?;
-        }
-        Ok(())
+        let at = self.at;
+        let rows = events.iter().map(|e| sql::outbox::event_row(e, at));
+        sql::insert_rows(self, sql::outbox::INSERT_EVENTS, rows.collect()).await
+    }
+
+    async fn insert_invitation_batch(&mut self, all: &[NewInvitation]) -> StoreResult<()> {
+        let rows = all.iter().map(sql::invitations::insert_row);
+        sql::insert_rows(self, sql::invitations::INSERT, rows.collect()).await
+    }
+
+    async fn enqueue_email_batch(&mut self, emails: &[NewEmail]) -> StoreResult<()> {
+        let at = self.at;
+        let rows = emails.iter().map(|m| sql::outbox::email_row(m, at));
+        sql::insert_rows(self, sql::outbox::INSERT_EMAILS, rows.collect()).await
     }
 
     async fn finish_attempt_batch(&mut self, attempts: &[EmailAttempt]) -> StoreResult<()> {

@@ -11,5 +11,6 @@ pub mod process;
 pub mod reports;
 pub mod scenario;
 pub mod smtp_sink;
+pub mod statements;
 pub mod tcp_proxy;
 pub mod wait;

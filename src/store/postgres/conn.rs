@@ -80,6 +80,11 @@ pub(super) fn float_opt(row: &PgRow, col: &str) -> StoreResult<Option<f64>> {
     row.try_get(col).st()
 }
 
+/// [`Conn::any`]: the list is an array parameter (`text[]`, `uuid[]`).
+fn any(expr: &str, param: &str) -> String {
+    format!("{expr} = ANY({param})")
+}
+
 fn bind(sql: &str, args: Vec<Arg>) -> Query<'static, Postgres, PgArguments> {
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for arg in args {
@@ -93,6 +98,8 @@ fn bind(sql: &str, args: Vec<Arg>) -> Query<'static, Postgres, PgArguments> {
             Arg::Json(v) => q.bind(v),
             Arg::Bytes(v) => q.bind(v),
             Arg::Enum(kind, v) => q.bind(PgEnum(kind.pg_name(), v)),
+            Arg::Texts(v) => q.bind(v),
+            Arg::Uuids(v) => q.bind(v),
         };
     }
     q
@@ -154,6 +161,10 @@ impl Conn for PgTx {
     fn stamp(&self) -> Option<DateTime<Utc>> {
         None
     }
+
+    fn any(&self, expr: &str, param: &str) -> String {
+        any(expr, param)
+    }
 }
 
 /// Statements outside a transaction, each committing on its own.
@@ -176,5 +187,9 @@ impl Conn for PgPool {
 
     fn stamp(&self) -> Option<DateTime<Utc>> {
         None
+    }
+
+    fn any(&self, expr: &str, param: &str) -> String {
+        any(expr, param)
     }
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::PgTx;
 use super::conn::Bounded as _;
 use crate::store::sql::{Conn as _, rows};
-use crate::store::{AttemptOutcome, ClaimedEmail, EmailAttempt, NewEvent, StoreResult};
+use crate::store::{AttemptOutcome, ClaimedEmail, EmailAttempt, NewEmail, NewEvent, StoreResult};
 
 /// Several events in one statement; `WITH ORDINALITY` keeps the order, so
 /// `seq` (insertion order inside the transaction) follows the slice.
@@ -34,6 +34,35 @@ pub(super) async fn insert_events(tx: &mut PgTx, events: &[NewEvent]) -> StoreRe
     .bind(events.iter().map(|e| e.to_status.map(|s| s.as_str())).collect::<Vec<_>>())
     .bind(events.iter().map(|e| &e.data).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.join_request_id.map(|j| j.0)).collect::<Vec<_>>())
+    .execute(&mut *tx.tx)
+    .bounded()
+    .await?;
+    Ok(())
+}
+
+/// Several outbox rows in one statement, each as `sql::outbox::enqueue_email`
+/// writes one: due at once, stamped with the transaction's time.
+pub(super) async fn enqueue_emails(tx: &mut PgTx, emails: &[NewEmail]) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO email_outbox (id, business_id, invitation_id, template, locale, recipient, recipient_name,
+                                   context, message_id, available_at, created_at, updated_at, join_request_id)
+         SELECT id, business_id, invitation_id, template, locale, recipient, recipient_name, context, message_id,
+                now(), now(), now(), join_request_id
+           FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
+                       $8::jsonb[], $9::text[], $10::uuid[])
+                AS m(id, business_id, invitation_id, template, locale, recipient, recipient_name, context,
+                     message_id, join_request_id)",
+    )
+    .bind(emails.iter().map(|m| m.id).collect::<Vec<_>>())
+    .bind(emails.iter().map(|m| m.business_id.0).collect::<Vec<_>>())
+    .bind(emails.iter().map(|m| m.invitation_id.map(|i| i.0)).collect::<Vec<_>>())
+    .bind(emails.iter().map(|m| m.template.as_str()).collect::<Vec<_>>())
+    .bind(emails.iter().map(|m| m.locale.as_str()).collect::<Vec<_>>())
+    .bind(emails.iter().map(|m| m.recipient.as_str()).collect::<Vec<_>>())
+    .bind(emails.iter().map(|m| m.recipient_name.as_deref()).collect::<Vec<_>>())
+    .bind(emails.iter().map(|m| &m.context).collect::<Vec<_>>())
+    .bind(emails.iter().map(|m| m.message_id.as_str()).collect::<Vec<_>>())
+    .bind(emails.iter().map(|m| m.join_request_id.map(|j| j.0)).collect::<Vec<_>>())
     .execute(&mut *tx.tx)
     .bounded()
     .await?;

@@ -6,10 +6,10 @@ use super::{Arg, Conn, EnumType, StoredRow as _, id, opt_id, opt_text, rows, tex
 use crate::domain::{
     BusinessId, Email, InvitationId, InvitationStatus, TokenHash, TokenNonce, UserId,
 };
-use crate::store::stored::grants_json;
+use crate::store::stored::{corrupt, email, grants_json};
 use crate::store::{
-    InvitationQuery, InvitationRecord, InviteeInvitationRecord, InviteeQuery, NewInvitation,
-    StoreResult,
+    AddressConflicts, InvitationQuery, InvitationRecord, InviteeInvitationRecord, InviteeQuery,
+    NewInvitation, StoreResult,
 };
 
 fn status_arg(status: Option<InvitationStatus>) -> Arg {
@@ -24,6 +24,28 @@ pub(crate) async fn get(
     let sql = format!("{select} WHERE i.id = $1");
     let row = c.fetch_optional(&sql, vec![id(invitation.0)]).await?;
     row.as_ref().map(rows::invitation).transpose()
+}
+
+/// Several invitations in one statement, in the order of `ids`.
+pub(super) async fn get_many(
+    c: &mut impl Conn,
+    select: &str,
+    ids: &[InvitationId],
+) -> StoreResult<Vec<InvitationRecord>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!("{select} WHERE {}", c.any("i.id", "$1"));
+    let rows = c
+        .fetch_all(&sql, vec![Arg::Uuids(ids.iter().map(|i| i.0).collect())])
+        .await?;
+    let mut found = rows
+        .iter()
+        .map(rows::invitation)
+        .collect::<StoreResult<Vec<_>>>()?;
+    let place = |inv: &InvitationRecord| ids.iter().position(|i| *i == inv.id);
+    found.sort_by_key(place);
+    Ok(found)
 }
 
 pub(super) async fn by_token(
@@ -175,6 +197,59 @@ pub(super) async fn count_pending_members(
     Ok(n as u32)
 }
 
+/// [`StoreTx::address_conflicts`](crate::store::StoreTx::address_conflicts):
+/// the addresses that conflict, one row each, and the two seat counts, as
+/// rows of one `UNION ALL` (`what` says which). Members' addresses are
+/// compared in lower case (`users_email_lower`), invitations' as stored
+/// (lower case when parsed); pending is the status, as the unique index
+/// `invitations_one_pending_per_address` sees it, while the seat count
+/// leaves out what is past its expiry (R9).
+pub(super) async fn address_conflicts(
+    c: &mut impl Conn,
+    business: BusinessId,
+    emails: &[Email],
+) -> StoreResult<AddressConflicts> {
+    let sql = format!(
+        "SELECT 'member' AS what, lower(u.email) AS email, 0 AS n
+           FROM members m JOIN users u ON u.user_id = m.user_id
+          WHERE m.business_id = $1 AND {members}
+         UNION ALL
+         SELECT 'pending', i.email, 0 FROM invitations i
+          WHERE i.business_id = $1 AND i.kind = 'member' AND i.status = 'pending' AND {pending}
+         UNION ALL
+         SELECT 'member_count', NULL, count(*) FROM members WHERE business_id = $1
+         UNION ALL
+         SELECT 'pending_count', NULL, count(*) FROM invitations
+          WHERE business_id = $1 AND kind = 'member' AND status = 'pending'
+            AND expires_at > coalesce($3, CURRENT_TIMESTAMP)",
+        members = c.any("lower(u.email)", "$2"),
+        pending = c.any("i.email", "$2"),
+    );
+    let at = c.stamp();
+    let rows = c
+        .fetch_all(
+            &sql,
+            vec![id(business.0), super::emails(emails), Arg::Time(at)],
+        )
+        .await?;
+    let mut out = AddressConflicts::default();
+    for row in &rows {
+        let what = row.text("what")?;
+        match what.as_str() {
+            "member" => {
+                out.members.insert(email(row.text("email")?)?);
+            }
+            "pending" => {
+                out.pending.insert(email(row.text("email")?)?);
+            }
+            "member_count" => out.member_count = row.int("n")? as u32,
+            "pending_count" => out.pending_count = row.int("n")? as u32,
+            other => return Err(corrupt("address conflict", other)),
+        }
+    }
+    Ok(out)
+}
+
 pub(super) async fn has_pending(
     c: &mut impl Conn,
     business: BusinessId,
@@ -205,35 +280,43 @@ pub(super) async fn pending_partner_between(
     .flag("found")
 }
 
+/// The insert of invitations, up to its `VALUES`; each row is
+/// [`insert_row`].
+pub(crate) const INSERT: &str =
+    "INSERT INTO invitations (id, business_id, kind, invited_by, email, partner_business_id, role, message,
+                              locale, grants, token_hash, token_nonce, status, created_at, expires_at,
+                              updated_at, renewed_from, delivery_mode, metadata, source_domain)
+     VALUES";
+
+/// One invitation's values for [`INSERT`]: pending, last updated when
+/// created.
+pub(crate) fn insert_row(i: &NewInvitation) -> Vec<Arg> {
+    vec![
+        id(i.id.0),
+        id(i.business_id.0),
+        Arg::Enum(EnumType::InvitationKind, Some(i.kind.as_str())),
+        text(i.invited_by.as_str()),
+        opt_text(i.email.as_ref().map(|e| e.as_str())),
+        opt_id(i.partner_business_id.map(|b| b.0)),
+        opt_text(i.role.as_ref().map(|r| r.as_str())),
+        opt_text(i.message.as_deref()),
+        text(i.locale.as_str()),
+        Arg::Json(grants_json(&i.grants)),
+        Arg::Bytes(i.token_hash.0.clone()),
+        Arg::Bytes(i.token_nonce.0.clone()),
+        status_arg(Some(InvitationStatus::Pending)),
+        Arg::Time(Some(i.created_at)),
+        Arg::Time(Some(i.expires_at)),
+        Arg::Time(Some(i.created_at)),
+        opt_id(i.renewed_from.map(|r| r.0)),
+        text(i.delivery_mode.as_str()),
+        Arg::Json(i.metadata.to_value()),
+        opt_text(i.source_domain.as_ref().map(|d| d.as_str())),
+    ]
+}
+
 pub(super) async fn insert(c: &mut impl Conn, i: &NewInvitation) -> StoreResult<()> {
-    c.execute(
-        "INSERT INTO invitations (id, business_id, kind, invited_by, email, partner_business_id, role, message,
-                                  locale, grants, token_hash, token_nonce, status, created_at, expires_at,
-                                  updated_at, renewed_from, delivery_mode, metadata, source_domain)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13, $14, $13, $15, $16, $17, $18)",
-        vec![
-            id(i.id.0),
-            id(i.business_id.0),
-            Arg::Enum(EnumType::InvitationKind, Some(i.kind.as_str())),
-            text(i.invited_by.as_str()),
-            opt_text(i.email.as_ref().map(|e| e.as_str())),
-            opt_id(i.partner_business_id.map(|b| b.0)),
-            opt_text(i.role.as_ref().map(|r| r.as_str())),
-            opt_text(i.message.as_deref()),
-            text(i.locale.as_str()),
-            Arg::Json(grants_json(&i.grants)),
-            Arg::Bytes(i.token_hash.0.clone()),
-            Arg::Bytes(i.token_nonce.0.clone()),
-            Arg::Time(Some(i.created_at)),
-            Arg::Time(Some(i.expires_at)),
-            opt_id(i.renewed_from.map(|r| r.0)),
-            text(i.delivery_mode.as_str()),
-            Arg::Json(i.metadata.to_value()),
-            opt_text(i.source_domain.as_ref().map(|d| d.as_str())),
-        ],
-    )
-    .await?;
-    Ok(())
+    super::insert_rows(c, INSERT, vec![insert_row(i)]).await
 }
 
 pub(super) async fn set_status(

@@ -49,8 +49,8 @@ use uuid::Uuid;
 use super::stored::corrupt;
 use super::{
     BusinessRecord, ClaimedEmail, EmailAttempt, EventLog, GrantRecord, IdempotencyClaim,
-    InvitationRecord, NewEvent, Store, StoreError, StoreResult, StoreStats, StoredResponse,
-    Wakeups,
+    InvitationRecord, NewEmail, NewEvent, NewInvitation, Store, StoreError, StoreResult,
+    StoreStats, StoredResponse, Wakeups,
 };
 use crate::domain::{BusinessId, InvitationId, TokenHash, UserId};
 
@@ -72,6 +72,13 @@ pub enum Arg {
     /// A value of one of the schema's enums: a Postgres enum type, TEXT
     /// with a CHECK on SQLite.
     Enum(EnumType, Option<&'static str>),
+    /// A list of values for one set-based statement (a whole request's
+    /// addresses or ids), tested with [`Conn::any`]: a `text[]` or `uuid[]`
+    /// on Postgres, a JSON array read by `json_each` on SQLite. One
+    /// parameter however long the list, so the statement's text, and the
+    /// prepared statement each connection caches for it, stay the same.
+    Texts(Vec<String>),
+    Uuids(Vec<Uuid>),
 }
 
 /// The enum types of the Postgres schema that statements bind.
@@ -108,6 +115,11 @@ pub(crate) fn opt_text(s: Option<&str>) -> Arg {
     Arg::Text(s.map(str::to_owned))
 }
 
+/// The addresses of a request as one [`Arg::Texts`].
+pub(crate) fn emails(list: &[crate::domain::Email]) -> Arg {
+    Arg::Texts(list.iter().map(|e| e.as_str().to_owned()).collect())
+}
+
 pub(crate) fn int(n: i64) -> Arg {
     Arg::Int(Some(n))
 }
@@ -120,6 +132,44 @@ pub(crate) fn limit(n: u32) -> Arg {
 /// A reminder's offset as `invitation_reminders.offset_secs` holds it.
 pub(crate) fn offset_secs(offset: Duration) -> Arg {
     int(offset.as_secs().max(1) as i64)
+}
+
+/// At most this many values are bound to one statement: SQLite's limit
+/// (`SQLITE_MAX_VARIABLE_NUMBER`, 32766 since SQLite 3.32; Postgres allows
+/// 65535). A request's batch (100 invitees of 20 columns) is far below it.
+pub(crate) const MAX_BOUND_VALUES: usize = 32766;
+
+/// `head` (an `INSERT … VALUES`) with one `($n, …)` tuple per row, each
+/// row its column values in order: several rows in one statement, or in
+/// as few as [`MAX_BOUND_VALUES`] allows. What SQLite batches with; on
+/// Postgres, whose batches bind arrays (`UNNEST`) so that one statement
+/// text serves any number of rows, a single row.
+pub(crate) async fn insert_rows(
+    c: &mut impl Conn,
+    head: &str,
+    rows: Vec<Vec<Arg>>,
+) -> StoreResult<()> {
+    let Some(width) = rows.first().map(Vec::len) else {
+        return Ok(());
+    };
+    let per_statement = (MAX_BOUND_VALUES / width.max(1)).max(1);
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<Vec<Arg>> = rows.by_ref().take(per_statement).collect();
+        let tuples = (0..chunk.len())
+            .map(|r| {
+                let cols = (1..=width)
+                    .map(|k| format!("${}", r * width + k))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!("({cols})")
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let args = chunk.into_iter().flatten().collect();
+        c.execute(&format!("{head} {tuples}"), args).await?;
+    }
+    Ok(())
 }
 
 /// A column of a stored row, read the way the adapter stores it.
@@ -174,6 +224,12 @@ pub trait Conn: Send {
     /// lets the database's transaction time apply.
     fn stamp(&self) -> Option<DateTime<Utc>>;
 
+    /// The condition "`expr` is one of the list bound as `param`" (an
+    /// [`Arg::Texts`] or [`Arg::Uuids`]): `expr = ANY(param)` on Postgres,
+    /// `expr IN (SELECT value FROM json_each(param))` on SQLite. Both use
+    /// an index on `expr`.
+    fn any(&self, expr: &str, param: &str) -> String;
+
     async fn fetch_one(&mut self, sql: &str, args: Vec<Arg>) -> StoreResult<Self::Row> {
         self.fetch_optional(sql, args)
             .await?
@@ -213,6 +269,12 @@ pub trait SqlTx: Conn + Sized + 'static {
         id: InvitationId,
     ) -> StoreResult<Option<InvitationRecord>>;
     async fn insert_event_batch(&mut self, events: &[NewEvent]) -> StoreResult<()>;
+    /// Several invitations in one statement (`UNNEST` on Postgres,
+    /// multi-row `VALUES` on SQLite), as `invitations::insert` writes one.
+    async fn insert_invitation_batch(&mut self, invitations: &[NewInvitation]) -> StoreResult<()>;
+    /// Several outbox rows in one statement, as `outbox::enqueue_email`
+    /// writes one.
+    async fn enqueue_email_batch(&mut self, emails: &[NewEmail]) -> StoreResult<()>;
     async fn finish_attempt_batch(&mut self, attempts: &[EmailAttempt]) -> StoreResult<()>;
     async fn expire_due(&mut self, limit: u32) -> StoreResult<Vec<(InvitationId, BusinessId)>>;
     async fn due_reminder_ids(
@@ -354,6 +416,10 @@ impl<S: SqlStore> Store for S {
 
     async fn get_invitation(&self, id: InvitationId) -> StoreResult<Option<InvitationRecord>> {
         invitations::get(&mut self.reader(), S::Tx::INVITATION_SELECT, id).await
+    }
+
+    async fn get_invitations(&self, ids: &[InvitationId]) -> StoreResult<Vec<InvitationRecord>> {
+        invitations::get_many(&mut self.reader(), S::Tx::INVITATION_SELECT, ids).await
     }
 
     async fn invitee_invitation(

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Arg, Conn, EnumType, id, offset_secs, opt_id, opt_text, rows, text};
@@ -59,6 +60,57 @@ pub(super) async fn enqueue_email(c: &mut impl Conn, m: &NewEmail) -> StoreResul
     )
     .await?;
     Ok(())
+}
+
+/// The insert of events with their time, up to its `VALUES`; each row is
+/// [`event_row`]. For a dialect that always has its transaction's time
+/// ([`Conn::stamp`]): Postgres batches through `UNNEST`.
+pub(crate) const INSERT_EVENTS: &str =
+    "INSERT INTO events (id, business_id, invitation_id, type, actor_user_id, from_status, to_status, data,
+                         occurred_at, join_request_id)
+     VALUES";
+
+pub(crate) fn event_row(e: &NewEvent, at: DateTime<Utc>) -> Vec<Arg> {
+    let status = |s: Option<crate::domain::InvitationStatus>| {
+        Arg::Enum(EnumType::InvitationStatus, s.map(|s| s.as_str()))
+    };
+    vec![
+        id(e.id),
+        id(e.business_id.0),
+        opt_id(e.invitation_id.map(|i| i.0)),
+        text(&e.event_type),
+        opt_text(e.actor_user_id.as_ref().map(|u| u.as_str())),
+        status(e.from_status),
+        status(e.to_status),
+        Arg::Json(e.data.clone()),
+        Arg::Time(Some(at)),
+        opt_id(e.join_request_id.map(|j| j.0)),
+    ]
+}
+
+/// The insert of outbox rows queued at `at`, up to its `VALUES`; each row
+/// is [`email_row`]. As [`INSERT_EVENTS`], for SQLite's batches.
+pub(crate) const INSERT_EMAILS: &str =
+    "INSERT INTO email_outbox (id, business_id, invitation_id, template, locale, recipient, recipient_name,
+                               context, message_id, available_at, created_at, updated_at, join_request_id)
+     VALUES";
+
+pub(crate) fn email_row(m: &NewEmail, at: DateTime<Utc>) -> Vec<Arg> {
+    vec![
+        id(m.id),
+        id(m.business_id.0),
+        opt_id(m.invitation_id.map(|i| i.0)),
+        text(m.template.as_str()),
+        text(m.locale.as_str()),
+        text(m.recipient.as_str()),
+        opt_text(m.recipient_name.as_deref()),
+        Arg::Json(m.context.clone()),
+        text(&m.message_id),
+        Arg::Time(Some(at)),
+        Arg::Time(Some(at)),
+        Arg::Time(Some(at)),
+        opt_id(m.join_request_id.map(|j| j.0)),
+    ]
 }
 
 pub(super) async fn cancel_email(c: &mut impl Conn, email: Uuid, reason: &str) -> StoreResult<()> {

@@ -63,19 +63,20 @@ impl<T: SqlTx> SuppressionTx for T {
         if emails.is_empty() {
             return Ok(Vec::new());
         }
+        // The hold first, in its own statement: a Postgres statement reads
+        // as of its start, so only a statement begun after the hold was
+        // granted sees a suppression whose transaction the hold waited for.
         self.hold_addresses(emails, false).await?;
-        let mut found = Vec::new();
-        // One probe of the primary key per address: a request names a few.
-        for email in emails {
-            let sql = format!("SELECT {COLUMNS} FROM suppressions WHERE email = $1");
-            if let Some(row) = self
-                .fetch_optional(&sql, vec![text(email.as_str())])
-                .await?
-            {
-                found.push(record(&row)?);
-            }
-        }
-        Ok(found)
+        // Then one read for the whole list (the primary key, per address).
+        let sql = format!(
+            "SELECT {COLUMNS} FROM suppressions WHERE {}",
+            self.any("email", "$1")
+        );
+        self.fetch_all(&sql, vec![super::emails(emails)])
+            .await?
+            .iter()
+            .map(record)
+            .collect()
     }
 
     async fn add_suppression(&mut self, s: &NewSuppression) -> StoreResult<bool> {

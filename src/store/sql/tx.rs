@@ -16,9 +16,10 @@ use crate::domain::{
     PublicBusinessId, Role, TokenHash, TokenNonce, UserId,
 };
 use crate::store::{
-    AccessTx, BusinessRecord, EmailAttempt, GrantRecord, InvitationRecord, MemberRecord,
-    NewBusiness, NewEmail, NewEvent, NewGrant, NewInvitation, NewPartnership, NewProfile, NewUser,
-    PartnershipRecord, ProfileRecord, StoreError, StoreResult, StoreTx, UserRecord,
+    AccessTx, AddressConflicts, BusinessRecord, EmailAttempt, GrantRecord, InvitationRecord,
+    MemberRecord, NewBusiness, NewEmail, NewEvent, NewGrant, NewInvitation, NewPartnership,
+    NewProfile, NewUser, PartnershipRecord, ProfileRecord, StoreError, StoreResult, StoreTx,
+    UserRecord,
 };
 
 #[async_trait]
@@ -40,6 +41,13 @@ impl<T: SqlTx> StoreTx for T {
         email: &crate::domain::Email,
     ) -> StoreResult<Option<crate::domain::TimeZone>> {
         users::time_zone_by_email(self, email).await
+    }
+
+    async fn time_zones_by_email(
+        &mut self,
+        emails: &[Email],
+    ) -> StoreResult<std::collections::HashMap<Email, crate::domain::TimeZone>> {
+        users::time_zones_by_email(self, emails).await
     }
 
     async fn insert_business(&mut self, business: &NewBusiness) -> StoreResult<BusinessRecord> {
@@ -115,8 +123,23 @@ impl<T: SqlTx> StoreTx for T {
         invitations::has_pending(self, business, email).await
     }
 
+    async fn address_conflicts(
+        &mut self,
+        business: BusinessId,
+        emails: &[Email],
+    ) -> StoreResult<AddressConflicts> {
+        invitations::address_conflicts(self, business, emails).await
+    }
+
     async fn insert_invitation(&mut self, invitation: &NewInvitation) -> StoreResult<()> {
         invitations::insert(self, invitation).await
+    }
+
+    async fn insert_invitations(&mut self, invitations: &[NewInvitation]) -> StoreResult<()> {
+        if invitations.is_empty() {
+            return Ok(());
+        }
+        self.insert_invitation_batch(invitations).await
     }
 
     async fn lock_invitation(&mut self, id: InvitationId) -> StoreResult<Option<InvitationRecord>> {
@@ -166,6 +189,15 @@ impl<T: SqlTx> StoreTx for T {
 
     async fn enqueue_email(&mut self, email: &NewEmail) -> StoreResult<()> {
         outbox::enqueue_email(self, email).await?;
+        self.wrote(Wake::Outbox);
+        Ok(())
+    }
+
+    async fn enqueue_emails(&mut self, emails: &[NewEmail]) -> StoreResult<()> {
+        if emails.is_empty() {
+            return Ok(());
+        }
+        self.enqueue_email_batch(emails).await?;
         self.wrote(Wake::Outbox);
         Ok(())
     }

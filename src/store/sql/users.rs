@@ -1,5 +1,7 @@
 //! Users: written on every `PUT /v1/users/{id}`, read by the use cases.
 
+use std::collections::HashMap;
+
 use super::{Arg, Conn, StoredRow as _, rows, text};
 use crate::domain::{Email, TimeZone, UserId};
 use crate::store::{NewUser, StoreResult, UserRecord};
@@ -60,4 +62,36 @@ pub(super) async fn time_zone_by_email(
         Some(row) => rows::time_zone(row.text_opt("time_zone")?),
         None => None,
     })
+}
+
+/// R41 for many addresses in one statement: per address, the zone of the
+/// most recently updated user with it that has one, as
+/// [`time_zone_by_email`] answers for one.
+pub(super) async fn time_zones_by_email(
+    c: &mut impl Conn,
+    emails: &[Email],
+) -> StoreResult<HashMap<Email, TimeZone>> {
+    let mut zones = HashMap::new();
+    if emails.is_empty() {
+        return Ok(zones);
+    }
+    let sql = format!(
+        "SELECT lower(email) AS email, time_zone FROM users
+         WHERE {} AND time_zone IS NOT NULL
+         ORDER BY updated_at DESC",
+        c.any("lower(email)", "$1")
+    );
+    let rows = c.fetch_all(&sql, vec![super::emails(emails)]).await?;
+    let mut seen = std::collections::HashSet::new();
+    for row in &rows {
+        let address = crate::store::stored::email(row.text("email")?)?;
+        // The first row of an address is its most recent user's; a zone
+        // that no longer parses is no zone, as for one address.
+        if seen.insert(address.clone())
+            && let Some(zone) = rows::time_zone(row.text_opt("time_zone")?)
+        {
+            zones.insert(address, zone);
+        }
+    }
+    Ok(zones)
 }

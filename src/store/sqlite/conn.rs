@@ -16,6 +16,11 @@ use super::{OrStore as _, SqliteTx, now};
 use crate::store::StoreResult;
 use crate::store::sql::{Arg, Conn, StoredRow};
 
+/// [`Conn::any`]: the list is bound as a JSON array (SQLite has no arrays).
+fn any(expr: &str, param: &str) -> String {
+    format!("{expr} IN (SELECT value FROM json_each({param}))")
+}
+
 fn bind(sql: &str, args: Vec<Arg>) -> Query<'static, Sqlite, SqliteArguments> {
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for arg in args {
@@ -29,6 +34,13 @@ fn bind(sql: &str, args: Vec<Arg>) -> Query<'static, Sqlite, SqliteArguments> {
             Arg::Json(v) => q.bind(Json(v)),
             Arg::Bytes(v) => q.bind(v),
             Arg::Enum(_, v) => q.bind(v),
+            Arg::Texts(v) => q.bind(Json(v)),
+            // Hyphenated, as SQLite stores uuids.
+            Arg::Uuids(v) => q.bind(Json(
+                v.iter()
+                    .map(|u| u.hyphenated().to_string())
+                    .collect::<Vec<_>>(),
+            )),
         };
     }
     q
@@ -98,6 +110,10 @@ impl Conn for SqliteTx {
     fn stamp(&self) -> Option<DateTime<Utc>> {
         Some(self.at)
     }
+
+    fn any(&self, expr: &str, param: &str) -> String {
+        any(expr, param)
+    }
 }
 
 /// Reads outside the write lock (WAL snapshots).
@@ -124,5 +140,9 @@ impl Conn for SqlitePool {
     fn stamp(&self) -> Option<DateTime<Utc>> {
         // Never NULL on SQLite: its CURRENT_TIMESTAMP is not in the stored format.
         Some(now())
+    }
+
+    fn any(&self, expr: &str, param: &str) -> String {
+        any(expr, param)
     }
 }
