@@ -76,7 +76,7 @@ pub(crate) fn event_row(e: &NewEvent, at: DateTime<Utc>) -> Vec<Arg> {
     };
     vec![
         id(e.id),
-        id(e.business_id.0),
+        opt_id(e.business_id.map(|b| b.0)),
         opt_id(e.invitation_id.map(|i| i.0)),
         text(&e.event_type),
         opt_text(e.actor_user_id.as_ref().map(|u| u.as_str())),
