@@ -111,6 +111,21 @@ async fn accepting_receiver() -> String {
 }
 
 /// The screenshots' directory name for this test on this store.
+/// A runtime webhook endpoint (R48) that takes every event, added with the
+/// admin key; answers its id.
+async fn add_endpoint(d: &TestDaemon, description: &str) -> String {
+    let (status, body) = d
+        .send_as(
+            ADMIN_KEY,
+            d.client()
+                .post(d.url("/v1/webhooks"))
+                .json(&json!({"url": accepting_receiver().await, "description": description})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
 fn shots(test: &str, db: &Db) -> String {
     format!(
         "{test}_{}",
@@ -212,16 +227,7 @@ both_stores! {
         )
         .await;
         // An endpoint that takes every event, from before the invitations.
-        let (status, body) = d
-            .send_as(
-                ADMIN_KEY,
-                d.client()
-                    .post(d.url("/v1/webhooks"))
-                    .json(&json!({"url": accepting_receiver().await, "description": "the archive"})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        let archive = format!("endpoint:{}", body["id"].as_str().unwrap());
+        let archive = format!("endpoint:{}", add_endpoint(&d, "the archive").await);
         let b = brand(&d).await;
         let (first, second) =
             invite_two(&d, &b, "guest@example.test", "other@example.test").await;
@@ -686,16 +692,7 @@ both_stores! {
             }
         })
         .await;
-        let (status, body) = d
-            .send_as(
-                ADMIN_KEY,
-                d.client()
-                    .post(d.url("/v1/webhooks"))
-                    .json(&json!({"url": accepting_receiver().await, "description": "the CRM"})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        let endpoint = body["id"].as_str().unwrap().to_owned();
+        let endpoint = add_endpoint(&d, "the CRM").await;
         let b = brand(&d).await;
         invite(&d, &b, "guest@example.test").await;
 

@@ -16,7 +16,9 @@ use invited::service::invitations::{CreateInvitations, InvitationCommand, Invite
 use invited::service::invite_links::CreateInviteLink;
 use invited::service::{ServiceError, Services, Settings};
 use invited::store::postgres::PgStore;
-use invited::store::{IdempotencyClaim, InvitationQuery, Store, StoreError, StoredResponse};
+use invited::store::{
+    ClaimedEmail, IdempotencyClaim, InvitationQuery, Store, StoreError, StoredResponse,
+};
 use sqlx::postgres::PgPoolOptions;
 use support::db::{Arg, Db, ago};
 
@@ -497,6 +499,23 @@ both_stores! {
     }
 }
 
+/// Three invitations created and their three emails claimed for `lease`,
+/// in recipient order (a@, b@, c@).
+async fn three_claimed(db: &Db, lease: Duration) -> (Services, Vec<ClaimedEmail>) {
+    let s = services_on(db.store(), 100).await;
+    let business = owner_and_business(&s, None).await;
+    s.create_invitations(invite(
+        business,
+        &["a@x.example", "b@x.example", "c@x.example"],
+    ))
+    .await
+    .unwrap();
+    let mut claimed = s.store.claim_emails(10, lease).await.unwrap();
+    claimed.sort_by_key(|e| e.recipient.clone());
+    assert_eq!(claimed.len(), 3);
+    (s, claimed)
+}
+
 both_stores! {
     /// Emails claimed and handed back (the dispatcher's claimed buffer at
     /// shutdown) are due again at once, as before their claim: `queued`
@@ -504,14 +523,7 @@ both_stores! {
     /// a row another process holds by now is left alone.
     async fn released_claims_are_due_again_as_before(db: Db) {
         let hour = Duration::from_secs(3600);
-        let s = services_on(db.store(), 100).await;
-        let business = owner_and_business(&s, None).await;
-        s.create_invitations(invite(business, &["a@x.example", "b@x.example", "c@x.example"]))
-            .await
-            .unwrap();
-        let mut claimed = s.store.claim_emails(10, hour).await.unwrap();
-        claimed.sort_by_key(|e| e.recipient.clone());
-        assert_eq!(claimed.len(), 3);
+        let (s, claimed) = three_claimed(&db, hour).await;
         let [a, b, c] = [claimed[0].id, claimed[1].id, claimed[2].id];
         // b: claimed a second time after its first lease lapsed (an attempt
         // whose outcome was never recorded).
@@ -813,14 +825,7 @@ both_stores! {
     /// lease taken by any other instance (one before a crash) is free.
     async fn a_dead_owners_emails_are_claimable_before_their_lease_lapses(db: Db) {
         let hour = Duration::from_secs(3600);
-        let s = services_on(db.store(), 100).await;
-        let business = owner_and_business(&s, None).await;
-        s.create_invitations(invite(business, &["a@x.example", "b@x.example", "c@x.example"]))
-            .await
-            .unwrap();
-        let mut claimed = s.store.claim_emails(10, hour).await.unwrap();
-        claimed.sort_by_key(|e| e.recipient.clone());
-        assert_eq!(claimed.len(), 3);
+        let (s, claimed) = three_claimed(&db, hour).await;
         assert!(s.store.claim_emails(10, hour).await.unwrap().is_empty(), "our own leases hold");
         match &db {
             Db::Pg(_) => {

@@ -340,7 +340,7 @@ impl SqlTx for SqliteTx {
     /// Multi-row `VALUES`: in order, so `seq` follows the slice.
     async fn insert_event_batch(&mut self, events: &[NewEvent]) -> StoreResult<()> {
         let at = self.at;
-        let rows = events.iter().map(|e| sql::outbox::event_row(e, at));
+        let rows = events.iter().map(|e| sql::outbox::event_row(e, Some(at)));
         sql::insert_rows(self, sql::outbox::INSERT_EVENTS, rows.collect()).await
     }
 
@@ -351,7 +351,7 @@ impl SqlTx for SqliteTx {
 
     async fn enqueue_email_batch(&mut self, emails: &[NewEmail]) -> StoreResult<()> {
         let at = self.at;
-        let rows = emails.iter().map(|m| sql::outbox::email_row(m, at));
+        let rows = emails.iter().map(|m| sql::outbox::email_row(m, Some(at)));
         sql::insert_rows(self, sql::outbox::INSERT_EMAILS, rows.collect()).await
     }
 

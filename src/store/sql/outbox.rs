@@ -12,26 +12,12 @@ use crate::domain::{BusinessId, InvitationId};
 use crate::store::{NewEmail, NewEvent, StoreResult, TimelineEntry};
 
 pub(crate) async fn insert_event(c: &mut impl Conn, e: &NewEvent) -> StoreResult<()> {
-    let status = |s: Option<crate::domain::InvitationStatus>| {
-        Arg::Enum(EnumType::InvitationStatus, s.map(|s| s.as_str()))
-    };
     let at = c.stamp();
     c.execute(
-        "INSERT INTO events (id, business_id, invitation_id, type, actor_user_id, from_status, to_status, data,
-                             occurred_at, join_request_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, CURRENT_TIMESTAMP), $10)",
-        vec![
-            id(e.id),
-            opt_id(e.business_id.map(|b| b.0)),
-            opt_id(e.invitation_id.map(|i| i.0)),
-            text(&e.event_type),
-            opt_text(e.actor_user_id.as_ref().map(|u| u.as_str())),
-            status(e.from_status),
-            status(e.to_status),
-            Arg::Json(e.data.clone()),
-            Arg::Time(at),
-            opt_id(e.join_request_id.map(|j| j.0)),
-        ],
+        &format!(
+            "{INSERT_EVENTS} ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, CURRENT_TIMESTAMP), $10)"
+        ),
+        event_row(e, at),
     )
     .await?;
     Ok(())
@@ -40,37 +26,26 @@ pub(crate) async fn insert_event(c: &mut impl Conn, e: &NewEvent) -> StoreResult
 pub(super) async fn enqueue_email(c: &mut impl Conn, m: &NewEmail) -> StoreResult<()> {
     let at = c.stamp();
     c.execute(
-        "INSERT INTO email_outbox (id, business_id, invitation_id, template, locale, recipient, recipient_name,
-                                   context, message_id, available_at, created_at, updated_at, join_request_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10, CURRENT_TIMESTAMP),
-                 coalesce($10, CURRENT_TIMESTAMP), coalesce($10, CURRENT_TIMESTAMP), $11)",
-        vec![
-            id(m.id),
-            id(m.business_id.0),
-            opt_id(m.invitation_id.map(|i| i.0)),
-            text(m.template.as_str()),
-            text(m.locale.as_str()),
-            text(m.recipient.as_str()),
-            opt_text(m.recipient_name.as_deref()),
-            Arg::Json(m.context.clone()),
-            text(&m.message_id),
-            Arg::Time(at),
-            opt_id(m.join_request_id.map(|j| j.0)),
-        ],
+        &format!(
+            "{INSERT_EMAILS} ($1, $2, $3, $4, $5, $6, $7, $8, $9, coalesce($10, CURRENT_TIMESTAMP),
+                 coalesce($11, CURRENT_TIMESTAMP), coalesce($12, CURRENT_TIMESTAMP), $13)"
+        ),
+        email_row(m, at),
     )
     .await?;
     Ok(())
 }
 
 /// The insert of events with their time, up to its `VALUES`; each row is
-/// [`event_row`]. For a dialect that always has its transaction's time
-/// ([`Conn::stamp`]): Postgres batches through `UNNEST`.
+/// [`event_row`] (a time of `None` stands for the database's
+/// `CURRENT_TIMESTAMP`, as with [`Conn::stamp`]). The single inserts and
+/// SQLite's batches; Postgres batches through `UNNEST`.
 pub(crate) const INSERT_EVENTS: &str =
     "INSERT INTO events (id, business_id, invitation_id, type, actor_user_id, from_status, to_status, data,
                          occurred_at, join_request_id)
      VALUES";
 
-pub(crate) fn event_row(e: &NewEvent, at: DateTime<Utc>) -> Vec<Arg> {
+pub(crate) fn event_row(e: &NewEvent, at: Option<DateTime<Utc>>) -> Vec<Arg> {
     let status = |s: Option<crate::domain::InvitationStatus>| {
         Arg::Enum(EnumType::InvitationStatus, s.map(|s| s.as_str()))
     };
@@ -83,7 +58,7 @@ pub(crate) fn event_row(e: &NewEvent, at: DateTime<Utc>) -> Vec<Arg> {
         status(e.from_status),
         status(e.to_status),
         Arg::Json(e.data.clone()),
-        Arg::Time(Some(at)),
+        Arg::Time(at),
         opt_id(e.join_request_id.map(|j| j.0)),
     ]
 }
@@ -95,7 +70,7 @@ pub(crate) const INSERT_EMAILS: &str =
                                context, message_id, available_at, created_at, updated_at, join_request_id)
      VALUES";
 
-pub(crate) fn email_row(m: &NewEmail, at: DateTime<Utc>) -> Vec<Arg> {
+pub(crate) fn email_row(m: &NewEmail, at: Option<DateTime<Utc>>) -> Vec<Arg> {
     vec![
         id(m.id),
         id(m.business_id.0),
@@ -106,9 +81,9 @@ pub(crate) fn email_row(m: &NewEmail, at: DateTime<Utc>) -> Vec<Arg> {
         opt_text(m.recipient_name.as_deref()),
         Arg::Json(m.context.clone()),
         text(&m.message_id),
-        Arg::Time(Some(at)),
-        Arg::Time(Some(at)),
-        Arg::Time(Some(at)),
+        Arg::Time(at),
+        Arg::Time(at),
+        Arg::Time(at),
         opt_id(m.join_request_id.map(|j| j.0)),
     ]
 }
