@@ -785,6 +785,28 @@ both_stores! {
         store.release_event_cursor("test", me).await.unwrap();
         let theirs = store.lease_event_cursor("test", other, lease).await.unwrap().unwrap();
         assert_eq!(theirs.position, all[0].position);
+
+        // The lag at every position of a log of several commits, one of them
+        // of several events: the cursor inside a commit, at its end, and
+        // caught up.
+        s.create_invitations(invite(business, &["c@x.example"])).await.unwrap();
+        let log = store.events_after(EventPosition::START, 100).await.unwrap();
+        assert!(log.len() > all.len(), "{log:?}");
+        store.lease_event_cursor("walk", me, lease).await.unwrap().unwrap();
+        let lag_of_walk = || async {
+            let lag = store.event_lag().await.unwrap();
+            lag.into_iter().find(|l| l.sink == "walk").unwrap()
+        };
+        assert_eq!(lag_of_walk().await.depth, log.len() as u64);
+        for (delivered, event) in log.iter().enumerate() {
+            assert!(store.advance_event_cursor("walk", me, event.position, lease).await.unwrap());
+            let lag = lag_of_walk().await;
+            let left = (log.len() - delivered - 1) as u64;
+            assert_eq!(lag.depth, left, "after event {delivered} of {}", log.len());
+            if left == 0 {
+                assert_eq!(lag.oldest_age_seconds, 0.0, "caught up: {lag:?}");
+            }
+        }
     }
 }
 
@@ -1007,6 +1029,65 @@ async fn readyz_answers_503_while_the_database_is_read_only(pool: sqlx::PgPool) 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     d.stop().await;
+}
+
+both_stores! {
+    /// R49's outbox charts: the database counts the last hour's attempts per
+    /// minute (sent, given up; a transient attempt is neither), the minute
+    /// ending now first, and leaves out anything older than the hour.
+    async fn the_outbox_charts_count_attempts_per_minute(db: Db) {
+        use invited::store::MinuteTally;
+        let s = services_on(db.store(), 100).await;
+        let business = owner_and_business(&s, None).await;
+        s.create_invitations(invite(business, &["a@x.example"])).await.unwrap();
+        let email_attempt = |secs: i64, outcome: &str| {
+            let args = [Arg::Uuid(uuid::Uuid::now_v7()), ago(secs), Arg::Text(outcome.into())];
+            let db = &db;
+            async move {
+                db.exec(
+                    "INSERT INTO email_attempts (id, outbox_id, business_id, attempted_at, outcome, duration_ms)
+                     SELECT $1, id, business_id, $2, $3, 1 FROM email_outbox LIMIT 1",
+                    &args,
+                )
+                .await
+            }
+        };
+        for (secs, outcome) in [
+            (30, "sent"),
+            (50, "sent"),
+            (40, "transient"),
+            (90, "permanent"),
+            (3500, "sent"),
+            (3700, "sent"),
+        ] {
+            assert_eq!(email_attempt(secs, outcome).await, 1);
+        }
+        let endpoint = uuid::Uuid::now_v7();
+        db.exec(
+            "INSERT INTO webhook_endpoints (id, url, secret, created_at, updated_at)
+             VALUES ($1, 'http://127.0.0.1:9/hook', 'whsec_x', $2, $2)",
+            &[Arg::Uuid(endpoint), ago(0)],
+        )
+        .await;
+        for (secs, error) in [(10, "NULL"), (20, "'answered HTTP 500'"), (200, "NULL")] {
+            let insert = format!(
+                "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, attempted_at, duration_ms, error)
+                 VALUES ($1, $2, $1, $3, 1, {error})"
+            );
+            let id = uuid::Uuid::now_v7();
+            db.exec(&insert, &[Arg::Uuid(id), Arg::Uuid(endpoint), ago(secs)]).await;
+        }
+
+        let store = db.store();
+        let now = store.console_now().await.unwrap();
+        let mut emails = store.console_email_minutes(now).await.unwrap();
+        emails.sort_by_key(|t| t.minutes_ago);
+        let tally = |minutes_ago, sent, failed| MinuteTally { minutes_ago, sent, failed };
+        assert_eq!(emails, vec![tally(0, 2, 0), tally(1, 0, 1), tally(58, 1, 0)]);
+        let mut webhooks = store.console_webhook_minutes(now).await.unwrap();
+        webhooks.sort_by_key(|t| t.minutes_ago);
+        assert_eq!(webhooks, vec![tally(0, 1, 1), tally(3, 1, 0)]);
+    }
 }
 
 /// The migration that lets an operator's event have no business (R49)

@@ -18,10 +18,10 @@ use crate::domain::quota::QuotaStatus;
 use crate::domain::{BusinessId, DomainError, Email, InvitationId};
 use crate::events::catalog::{ConsoleAction, ConsoleActionKind, Event, Subject};
 use crate::store::{
-    AttemptPoint, BusinessRecord, CONSOLE_LIMIT, ConsoleBusinessRow, ConsoleEmailRow,
-    ConsoleInvitationRow, ConsoleSession, FailedFilter, InvitationRecord, MemberRecord,
-    OperatorActionRow, SinkLag, SinkMinute, SuppressionQuery, SuppressionRecord, TimelineEntry,
-    WebhookEndpointRecord, endpoint_sink,
+    BusinessRecord, CONSOLE_LIMIT, ConsoleBusinessRow, ConsoleEmailRow, ConsoleInvitationRow,
+    ConsoleSession, FailedFilter, InvitationRecord, MemberRecord, MinuteTally, OperatorActionRow,
+    SinkLag, SinkMinute, SuppressionQuery, SuppressionRecord, TimelineEntry, WebhookEndpointRecord,
+    endpoint_sink,
 };
 
 /// How long a console session lasts after signing in.
@@ -29,11 +29,6 @@ pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
 /// The most emails one "retry all matching" puts back.
 pub const RETRY_ALL_LIMIT: u32 = 1000;
-
-/// The attempts the outbox chart reads at most (one hour's worth at a high
-/// rate; beyond it the oldest minutes are undercounted, and the page says
-/// so).
-pub const CHART_ATTEMPTS_LIMIT: u32 = 50_000;
 
 /// A session as the console's pages use it.
 #[derive(Clone, Debug, PartialEq)]
@@ -117,15 +112,17 @@ pub struct SinkChart {
 #[derive(Clone, Debug)]
 pub struct Chart {
     pub minutes: Vec<MinuteCounts>,
-    /// It read [`CHART_ATTEMPTS_LIMIT`] attempts and stopped.
+    /// Its counts were cut short (a sink chart that read
+    /// [`SINK_MINUTES_LIMIT`] rows).
     pub truncated: bool,
 }
 
 impl Chart {
-    fn of(now: DateTime<Utc>, attempts: &[AttemptPoint]) -> Chart {
+    /// The whole hour's counts, as the database tallied them.
+    fn of(tallies: &[MinuteTally]) -> Chart {
         Chart {
-            minutes: per_minute(now, attempts),
-            truncated: attempts.len() as u32 >= CHART_ATTEMPTS_LIMIT,
+            minutes: sixty_minutes(tallies),
+            truncated: false,
         }
     }
 }
@@ -236,20 +233,22 @@ pub fn sink_charts(
     names
         .into_iter()
         .map(|sink| {
-            let mut counts = vec![MinuteCounts::default(); 60];
-            for m in minutes.iter().filter(|m| m.sink == sink) {
-                let ago = (now - m.minute).num_seconds();
-                if !(0..3600).contains(&ago) {
-                    continue;
-                }
-                let slot = 59 - (ago / 60) as usize;
-                counts[slot].sent += m.sent.min(u64::from(u32::MAX)) as u32;
-                counts[slot].failed += m.failed.min(u64::from(u32::MAX)) as u32;
-            }
+            let tallies: Vec<MinuteTally> = minutes
+                .iter()
+                .filter(|m| m.sink == sink)
+                .filter_map(|m| {
+                    let ago = (now - m.minute).num_seconds();
+                    (0..3600).contains(&ago).then(|| MinuteTally {
+                        minutes_ago: (ago / 60) as u32,
+                        sent: m.sent,
+                        failed: m.failed,
+                    })
+                })
+                .collect();
             SinkChart {
                 sink: sink.to_owned(),
                 chart: Chart {
-                    minutes: counts,
+                    minutes: sixty_minutes(&tallies),
                     truncated,
                 },
             }
@@ -257,17 +256,15 @@ pub fn sink_charts(
         .collect()
 }
 
-/// Counts attempts per minute over the sixty minutes ending at `now`.
-pub fn per_minute(now: DateTime<Utc>, attempts: &[AttemptPoint]) -> Vec<MinuteCounts> {
+/// The chart's sixty bars, oldest first, ending with the current minute;
+/// a minute without a tally is empty.
+pub fn sixty_minutes(tallies: &[MinuteTally]) -> Vec<MinuteCounts> {
     let mut minutes = vec![MinuteCounts::default(); 60];
-    for a in attempts {
-        let ago = (now - a.at).num_seconds();
-        if !(0..3600).contains(&ago) {
-            continue;
-        }
-        let slot = 59 - (ago / 60) as usize;
-        minutes[slot].sent += u32::from(a.sent);
-        minutes[slot].failed += u32::from(a.failed);
+    for tally in tallies.iter().filter(|t| t.minutes_ago < 60) {
+        let slot = &mut minutes[59 - tally.minutes_ago as usize];
+        let clamp = |n: u64| n.min(u64::from(u32::MAX)) as u32;
+        slot.sent = slot.sent.saturating_add(clamp(tally.sent));
+        slot.failed = slot.failed.saturating_add(clamp(tally.failed));
     }
     minutes
 }
@@ -402,14 +399,8 @@ impl Services {
         let stats = self.store.stats().await?;
         let now = self.store.console_now().await?;
         let hour_ago = now - chrono::Duration::hours(1);
-        let emails = self
-            .store
-            .console_attempts_since(hour_ago, CHART_ATTEMPTS_LIMIT)
-            .await?;
-        let webhooks = self
-            .store
-            .console_webhook_attempts_since(hour_ago, CHART_ATTEMPTS_LIMIT)
-            .await?;
+        let emails = self.store.console_email_minutes(now).await?;
+        let webhooks = self.store.console_webhook_minutes(now).await?;
         let minutes = self
             .store
             .console_sink_minutes_since(hour_ago, SINK_MINUTES_LIMIT)
@@ -419,8 +410,8 @@ impl Services {
             email_depth: stats.email_depth,
             email_oldest_age_seconds: stats.email_oldest_age_seconds,
             sinks: stats.events,
-            emails: Chart::of(now, &emails),
-            webhooks: Chart::of(now, &webhooks),
+            emails: Chart::of(&emails),
+            webhooks: Chart::of(&webhooks),
             sink_charts,
             now,
         })
@@ -579,28 +570,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn attempts_fall_into_their_minute() {
-        let now: DateTime<Utc> = "2026-12-03T10:00:30Z".parse().unwrap();
-        let at = |secs: i64, outcome: &str| AttemptPoint {
-            at: now - chrono::Duration::seconds(secs),
-            sent: outcome == "sent",
-            failed: outcome == "permanent",
+    fn tallies_fall_into_their_bar() {
+        let tally = |minutes_ago, sent, failed| MinuteTally {
+            minutes_ago,
+            sent,
+            failed,
         };
-        let minutes = per_minute(
-            now,
-            &[
-                at(0, "sent"),
-                at(59, "sent"),
-                at(61, "permanent"),
-                at(3599, "sent"),
-                at(3600, "sent"),
-                at(10, "transient"),
-            ],
-        );
+        let minutes = sixty_minutes(&[
+            tally(0, 2, 0),
+            tally(1, 0, 1),
+            tally(59, 1, 0),
+            tally(60, 5, 5),
+        ]);
         assert_eq!(minutes.len(), 60);
         assert_eq!(minutes[59], MinuteCounts { sent: 2, failed: 0 });
         assert_eq!(minutes[58], MinuteCounts { sent: 0, failed: 1 });
         assert_eq!(minutes[0], MinuteCounts { sent: 1, failed: 0 });
+        let total: u32 = minutes.iter().map(|m| m.sent + m.failed).sum();
+        assert_eq!(total, 4, "the 61st minute is not drawn");
     }
 
     #[test]

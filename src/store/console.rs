@@ -70,15 +70,20 @@ pub struct FailedFilter {
     pub template: Option<String>,
 }
 
-/// One attempt of the last hour, for the outbox charts.
-#[derive(Clone, Debug)]
-pub struct AttemptPoint {
-    pub at: DateTime<Utc>,
-    /// It got through (an email accepted, a webhook answered 2xx).
-    pub sent: bool,
-    /// It failed: an email given up for good (a `transient` attempt, to be
-    /// retried, is neither), a webhook delivery that got no 2xx.
-    pub failed: bool,
+/// The attempts of one minute of the last hour, counted by the database,
+/// for the outbox charts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MinuteTally {
+    /// Whole minutes between the attempts and the chart's end: 0 is the
+    /// minute ending now, 59 the oldest.
+    pub minutes_ago: u32,
+    /// Attempts that got through (an email accepted, a webhook answered
+    /// 2xx).
+    pub sent: u64,
+    /// Attempts that failed: an email given up for good (a `transient`
+    /// attempt, to be retried, is neither), a webhook delivery that got no
+    /// 2xx.
+    pub failed: u64,
 }
 
 /// One event sink's counts in one minute, for the outbox charts of the
@@ -150,19 +155,12 @@ pub trait ConsoleStore: Send + Sync {
     ) -> StoreResult<Vec<ConsoleEmailRow>>;
     /// How many failed emails match `filter`.
     async fn console_count_failed(&self, filter: &FailedFilter) -> StoreResult<u64>;
-    /// Every email attempt since `since`, at most `limit`.
-    async fn console_attempts_since(
-        &self,
-        since: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<AttemptPoint>>;
-    /// Every delivery attempt to a webhook endpoint (R48) since `since`, at
-    /// most `limit`.
-    async fn console_webhook_attempts_since(
-        &self,
-        since: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<AttemptPoint>>;
+    /// The email attempts of the hour ending at `now`, counted per minute
+    /// (minutes without attempts are left out).
+    async fn console_email_minutes(&self, now: DateTime<Utc>) -> StoreResult<Vec<MinuteTally>>;
+    /// The delivery attempts to webhook endpoints (R48) of the hour ending
+    /// at `now`, counted per minute.
+    async fn console_webhook_minutes(&self, now: DateTime<Utc>) -> StoreResult<Vec<MinuteTally>>;
     /// The database's clock.
     async fn console_now(&self) -> StoreResult<DateTime<Utc>>;
     /// The sinks' counts per minute since `since` (a minute's start), at

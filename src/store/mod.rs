@@ -32,8 +32,8 @@ pub use access::{
     AccessTx, GrantRecord, NewGrant, NewPartnership, NewProfile, PartnershipRecord, ProfileRecord,
 };
 pub use console::{
-    AttemptPoint, CONSOLE_LIMIT, ConsoleBusinessRow, ConsoleEmailRow, ConsoleInvitationRow,
-    ConsoleSession, ConsoleStore, ConsoleTx, FailedFilter, OperatorActionRow, SinkMinute,
+    CONSOLE_LIMIT, ConsoleBusinessRow, ConsoleEmailRow, ConsoleInvitationRow, ConsoleSession,
+    ConsoleStore, ConsoleTx, FailedFilter, MinuteTally, OperatorActionRow, SinkMinute,
 };
 pub use domains::{DomainClaimRecord, DomainSuggestion, DomainTx, NewDomainClaim};
 pub use events::{EventCursor, EventLog, EventPosition, EventRecord, SinkLag};

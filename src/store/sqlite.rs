@@ -560,6 +560,12 @@ impl SqlStore for SqliteStore {
         let idle = self.pool.num_idle() as u32;
         (self.pool.size().saturating_sub(idle), idle)
     }
+
+    fn whole_minutes(earlier: &str, later: &str) -> String {
+        // Times are TEXT; julianday reads them (and a bound chrono time) as
+        // days, fractional to well under a millisecond.
+        format!("CAST((julianday({later}) - julianday({earlier})) * 1440 AS INTEGER)")
+    }
 }
 
 #[cfg(test)]

@@ -224,13 +224,23 @@ impl EventLog for PgStore {
     }
 
     async fn event_lag(&self) -> StoreResult<Vec<SinkLag>> {
+        // What is left of the cursor's own commit (its events after the
+        // cursor), then the later commits by their counts: one row per
+        // transaction behind, never a join per event (see migration
+        // 20261206010000_event_commit_counts).
         let rows: Vec<(String, i64, f64)> = sqlx::query_as(
-            "SELECT k.sink, count(e.id),
-                    coalesce(extract(epoch FROM now() - min(c.committed_at) FILTER (WHERE e.id IS NOT NULL)), 0)::float8
+            "SELECT k.sink, rest.n + coalesce(later.n, 0),
+                    coalesce(extract(epoch FROM now() - least(rest.at, later.at)), 0)::float8
                FROM event_cursors k
-               LEFT JOIN event_commits c ON c.commit_seq >= k.commit_seq
-               LEFT JOIN events e ON e.txid = c.txid AND (c.commit_seq, e.seq) > (k.commit_seq, k.event_seq)
-              GROUP BY k.sink ORDER BY k.sink",
+               CROSS JOIN LATERAL (
+                   SELECT count(*) AS n, min(c.committed_at) AS at
+                     FROM event_commits c JOIN events e ON e.txid = c.txid
+                    WHERE c.commit_seq = k.commit_seq AND e.seq > k.event_seq) rest
+               CROSS JOIN LATERAL (
+                   SELECT sum(c.event_count) AS n, min(c.committed_at) AS at
+                     FROM event_commits c
+                    WHERE c.commit_seq > k.commit_seq) later
+              ORDER BY k.sink",
         )
         .fetch_all(&self.pool)
         .bounded()

@@ -1,7 +1,7 @@
 //! [`ConsoleStore`] and [`ConsoleTx`] once for both adapters (R49). Every
 //! list is bounded by a `LIMIT` and served by an index: sessions by their
 //! primary key, failed emails by `email_outbox_failed`, the charts'
-//! attempts by `email_attempts_at`, `webhook_deliveries_attempted` and
+//! minutes by `email_attempts_at`, `webhook_deliveries_attempted` and
 //! `sink_minutes_minute`, the endpoints' actions by `events_operator`.
 
 use async_trait::async_trait;
@@ -13,8 +13,8 @@ use super::{
 };
 use crate::domain::{BusinessId, InvitationId};
 use crate::store::{
-    AttemptPoint, CONSOLE_LIMIT, ConsoleBusinessRow, ConsoleEmailRow, ConsoleInvitationRow,
-    ConsoleSession, ConsoleStore, ConsoleTx, EventPosition, FailedFilter, OperatorActionRow,
+    CONSOLE_LIMIT, ConsoleBusinessRow, ConsoleEmailRow, ConsoleInvitationRow, ConsoleSession,
+    ConsoleStore, ConsoleTx, EventPosition, FailedFilter, MinuteTally, OperatorActionRow,
     SinkMinute, StoreResult, WebhookEndpointChange, WebhookEndpointRecord,
 };
 
@@ -65,6 +65,40 @@ fn email_row(row: &impl StoredRow) -> StoreResult<ConsoleEmailRow> {
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
     })
+}
+
+/// The attempts in `table` (whose time is `attempted_at`) of the hour
+/// ending at `now`, counted per minute by the database: the chart reads at
+/// most 60 rows however busy the hour was (it read every attempt before).
+async fn minute_tallies<S: SqlStore>(
+    reader: &mut S::Reader,
+    table: &str,
+    sent_when: &str,
+    failed_when: &str,
+    now: DateTime<Utc>,
+) -> StoreResult<Vec<MinuteTally>> {
+    let minutes_ago = S::whole_minutes("attempted_at", "$2");
+    let sql = format!(
+        "SELECT minutes_ago, sum(sent) AS sent, sum(failed) AS failed
+           FROM (SELECT {minutes_ago} AS minutes_ago,
+                        CASE WHEN {sent_when} THEN 1 ELSE 0 END AS sent,
+                        CASE WHEN {failed_when} THEN 1 ELSE 0 END AS failed
+                   FROM {table} WHERE attempted_at > $1 AND attempted_at <= $2) hour
+          GROUP BY minutes_ago"
+    );
+    let hour_ago = now - chrono::Duration::hours(1);
+    reader
+        .fetch_all(&sql, vec![Arg::Time(Some(hour_ago)), Arg::Time(Some(now))])
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(MinuteTally {
+                minutes_ago: row.int("minutes_ago")?.clamp(0, 59) as u32,
+                sent: row.int("sent")?.max(0) as u64,
+                failed: row.int("failed")?.max(0) as u64,
+            })
+        })
+        .collect()
 }
 
 fn invitation_row(row: &impl StoredRow) -> StoreResult<ConsoleInvitationRow> {
@@ -272,52 +306,26 @@ impl<S: SqlStore> ConsoleStore for S {
         Ok(row.int("n")?.max(0) as u64)
     }
 
-    async fn console_attempts_since(
-        &self,
-        since: DateTime<Utc>,
-        max: u32,
-    ) -> StoreResult<Vec<AttemptPoint>> {
-        self.reader()
-            .fetch_all(
-                "SELECT attempted_at, outcome FROM email_attempts WHERE attempted_at >= $1
-                  ORDER BY attempted_at DESC LIMIT $2",
-                vec![Arg::Time(Some(since)), limit(max)],
-            )
-            .await?
-            .iter()
-            .map(|row| {
-                let outcome = row.text("outcome")?;
-                Ok(AttemptPoint {
-                    at: row.time("attempted_at")?,
-                    sent: outcome == "sent",
-                    failed: outcome == "permanent",
-                })
-            })
-            .collect()
+    async fn console_email_minutes(&self, now: DateTime<Utc>) -> StoreResult<Vec<MinuteTally>> {
+        minute_tallies::<S>(
+            &mut self.reader(),
+            "email_attempts",
+            "outcome = 'sent'",
+            "outcome = 'permanent'",
+            now,
+        )
+        .await
     }
 
-    async fn console_webhook_attempts_since(
-        &self,
-        since: DateTime<Utc>,
-        max: u32,
-    ) -> StoreResult<Vec<AttemptPoint>> {
-        self.reader()
-            .fetch_all(
-                "SELECT attempted_at, error FROM webhook_deliveries WHERE attempted_at >= $1
-                  ORDER BY attempted_at DESC LIMIT $2",
-                vec![Arg::Time(Some(since)), limit(max)],
-            )
-            .await?
-            .iter()
-            .map(|row| {
-                let failed = row.text_opt("error")?.is_some();
-                Ok(AttemptPoint {
-                    at: row.time("attempted_at")?,
-                    sent: !failed,
-                    failed,
-                })
-            })
-            .collect()
+    async fn console_webhook_minutes(&self, now: DateTime<Utc>) -> StoreResult<Vec<MinuteTally>> {
+        minute_tallies::<S>(
+            &mut self.reader(),
+            "webhook_deliveries",
+            "error IS NULL",
+            "error IS NOT NULL",
+            now,
+        )
+        .await
     }
 
     async fn console_sink_minutes_since(
