@@ -147,6 +147,13 @@ struct Args {
     /// With `--versus-sink`: invitations of the burst (in requests of 100).
     #[arg(long, default_value_t = 10_000)]
     versus_burst: u64,
+    /// With `--versus-sink`: `delivery.workers` instead of its default (to
+    /// show what a default costs; the figures use the defaults).
+    #[arg(long)]
+    versus_workers: Option<u32>,
+    /// With `--versus-sink`: `smtp.pool_size` instead of its default.
+    #[arg(long)]
+    versus_smtp_pool: Option<u32>,
     /// Internal: run only the daemon, driven over stdin (memory benchmark).
     #[arg(long, hide = true)]
     child_daemon: bool,
@@ -1032,9 +1039,13 @@ async fn main() -> anyhow::Result<()> {
         return child_daemon(&args).await;
     }
     if let Some(sink) = &args.versus_sink {
+        let tuning = versus::Tuning {
+            workers: args.versus_workers,
+            smtp_pool: args.versus_smtp_pool,
+        };
         return match args.versus.as_str() {
-            "paced" => versus::paced(&args.database_url, sink, args.paced_secs).await,
-            _ => versus::burst(&args.database_url, sink, args.versus_burst).await,
+            "paced" => versus::paced(&args.database_url, sink, args.paced_secs, tuning).await,
+            _ => versus::burst(&args.database_url, sink, args.versus_burst, tuning).await,
         };
     }
     println!(

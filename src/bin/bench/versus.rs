@@ -31,12 +31,35 @@ const QUOTA: u64 = 5;
 /// Creates per second of the paced run, as the issue sets it.
 const PACED_RATE: u64 = 50;
 
+/// Settings a run may change from their defaults (`--versus-workers`,
+/// `--versus-smtp-pool`); none by default, as the issue measures.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tuning {
+    pub workers: Option<u32>,
+    pub smtp_pool: Option<u32>,
+}
+
 /// The daemon's configuration: the defaults, with the benchmark database,
 /// the sink, a send rate that does not cap the figure, and the links the
 /// configuration requires. `quota` raises R8's limit (the burst sends 100
 /// invitations per request to one business; the default is 5 per 24 h).
-fn config(database_url: &str, sink: &str, quota: Option<u32>) -> anyhow::Result<Config> {
+fn config(
+    database_url: &str,
+    sink: &str,
+    quota: Option<u32>,
+    tuning: Tuning,
+) -> anyhow::Result<Config> {
     let mut config = Config::default();
+    if let Some(workers) = tuning.workers {
+        config.delivery.workers = workers;
+    }
+    if let Some(pool) = tuning.smtp_pool {
+        config.smtp.pool_size = pool;
+    }
+    eprintln!(
+        "versus: delivery.workers={} smtp.pool_size={} (defaults unless --versus-workers/--versus-smtp-pool)",
+        config.delivery.workers, config.smtp.pool_size
+    );
     config.database.url = database_url.to_string();
     config.api.listen = "127.0.0.1:0".parse()?;
     config.smtp.url = Some(format!("smtp://{sink}"));
@@ -144,13 +167,18 @@ async fn database_now(db: &PgPool) -> anyhow::Result<chrono::DateTime<chrono::Ut
 
 /// End to end burst: `total` invitations created through the bulk API
 /// (requests of 100, 4 clients) and delivered to the sink.
-pub async fn burst(database_url: &str, sink: &str, total: u64) -> anyhow::Result<()> {
+pub async fn burst(
+    database_url: &str,
+    sink: &str,
+    total: u64,
+    tuning: Tuning,
+) -> anyhow::Result<()> {
     let requests = total.div_ceil(PER_REQUEST);
     println!(
         "\n== invited, end to end burst: {total} invitations in {requests} bulk requests of \
          {PER_REQUEST}, {BURST_CLIENTS} clients, sink {sink}"
     );
-    let config = config(database_url, sink, Some(PER_REQUEST as u32))?;
+    let config = config(database_url, sink, Some(PER_REQUEST as u32), tuning)?;
     let (app, api, db, businesses) = start(database_url, &config, requests).await?;
     let since = database_now(&db).await?;
     let started = Instant::now();
@@ -197,14 +225,19 @@ pub async fn burst(database_url: &str, sink: &str, total: u64) -> anyhow::Result
 
 /// Paced creates: 50 single-invitee requests a second for `secs` seconds,
 /// each to the next business in turn, with the default quota.
-pub async fn paced(database_url: &str, sink: &str, secs: u64) -> anyhow::Result<()> {
+pub async fn paced(
+    database_url: &str,
+    sink: &str,
+    secs: u64,
+    tuning: Tuning,
+) -> anyhow::Result<()> {
     let rate = PACED_RATE;
     let total = rate * secs;
     let owners = total.div_ceil(QUOTA);
     println!(
         "\n== invited, paced: {rate} creates/s for {secs} s, one invitation per request, sink {sink}"
     );
-    let config = config(database_url, sink, None)?;
+    let config = config(database_url, sink, None, tuning)?;
     let (app, api, db, businesses) = start(database_url, &config, owners).await?;
     let businesses = Arc::new(businesses);
     let since = database_now(&db).await?;
