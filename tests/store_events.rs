@@ -122,6 +122,21 @@ async fn events_come_in_commit_order_and_late_commits_are_not_skipped(pool: PgPo
         ids_after(&store, EventPosition::START).await,
         vec![e_a, e_b, d1, d2]
     );
+
+    // Each commit row counts its transaction's events (the lag sums them),
+    // the late commit and the one of two events included.
+    let counts: Vec<(i32, i64)> = sqlx::query_as(
+        "SELECT c.event_count, (SELECT count(*) FROM events e WHERE e.txid = c.txid)
+           FROM event_commits c ORDER BY c.commit_seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(counts.iter().map(|(n, _)| *n).sum::<i32>(), 4, "{counts:?}");
+    assert!(
+        counts.iter().all(|(n, events)| i64::from(*n) == *events),
+        "{counts:?}"
+    );
 }
 
 /// One replica at a time holds a sink; the cursor only moves for the holder;

@@ -563,8 +563,14 @@ impl SqlStore for SqliteStore {
 
     fn whole_minutes(earlier: &str, later: &str) -> String {
         // Times are TEXT; julianday reads them (and a bound chrono time) as
-        // days, fractional to well under a millisecond.
-        format!("CAST((julianday({later}) - julianday({earlier})) * 1440 AS INTEGER)")
+        // days with whole milliseconds. Rounded to integer milliseconds
+        // before subtracting, so a time exactly on a minute's edge falls on
+        // the right side of it (a difference of doubles near 2.46e6 days
+        // does not).
+        format!(
+            "(CAST(round(julianday({later}) * 86400000) AS INTEGER)
+              - CAST(round(julianday({earlier}) * 86400000) AS INTEGER)) / 60000"
+        )
     }
 }
 

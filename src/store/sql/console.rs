@@ -1,8 +1,10 @@
 //! [`ConsoleStore`] and [`ConsoleTx`] once for both adapters (R49). Every
-//! list is bounded by a `LIMIT` and served by an index: sessions by their
-//! primary key, failed emails by `email_outbox_failed`, the charts'
-//! minutes by `email_attempts_at`, `webhook_deliveries_attempted` and
-//! `sink_minutes_minute`, the endpoints' actions by `events_operator`.
+//! read is served by an index and every list is bounded by a `LIMIT`:
+//! sessions by their primary key, failed emails by `email_outbox_failed`,
+//! the endpoints' actions by `events_operator`, the sinks' minutes by
+//! `sink_minutes_minute`. The charts' tallies scan the last hour of
+//! attempts by `email_attempts_at` and `webhook_deliveries_attempted` and
+//! return at most 60 rows (one per minute).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
