@@ -810,6 +810,27 @@ both_stores! {
     }
 }
 
+/// The daemon's sessions carry their settings from the connection string:
+/// the bounds of issue 12 and no JIT (compiling a plan cost 8-20 ms per
+/// read of the sinks' lag, BENCHMARKS.md).
+#[sqlx::test]
+async fn the_daemons_sessions_bound_their_waits_and_never_jit(pool: sqlx::PgPool) {
+    let store = PgStore::connect(&support::daemon::database_url(&pool), 1)
+        .await
+        .unwrap();
+    for (setting, want) in [
+        ("jit", "off"),
+        ("statement_timeout", "30s"),
+        ("idle_in_transaction_session_timeout", "1min"),
+    ] {
+        let got: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SHOW {setting}")))
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(got, want, "{setting}");
+    }
+}
+
 /// A claim commits without waiting for its WAL flush (`synchronous_commit`
 /// off for that one transaction, see `PgStore::claim_emails`); the setting
 /// must not outlive it, or the outcomes written next on the same connection

@@ -38,12 +38,19 @@ use wake::{Channel, Signals, Wrote};
 /// session, its locks and its LISTEN go within about 25 s. On our side
 /// every statement of the shared body is bounded too (`conn::BOUND`), and
 /// the pool waits at most 5 s for a connection.
-const SESSION_BOUNDS: [(&str, &str); 5] = [
+///
+/// And no JIT compilation: our statements run in a millisecond or two, but
+/// a join whose estimate crosses `jit_above_cost` (a small table never
+/// analyzed is guessed at hundreds of rows) was compiled first, 8-20 ms
+/// each time: the sinks' lag read took 28 ms with JIT and 1.7 ms without
+/// (BENCHMARKS.md, the console against the API).
+const SESSION_SETTINGS: [(&str, &str); 6] = [
     ("statement_timeout", "30s"),
     ("idle_in_transaction_session_timeout", "60s"),
     ("tcp_keepalives_idle", "10"),
     ("tcp_keepalives_interval", "5"),
     ("tcp_keepalives_count", "3"),
+    ("jit", "off"),
 ];
 
 /// The migrations this build ships, applied by `invited migrate` and on start.
@@ -62,7 +69,9 @@ impl PgStore {
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<PgStore> {
         let options: PgConnectOptions = url.parse().map_err(map_err)?;
         // Named, so operators (and tests) can tell our sessions apart.
-        let options = options.application_name("invited").options(SESSION_BOUNDS);
+        let options = options
+            .application_name("invited")
+            .options(SESSION_SETTINGS);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
