@@ -321,38 +321,49 @@ impl Services {
         }
         let uuid = Uuid::parse_str(q).ok();
         let email = q.contains('@').then_some(q);
-        let invitations = self
-            .store
-            .console_search_invitations(uuid.map(InvitationId), email)
-            .await?;
-        let businesses = if email.is_some() {
-            Vec::new()
-        } else {
-            self.store
-                .console_search_businesses(uuid.map(BusinessId), q)
-                .await?
+        let businesses = async {
+            match email {
+                Some(_) => Ok(Vec::new()),
+                None => {
+                    self.store
+                        .console_search_businesses(uuid.map(BusinessId), q)
+                        .await
+                }
+            }
         };
+        let (invitations, businesses) = tokio::try_join!(
+            self.store
+                .console_search_invitations(uuid.map(InvitationId), email),
+            businesses,
+        )?;
         Ok(SearchResults {
             invitations,
             businesses,
         })
     }
 
+    /// The page's reads run at once (each on a connection of its own), so
+    /// it answers in about the time of its slowest read rather than their
+    /// sum; the same for the other pages with several reads.
     pub async fn console_invitation(&self, id: InvitationId) -> ServiceResult<InvitationStory> {
-        let invitation = self
-            .store
-            .get_invitation(id)
-            .await?
-            .ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?;
-        let business = self.store.get_business(invitation.business_id).await?;
-        let timeline = self.store.timeline(id).await?;
-        let emails = self.store.console_invitation_emails(id).await?;
-        let sinks = self.store.event_lag().await?;
-        let cursors = self.store.sink_cursors().await?;
-        let taken_by = self
-            .store
-            .invitation_event_positions(id)
-            .await?
+        let invitation_and_business = async {
+            let Some(invitation) = self.store.get_invitation(id).await? else {
+                return Ok(None);
+            };
+            let business = self.store.get_business(invitation.business_id).await?;
+            Ok(Some((invitation, business)))
+        };
+        let (found, timeline, emails, sinks, cursors, positions) = tokio::try_join!(
+            invitation_and_business,
+            self.store.timeline(id),
+            self.store.console_invitation_emails(id),
+            self.store.event_lag(),
+            self.store.sink_cursors(),
+            self.store.invitation_event_positions(id),
+        )?;
+        let (invitation, business) =
+            found.ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?;
+        let taken_by = positions
             .into_iter()
             .map(|(event, position)| {
                 let sinks = cursors
@@ -374,18 +385,15 @@ impl Services {
     }
 
     pub async fn console_business(&self, id: BusinessId) -> ServiceResult<BusinessView> {
-        let business = self
-            .store
-            .get_business(id)
-            .await?
-            .ok_or_else(|| DomainError::NotFound(format!("business {id}")))?;
-        let members = self.store.list_members(id).await?;
-        let pending = self.store.console_pending_invitations(id).await?;
-        let seats_used = members.len() as u64 + self.store.console_pending_member_count(id).await?;
-        let (_now, recent) = self
-            .store
-            .quota_window(id, self.settings.quota.window)
-            .await?;
+        let (business, members, pending, pending_members, (_now, recent)) = tokio::try_join!(
+            self.store.get_business(id),
+            self.store.list_members(id),
+            self.store.console_pending_invitations(id),
+            self.store.console_pending_member_count(id),
+            self.store.quota_window(id, self.settings.quota.window),
+        )?;
+        let business = business.ok_or_else(|| DomainError::NotFound(format!("business {id}")))?;
+        let seats_used = members.len() as u64 + pending_members;
         Ok(BusinessView {
             business,
             members,
@@ -396,15 +404,15 @@ impl Services {
     }
 
     pub async fn console_outbox(&self) -> ServiceResult<OutboxView> {
-        let stats = self.store.stats().await?;
         let now = self.store.console_now().await?;
         let hour_ago = now - chrono::Duration::hours(1);
-        let emails = self.store.console_email_minutes(now).await?;
-        let webhooks = self.store.console_webhook_minutes(now).await?;
-        let minutes = self
-            .store
-            .console_sink_minutes_since(hour_ago, SINK_MINUTES_LIMIT)
-            .await?;
+        let (stats, emails, webhooks, minutes) = tokio::try_join!(
+            self.store.stats(),
+            self.store.console_email_minutes(now),
+            self.store.console_webhook_minutes(now),
+            self.store
+                .console_sink_minutes_since(hour_ago, SINK_MINUTES_LIMIT),
+        )?;
         let sink_charts = sink_charts(now, &stats.events, &minutes, SINK_MINUTES_LIMIT);
         Ok(OutboxView {
             email_depth: stats.email_depth,
@@ -418,11 +426,10 @@ impl Services {
     }
 
     pub async fn console_failed(&self, filter: &FailedFilter) -> ServiceResult<FailedView> {
-        let emails = self
-            .store
-            .console_failed_emails(filter, CONSOLE_LIMIT)
-            .await?;
-        let total = self.store.console_count_failed(filter).await?;
+        let (emails, total) = tokio::try_join!(
+            self.store.console_failed_emails(filter, CONSOLE_LIMIT),
+            self.store.console_count_failed(filter),
+        )?;
         Ok(FailedView { emails, total })
     }
 
@@ -471,12 +478,11 @@ impl Services {
     }
 
     pub async fn console_webhooks(&self) -> ServiceResult<Vec<EndpointView>> {
-        let endpoints = self.store.webhook_endpoints().await?;
-        let lags = self.store.event_lag().await?;
-        let actions = self
-            .store
-            .console_operator_actions(OPERATOR_ACTIONS_LIMIT)
-            .await?;
+        let (endpoints, lags, actions) = tokio::try_join!(
+            self.store.webhook_endpoints(),
+            self.store.event_lag(),
+            self.store.console_operator_actions(OPERATOR_ACTIONS_LIMIT),
+        )?;
         Ok(endpoints
             .into_iter()
             .map(|endpoint| {

@@ -520,17 +520,21 @@ impl<S: SqlStore> Store for S {
     }
 
     async fn stats(&self) -> StoreResult<StoreStats> {
-        let (email_depth, age) = self.outbox_depth().await?;
-        let pending = self
-            .reader()
-            .fetch_all(
-                "SELECT kind, count(*) AS n FROM invitations WHERE status = 'pending' GROUP BY kind",
-                vec![],
-            )
-            .await?
-            .iter()
-            .map(|row| Ok((row.text("kind")?, row.int("n")?.max(0) as u64)))
-            .collect::<StoreResult<Vec<_>>>()?;
+        // Four independent reads, at once (each on a connection of its own).
+        let pending = async {
+            self.reader()
+                .fetch_all(
+                    "SELECT kind, count(*) AS n FROM invitations WHERE status = 'pending' GROUP BY kind",
+                    vec![],
+                )
+                .await?
+                .iter()
+                .map(|row| Ok((row.text("kind")?, row.int("n")?.max(0) as u64)))
+                .collect::<StoreResult<Vec<_>>>()
+        };
+        let suppressions = async { suppressions::count(&mut self.reader()).await };
+        let ((email_depth, age), pending, events, suppressions) =
+            tokio::try_join!(self.outbox_depth(), pending, self.event_lag(), suppressions,)?;
         let (pool_active, pool_idle) = self.pool_use();
         Ok(StoreStats {
             email_depth,
@@ -538,8 +542,8 @@ impl<S: SqlStore> Store for S {
             pending,
             pool_active,
             pool_idle,
-            events: self.event_lag().await?,
-            suppressions: suppressions::count(&mut self.reader()).await?,
+            events,
+            suppressions,
         })
     }
 
