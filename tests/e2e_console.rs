@@ -667,7 +667,7 @@ both_stores! {
     /// after them; the endpoints page shows who did what. The outbox page
     /// charts the configured webhook's and NATS's deliveries: as many sent
     /// and failed as the receiver answered 2xx and 500, as many sent as
-    /// NATS got.
+    /// NATS got; and the endpoint's, as many as its recorded deliveries.
     async fn endpoint_actions_are_events_and_every_sink_is_charted(db: Db) {
         let prefix = format!("t{}", uuid::Uuid::now_v7().simple());
         let nats = async_nats::connect(NATS)
@@ -822,6 +822,14 @@ both_stores! {
             // Read before the page: what the charts must have caught up with.
             let (hook_sent, hook_failed) = (answered(200), answered(500));
             let nats_sent = published.lock().unwrap().len().to_string();
+            let endpoint_sent = db
+                .count("SELECT count(*) FROM webhook_deliveries WHERE error IS NULL")
+                .await
+                .to_string();
+            let endpoint_failed = db
+                .count("SELECT count(*) FROM webhook_deliveries WHERE error IS NOT NULL")
+                .await
+                .to_string();
             browser.goto(&d.url("/console/outbox")).await;
             browser.wait_for("main[data-page=outbox] svg[data-chart=emails]").await;
             let mut got = Vec::new();
@@ -830,10 +838,19 @@ both_stores! {
                 (webhook_chart.as_str(), "data-total-failed"),
                 ("svg[data-sink=nats]", "data-total-sent"),
                 ("svg[data-sink=nats]", "data-total-failed"),
+                ("svg[data-chart=webhooks]", "data-total-sent"),
+                ("svg[data-chart=webhooks]", "data-total-failed"),
             ] {
                 got.push(browser.find(css).await.attr(attr).await.unwrap().unwrap_or_default());
             }
-            let want = vec![hook_sent, hook_failed, nats_sent, "0".into()];
+            let want = vec![
+                hook_sent,
+                hook_failed,
+                nats_sent,
+                "0".into(),
+                endpoint_sent,
+                endpoint_failed,
+            ];
             if got == want {
                 Ok(())
             } else {

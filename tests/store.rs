@@ -1053,61 +1053,72 @@ async fn readyz_answers_503_while_the_database_is_read_only(pool: sqlx::PgPool) 
 }
 
 both_stores! {
-    /// R49's outbox charts: the database counts the last hour's attempts per
-    /// minute (sent, given up; a transient attempt is neither), the minute
-    /// ending now first, and leaves out anything older than the hour.
-    async fn the_outbox_charts_count_attempts_per_minute(db: Db) {
-        use invited::store::MinuteTally;
-        let s = services_on(db.store(), 100).await;
-        let business = owner_and_business(&s, None).await;
-        s.create_invitations(invite(business, &["a@x.example"])).await.unwrap();
-        let email_attempt = |secs: i64, outcome: &str| {
-            let args = [Arg::Uuid(uuid::Uuid::now_v7()), ago(secs), Arg::Text(outcome.into())];
-            let db = &db;
-            async move {
-                db.exec(
-                    "INSERT INTO email_attempts (id, outbox_id, business_id, attempted_at, outcome, duration_ms)
-                     SELECT $1, id, business_id, $2, $3, 1 FROM email_outbox LIMIT 1",
-                    &args,
-                )
-                .await
-            }
+    /// R49's outbox chart of emails reads counters the recorder keeps in the
+    /// same transaction as the attempts: a batch of attempts adds its sent
+    /// and its failed-for-good ones (a transient attempt, to be retried, is
+    /// neither) to the minute's row, on top of what the minute had; the
+    /// chores purge minutes older than the cut.
+    async fn the_email_chart_counts_each_recorded_batch(db: Db) {
+        use invited::store::{AttemptOutcome, EmailAttempt};
+        let (s, claimed) = three_claimed(&db, Duration::from_secs(3600)).await;
+        let attempt = |email: &ClaimedEmail, kind: &'static str| EmailAttempt {
+            outbox_id: email.id,
+            business_id: email.business_id,
+            outcome: match kind {
+                "sent" => AttemptOutcome::Sent,
+                "transient" => AttemptOutcome::Retry { after: Duration::from_secs(60) },
+                _ => AttemptOutcome::Failed,
+            },
+            kind,
+            smtp_code: None,
+            detail: None,
+            duration: Duration::from_millis(3),
         };
-        for (secs, outcome) in [
-            (30, "sent"),
-            (50, "sent"),
-            (40, "transient"),
-            (90, "permanent"),
-            (3500, "sent"),
-            (3700, "sent"),
-        ] {
-            assert_eq!(email_attempt(secs, outcome).await, 1);
-        }
-        let endpoint = uuid::Uuid::now_v7();
+        let store = s.store.clone();
+        let hour_ago = store.console_now().await.unwrap() - chrono::Duration::hours(1);
+        let total = || async {
+            let minutes = store.console_email_minutes(hour_ago).await.unwrap();
+            minutes.iter().fold((0, 0), |(s, f), m| (s + m.sent, f + m.failed))
+        };
+        assert_eq!(total().await, (0, 0));
+
+        let mut tx = store.begin().await.unwrap();
+        tx.finish_email_attempts(&[
+            attempt(&claimed[0], "sent"),
+            attempt(&claimed[1], "transient"),
+            attempt(&claimed[2], "permanent"),
+        ])
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(total().await, (1, 1));
+
+        // A second batch adds to the minute (or starts the next one).
+        let mut tx = store.begin().await.unwrap();
+        tx.finish_email_attempt(&attempt(&claimed[1], "sent")).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(total().await, (2, 1));
+
+        // A rolled-back batch counts nothing.
+        let mut tx = store.begin().await.unwrap();
+        tx.finish_email_attempt(&attempt(&claimed[0], "sent")).await.unwrap();
+        drop(tx);
+        assert_eq!(total().await, (2, 1));
+
+        // Older minutes are not read, and go with the chores' purge.
         db.exec(
-            "INSERT INTO webhook_endpoints (id, url, secret, created_at, updated_at)
-             VALUES ($1, 'http://127.0.0.1:9/hook', 'whsec_x', $2, $2)",
-            &[Arg::Uuid(endpoint), ago(0)],
+            "INSERT INTO email_minutes (minute, writer, sent, failed) VALUES ($1, 7, 5, 5)",
+            &[ago(3 * 3600)],
         )
         .await;
-        for (secs, error) in [(10, "NULL"), (20, "'answered HTTP 500'"), (200, "NULL")] {
-            let insert = format!(
-                "INSERT INTO webhook_deliveries (id, endpoint_id, event_id, attempted_at, duration_ms, error)
-                 VALUES ($1, $2, $1, $3, 1, {error})"
-            );
-            let id = uuid::Uuid::now_v7();
-            db.exec(&insert, &[Arg::Uuid(id), Arg::Uuid(endpoint), ago(secs)]).await;
-        }
-
-        let store = db.store();
-        let now = store.console_now().await.unwrap();
-        let mut emails = store.console_email_minutes(now).await.unwrap();
-        emails.sort_by_key(|t| t.minutes_ago);
-        let tally = |minutes_ago, sent, failed| MinuteTally { minutes_ago, sent, failed };
-        assert_eq!(emails, vec![tally(0, 2, 0), tally(1, 0, 1), tally(58, 1, 0)]);
-        let mut webhooks = store.console_webhook_minutes(now).await.unwrap();
-        webhooks.sort_by_key(|t| t.minutes_ago);
-        assert_eq!(webhooks, vec![tally(0, 1, 1), tally(3, 1, 0)]);
+        assert_eq!(total().await, (2, 1));
+        let purged = store
+            .purge_chart_minutes(chrono::Utc::now() - chrono::Duration::hours(2))
+            .await
+            .unwrap();
+        assert_eq!(purged, 1);
+        assert_eq!(db.count("SELECT count(*) FROM email_minutes WHERE writer = 7").await, 0);
+        assert_eq!(total().await, (2, 1));
     }
 }
 

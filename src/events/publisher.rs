@@ -66,14 +66,14 @@ impl SinkPublisher {
     /// One pass. No row lock is held while the sink talks to the network:
     /// the lease is a column, taken and renewed by single statements.
     ///
-    /// A sink that keeps no per-attempt rows (NATS, a configured webhook)
-    /// adds the pass's deliveries and failures to its counts of the minute
-    /// afterwards, in one statement (the console's chart, R49); a runtime
-    /// endpoint's attempts are already rows of their own.
+    /// Every sink adds the pass's deliveries and failures to its counts of
+    /// the minute afterwards, in one statement (the console's charts, R49,
+    /// read these counts, never the attempts; a runtime endpoint keeps its
+    /// attempt rows too, for its own list of attempts).
     pub async fn run_once(&self) -> Result<Outcome, StoreError> {
         let mut tally = Tally::default();
         let outcome = self.pass(&mut tally).await;
-        if (tally.sent > 0 || tally.failed > 0) && self.sink.endpoint().is_none() {
+        if tally.sent > 0 || tally.failed > 0 {
             // The deliveries happened and their cursor moved: a count the
             // chart misses is no reason to fail the pass.
             if let Err(error) = self

@@ -63,7 +63,7 @@ impl Services {
             .map_err(Into::into);
         let minutes: ServiceResult<u64> = self
             .store
-            .purge_sink_minutes(chrono::Utc::now() - SINK_MINUTES_TTL)
+            .purge_chart_minutes(chrono::Utc::now() - SINK_MINUTES_TTL)
             .await
             .map_err(Into::into);
         report.idempotency_keys_purged = purged.as_ref().copied().unwrap_or(0);

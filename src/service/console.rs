@@ -118,11 +118,14 @@ pub struct Chart {
 }
 
 impl Chart {
-    /// The whole hour's counts, as the database tallied them.
-    fn of(tallies: &[MinuteTally]) -> Chart {
+    fn of(
+        now: DateTime<Utc>,
+        tallies: impl IntoIterator<Item = MinuteTally>,
+        truncated: bool,
+    ) -> Chart {
         Chart {
-            minutes: sixty_minutes(tallies),
-            truncated: false,
+            minutes: sixty_minutes(now, tallies),
+            truncated,
         }
     }
 }
@@ -213,10 +216,10 @@ fn random_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// A chart for every sink without per-attempt rows: those with a cursor
-/// (an idle sink gets an empty chart) and those with counts (a sink since
-/// removed from the configuration), by name. Runtime endpoints are left
-/// out: their attempts are drawn from their own rows.
+/// A chart for every sink but the runtime endpoints (drawn together in
+/// the webhooks chart, [`endpoints_chart`]): those with a cursor (an idle
+/// sink gets an empty chart) and those with counts (a sink since removed
+/// from the configuration), by name.
 pub fn sink_charts(
     now: DateTime<Utc>,
     cursors: &[SinkLag],
@@ -228,40 +231,53 @@ pub fn sink_charts(
         .map(|l| l.sink.as_str())
         .chain(minutes.iter().map(|m| m.sink.as_str()))
         .collect();
-    names.retain(|name| !name.starts_with("endpoint:"));
+    names.retain(|name| !is_endpoint(name));
     let truncated = minutes.len() as u32 >= limit;
     names
         .into_iter()
-        .map(|sink| {
-            let tallies: Vec<MinuteTally> = minutes
-                .iter()
-                .filter(|m| m.sink == sink)
-                .filter_map(|m| {
-                    let ago = (now - m.minute).num_seconds();
-                    (0..3600).contains(&ago).then(|| MinuteTally {
-                        minutes_ago: (ago / 60) as u32,
-                        sent: m.sent,
-                        failed: m.failed,
-                    })
-                })
-                .collect();
-            SinkChart {
-                sink: sink.to_owned(),
-                chart: Chart {
-                    minutes: sixty_minutes(&tallies),
-                    truncated,
-                },
-            }
+        .map(|sink| SinkChart {
+            sink: sink.to_owned(),
+            chart: Chart::of(
+                now,
+                minutes.iter().filter(|m| m.sink == sink).map(tally),
+                truncated,
+            ),
         })
         .collect()
 }
 
-/// The chart's sixty bars, oldest first, ending with the current minute;
-/// a minute without a tally is empty.
-pub fn sixty_minutes(tallies: &[MinuteTally]) -> Vec<MinuteCounts> {
+/// The deliveries to every runtime endpoint (R48) together.
+pub fn endpoints_chart(now: DateTime<Utc>, minutes: &[SinkMinute], limit: u32) -> Chart {
+    let endpoints = minutes.iter().filter(|m| is_endpoint(&m.sink)).map(tally);
+    Chart::of(now, endpoints, minutes.len() as u32 >= limit)
+}
+
+fn is_endpoint(sink: &str) -> bool {
+    sink.starts_with("endpoint:")
+}
+
+fn tally(m: &SinkMinute) -> MinuteTally {
+    MinuteTally {
+        minute: m.minute,
+        sent: m.sent,
+        failed: m.failed,
+    }
+}
+
+/// The chart's sixty bars, oldest first, ending with the minute of `now`;
+/// a minute without a tally is empty, one that began an hour or more
+/// before `now` is left out.
+pub fn sixty_minutes(
+    now: DateTime<Utc>,
+    tallies: impl IntoIterator<Item = MinuteTally>,
+) -> Vec<MinuteCounts> {
     let mut minutes = vec![MinuteCounts::default(); 60];
-    for tally in tallies.iter().filter(|t| t.minutes_ago < 60) {
-        let slot = &mut minutes[59 - tally.minutes_ago as usize];
+    for tally in tallies {
+        let ago = (now - tally.minute).num_seconds();
+        if !(0..3600).contains(&ago) {
+            continue;
+        }
+        let slot = &mut minutes[59 - (ago / 60) as usize];
         let clamp = |n: u64| n.min(u64::from(u32::MAX)) as u32;
         slot.sent = slot.sent.saturating_add(clamp(tally.sent));
         slot.failed = slot.failed.saturating_add(clamp(tally.failed));
@@ -406,10 +422,9 @@ impl Services {
     pub async fn console_outbox(&self) -> ServiceResult<OutboxView> {
         let now = self.store.console_now().await?;
         let hour_ago = now - chrono::Duration::hours(1);
-        let (stats, emails, webhooks, minutes) = tokio::try_join!(
+        let (stats, emails, minutes) = tokio::try_join!(
             self.store.stats(),
-            self.store.console_email_minutes(now),
-            self.store.console_webhook_minutes(now),
+            self.store.console_email_minutes(hour_ago),
             self.store
                 .console_sink_minutes_since(hour_ago, SINK_MINUTES_LIMIT),
         )?;
@@ -418,8 +433,8 @@ impl Services {
             email_depth: stats.email_depth,
             email_oldest_age_seconds: stats.email_oldest_age_seconds,
             sinks: stats.events,
-            emails: Chart::of(&emails),
-            webhooks: Chart::of(&webhooks),
+            emails: Chart::of(now, emails, false),
+            webhooks: endpoints_chart(now, &minutes, SINK_MINUTES_LIMIT),
             sink_charts,
             now,
         })
@@ -577,23 +592,27 @@ mod tests {
 
     #[test]
     fn tallies_fall_into_their_bar() {
-        let tally = |minutes_ago, sent, failed| MinuteTally {
-            minutes_ago,
+        let now: DateTime<Utc> = "2026-12-03T10:00:30Z".parse().unwrap();
+        let tally = |minute: &str, sent, failed| MinuteTally {
+            minute: minute.parse().unwrap(),
             sent,
             failed,
         };
-        let minutes = sixty_minutes(&[
-            tally(0, 2, 0),
-            tally(1, 0, 1),
-            tally(59, 1, 0),
-            tally(60, 5, 5),
-        ]);
+        let minutes = sixty_minutes(
+            now,
+            [
+                tally("2026-12-03T10:00:00Z", 2, 0),
+                tally("2026-12-03T09:59:00Z", 0, 1),
+                tally("2026-12-03T09:01:00Z", 1, 0),
+                tally("2026-12-03T09:00:00Z", 5, 5),
+            ],
+        );
         assert_eq!(minutes.len(), 60);
         assert_eq!(minutes[59], MinuteCounts { sent: 2, failed: 0 });
         assert_eq!(minutes[58], MinuteCounts { sent: 0, failed: 1 });
         assert_eq!(minutes[0], MinuteCounts { sent: 1, failed: 0 });
         let total: u32 = minutes.iter().map(|m| m.sent + m.failed).sum();
-        assert_eq!(total, 4, "the 61st minute is not drawn");
+        assert_eq!(total, 4, "the minute that began an hour ago is not drawn");
     }
 
     #[test]

@@ -70,19 +70,16 @@ pub struct FailedFilter {
     pub template: Option<String>,
 }
 
-/// The attempts of one minute of the last hour, counted by the database,
-/// for the outbox charts.
+/// The email attempts of one minute, from the recorder's counters
+/// (`email_minutes`), for the outbox chart.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MinuteTally {
-    /// Whole minutes between the attempts and the chart's end: 0 is the
-    /// minute ending now, 59 the oldest.
-    pub minutes_ago: u32,
-    /// Attempts that got through (an email accepted, a webhook answered
-    /// 2xx).
+    /// The minute's start, by the database's clock.
+    pub minute: DateTime<Utc>,
+    /// Attempts that got through (the server accepted the email).
     pub sent: u64,
-    /// Attempts that failed: an email given up for good (a `transient`
-    /// attempt, to be retried, is neither), a webhook delivery that got no
-    /// 2xx.
+    /// Emails given up for good (a `transient` attempt, to be retried, is
+    /// neither).
     pub failed: u64,
 }
 
@@ -155,12 +152,10 @@ pub trait ConsoleStore: Send + Sync {
     ) -> StoreResult<Vec<ConsoleEmailRow>>;
     /// How many failed emails match `filter`.
     async fn console_count_failed(&self, filter: &FailedFilter) -> StoreResult<u64>;
-    /// The email attempts of the hour ending at `now`, counted per minute
-    /// (minutes without attempts are left out).
-    async fn console_email_minutes(&self, now: DateTime<Utc>) -> StoreResult<Vec<MinuteTally>>;
-    /// The delivery attempts to webhook endpoints (R48) of the hour ending
-    /// at `now`, counted per minute.
-    async fn console_webhook_minutes(&self, now: DateTime<Utc>) -> StoreResult<Vec<MinuteTally>>;
+    /// The email attempts per minute since `since` (a minute's start), from
+    /// the counters the recorder keeps (minutes without attempts are left
+    /// out).
+    async fn console_email_minutes(&self, since: DateTime<Utc>) -> StoreResult<Vec<MinuteTally>>;
     /// The database's clock.
     async fn console_now(&self) -> StoreResult<DateTime<Utc>>;
     /// The sinks' counts per minute since `since` (a minute's start), at
@@ -170,8 +165,9 @@ pub trait ConsoleStore: Send + Sync {
         since: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<SinkMinute>>;
-    /// Forgets the sinks' counts of the minutes before `before`.
-    async fn purge_sink_minutes(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+    /// Forgets the sinks' and the emails' counts of the minutes before
+    /// `before`.
+    async fn purge_chart_minutes(&self, before: DateTime<Utc>) -> StoreResult<u64>;
     /// The latest operator events (`console.action` with no business),
     /// newest first, at most `limit`.
     async fn console_operator_actions(&self, limit: u32) -> StoreResult<Vec<OperatorActionRow>>;

@@ -108,7 +108,7 @@ pub trait EventLog: Send + Sync {
     /// Adds a pass's outcome to `sink`'s counts of the current minute (by
     /// the database's clock): `sent` events delivered, `failed` attempts
     /// that failed. For the console's charts of the sinks that keep no
-    /// per-attempt rows (R49); purged by [`ConsoleStore::purge_sink_minutes`](crate::store::ConsoleStore::purge_sink_minutes).
+    /// per-attempt rows (R49); purged by [`ConsoleStore::purge_chart_minutes`](crate::store::ConsoleStore::purge_chart_minutes).
     async fn record_sink_minute(&self, sink: &str, sent: u32, failed: u32) -> StoreResult<()>;
 
     /// Gives the lease up (shutdown), so another replica need not wait for it

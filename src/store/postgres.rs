@@ -472,8 +472,4 @@ impl SqlStore for PgStore {
         let idle = self.pool.num_idle() as u32;
         (self.pool.size().saturating_sub(idle), idle)
     }
-
-    fn whole_minutes(earlier: &str, later: &str) -> String {
-        format!("floor(extract(epoch FROM ({later} - {earlier})) / 60)::bigint")
-    }
 }

@@ -560,18 +560,6 @@ impl SqlStore for SqliteStore {
         let idle = self.pool.num_idle() as u32;
         (self.pool.size().saturating_sub(idle), idle)
     }
-
-    fn whole_minutes(earlier: &str, later: &str) -> String {
-        // Times are TEXT; julianday reads them (and a bound chrono time) as
-        // days with whole milliseconds. Rounded to integer milliseconds
-        // before subtracting, so a time exactly on a minute's edge falls on
-        // the right side of it (a difference of doubles near 2.46e6 days
-        // does not).
-        format!(
-            "(CAST(round(julianday({later}) * 86400000) AS INTEGER)
-              - CAST(round(julianday({earlier}) * 86400000) AS INTEGER)) / 60000"
-        )
-    }
 }
 
 #[cfg(test)]

@@ -69,9 +69,10 @@ pub(super) async fn enqueue_emails(tx: &mut PgTx, emails: &[NewEmail]) -> StoreR
     Ok(())
 }
 
-/// The ends of several attempts in one round trip: the attempt rows, then
-/// each outbox row's new state (the columns each outcome sets there, and no
-/// others).
+/// The ends of several attempts in one round trip: the attempt rows, the
+/// console chart's counts of the minute (this session's row of it, see
+/// migration 20261206020000_email_minutes), then each outbox row's new
+/// state (the columns each outcome sets there, and no others).
 pub(super) async fn finish_attempts(tx: &mut PgTx, attempts: &[EmailAttempt]) -> StoreResult<()> {
     let status = |a: &EmailAttempt| match a.outcome {
         AttemptOutcome::Sent => "sent",
@@ -87,6 +88,14 @@ pub(super) async fn finish_attempts(tx: &mut PgTx, attempts: &[EmailAttempt]) ->
              INSERT INTO email_attempts (id, outbox_id, business_id, outcome, smtp_code, detail, duration_ms)
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int2[], $6::text[],
                                   $7::int4[])
+         ), counted AS (
+             INSERT INTO email_minutes (minute, writer, sent, failed)
+             SELECT date_trunc('minute', now()), pg_backend_pid(),
+                    count(*) FILTER (WHERE k.outcome = 'sent'), count(*) FILTER (WHERE k.outcome = 'permanent')
+               FROM unnest($4::text[]) AS k(outcome)
+             ON CONFLICT (minute, writer) DO UPDATE
+                SET sent = email_minutes.sent + excluded.sent,
+                    failed = email_minutes.failed + excluded.failed
          )
          UPDATE email_outbox o
             SET status = v.status::email_status,

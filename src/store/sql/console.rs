@@ -1,10 +1,9 @@
 //! [`ConsoleStore`] and [`ConsoleTx`] once for both adapters (R49). Every
 //! read is served by an index and every list is bounded by a `LIMIT`:
 //! sessions by their primary key, failed emails by `email_outbox_failed`,
-//! the endpoints' actions by `events_operator`, the sinks' minutes by
-//! `sink_minutes_minute`. The charts' tallies scan the last hour of
-//! attempts by `email_attempts_at` and `webhook_deliveries_attempted` and
-//! return at most 60 rows (one per minute).
+//! the endpoints' actions by `events_operator`; the charts read counters
+//! per minute (`sink_minutes_minute`, `email_minutes`' key), never the
+//! attempts themselves.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -67,40 +66,6 @@ fn email_row(row: &impl StoredRow) -> StoreResult<ConsoleEmailRow> {
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
     })
-}
-
-/// The attempts in `table` (whose time is `attempted_at`) of the hour
-/// ending at `now`, counted per minute by the database: the chart reads at
-/// most 60 rows however busy the hour was (it read every attempt before).
-async fn minute_tallies<S: SqlStore>(
-    reader: &mut S::Reader,
-    table: &str,
-    sent_when: &str,
-    failed_when: &str,
-    now: DateTime<Utc>,
-) -> StoreResult<Vec<MinuteTally>> {
-    let minutes_ago = S::whole_minutes("attempted_at", "$2");
-    let sql = format!(
-        "SELECT minutes_ago, sum(sent) AS sent, sum(failed) AS failed
-           FROM (SELECT {minutes_ago} AS minutes_ago,
-                        CASE WHEN {sent_when} THEN 1 ELSE 0 END AS sent,
-                        CASE WHEN {failed_when} THEN 1 ELSE 0 END AS failed
-                   FROM {table} WHERE attempted_at > $1 AND attempted_at <= $2) hour
-          GROUP BY minutes_ago"
-    );
-    let hour_ago = now - chrono::Duration::hours(1);
-    reader
-        .fetch_all(&sql, vec![Arg::Time(Some(hour_ago)), Arg::Time(Some(now))])
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(MinuteTally {
-                minutes_ago: row.int("minutes_ago")?.clamp(0, 59) as u32,
-                sent: row.int("sent")?.max(0) as u64,
-                failed: row.int("failed")?.max(0) as u64,
-            })
-        })
-        .collect()
 }
 
 fn invitation_row(row: &impl StoredRow) -> StoreResult<ConsoleInvitationRow> {
@@ -308,26 +273,24 @@ impl<S: SqlStore> ConsoleStore for S {
         Ok(row.int("n")?.max(0) as u64)
     }
 
-    async fn console_email_minutes(&self, now: DateTime<Utc>) -> StoreResult<Vec<MinuteTally>> {
-        minute_tallies::<S>(
-            &mut self.reader(),
-            "email_attempts",
-            "outcome = 'sent'",
-            "outcome = 'permanent'",
-            now,
-        )
-        .await
-    }
-
-    async fn console_webhook_minutes(&self, now: DateTime<Utc>) -> StoreResult<Vec<MinuteTally>> {
-        minute_tallies::<S>(
-            &mut self.reader(),
-            "webhook_deliveries",
-            "error IS NULL",
-            "error IS NOT NULL",
-            now,
-        )
-        .await
+    async fn console_email_minutes(&self, since: DateTime<Utc>) -> StoreResult<Vec<MinuteTally>> {
+        // One row per minute and recorder session: the minute's rows summed.
+        self.reader()
+            .fetch_all(
+                "SELECT minute, CAST(sum(sent) AS BIGINT) AS sent, CAST(sum(failed) AS BIGINT) AS failed
+                   FROM email_minutes WHERE minute >= $1 GROUP BY minute",
+                vec![Arg::Time(Some(since))],
+            )
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(MinuteTally {
+                    minute: row.time("minute")?,
+                    sent: row.int("sent")?.max(0) as u64,
+                    failed: row.int("failed")?.max(0) as u64,
+                })
+            })
+            .collect()
     }
 
     async fn console_sink_minutes_since(
@@ -354,14 +317,17 @@ impl<S: SqlStore> ConsoleStore for S {
             .collect()
     }
 
-    async fn purge_sink_minutes(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+    async fn purge_chart_minutes(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         let mut w = self.writer().await?;
-        let purged = w
-            .execute(
-                "DELETE FROM sink_minutes WHERE minute < $1",
-                vec![Arg::Time(Some(before))],
-            )
-            .await?;
+        let mut purged = 0;
+        for table in ["sink_minutes", "email_minutes"] {
+            purged += w
+                .execute(
+                    &format!("DELETE FROM {table} WHERE minute < $1"),
+                    vec![Arg::Time(Some(before))],
+                )
+                .await?;
+        }
         S::finish_write(w).await?;
         Ok(purged)
     }

@@ -342,9 +342,6 @@ pub trait SqlStore: EventLog + Send + Sync + 'static {
     async fn outbox_depth(&self) -> StoreResult<(u64, f64)>;
     /// Connections in use and idle.
     fn pool_use(&self) -> (u32, u32);
-    /// An SQL expression: the whole minutes from the time `earlier` to the
-    /// time `later` (both SQL expressions), rounded down.
-    fn whole_minutes(earlier: &str, later: &str) -> String;
 }
 
 #[async_trait]

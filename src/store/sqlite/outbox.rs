@@ -30,6 +30,24 @@ pub(super) async fn finish_attempt(tx: &mut SqliteTx, a: &EmailAttempt) -> Store
         ],
     )
     .await?;
+    // The console chart's count of the minute (one writer: writer 0).
+    let minute = {
+        use chrono::DurationRound as _;
+        at.duration_trunc(chrono::TimeDelta::minutes(1))
+            .unwrap_or(at)
+    };
+    tx.execute(
+        "INSERT INTO email_minutes (minute, writer, sent, failed) VALUES ($1, 0, $2, $3)
+         ON CONFLICT (minute, writer) DO UPDATE
+            SET sent = email_minutes.sent + excluded.sent,
+                failed = email_minutes.failed + excluded.failed",
+        vec![
+            Arg::Time(Some(minute)),
+            int(i64::from(a.kind == "sent")),
+            int(i64::from(a.kind == "permanent")),
+        ],
+    )
+    .await?;
     // Sent: no error, `sent_at`; retrying: available again after the delay.
     let (status, sent_at, available_at) = match a.outcome {
         AttemptOutcome::Sent => ("sent", Some(at), None),
