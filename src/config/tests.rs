@@ -54,7 +54,7 @@ fn config_defaults() {
     assert!(config.api.keys.is_empty());
     assert_eq!(config.api.max_body, 64 * 1024);
     assert_eq!(config.smtp.url, None);
-    assert_eq!(config.smtp.pool_size, 4);
+    assert_eq!(config.smtp.pool_size, 16);
     assert_eq!(config.smtp.timeout, secs(30));
     assert_eq!(config.smtp.probe_interval, secs(5));
     assert_eq!(
@@ -107,7 +107,7 @@ fn config_defaults() {
     assert_eq!(del.max_backoff, hours(1));
     assert_eq!(del.give_up_after, days(5));
     assert_eq!(del.lease, secs(60));
-    assert_eq!(del.workers, 8);
+    assert_eq!(del.workers, 128);
     assert_eq!(del.poll_interval, secs(1));
     assert_eq!(config.roles.preset, RolePreset::BusinessManager);
     assert_eq!(config.templates.dir, PathBuf::from("./templates"));
@@ -161,7 +161,7 @@ fn config_file_then_env_then_database_url() {
     assert_eq!(config.roles.preset, RolePreset::AccountLevels);
     assert_eq!(config.log.format, LogFormat::Json);
     // Keys the file leaves out keep their defaults.
-    assert_eq!(config.delivery.workers, 8);
+    assert_eq!(config.delivery.workers, 128);
 
     // The environment overrides the file, key by key.
     let config = load(
