@@ -245,6 +245,14 @@ fn now() -> DateTime<Utc> {
     Utc::now()
 }
 
+/// The start of `at`'s minute: the key of the per-minute chart counters
+/// (`sink_minutes`, `email_minutes`), as Postgres's `date_trunc('minute', …)`.
+fn minute_start(at: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::DurationRound as _;
+    at.duration_trunc(chrono::TimeDelta::minutes(1))
+        .unwrap_or(at)
+}
+
 fn plus(at: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     at + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX / 2)
 }
@@ -359,7 +367,7 @@ impl SqlTx for SqliteTx {
         for attempt in attempts {
             outbox::finish_attempt(self, attempt).await?;
         }
-        Ok(())
+        outbox::count_attempts_of_minute(self, attempts).await
     }
 
     async fn expire_due(&mut self, limit: u32) -> StoreResult<Vec<(InvitationId, BusinessId)>> {

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
-use super::{OrStore as _, SqliteStore, SqliteWakeups, now, plus};
+use super::{OrStore as _, SqliteStore, SqliteWakeups, minute_start, now, plus};
 use crate::store::sql::{StoredRow as _, rows};
 use crate::store::{
     EventCursor, EventLog, EventPosition, EventRecord, SinkLag, StoreResult, Wakeups,
@@ -152,11 +152,7 @@ impl EventLog for SqliteStore {
     }
 
     async fn record_sink_minute(&self, sink: &str, sent: u32, failed: u32) -> StoreResult<()> {
-        use chrono::DurationRound as _;
-        let at = now();
-        let minute = at
-            .duration_trunc(chrono::TimeDelta::minutes(1))
-            .unwrap_or(at);
+        let minute = minute_start(now());
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO sink_minutes (sink, minute, sent, failed) VALUES ($1, $2, $3, $4)

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{SqliteTx, plus};
+use super::{SqliteTx, minute_start, plus};
 use crate::store::sql::{Arg, Conn as _, StoredRow as _, id, int, opt_text, rows, text};
 use crate::store::{AttemptOutcome, ClaimedEmail, EmailAttempt, StoreResult};
 
@@ -27,24 +27,6 @@ pub(super) async fn finish_attempt(tx: &mut SqliteTx, a: &EmailAttempt) -> Store
             Arg::Int(a.smtp_code.map(i64::from)),
             opt_text(a.detail.as_deref()),
             int(a.duration.as_millis().min(i32::MAX as u128) as i64),
-        ],
-    )
-    .await?;
-    // The console chart's count of the minute (one writer: writer 0).
-    let minute = {
-        use chrono::DurationRound as _;
-        at.duration_trunc(chrono::TimeDelta::minutes(1))
-            .unwrap_or(at)
-    };
-    tx.execute(
-        "INSERT INTO email_minutes (minute, writer, sent, failed) VALUES ($1, 0, $2, $3)
-         ON CONFLICT (minute, writer) DO UPDATE
-            SET sent = email_minutes.sent + excluded.sent,
-                failed = email_minutes.failed + excluded.failed",
-        vec![
-            Arg::Time(Some(minute)),
-            int(i64::from(a.kind == "sent")),
-            int(i64::from(a.kind == "permanent")),
         ],
     )
     .await?;
@@ -68,6 +50,28 @@ pub(super) async fn finish_attempt(tx: &mut SqliteTx, a: &EmailAttempt) -> Store
             Arg::Time(available_at),
             Arg::Time(Some(at)),
         ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Adds a batch's sent and failed-for-good attempts to the console chart's
+/// count of the minute, once per batch (one writer on SQLite: writer 0).
+pub(super) async fn count_attempts_of_minute(
+    tx: &mut SqliteTx,
+    attempts: &[EmailAttempt],
+) -> StoreResult<()> {
+    let count = |kind: &str| attempts.iter().filter(|a| a.kind == kind).count() as i64;
+    let (sent, failed) = (count("sent"), count("permanent"));
+    if sent == 0 && failed == 0 {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO email_minutes (minute, writer, sent, failed) VALUES ($1, 0, $2, $3)
+         ON CONFLICT (minute, writer) DO UPDATE
+            SET sent = email_minutes.sent + excluded.sent,
+                failed = email_minutes.failed + excluded.failed",
+        vec![Arg::Time(Some(minute_start(tx.at))), int(sent), int(failed)],
     )
     .await?;
     Ok(())
