@@ -140,6 +140,12 @@ impl SinkPublisher {
             let attempted_at = Utc::now();
             let started = std::time::Instant::now();
             let result = sink.deliver(event, &body).await;
+            // Counted as soon as it happened, whatever ends the pass below
+            // (an endpoint paused meanwhile still recorded this attempt).
+            match &result {
+                Ok(_) => tally.sent += 1,
+                Err(_) => tally.failed += 1,
+            }
             if let Some(endpoint) = sink.endpoint() {
                 let attempt = WebhookAttempt {
                     endpoint,
@@ -180,7 +186,6 @@ impl SinkPublisher {
             }
             match result {
                 Ok(_) => {
-                    tally.sent += 1;
                     attempts = 0;
                     skipped = None;
                     if !self
@@ -195,7 +200,6 @@ impl SinkPublisher {
                     }
                 }
                 Err(error) => {
-                    tally.failed += 1;
                     attempts += 1;
                     let jitter: f64 = rand::rng().random();
                     let mut wait = self.retry.backoff(attempts, jitter);
