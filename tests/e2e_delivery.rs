@@ -211,6 +211,42 @@ async fn send_rate_and_pool_size_bound_sending(pool: PgPool) {
     d.stop().await;
 }
 
+/// R28: the send rate is spent on emails, not on looking at an empty
+/// outbox. With 4 tokens an hour and no poll within the test, a daemon idle
+/// since it started still has the tokens its first two emails need. (A
+/// claim that found nothing used to start the next claim at once: an idle
+/// outbox was claimed from in a loop, each claim taking a token, so these
+/// emails waited most of an hour.)
+#[sqlx::test(migrations = false)]
+async fn an_idle_outbox_spends_none_of_the_send_rate(pool: PgPool) {
+    support::outbox::migrate(&pool).await;
+    let d = TestDaemon::start_with(&pool, SmtpSink::start(), |c| {
+        c.delivery.poll_interval = Duration::from_secs(3600);
+        c.mail.send_rate = invited::config::SendRate {
+            count: 4,
+            per: Duration::from_secs(3600),
+        };
+    })
+    .await;
+    // The NOTIFY that queuing sends must find the daemon listening.
+    support::wait::eventually(WAIT, "the outbox listener is subscribed", || async {
+        match count(
+            &pool,
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND query ILIKE 'LISTEN%invited_outbox%'",
+        )
+        .await
+        {
+            0 => Err("no LISTEN yet".to_string()),
+            _ => Ok(()),
+        }
+    })
+    .await;
+    support::outbox::queue(&pool, 2).await;
+    d.sink.wait_for(2, WAIT).await;
+    d.stop().await;
+}
+
 /// R29 with claims ahead of the workers: while no outcome can be committed
 /// (another transaction holds `email_attempts`), at most `delivery.workers`
 /// emails are ever claimed: a worker is free again once its email is sent,

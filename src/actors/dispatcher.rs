@@ -100,6 +100,14 @@ pub struct DispatcherState {
     claims: Vec<tokio::task::JoinHandle<()>>,
     /// The last claim got every email it asked for: more mail is probably due.
     more_due: bool,
+    /// A wake-up (NOTIFY, the poll, or a `Freed` batch) asked for a claim
+    /// that has not started yet (permits, claims in flight, the send rate
+    /// or the breaker held it back). With neither this nor `more_due` no
+    /// claim starts: a claim that found the outbox empty ends the search
+    /// until the next wake-up, where it used to start the next claim at
+    /// once, an endless loop of empty claims on an idle outbox, each taking
+    /// a token of `mail.send_rate` that a real email then waited for.
+    looking: bool,
     /// A `RateReady` is on its way.
     rate_wake_pending: bool,
     /// A `ProbeReady` is on its way.
@@ -156,6 +164,7 @@ impl Actor for Dispatcher {
             in_flight: 0,
             claims: Vec::new(),
             more_due: false,
+            looking: false,
             rate_wake_pending: false,
             probe_wake_pending: false,
             claim_pending: false,
@@ -201,11 +210,14 @@ impl Actor for Dispatcher {
         state: &mut DispatcherState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            DispatcherMsg::Wake => state.claim_pending = false,
+            DispatcherMsg::Wake => {
+                state.claim_pending = false;
+                state.looking = true;
+            }
             DispatcherMsg::RateReady => state.rate_wake_pending = false,
             DispatcherMsg::ProbeReady => state.probe_wake_pending = false,
             DispatcherMsg::Freed => {
-                if state.more_due && !state.claim_pending {
+                if (state.more_due || state.looking) && !state.claim_pending {
                     state.claim_pending = true;
                     myself.send_message(DispatcherMsg::Wake)?;
                 }
@@ -256,12 +268,16 @@ impl Actor for Dispatcher {
 
 impl Dispatcher {
     /// Starts a claim for as many emails as permits are free (one while the
-    /// outbox looked empty), unless enough claims are on their way already.
+    /// outbox looked empty), unless enough claims are on their way already
+    /// or nothing asks for one (see `looking`).
     fn start_claim(
         &self,
         myself: ActorRef<DispatcherMsg>,
         state: &mut DispatcherState,
     ) -> Result<(), ActorProcessingErr> {
+        if !state.more_due && !state.looking {
+            return Ok(());
+        }
         let free = state.permits.available_permits();
         if free == 0 || state.in_flight >= CLAIMS_IN_FLIGHT {
             // A `Freed` or a `Claimed` comes back and claims then.
@@ -315,6 +331,7 @@ impl Dispatcher {
             .map_err(|e| format!("the dispatcher's permits: {e}"))?;
         state.claims.retain(|claim| !claim.is_finished());
         state.in_flight += 1;
+        state.looking = false;
         state.claims.push(tokio::spawn(claim_task(
             myself.clone(),
             state.delivery.clone(),
