@@ -521,6 +521,41 @@ both_stores! {
     }
 }
 
+both_stores! {
+    /// A session that ends elsewhere (signed out on another replica, its
+    /// row gone) shows nothing more here, though this process has just seen
+    /// it live and starts a page's reads beside the session's check.
+    async fn a_session_ended_on_another_replica_shows_nothing_more(db: Db) {
+        let d = TestDaemon::start(&db).await;
+        let b = brand(&d).await;
+        let id = invite(&d, &b, "guest@example.test").await;
+        let (session, _) = sign_in_raw(&d, READ_KEY).await;
+        let client = raw_client();
+        let pages = [
+            format!("/console/invitations/{id}"),
+            format!("/console/businesses/{b}"),
+            "/console/search?q=guest@example.test".to_owned(),
+            "/console/outbox".to_owned(),
+            "/console/failed".to_owned(),
+            "/console/webhooks".to_owned(),
+            "/console/suppressions".to_owned(),
+        ];
+        for page in &pages {
+            let shown = client.get(d.url(page)).header(COOKIE, &session).send().await.unwrap();
+            assert_eq!(shown.status(), StatusCode::OK, "{page}");
+        }
+        assert_eq!(db.exec("DELETE FROM console_sessions", &[]).await, 1);
+        for page in &pages {
+            let refused = client.get(d.url(page)).header(COOKIE, &session).send().await.unwrap();
+            assert_eq!(refused.status(), StatusCode::SEE_OTHER, "{page}");
+            assert_eq!(refused.headers()[LOCATION], "/console/login", "{page}");
+            let body = refused.text().await.unwrap();
+            assert!(!body.contains("guest@example.test"), "{page}: {body}");
+        }
+        d.stop().await;
+    }
+}
+
 /// The session cookie is HttpOnly and SameSite=Strict, and Secure when a
 /// proxy says the request came over https.
 #[tokio::test]

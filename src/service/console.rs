@@ -6,7 +6,9 @@
 //! The console is for operators, not for a business's members: its reads
 //! check no membership (the API key that signed in is the authority).
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sha2::Digest as _;
@@ -45,6 +47,45 @@ pub struct NewSession {
     pub session: Session,
 }
 
+/// The console sessions this process found live lately, by their id's
+/// hash. Only a hint for how a page orders its work
+/// ([`Services::console_session_seen`]): a session is always checked in
+/// the database, so a session signed out on another replica is refused
+/// here too.
+#[derive(Default)]
+pub struct LiveSessions(Mutex<HashMap<Vec<u8>, Instant>>);
+
+impl LiveSessions {
+    /// How long a session found live counts as seen.
+    const FOR: Duration = Duration::from_secs(600);
+    /// The most sessions remembered; beyond it the stale ones go, and if
+    /// none is stale, all (the hint is lost, nothing else).
+    const MAX: usize = 10_000;
+
+    fn seen(&self, hash: &[u8]) -> bool {
+        let seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(hash).is_some_and(|at| at.elapsed() < Self::FOR)
+    }
+
+    fn live(&self, hash: Vec<u8>) {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= Self::MAX {
+            seen.retain(|_, at| at.elapsed() < Self::FOR);
+            if seen.len() >= Self::MAX {
+                seen.clear();
+            }
+        }
+        seen.insert(hash, Instant::now());
+    }
+
+    fn gone(&self, hash: &[u8]) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(hash);
+    }
+}
+
 /// What the search found.
 #[derive(Clone, Debug, Default)]
 pub struct SearchResults {
@@ -56,7 +97,8 @@ pub struct SearchResults {
 #[derive(Clone, Debug)]
 pub struct InvitationStory {
     pub invitation: InvitationRecord,
-    pub business: Option<BusinessRecord>,
+    /// The name of its business (if the business is still there).
+    pub business_name: Option<String>,
     pub timeline: Vec<TimelineEntry>,
     pub emails: Vec<ConsoleEmailRow>,
     /// The event sinks with their lag.
@@ -166,8 +208,12 @@ pub const ENDPOINT_ACTIONS: usize = 5;
 pub const OPERATOR_ACTIONS_LIMIT: u32 = 200;
 
 /// The most `sink_minutes` rows the outbox page reads: an hour of minutes
-/// for many sinks.
-pub const SINK_MINUTES_LIMIT: u32 = 6_000;
+/// and [`CLOCK_SKEW`]'s margin for 100 sinks.
+pub const SINK_MINUTES_LIMIT: u32 = 6_600;
+
+/// How far this process's clock may be from the database's before the
+/// outbox page's charts lose their oldest minutes.
+const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 
 /// The actions of `rows` on `endpoint`, newest first. A row that does not
 /// parse (an action of a newer build, say) is left out.
@@ -224,7 +270,7 @@ pub fn sink_charts(
     now: DateTime<Utc>,
     cursors: &[SinkLag],
     minutes: &[SinkMinute],
-    limit: u32,
+    truncated: bool,
 ) -> Vec<SinkChart> {
     let mut names: std::collections::BTreeSet<&str> = cursors
         .iter()
@@ -232,7 +278,6 @@ pub fn sink_charts(
         .chain(minutes.iter().map(|m| m.sink.as_str()))
         .collect();
     names.retain(|name| !is_endpoint(name));
-    let truncated = minutes.len() as u32 >= limit;
     names
         .into_iter()
         .map(|sink| SinkChart {
@@ -247,9 +292,9 @@ pub fn sink_charts(
 }
 
 /// The deliveries to every runtime endpoint (R48) together.
-pub fn endpoints_chart(now: DateTime<Utc>, minutes: &[SinkMinute], limit: u32) -> Chart {
+pub fn endpoints_chart(now: DateTime<Utc>, minutes: &[SinkMinute], truncated: bool) -> Chart {
     let endpoints = minutes.iter().filter(|m| is_endpoint(&m.sink)).map(tally);
-    Chart::of(now, endpoints, minutes.len() as u32 >= limit)
+    Chart::of(now, endpoints, truncated)
 }
 
 fn is_endpoint(sink: &str) -> bool {
@@ -311,12 +356,15 @@ impl Services {
 
     /// The live session with this id.
     pub async fn console_session(&self, id: &str) -> ServiceResult<Option<Session>> {
-        let Some(stored) = self.store.console_session(&session_hash(id)).await? else {
+        let hash = session_hash(id);
+        let Some(stored) = self.store.console_session(&hash).await? else {
+            self.console_sessions.gone(&hash);
             return Ok(None);
         };
         let Some(scope) = Scope::parse(&stored.scope) else {
             return Ok(None);
         };
+        self.console_sessions.live(hash);
         Ok(Some(Session {
             key_name: stored.key_name,
             scope,
@@ -324,8 +372,16 @@ impl Services {
         }))
     }
 
+    /// Whether the session with this id was found live here lately: a page
+    /// may then start its reads while the session is checked.
+    pub fn console_session_seen(&self, id: &str) -> bool {
+        self.console_sessions.seen(&session_hash(id))
+    }
+
     pub async fn console_sign_out(&self, id: &str) -> ServiceResult<()> {
-        Ok(self.store.delete_console_session(&session_hash(id)).await?)
+        let hash = session_hash(id);
+        self.console_sessions.gone(&hash);
+        Ok(self.store.delete_console_session(&hash).await?)
     }
 
     /// Searches by invitation id, recipient address, business id (or its
@@ -362,23 +418,19 @@ impl Services {
     /// it answers in about the time of its slowest read rather than their
     /// sum; the same for the other pages with several reads.
     pub async fn console_invitation(&self, id: InvitationId) -> ServiceResult<InvitationStory> {
-        let invitation_and_business = async {
-            let Some(invitation) = self.store.get_invitation(id).await? else {
-                return Ok(None);
-            };
-            let business = self.store.get_business(invitation.business_id).await?;
-            Ok(Some((invitation, business)))
-        };
-        let (found, timeline, emails, sinks, cursors, positions) = tokio::try_join!(
-            invitation_and_business,
+        // The business's name comes with the invitation's search row, so
+        // that no read waits for another.
+        let (found, row, timeline, emails, sinks, cursors, positions) = tokio::try_join!(
+            self.store.get_invitation(id),
+            self.store.console_search_invitations(Some(id), None),
             self.store.timeline(id),
             self.store.console_invitation_emails(id),
             self.store.event_lag(),
             self.store.sink_cursors(),
             self.store.invitation_event_positions(id),
         )?;
-        let (invitation, business) =
-            found.ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?;
+        let invitation = found.ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?;
+        let business_name = row.into_iter().next().map(|r| r.business_name);
         let taken_by = positions
             .into_iter()
             .map(|(event, position)| {
@@ -392,7 +444,7 @@ impl Services {
             .collect();
         Ok(InvitationStory {
             invitation,
-            business,
+            business_name,
             timeline,
             emails,
             sinks,
@@ -419,22 +471,34 @@ impl Services {
         })
     }
 
+    /// The charts are drawn by the database's clock (the counters' minutes
+    /// are its minutes), read together with the counters: they are read
+    /// from a little more than an hour before this process's clock, so a
+    /// few minutes of skew between the two clocks cost nothing.
     pub async fn console_outbox(&self) -> ServiceResult<OutboxView> {
-        let now = self.store.console_now().await?;
-        let hour_ago = now - chrono::Duration::hours(1);
-        let (stats, emails, minutes) = tokio::try_join!(
-            self.store.stats(),
-            self.store.console_email_minutes(hour_ago),
+        let since = Utc::now() - chrono::Duration::hours(1) - CLOCK_SKEW;
+        let (now, (email_depth, email_oldest_age_seconds), lags, emails, minutes) = tokio::try_join!(
+            self.store.console_now(),
+            self.store.console_email_depth(),
+            self.store.event_lag(),
+            self.store.console_email_minutes(since),
             self.store
-                .console_sink_minutes_since(hour_ago, SINK_MINUTES_LIMIT),
+                .console_sink_minutes_since(since, SINK_MINUTES_LIMIT),
         )?;
-        let sink_charts = sink_charts(now, &stats.events, &minutes, SINK_MINUTES_LIMIT);
+        // The limit cut the oldest rows off: the charts say so.
+        let truncated = minutes.len() as u32 >= SINK_MINUTES_LIMIT;
+        let hour_ago = now - chrono::Duration::hours(1);
+        let minutes: Vec<_> = minutes
+            .into_iter()
+            .filter(|m| m.minute >= hour_ago)
+            .collect();
+        let sink_charts = sink_charts(now, &lags, &minutes, truncated);
         Ok(OutboxView {
-            email_depth: stats.email_depth,
-            email_oldest_age_seconds: stats.email_oldest_age_seconds,
-            sinks: stats.events,
+            email_depth,
+            email_oldest_age_seconds,
+            sinks: lags,
             emails: Chart::of(now, emails, false),
-            webhooks: endpoints_chart(now, &minutes, SINK_MINUTES_LIMIT),
+            webhooks: endpoints_chart(now, &minutes, truncated),
             sink_charts,
             now,
         })

@@ -118,6 +118,8 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub settings: Arc<Settings>,
     pub token_key: Arc<Vec<u8>>,
+    /// The console sessions found live here lately (R49).
+    pub console_sessions: Arc<console::LiveSessions>,
 }
 
 impl Settings {
@@ -156,6 +158,7 @@ impl Services {
             store,
             settings: Arc::new(settings),
             token_key: Arc::new(token_key),
+            console_sessions: Arc::default(),
         })
     }
 

@@ -158,6 +158,8 @@ pub trait ConsoleStore: Send + Sync {
     async fn console_email_minutes(&self, since: DateTime<Utc>) -> StoreResult<Vec<MinuteTally>>;
     /// The database's clock.
     async fn console_now(&self) -> StoreResult<DateTime<Utc>>;
+    /// The emails waiting to be sent and the age of the oldest, in seconds.
+    async fn console_email_depth(&self) -> StoreResult<(u64, f64)>;
     /// The sinks' counts per minute since `since` (a minute's start), at
     /// most `limit` rows, newest first.
     async fn console_sink_minutes_since(

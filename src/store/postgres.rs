@@ -457,8 +457,14 @@ impl SqlStore for PgStore {
         let row = self
             .reader()
             .fetch_one(
+                // Two halves, so that each is served by its partial index
+                // (`email_outbox_due`, `email_outbox_leased`): the three
+                // statuses at once match neither, and the outbox's sent
+                // rows, which only grow, would be scanned on every call.
                 "SELECT count(*) AS n, extract(epoch FROM now() - min(created_at))::float8 AS age
-                 FROM email_outbox WHERE status IN ('queued', 'sending', 'retrying')",
+                   FROM (SELECT created_at FROM email_outbox WHERE status IN ('queued', 'retrying')
+                         UNION ALL
+                         SELECT created_at FROM email_outbox WHERE status = 'sending') AS waiting",
                 vec![],
             )
             .await?;

@@ -552,8 +552,12 @@ impl SqlStore for SqliteStore {
         let row = self
             .reader()
             .fetch_one(
+                // Two halves, each served by its partial index (as on
+                // Postgres): never a scan of the sent rows.
                 "SELECT count(*) AS n, min(created_at) AS oldest
-                 FROM email_outbox WHERE status IN ('queued', 'sending', 'retrying')",
+                   FROM (SELECT created_at FROM email_outbox WHERE status IN ('queued', 'retrying')
+                         UNION ALL
+                         SELECT created_at FROM email_outbox WHERE status = 'sending') AS waiting",
                 vec![],
             )
             .await?;

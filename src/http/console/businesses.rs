@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::{HttpState, error_page, opt_time, render_page, service_error, session, time};
+use super::{HttpState, error_page, opt_time, render_page, session, session_and, time};
 use crate::domain::BusinessId;
 
 pub async fn page(
@@ -13,16 +13,16 @@ pub async fn page(
     headers: HeaderMap,
     Path(raw_id): Path<String>,
 ) -> Response {
-    let session = match session(&state, &headers).await {
-        Ok(s) => s,
-        Err(elsewhere) => return elsewhere,
-    };
     let Ok(id) = raw_id.parse::<uuid::Uuid>() else {
-        return error_page(StatusCode::NOT_FOUND, "Not found: no such business");
+        return match session(&state, &headers).await {
+            Ok(_) => error_page(StatusCode::NOT_FOUND, "Not found: no such business"),
+            Err(elsewhere) => elsewhere,
+        };
     };
-    let view = match state.services.console_business(BusinessId(id)).await {
-        Ok(view) => view,
-        Err(e) => return service_error(e),
+    let reads = state.services.console_business(BusinessId(id));
+    let (session, view) = match session_and(&state, &headers, reads).await {
+        Ok(found) => found,
+        Err(elsewhere) => return elsewhere,
     };
     let b = &view.business;
     let members: Vec<_> = view

@@ -8,21 +8,21 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::{HttpState, error_page, opt_time, render_page, service_error, session, time};
+use super::{HttpState, error_page, opt_time, render_page, session, session_and, time};
 use crate::domain::InvitationId;
 use crate::store::TimelineEntry;
 
 pub async fn page_of(state: &HttpState, headers: &HeaderMap, raw_id: &str) -> Response {
-    let session = match session(state, headers).await {
-        Ok(s) => s,
-        Err(elsewhere) => return elsewhere,
-    };
     let Ok(id) = raw_id.parse::<uuid::Uuid>() else {
-        return error_page(StatusCode::NOT_FOUND, "Not found: no such invitation");
+        return match session(state, headers).await {
+            Ok(_) => error_page(StatusCode::NOT_FOUND, "Not found: no such invitation"),
+            Err(elsewhere) => elsewhere,
+        };
     };
-    let story = match state.services.console_invitation(InvitationId(id)).await {
-        Ok(story) => story,
-        Err(e) => return service_error(e),
+    let reads = state.services.console_invitation(InvitationId(id));
+    let (session, story) = match session_and(state, headers, reads).await {
+        Ok(found) => found,
+        Err(elsewhere) => return elsewhere,
     };
     let inv = &story.invitation;
     let timeline: Vec<_> = story
@@ -118,7 +118,7 @@ pub async fn page_of(state: &HttpState, headers: &HeaderMap, raw_id: &str) -> Re
             "invitation": serde_json::json!({
                 "id": inv.id.to_string(),
                 "business_id": inv.business_id.to_string(),
-                "business_name": story.business.as_ref().map(|b| b.name.clone()),
+                "business_name": story.business_name,
                 "kind": inv.kind.as_str(),
                 "email": inv.email.as_ref().map(|e| e.to_string()),
                 "role": inv.role.as_ref().map(|r| r.to_string()),

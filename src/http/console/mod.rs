@@ -266,10 +266,39 @@ fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age: u64) -> Hea
 /// without one. The key that signed in must still be configured; its scope
 /// is the narrower of the session's and the key's now.
 async fn session(state: &HttpState, headers: &HeaderMap) -> Result<Session, Response> {
-    let to_login = || Redirect::to("/console/login").into_response();
     let Some(id) = cookie(headers, SESSION_COOKIE) else {
         return Err(to_login());
     };
+    session_of(state, id).await
+}
+
+/// A page's session and its reads. For a session found live here lately
+/// the check and the reads run at once, so the page costs the slower of the
+/// two instead of their sum; for any other cookie the check comes first, so
+/// a stranger's cookie never costs a page's reads. Either way nothing read
+/// is shown before the session is found live in the database.
+async fn session_and<T>(
+    state: &HttpState,
+    headers: &HeaderMap,
+    reads: impl Future<Output = Result<T, ServiceError>>,
+) -> Result<(Session, T), Response> {
+    let Some(id) = cookie(headers, SESSION_COOKIE) else {
+        return Err(to_login());
+    };
+    let (session, read) = if state.services.console_session_seen(id) {
+        tokio::join!(session_of(state, id), reads)
+    } else {
+        let session = session_of(state, id).await?;
+        (Ok(session), reads.await)
+    };
+    Ok((session?, read.map_err(service_error)?))
+}
+
+fn to_login() -> Response {
+    Redirect::to("/console/login").into_response()
+}
+
+async fn session_of(state: &HttpState, id: &str) -> Result<Session, Response> {
     let found = state
         .services
         .console_session(id)

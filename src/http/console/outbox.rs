@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::{HttpState, acting_session, error_page, render_page, service_error, session, time};
+use super::{HttpState, acting_session, error_page, render_page, service_error, session_and, time};
 use crate::service::console::{Chart, MinuteCounts};
 use crate::store::FailedFilter;
 
@@ -55,13 +55,10 @@ fn bars(minutes: &[MinuteCounts]) -> (u32, Vec<serde_json::Value>) {
 }
 
 pub async fn page_handler(state: &HttpState, headers: &HeaderMap) -> Response {
-    let session = match session(state, headers).await {
-        Ok(s) => s,
+    let reads = state.services.console_outbox();
+    let (session, view) = match session_and(state, headers, reads).await {
+        Ok(found) => found,
         Err(elsewhere) => return elsewhere,
-    };
-    let view = match state.services.console_outbox().await {
-        Ok(view) => view,
-        Err(e) => return service_error(e),
     };
     let sinks: Vec<_> = view
         .sinks
@@ -183,14 +180,11 @@ pub async fn failed(
     headers: HeaderMap,
     Query(query): Query<FilterQuery>,
 ) -> Response {
-    let session = match session(&state, &headers).await {
-        Ok(s) => s,
-        Err(elsewhere) => return elsewhere,
-    };
     let filter = query.filter();
-    let view = match state.services.console_failed(&filter).await {
-        Ok(view) => view,
-        Err(e) => return service_error(e),
+    let reads = state.services.console_failed(&filter);
+    let (session, view) = match session_and(&state, &headers, reads).await {
+        Ok(found) => found,
+        Err(elsewhere) => return elsewhere,
     };
     let emails: Vec<_> = view
         .emails
@@ -273,14 +267,11 @@ pub async fn confirm_retry_all(
     headers: HeaderMap,
     Query(query): Query<FilterQuery>,
 ) -> Response {
-    let session = match session(&state, &headers).await {
-        Ok(s) => s,
-        Err(elsewhere) => return elsewhere,
-    };
     let filter = query.filter();
-    let count = match state.services.console_count_failed(&filter).await {
-        Ok(count) => count,
-        Err(e) => return service_error(e),
+    let reads = state.services.console_count_failed(&filter);
+    let (session, count) = match session_and(&state, &headers, reads).await {
+        Ok(found) => found,
+        Err(elsewhere) => return elsewhere,
     };
     render_page(
         &session,

@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::{HttpState, render_page, service_error, session, time};
+use super::{HttpState, render_page, session, session_and, time};
 
 /// `GET /console`: the search page of a session, the sign-in page without.
 pub async fn home(State(state): State<HttpState>, headers: HeaderMap) -> Response {
@@ -27,13 +27,10 @@ pub async fn search(
     headers: HeaderMap,
     Query(query): Query<SearchQuery>,
 ) -> Response {
-    let session = match session(&state, &headers).await {
-        Ok(s) => s,
-        Err(elsewhere) => return elsewhere,
-    };
-    let found = match state.services.console_search(&query.q).await {
+    let reads = state.services.console_search(&query.q);
+    let (session, found) = match session_and(&state, &headers, reads).await {
         Ok(found) => found,
-        Err(e) => return service_error(e),
+        Err(elsewhere) => return elsewhere,
     };
     let invitations: Vec<_> = found
         .invitations

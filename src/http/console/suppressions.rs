@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::{HttpState, render_page, service_error, session, time};
+use super::{HttpState, render_page, session_and, time};
 use crate::domain::Email;
 use crate::store::CONSOLE_LIMIT;
 
@@ -17,10 +17,6 @@ pub struct ListQuery {
 }
 
 pub async fn page_of(state: &HttpState, headers: &HeaderMap, query: ListQuery) -> Response {
-    let session = match session(state, headers).await {
-        Ok(s) => s,
-        Err(elsewhere) => return elsewhere,
-    };
     let typed = query
         .email
         .as_deref()
@@ -33,13 +29,16 @@ pub async fn page_of(state: &HttpState, headers: &HeaderMap, query: ListQuery) -
         None => (None, false),
     };
     let after = query.after.filter(|a| !a.is_empty());
-    let records = if unparsable {
-        Vec::new()
-    } else {
-        match state.services.console_suppressions(email, after).await {
-            Ok(records) => records,
-            Err(e) => return service_error(e),
+    let reads = async {
+        if unparsable {
+            Ok(Vec::new())
+        } else {
+            state.services.console_suppressions(email, after).await
         }
+    };
+    let (session, records) = match session_and(state, headers, reads).await {
+        Ok(found) => found,
+        Err(elsewhere) => return elsewhere,
     };
     let next = (records.len() as u32 >= CONSOLE_LIMIT)
         .then(|| records.last().map(|r| r.email.to_string()))

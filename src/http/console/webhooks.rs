@@ -15,17 +15,14 @@ use serde::Deserialize;
 use crate::events::catalog::ConsoleActionKind;
 
 use super::{
-    HttpState, acting_session, error_page, opt_time, render_page, service_error, session, time,
+    HttpState, acting_session, error_page, opt_time, render_page, service_error, session_and, time,
 };
 
 pub async fn page_of(state: &HttpState, headers: &HeaderMap) -> Response {
-    let session = match session(state, headers).await {
-        Ok(s) => s,
+    let reads = state.services.console_webhooks();
+    let (session, endpoints) = match session_and(state, headers, reads).await {
+        Ok(found) => found,
         Err(elsewhere) => return elsewhere,
-    };
-    let endpoints = match state.services.console_webhooks().await {
-        Ok(endpoints) => endpoints,
-        Err(e) => return service_error(e),
     };
     let endpoints: Vec<_> = endpoints
         .iter()

@@ -145,10 +145,13 @@ impl<S: SqlStore> ConsoleStore for S {
     ) -> StoreResult<Vec<ConsoleInvitationRow>> {
         let (sql, args) = match (invitation, email) {
             (Some(i), _) => (format!("{INVITATION_ROW} WHERE i.id = $1"), vec![id(i.0)]),
-            // `lower(email)` has an index (invitations_email_lower).
+            // Only member invitations have an address (a CHECK says so);
+            // saying it lets their index serve the search
+            // (`invitations_member_email_lower`, partial on the kind).
             (None, Some(e)) => (
                 format!(
-                    "{INVITATION_ROW} WHERE lower(i.email) = $1 ORDER BY i.created_at DESC, i.id DESC LIMIT $2"
+                    "{INVITATION_ROW} WHERE i.kind = 'member' AND lower(i.email) = $1
+                      ORDER BY i.created_at DESC, i.id DESC LIMIT $2"
                 ),
                 vec![text(&e.to_lowercase()), limit(CONSOLE_LIMIT)],
             ),
@@ -365,6 +368,11 @@ impl<S: SqlStore> ConsoleStore for S {
         )
         .await?
         .time("now")
+    }
+
+    async fn console_email_depth(&self) -> StoreResult<(u64, f64)> {
+        let (depth, age) = self.outbox_depth().await?;
+        Ok((depth, age.max(0.0)))
     }
 }
 

@@ -144,39 +144,34 @@ impl TimelineOf {
 }
 
 /// The events naming `of`, and the delivery attempts and feedback of its
-/// emails, oldest first (R34).
-pub(super) async fn timeline(c: &mut impl Conn, of: TimelineOf) -> StoreResult<Vec<TimelineEntry>> {
+/// emails, oldest first (R34). The three reads are independent and run at
+/// once, each on a connection of the pool `reader`.
+pub(super) async fn timeline<C: Conn + Clone>(
+    reader: C,
+    of: TimelineOf,
+) -> StoreResult<Vec<TimelineEntry>> {
     // The column is one of two names fixed above, never input.
     let (column, subject) = of.column_and_id();
-    let events = c
-        .fetch_all(
-            &format!(
-                "SELECT id, type, occurred_at, actor_user_id, from_status, to_status, data
-                 FROM events WHERE {column} = $1 ORDER BY occurred_at, id"
-            ),
-            vec![subject.clone()],
-        )
-        .await?;
-    let attempts = c
-        .fetch_all(
-            &format!(
-                "SELECT a.id, a.attempted_at, o.template, o.recipient, a.outcome, a.smtp_code, a.detail, a.duration_ms
-                 FROM email_attempts a JOIN email_outbox o ON o.id = a.outbox_id
-                 WHERE o.{column} = $1 ORDER BY a.attempted_at, a.id"
-            ),
-            vec![subject.clone()],
-        )
-        .await?;
-    let feedback = c
-        .fetch_all(
-            &format!(
-                "SELECT f.id, f.received_at, o.template, o.recipient, f.kind, f.source, f.status_code, f.detail
-                 FROM email_feedback f JOIN email_outbox o ON o.id = f.outbox_id
-                 WHERE o.{column} = $1 AND f.kind IS NOT NULL ORDER BY f.received_at, f.id"
-            ),
-            vec![subject],
-        )
-        .await?;
+    let (mut c1, mut c2, mut c3) = (reader.clone(), reader.clone(), reader);
+    let events_sql = format!(
+        "SELECT id, type, occurred_at, actor_user_id, from_status, to_status, data
+         FROM events WHERE {column} = $1 ORDER BY occurred_at, id"
+    );
+    let attempts_sql = format!(
+        "SELECT a.id, a.attempted_at, o.template, o.recipient, a.outcome, a.smtp_code, a.detail, a.duration_ms
+         FROM email_attempts a JOIN email_outbox o ON o.id = a.outbox_id
+         WHERE o.{column} = $1 ORDER BY a.attempted_at, a.id"
+    );
+    let feedback_sql = format!(
+        "SELECT f.id, f.received_at, o.template, o.recipient, f.kind, f.source, f.status_code, f.detail
+         FROM email_feedback f JOIN email_outbox o ON o.id = f.outbox_id
+         WHERE o.{column} = $1 AND f.kind IS NOT NULL ORDER BY f.received_at, f.id"
+    );
+    let (events, attempts, feedback) = tokio::try_join!(
+        c1.fetch_all(&events_sql, vec![subject.clone()]),
+        c2.fetch_all(&attempts_sql, vec![subject.clone()]),
+        c3.fetch_all(&feedback_sql, vec![subject]),
+    )?;
     let mut out = events
         .iter()
         .map(rows::timeline_event)
