@@ -53,6 +53,10 @@ const SESSION_SETTINGS: [(&str, &str); 6] = [
     ("jit", "off"),
 ];
 
+/// How long a connection may wait in the pool and still be handed out
+/// without a ping first.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// The migrations this build ships, applied by `invited migrate` and on start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -75,6 +79,21 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
+            // sqlx pings every idle connection before handing it out: a
+            // round trip before each statement outside a transaction (a
+            // console page's ten reads, each claim, each recorder batch).
+            // A connection back in the pool for less than PING_AFTER_IDLE
+            // was live a moment ago; only one idle longer (a server
+            // restart or a proxy's idle cut may have ended it) is pinged.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_AFTER_IDLE {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_lazy_with(options);
         Ok(PgStore::from_pool(pool))
     }
