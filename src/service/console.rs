@@ -680,6 +680,26 @@ mod tests {
     }
 
     #[test]
+    fn a_session_counts_as_seen_from_found_live_until_gone() {
+        let sessions = LiveSessions::default();
+        let (a, b) = (session_hash("a"), session_hash("b"));
+        assert!(!sessions.seen(&a));
+        sessions.live(a.clone());
+        assert!(sessions.seen(&a));
+        assert!(!sessions.seen(&b));
+        sessions.gone(&a);
+        assert!(!sessions.seen(&a));
+        // Full (none stale): all hints go at once; never more than the
+        // bound, and the newest is kept.
+        for n in 0..LiveSessions::MAX + 5 {
+            sessions.live(session_hash(&n.to_string()));
+        }
+        let kept = sessions.0.lock().unwrap().len();
+        assert!(kept <= LiveSessions::MAX, "{kept} remembered");
+        assert!(sessions.seen(&session_hash(&(LiveSessions::MAX + 4).to_string())));
+    }
+
+    #[test]
     fn session_ids_are_stored_hashed() {
         let id = random_token();
         assert_eq!(id.len(), 43);
