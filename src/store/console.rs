@@ -158,7 +158,8 @@ pub trait ConsoleStore: Send + Sync {
     async fn console_email_minutes(&self, since: DateTime<Utc>) -> StoreResult<Vec<MinuteTally>>;
     /// The database's clock.
     async fn console_now(&self) -> StoreResult<DateTime<Utc>>;
-    /// The emails waiting to be sent and the age of the oldest, in seconds.
+    /// The emails waiting to be sent and the age of the oldest, in seconds
+    /// (never below 0, whatever the clocks say; also `stats()`'s).
     async fn console_email_depth(&self) -> StoreResult<(u64, f64)>;
     /// The sinks' counts per minute since `since` (a minute's start), at
     /// most `limit` rows, newest first.

@@ -530,12 +530,16 @@ impl<S: SqlStore> Store for S {
                 .collect::<StoreResult<Vec<_>>>()
         };
         let suppressions = async { suppressions::count(&mut self.reader()).await };
-        let ((email_depth, age), pending, events, suppressions) =
-            tokio::try_join!(self.outbox_depth(), pending, self.event_lag(), suppressions,)?;
+        let ((email_depth, age), pending, events, suppressions) = tokio::try_join!(
+            super::ConsoleStore::console_email_depth(self),
+            pending,
+            self.event_lag(),
+            suppressions,
+        )?;
         let (pool_active, pool_idle) = self.pool_use();
         Ok(StoreStats {
             email_depth,
-            email_oldest_age_seconds: age.max(0.0),
+            email_oldest_age_seconds: age,
             pending,
             pool_active,
             pool_idle,
