@@ -727,7 +727,8 @@ both_stores! {
     /// R17 through the port alone: the event log reads committed events in
     /// order after a cursor, one owner holds a sink's lease, a failure
     /// counts an attempt and a backoff, the lag counts what is left, and a
-    /// commit that wrote events (or mail) wakes the subscribers.
+    /// commit that wrote events (or mail) wakes the subscribers. The sinks
+    /// that took an invitation's events are those whose cursor is past them.
     async fn the_event_log_cursor_lease_lag_and_wakeups(db: Db) {
         use invited::store::EventPosition;
         let s = services_on(db.store(), 100).await;
@@ -805,6 +806,19 @@ both_stores! {
             assert_eq!(lag.depth, left, "after event {delivered} of {}", log.len());
             if left == 0 {
                 assert_eq!(lag.oldest_age_seconds, 0.0, "caught up: {lag:?}");
+            }
+            // The console's "taken by" (R49): the walk took this event of
+            // its invitation and those before it, none after.
+            if let Some(invitation) = event.invitation_id {
+                let taken = store.invitation_events_taken_by(invitation).await.unwrap();
+                for other in log.iter().filter(|e| e.invitation_id == Some(invitation)) {
+                    assert_eq!(
+                        taken.contains(&(other.id, "walk".to_string())),
+                        other.position <= event.position,
+                        "{other:?} with the walk at {:?}: {taken:?}",
+                        event.position
+                    );
+                }
             }
         }
     }

@@ -97,15 +97,16 @@ pub struct SearchResults {
 #[derive(Clone, Debug)]
 pub struct InvitationStory {
     pub invitation: InvitationRecord,
-    /// The name of its business (if the business is still there).
-    pub business_name: Option<String>,
+    pub business_name: String,
+    /// The inviter's display name, when they gave one.
+    pub inviter_display_name: Option<String>,
     pub timeline: Vec<TimelineEntry>,
     pub emails: Vec<ConsoleEmailRow>,
     /// The event sinks with their lag.
     pub sinks: Vec<SinkLag>,
     /// For each of its events (by id), the sinks whose cursor is past it:
     /// those that took it.
-    pub taken_by: std::collections::HashMap<Uuid, Vec<String>>,
+    pub taken_by: HashMap<Uuid, Vec<String>>,
 }
 
 /// A business as an operator sees it.
@@ -418,33 +419,24 @@ impl Services {
     /// it answers in about the time of its slowest read rather than their
     /// sum; the same for the other pages with several reads.
     pub async fn console_invitation(&self, id: InvitationId) -> ServiceResult<InvitationStory> {
-        // The business's name comes with the invitation's search row, so
-        // that no read waits for another.
-        let (found, row, timeline, emails, sinks, cursors, positions) = tokio::try_join!(
-            self.store.get_invitation(id),
-            self.store.console_search_invitations(Some(id), None),
+        // Five reads at once (the timeline is three more); the names come
+        // with the invitation, the sinks that took each event in one join.
+        let (found, timeline, emails, sinks, taken) = tokio::try_join!(
+            self.store.console_invitation(id),
             self.store.timeline(id),
             self.store.console_invitation_emails(id),
             self.store.event_lag(),
-            self.store.sink_cursors(),
-            self.store.invitation_event_positions(id),
+            self.store.invitation_events_taken_by(id),
         )?;
-        let invitation = found.ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?;
-        let business_name = row.into_iter().next().map(|r| r.business_name);
-        let taken_by = positions
-            .into_iter()
-            .map(|(event, position)| {
-                let sinks = cursors
-                    .iter()
-                    .filter(|(_, cursor)| *cursor >= position)
-                    .map(|(sink, _)| sink.clone())
-                    .collect();
-                (event, sinks)
-            })
-            .collect();
+        let found = found.ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?;
+        let mut taken_by: HashMap<Uuid, Vec<String>> = HashMap::new();
+        for (event, sink) in taken {
+            taken_by.entry(event).or_default().push(sink);
+        }
         Ok(InvitationStory {
-            invitation,
-            business_name,
+            invitation: found.invitation,
+            business_name: found.business_name,
+            inviter_display_name: found.inviter_display_name,
             timeline,
             emails,
             sinks,

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::StoreResult;
+use super::{InviteeInvitationRecord, StoreResult};
 use crate::domain::{BusinessId, InvitationId};
 
 /// A signed-in console session as stored: never its id, only its hash.
@@ -126,6 +126,12 @@ pub trait ConsoleStore: Send + Sync {
         id: Option<InvitationId>,
         email: Option<&str>,
     ) -> StoreResult<Vec<ConsoleInvitationRow>>;
+    /// One invitation of any kind with its business's and inviter's names
+    /// (the invitation page's head, in one read).
+    async fn console_invitation(
+        &self,
+        id: InvitationId,
+    ) -> StoreResult<Option<InviteeInvitationRecord>>;
     /// Businesses by id, public id or a part of their name.
     async fn console_search_businesses(
         &self,

@@ -127,14 +127,12 @@ pub trait EventLog: Send + Sync {
     /// The lag of every sink that has a cursor.
     async fn event_lag(&self) -> StoreResult<Vec<SinkLag>>;
 
-    /// Where an invitation's committed events stand in the log, by event
-    /// id (the console's "which sinks took it", R49). An event whose commit
-    /// is not numbered yet is left out.
-    async fn invitation_event_positions(
+    /// Each of an invitation's committed events (by id) with each sink
+    /// whose cursor is at or past it: the sinks that took it (the console's,
+    /// R49). An event no sink took yet, or whose commit is not numbered
+    /// yet, is left out.
+    async fn invitation_events_taken_by(
         &self,
         invitation: InvitationId,
-    ) -> StoreResult<Vec<(Uuid, EventPosition)>>;
-
-    /// Every sink's cursor: the last event it took.
-    async fn sink_cursors(&self) -> StoreResult<Vec<(String, EventPosition)>>;
+    ) -> StoreResult<Vec<(Uuid, String)>>;
 }

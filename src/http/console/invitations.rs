@@ -124,6 +124,7 @@ pub async fn page_of(state: &HttpState, headers: &HeaderMap, raw_id: &str) -> Re
                 "role": inv.role.as_ref().map(|r| r.to_string()),
                 "status": inv.status.as_str(),
                 "invited_by": inv.invited_by.to_string(),
+                "inviter_display_name": story.inviter_display_name,
                 "locale": inv.locale.to_string(),
                 "delivery_mode": inv.delivery_mode.as_str(),
                 "created_at": time(inv.created_at),

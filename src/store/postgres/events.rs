@@ -255,50 +255,22 @@ impl EventLog for PgStore {
             .collect())
     }
 
-    async fn invitation_event_positions(
+    async fn invitation_events_taken_by(
         &self,
         invitation: crate::domain::InvitationId,
-    ) -> StoreResult<Vec<(Uuid, EventPosition)>> {
-        let rows: Vec<(Uuid, i64, i64)> = sqlx::query_as(
-            "SELECT e.id, c.commit_seq, e.seq
+    ) -> StoreResult<Vec<(Uuid, String)>> {
+        // Positions compare as (commit number, event number), as
+        // `EventPosition`'s order does.
+        Ok(sqlx::query_as(
+            "SELECT e.id, k.sink
                FROM events e JOIN event_commits c ON c.txid = e.txid
-              WHERE e.invitation_id = $1",
+               JOIN event_cursors k ON (k.commit_seq, k.event_seq) >= (c.commit_seq, e.seq)
+              WHERE e.invitation_id = $1
+              ORDER BY k.sink",
         )
         .bind(invitation.0)
         .fetch_all(&self.pool)
         .bounded()
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, commit_seq, event_seq)| {
-                (
-                    id,
-                    EventPosition {
-                        commit_seq,
-                        event_seq,
-                    },
-                )
-            })
-            .collect())
-    }
-
-    async fn sink_cursors(&self) -> StoreResult<Vec<(String, EventPosition)>> {
-        let rows: Vec<(String, i64, i64)> =
-            sqlx::query_as("SELECT sink, commit_seq, event_seq FROM event_cursors ORDER BY sink")
-                .fetch_all(&self.pool)
-                .bounded()
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(sink, commit_seq, event_seq)| {
-                (
-                    sink,
-                    EventPosition {
-                        commit_seq,
-                        event_seq,
-                    },
-                )
-            })
-            .collect())
+        .await?)
     }
 }

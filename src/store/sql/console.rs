@@ -15,8 +15,8 @@ use super::{
 use crate::domain::{BusinessId, InvitationId};
 use crate::store::{
     CONSOLE_LIMIT, ConsoleBusinessRow, ConsoleEmailRow, ConsoleInvitationRow, ConsoleSession,
-    ConsoleStore, ConsoleTx, EventPosition, FailedFilter, MinuteTally, OperatorActionRow,
-    SinkMinute, StoreResult, WebhookEndpointChange, WebhookEndpointRecord,
+    ConsoleStore, ConsoleTx, EventPosition, FailedFilter, InviteeInvitationRecord, MinuteTally,
+    OperatorActionRow, SinkMinute, StoreResult, WebhookEndpointChange, WebhookEndpointRecord,
 };
 
 const EMAIL_COLUMNS: &str = "id, business_id, invitation_id, template, recipient, message_id, \
@@ -136,6 +136,13 @@ impl<S: SqlStore> ConsoleStore for S {
         )
         .await?;
         S::finish_write(w).await
+    }
+
+    async fn console_invitation(
+        &self,
+        invitation: InvitationId,
+    ) -> StoreResult<Option<InviteeInvitationRecord>> {
+        super::invitations::named(&mut self.reader(), S::Tx::INVITATION_SELECT, invitation).await
     }
 
     async fn console_search_invitations(

@@ -119,7 +119,32 @@ pub(super) async fn invitee_one(
     select: &str,
     invitation: InvitationId,
 ) -> StoreResult<Option<InviteeInvitationRecord>> {
-    let sql = invitee_sql(select, "WHERE i.id = $2 AND i.kind = 'member'");
+    one_named(
+        c,
+        select,
+        "WHERE i.id = $2 AND i.kind = 'member'",
+        invitation,
+    )
+    .await
+}
+
+/// One invitation of any kind with the same names as the invitee's view,
+/// in one statement (the console's invitation page, R49).
+pub(super) async fn named(
+    c: &mut impl Conn,
+    select: &str,
+    invitation: InvitationId,
+) -> StoreResult<Option<InviteeInvitationRecord>> {
+    one_named(c, select, "WHERE i.id = $2", invitation).await
+}
+
+async fn one_named(
+    c: &mut impl Conn,
+    select: &str,
+    filter: &str,
+    invitation: InvitationId,
+) -> StoreResult<Option<InviteeInvitationRecord>> {
+    let sql = invitee_sql(select, filter);
     let at = c.stamp();
     let row = c
         .fetch_optional(&sql, vec![Arg::Time(at), id(invitation.0)])

@@ -235,46 +235,24 @@ impl EventLog for SqliteStore {
             .collect())
     }
 
-    async fn invitation_event_positions(
+    async fn invitation_events_taken_by(
         &self,
         invitation: crate::domain::InvitationId,
-    ) -> StoreResult<Vec<(Uuid, EventPosition)>> {
-        let rows = sqlx::query("SELECT id, seq FROM events WHERE invitation_id = $1")
-            .bind(h(invitation.0))
-            .fetch_all(&self.pool)
-            .await
-            .st()?;
+    ) -> StoreResult<Vec<(Uuid, String)>> {
+        // An event's position here is its `seq`, both halves; a cursor is
+        // read as `events_after` reads it.
+        let rows = sqlx::query(
+            "SELECT e.id, k.sink
+               FROM events e JOIN event_cursors k ON max(k.commit_seq, k.event_seq) >= e.seq
+              WHERE e.invitation_id = $1
+              ORDER BY k.sink",
+        )
+        .bind(h(invitation.0))
+        .fetch_all(&self.pool)
+        .await
+        .st()?;
         rows.iter()
-            .map(|row| {
-                let seq = row.int("seq")?;
-                Ok((
-                    row.uuid("id")?,
-                    EventPosition {
-                        commit_seq: seq,
-                        event_seq: seq,
-                    },
-                ))
-            })
+            .map(|row| Ok((row.uuid("id")?, row.text("sink")?)))
             .collect()
-    }
-
-    async fn sink_cursors(&self) -> StoreResult<Vec<(String, EventPosition)>> {
-        let rows: Vec<(String, i64, i64)> =
-            sqlx::query_as("SELECT sink, commit_seq, event_seq FROM event_cursors ORDER BY sink")
-                .fetch_all(&self.pool)
-                .await
-                .st()?;
-        Ok(rows
-            .into_iter()
-            .map(|(sink, commit_seq, event_seq)| {
-                (
-                    sink,
-                    EventPosition {
-                        commit_seq,
-                        event_seq,
-                    },
-                )
-            })
-            .collect())
     }
 }
