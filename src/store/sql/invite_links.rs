@@ -148,7 +148,7 @@ impl<T: SqlTx> InviteLinkTx for T {
         // (jsonb on Postgres, JSON TEXT on SQLite 3.38+). The business's
         // events are few enough to filter by (`events_business`).
         self.fetch_all(
-            "SELECT id, type, occurred_at, actor_user_id, from_status, to_status, data
+            "SELECT id, type, occurred_at AS at, actor_user_id, from_status, to_status, data
              FROM events WHERE business_id = $1 AND data ->> 'invite_link_id' = $2
              ORDER BY occurred_at, id",
             vec![id(business.0), text(&link.0.to_string())],

@@ -306,7 +306,7 @@ pub trait SqlTx: Conn + Sized + 'static {
 pub trait SqlStore: EventLog + Send + Sync + 'static {
     type Tx: SqlTx;
     /// Reads outside a transaction.
-    type Reader: Conn + Clone;
+    type Reader: Conn;
     /// A short write outside a service transaction: the pool on Postgres
     /// (each statement commits), a write transaction on SQLite.
     type Writer: Conn;
@@ -451,7 +451,7 @@ impl<S: SqlStore> Store for S {
     }
 
     async fn timeline(&self, id: InvitationId) -> StoreResult<Vec<super::TimelineEntry>> {
-        outbox::timeline(self.reader(), outbox::TimelineOf::Invitation(id)).await
+        outbox::timeline(&mut self.reader(), outbox::TimelineOf::Invitation(id)).await
     }
 
     async fn quota_window(
@@ -573,7 +573,7 @@ impl<S: SqlStore> Store for S {
         &self,
         id: crate::domain::JoinRequestId,
     ) -> StoreResult<Vec<super::TimelineEntry>> {
-        outbox::timeline(self.reader(), outbox::TimelineOf::JoinRequest(id)).await
+        outbox::timeline(&mut self.reader(), outbox::TimelineOf::JoinRequest(id)).await
     }
 }
 

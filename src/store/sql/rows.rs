@@ -198,11 +198,13 @@ pub(crate) fn claimed_email(row: &impl StoredRow) -> StoreResult<ClaimedEmail> {
     })
 }
 
+// The timeline's rows name their instant `at`, whatever the table calls it.
+
 pub(crate) fn timeline_event(row: &impl StoredRow) -> StoreResult<TimelineEntry> {
     Ok(TimelineEntry::Event {
         id: row.uuid("id")?,
         event_type: row.text("type")?,
-        at: row.time("occurred_at")?,
+        at: row.time("at")?,
         actor_user_id: row.text_opt("actor_user_id")?,
         from_status: row
             .text_opt("from_status")?
@@ -216,7 +218,7 @@ pub(crate) fn timeline_event(row: &impl StoredRow) -> StoreResult<TimelineEntry>
 pub(crate) fn timeline_delivery(row: &impl StoredRow) -> StoreResult<TimelineEntry> {
     Ok(TimelineEntry::Delivery {
         id: row.uuid("id")?,
-        at: row.time("attempted_at")?,
+        at: row.time("at")?,
         template: row.text("template")?,
         recipient: row.text("recipient")?,
         outcome: row.text("outcome")?,
@@ -229,7 +231,7 @@ pub(crate) fn timeline_delivery(row: &impl StoredRow) -> StoreResult<TimelineEnt
 pub(crate) fn timeline_feedback(row: &impl StoredRow) -> StoreResult<TimelineEntry> {
     Ok(TimelineEntry::Feedback {
         id: row.uuid("id")?,
-        at: row.time("received_at")?,
+        at: row.time("at")?,
         template: row.text("template")?,
         recipient: row.text("recipient")?,
         kind: row.text("kind")?,
