@@ -10,6 +10,12 @@ use invited::app::{RunningApp, load_config, migrate};
 use invited::config::ApiKey;
 use invited::mail::{EmailContent, TemplateName, Templates};
 
+/// mimalloc instead of glibc's malloc: requests and batches allocate and free
+/// many small values across the runtime's threads, and glibc's malloc took
+/// about a quarter of the benchmark process's CPU (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "invited",

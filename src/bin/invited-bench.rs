@@ -35,6 +35,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use sink::{Mode, Sink};
 use util::{rss_kib, summary};
 
+/// The daemon's allocator (see `src/main.rs`): the daemon runs in this
+/// process, so it is measured with the allocator it ships with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const API_KEY: &str = "bench-key-0123456789abcdef";
 /// An `admin` key (R47), for what the console part sets up through the API
 /// (webhook endpoints).
