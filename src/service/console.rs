@@ -419,8 +419,8 @@ impl Services {
     /// it answers in about the time of its slowest read rather than their
     /// sum; the same for the other pages with several reads.
     pub async fn console_invitation(&self, id: InvitationId) -> ServiceResult<InvitationStory> {
-        // Five reads at once (the timeline is three more); the names come
-        // with the invitation, the sinks that took each event in one join.
+        // Five statements (the timeline is one); the names come with the
+        // invitation, the sinks that took each event in one join.
         let (found, timeline, emails, sinks, taken) = tokio::try_join!(
             self.store.console_invitation(id),
             self.store.timeline(id),
