@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{Arg, Conn, EnumType, StoredRow as _, id, offset_secs, opt_id, opt_text, rows, text};
 use crate::domain::{BusinessId, InvitationId};
+use crate::store::stored::corrupt;
 use crate::store::{NewEmail, NewEvent, StoreResult, TimelineEntry};
 
 pub(crate) async fn insert_event(c: &mut impl Conn, e: &NewEvent) -> StoreResult<()> {
@@ -178,7 +179,8 @@ pub(super) async fn timeline(c: &mut impl Conn, of: TimelineOf) -> StoreResult<V
         .map(|row| match row.int("src")? {
             0 => rows::timeline_event(row),
             1 => rows::timeline_delivery(row),
-            _ => rows::timeline_feedback(row),
+            2 => rows::timeline_feedback(row),
+            other => Err(corrupt("timeline branch", &other.to_string())),
         })
         .collect::<StoreResult<Vec<_>>>()?;
     // By the instant itself, whatever text form a dialect keeps it in; the

@@ -198,8 +198,8 @@ pub(crate) fn claimed_email(row: &impl StoredRow) -> StoreResult<ClaimedEmail> {
     })
 }
 
-// The timeline's rows name their instant `at`, whatever the table calls it.
-
+/// An event of a timeline. The timeline's rows (these three) name their
+/// instant `at`, whatever the table calls it.
 pub(crate) fn timeline_event(row: &impl StoredRow) -> StoreResult<TimelineEntry> {
     Ok(TimelineEntry::Event {
         id: row.uuid("id")?,
