@@ -180,8 +180,17 @@ impl SinkPublisher {
                         return Ok(Outcome::Disabled);
                     }
                     // Disabled or deleted meanwhile (by an operator, or by
-                    // another replica's attempt).
-                    AttemptVerdict::AlreadyOff => return Ok(Outcome::Disabled),
+                    // another replica's attempt). An event the endpoint took
+                    // before the pause was seen is behind it: the cursor
+                    // moves past it, so a resume does not send it again.
+                    AttemptVerdict::AlreadyOff => {
+                        if result.is_ok() {
+                            self.store
+                                .advance_event_cursor(name, self.owner, event.position, self.lease)
+                                .await?;
+                        }
+                        return Ok(Outcome::Disabled);
+                    }
                 }
             }
             match result {
