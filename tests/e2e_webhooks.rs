@@ -7,7 +7,7 @@ mod support;
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::daemon::{ADMIN_KEY, API_KEY, READ_KEY, TestDaemon};
 use support::smtp_sink::SmtpSink;
+use support::wait::eventually;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -48,18 +49,44 @@ impl Hit {
     }
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Receiver {
     hits: Arc<Mutex<Vec<Hit>>>,
     /// The status to answer with (0: 200).
     answer: Arc<AtomicU16>,
     /// With a 429 or 503: the `Retry-After` seconds, once (0: none).
     retry_after: Arc<AtomicU64>,
+    /// While set, each request is recorded and then held (its reply not
+    /// sent) until `release`: lets a test act between a delivery and the
+    /// moment the daemon learns it succeeded.
+    holding: Arc<AtomicBool>,
+    held: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for Receiver {
+    fn default() -> Receiver {
+        Receiver {
+            hits: Arc::default(),
+            answer: Arc::default(),
+            retry_after: Arc::default(),
+            holding: Arc::default(),
+            held: Arc::new(tokio::sync::Semaphore::new(0)),
+        }
+    }
 }
 
 impl Receiver {
     fn answering(&self, status: u16) {
         self.answer.store(status, Ordering::SeqCst);
+    }
+    fn hold(&self) {
+        self.holding.store(true, Ordering::SeqCst);
+    }
+    /// Stops holding and lets every held request answer.
+    fn release(&self) {
+        self.holding.store(false, Ordering::SeqCst);
+        self.held
+            .add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
     }
     fn hits(&self) -> Vec<Hit> {
         self.hits.lock().unwrap().clone()
@@ -91,6 +118,9 @@ async fn hook(State(r): State<Receiver>, headers: HeaderMap, body: axum::body::B
         answered,
         at: tokio::time::Instant::now(),
     });
+    if r.holding.load(Ordering::SeqCst) {
+        r.held.acquire().await.unwrap().forget();
+    }
     let mut response = AxumStatus::from_u16(answered).unwrap().into_response();
     let retry = r.retry_after.swap(0, Ordering::SeqCst);
     if retry > 0 {
@@ -159,11 +189,14 @@ fn verify_with(secret: &str, raw: bool, hit: &Hit) -> bool {
 }
 
 async fn until(what: &str, check: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(WAIT, what, || async {
+        if check() {
+            Ok(())
+        } else {
+            Err("not yet".into())
+        }
+    })
+    .await
 }
 
 async fn daemon(db: &support::db::Db, disable_after: Option<Duration>) -> TestDaemon {
@@ -199,15 +232,15 @@ async fn endpoint(d: &TestDaemon, id: &str) -> Value {
 
 /// Polls the endpoint until `check` holds.
 async fn endpoint_until(d: &TestDaemon, id: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    eventually(WAIT, "the endpoint's expected state", || async {
         let body = endpoint(d, id).await;
         if check(&body) {
-            return body;
+            Ok(body)
+        } else {
+            Err(body.to_string())
         }
-        assert!(tokio::time::Instant::now() < deadline, "never held: {body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 async fn setup(d: &TestDaemon) -> String {
@@ -362,16 +395,12 @@ both_stores! {
 
         // Each attempt is recorded, with its status (once the attempt is
         // over, just after the receiver saw it).
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let page = loop {
+        let page = eventually(WAIT, "every attempt recorded", || async {
             let (status, page) = admin(&d, d.client().get(d.url(&format!("/v1/webhooks/{id}/deliveries?limit=500")))).await;
             assert_eq!(status, StatusCode::OK, "{page}");
-            if page["items"].as_array().unwrap().len() == r.hits().len() {
-                break page;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "attempts not recorded: {page}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+            if page["items"].as_array().unwrap().len() == r.hits().len() { Ok(page) } else { Err(page.to_string()) }
+        })
+        .await;
         let items = page["items"].as_array().unwrap();
         let recorded: Vec<&str> = items.iter().map(|i| i["event_id"].as_str().unwrap()).collect();
         assert_eq!(recorded, r.hits().iter().map(Hit::id).collect::<Vec<_>>());
@@ -602,12 +631,60 @@ both_stores! {
         // A pass under way when it was deleted may make its cursor again,
         // and removes it before it ends.
         let cursor = format!("SELECT count(*) FROM event_cursors WHERE sink = 'endpoint:{id}'");
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while db.count(&cursor).await != 0 {
-            assert!(tokio::time::Instant::now() < deadline, "the cursor stays");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        eventually(WAIT, "the deleted endpoint's cursor removed", || async {
+            match db.count(&cursor).await {
+                0 => Ok(()),
+                n => Err(format!("{n} cursor(s)")),
+            }
+        })
+        .await;
         assert_eq!(db.count("SELECT count(*) FROM webhook_deliveries").await, 2);
+        d.stop().await;
+    }
+}
+
+both_stores! {
+    /// R48: an event the endpoint took just as an operator paused it is not
+    /// sent again on resume. The receiver holds its 200 until the pause has
+    /// committed, so the daemon learns of the delivery only after the pause:
+    /// the order in which the race once sent an event twice.
+    async fn an_event_taken_as_the_endpoint_is_paused_is_not_sent_again(db: Db) {
+        let d = daemon(&db, None).await;
+        let b = setup(&d).await;
+        let (before, after) = (Receiver::default(), Receiver::default());
+        before.hold();
+        let (id, _) = create(&d, json!({"url": receiver(&before).await})).await;
+        invite(&d, &b, "ann@example.test").await;
+        until("the first event at the receiver, its reply held", || before.hits().len() == 1).await;
+
+        let (status, paused) = admin(&d, d.client().patch(d.url(&format!("/v1/webhooks/{id}"))).json(&json!({"disabled": true}))).await;
+        assert_eq!(status, StatusCode::OK, "{paused}");
+        before.release();
+        // The held attempt is recorded as delivered, and nothing more is sent.
+        eventually(WAIT, "the held attempt recorded", || async {
+            let (_, page) = admin(&d, d.client().get(d.url(&format!("/v1/webhooks/{id}/deliveries")))).await;
+            match page["items"].as_array().map(Vec::len) {
+                Some(1) => Ok(page),
+                _ => Err(page.to_string()),
+            }
+        })
+        .await;
+        let held = before.delivered_ids();
+        assert_eq!(held.len(), 1, "{held:?}");
+
+        let url = receiver(&after).await;
+        let (status, resumed) = admin(
+            &d,
+            d.client().patch(d.url(&format!("/v1/webhooks/{id}"))).json(&json!({"url": url, "disabled": false})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{resumed}");
+        invite(&d, &b, "bob@example.test").await;
+        until("events at the new URL", || !after.delivered().is_empty()).await;
+        endpoint_until(&d, &id, |e| e["lag"] == 0).await;
+        let resent = after.delivered_ids();
+        assert!(!resent.contains(&held[0]), "the event taken before the pause came again: {resent:?}");
+        assert_eq!(before.hits().len(), 1, "nothing more at the old URL");
         d.stop().await;
     }
 }
