@@ -35,21 +35,30 @@ fn serve_dev(dir: &Path) -> Child {
 /// Waits (30 s at most) for a process that must stop by itself, and returns
 /// how it ended and what it wrote on stderr; `still_running` is the failure
 /// if it does not stop.
-async fn exit_of(mut child: Child, still_running: &str) -> (std::process::ExitStatus, String) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if tokio::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{still_running}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+async fn exit_of(child: Child, still_running: &str) -> (std::process::ExitStatus, String) {
+    // Held as `Running` so that a process that never stops is killed when
+    // the wait fails.
+    let mut running = Running {
+        child,
+        log: Arc::default(),
     };
+    let status = support::wait::eventually(
+        Duration::from_secs(30),
+        "the process stopping by itself",
+        || {
+            std::future::ready(
+                running
+                    .child
+                    .try_wait()
+                    .unwrap()
+                    .ok_or_else(|| still_running.to_string()),
+            )
+        },
+    )
+    .await;
     let mut stderr = String::new();
-    child
+    running
+        .child
         .stderr
         .take()
         .unwrap()
@@ -188,30 +197,32 @@ async fn an_empty_directory_serves_writes_eml_and_the_link_works() {
 
     // The invitation email lands in ./outbox as one .eml file.
     let outbox = dir.0.join("outbox");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let eml = loop {
-        let found = std::fs::read_dir(&outbox).ok().and_then(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .find(|p| p.extension().is_some_and(|x| x == "eml"))
-        });
-        if let Some(path) = found {
+    let eml = support::wait::eventually(
+        Duration::from_secs(30),
+        "the invitation email in ./outbox",
+        || async {
+            let found = std::fs::read_dir(&outbox).ok().and_then(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .find(|p| p.extension().is_some_and(|x| x == "eml"))
+            });
+            let Some(path) = found else {
+                return Err(format!(
+                    "no .eml in {}:\n{}",
+                    outbox.display(),
+                    running.log.lock().unwrap().join("\n")
+                ));
+            };
             let mut text = String::new();
             std::fs::File::open(path)
                 .unwrap()
                 .read_to_string(&mut text)
                 .unwrap();
-            break text;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no .eml in {}:\n{}",
-            outbox.display(),
-            running.log.lock().unwrap().join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+            Ok(text)
+        },
+    )
+    .await;
     assert!(eml.contains("To: charles@example.com"), "{eml}");
     let text = unquote(&eml);
     let token = support::daemon::token_from(&text);

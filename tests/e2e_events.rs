@@ -110,12 +110,42 @@ async fn daemon(pool: &PgPool, url: &str) -> TestDaemon {
     .await
 }
 
-async fn until(what: &str, check: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// Waits until `count()` reaches `want` (see [`support::wait::eventually`]).
+async fn until(what: &str, want: usize, count: impl Fn() -> usize) {
+    support::wait::eventually(WAIT, what, || async {
+        let seen = count();
+        if seen >= want {
+            Ok(())
+        } else {
+            Err(format!("{seen} of {want}"))
+        }
+    })
+    .await;
+}
+
+/// Waits until every email is out of the outbox (the mailer commits events
+/// of its own as it sends, so until then more may come) and the receiver
+/// has had as many events as the database holds; returns their ids.
+async fn every_event_delivered(pool: &PgPool, r: &Receiver) -> Vec<String> {
+    support::wait::eventually(WAIT, "every event delivered, every email out", || async {
+        let unsent: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM email_outbox WHERE status IN ('queued', 'sending', 'retrying')",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        let events = all_event_ids(pool).await;
+        let delivered = r.delivered().len();
+        if unsent == 0 && delivered >= events.len() {
+            Ok(events)
+        } else {
+            Err(format!(
+                "{unsent} emails unsent, {delivered} of {} events delivered",
+                events.len()
+            ))
+        }
+    })
+    .await
 }
 
 /// The invitation's events as the database has them, in insertion order.
@@ -177,21 +207,8 @@ async fn a_webhook_gets_every_event_of_an_invitation_in_order_signed(pool: PgPoo
     assert_eq!(status, StatusCode::OK, "{body}");
 
     // Every event of the database, the business's own included, arrives
-    // once. (Waits until the count is stable: the mailer and the accept
-    // email commit events of their own.)
-    let mut expected = all_event_ids(&pool).await;
-    loop {
-        until("every event is delivered", || {
-            r.delivered().len() >= expected.len()
-        })
-        .await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = all_event_ids(&pool).await;
-        if now.len() == expected.len() && r.delivered().len() == now.len() {
-            break;
-        }
-        expected = now;
-    }
+    // once.
+    let mut expected = every_event_delivered(&pool, &r).await;
     let delivered = r.delivered();
     let mut got: Vec<String> = delivered.iter().map(Hit::id).collect();
     assert_eq!(got, commit_order(&pool).await, "in commit order");
@@ -266,7 +283,7 @@ async fn failed_deliveries_are_retried_and_arrive_in_order(pool: PgPool) {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    until("three failed attempts", || r.hits().len() >= 3).await;
+    until("three failed attempts", 3, || r.hits().len()).await;
     let failed = r.hits();
     let first = all_event_ids(&pool).await[0].clone();
     assert!(
@@ -282,19 +299,7 @@ async fn failed_deliveries_are_retried_and_arrive_in_order(pool: PgPool) {
     assert_eq!(last_error.as_deref(), Some("answered HTTP 500"));
 
     r.failing.store(false, Ordering::SeqCst);
-    let mut expected = all_event_ids(&pool).await;
-    loop {
-        until("everything is delivered after the outage", || {
-            r.delivered().len() >= expected.len()
-        })
-        .await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = all_event_ids(&pool).await;
-        if now.len() == expected.len() && r.delivered().len() == now.len() {
-            break;
-        }
-        expected = now;
-    }
+    let mut expected = every_event_delivered(&pool, &r).await;
     let mut got: Vec<String> = r.delivered().iter().map(Hit::id).collect();
     assert_eq!(got, commit_order(&pool).await, "in commit order");
     got.sort();

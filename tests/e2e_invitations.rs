@@ -589,21 +589,23 @@ async fn shutdown_leaves_no_connection_behind(pool: PgPool) {
         "the daemon is connected while it runs"
     );
     d.stop().await;
-    let mut left = count(&pool, others).await;
-    for _ in 0..50 {
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        left = count(&pool, others).await;
-    }
-    let who: Vec<String> = sqlx::query_scalar(
-        "SELECT coalesce(query, '') FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'invited'",
+    support::wait::eventually(
+        Duration::from_secs(5),
+        "every daemon connection closing after shutdown",
+        || async {
+            if count(&pool, others).await == 0 {
+                return Ok(());
+            }
+            let who: Vec<String> = sqlx::query_scalar(
+                "SELECT coalesce(query, '') FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'invited'",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            Err(format!("connections left after shutdown: {who:?}"))
+        },
     )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    assert_eq!(left, 0, "connections left after shutdown: {who:?}");
+    .await;
 }
 
 both_stores! {

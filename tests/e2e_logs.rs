@@ -182,23 +182,24 @@ async fn delivery_failures_are_logged_with_their_reply(pool: PgPool) {
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["items"][0]["id"].as_str().unwrap().to_string();
     // 451, then 550 at the retry: failed for good.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, inv) = send(
-            reqwest::Method::GET,
-            format!("/v1/invitations/{id}?actor_user_id=olive"),
-            None,
-        )
-        .await;
-        if inv["delivery"]["status"] == "failed" {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never failed: {inv}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::wait::eventually(
+        Duration::from_secs(30),
+        "the delivery failing for good",
+        || async {
+            let (_, inv) = send(
+                reqwest::Method::GET,
+                format!("/v1/invitations/{id}?actor_user_id=olive"),
+                None,
+            )
+            .await;
+            if inv["delivery"]["status"] == "failed" {
+                Ok(())
+            } else {
+                Err(format!("never failed: {inv}"))
+            }
+        },
+    )
+    .await;
     daemon.terminate();
     assert!(daemon.wait_exit(Duration::from_secs(60)).await.success());
     let log = daemon.log();

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use support::daemon::TestDaemon;
 use support::smtp_sink::SmtpSink;
+use support::wait::eventually;
 use uuid::Uuid;
 
 const NATS: &str = "nats://127.0.0.1:4222";
@@ -52,17 +53,21 @@ impl Bus {
         Bus { prefix, client, js }
     }
 
-    async fn command(&self, name: &str, id: Option<&str>, body: &[u8]) {
+    /// Publishes a command; whether the stream stored it (`false`: a
+    /// duplicate of `id` within the stream's duplicate window).
+    async fn command(&self, name: &str, id: Option<&str>, body: &[u8]) -> bool {
         let mut publish = PublishMessage::build().payload(body.to_vec().into());
         if let Some(id) = id {
             publish = publish.message_id(id);
         }
-        self.js
+        let ack = self
+            .js
             .send_publish(format!("{}.commands.{name}", self.prefix), publish)
             .await
             .unwrap()
             .await
-            .expect("the commands stream stores the command");
+            .expect("the commands stream answers the publish");
+        !ack.duplicate
     }
 
     async fn subscribe(&self, what: &str) -> async_nats::Subscriber {
@@ -166,8 +171,20 @@ async fn a_nats_command_creates_one_invitation_and_answers_on_the_results_subjec
 
     // Published again after the stream's duplicate window: the daemon's
     // idempotency key replays the stored result and changes nothing.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    bus.command("create_invitations", Some(&id), &command).await;
+    // (The stream says when its window is over: until then it answers the
+    // publish as a duplicate and stores nothing.)
+    eventually(
+        WAIT,
+        "the command stored again, past the duplicate window",
+        || async {
+            if bus.command("create_invitations", Some(&id), &command).await {
+                Ok(())
+            } else {
+                Err("a duplicate".to_string())
+            }
+        },
+    )
+    .await;
     let again = next(&mut results).await;
     assert_eq!(
         again.subject.as_str(),
@@ -289,18 +306,32 @@ async fn a_malformed_command_gets_a_problem_and_is_not_redelivered(pool: PgPool)
     assert_eq!(json_of(&next(&mut results).await)["status"], 404);
 
     // All acknowledged: nothing pending, nothing redelivered, no second answer.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut commands = bus
-        .js
-        .get_stream(stream_name(&bus.prefix, "COMMANDS"))
-        .await
-        .unwrap();
-    let info = commands.consumer_info("invited").await.unwrap();
-    assert_eq!(
-        (info.num_ack_pending, info.num_redelivered, info.num_pending),
-        (0, 0, 0)
-    );
-    assert_eq!(commands.info().await.unwrap().state.messages, 0);
+    eventually(
+        WAIT,
+        "every command acknowledged and gone from the stream",
+        || async {
+            let mut commands = bus
+                .js
+                .get_stream(stream_name(&bus.prefix, "COMMANDS"))
+                .await
+                .unwrap();
+            let info = commands.consumer_info("invited").await.unwrap();
+            let seen = (
+                info.num_ack_pending,
+                info.num_redelivered,
+                info.num_pending,
+                commands.info().await.unwrap().state.messages,
+            );
+            if seen == (0, 0, 0, 0) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "(ack pending, redelivered, pending, stored) = {seen:?}"
+                ))
+            }
+        },
+    )
+    .await;
     assert!(
         tokio::time::timeout(Duration::from_millis(500), results.next())
             .await

@@ -788,8 +788,7 @@ both_stores! {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{inv}");
         let inv_id = inv["id"].as_str().unwrap().to_string();
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
+        support::wait::eventually(WAIT, "an invitation.sent for the partner request", || async {
             let sent = db
                 .count_with(
                     "SELECT count(*) FROM events WHERE type = 'invitation.sent' AND invitation_id = $1",
@@ -797,14 +796,12 @@ both_stores! {
                 )
                 .await;
             if sent > 0 {
-                break;
+                Ok(())
+            } else {
+                Err(format!("no invitation.sent for the partner request ({sent} events)"))
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no invitation.sent for the partner request"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        })
+        .await;
 
         // R31 for a business: a cancelled partner request is renewed to the
         // same business, in the same direction, linked to the old one.

@@ -21,30 +21,28 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// Waits until `sql` (a count) returns `want`.
 async fn until_count(pool: &PgPool, sql: &'static str, want: i64) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    support::wait::eventually(WAIT, &format!("{sql} returning {want}"), || async {
         let n: i64 = sqlx::query_scalar(sql).fetch_one(pool).await.unwrap();
         if n == want {
-            return;
+            Ok(())
+        } else {
+            Err(format!("{sql}: {n}, waited for {want}"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{sql}: {n}, waited for {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }
 
 /// Waits until the sink reports `n` sends in progress at once.
 async fn until_in_flight(sink: &SmtpSink, n: usize) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while sink.in_flight() < n {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never {n} in flight"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    support::wait::eventually(WAIT, &format!("{n} sends in flight at once"), || async {
+        let seen = sink.in_flight();
+        if seen >= n {
+            Ok(())
+        } else {
+            Err(format!("{seen} in flight, never {n}"))
+        }
+    })
+    .await;
 }
 
 fn tally(ids: &[String]) -> HashMap<&str, usize> {
@@ -246,15 +244,15 @@ async fn a_second_sigterm_exits_at_once(pool: PgPool) {
     outbox::queue(&pool, 2).await;
     until_in_flight(&stalled, 1).await;
     daemon.terminate();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !daemon.log().contains("shutting down") {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no shutdown line:\n{}",
-            daemon.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    support::wait::eventually(WAIT, "the shutdown line in the log", || async {
+        let log = daemon.log();
+        if log.contains("shutting down") {
+            Ok(())
+        } else {
+            Err(format!("no shutdown line:\n{log}"))
+        }
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         daemon.try_status().is_none(),

@@ -90,20 +90,26 @@ async fn prometheus_scrapes_the_daemon(pool: PgPool) {
     let query =
         format!("http://127.0.0.1:{port}/api/v1/query?query=invited_invitations_created_total");
     let client = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let value = loop {
-        if let Ok(resp) = client.get(&query).send().await
-            && let Ok(body) = resp.json::<Value>().await
-            && let Some(first) = body["data"]["result"].as_array().and_then(|r| r.first())
-        {
-            break first.clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "Prometheus never returned invited_invitations_created_total"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let value = support::wait::eventually(
+        Duration::from_secs(60),
+        "Prometheus returning invited_invitations_created_total",
+        || async {
+            let resp = client
+                .get(&query)
+                .send()
+                .await
+                .map_err(|e| format!("no answer: {e}"))?;
+            let body = resp
+                .json::<Value>()
+                .await
+                .map_err(|e| format!("not JSON: {e}"))?;
+            match body["data"]["result"].as_array().and_then(|r| r.first()) {
+                Some(first) => Ok(first.clone()),
+                None => Err(format!("no result: {body}")),
+            }
+        },
+    )
+    .await;
     assert_eq!(value["metric"]["kind"], "member");
     assert!(
         value["value"][1].as_str().unwrap().parse::<f64>().unwrap() >= 1.0,

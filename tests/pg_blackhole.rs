@@ -40,15 +40,15 @@ const SECOND_SIGNAL_EXIT: Duration = Duration::from_secs(5);
 
 /// Waits until the daemon's log has a line containing `text`.
 async fn until_logged(daemon: &DaemonProcess, text: &str) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !daemon.log().contains(text) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never logged {text:?}:\n{}",
-            daemon.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    support::wait::eventually(WAIT, &format!("a log line with {text:?}"), || async {
+        let log = daemon.log();
+        if log.contains(text) {
+            Ok(())
+        } else {
+            Err(format!("never logged {text:?}:\n{log}"))
+        }
+    })
+    .await;
 }
 
 /// A daemon on a fresh, migrated database, reached through a proxy.
@@ -84,19 +84,18 @@ async fn readyz(daemon: &DaemonProcess) -> (u16, Duration) {
 
 /// Waits until `/readyz` answers `want`.
 async fn until_readyz(daemon: &DaemonProcess, want: u16) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    support::wait::eventually(WAIT, &format!("/readyz answering {want}"), || async {
         let (got, _) = readyz(daemon).await;
         if got == want {
-            return;
+            Ok(())
+        } else {
+            Err(format!(
+                "/readyz stayed {got}, waited for {want}:\n{}",
+                daemon.log()
+            ))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "/readyz stayed {got}, waited for {want}:\n{}",
-            daemon.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }
 
 /// SIGTERM, then the time until the process is gone, asserted within the

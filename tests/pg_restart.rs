@@ -69,18 +69,15 @@ async fn readyz(d: &TestDaemon) -> u16 {
 }
 
 async fn until_readyz(d: &TestDaemon, want: u16) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    support::wait::eventually(WAIT, &format!("/readyz answering {want}"), || async {
         let got = readyz(d).await;
         if got == want {
-            return;
+            Ok(())
+        } else {
+            Err(format!("/readyz stayed {got}, waited for {want}"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "/readyz stayed {got}, waited for {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
 }
 
 #[sqlx::test(migrations = false)]
@@ -113,33 +110,35 @@ async fn postgres_restarted_under_load_then_every_message_is_delivered(pool: PgP
     until_readyz(&d, 503).await;
     let during = d.sink.messages().len();
     pg_ctl("start");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !pg_is_ready() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "Postgres did not come back"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::wait::eventually(WAIT, "Postgres coming back", || async {
+        if pg_is_ready() {
+            Ok(())
+        } else {
+            Err("Postgres did not come back: pg_isready fails".to_string())
+        }
+    })
+    .await;
     drop(restart);
     until_readyz(&d, 200).await;
 
     // The same process, no restart: the rest goes out.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let left: Result<i64, _> =
-            sqlx::query_scalar("SELECT count(*) FROM email_outbox WHERE status <> 'sent'")
-                .fetch_one(&pool)
-                .await;
-        if let Ok(0) = left {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not every message was delivered after the restart: {left:?} left"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::wait::eventually(
+        WAIT,
+        "every message delivered after the restart",
+        || async {
+            let left: Result<i64, _> =
+                sqlx::query_scalar("SELECT count(*) FROM email_outbox WHERE status <> 'sent'")
+                    .fetch_one(&pool)
+                    .await;
+            match left {
+                Ok(0) => Ok(()),
+                _ => Err(format!(
+                    "not every message was delivered after the restart: {left:?} left"
+                )),
+            }
+        },
+    )
+    .await;
     let received = d.sink.message_ids();
     let distinct: std::collections::HashSet<&str> = received.iter().map(String::as_str).collect();
     assert_eq!(distinct.len(), N, "every message delivered");

@@ -6,6 +6,8 @@
 //! connections by hand. The store-agnostic half of the event log (order,
 //! lease, backoff, lag, wake-ups) runs on both stores in `tests/store.rs`.
 
+mod support;
+
 use std::time::Duration;
 
 use invited::store::postgres::PgStore;
@@ -233,17 +235,19 @@ async fn a_sink_lease_keeps_other_replicas_out(pool: PgPool) {
 
 /// Waits until `sql` (one boolean) holds, polling the database.
 async fn until(pool: &PgPool, sql: &'static str) {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
+    support::wait::eventually(
+        Duration::from_secs(10),
+        &format!("`{sql}` holding"),
+        || async {
             let holds: bool = sqlx::query_scalar(sql).fetch_one(pool).await.unwrap();
             if holds {
-                return;
+                Ok(())
+            } else {
+                Err(format!("never held: {sql} answered false"))
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("never held: {sql}"));
+        },
+    )
+    .await;
 }
 
 /// Event-writing commits no longer take turns (their commit-order lock is

@@ -31,7 +31,7 @@ use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use fantoccini::elements::Element;
@@ -44,7 +44,8 @@ use serde_json::{Value, json};
 /// condition holding) may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(15);
 
-/// How often a condition is checked again while waiting for it.
+/// How often [`Browser::wait_for`] looks for its element again (the other
+/// waits poll through [`super::wait`]).
 const POLL: Duration = Duration::from_millis(25);
 
 /// Chromium's flags. Tests run as root in containers: Chromium refuses to
@@ -128,25 +129,33 @@ impl Driver {
                 .spawn()
                 .expect("start chromedriver");
             let stdin = child.stdin.take().expect("piped stdin");
-            let deadline = Instant::now() + WAIT;
-            loop {
-                if let Some(status) = http_raw(port, "GET", "/status")
-                    && status.contains(r#""ready":true"#)
-                {
-                    return Driver {
-                        port,
-                        _watchdog: Mutex::new((child, stdin)),
-                    };
-                }
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "chromedriver did not answer on 127.0.0.1:{port} within {WAIT:?}; its log: {}",
-                    log.display()
-                );
-                std::thread::sleep(POLL);
+            // `true` once it is ready, `false` if it stopped first (then
+            // another port).
+            let ready = super::wait::eventually_blocking(
+                WAIT,
+                &format!("chromedriver answering on 127.0.0.1:{port}"),
+                || {
+                    let status = http_raw(port, "GET", "/status");
+                    if status
+                        .as_deref()
+                        .is_some_and(|s| s.contains(r#""ready":true"#))
+                    {
+                        return Ok(true);
+                    }
+                    if let Ok(Some(_)) = child.try_wait() {
+                        return Ok(false);
+                    }
+                    Err(format!(
+                        "/status answered {status:?}; its log: {}",
+                        log.display()
+                    ))
+                },
+            );
+            if ready {
+                return Driver {
+                    port,
+                    _watchdog: Mutex::new((child, stdin)),
+                };
             }
         }
         panic!(
@@ -310,14 +319,14 @@ impl Browser {
     /// [`WAIT`]; `what` names it in the failure.
     pub async fn wait_until(&self, what: &str, condition: &str) {
         let script = format!("return !!({condition});");
-        let deadline = Instant::now() + WAIT;
-        while !self.js::<bool>(&script, []).await {
-            assert!(
-                Instant::now() < deadline,
-                "{what}: `{condition}` did not hold within {WAIT:?}"
-            );
-            tokio::time::sleep(POLL).await;
-        }
+        super::wait::eventually(WAIT, what, || async {
+            if self.js::<bool>(&script, []).await {
+                Ok(())
+            } else {
+                Err(format!("`{condition}` still false"))
+            }
+        })
+        .await;
     }
 
     /// Sends a Chrome DevTools Protocol command through chromedriver, for

@@ -146,7 +146,6 @@ impl Db {
         }
     }
 
-    /// One text column of every row.
     /// Waits until the first value `sql` reads is `want` (see
     /// [`super::wait::eventually`]).
     pub async fn eventually_first(&self, sql: &str, want: &str, timeout: std::time::Duration) {
@@ -161,6 +160,7 @@ impl Db {
         .await
     }
 
+    /// One text column of every row.
     pub async fn strings(&self, sql: &str) -> Vec<String> {
         self.scalars(sql, &[]).await
     }

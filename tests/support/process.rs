@@ -110,18 +110,16 @@ impl DaemonProcess {
 
     /// Waits for the process to exit, at most `timeout`.
     pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the daemon did not exit within {timeout:?}:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let (child, log) = (&mut self.child, &self.log);
+        super::wait::eventually(timeout, "the daemon exiting", || {
+            std::future::ready(
+                child
+                    .try_wait()
+                    .expect("try_wait")
+                    .ok_or_else(|| format!("still running:\n{}", log.lock().unwrap().join("\n"))),
+            )
+        })
+        .await
     }
 
     pub fn log(&self) -> String {
