@@ -810,15 +810,15 @@ both_stores! {
             // The console's "taken by" (R49): the walk took this event of
             // its invitation and those before it, none after.
             if let Some(invitation) = event.invitation_id {
-                let taken = store.invitation_events_taken_by(invitation).await.unwrap();
-                for other in log.iter().filter(|e| e.invitation_id == Some(invitation)) {
-                    assert_eq!(
-                        taken.contains(&(other.id, "walk".to_string())),
-                        other.position <= event.position,
-                        "{other:?} with the walk at {:?}: {taken:?}",
-                        event.position
-                    );
-                }
+                let taking = store.event_lag_taking(invitation).await.unwrap();
+                let walk = taking.iter().find(|s| s.lag.sink == "walk").unwrap();
+                assert_eq!(walk.lag.depth, lag.depth, "the same lag as event_lag's");
+                let took: Vec<uuid::Uuid> = log
+                    .iter()
+                    .filter(|e| e.invitation_id == Some(invitation) && e.position <= event.position)
+                    .map(|e| e.id)
+                    .collect();
+                assert_eq!(walk.taken, took, "with the walk at {:?}", event.position);
             }
         }
     }

@@ -419,19 +419,25 @@ impl Services {
     /// it answers in about the time of its slowest read rather than their
     /// sum; the same for the other pages with several reads.
     pub async fn console_invitation(&self, id: InvitationId) -> ServiceResult<InvitationStory> {
-        // Five statements (the timeline is one); the names come with the
-        // invitation, the sinks that took each event in one join.
-        let (found, timeline, emails, sinks, taken) = tokio::try_join!(
+        // Four statements (the timeline is one); the names come with the
+        // invitation, the sinks that took each event with their lag.
+        let (found, timeline, emails, taking) = tokio::try_join!(
             self.store.console_invitation(id),
             self.store.timeline(id),
             self.store.console_invitation_emails(id),
-            self.store.event_lag(),
-            self.store.invitation_events_taken_by(id),
+            self.store.event_lag_taking(id),
         )?;
         let found = found.ok_or_else(|| DomainError::NotFound(format!("invitation {id}")))?;
         let mut taken_by: HashMap<Uuid, Vec<String>> = HashMap::new();
-        for (event, sink) in taken {
-            taken_by.entry(event).or_default().push(sink);
+        let mut sinks = Vec::with_capacity(taking.len());
+        for sink in taking {
+            for event in sink.taken {
+                taken_by
+                    .entry(event)
+                    .or_default()
+                    .push(sink.lag.sink.clone());
+            }
+            sinks.push(sink.lag);
         }
         Ok(InvitationStory {
             invitation: found.invitation,

@@ -68,6 +68,14 @@ pub struct SinkLag {
     pub oldest_age_seconds: f64,
 }
 
+/// A sink's lag, with the events of one invitation it has taken.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SinkTaking {
+    pub lag: SinkLag,
+    /// The invitation's events at or before the sink's cursor, by id.
+    pub taken: Vec<Uuid>,
+}
+
 #[async_trait]
 pub trait EventLog: Send + Sync {
     /// Takes the lease on `sink`'s cursor for `owner` (creating the cursor at
@@ -127,12 +135,9 @@ pub trait EventLog: Send + Sync {
     /// The lag of every sink that has a cursor.
     async fn event_lag(&self) -> StoreResult<Vec<SinkLag>>;
 
-    /// Each of an invitation's committed events (by id) with each sink
-    /// whose cursor is at or past it: the sinks that took it (the console's,
-    /// R49). An event no sink took yet, or whose commit is not numbered
-    /// yet, is left out.
-    async fn invitation_events_taken_by(
-        &self,
-        invitation: InvitationId,
-    ) -> StoreResult<Vec<(Uuid, String)>>;
+    /// [`EventLog::event_lag`] with, for each sink, which of one
+    /// invitation's committed events its cursor is at or past: those it
+    /// took (the console's invitation page, R49), in one statement. An event
+    /// whose commit is not numbered yet is in no sink's list.
+    async fn event_lag_taking(&self, invitation: InvitationId) -> StoreResult<Vec<SinkTaking>>;
 }

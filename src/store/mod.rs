@@ -36,7 +36,7 @@ pub use console::{
     ConsoleStore, ConsoleTx, FailedFilter, MinuteTally, OperatorActionRow, SinkMinute,
 };
 pub use domains::{DomainClaimRecord, DomainSuggestion, DomainTx, NewDomainClaim};
-pub use events::{EventCursor, EventLog, EventPosition, EventRecord, SinkLag};
+pub use events::{EventCursor, EventLog, EventPosition, EventRecord, SinkLag, SinkTaking};
 pub use invite_links::{InviteLinkQuery, InviteLinkRecord, InviteLinkTx, NewInviteLink};
 pub use join_requests::{JoinRequestQuery, JoinRequestRecord, JoinRequestTx, NewJoinRequest};
 pub use records::*;

@@ -16,7 +16,7 @@ use super::conn::{self, Bounded as _};
 use super::wake::Channel;
 use crate::store::sql::{StoredRow as _, rows};
 use crate::store::{
-    EventCursor, EventLog, EventPosition, EventRecord, SinkLag, StoreResult, Wakeups,
+    EventCursor, EventLog, EventPosition, EventRecord, SinkLag, SinkTaking, StoreResult, Wakeups,
 };
 
 fn event_from_row(row: &PgRow) -> StoreResult<EventRecord> {
@@ -25,6 +25,39 @@ fn event_from_row(row: &PgRow) -> StoreResult<EventRecord> {
         event_seq: row.int("seq")?,
     };
     rows::event(row, position)
+}
+
+/// Each sink's lag: what is left of the cursor's own commit (its events
+/// after the cursor), then the later commits by their counts: one row per
+/// transaction behind, never a join per event (see migration
+/// 20261206010000_event_commit_counts). `$extra` adds columns after the
+/// lag's three (sink, depth, age in seconds).
+macro_rules! lag_of_sinks {
+    ($extra:literal) => {
+        concat!(
+            "SELECT k.sink, rest.n + coalesce(later.n, 0),
+                    coalesce(extract(epoch FROM now() - least(rest.at, later.at)), 0)::float8",
+            $extra,
+            " FROM event_cursors k
+               CROSS JOIN LATERAL (
+                   SELECT count(*) AS n, min(c.committed_at) AS at
+                     FROM event_commits c JOIN events e ON e.txid = c.txid
+                    WHERE c.commit_seq = k.commit_seq AND e.seq > k.event_seq) rest
+               CROSS JOIN LATERAL (
+                   SELECT sum(c.event_count) AS n, min(c.committed_at) AS at
+                     FROM event_commits c
+                    WHERE c.commit_seq > k.commit_seq) later
+              ORDER BY k.sink"
+        )
+    };
+}
+
+fn sink_lag(sink: String, depth: i64, age: f64) -> SinkLag {
+    SinkLag {
+        sink,
+        depth: depth.max(0) as u64,
+        oldest_age_seconds: age.max(0.0),
+    }
 }
 
 #[async_trait]
@@ -224,53 +257,38 @@ impl EventLog for PgStore {
     }
 
     async fn event_lag(&self) -> StoreResult<Vec<SinkLag>> {
-        // What is left of the cursor's own commit (its events after the
-        // cursor), then the later commits by their counts: one row per
-        // transaction behind, never a join per event (see migration
-        // 20261206010000_event_commit_counts).
-        let rows: Vec<(String, i64, f64)> = sqlx::query_as(
-            "SELECT k.sink, rest.n + coalesce(later.n, 0),
-                    coalesce(extract(epoch FROM now() - least(rest.at, later.at)), 0)::float8
-               FROM event_cursors k
-               CROSS JOIN LATERAL (
-                   SELECT count(*) AS n, min(c.committed_at) AS at
-                     FROM event_commits c JOIN events e ON e.txid = c.txid
-                    WHERE c.commit_seq = k.commit_seq AND e.seq > k.event_seq) rest
-               CROSS JOIN LATERAL (
-                   SELECT sum(c.event_count) AS n, min(c.committed_at) AS at
-                     FROM event_commits c
-                    WHERE c.commit_seq > k.commit_seq) later
-              ORDER BY k.sink",
-        )
+        let rows: Vec<(String, i64, f64)> = sqlx::query_as(lag_of_sinks!(""))
+            .fetch_all(&self.pool)
+            .bounded()
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(sink, depth, age)| sink_lag(sink, depth, age))
+            .collect())
+    }
+
+    async fn event_lag_taking(
+        &self,
+        invitation: crate::domain::InvitationId,
+    ) -> StoreResult<Vec<SinkTaking>> {
+        // Positions compare as (commit number, event number), as
+        // `EventPosition`'s order does.
+        let rows: Vec<(String, i64, f64, Vec<Uuid>)> = sqlx::query_as(lag_of_sinks!(
+            ", ARRAY(SELECT e.id FROM events e JOIN event_commits c ON c.txid = e.txid
+                      WHERE e.invitation_id = $1
+                        AND (k.commit_seq, k.event_seq) >= (c.commit_seq, e.seq)
+                      ORDER BY c.commit_seq, e.seq)"
+        ))
+        .bind(invitation.0)
         .fetch_all(&self.pool)
         .bounded()
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(sink, depth, age)| SinkLag {
-                sink,
-                depth: depth.max(0) as u64,
-                oldest_age_seconds: age.max(0.0),
+            .map(|(sink, depth, age, taken)| SinkTaking {
+                lag: sink_lag(sink, depth, age),
+                taken,
             })
             .collect())
-    }
-
-    async fn invitation_events_taken_by(
-        &self,
-        invitation: crate::domain::InvitationId,
-    ) -> StoreResult<Vec<(Uuid, String)>> {
-        // Positions compare as (commit number, event number), as
-        // `EventPosition`'s order does.
-        Ok(sqlx::query_as(
-            "SELECT e.id, k.sink
-               FROM events e JOIN event_commits c ON c.txid = e.txid
-               JOIN event_cursors k ON (k.commit_seq, k.event_seq) >= (c.commit_seq, e.seq)
-              WHERE e.invitation_id = $1
-              ORDER BY k.sink",
-        )
-        .bind(invitation.0)
-        .fetch_all(&self.pool)
-        .bounded()
-        .await?)
     }
 }

@@ -13,8 +13,9 @@ use uuid::Uuid;
 
 use super::{OrStore as _, SqliteStore, SqliteWakeups, minute_start, now, plus};
 use crate::store::sql::{StoredRow as _, rows};
+use crate::store::stored::corrupt;
 use crate::store::{
-    EventCursor, EventLog, EventPosition, EventRecord, SinkLag, StoreResult, Wakeups,
+    EventCursor, EventLog, EventPosition, EventRecord, SinkLag, SinkTaking, StoreResult, Wakeups,
 };
 
 fn event_from_row(row: &SqliteRow) -> StoreResult<EventRecord> {
@@ -30,6 +31,32 @@ fn event_from_row(row: &SqliteRow) -> StoreResult<EventRecord> {
 
 fn h(id: Uuid) -> uuid::fmt::Hyphenated {
     id.hyphenated()
+}
+
+/// Each sink's lag: the events after its cursor (one process, a small
+/// log: a join is enough here). `$extra` adds columns after the lag's three
+/// (sink, depth, the oldest event's time).
+macro_rules! lag_of_sinks {
+    ($extra:literal) => {
+        concat!(
+            "SELECT k.sink, count(e.seq), min(e.occurred_at)",
+            $extra,
+            " FROM event_cursors k
+               LEFT JOIN events e ON e.seq > k.commit_seq
+              GROUP BY k.sink ORDER BY k.sink"
+        )
+    };
+}
+
+fn sink_lag(sink: String, depth: i64, oldest: Option<DateTime<Utc>>, at: DateTime<Utc>) -> SinkLag {
+    SinkLag {
+        sink,
+        depth: depth.max(0) as u64,
+        oldest_age_seconds: oldest
+            .map(|t| (at - t).num_milliseconds() as f64 / 1000.0)
+            .unwrap_or(0.0)
+            .max(0.0),
+    }
 }
 
 #[async_trait]
@@ -212,47 +239,44 @@ impl EventLog for SqliteStore {
     }
 
     async fn event_lag(&self) -> StoreResult<Vec<SinkLag>> {
-        let rows: Vec<(String, i64, Option<DateTime<Utc>>)> = sqlx::query_as(
-            "SELECT k.sink, count(e.seq), min(e.occurred_at)
-               FROM event_cursors k
-               LEFT JOIN events e ON e.seq > k.commit_seq
-              GROUP BY k.sink ORDER BY k.sink",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .st()?;
+        let rows: Vec<(String, i64, Option<DateTime<Utc>>)> = sqlx::query_as(lag_of_sinks!(""))
+            .fetch_all(&self.pool)
+            .await
+            .st()?;
         let at = now();
         Ok(rows
             .into_iter()
-            .map(|(sink, depth, oldest)| SinkLag {
-                sink,
-                depth: depth.max(0) as u64,
-                oldest_age_seconds: oldest
-                    .map(|t| (at - t).num_milliseconds() as f64 / 1000.0)
-                    .unwrap_or(0.0)
-                    .max(0.0),
-            })
+            .map(|(sink, depth, oldest)| sink_lag(sink, depth, oldest, at))
             .collect())
     }
 
-    async fn invitation_events_taken_by(
+    async fn event_lag_taking(
         &self,
         invitation: crate::domain::InvitationId,
-    ) -> StoreResult<Vec<(Uuid, String)>> {
+    ) -> StoreResult<Vec<SinkTaking>> {
         // An event's position here is its `seq`, both halves; a cursor is
-        // read as `events_after` reads it.
-        let rows = sqlx::query(
-            "SELECT e.id, k.sink
-               FROM events e JOIN event_cursors k ON max(k.commit_seq, k.event_seq) >= e.seq
-              WHERE e.invitation_id = $1
-              ORDER BY k.sink",
-        )
-        .bind(h(invitation.0))
-        .fetch_all(&self.pool)
-        .await
-        .st()?;
-        rows.iter()
-            .map(|row| Ok((row.uuid("id")?, row.text("sink")?)))
+        // read as `events_after` reads it. The ids come as one JSON array
+        // per sink (SQLite has no arrays).
+        let rows: Vec<(String, i64, Option<DateTime<Utc>>, String)> =
+            sqlx::query_as(lag_of_sinks!(
+                ", (SELECT json_group_array(t.id) FROM
+                      (SELECT t.id FROM events t
+                        WHERE t.invitation_id = $1 AND max(k.commit_seq, k.event_seq) >= t.seq
+                        ORDER BY t.seq) t)"
+            ))
+            .bind(h(invitation.0))
+            .fetch_all(&self.pool)
+            .await
+            .st()?;
+        let at = now();
+        rows.into_iter()
+            .map(|(sink, depth, oldest, taken)| {
+                Ok(SinkTaking {
+                    lag: sink_lag(sink, depth, oldest, at),
+                    taken: serde_json::from_str(&taken)
+                        .map_err(|_| corrupt("ids of events taken", &taken))?,
+                })
+            })
             .collect()
     }
 }
