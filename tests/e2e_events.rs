@@ -110,19 +110,6 @@ async fn daemon(pool: &PgPool, url: &str) -> TestDaemon {
     .await
 }
 
-/// Waits until `count()` reaches `want` (see [`support::wait::eventually`]).
-async fn until(what: &str, want: usize, count: impl Fn() -> usize) {
-    support::wait::eventually(WAIT, what, || async {
-        let seen = count();
-        if seen >= want {
-            Ok(())
-        } else {
-            Err(format!("{seen} of {want}"))
-        }
-    })
-    .await;
-}
-
 /// Waits until every email is out of the outbox (the mailer commits events
 /// of its own as it sends, so until then more may come) and the receiver
 /// has had as many events as the database holds; returns their ids.
@@ -283,7 +270,7 @@ async fn failed_deliveries_are_retried_and_arrive_in_order(pool: PgPool) {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    until("three failed attempts", 3, || r.hits().len()).await;
+    support::wait::until(WAIT, "three failed attempts", || r.hits().len() >= 3).await;
     let failed = r.hits();
     let first = all_event_ids(&pool).await[0].clone();
     assert!(

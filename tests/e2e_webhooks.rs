@@ -18,7 +18,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::daemon::{ADMIN_KEY, API_KEY, READ_KEY, TestDaemon};
 use support::smtp_sink::SmtpSink;
-use support::wait::eventually;
+use support::wait::{eventually, until};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -188,17 +188,6 @@ fn verify_with(secret: &str, raw: bool, hit: &Hit) -> bool {
     output.status.success()
 }
 
-async fn until(what: &str, check: impl Fn() -> bool) {
-    eventually(WAIT, what, || async {
-        if check() {
-            Ok(())
-        } else {
-            Err("not yet".into())
-        }
-    })
-    .await
-}
-
 async fn daemon(db: &support::db::Db, disable_after: Option<Duration>) -> TestDaemon {
     TestDaemon::start_with(db, SmtpSink::start(), move |config| {
         config.events.poll_interval = Duration::from_millis(200);
@@ -360,7 +349,7 @@ both_stores! {
         }
 
         invite(&d, &b, "ann@example.test").await;
-        until("created and sent delivered", || r.delivered().len() >= 2).await;
+        until(WAIT, "created and sent delivered", || r.delivered().len() >= 2).await;
         let other = "whsec_".to_string()
             + &base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
         for hit in r.delivered() {
@@ -382,7 +371,7 @@ both_stores! {
         assert!(new_secret.starts_with("whsec_") && new_secret != secret);
         let before = r.delivered().len();
         invite(&d, &b, "bob@example.test").await;
-        until("events after the rotation", || r.delivered().len() >= before + 2).await;
+        until(WAIT, "events after the rotation", || r.delivered().len() >= before + 2).await;
         for hit in &r.delivered()[before..] {
             assert_eq!(hit.header("webhook-signature").split(' ').count(), 2, "{hit:?}");
             assert!(reference_verifies(&new_secret, hit), "new secret: {hit:?}");
@@ -432,9 +421,9 @@ both_stores! {
             invite(&d, &b, &format!("guest{n}@example.test")).await;
         }
         // Three created and three sent.
-        until("the healthy endpoint has every event", || healthy.delivered().len() >= 6).await;
+        until(WAIT, "the healthy endpoint has every event", || healthy.delivered().len() >= 6).await;
         assert_eq!(db.count("SELECT count(*) FROM events").await - baseline, 6);
-        until("the failing endpoint was retried", || failing.hits().len() >= 2).await;
+        until(WAIT, "the failing endpoint was retried", || failing.hits().len() >= 2).await;
         assert!(failing.delivered().is_empty());
         // It retries the first event only: order is kept.
         let first = failing.hits()[0].id();
@@ -449,7 +438,7 @@ both_stores! {
         assert_eq!(gone.hits().len(), 1, "no attempt after the 410");
 
         failing.answering(0);
-        until("the recovered endpoint catches up", || failing.delivered().len() >= 6).await;
+        until(WAIT, "the recovered endpoint catches up", || failing.delivered().len() >= 6).await;
         assert_eq!(failing.delivered_ids(), healthy.delivered_ids(), "the same order");
         let caught_up = endpoint_until(&d, &failing_id, |e| e["lag"] == 0).await;
         assert!(caught_up["last_error"].is_null() && caught_up["last_success_at"].is_string());
@@ -459,7 +448,7 @@ both_stores! {
         let (status, on) = admin(&d, d.client().patch(d.url(&format!("/v1/webhooks/{gone_id}"))).json(&json!({"disabled": false}))).await;
         assert_eq!(status, StatusCode::OK, "{on}");
         assert!(on["disabled_reason"].is_null());
-        until("the re-enabled endpoint catches up", || gone.delivered().len() >= 6).await;
+        until(WAIT, "the re-enabled endpoint catches up", || gone.delivered().len() >= 6).await;
         assert_eq!(gone.delivered_ids(), healthy.delivered_ids());
         d.stop().await;
     }
@@ -477,8 +466,8 @@ both_stores! {
         for n in 0..3 {
             invite(&d, &b, &format!("guest{n}@example.test")).await;
         }
-        until("every event", || all.delivered().len() >= 6).await;
-        until("the created events", || created_only.delivered().len() >= 3).await;
+        until(WAIT, "every event", || all.delivered().len() >= 6).await;
+        until(WAIT, "the created events", || created_only.delivered().len() >= 3).await;
         let first_pass = all.delivered_ids();
         // From the first event it got: the business's events before it are
         // not sent (they occurred earlier).
@@ -489,7 +478,7 @@ both_stores! {
         )
         .await;
         assert_eq!(status, StatusCode::ACCEPTED);
-        until("every event again", || all.delivered().len() >= 12).await;
+        until(WAIT, "every event again", || all.delivered().len() >= 12).await;
         assert_eq!(all.delivered_ids()[6..], first_pass[..], "replayed in order");
         assert!(created_only.delivered().iter().all(|h| h.event_type() == "invitation.created"));
         assert_eq!(created_only.delivered().len(), 3);
@@ -511,9 +500,9 @@ both_stores! {
         let (_, _) = create(&d, json!({"url": receiver(&slow).await})).await;
         let (dead_id, _) = create(&d, json!({"url": receiver(&dead).await})).await;
         invite(&d, &b, "ann@example.test").await;
-        until("the 429", || !slow.hits().is_empty()).await;
+        until(WAIT, "the 429", || !slow.hits().is_empty()).await;
         slow.answering(0);
-        until("the retry", || slow.hits().len() >= 2).await;
+        until(WAIT, "the retry", || slow.hits().len() >= 2).await;
         let hits = slow.hits();
         let waited = hits[1].at - hits[0].at;
         assert!(waited >= Duration::from_millis(2900), "retried after {waited:?}");
@@ -548,7 +537,7 @@ both_stores! {
         .await;
         let b = setup(&d).await;
         invite(&d, &b, "ann@example.test").await;
-        until("both configured webhooks get the events", || {
+        until(WAIT, "both configured webhooks get the events", || {
             plain.delivered().len() >= 2 && standard.delivered().len() >= 2
         })
         .await;
@@ -576,7 +565,7 @@ both_stores! {
         let (before, after) = (Receiver::default(), Receiver::default());
         let (id, _) = create(&d, json!({"url": receiver(&before).await})).await;
         invite(&d, &b, "ann@example.test").await;
-        until("the first two events", || before.delivered().len() >= 2).await;
+        until(WAIT, "the first two events", || before.delivered().len() >= 2).await;
         let (status, paused) = admin(&d, d.client().patch(d.url(&format!("/v1/webhooks/{id}"))).json(&json!({"disabled": true}))).await;
         assert_eq!(status, StatusCode::OK, "{paused}");
         assert_eq!(paused["disabled"], true);
@@ -595,7 +584,7 @@ both_stores! {
         .await;
         assert_eq!(status, StatusCode::OK, "{resumed}");
         assert_eq!(resumed["url"], url.as_str());
-        until("the held events at the new URL", || after.delivered().len() >= 2).await;
+        until(WAIT, "the held events at the new URL", || after.delivered().len() >= 2).await;
         endpoint_until(&d, &id, |e| e["lag"] == 0).await;
         let mut all = before.delivered_ids();
         all.extend(after.delivered_ids());
@@ -626,7 +615,7 @@ both_stores! {
         let (status, _) = admin(&d, d.client().delete(d.url(&format!("/v1/webhooks/{id}")))).await;
         assert_eq!(status, StatusCode::NO_CONTENT);
         invite(&d, &b, "cyd@example.test").await;
-        until("the other endpoint's events", || witness.delivered().len() >= 2).await;
+        until(WAIT, "the other endpoint's events", || witness.delivered().len() >= 2).await;
         assert_eq!(after.hits().len(), 2);
         // A pass under way when it was deleted may make its cursor again,
         // and removes it before it ends.
@@ -655,7 +644,7 @@ both_stores! {
         before.hold();
         let (id, _) = create(&d, json!({"url": receiver(&before).await})).await;
         invite(&d, &b, "ann@example.test").await;
-        until("the first event at the receiver, its reply held", || before.hits().len() == 1).await;
+        until(WAIT, "the first event at the receiver, its reply held", || before.hits().len() == 1).await;
 
         let (status, paused) = admin(&d, d.client().patch(d.url(&format!("/v1/webhooks/{id}"))).json(&json!({"disabled": true}))).await;
         assert_eq!(status, StatusCode::OK, "{paused}");
@@ -680,7 +669,7 @@ both_stores! {
         .await;
         assert_eq!(status, StatusCode::OK, "{resumed}");
         invite(&d, &b, "bob@example.test").await;
-        until("events at the new URL", || !after.delivered().is_empty()).await;
+        until(WAIT, "events at the new URL", || !after.delivered().is_empty()).await;
         endpoint_until(&d, &id, |e| e["lag"] == 0).await;
         let resent = after.delivered_ids();
         assert!(!resent.contains(&held[0]), "the event taken before the pause came again: {resent:?}");

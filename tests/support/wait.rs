@@ -28,6 +28,19 @@ where
     }
 }
 
+/// [`eventually`] for a condition read without I/O (what a test's own
+/// receiver or sink has seen so far).
+pub async fn until(timeout: Duration, what: &str, check: impl Fn() -> bool) {
+    eventually(timeout, what, || async {
+        if check() {
+            Ok(())
+        } else {
+            Err("not yet".to_string())
+        }
+    })
+    .await
+}
+
 /// [`eventually`] for code that runs outside an async runtime, or must not
 /// give it control (a `OnceLock` initialiser, a `Drop`): the same polling,
 /// deadline and failure, with a synchronous `probe`, blocking the thread
