@@ -874,6 +874,78 @@ async fn a_claims_asynchronous_commit_does_not_leak_to_the_connection(pool: sqlx
     assert_eq!(setting, "on");
 }
 
+/// A claim reads the due emails it takes, in order, not the whole backlog:
+/// on an outbox not analysed since its burst was queued (statistics lag
+/// behind bursts), the planner used to read every due row through a bitmap
+/// scan and sort them all for each claim (issue 17, migration
+/// 20261207020000_email_claim_in_index_order). Counted by the entries the
+/// claim read from the due index.
+#[sqlx::test]
+async fn a_claim_reads_its_emails_from_the_due_index_not_the_whole_backlog(pool: sqlx::PgPool) {
+    let one = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let s = services_on(Arc::new(PgStore::from_pool(one.clone())), 100).await;
+    let business = owner_and_business(&s, None).await;
+    s.create_invitations(invite(business, &["seed@x.example"]))
+        .await
+        .unwrap();
+    // A backlog cloned from the seed's row, as a burst of creates leaves it.
+    let backlog: i64 = 5_000;
+    sqlx::query(
+        "INSERT INTO email_outbox (id, business_id, invitation_id, template, locale, recipient, context,
+                                   message_id, created_at, available_at, updated_at)
+         SELECT gen_random_uuid(), o.business_id, o.invitation_id, o.template, o.locale,
+                'r' || g || '@x.example', o.context, '<' || gen_random_uuid() || '@x.example>',
+                clock_timestamp(), clock_timestamp(), clock_timestamp()
+           FROM email_outbox o, generate_series(1, $1) g",
+    )
+    .bind(backlog)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let read = async || -> i64 {
+        // Our one connection's counters reach the shared statistics when
+        // it is next idle.
+        sqlx::query("SELECT pg_stat_force_next_flush()")
+            .execute(&one)
+            .await
+            .unwrap();
+        sqlx::query_scalar(
+            "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = 'email_outbox_due'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let before = read().await;
+    let claimed = s
+        .store
+        .claim_emails(100, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 100);
+    let entries = support::wait::eventually(
+        Duration::from_secs(10),
+        "the claim's index reads in the statistics",
+        async || {
+            let after = read().await;
+            if after > before {
+                Ok(after - before)
+            } else {
+                Err(format!("{after} entries read, as before the claim"))
+            }
+        },
+    )
+    .await;
+    assert!(
+        entries < 1_000,
+        "one claim of 100 read {entries} entries of the due index (backlog {backlog})"
+    );
+}
+
 both_stores! {
     /// Issue 12, item 3: an email `sending` under a process that is gone is
     /// claimable at once, long before its lease lapses; under a live one it

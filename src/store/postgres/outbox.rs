@@ -136,8 +136,11 @@ pub(super) async fn claim(
     // order and stopping at the limit: one `OR` made every claim a bitmap
     // scan and a sort of every due row and every dead index entry left by
     // earlier claims (2.5 ms per claim after 20,000 emails, and the claim
-    // the busiest statement of a burst; BENCHMARKS.md). Rows locked here
-    // but not picked are free again when the statement commits.
+    // the busiest statement of a burst; BENCHMARKS.md). The due ones are
+    // picked by `email_outbox_due` (migration
+    // 20261207020000_email_claim_in_index_order), which keeps the planner
+    // to that index whatever its statistics say. Rows locked here but not
+    // picked are free again when the statement commits.
     //
     // The claim's commit does not wait for its WAL flush
     // (`synchronous_commit` off for this one transaction). A claim is a
@@ -155,11 +158,7 @@ pub(super) async fn claim(
     // is fresh, so no live owner ever looks dead to the others.
     pool.fetch_all(
         "WITH queued AS (
-             SELECT id, available_at FROM email_outbox
-             WHERE status IN ('queued', 'retrying') AND available_at <= now()
-             ORDER BY available_at, id
-             LIMIT $1
-             FOR UPDATE SKIP LOCKED
+             SELECT id, available_at FROM email_outbox_due($1)
          ), lapsed AS (
              SELECT id, available_at FROM email_outbox
              WHERE status = 'sending'
