@@ -283,6 +283,12 @@ impl Dispatcher {
             // A `Freed` or a `Claimed` comes back and claims then.
             return Ok(());
         }
+        if state.more_due && free < claim_floor(state.workers) {
+            // Enough emails are in flight to keep the connections busy: wait
+            // for their outcomes to free a batch worth a claim (see
+            // `claim_floor`); the `Freed` that completes it claims.
+            return Ok(());
+        }
         // While the SMTP transport is down (the circuit breaker is open),
         // nothing is claimed but one probe per interval: the emails held
         // back stay in the outbox, unattempted, until the probe succeeds.
@@ -342,6 +348,22 @@ impl Dispatcher {
         )));
         Ok(())
     }
+}
+
+/// The fewest emails a claim asks for while more are due: a quarter of
+/// `delivery.workers`. Every claim and every batch of outcomes is one
+/// statement whose fixed cost (planning, checks, index upkeep set-up, a
+/// commit) is paid per statement, not per email. Claiming whatever permits
+/// the last recorded batch freed fed back into itself: claims of 8 emails
+/// freed permits 6 at a time, so the next claims were as small again, and
+/// 10,000 emails took ~1,300 claims and ~1,600 outcome batches
+/// (pg_stat_statements, BENCHMARKS.md). Waiting for a quarter of the
+/// permits never idles a connection: three quarters of the workers' emails
+/// are still being sent or recorded, and each outcome recorded frees its
+/// permit, so the floor is always reached. An idle outbox is not affected:
+/// the first claim after a wake-up asks for one email whatever is free.
+fn claim_floor(workers: usize) -> usize {
+    (workers / 4).max(1)
 }
 
 /// One claim, a short task that reports back to the dispatcher (a panic
