@@ -106,8 +106,14 @@ pub struct Recorder {
 
 /// Outcomes per transaction at most.
 const MAX_BATCH: usize = 128;
-/// Transactions being written at once.
-const LANES: usize = 4;
+/// Transactions being written at once. Two: each lane takes whatever waits
+/// when it is free, so more lanes mean smaller batches, and every batch
+/// pays two statements and a commit whatever its size. With four lanes a
+/// 10,000-email delivery wrote ~1,400 batches of ~7 outcomes (2,047-2,480
+/// emails/s), with two ~370 of ~27 (3,111-3,943/s), with one ~120 of ~80
+/// (2,881-3,517/s: the one commit in flight holds every permit it frees
+/// for a flush); same run, BENCHMARKS.md.
+const LANES: usize = 2;
 
 impl Recorder {
     /// A recorder whose lanes are not running yet: its owner runs
