@@ -12,20 +12,23 @@
 --
 -- The pick now runs in a function that forbids bitmap and sequential scans
 -- for its one statement, so the only plan left is `email_outbox_due` read in
--- order, stopping at the limit, whatever the statistics say. A SQL function
--- with a SET clause is planned at each call (about a tenth of a
--- millisecond, once per claim) and is never inlined, which is what keeps the
--- settings to this statement.
+-- order, stopping at the limit, whatever the statistics say. PL/pgSQL, not
+-- SQL: a SQL function with a SET clause is never inlined (which is what
+-- keeps the settings to this statement) but is planned again at every call,
+-- once per claim; PL/pgSQL keeps the plan for the session.
 CREATE FUNCTION email_outbox_due(want bigint)
     RETURNS TABLE (id uuid, available_at timestamptz)
-    LANGUAGE sql VOLATILE
+    LANGUAGE plpgsql VOLATILE
     SET enable_bitmapscan = off
     SET enable_seqscan = off
 AS $$
-    SELECT o.id, o.available_at
-      FROM email_outbox o
-     WHERE o.status IN ('queued', 'retrying') AND o.available_at <= now()
-     ORDER BY o.available_at, o.id
-     LIMIT want
-       FOR UPDATE OF o SKIP LOCKED
+BEGIN
+    RETURN QUERY
+        SELECT o.id, o.available_at
+          FROM email_outbox o
+         WHERE o.status IN ('queued', 'retrying') AND o.available_at <= now()
+         ORDER BY o.available_at, o.id
+         LIMIT want
+           FOR UPDATE OF o SKIP LOCKED;
+END;
 $$;
