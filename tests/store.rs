@@ -845,12 +845,9 @@ async fn the_daemons_sessions_bound_their_waits_and_never_jit(pool: sqlx::PgPool
     }
 }
 
-/// A claim commits without waiting for its WAL flush (`synchronous_commit`
-/// off for that one transaction, see `PgStore::claim_emails`); the setting
-/// must not outlive it, or the outcomes written next on the same connection
-/// would not be durable either.
-#[sqlx::test]
-async fn a_claims_asynchronous_commit_does_not_leak_to_the_connection(pool: sqlx::PgPool) {
+/// A store on a pool of one connection (so a claim's session is the one
+/// the test reads back from), and one invitation with its email queued.
+async fn one_connection_with_one_email(pool: &sqlx::PgPool) -> (sqlx::PgPool, Services) {
     let one = PgPoolOptions::new()
         .max_connections(1)
         .connect_with((*pool.connect_options()).clone())
@@ -861,6 +858,16 @@ async fn a_claims_asynchronous_commit_does_not_leak_to_the_connection(pool: sqlx
     s.create_invitations(invite(business, &["a@x.example"]))
         .await
         .unwrap();
+    (one, s)
+}
+
+/// A claim commits without waiting for its WAL flush (`synchronous_commit`
+/// off for that one transaction, see `PgStore::claim_emails`); the setting
+/// must not outlive it, or the outcomes written next on the same connection
+/// would not be durable either.
+#[sqlx::test]
+async fn a_claims_asynchronous_commit_does_not_leak_to_the_connection(pool: sqlx::PgPool) {
+    let (one, s) = one_connection_with_one_email(&pool).await;
     let claimed = s
         .store
         .claim_emails(5, Duration::from_secs(60))
@@ -882,16 +889,7 @@ async fn a_claims_asynchronous_commit_does_not_leak_to_the_connection(pool: sqlx
 /// claim read from the due index.
 #[sqlx::test]
 async fn a_claim_reads_its_emails_from_the_due_index_not_the_whole_backlog(pool: sqlx::PgPool) {
-    let one = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with((*pool.connect_options()).clone())
-        .await
-        .unwrap();
-    let s = services_on(Arc::new(PgStore::from_pool(one.clone())), 100).await;
-    let business = owner_and_business(&s, None).await;
-    s.create_invitations(invite(business, &["seed@x.example"]))
-        .await
-        .unwrap();
+    let (one, s) = one_connection_with_one_email(&pool).await;
     // A backlog cloned from the seed's row, as a burst of creates leaves it.
     let backlog: i64 = 5_000;
     sqlx::query(
