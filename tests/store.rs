@@ -1,8 +1,10 @@
 //! Store and use-case tests, each run on both stores (`both_stores!`): a
 //! fresh Postgres database from `#[sqlx::test]` and a fresh SQLite file.
-//! None is Postgres-only: the quota race runs its two halves on two pools
-//! on Postgres (as two replicas would) and on the one store on SQLite (one
-//! process is all SQLite serves).
+//! The quota race runs its two halves on two pools on Postgres (as two
+//! replicas would) and on the one store on SQLite (one process is all
+//! SQLite serves). The few plain `#[sqlx::test]`s are about Postgres
+//! itself: its session settings, the claim's asynchronous commit, the
+//! claim's plan, a read-only database.
 
 mod support;
 
