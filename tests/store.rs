@@ -946,6 +946,83 @@ async fn a_claim_reads_its_emails_from_the_due_index_not_the_whole_backlog(pool:
     );
 }
 
+/// A create's conflict check (R9's seat count, R13's one pending invitation
+/// per address) reads its own business's pending invitations, not every
+/// business's: on a table not analysed since its pending rows arrived, the
+/// planner used to read them through the reminders' index of all pending
+/// invitations by age (issue 17, migration
+/// 20261207030000_reminder_index_only_for_emailed). Counted by the rows
+/// and index entries of `invitations` that one create read.
+#[sqlx::test]
+async fn a_creates_conflict_check_reads_its_own_business_not_every_pending_invitation(
+    pool: sqlx::PgPool,
+) {
+    let (one, s) = one_connection_with_one_email(&pool).await;
+    let ours: uuid::Uuid = sqlx::query_scalar("SELECT id FROM businesses")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    // Another business with 5,000 pending invitations, cloned from the
+    // seed's one as a burst of creates leaves them.
+    let others: i64 = 5_000;
+    sqlx::query(
+        "WITH other AS (
+             INSERT INTO businesses
+             SELECT (jsonb_populate_record(b, jsonb_build_object(
+                     'id', gen_random_uuid(), 'public_id', 'other-' || gen_random_uuid()))).*
+               FROM businesses b
+             RETURNING id
+         )
+         INSERT INTO invitations
+         SELECT (jsonb_populate_record(i, jsonb_build_object(
+                 'id', gen_random_uuid(), 'business_id', other.id, 'email', 'p' || g || '@x.example',
+                 'token_hash', '\\x' || md5(g::text)))).*
+           FROM invitations i, other, generate_series(1, $1) g",
+    )
+    .bind(others)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let read = async || -> i64 {
+        // Our one connection's counters reach the shared statistics when
+        // it is next idle.
+        sqlx::query("SELECT pg_stat_force_next_flush()")
+            .execute(&one)
+            .await
+            .unwrap();
+        sqlx::query_scalar(
+            "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)
+               FROM pg_stat_user_tables WHERE relname = 'invitations'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let before = read().await;
+    let created = s
+        .create_invitations(invite(BusinessId(ours), &["b@x.example"]))
+        .await
+        .unwrap();
+    assert_eq!(created.len(), 1);
+    let rows = support::wait::eventually(
+        Duration::from_secs(10),
+        "the create's reads in the statistics",
+        async || {
+            let after = read().await;
+            if after > before {
+                Ok(after - before)
+            } else {
+                Err(format!("{after} rows read, as before the create"))
+            }
+        },
+    )
+    .await;
+    assert!(
+        rows < 1_000,
+        "one create read {rows} invitation rows ({others} pending in another business)"
+    );
+}
+
 both_stores! {
     /// Issue 12, item 3: an email `sending` under a process that is gone is
     /// claimable at once, long before its lease lapses; under a live one it
