@@ -101,6 +101,11 @@ both_stores! {
         let mailed = create(&d, &b, &["mailed@x.example"], json!({"delivery": "email"})).await.remove(0);
         assert_eq!(mailed["delivery_mode"], "email");
         assert!(mailed.get("accept_url").is_none(), "{mailed}");
+        assert_eq!(
+            mailed["delivery"],
+            json!({"status": "queued", "attempts": 0, "last_error": null, "sent_at": null}),
+            "the answer shows the email as the create queued it"
+        );
         let mails = d.sink.wait_for(1, WAIT).await;
         d.eventually(WAIT, &format!("/v1/invitations/{}?actor_user_id=olive", mailed["id"].as_str().unwrap()),
             |v| v["delivery"]["status"] == "sent").await;

@@ -16,8 +16,8 @@ use crate::events::catalog::{
     AddressCorrected, Event, InvitationCreated, InvitationRenewed, MemberAdded, MemberVia,
 };
 use crate::store::{
-    BusinessRecord, InvitationQuery, InvitationRecord, MemberRecord, NewInvitation, OutboxStatus,
-    PartnershipRecord, StoreTx, TimelineEntry,
+    BusinessRecord, DeliveryRecord, InvitationQuery, InvitationRecord, MemberRecord, NewInvitation,
+    OutboxStatus, PartnershipRecord, StoreTx, TimelineEntry,
 };
 use chrono::{DateTime, Utc};
 
@@ -386,19 +386,17 @@ impl Services {
             tx.enqueue_emails(&queued).await?;
         }
         tx.commit().await?;
-        // Read back after commit, in one read, so `delivery` shows the
-        // queued email.
-        let ids: Vec<InvitationId> = created.iter().map(|inv| inv.id).collect();
-        let mut read: std::collections::HashMap<InvitationId, InvitationRecord> = self
-            .store
-            .get_invitations(&ids)
-            .await?
-            .into_iter()
-            .map(|inv| (inv.id, inv))
-            .collect();
+        // The answer is what was written, not a read of it: the rows as
+        // inserted and, for an emailed invitation, its email as queued by
+        // this commit (a read back was one more statement per create, planned
+        // afresh each time for its list of ids).
+        let queued = req.delivery.sends_email().then(DeliveryRecord::queued);
         let out: Vec<InvitationRecord> = created
             .into_iter()
-            .map(|inv| read.remove(&inv.id).unwrap_or(inv))
+            .map(|inv| InvitationRecord {
+                delivery: queued.clone(),
+                ..inv
+            })
             .collect();
         crate::metrics::invitations_created(InvitationKind::Member.as_str(), out.len());
         Ok(out)

@@ -368,9 +368,6 @@ pub trait Store: EventLog + WebhookStore + ConsoleStore + Send + Sync + 'static 
     async fn list_members(&self, business: BusinessId) -> StoreResult<Vec<MemberRecord>>;
     async fn get_user(&self, id: &UserId) -> StoreResult<Option<UserRecord>>;
     async fn get_invitation(&self, id: InvitationId) -> StoreResult<Option<InvitationRecord>>;
-    /// Several invitations in one read, in the order of `ids` (an id with
-    /// no invitation is left out).
-    async fn get_invitations(&self, ids: &[InvitationId]) -> StoreResult<Vec<InvitationRecord>>;
     /// A member invitation with its business's and inviter's names and the
     /// database's now (R35); `None` for no invitation or a partner one.
     async fn invitee_invitation(

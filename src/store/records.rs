@@ -204,6 +204,18 @@ pub struct DeliveryRecord {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
+impl DeliveryRecord {
+    /// An email as its enqueue leaves it: queued, never attempted.
+    pub fn queued() -> DeliveryRecord {
+        DeliveryRecord {
+            status: OutboxStatus::Queued,
+            attempts: 0,
+            last_error: None,
+            sent_at: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct InvitationRecord {
     pub id: InvitationId,

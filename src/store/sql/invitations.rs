@@ -26,28 +26,6 @@ pub(crate) async fn get(
     row.as_ref().map(rows::invitation).transpose()
 }
 
-/// Several invitations in one statement, in the order of `ids`.
-pub(super) async fn get_many(
-    c: &mut impl Conn,
-    select: &str,
-    ids: &[InvitationId],
-) -> StoreResult<Vec<InvitationRecord>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!("{select} WHERE {}", c.any("i.id", "$1"));
-    let rows = c
-        .fetch_all(&sql, vec![Arg::Uuids(ids.iter().map(|i| i.0).collect())])
-        .await?;
-    let mut found = rows
-        .iter()
-        .map(rows::invitation)
-        .collect::<StoreResult<Vec<_>>>()?;
-    let place = |inv: &InvitationRecord| ids.iter().position(|i| *i == inv.id);
-    found.sort_by_key(place);
-    Ok(found)
-}
-
 pub(super) async fn by_token(
     c: &mut impl Conn,
     hash: &TokenHash,

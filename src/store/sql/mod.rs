@@ -418,10 +418,6 @@ impl<S: SqlStore> Store for S {
         invitations::get(&mut self.reader(), S::Tx::INVITATION_SELECT, id).await
     }
 
-    async fn get_invitations(&self, ids: &[InvitationId]) -> StoreResult<Vec<InvitationRecord>> {
-        invitations::get_many(&mut self.reader(), S::Tx::INVITATION_SELECT, ids).await
-    }
-
     async fn invitee_invitation(
         &self,
         id: InvitationId,
