@@ -883,6 +883,41 @@ async fn a_claims_asynchronous_commit_does_not_leak_to_the_connection(pool: sqlx
     assert_eq!(setting, "on");
 }
 
+/// What `work`, run on the one connection `one`, added to a counter of
+/// Postgres's cumulative statistics (`counter`: a query of one bigint, such
+/// as the entries read from an index). The connection's counters reach the
+/// shared statistics when it is next idle, so the growth is awaited.
+async fn read_while<T>(
+    pool: &sqlx::PgPool,
+    one: &sqlx::PgPool,
+    counter: &'static str,
+    work: impl std::future::Future<Output = T>,
+) -> (T, i64) {
+    let read = async || -> i64 {
+        sqlx::query("SELECT pg_stat_force_next_flush()")
+            .execute(one)
+            .await
+            .unwrap();
+        sqlx::query_scalar(counter).fetch_one(pool).await.unwrap()
+    };
+    let before = read().await;
+    let out = work.await;
+    let grew = support::wait::eventually(
+        Duration::from_secs(10),
+        "the work's reads in the statistics",
+        async || {
+            let after = read().await;
+            if after > before {
+                Ok(after - before)
+            } else {
+                Err(format!("{counter}: {after}, as before the work"))
+            }
+        },
+    )
+    .await;
+    (out, grew)
+}
+
 /// A claim reads the due emails it takes, in order, not the whole backlog:
 /// on an outbox not analysed since its burst was queued (statistics lag
 /// behind bursts), the planner used to read every due row through a bitmap
@@ -906,40 +941,14 @@ async fn a_claim_reads_its_emails_from_the_due_index_not_the_whole_backlog(pool:
     .execute(&pool)
     .await
     .unwrap();
-    let read = async || -> i64 {
-        // Our one connection's counters reach the shared statistics when
-        // it is next idle.
-        sqlx::query("SELECT pg_stat_force_next_flush()")
-            .execute(&one)
-            .await
-            .unwrap();
-        sqlx::query_scalar(
-            "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = 'email_outbox_due'",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap()
-    };
-    let before = read().await;
-    let claimed = s
-        .store
-        .claim_emails(100, Duration::from_secs(60))
-        .await
-        .unwrap();
-    assert_eq!(claimed.len(), 100);
-    let entries = support::wait::eventually(
-        Duration::from_secs(10),
-        "the claim's index reads in the statistics",
-        async || {
-            let after = read().await;
-            if after > before {
-                Ok(after - before)
-            } else {
-                Err(format!("{after} entries read, as before the claim"))
-            }
-        },
+    let (claimed, entries) = read_while(
+        &pool,
+        &one,
+        "SELECT idx_tup_read FROM pg_stat_user_indexes WHERE indexrelname = 'email_outbox_due'",
+        s.store.claim_emails(100, Duration::from_secs(60)),
     )
     .await;
+    assert_eq!(claimed.unwrap().len(), 100);
     assert!(
         entries < 1_000,
         "one claim of 100 read {entries} entries of the due index (backlog {backlog})"
@@ -983,40 +992,15 @@ async fn a_creates_conflict_check_reads_its_own_business_not_every_pending_invit
     .execute(&pool)
     .await
     .unwrap();
-    let read = async || -> i64 {
-        // Our one connection's counters reach the shared statistics when
-        // it is next idle.
-        sqlx::query("SELECT pg_stat_force_next_flush()")
-            .execute(&one)
-            .await
-            .unwrap();
-        sqlx::query_scalar(
-            "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)
-               FROM pg_stat_user_tables WHERE relname = 'invitations'",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap()
-    };
-    let before = read().await;
-    let created = s
-        .create_invitations(invite(BusinessId(ours), &["b@x.example"]))
-        .await
-        .unwrap();
-    assert_eq!(created.len(), 1);
-    let rows = support::wait::eventually(
-        Duration::from_secs(10),
-        "the create's reads in the statistics",
-        async || {
-            let after = read().await;
-            if after > before {
-                Ok(after - before)
-            } else {
-                Err(format!("{after} rows read, as before the create"))
-            }
-        },
+    let (created, rows) = read_while(
+        &pool,
+        &one,
+        "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)
+           FROM pg_stat_user_tables WHERE relname = 'invitations'",
+        s.create_invitations(invite(BusinessId(ours), &["b@x.example"])),
     )
     .await;
+    assert_eq!(created.unwrap().len(), 1);
     assert!(
         rows < 1_000,
         "one create read {rows} invitation rows ({others} pending in another business)"
