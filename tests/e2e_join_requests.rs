@@ -199,6 +199,7 @@ both_stores! {
         assert!(sent.contains(&("join_request_answered", "sent")), "{sent:?}");
         let added = of_type(items, "member.added")[0];
         assert_eq!(added["data"]["via"], "request");
+        assert_eq!(added["data"]["join_request_id"], id.as_str(), "the request it came from");
         assert_eq!(added["data"]["user_id"], "charles");
         assert_eq!(added["data"]["role"], "manager");
         assert_eq!(added["actor_user_id"], "wen");

@@ -589,6 +589,10 @@ pub struct MemberAdded {
     /// timeline is the events that carry its id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invite_link_id: Option<InviteLinkId>,
+    /// R51: the join request approved, when `via` is `request`; left out of
+    /// the other ways in, as `invite_link_id` is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub join_request_id: Option<JoinRequestId>,
 }
 
 /// `invite_link.created` (R50): never the code, which only its creator saw.
@@ -1052,6 +1056,7 @@ mod tests {
                     role: owner.clone(),
                     via: MemberVia::Created,
                     invite_link_id: None,
+                    join_request_id: None,
                 }),
                 "member.added",
                 json!({"role": "owner", "user_id": user, "via": "created"}),
@@ -1062,10 +1067,23 @@ mod tests {
                     role: manager.clone(),
                     via: MemberVia::Link,
                     invite_link_id: Some(link),
+                    join_request_id: None,
                 }),
                 "member.added",
                 json!({"role": "manager", "user_id": other, "via": "link",
                        "invite_link_id": link}),
+            ),
+            (
+                Event::MemberAdded(MemberAdded {
+                    user_id: other.clone(),
+                    role: manager.clone(),
+                    via: MemberVia::Request,
+                    invite_link_id: None,
+                    join_request_id: Some(request),
+                }),
+                "member.added",
+                json!({"role": "manager", "user_id": other, "via": "request",
+                       "join_request_id": request}),
             ),
             (
                 Event::MemberRoleChanged(MemberRoleChanged {

@@ -87,6 +87,7 @@ impl Services {
                 role: owner,
                 via: MemberVia::Created,
                 invite_link_id: None,
+                join_request_id: None,
             }),
         ))
         .await?;

@@ -707,6 +707,7 @@ impl Services {
                                 *via
                             },
                             invite_link_id: None,
+                            join_request_id: None,
                         }),
                     ));
                     // The membership as `get_member` would read it back.

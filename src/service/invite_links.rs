@@ -313,6 +313,7 @@ impl Services {
                 role: role.clone(),
                 via: MemberVia::Link,
                 invite_link_id: Some(link.id),
+                join_request_id: None,
             }),
         ))
         .await?;

@@ -320,6 +320,7 @@ impl Services {
                             role: role.clone(),
                             via: MemberVia::Request,
                             invite_link_id: None,
+                            join_request_id: Some(id),
                         }),
                     ),
                 ])
