@@ -581,18 +581,13 @@ pub struct MemberAdded {
     pub user_id: UserId,
     #[serde(serialize_with = "by_name")]
     pub role: Role,
-    /// How the member came in. Required, so that every new way in must say
+    /// How the member came in, with the id of what let them in where there
+    /// is one: `data.via`, beside it `data.invite_link_id` or
+    /// `data.join_request_id` (flattened, so the wire format is the same
+    /// object it always was). Required, so that every new way in must say
     /// which it is.
+    #[serde(flatten)]
     pub via: MemberVia,
-    /// R50, R53: the invite link redeemed, when `via` is `link`; left out
-    /// of the other ways in (so their data stays as it was). The link's
-    /// timeline is the events that carry its id.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub invite_link_id: Option<InviteLinkId>,
-    /// R51: the join request approved, when `via` is `request`; left out of
-    /// the other ways in, as `invite_link_id` is.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub join_request_id: Option<JoinRequestId>,
 }
 
 /// `invite_link.created` (R50): never the code, which only its creator saw.
@@ -615,9 +610,13 @@ pub struct InviteLinkRevoked {
     pub uses: u32,
 }
 
-/// `member.added`'s `via`: the way a user became a member.
+/// `member.added`'s `via`: the way a user became a member. The ways in
+/// that have an id of their own carry it, so an event can never name a link
+/// for a join request or leave the request out; on the wire the id is a
+/// field beside `via`, left out of the other ways in (so their data stays as
+/// it was).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(tag = "via", rename_all = "snake_case")]
 pub enum MemberVia {
     /// The owner of a business, at its creation.
     Created,
@@ -625,10 +624,11 @@ pub enum MemberVia {
     Token,
     /// A member invitation accepted in the app, by its id (R37).
     InApp,
-    /// An invite link redeemed (R50).
-    Link,
+    /// An invite link redeemed (R50, R53: the link's timeline is the
+    /// events that carry its id).
+    Link { invite_link_id: InviteLinkId },
     /// A join request approved (R51).
-    Request,
+    Request { join_request_id: JoinRequestId },
     /// A verified email domain (R52).
     Domain,
     /// Through a partnership.
@@ -1055,8 +1055,6 @@ mod tests {
                     user_id: user.clone(),
                     role: owner.clone(),
                     via: MemberVia::Created,
-                    invite_link_id: None,
-                    join_request_id: None,
                 }),
                 "member.added",
                 json!({"role": "owner", "user_id": user, "via": "created"}),
@@ -1065,9 +1063,9 @@ mod tests {
                 Event::MemberAdded(MemberAdded {
                     user_id: other.clone(),
                     role: manager.clone(),
-                    via: MemberVia::Link,
-                    invite_link_id: Some(link),
-                    join_request_id: None,
+                    via: MemberVia::Link {
+                        invite_link_id: link,
+                    },
                 }),
                 "member.added",
                 json!({"role": "manager", "user_id": other, "via": "link",
@@ -1077,9 +1075,9 @@ mod tests {
                 Event::MemberAdded(MemberAdded {
                     user_id: other.clone(),
                     role: manager.clone(),
-                    via: MemberVia::Request,
-                    invite_link_id: None,
-                    join_request_id: Some(request),
+                    via: MemberVia::Request {
+                        join_request_id: request,
+                    },
                 }),
                 "member.added",
                 json!({"role": "manager", "user_id": other, "via": "request",
@@ -1311,16 +1309,28 @@ mod tests {
 
     #[test]
     fn the_ways_in_keep_their_names() {
-        for (via, name) in [
-            (MemberVia::Created, "created"),
-            (MemberVia::Token, "token"),
-            (MemberVia::InApp, "in_app"),
-            (MemberVia::Link, "link"),
-            (MemberVia::Request, "request"),
-            (MemberVia::Domain, "domain"),
-            (MemberVia::Partner, "partner"),
+        let link = InviteLinkId(Uuid::from_u128(7));
+        let request = JoinRequestId(Uuid::from_u128(8));
+        for (via, wire) in [
+            (MemberVia::Created, json!({"via": "created"})),
+            (MemberVia::Token, json!({"via": "token"})),
+            (MemberVia::InApp, json!({"via": "in_app"})),
+            (
+                MemberVia::Link {
+                    invite_link_id: link,
+                },
+                json!({"via": "link", "invite_link_id": link}),
+            ),
+            (
+                MemberVia::Request {
+                    join_request_id: request,
+                },
+                json!({"via": "request", "join_request_id": request}),
+            ),
+            (MemberVia::Domain, json!({"via": "domain"})),
+            (MemberVia::Partner, json!({"via": "partner"})),
         ] {
-            assert_eq!(serde_json::to_value(via).unwrap(), json!(name));
+            assert_eq!(serde_json::to_value(via).unwrap(), wire);
         }
     }
 

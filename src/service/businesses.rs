@@ -86,8 +86,6 @@ impl Services {
                 user_id: input.owner.clone(),
                 role: owner,
                 via: MemberVia::Created,
-                invite_link_id: None,
-                join_request_id: None,
             }),
         ))
         .await?;

@@ -706,8 +706,6 @@ impl Services {
                             } else {
                                 *via
                             },
-                            invite_link_id: None,
-                            join_request_id: None,
                         }),
                     ));
                     // The membership as `get_member` would read it back.

@@ -311,9 +311,9 @@ impl Services {
             Event::MemberAdded(MemberAdded {
                 user_id: user.clone(),
                 role: role.clone(),
-                via: MemberVia::Link,
-                invite_link_id: Some(link.id),
-                join_request_id: None,
+                via: MemberVia::Link {
+                    invite_link_id: link.id,
+                },
             }),
         ))
         .await?;

@@ -318,9 +318,9 @@ impl Services {
                         Event::MemberAdded(MemberAdded {
                             user_id: request.user_id.clone(),
                             role: role.clone(),
-                            via: MemberVia::Request,
-                            invite_link_id: None,
-                            join_request_id: Some(id),
+                            via: MemberVia::Request {
+                                join_request_id: id,
+                            },
                         }),
                     ),
                 ])
