@@ -19,7 +19,8 @@ use invited::service::invite_links::CreateInviteLink;
 use invited::service::{ServiceError, Services, Settings};
 use invited::store::postgres::PgStore;
 use invited::store::{
-    ClaimedEmail, IdempotencyClaim, InvitationQuery, Store, StoreError, StoredResponse,
+    AttemptOutcome, ClaimedEmail, EmailAttempt, IdempotencyClaim, InvitationQuery, Store,
+    StoreError, StoredResponse,
 };
 use sqlx::postgres::PgPoolOptions;
 use support::db::{Arg, Db, ago};
@@ -952,6 +953,87 @@ async fn a_claim_reads_its_emails_from_the_due_index_not_the_whole_backlog(pool:
     assert!(
         entries < 1_000,
         "one claim of 100 read {entries} entries of the due index (backlog {backlog})"
+    );
+}
+
+/// A claim and an outcome batch find their emails through the outbox's
+/// key, not by reading the whole outbox: once Postgres cached a generic
+/// plan for either statement (after five runs on a connection, with claims
+/// and batches of many emails) while the outbox was small, it joined their
+/// ids to a sequential scan of the outbox, and kept doing so as the outbox
+/// grew (issue 17: 20 ms a claim of one email beside 6,000 sent ones in the
+/// benchmark; migration 20261207040000_email_claim_in_one_function).
+/// Counted by the rows of `email_outbox` that one claim and one outcome
+/// batch read.
+#[sqlx::test]
+async fn claims_and_outcomes_read_the_outbox_by_key_not_every_email_ever_sent(pool: sqlx::PgPool) {
+    let (one, s) = one_connection_with_one_email(&pool).await;
+    let clone = async |status: &str, count: i64| {
+        sqlx::query(
+            "INSERT INTO email_outbox (id, business_id, invitation_id, template, locale, recipient, context,
+                                       message_id, status, sent_at, created_at, available_at, updated_at)
+             SELECT gen_random_uuid(), o.business_id, o.invitation_id, o.template, o.locale,
+                    'r' || g || '@x.example', o.context, '<' || gen_random_uuid() || '@x.example>',
+                    $2::email_status, CASE WHEN $2 = 'sent' THEN now() END,
+                    clock_timestamp(), clock_timestamp(), clock_timestamp()
+               FROM email_outbox o, generate_series(1, $1) g
+              WHERE o.recipient = 'a@x.example'",
+        )
+        .bind(count)
+        .bind(status)
+        .execute(&pool)
+        .await
+        .unwrap();
+    };
+    let finish = async |email: &ClaimedEmail, batch: usize| {
+        let sent = EmailAttempt {
+            outbox_id: email.id,
+            business_id: email.business_id,
+            outcome: AttemptOutcome::Sent,
+            kind: "sent",
+            smtp_code: Some(250),
+            detail: None,
+            duration: Duration::from_millis(3),
+        };
+        let mut tx = s.store.begin().await.unwrap();
+        tx.finish_email_attempts(&vec![sent; batch]).await.unwrap();
+        tx.commit().await.unwrap();
+    };
+    // The claims and outcome batches of a busy dispatcher, each for many
+    // emails, enough of them for the plan cache to settle on its plans
+    // while the outbox is small: the first claim takes the seed's email,
+    // whose outcome is then written in batches of thirty.
+    let seed = s
+        .store
+        .claim_emails(256, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(seed.len(), 1);
+    for _ in 0..8 {
+        let claimed = s.store.claim_emails(256, Duration::from_secs(60)).await;
+        assert!(claimed.unwrap().is_empty());
+        finish(&seed[0], 30).await;
+    }
+    // Then the outbox grows, as a day of deliveries leaves it: emails sent,
+    // cloned from the seed's row. A cached plan is not planned again as
+    // its tables grow.
+    let sent: i64 = 5_000;
+    clone("sent", sent).await;
+    clone("queued", 1).await;
+    let rows_read = "SELECT seq_tup_read + idx_tup_fetch FROM pg_stat_user_tables WHERE relname = 'email_outbox'";
+    let (claimed, claim_read) = read_while(
+        &pool,
+        &one,
+        rows_read,
+        s.store.claim_emails(1, Duration::from_secs(60)),
+    )
+    .await;
+    let claimed = claimed.unwrap();
+    assert_eq!(claimed.len(), 1, "the one due email");
+    let ((), outcome_read) = read_while(&pool, &one, rows_read, finish(&claimed[0], 30)).await;
+    assert!(
+        claim_read < 1_000 && outcome_read < 1_000,
+        "one claim of one email read {claim_read} outbox rows, its outcome {outcome_read} ({sent} sent)"
     );
 }
 

@@ -69,10 +69,11 @@ pub(super) async fn enqueue_emails(tx: &mut PgTx, emails: &[NewEmail]) -> StoreR
     Ok(())
 }
 
-/// The ends of several attempts in one round trip: the attempt rows, the
-/// console chart's counts of the minute (this session's row of it, see
-/// migration 20261206020000_email_minutes), then each outbox row's new
-/// state (the columns each outcome sets there, and no others).
+/// The ends of several attempts in one round trip (`email_outbox_record`):
+/// the attempt rows, the console chart's counts of the minute (this
+/// session's row of it, see migration 20261206020000_email_minutes), then
+/// each outbox row's new state (the columns each outcome sets there, and no
+/// others). The arrays are parallel, one element per attempt.
 pub(super) async fn finish_attempts(tx: &mut PgTx, attempts: &[EmailAttempt]) -> StoreResult<()> {
     let status = |a: &EmailAttempt| match a.outcome {
         AttemptOutcome::Sent => "sent",
@@ -83,43 +84,38 @@ pub(super) async fn finish_attempts(tx: &mut PgTx, attempts: &[EmailAttempt]) ->
         AttemptOutcome::Retry { after } => after.as_secs_f64(),
         _ => 0.0,
     };
-    sqlx::query(
-        "WITH attempts AS (
-             INSERT INTO email_attempts (id, outbox_id, business_id, outcome, smtp_code, detail, duration_ms)
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int2[], $6::text[],
-                                  $7::int4[])
-         ), counted AS (
-             INSERT INTO email_minutes (minute, writer, sent, failed)
-             SELECT date_trunc('minute', now()), pg_backend_pid(),
-                    count(*) FILTER (WHERE k.outcome = 'sent'), count(*) FILTER (WHERE k.outcome = 'permanent')
-               FROM unnest($4::text[]) AS k(outcome)
-             ON CONFLICT (minute, writer) DO UPDATE
-                SET sent = email_minutes.sent + excluded.sent,
-                    failed = email_minutes.failed + excluded.failed
-         )
-         UPDATE email_outbox o
-            SET status = v.status::email_status,
-                sent_at = CASE WHEN v.status = 'sent' THEN now() ELSE o.sent_at END,
-                lease_until = NULL,
-                last_error = CASE WHEN v.status = 'sent' THEN NULL ELSE v.detail END,
-                available_at = CASE WHEN v.status = 'retrying' THEN now() + make_interval(secs => v.after)
-                                    ELSE o.available_at END,
-                updated_at = now()
-           FROM unnest($2::uuid[], $8::text[], $6::text[], $9::float8[]) AS v(id, status, detail, after)
-          WHERE o.id = v.id",
-    )
-    .bind(attempts.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
-    .bind(attempts.iter().map(|a| a.outbox_id).collect::<Vec<_>>())
-    .bind(attempts.iter().map(|a| a.business_id.0).collect::<Vec<_>>())
-    .bind(attempts.iter().map(|a| a.kind).collect::<Vec<_>>())
-    .bind(attempts.iter().map(|a| a.smtp_code.map(|c| c as i16)).collect::<Vec<_>>())
-    .bind(attempts.iter().map(|a| a.detail.as_deref()).collect::<Vec<_>>())
-    .bind(attempts.iter().map(|a| a.duration.as_millis().min(i32::MAX as u128) as i32).collect::<Vec<_>>())
-    .bind(attempts.iter().map(status).collect::<Vec<_>>())
-    .bind(attempts.iter().map(after).collect::<Vec<_>>())
-    .execute(&mut *tx.tx)
-    .bounded()
-    .await?;
+    // One function (migration 20261207040000_email_claim_in_one_function)
+    // whose planner settings make the update find each outbox row by its
+    // key: left to choose, a cached generic plan read the whole outbox for
+    // every batch (see `claim`).
+    sqlx::query("SELECT email_outbox_record($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        .bind(attempts.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.outbox_id).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.business_id.0).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.kind).collect::<Vec<_>>())
+        .bind(
+            attempts
+                .iter()
+                .map(|a| a.smtp_code.map(|c| c as i16))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            attempts
+                .iter()
+                .map(|a| a.detail.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            attempts
+                .iter()
+                .map(|a| a.duration.as_millis().min(i32::MAX as u128) as i32)
+                .collect::<Vec<_>>(),
+        )
+        .bind(attempts.iter().map(status).collect::<Vec<_>>())
+        .bind(attempts.iter().map(after).collect::<Vec<_>>())
+        .execute(&mut *tx.tx)
+        .bounded()
+        .await?;
     Ok(())
 }
 
@@ -132,18 +128,20 @@ pub(super) async fn claim(
     lease: Duration,
     owner: Uuid,
 ) -> StoreResult<Vec<ClaimedEmail>> {
-    // The two kinds are read apart, each through its partial index in
-    // order and stopping at the limit: one `OR` made every claim a bitmap
-    // scan and a sort of every due row and every dead index entry left by
-    // earlier claims (2.5 ms per claim after 20,000 emails, and the claim
-    // the busiest statement of a burst; BENCHMARKS.md). The due ones are
-    // picked by `email_outbox_due` (migration
-    // 20261207020000_email_claim_in_index_order), which keeps the planner
-    // to that index whatever its statistics say. Rows locked here but not
+    // The claim is `email_outbox_claim` (migration
+    // 20261207040000_email_claim_in_one_function), which keeps the planner
+    // to the due index read in order, stopping at the limit, and to the
+    // outbox's key for the rows it updates, whatever its statistics say.
+    // Left to choose, it sorted every due row for each claim (a bitmap scan;
+    // migration 20261207020000_email_claim_in_index_order) and, once a
+    // generic plan was cached, found the picked rows by reading the whole
+    // outbox (20 ms a claim of one email beside 6,000 sent; BENCHMARKS.md).
+    // The two kinds of due rows are read apart, each through its partial
+    // index: one `OR` made every claim a bitmap scan. Rows locked but not
     // picked are free again when the statement commits.
     //
-    // The claim's commit does not wait for its WAL flush
-    // (`synchronous_commit` off for this one transaction). A claim is a
+    // The claim's commit does not wait for its WAL flush (the function sets
+    // `synchronous_commit` off for this one transaction). A claim is a
     // lease, visible to every replica at once either way; only a crash of
     // Postgres itself can lose it, and then its rows are simply due again,
     // as after a lapsed lease: still at least once, with duplicates only
@@ -157,33 +155,9 @@ pub(super) async fn claim(
     // owner) waits for its lease. And nothing is claimed unless our own beat
     // is fresh, so no live owner ever looks dead to the others.
     pool.fetch_all(
-        "WITH queued AS (
-             SELECT id, available_at FROM email_outbox_due($1)
-         ), lapsed AS (
-             SELECT id, available_at FROM email_outbox
-             WHERE status = 'sending'
-               AND (lease_until < now()
-                    OR (lease_owner IS NOT NULL
-                        AND NOT EXISTS (SELECT 1 FROM process_heartbeats h
-                                        WHERE h.instance_id = lease_owner
-                                          AND h.beat_at > now() - make_interval(secs => $4))))
-             ORDER BY lease_until
-             LIMIT $1
-             FOR UPDATE SKIP LOCKED
-         ), due AS (
-             SELECT id FROM (SELECT * FROM queued UNION ALL SELECT * FROM lapsed) c
-             WHERE EXISTS (SELECT 1 FROM process_heartbeats
-                           WHERE instance_id = $3 AND beat_at > now() - make_interval(secs => $5))
-             ORDER BY available_at, id
-             LIMIT $1
-         )
-         UPDATE email_outbox o
-            SET status = 'sending', attempts = o.attempts + 1, lease_owner = $3,
-                lease_until = now() + make_interval(secs => $2), updated_at = now()
-           FROM due, (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush_wait
-          WHERE o.id = due.id
-         RETURNING o.id, o.business_id, o.invitation_id, o.template, o.locale, o.recipient, o.recipient_name,
-                   o.context, o.message_id, o.attempts, o.created_at",
+        "SELECT id, business_id, invitation_id, template, locale, recipient, recipient_name,
+                context, message_id, attempts, created_at
+           FROM email_outbox_claim($1, $2, $3, $4, $5)",
         vec![
             crate::store::sql::limit(limit),
             super::conn::secs(Some(lease)),
