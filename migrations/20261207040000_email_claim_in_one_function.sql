@@ -17,6 +17,10 @@
 -- already kept the pick to its index: with sequential and bitmap scans
 -- forbidden for its statement, the only plans left read the due index in
 -- order and fetch each claimed row by its key, whatever the statistics say.
+-- Under those settings the generic plan is that plan too, so it is made once
+-- per connection (`plan_cache_mode`): left to choose, PL/pgSQL planned the
+-- claim afresh at six calls out of seven, 0.8 ms each.
+--
 -- It also sets `synchronous_commit` off for its own transaction, as the
 -- statement did (see `claim` in src/store/postgres/outbox.rs for why): a
 -- transaction-local setting made inside a function outlives the function
@@ -33,6 +37,7 @@ CREATE FUNCTION email_outbox_claim(want bigint, lease_secs double precision, own
     LANGUAGE plpgsql VOLATILE
     SET enable_bitmapscan = off
     SET enable_seqscan = off
+    SET plan_cache_mode = force_generic_plan
 AS $$
 BEGIN
     PERFORM set_config('synchronous_commit', 'off', true);
@@ -90,6 +95,7 @@ CREATE FUNCTION email_outbox_record(attempt_ids uuid[], outbox_ids uuid[], busin
     LANGUAGE plpgsql VOLATILE
     SET enable_bitmapscan = off
     SET enable_seqscan = off
+    SET plan_cache_mode = force_generic_plan
 AS $$
 BEGIN
     WITH attempts AS (
