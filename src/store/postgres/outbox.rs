@@ -1,5 +1,6 @@
-//! The outbox statements only Postgres has: batches through `UNNEST` and
-//! the `SKIP LOCKED` claim.
+//! The outbox statements only Postgres has: batches through `UNNEST`, and
+//! the `SKIP LOCKED` claim and the outcome batch through their PL/pgSQL
+//! functions (`email_outbox_claim`, `email_outbox_record`).
 
 use std::time::Duration;
 
