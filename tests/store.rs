@@ -864,6 +864,28 @@ async fn one_connection_with_one_email(pool: &sqlx::PgPool) -> (sqlx::PgPool, Se
     (one, s)
 }
 
+/// `count` copies of the seed's email (the one `one_connection_with_one_email`
+/// queued, to `a@x.example`) in `status` (`queued`, or `sent` as of now),
+/// each with an address and Message-ID of its own: a burst of creates or a
+/// day of deliveries, as the outbox keeps them.
+async fn clone_seed_email(pool: &sqlx::PgPool, status: &str, count: i64) {
+    sqlx::query(
+        "INSERT INTO email_outbox (id, business_id, invitation_id, template, locale, recipient, context,
+                                   message_id, status, sent_at, created_at, available_at, updated_at)
+         SELECT gen_random_uuid(), o.business_id, o.invitation_id, o.template, o.locale,
+                'r' || g || '@x.example', o.context, '<' || gen_random_uuid() || '@x.example>',
+                $2::email_status, CASE WHEN $2 = 'sent' THEN now() END,
+                clock_timestamp(), clock_timestamp(), clock_timestamp()
+           FROM email_outbox o, generate_series(1, $1) g
+          WHERE o.recipient = 'a@x.example'",
+    )
+    .bind(count)
+    .bind(status)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
 /// A claim commits without waiting for its WAL flush (`synchronous_commit`
 /// off for that one transaction, see `PgStore::claim_emails`); the setting
 /// must not outlive it, or the outcomes written next on the same connection
@@ -923,25 +945,15 @@ async fn read_while<T>(
 /// on an outbox not analysed since its burst was queued (statistics lag
 /// behind bursts), the planner used to read every due row through a bitmap
 /// scan and sort them all for each claim (issue 17, migration
-/// 20261207020000_email_claim_in_index_order). Counted by the entries the
-/// claim read from the due index.
+/// 20261207020000_email_claim_in_index_order; the pick is now part of
+/// `email_outbox_claim`, 20261207040000_email_claim_in_one_function).
+/// Counted by the entries the claim read from the due index.
 #[sqlx::test]
 async fn a_claim_reads_its_emails_from_the_due_index_not_the_whole_backlog(pool: sqlx::PgPool) {
     let (one, s) = one_connection_with_one_email(&pool).await;
     // A backlog cloned from the seed's row, as a burst of creates leaves it.
     let backlog: i64 = 5_000;
-    sqlx::query(
-        "INSERT INTO email_outbox (id, business_id, invitation_id, template, locale, recipient, context,
-                                   message_id, created_at, available_at, updated_at)
-         SELECT gen_random_uuid(), o.business_id, o.invitation_id, o.template, o.locale,
-                'r' || g || '@x.example', o.context, '<' || gen_random_uuid() || '@x.example>',
-                clock_timestamp(), clock_timestamp(), clock_timestamp()
-           FROM email_outbox o, generate_series(1, $1) g",
-    )
-    .bind(backlog)
-    .execute(&pool)
-    .await
-    .unwrap();
+    clone_seed_email(&pool, "queued", backlog).await;
     let (claimed, entries) = read_while(
         &pool,
         &one,
@@ -968,23 +980,6 @@ async fn a_claim_reads_its_emails_from_the_due_index_not_the_whole_backlog(pool:
 #[sqlx::test]
 async fn claims_and_outcomes_read_the_outbox_by_key_not_every_email_ever_sent(pool: sqlx::PgPool) {
     let (one, s) = one_connection_with_one_email(&pool).await;
-    let clone = async |status: &str, count: i64| {
-        sqlx::query(
-            "INSERT INTO email_outbox (id, business_id, invitation_id, template, locale, recipient, context,
-                                       message_id, status, sent_at, created_at, available_at, updated_at)
-             SELECT gen_random_uuid(), o.business_id, o.invitation_id, o.template, o.locale,
-                    'r' || g || '@x.example', o.context, '<' || gen_random_uuid() || '@x.example>',
-                    $2::email_status, CASE WHEN $2 = 'sent' THEN now() END,
-                    clock_timestamp(), clock_timestamp(), clock_timestamp()
-               FROM email_outbox o, generate_series(1, $1) g
-              WHERE o.recipient = 'a@x.example'",
-        )
-        .bind(count)
-        .bind(status)
-        .execute(&pool)
-        .await
-        .unwrap();
-    };
     let finish = async |email: &ClaimedEmail, batch: usize| {
         let sent = EmailAttempt {
             outbox_id: email.id,
@@ -1018,8 +1013,8 @@ async fn claims_and_outcomes_read_the_outbox_by_key_not_every_email_ever_sent(po
     // cloned from the seed's row. A cached plan is not planned again as
     // its tables grow.
     let sent: i64 = 5_000;
-    clone("sent", sent).await;
-    clone("queued", 1).await;
+    clone_seed_email(&pool, "sent", sent).await;
+    clone_seed_email(&pool, "queued", 1).await;
     let rows_read = "SELECT seq_tup_read + idx_tup_fetch FROM pg_stat_user_tables WHERE relname = 'email_outbox'";
     let (claimed, claim_read) = read_while(
         &pool,
