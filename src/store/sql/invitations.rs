@@ -212,6 +212,7 @@ pub(super) async fn address_conflicts(
     business: BusinessId,
     emails: &[Email],
 ) -> StoreResult<AddressConflicts> {
+    let list = super::emails(emails);
     let sql = format!(
         "SELECT 'member' AS what, lower(u.email) AS email, 0 AS n
            FROM members m JOIN users u ON u.user_id = m.user_id
@@ -225,15 +226,12 @@ pub(super) async fn address_conflicts(
          SELECT 'pending_count', NULL, count(*) FROM invitations
           WHERE business_id = $1 AND kind = 'member' AND status = 'pending'
             AND expires_at > coalesce($3, CURRENT_TIMESTAMP)",
-        members = c.any("lower(u.email)", "$2"),
-        pending = c.any("i.email", "$2"),
+        members = c.one_of("lower(u.email)", "$2", &list),
+        pending = c.one_of("i.email", "$2", &list),
     );
     let at = c.stamp();
     let rows = c
-        .fetch_all(
-            &sql,
-            vec![id(business.0), super::emails(emails), Arg::Time(at)],
-        )
+        .fetch_all(&sql, vec![id(business.0), list, Arg::Time(at)])
         .await?;
     let mut out = AddressConflicts::default();
     for row in &rows {

@@ -68,11 +68,12 @@ impl<T: SqlTx> SuppressionTx for T {
         // granted sees a suppression whose transaction the hold waited for.
         self.hold_addresses(emails, false).await?;
         // Then one read for the whole list (the primary key, per address).
+        let list = super::emails(emails);
         let sql = format!(
             "SELECT {COLUMNS} FROM suppressions WHERE {}",
-            self.any("email", "$1")
+            self.one_of("email", "$1", &list)
         );
-        self.fetch_all(&sql, vec![super::emails(emails)])
+        self.fetch_all(&sql, vec![list])
             .await?
             .iter()
             .map(record)

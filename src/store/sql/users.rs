@@ -75,13 +75,14 @@ pub(super) async fn time_zones_by_email(
     if emails.is_empty() {
         return Ok(zones);
     }
+    let list = super::emails(emails);
     let sql = format!(
         "SELECT lower(email) AS email, time_zone FROM users
          WHERE {} AND time_zone IS NOT NULL
          ORDER BY updated_at DESC",
-        c.any("lower(email)", "$1")
+        c.one_of("lower(email)", "$1", &list)
     );
-    let rows = c.fetch_all(&sql, vec![super::emails(emails)]).await?;
+    let rows = c.fetch_all(&sql, vec![list]).await?;
     let mut seen = std::collections::HashSet::new();
     for row in &rows {
         let address = crate::store::stored::email(row.text("email")?)?;
