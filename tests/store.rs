@@ -270,7 +270,10 @@ both_stores! {
             support::statements::count(s.create_invitations(invite(business, &refs))).await;
         let hundred = hundred.unwrap();
         assert_eq!(hundred.len(), 100);
-        assert!(hundred.iter().all(|inv| inv.delivery.is_some()), "read back after the commit");
+        assert!(
+            hundred.iter().all(|inv| inv.delivery.is_some()),
+            "each answered with its email as queued"
+        );
         eprintln!("statements: {} for 1 invitee, {} for 100", for_one.len(), for_hundred.len());
         assert!(!for_one.is_empty(), "the statements were counted");
         assert_eq!(
