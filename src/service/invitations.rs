@@ -244,9 +244,10 @@ impl Services {
     /// Set-based: a handful of statements however many invitees (one read
     /// of the conflicts and seat counts, one suppression hold and one read,
     /// one time zone read, one insert each of the invitations, their events
-    /// and their emails; the answer is built from what was written, not read
-    /// back), so a bulk create costs about what a single one does. The ids, tokens and Message-IDs
-    /// are made before the transaction opens: they need no database.
+    /// and their emails; the answer is built from what was written, not
+    /// read back), so a bulk create costs about what a single one does. The
+    /// ids, tokens and Message-IDs are made before the transaction opens:
+    /// they need no database.
     pub(crate) async fn create_invitations_from(
         &self,
         req: CreateInvitations,
