@@ -73,7 +73,8 @@ pub enum Arg {
     /// with a CHECK on SQLite.
     Enum(EnumType, Option<&'static str>),
     /// A list of values for one set-based statement (a whole request's
-    /// addresses or ids), tested with [`Conn::any`]: a `text[]` or `uuid[]`
+    /// addresses or ids), tested with [`Conn::one_of`], which gives it to
+    /// the dialect's [`Conn::any`]: a `text[]` or `uuid[]`
     /// on Postgres, a JSON array read by `json_each` on SQLite. One
     /// parameter however long the list, so the statement's text, and the
     /// prepared statement each connection caches for it, stay the same
